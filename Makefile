@@ -1,0 +1,90 @@
+# hamqtt build. One GNU Makefile, no configure step.
+#   make            build build/hamqttd and tools
+#   make run        install deps, build, start one node on etc/hamqtt.conf
+#   make test       install deps, build, run unit + integration suites, then again
+#                   under ASan+UBSan, and the integration suite under TSan
+#   make bench      side-by-side benchmark with Mosquitto (scripts/bench.sh)
+#   make SAN=asan|tsan   sanitizer build into build-asan/ or build-tsan/
+#   make CC=clang   clang build
+
+CC ?= gcc
+SAN ?=
+BUILD ?= build$(if $(SAN),-$(SAN))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc -pthread -fno-strict-aliasing
+LDFLAGS += -pthread
+LDLIBS := -lm
+
+ifeq ($(SAN),asan)
+  CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SAN),tsan)
+  CFLAGS += -O1 -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
+endif
+
+LIB_SRC := $(shell find src -name '*.c' ! -name main.c | sort)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libhamqtt.a
+
+TOOLS := ctl bench passwd
+TOOL_BINS := $(TOOLS:%=$(BUILD)/hamqtt-%)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/hamqttd $(TOOL_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/hamqttd: $(BUILD)/obj/src/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# each tool is every .c under tools/<name>/, linked with the library
+.SECONDEXPANSION:
+$(BUILD)/hamqtt-%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tools/$$*/*.c)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+deps:
+	@scripts/deps.sh
+
+run: deps all
+	@mkdir -p data
+	./$(BUILD)/hamqttd -c etc/hamqtt.conf
+
+integration: all
+	/usr/bin/python3 tests/integration/run.py --build $(BUILD)
+
+test: deps
+	$(MAKE) all unit
+	$(MAKE) integration
+	$(MAKE) SAN=asan all unit
+	$(MAKE) SAN=asan integration
+	$(MAKE) SAN=tsan all
+	$(MAKE) SAN=tsan integration
+
+bench: deps all
+	scripts/bench.sh
+
+clean:
+	rm -rf build build-asan build-tsan
+
+.PHONY: all unit deps run integration test bench clean
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

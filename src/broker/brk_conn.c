@@ -1,0 +1,272 @@
+/*
+ * brk_conn.c - one client connection: read, frame, write, close.
+ *
+ * Reads drain the socket into conn->in (bounded by the maximum packet size)
+ * and every complete packet is dispatched. Writes only append to conn->out and
+ * mark the connection dirty; the worker's before-sleep hook flushes each dirty
+ * connection with one write per loop turn (batched writes). A connection whose
+ * output exceeds mqtt.max_outbuf counts as not writable: deliveries queue in
+ * its session instead (bounded by the queue policy), so a slow reader cannot
+ * grow the broker's memory without bound.
+ */
+#include "broker/brk_int.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <utlist.h>
+
+#define READ_CHUNK 16384
+#define READ_BUDGET (256 * 1024) /* bytes per readiness event, for fairness */
+
+struct conn *conn_new(struct worker *w, int fd, const char *addr)
+{
+	struct broker *b = w->b;
+	struct conn *c = hq_calloc(1, sizeof(*c));
+	ev_io_init(&c->io, fd, conn_io_cb, c);
+	c->id = atomic_fetch_add(&b->next_id, 1);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->connected_ms = c->last_rx_ms = ev_now_ms(w->loop);
+	c->state = CS_NEW;
+	wk_conn_add(w, c);
+	atomic_fetch_add(&b->conns_now, 1);
+	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+		log_warning("cannot watch connection from %s: %s", addr, strerror(errno));
+		conn_close(c, -1, "epoll failed");
+		return NULL;
+	}
+	log_debug("accepted connection from %s", addr);
+	return c;
+}
+
+void conn_mark_dirty(struct conn *c)
+{
+	if (c->dirty || c->state == CS_CLOSED)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->w->dirty;
+	c->w->dirty = c;
+}
+
+bool conn_writable(const struct conn *c)
+{
+	return c->state == CS_ACTIVE && buf_avail(&c->out) < c->w->b->cfg->max_outbuf;
+}
+
+/* Write as much of c->out as the socket takes; watch for EPOLLOUT if not all. */
+void conn_flush(struct conn *c)
+{
+	struct worker *w = c->w;
+	while (buf_avail(&c->out)) {
+		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
+		if (n > 0) {
+			STAT_ADD(w->st.bytes_out, (uint64_t)n);
+			buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_set(w->loop, &c->io, (c->paused ? 0 : EV_READ) | EV_WRITE);
+			return;
+		}
+		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
+		return;
+	}
+	/* an idle connection keeps no output buffer */
+	buf_shrink(&c->out, 4096);
+	if (c->io.active && (c->io.events & EV_WRITE))
+		ev_io_set(w->loop, &c->io, c->paused ? 0 : EV_READ);
+	/* room again: move queued deliveries into the window */
+	if (c->sess && c->state == CS_ACTIVE && c->sess->queue.len)
+		sess_pump(c->sess);
+}
+
+/* Dispatch every complete packet in c->in. Stops when the connection closes
+ * or pauses (hand-off to another worker). */
+void conn_process_input(struct conn *c)
+{
+	struct broker *b = c->w->b;
+	while (c->state != CS_CLOSED && !c->paused && buf_avail(&c->in)) {
+		size_t hdr;
+		uint32_t rem;
+		int rc = mqtt_frame(buf_head(&c->in), buf_avail(&c->in), b->cfg->max_packet_size,
+				    &hdr, &rem);
+		if (rc == HQ_EAGAIN)
+			break;
+		if (rc != HQ_OK) {
+			conn_close(c, brk_reason_from_err(rc),
+				   rc == HQ_ETOOLARGE ? "packet exceeds mqtt.max_packet_size"
+						      : "malformed remaining length");
+			return;
+		}
+		size_t total = hdr + rem;
+		if (buf_avail(&c->in) < total) {
+			/* make room for the whole packet at once */
+			buf_reserve(&c->in, total - buf_avail(&c->in));
+			break;
+		}
+		rc = brk_handle_packet(c, buf_head(&c->in), total);
+		if (c->state == CS_CLOSED)
+			return;
+		buf_consume(&c->in, total);
+		if (rc != HQ_OK)
+			return;
+	}
+	if (c->state != CS_CLOSED && !buf_avail(&c->in))
+		buf_shrink(&c->in, READ_CHUNK);
+}
+
+static void conn_read(struct conn *c)
+{
+	struct worker *w = c->w;
+	size_t budget = READ_BUDGET;
+	while (budget && !c->paused && c->state != CS_CLOSED) {
+		uint8_t *p = buf_reserve(&c->in, READ_CHUNK);
+		size_t room = c->in.cap - c->in.len;
+		ssize_t n = recv(c->io.fd, p, room, 0);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			STAT_ADD(w->st.bytes_in, (uint64_t)n);
+			c->last_rx_ms = ev_now_ms(w->loop);
+			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+			conn_process_input(c);
+			if ((size_t)n < room)
+				break; /* socket drained */
+			continue;
+		}
+		if (n == 0) {
+			conn_close(c, -1, "connection closed by peer");
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			conn_close(c, -1, strerror(errno));
+		return;
+	}
+}
+
+void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
+{
+	struct conn *c = io->arg;
+	if (c->state == CS_CLOSED)
+		return;
+	if (events & EV_WRITE)
+		conn_flush(c);
+	if ((events & EV_READ) && c->state != CS_CLOSED && !c->paused)
+		conn_read(c);
+}
+
+void conn_send_packet(struct conn *c, const struct mqtt_packet *p)
+{
+	size_t before = c->out.len;
+	if (mqtt_encode(&c->out, c->version ? c->version : MQTT_V311, p) != HQ_OK) {
+		c->out.len = before;
+		log_warning("client_id=%s cannot encode %s", c->client_id ? c->client_id : "",
+			    mqtt_type_name(p->type));
+		return;
+	}
+	conn_mark_dirty(c);
+}
+
+void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	/* fast path, no property: 2 or 3 bytes of variable header */
+	uint8_t *o = buf_reserve(&c->out, 5);
+	bool v5r = c->version == MQTT_V5 && reason != 0;
+	o[0] = (uint8_t)(type << 4) | (type == MQTT_PUBREL ? 0x02 : 0);
+	o[1] = v5r ? 3 : 2;
+	o[2] = (uint8_t)(pid >> 8);
+	o[3] = (uint8_t)pid;
+	o[4] = reason;
+	c->out.len += v5r ? 5 : 4;
+	conn_mark_dirty(c);
+}
+
+void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string)
+{
+	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
+	p.u.disconnect.reason = reason;
+	if (reason_string && c->request_problem_info) {
+		p.u.disconnect.props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+		p.u.disconnect.props.reason_string.p = (const uint8_t *)reason_string;
+		p.u.disconnect.props.reason_string.len = (uint16_t)strlen(reason_string);
+	}
+	conn_send_packet(c, &p);
+}
+
+/*
+ * Close the connection. reason >= 0x80 is sent first as a v5 DISCONNECT when
+ * CONNACK was sent (or as the CONNACK code by the CONNECT handler itself);
+ * reason -1 closes silently. The session (if any) is detached here; the
+ * struct is freed at the end of the loop turn.
+ */
+void conn_close(struct conn *c, int reason, const char *why)
+{
+	if (c->state == CS_CLOSED)
+		return;
+	struct worker *w = c->w;
+	if (reason >= 0x80 && c->version == MQTT_V5 && c->sent_connack)
+		conn_send_disconnect(c, (uint8_t)reason, why);
+	if (buf_avail(&c->out)) {
+		/* best effort: the final packets, without waiting */
+		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			STAT_ADD(w->st.bytes_out, (uint64_t)n);
+	}
+	bool was_active = c->state == CS_ACTIVE;
+	c->state = CS_CLOSED;
+	ev_io_stop(w->loop, &c->io);
+	shutdown(c->io.fd, SHUT_RDWR);
+	if (was_active || c->client_id) {
+		int lvl = (reason >= 0x80 || reason == -1) && !c->disconnect_normal ? LOG_NOTICE : LOG_INFO;
+		if (c->disconnect_normal)
+			why = "client sent DISCONNECT";
+		log_printf(lvl, "client disconnected client_id=%s addr=%s proto=%d reason=\"%s\"",
+			   c->client_id ? c->client_id : "", c->addr, c->version, why ? why : "");
+	} else {
+		log_debug("connection from %s closed before CONNECT: %s", c->addr, why ? why : "");
+	}
+	if (c->sess) {
+		struct session *s = c->sess;
+		sess_detach(s, c);
+	}
+	wk_conn_remove(w, c);
+	c->free_next = w->closed;
+	w->closed = c;
+}
+
+/* Release a closed (or never attached) connection. */
+void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	struct broker *b = c->w->b;
+	if (c->io.fd >= 0)
+		close(c->io.fd);
+	atomic_fetch_sub(&b->conns_now, 1);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	if (c->will)
+		msg_unref(c->will);
+	if (c->alias_in) {
+		for (uint32_t i = 0; i <= b->topic_alias_max; i++)
+			hq_free(c->alias_in[i]);
+		hq_free(c->alias_in);
+	}
+	struct alias_out *a, *tmp;
+	HASH_ITER(hh, c->alias_out, a, tmp) {
+		HASH_DEL(c->alias_out, a);
+		hq_free(a->topic);
+		hq_free(a);
+	}
+	hq_free(c->client_id);
+	hq_free(c);
+}

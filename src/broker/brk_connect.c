@@ -1,0 +1,315 @@
+/*
+ * brk_connect.c - CONNECT: validation, the client-id registry, session
+ * takeover and CONNACK.
+ *
+ * A client id maps to one session in the registry (mutex, connect path only).
+ * Sessions never move between workers; connections do. A client resuming a
+ * session owned by another worker is handed to that worker (WQ_ADOPT) with its
+ * parsed CONNECT state, and the owner closes any older connection of the
+ * session with 0x8E [MQTT-3.1.4-3]. A clean start replaces the registry entry
+ * with a new session at once and tells the old session's owner to end it
+ * (WQ_KILL). Racing connects are ordered by the registry lock and by each
+ * worker's inbox: whichever registered last ends up connected, and only it.
+ */
+#include "broker/brk_int.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void send_connack(struct conn *c, bool present, uint8_t reason, bool full_props)
+{
+	struct broker *b = c->w->b;
+	struct hq_config *cfg = b->cfg;
+	struct mqtt_packet p = { .type = MQTT_CONNACK };
+	struct mqtt_connack *a = &p.u.connack;
+	char resp[128];
+	a->session_present = present;
+	a->reason = reason;
+	if (c->version == MQTT_V5 && full_props) {
+		struct mqtt_props *pr = &a->props;
+		pr->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX) |
+			       MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE) |
+			       MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
+			       MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAIL) |
+			       MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAIL) |
+			       MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAIL);
+		pr->receive_max = (uint16_t)cfg->receive_maximum;
+		pr->max_packet_size = cfg->max_packet_size;
+		pr->retain_available = cfg->retain_available;
+		pr->wildcard_sub_avail = cfg->wildcard_subscription;
+		pr->sub_id_avail = cfg->subscription_identifiers;
+		pr->shared_sub_avail = cfg->shared_subscription;
+		if (cfg->topic_alias_maximum) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX);
+			pr->topic_alias_max = (uint16_t)cfg->topic_alias_maximum;
+		}
+		if (cfg->max_qos < 2) {
+			/* absent means 2; 2 itself may not be sent [MQTT-3.2.2-9] */
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_MAX_QOS);
+			pr->max_qos = (uint8_t)cfg->max_qos;
+		}
+		if (c->id_assigned) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+			pr->assigned_client_id.p = (const uint8_t *)c->client_id;
+			pr->assigned_client_id.len = (uint16_t)strlen(c->client_id);
+		}
+		if (c->keepalive_changed) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+			pr->server_keep_alive = c->keepalive;
+		}
+		if (c->sess && c->sess->expiry != c->req_expiry_asked) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+			pr->session_expiry = c->sess->expiry;
+		}
+		if (c->request_response_info) {
+			snprintf(resp, sizeof(resp), "response/%s", c->client_id);
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFO);
+			pr->response_info.p = (const uint8_t *)resp;
+			pr->response_info.len = (uint16_t)strlen(resp);
+		}
+	}
+	conn_send_packet(c, &p);
+	c->sent_connack = true;
+}
+
+/* Refuse a connection: CONNACK with the code (v5 reason or v3 return code),
+ * then close [MQTT-3.2.2-6]. */
+static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
+{
+	log_notice("connection refused client_id=%s addr=%s proto=%d reason=\"%s\"",
+		   c->client_id ? c->client_id : "", c->addr, c->version, why);
+	send_connack(c, false, c->version == MQTT_V5 ? v5_reason : v3_rc, false);
+	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
+	conn_close(c, -1, why);
+	return HQ_EPROTOCOL;
+}
+
+/* The CONNECT packet itself did not decode. */
+int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc, const char *why)
+{
+	/* find the protocol level byte without trusting the packet */
+	size_t off = 1;
+	while (off < n && off < 5 && (p[off] & 0x80))
+		off++;
+	off++;
+	uint8_t level = 0;
+	if (off + 2 <= n) {
+		size_t nl = ((size_t)p[off] << 8) | p[off + 1];
+		if (off + 2 + nl < n)
+			level = p[off + 2 + nl];
+	}
+	char msg[160];
+	snprintf(msg, sizeof(msg), "bad CONNECT: %s: %s", hq_strerror(rc), why ? why : "");
+	if (rc == HQ_EVERSION) {
+		/* [MQTT-3.1.2-2] unsupported level: 0x84 (v5) or return code 1 */
+		c->version = level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+		return refuse(c, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION, MQTT_V3_BAD_VERSION, msg);
+	}
+	if (level == MQTT_V5) {
+		c->version = MQTT_V5;
+		return refuse(c, brk_reason_from_err(rc), 0, msg);
+	}
+	log_notice("connection refused addr=%s reason=\"%s\"", c->addr, msg);
+	conn_close(c, -1, msg);
+	return rc;
+}
+
+static void connect_register(struct worker *w, struct conn *c);
+
+static void attach_and_ack(struct conn *c, struct session *s, bool present)
+{
+	sess_attach(s, c, present);
+	send_connack(c, present, 0, true);
+	c->state = CS_ACTIVE;
+	STAT_ADD(c->w->st.conns_total, 1);
+	log_info("client connected client_id=%s addr=%s proto=%d clean_start=%d keepalive=%u session_present=%d",
+		 c->client_id, c->addr, c->version, c->clean_start, c->keepalive, present);
+	if (present)
+		sess_resend_inflight(s);
+	sess_pump(s);
+}
+
+/* Runs on the session's worker: c resumes s (reference passed in). */
+void brk_adopt(struct worker *w, struct conn *c, struct session *s)
+{
+	if (c->w != w)
+		wk_conn_add(w, c);
+	c->paused = false;
+	if (s->ended) {
+		/* ended while c was in transit (a clean start won the race):
+		 * register again from here */
+		sess_unref(s);
+		connect_register(w, c);
+		return;
+	}
+	if (s->conn) {
+		s->conn->taken_over = true;
+		conn_close(s->conn, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+	}
+	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+		sess_unref(s);
+		conn_close(c, -1, "epoll failed");
+		return;
+	}
+	attach_and_ack(c, s, true);
+	sess_unref(s);
+	conn_process_input(c); /* packets pipelined after CONNECT */
+}
+
+static void connect_register(struct worker *w, struct conn *c)
+{
+	struct broker *b = w->b;
+	struct reg_entry *e;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND_STR(b->registry, c->client_id, e);
+	if (!e) {
+		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
+		e = hq_calloc(1, sizeof(*e));
+		e->client_id = hq_strdup(c->client_id);
+		e->sess = s; /* the registry keeps sess_new's reference */
+		HASH_ADD_KEYPTR(hh, b->registry, e->client_id, strlen(e->client_id), e);
+		sess_ref(s);
+		pthread_mutex_unlock(&b->reg_lock);
+		attach_and_ack(c, s, false);
+		sess_unref(s);
+		return;
+	}
+	if (c->clean_start) {
+		struct session *old = e->sess; /* the registry's reference, now ours */
+		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
+		e->sess = s;
+		sess_ref(s);
+		pthread_mutex_unlock(&b->reg_lock);
+		if (old->w == w) {
+			sess_kill(old, MQTT_RC_SESSION_TAKEN_OVER);
+			sess_unref(old);
+		} else {
+			struct wq_entry q = { .kind = WQ_KILL, .sess = old };
+			wk_post(w, old->w, &q);
+		}
+		attach_and_ack(c, s, false);
+		sess_unref(s);
+		return;
+	}
+	struct session *s = sess_ref(e->sess);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (s->w == w) {
+		brk_adopt(w, c, s);
+		return;
+	}
+	/* hand the connection to the session's worker */
+	c->state = CS_WAIT;
+	c->paused = true;
+	ev_io_stop(w->loop, &c->io);
+	wk_conn_remove(w, c);
+	struct wq_entry q = { .kind = WQ_ADOPT, .sess = s };
+	q.u.conn = c;
+	wk_post(w, s->w, &q);
+}
+
+int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct broker *b = c->w->b;
+	struct hq_config *cfg = b->cfg;
+	const struct mqtt_connect *k = &pkt->u.connect;
+	const struct mqtt_props *pr = &k->props;
+	char idbuf[64];
+
+	c->version = k->version;
+	c->clean_start = k->clean_start;
+	if (k->client_id.len) {
+		c->client_id = hq_strndup((const char *)k->client_id.p, k->client_id.len);
+	} else {
+		/* [MQTT-3.1.3-8] v3.1.1 needs clean session for an empty id;
+		 * v3.1 needs an id at all */
+		if ((c->version == MQTT_V311 && !k->clean_start) || c->version == MQTT_V31) {
+			c->client_id = hq_strdup("");
+			return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED,
+				      "empty client id without clean session");
+		}
+		snprintf(idbuf, sizeof(idbuf), "hamqtt-%016llx",
+			 (unsigned long long)(atomic_fetch_add(&b->next_id, 1) * 0x9e3779b97f4a7c15ull));
+		c->client_id = hq_strdup(idbuf);
+		c->id_assigned = true; /* [MQTT-3.1.3-6] [MQTT-3.2.2-16] */
+	}
+	if (strlen(c->client_id) != k->client_id.len && !c->id_assigned)
+		return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED, "client id contains U+0000");
+	if (k->client_id.len > cfg->max_clientid_len)
+		return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED,
+			      "client id longer than mqtt.max_clientid_len");
+	if ((uint32_t)atomic_load(&b->conns_now) > cfg->max_connections)
+		return refuse(c, MQTT_RC_QUOTA_EXCEEDED, MQTT_V3_SERVER_UNAVAILABLE,
+			      "mqtt.max_connections reached");
+	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
+		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
+
+	/* v5 limits of the peer */
+	c->peer_receive_max = 65535;
+	c->request_problem_info = true;
+	if (c->version == MQTT_V5) {
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX))
+			c->peer_receive_max = pr->receive_max;
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE))
+			c->peer_max_packet = pr->max_packet_size;
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX))
+			c->peer_alias_max = pr->topic_alias_max;
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO))
+			c->request_problem_info = pr->request_problem_info;
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_RESPONSE_INFO))
+			c->request_response_info = pr->request_response_info;
+	}
+	/* session expiry: v3 clean session 0 = never expires, v5 property */
+	uint32_t expiry;
+	if (c->version == MQTT_V5)
+		expiry = (pr->present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) ? pr->session_expiry : 0;
+	else
+		expiry = k->clean_start ? 0 : SESS_NEVER_EXPIRE;
+	c->req_expiry_asked = expiry;
+	if (cfg->session_expiry_max && expiry > cfg->session_expiry_max)
+		expiry = cfg->session_expiry_max;
+	c->req_expiry = expiry;
+	/* keep alive */
+	c->keepalive = k->keepalive;
+	if (c->version == MQTT_V5) {
+		uint16_t ka = k->keepalive;
+		if (cfg->server_keepalive)
+			ka = (uint16_t)cfg->server_keepalive;
+		else if (cfg->max_keepalive && (ka == 0 || ka > cfg->max_keepalive) &&
+			 cfg->max_keepalive < 65535)
+			ka = (uint16_t)cfg->max_keepalive;
+		c->keepalive_changed = ka != k->keepalive;
+		c->keepalive = ka;
+	}
+	/* will */
+	if (k->has_will) {
+		const struct mqtt_will *wl = &k->will;
+		if (!topic_name_valid((const char *)wl->topic.p, wl->topic.len, cfg->max_topic_levels))
+			return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, MQTT_V3_ID_REJECTED, "invalid will topic");
+		if (wl->qos > cfg->max_qos)
+			return refuse(c, MQTT_RC_QOS_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE,
+				      "will QoS above mqtt.max_qos");
+		if (wl->retain && !cfg->retain_available)
+			return refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_V3_SERVER_UNAVAILABLE,
+				      "will retain not available");
+		struct buf props = { 0 };
+		bool has_exp = false;
+		uint32_t exp = 0;
+		if (c->version == MQTT_V5) {
+			mqtt_props_forwardable(&wl->props, &props);
+			has_exp = wl->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			exp = wl->props.message_expiry;
+			if (wl->props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY))
+				c->will_delay = wl->props.will_delay;
+		}
+		c->will = msg_new((const char *)wl->topic.p, wl->topic.len, props.data, props.len,
+				  wl->payload, wl->payload_len, wl->qos, wl->retain, has_exp, exp,
+				  ev_now_ms(c->w->loop));
+		c->will->pub_hash = brk_hash(c->client_id, strlen(c->client_id));
+		buf_free(&props);
+	}
+	connect_register(c->w, c);
+	return HQ_OK;
+}

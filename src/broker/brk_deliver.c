@@ -1,0 +1,368 @@
+/*
+ * brk_deliver.c - outgoing messages of a session: the in-flight window, the
+ * queue and its drop policy, PUBLISH encoding (topic aliases, subscription
+ * identifiers, remaining expiry, peer maximum packet size), acknowledgements,
+ * redelivery on resume, and redispatch of shared-subscription messages.
+ *
+ * Runs on the session's worker. In-flight entries are few (the window, at most
+ * the peer's receive maximum) and kept in send order in an array.
+ */
+#include "broker/brk_int.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <string.h>
+
+static uint32_t window(const struct session *s)
+{
+	const struct conn *c = s->conn;
+	uint32_t w = s->w->b->cfg->max_inflight;
+	if (c && c->peer_receive_max < w)
+		w = c->peer_receive_max; /* [MQTT-3.3.4-9] */
+	return w;
+}
+
+/* Encode one PUBLISH of d to the session's connection. false: not sent
+ * (expired, or larger than the peer accepts [MQTT-3.1.2-24]). */
+static bool send_publish(struct session *s, struct deliv *d)
+{
+	struct conn *c = s->conn;
+	struct worker *w = s->w;
+	struct brk_msg *m = d->msg;
+	int64_t now = ev_now_ms(w->loop);
+	if (m->has_expiry && msg_expired(m, now))
+		return false;
+	struct mqtt_pub_out o = {
+		.topic = (const uint8_t *)m->topic,
+		.topic_len = m->topic_len,
+		.packet_id = d->pid,
+		.qos = d->qos,
+		.dup = d->qos && (d->flags & DV_SENT),
+		.retain = d->flags & DV_RETAIN,
+		.payload = m->payload,
+		.payload_len = m->payload_len,
+	};
+	struct alias_out *a = NULL;
+	bool new_alias = false;
+	if (c->version == MQTT_V5) {
+		o.props = m->props;
+		o.props_len = m->props_len;
+		if (m->has_expiry) {
+			o.has_expiry = true;
+			o.expiry = msg_remaining(m, now); /* [MQTT-3.3.2-6] */
+		}
+		o.sub_ids = deliv_sub_ids(d);
+		o.n_sub_ids = d->n_sub_ids;
+		if (c->peer_alias_max) {
+			HASH_FIND(hh, c->alias_out, m->topic, m->topic_len, a);
+			if (a) {
+				o.topic = NULL;
+				o.topic_len = 0;
+				o.topic_alias = a->alias;
+			} else if (c->alias_out_next < c->peer_alias_max) {
+				new_alias = true;
+				o.topic_alias = (uint16_t)(c->alias_out_next + 1);
+			}
+		}
+	}
+	size_t size = mqtt_pub_out_size(c->version, &o);
+	if (c->peer_max_packet && size > c->peer_max_packet) {
+		c->dropped_oversize++;
+		STAT_ADD(w->st.msgs_dropped, 1);
+		log_debug("client_id=%s message on %s skipped: %zu bytes > client maximum %u",
+			  s->client_id, m->topic, size, c->peer_max_packet);
+		return false;
+	}
+	if (new_alias) {
+		a = hq_malloc(sizeof(*a));
+		a->topic = hq_strndup(m->topic, m->topic_len);
+		a->alias = o.topic_alias;
+		c->alias_out_next++;
+		HASH_ADD_KEYPTR(hh, c->alias_out, a->topic, m->topic_len, a);
+	}
+	mqtt_pub_out_encode(&c->out, c->version, &o);
+	d->flags |= DV_SENT;
+	STAT_ADD(w->st.msgs_out, 1);
+	conn_mark_dirty(c);
+	return true;
+}
+
+static uint16_t alloc_pid(struct session *s)
+{
+	for (;;) {
+		uint16_t pid = s->next_pid++;
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+		if (pid == 0)
+			continue;
+		bool used = false;
+		for (uint32_t i = 0; i < s->n_inflight; i++)
+			if (s->inflight[i].pid == pid) {
+				used = true;
+				break;
+			}
+		if (!used)
+			return pid;
+	}
+}
+
+static void inflight_remove(struct session *s, uint32_t i)
+{
+	deliv_release(&s->inflight[i]);
+	memmove(&s->inflight[i], &s->inflight[i + 1], (s->n_inflight - i - 1) * sizeof(*s->inflight));
+	s->n_inflight--;
+}
+
+/* Put d (owned) into the window and send it. */
+static void start_inflight(struct session *s, struct deliv *d)
+{
+	if (s->n_inflight == s->cap_inflight) {
+		s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 8;
+		s->inflight = hq_realloc(s->inflight, s->cap_inflight * sizeof(*s->inflight));
+	}
+	d->pid = alloc_pid(s);
+	struct deliv *slot = &s->inflight[s->n_inflight++];
+	*slot = *d;
+	if (!send_publish(s, slot))
+		inflight_remove(s, s->n_inflight - 1);
+}
+
+static void drop_counted(struct session *s, struct deliv *d, const char *why)
+{
+	s->dropped++;
+	STAT_ADD(s->w->st.msgs_dropped, 1);
+	if (s->dropped == 1 || s->dropped % 1000 == 0)
+		log_warning("client_id=%s queue full: dropped %s message on %s (%llu dropped so far)",
+			    s->client_id, d->qos ? "the oldest" : "a QoS 0",
+			    d->msg ? d->msg->topic : "", (unsigned long long)s->dropped);
+	(void)why;
+	deliv_release(d);
+}
+
+/* Queue d (owned) behind earlier messages, applying the policy: when full,
+ * drop the oldest QoS 0 message first, else the oldest message. */
+static void enqueue(struct session *s, struct deliv *d)
+{
+	uint32_t max = s->w->b->cfg->max_queued_messages;
+	if (max && s->queue.len >= max) {
+		struct deliv victim;
+		uint32_t i;
+		for (i = 0; i < s->queue.len; i++)
+			if (dq_at(&s->queue, i)->qos == 0)
+				break;
+		if (i < s->queue.len) {
+			dq_remove_at(&s->queue, i, &victim);
+		} else if (d->qos == 0) {
+			drop_counted(s, d, "new QoS 0");
+			return;
+		} else {
+			dq_pop(&s->queue, &victim);
+		}
+		drop_counted(s, &victim, "queue full");
+	}
+	dq_push(&s->queue, d);
+}
+
+void sess_deliver(struct session *s, struct deliv *d)
+{
+	struct conn *c = s->conn;
+	if (s->ended || !d->msg) {
+		deliv_release(d);
+		return;
+	}
+	if (d->msg->has_expiry && msg_expired(d->msg, ev_now_ms(s->w->loop))) {
+		deliv_release(d);
+		return;
+	}
+	bool live = c && c->state == CS_ACTIVE && conn_writable(c);
+	if (d->qos == 0) {
+		if (live) {
+			send_publish(s, d);
+			deliv_release(d);
+		} else if (c && c->state == CS_ACTIVE) {
+			drop_counted(s, d, "slow reader"); /* QoS 0 to a backed-up socket */
+		} else {
+			enqueue(s, d);
+		}
+		return;
+	}
+	if (live && !s->queue.len && s->n_inflight < window(s))
+		start_inflight(s, d);
+	else
+		enqueue(s, d);
+}
+
+void sess_pump(struct session *s)
+{
+	struct conn *c = s->conn;
+	struct deliv d;
+	while (c && c->state == CS_ACTIVE && s->queue.len && conn_writable(c)) {
+		struct deliv *head = dq_at(&s->queue, 0);
+		if (head->qos && s->n_inflight >= window(s))
+			break;
+		dq_pop(&s->queue, &d);
+		if (d.msg->has_expiry && msg_expired(d.msg, ev_now_ms(s->w->loop))) {
+			deliv_release(&d);
+			continue;
+		}
+		if (d.qos == 0) {
+			send_publish(s, &d);
+			deliv_release(&d);
+		} else {
+			start_inflight(s, &d);
+		}
+	}
+}
+
+/* [MQTT-4.4.0-1] on resume, resend unacknowledged PUBLISH (DUP=1) and PUBREL
+ * in their original order. */
+void sess_resend_inflight(struct session *s)
+{
+	for (uint32_t i = 0; i < s->n_inflight;) {
+		struct deliv *d = &s->inflight[i];
+		if (d->flags & DV_PUBREL) {
+			conn_send_ack(s->conn, MQTT_PUBREL, d->pid, 0);
+			i++;
+		} else if (send_publish(s, d)) {
+			i++;
+		} else {
+			inflight_remove(s, i);
+		}
+	}
+}
+
+void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	uint32_t i;
+	for (i = 0; i < s->n_inflight; i++)
+		if (s->inflight[i].pid == pid)
+			break;
+	if (i == s->n_inflight) {
+		log_debug("client_id=%s %s for unknown packet id %u", s->client_id,
+			  mqtt_type_name(type), pid);
+		if (type == MQTT_PUBREC && s->conn)
+			conn_send_ack(s->conn, MQTT_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND);
+		return;
+	}
+	struct deliv *d = &s->inflight[i];
+	switch (type) {
+	case MQTT_PUBACK:
+		if (d->qos == 1)
+			inflight_remove(s, i);
+		break;
+	case MQTT_PUBREC:
+		if (d->qos != 2)
+			break;
+		if (reason >= 0x80) {
+			inflight_remove(s, i); /* the receiver refused it: done */
+			break;
+		}
+		if (d->msg) {
+			msg_unref(d->msg);
+			d->msg = NULL;
+		}
+		d->flags |= DV_PUBREL;
+		conn_send_ack(s->conn, MQTT_PUBREL, pid, 0);
+		break;
+	case MQTT_PUBCOMP:
+		if (d->flags & DV_PUBREL)
+			inflight_remove(s, i);
+		break;
+	}
+	sess_pump(s);
+}
+
+/* ---- shared subscriptions: give a departing member's messages to another ---- */
+
+struct redispatch_ctx {
+	struct session *exclude;
+	const char *group;
+	struct session *chosen;
+	uint8_t options;
+};
+
+static bool redispatch_eligible(void *ctx, const struct topic_sub *sub)
+{
+	struct redispatch_ctx *r = ctx;
+	struct session *t = sub->owner;
+	return t != r->exclude && atomic_load_explicit(&t->online, memory_order_relaxed);
+}
+
+static void redispatch_shared_cb(void *ctx, const struct topic_sub *sub, const char *gf, size_t gl)
+{
+	struct redispatch_ctx *r = ctx;
+	if (strlen(r->group) == gl && !memcmp(r->group, gf, gl) && sub->owner != r->exclude &&
+	    atomic_load_explicit(&((struct session *)sub->owner)->online, memory_order_relaxed)) {
+		r->chosen = sub->owner;
+		r->options = sub->options;
+	}
+}
+
+static void ignore_cb(void *ctx, const struct topic_sub *sub)
+{
+	(void)ctx;
+	(void)sub;
+}
+
+static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
+{
+	if (t->w == w) {
+		sess_deliver(t, d);
+		return;
+	}
+	struct wq_entry e = { .kind = WQ_DELIVER, .sess = sess_ref(t) };
+	e.u.d = *d;
+	wk_post(w, t->w, &e);
+}
+
+/* Try to hand d to another online member of its group; true if it moved. */
+static bool redispatch_one(struct session *s, struct deliv *d)
+{
+	struct worker *w = s->w;
+	struct redispatch_ctx r = { .exclude = s, .group = d->share_group };
+	topic_tree_match(w->routes, d->msg->topic, d->msg->topic_len,
+			 (enum topic_shared_strategy)w->b->cfg->shared_strategy, d->msg->pub_hash,
+			 ignore_cb, redispatch_shared_cb, redispatch_eligible, &r);
+	if (!r.chosen)
+		return false;
+	struct deliv nd = *d;
+	uint8_t granted = r.options & MQTT_SUBOPT_QOS_MASK;
+	nd.qos = d->msg->qos < granted ? d->msg->qos : granted;
+	nd.flags = DV_SHARED;
+	nd.pid = 0;
+	log_debug("client_id=%s left: message on %s redispatched in %s", s->client_id,
+		  d->msg->topic, d->share_group);
+	deliver_to(w, r.chosen, &nd);
+	memset(d, 0, sizeof(*d)); /* ownership moved to nd */
+	return true;
+}
+
+void sess_redispatch_shared(struct session *s)
+{
+	for (uint32_t i = 0; i < s->n_inflight;) {
+		struct deliv *d = &s->inflight[i];
+		if ((d->flags & DV_SHARED) && d->msg && !(d->flags & DV_PUBREL) && redispatch_one(s, d)) {
+			memmove(&s->inflight[i], &s->inflight[i + 1],
+				(s->n_inflight - i - 1) * sizeof(*s->inflight));
+			s->n_inflight--;
+		} else {
+			i++;
+		}
+	}
+	for (uint32_t i = 0; i < s->queue.len;) {
+		struct deliv *d = dq_at(&s->queue, i);
+		if ((d->flags & DV_SHARED) && d->msg && redispatch_one(s, d)) {
+			struct deliv gone;
+			dq_remove_at(&s->queue, i, &gone);
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Exposed for brk_publish.c */
+void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d)
+{
+	deliver_to(w, t, d);
+}

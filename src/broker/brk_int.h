@@ -1,0 +1,414 @@
+/*
+ * brk_int.h - the broker's private objects: worker, connection, session,
+ * message, delivery. Shared by the src/broker/brk_*.c files only.
+ *
+ * Threading (the rule every field follows):
+ *  - A worker owns its event loop, its connections, the sessions created on it
+ *    (sess->w never changes) and its replica of the subscription index.
+ *    Only the owning worker's thread reads or writes their plain fields.
+ *  - Other workers reach them only through the owner's inbox (struct wq_entry,
+ *    a vector swapped under the inbox mutex): deliveries, route changes,
+ *    connection hand-offs, session kills. Entries between two workers keep
+ *    their order, so a route change is never overtaken by a later delivery.
+ *  - Shared state with its own lock: the client-id registry (connect path
+ *    only) and the retained tree (retained publishes and subscribes only).
+ *    The publish path takes no global lock.
+ *  - Fields other threads may read are _Atomic (session refs/online,
+ *    counters).
+ *
+ * Ownership:
+ *  - struct brk_msg is immutable after creation and reference counted;
+ *    every queue entry, in-flight slot, retained slot holds one reference.
+ *  - struct session is reference counted: the registry, each route entry in
+ *    each replica, and each inbox entry naming it hold one reference. Its
+ *    contents are freed when the session ends; the struct when refs drop to 0.
+ *  - struct conn belongs to exactly one worker at a time; it is freed only in
+ *    that worker's before-sleep hook after being closed (never mid-callback).
+ */
+#ifndef HQ_BROKER_BRK_INT_H
+#define HQ_BROKER_BRK_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "broker/broker.h"
+#include "broker/topic.h"
+#include "core/buf.h"
+#include "core/conf.h"
+#include "mqtt/mqtt.h"
+#include "net/ev.h"
+
+struct worker;
+struct session;
+struct conn;
+
+/* ---- messages ---- */
+
+/* One published application message, shared by every delivery of it. */
+struct brk_msg {
+	atomic_uint refs;
+	uint8_t qos;              /* QoS it was published with */
+	bool retain;              /* RETAIN flag as published */
+	bool has_expiry;
+	uint16_t topic_len;
+	uint32_t props_len;       /* forwardable v5 properties (mqtt_props_forwardable) */
+	uint32_t payload_len;
+	uint32_t expiry;          /* message expiry interval as published, seconds */
+	int64_t expire_at;        /* monotonic ms; valid when has_expiry */
+	uint64_t origin_sid;      /* session id of the publisher, 0 = broker ($SYS) */
+	uint32_t pub_hash;        /* hash of the publisher's client id (shared "hash") */
+	char *topic;              /* -> data, NUL terminated */
+	uint8_t *props;           /* -> data */
+	uint8_t *payload;         /* -> data */
+	uint8_t data[];
+};
+
+/* Allocate a message with one reference (the caller's). */
+struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *props,
+			size_t props_len, const uint8_t *payload, size_t payload_len,
+			uint8_t qos, bool retain, bool has_expiry, uint32_t expiry,
+			int64_t now_ms);
+static inline struct brk_msg *msg_ref(struct brk_msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+void msg_unref(struct brk_msg *m);
+/* Remaining expiry in seconds (>= 1) or 0 when expired. Only with has_expiry. */
+uint32_t msg_remaining(const struct brk_msg *m, int64_t now_ms);
+bool msg_expired(const struct brk_msg *m, int64_t now_ms);
+void msg_unref_cb(void *m);   /* for retain_tree_free */
+
+/* ---- deliveries (one message to one session) ---- */
+
+#define DV_RETAIN 0x01        /* send with RETAIN=1 */
+#define DV_SENT 0x02          /* sent at least once: resend with DUP */
+#define DV_PUBREL 0x04        /* QoS 2: PUBREC received, waiting for PUBCOMP */
+#define DV_SHARED 0x08        /* came through a shared subscription: share_group set */
+
+struct deliv {
+	struct brk_msg *msg;      /* reference; NULL once in DV_PUBREL state */
+	uint32_t *sub_ids;        /* owned, when n_sub_ids > 1 */
+	char *share_group;        /* owned "$share/g/f", when DV_SHARED */
+	uint32_t sub_id;          /* when n_sub_ids == 1 */
+	uint16_t pid;             /* packet id once in flight */
+	uint8_t qos;              /* delivery QoS = min(published, granted) */
+	uint8_t flags;
+	uint8_t n_sub_ids;
+};
+
+void deliv_release(struct deliv *d);
+/* sub ids of a delivery as an array (either &d->sub_id or d->sub_ids) */
+static inline const uint32_t *deliv_sub_ids(const struct deliv *d)
+{
+	return d->n_sub_ids > 1 ? d->sub_ids : &d->sub_id;
+}
+
+/* FIFO ring of deliveries (session queue). */
+struct dqueue {
+	struct deliv *v;
+	uint32_t head, len, cap;
+};
+void dq_push(struct dqueue *q, const struct deliv *d);
+bool dq_pop(struct dqueue *q, struct deliv *out);
+struct deliv *dq_at(struct dqueue *q, uint32_t i);
+void dq_remove_at(struct dqueue *q, uint32_t i, struct deliv *out);
+void dq_free(struct dqueue *q);
+
+/* ---- sessions ---- */
+
+/* One subscription of a session, kept for replication, resync and listing. */
+struct sess_sub {
+	char *filter;             /* owned, full text ("$share/g/f" included) */
+	uint8_t options;
+	uint32_t sub_id;
+	UT_hash_handle hh;        /* by filter */
+};
+
+#define SESS_NEVER_EXPIRE UINT32_MAX
+
+struct session {
+	atomic_int refs;
+	atomic_bool online;       /* read by other workers choosing a shared member */
+	uint64_t sid;             /* unique per process, for no-local */
+	struct worker *w;         /* owner, fixed for life */
+	char *client_id;          /* owned */
+	uint32_t client_hash;
+	struct conn *conn;        /* attached connection or NULL */
+	bool ended;               /* session is over; deliveries are dropped */
+	uint8_t version;          /* protocol level of the last connection */
+	uint32_t expiry;          /* session expiry interval, s (SESS_NEVER_EXPIRE) */
+	int64_t expire_at;        /* monotonic ms while offline; 0 = not scheduled */
+	/* will of the current/last connection */
+	struct brk_msg *will;     /* reference or NULL */
+	uint32_t will_delay;      /* s */
+	int64_t will_at;          /* monotonic ms; 0 = not scheduled */
+	struct sess_sub *subs;    /* uthash */
+	uint32_t n_subs;
+	/* outgoing QoS 1/2 */
+	struct deliv *inflight;   /* in send order */
+	uint32_t n_inflight, cap_inflight;
+	struct dqueue queue;      /* waiting for a window slot or a connection */
+	uint16_t next_pid;
+	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
+	uint16_t *rx_pids;
+	uint32_t n_rx_pids, cap_rx_pids;
+	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
+	bool in_offline_list;
+	uint64_t dropped;         /* messages dropped by the queue policy */
+};
+
+struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
+static inline struct session *sess_ref(struct session *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+void sess_unref(struct session *s);
+
+/* ---- connections ---- */
+
+enum conn_state {
+	CS_NEW = 0,               /* waiting for CONNECT */
+	CS_WAIT,                  /* CONNECT accepted, hand-off to the session's worker pending */
+	CS_ACTIVE,                /* CONNACK sent */
+	CS_CLOSED,                /* closed; freed at the end of the loop turn */
+};
+
+struct alias_out {            /* server->client topic alias */
+	char *topic;              /* owned */
+	uint16_t alias;
+	UT_hash_handle hh;
+};
+
+struct conn {
+	struct ev_io io;
+	struct worker *w;         /* current owner */
+	struct conn *prev, *next; /* worker's connection list (utlist DL) */
+	struct conn *dirty_next;  /* worker's pending-write list */
+	struct conn *free_next;   /* worker's closed list */
+	bool dirty;
+	enum conn_state state;
+	uint8_t version;          /* protocol level, 0 until CONNECT */
+	bool paused;              /* not reading (hand-off or output full) */
+	bool sent_connack;
+	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
+	bool taken_over;          /* closed because a new connection resumed its session */
+	bool keepalive_changed;   /* v5: send Server Keep Alive */
+	uint64_t id;              /* unique connection id, for logs */
+	char addr[64];            /* "ip:port" of the peer */
+	struct buf in, out;
+	int64_t last_rx_ms;       /* monotonic */
+	int64_t connected_ms;
+	uint16_t keepalive;       /* effective keepalive, s (0 = none) */
+	struct session *sess;     /* reference while attached */
+	char *client_id;          /* owned copy, for logs and hand-off */
+	/* from CONNECT, kept until the session attaches */
+	bool clean_start;
+	uint32_t req_expiry;      /* session expiry granted */
+	uint32_t req_expiry_asked; /* as the client asked (v5 CONNACK echoes a change) */
+	bool id_assigned;
+	struct brk_msg *will;     /* reference or NULL (moved to the session on attach) */
+	uint32_t will_delay;
+	/* peer limits (v5) */
+	uint32_t peer_max_packet;   /* 0 = no limit */
+	uint16_t peer_receive_max;
+	uint16_t peer_alias_max;
+	bool request_problem_info;
+	bool request_response_info;
+	/* topic aliases */
+	char **alias_in;          /* [alias] -> topic, owned, size cfg topic_alias_maximum+1, lazy */
+	struct alias_out *alias_out; /* uthash by topic */
+	uint16_t alias_out_next;
+	uint64_t dropped_oversize;
+};
+
+/* ---- worker inbox entries ---- */
+
+enum wq_kind {
+	WQ_DELIVER = 1,           /* d -> sess */
+	WQ_ROUTE_ADD,             /* filter/options/sub_id of sess into the replica */
+	WQ_ROUTE_DEL,
+	WQ_ADOPT,                 /* conn with parsed CONNECT resumes sess here */
+	WQ_KILL,                  /* sess ends (taken over by a clean start) */
+	WQ_KICK,                  /* close sess's connection (admin / shutdown) */
+};
+
+struct wq_entry {
+	uint8_t kind;
+	uint8_t options;
+	uint32_t sub_id;
+	struct session *sess;     /* reference */
+	union {
+		struct deliv d;       /* WQ_DELIVER */
+		char *filter;         /* WQ_ROUTE_*: owned */
+		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
+	} u;
+};
+
+struct wq_vec {
+	struct wq_entry *v;
+	uint32_t len, cap;
+};
+
+/* ---- statistics ---- */
+
+struct brk_stats {
+	_Atomic uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	_Atomic uint64_t msgs_dropped, conns_total;
+	_Atomic int64_t conns_now;
+};
+/* Counters have one writer (the owning worker); others only read. A relaxed
+ * load+store avoids a locked instruction per message. */
+#define STAT_ADD(field, n) \
+	atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
+#define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* ---- a match in progress (publish path scratch, per worker) ---- */
+
+struct match_hit {
+	struct session *sess;     /* borrowed from the replica */
+	const char *share_group;  /* borrowed, NULL for non-shared */
+	uint32_t sub_id;
+	uint8_t options;
+};
+
+/* ---- worker ---- */
+
+struct worker {
+	int id;
+	struct broker *b;
+	pthread_t thread;
+	struct ev_loop *loop;
+	struct topic_tree *routes;        /* replica of all subscriptions of the node */
+	int *lfds;                        /* listening sockets (SO_REUSEPORT), one per listener */
+	struct ev_io *lios;
+	int n_lfds;
+	struct conn *conns;               /* utlist DL */
+	struct conn *dirty;               /* singly linked via dirty_next */
+	struct conn *closed;              /* singly linked via free_next */
+	struct session *offline;          /* offline sessions with a timer (expiry/will) */
+	/* inbox: filled by other workers, swapped by this one */
+	pthread_mutex_t inbox_lock;
+	struct wq_vec inbox, inbox_spare;
+	/* outboxes: one per destination worker, flushed in before-sleep */
+	struct wq_vec *outbox;
+	/* match scratch */
+	struct match_hit *hits;
+	uint32_t n_hits, cap_hits;
+	unsigned rand_state;
+	struct brk_stats st;
+	int64_t next_sys_ms;
+};
+
+/* ---- the node ---- */
+
+struct broker {
+	struct hq_config *cfg;            /* borrowed from main */
+	struct worker *workers;
+	int n_workers;
+	int64_t start_ms;                 /* monotonic */
+	int64_t start_wall_ms;
+	atomic_bool stopping;
+	atomic_bool ready;                /* listeners up, accepting */
+	atomic_int conns_now;             /* live connections, for max_connections */
+	atomic_uint_fast64_t next_id;     /* session/connection ids */
+	/* client id registry: connect path only */
+	pthread_mutex_t reg_lock;
+	struct reg_entry *registry;
+	/* retained messages */
+	pthread_mutex_t retain_lock;
+	struct retain_tree *retained;
+	uint32_t topic_alias_max;         /* cached cfg */
+	struct store *store;
+};
+
+struct reg_entry {
+	char *client_id;                  /* owned */
+	struct session *sess;             /* reference */
+	UT_hash_handle hh;
+};
+
+/* ---- functions shared between broker files ---- */
+
+/* brk_worker.c */
+void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
+struct worker *wk_self(struct broker *b, int id);
+void wk_conn_add(struct worker *w, struct conn *c);
+void wk_conn_remove(struct worker *w, struct conn *c);
+
+/* brk_conn.c */
+struct conn *conn_new(struct worker *w, int fd, const char *addr);
+void conn_mark_dirty(struct conn *c);
+void conn_close(struct conn *c, int reason, const char *why);
+void conn_free(struct conn *c);
+void conn_flush(struct conn *c);
+void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events);
+void conn_process_input(struct conn *c);
+bool conn_writable(const struct conn *c);
+void conn_send_packet(struct conn *c, const struct mqtt_packet *p);
+void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
+void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);
+
+/* brk_dispatch.c */
+int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n);
+uint8_t brk_reason_from_err(int err);
+
+/* brk_connect.c */
+int brk_handle_connect(struct conn *c, const struct mqtt_packet *p);
+int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc, const char *why);
+void brk_adopt(struct worker *w, struct conn *c, struct session *s);
+
+/* brk_session.c */
+void sess_attach(struct session *s, struct conn *c, bool present);
+void sess_detach(struct session *s, struct conn *c);
+void sess_end(struct session *s, bool publish_will);
+void sess_kill(struct session *s, uint8_t reason);
+void sess_timers(struct worker *w, int64_t now);
+void sess_set_will(struct session *s, struct brk_msg *will, uint32_t delay);
+void sess_publish_will(struct session *s);
+int sess_rx_pid_add(struct session *s, uint16_t pid);   /* HQ_EEXIST if present */
+bool sess_rx_pid_del(struct session *s, uint16_t pid);
+void reg_remove_if(struct broker *b, struct session *s);
+void sess_offline_update(struct session *s);
+
+/* brk_deliver.c */
+void sess_deliver(struct session *s, struct deliv *d);    /* takes ownership of d's refs */
+void sess_pump(struct session *s);
+void sess_resend_inflight(struct session *s);
+void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason);
+void sess_redispatch_shared(struct session *s);
+
+/* brk_publish.c */
+int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
+void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
+void brk_retain_store(struct broker *b, struct brk_msg *msg);
+
+/* brk_subscribe.c */
+int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p);
+int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
+void brk_route_broadcast(struct worker *w, enum wq_kind kind, struct session *s,
+			 const char *filter, uint8_t options, uint32_t sub_id);
+void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
+		     const char *filter, uint8_t options, uint32_t sub_id);
+
+/* brk_sys.c */
+void brk_sys_publish(struct worker *w);
+
+uint32_t brk_hash(const char *s, size_t n);
+
+/* brk_deliver.c */
+void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
+
+/* brk_store.c: session persistence through the store interface */
+int brk_store_open(struct broker *b, char *err, size_t errlen);
+void brk_store_close(struct broker *b);
+void brk_store_session_save(struct broker *b, struct session *s);
+void brk_store_session_delete(struct broker *b, struct session *s);
+
+#endif

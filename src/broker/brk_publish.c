@@ -1,0 +1,235 @@
+/*
+ * brk_publish.c - an incoming PUBLISH, and the publish path: from one message
+ * to every matching subscriber.
+ *
+ * The path of one PUBLISH: conn_read -> brk_handle_packet (decode) ->
+ * brk_handle_publish (topic alias, limits, QoS 2 duplicate check, one
+ * brk_msg allocation) -> brk_route: match in this worker's replica of the
+ * subscription index (no lock), merge overlapping subscriptions of one
+ * session into one delivery [MQTT-3.3.4-2..5], then per session either
+ * sess_deliver (own worker: encode into the socket buffer) or one entry in
+ * the outbox of the session's worker (handed over at the end of the turn).
+ */
+#include "broker/brk_int.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
+
+void brk_retain_store(struct broker *b, struct brk_msg *msg)
+{
+	void *old = NULL;
+	pthread_mutex_lock(&b->retain_lock);
+	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
+	retain_tree_set(b->retained, msg->topic, msg->topic_len,
+			msg->payload_len ? msg_ref(msg) : NULL, &old);
+	pthread_mutex_unlock(&b->retain_lock);
+	if (old)
+		msg_unref(old);
+}
+
+static void push_hit(struct worker *w, const struct topic_sub *sub, const char *group)
+{
+	if (w->n_hits == w->cap_hits) {
+		w->cap_hits = w->cap_hits ? w->cap_hits * 2 : 64;
+		w->hits = hq_realloc(w->hits, w->cap_hits * sizeof(*w->hits));
+	}
+	struct match_hit *h = &w->hits[w->n_hits++];
+	h->sess = sub->owner;
+	h->share_group = group;
+	h->sub_id = sub->sub_id;
+	h->options = sub->options;
+}
+
+static void hit_cb(void *ctx, const struct topic_sub *sub)
+{
+	push_hit(ctx, sub, NULL);
+}
+
+static void shared_hit_cb(void *ctx, const struct topic_sub *sub, const char *gf, size_t gl)
+{
+	(void)gl;
+	push_hit(ctx, sub, gf);
+}
+
+static bool online_cb(void *ctx, const struct topic_sub *sub)
+{
+	(void)ctx;
+	return atomic_load_explicit(&((struct session *)sub->owner)->online, memory_order_relaxed);
+}
+
+static int hit_cmp(const void *a, const void *b)
+{
+	const struct match_hit *x = a, *y = b;
+	if (x->sess != y->sess)
+		return (uintptr_t)x->sess < (uintptr_t)y->sess ? -1 : 1;
+	/* shared hits after the plain ones of the same session */
+	return (x->share_group != NULL) - (y->share_group != NULL);
+}
+
+void brk_route(struct worker *w, struct brk_msg *msg)
+{
+	struct broker *b = w->b;
+	w->n_hits = 0;
+	topic_tree_match(w->routes, msg->topic, msg->topic_len,
+			 (enum topic_shared_strategy)b->cfg->shared_strategy, msg->pub_hash,
+			 hit_cb, shared_hit_cb, online_cb, w);
+	if (w->n_hits > 1)
+		qsort(w->hits, w->n_hits, sizeof(*w->hits), hit_cmp);
+	for (uint32_t i = 0; i < w->n_hits;) {
+		struct match_hit *h = &w->hits[i];
+		struct session *t = h->sess;
+		struct deliv d = { 0 };
+		if (h->share_group) {
+			/* one member of a group: its own delivery */
+			uint8_t g = h->options & MQTT_SUBOPT_QOS_MASK;
+			d.qos = msg->qos < g ? msg->qos : g;
+			d.flags = DV_SHARED;
+			d.share_group = hq_strdup(h->share_group);
+			if (h->sub_id) {
+				d.sub_id = h->sub_id;
+				d.n_sub_ids = 1;
+			}
+			d.msg = msg_ref(msg);
+			brk_deliver_to(w, t, &d);
+			i++;
+			continue;
+		}
+		/* merge every plain subscription of t matching this topic */
+		uint32_t j = i;
+		int granted = -1;
+		bool rap = false;
+		uint32_t nids = 0;
+		for (; j < w->n_hits && w->hits[j].sess == t && !w->hits[j].share_group; j++) {
+			struct match_hit *k = &w->hits[j];
+			/* [MQTT-3.8.3-3] no local: not to the publishing client */
+			if ((k->options & MQTT_SUBOPT_NO_LOCAL) && t->sid == msg->origin_sid)
+				continue;
+			int g = k->options & MQTT_SUBOPT_QOS_MASK;
+			if (g > granted)
+				granted = g;
+			if (k->options & MQTT_SUBOPT_RAP)
+				rap = true;
+			if (k->sub_id)
+				nids++;
+		}
+		if (granted >= 0) {
+			d.qos = msg->qos < granted ? msg->qos : (uint8_t)granted;
+			/* [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else 0 */
+			if (rap && msg->retain)
+				d.flags |= DV_RETAIN;
+			if (nids == 1 || nids > 1) {
+				uint32_t *ids = nids > 1 ? hq_malloc(nids * sizeof(uint32_t)) : &d.sub_id;
+				uint32_t n = 0;
+				for (uint32_t k = i; k < j; k++) {
+					struct match_hit *x = &w->hits[k];
+					if ((x->options & MQTT_SUBOPT_NO_LOCAL) && t->sid == msg->origin_sid)
+						continue;
+					if (x->sub_id)
+						ids[n++] = x->sub_id;
+				}
+				d.n_sub_ids = (uint8_t)(n > 255 ? 255 : n);
+				if (nids > 1)
+					d.sub_ids = ids;
+			}
+			d.msg = msg_ref(msg);
+			brk_deliver_to(w, t, &d);
+		}
+		i = j;
+	}
+	w->n_hits = 0;
+}
+
+static int fail(struct conn *c, int reason, const char *why)
+{
+	conn_close(c, reason, why);
+	return HQ_EPROTOCOL;
+}
+
+int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
+{
+	const struct mqtt_publish *pb = &p->u.publish;
+	struct worker *w = c->w;
+	struct broker *b = w->b;
+	struct hq_config *cfg = b->cfg;
+	struct session *s = c->sess;
+	const char *topic = (const char *)pb->topic.p;
+	size_t tlen = pb->topic.len;
+
+	if (c->version == MQTT_V5) {
+		const struct mqtt_props *pr = &pb->props;
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))
+			return fail(c, MQTT_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH from a client");
+		if (pr->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)) {
+			uint16_t a = pr->topic_alias;
+			/* [MQTT-3.3.2-8] [MQTT-3.3.2-9] */
+			if (a == 0 || a > b->topic_alias_max)
+				return fail(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+			if (!c->alias_in)
+				c->alias_in = hq_calloc((size_t)b->topic_alias_max + 1, sizeof(char *));
+			if (tlen == 0) {
+				if (!c->alias_in[a])
+					return fail(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
+				topic = c->alias_in[a];
+				tlen = strlen(topic);
+			} else {
+				hq_free(c->alias_in[a]);
+				c->alias_in[a] = hq_strndup(topic, tlen);
+			}
+		} else if (tlen == 0) {
+			return fail(c, MQTT_RC_PROTOCOL_ERROR, "empty topic without topic alias");
+		}
+	} else if (tlen == 0) {
+		return fail(c, -1, "empty topic name"); /* [MQTT-4.7.3-1] */
+	}
+	if (!topic_name_valid(topic, tlen, cfg->max_topic_levels))
+		return fail(c, MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name");
+	if (pb->qos > cfg->max_qos)
+		return fail(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS above mqtt.max_qos"); /* [MQTT-3.2.2-11] */
+	if (pb->retain && !cfg->retain_available)
+		return fail(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+
+	if (pb->qos == 2) {
+		if (sess_rx_pid_add(s, pb->packet_id) == HQ_EEXIST) {
+			/* a resent QoS 2 PUBLISH before PUBREL: acknowledge, do not deliver again */
+			conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
+			return HQ_OK;
+		}
+		if (s->n_rx_pids > cfg->receive_maximum) {
+			sess_rx_pid_del(s, pb->packet_id);
+			return fail(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-7] */
+		}
+	}
+	STAT_ADD(w->st.msgs_in, 1);
+	/* clients may not write the broker's own $SYS tree: accepted and dropped */
+	if (!(tlen >= 5 && !memcmp(topic, "$SYS/", 5))) {
+		struct buf props = { 0 };
+		bool has_exp = false;
+		uint32_t exp = 0;
+		if (c->version == MQTT_V5 && pb->props.raw_len) {
+			mqtt_props_forwardable(&pb->props, &props);
+			has_exp = pb->props.present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			exp = pb->props.message_expiry;
+		}
+		struct brk_msg *m = msg_new(topic, tlen, props.data, props.len, pb->payload,
+					    pb->payload_len, pb->qos, pb->retain, has_exp, exp,
+					    ev_now_ms(w->loop));
+		buf_free(&props);
+		m->origin_sid = s->sid;
+		m->pub_hash = s->client_hash;
+		if (pb->retain)
+			brk_retain_store(b, m);
+		brk_route(w, m);
+		msg_unref(m);
+	}
+	if (pb->qos == 1)
+		conn_send_ack(c, MQTT_PUBACK, pb->packet_id, 0);
+	else if (pb->qos == 2)
+		conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
+	return HQ_OK;
+}

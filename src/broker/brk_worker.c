@@ -1,0 +1,400 @@
+/*
+ * brk_worker.c - the node and its worker threads.
+ *
+ * Each worker runs one event loop with its own SO_REUSEPORT listening sockets,
+ * so the kernel spreads new connections over workers. Work for another worker
+ * is appended to a per-destination outbox during the loop turn and handed over
+ * in one locked append + one eventfd write per destination in before-sleep
+ * (batched hand-off: no lock and no syscall per message).
+ */
+#include "broker/brk_int.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "net/sock.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <utlist.h>
+
+static void wq_vec_push(struct wq_vec *q, const struct wq_entry *e)
+{
+	if (q->len == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 64;
+		q->v = hq_realloc(q->v, q->cap * sizeof(*q->v));
+	}
+	q->v[q->len++] = *e;
+}
+
+void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e)
+{
+	wq_vec_push(&from->outbox[to->id], e);
+}
+
+struct worker *wk_self(struct broker *b, int id)
+{
+	return &b->workers[id];
+}
+
+void wk_conn_add(struct worker *w, struct conn *c)
+{
+	c->w = w;
+	DL_APPEND(w->conns, c);
+}
+
+void wk_conn_remove(struct worker *w, struct conn *c)
+{
+	DL_DELETE(w->conns, c);
+	c->prev = c->next = NULL;
+}
+
+/* Release what an entry holds without acting on it (shutdown). */
+static void wq_entry_release(struct wq_entry *e)
+{
+	switch (e->kind) {
+	case WQ_DELIVER:
+		deliv_release(&e->u.d);
+		break;
+	case WQ_ROUTE_ADD:
+	case WQ_ROUTE_DEL:
+		hq_free(e->u.filter);
+		break;
+	case WQ_ADOPT:
+		conn_free(e->u.conn);
+		break;
+	default:
+		break;
+	}
+	if (e->sess)
+		sess_unref(e->sess);
+}
+
+static void wq_entry_run(struct worker *w, struct wq_entry *e)
+{
+	switch (e->kind) {
+	case WQ_DELIVER:
+		sess_deliver(e->sess, &e->u.d);
+		break;
+	case WQ_ROUTE_ADD:
+	case WQ_ROUTE_DEL:
+		brk_route_apply(w, e->kind, e->sess, e->u.filter, e->options, e->sub_id);
+		hq_free(e->u.filter);
+		break;
+	case WQ_ADOPT:
+		brk_adopt(w, e->u.conn, e->sess);
+		break;
+	case WQ_KILL:
+		sess_kill(e->sess, MQTT_RC_SESSION_TAKEN_OVER);
+		break;
+	case WQ_KICK:
+		if (e->sess->conn)
+			conn_close(e->sess->conn, MQTT_RC_ADMIN_ACTION, "kicked");
+		break;
+	}
+	sess_unref(e->sess);
+}
+
+static void on_wakeup(struct ev_loop *l, void *arg)
+{
+	struct worker *w = arg;
+	pthread_mutex_lock(&w->inbox_lock);
+	struct wq_vec batch = w->inbox;
+	w->inbox = w->inbox_spare;
+	pthread_mutex_unlock(&w->inbox_lock);
+	for (uint32_t i = 0; i < batch.len; i++)
+		wq_entry_run(w, &batch.v[i]);
+	batch.len = 0;
+	pthread_mutex_lock(&w->inbox_lock);
+	w->inbox_spare = batch;
+	pthread_mutex_unlock(&w->inbox_lock);
+}
+
+static void flush_outboxes(struct worker *w)
+{
+	struct broker *b = w->b;
+	for (int i = 0; i < b->n_workers; i++) {
+		struct wq_vec *ob = &w->outbox[i];
+		if (!ob->len)
+			continue;
+		struct worker *to = &b->workers[i];
+		pthread_mutex_lock(&to->inbox_lock);
+		struct wq_vec *in = &to->inbox;
+		if (in->len + ob->len > in->cap) {
+			while (in->len + ob->len > in->cap)
+				in->cap = in->cap ? in->cap * 2 : 64;
+			in->v = hq_realloc(in->v, in->cap * sizeof(*in->v));
+		}
+		memcpy(in->v + in->len, ob->v, ob->len * sizeof(*ob->v));
+		in->len += ob->len;
+		pthread_mutex_unlock(&to->inbox_lock);
+		ob->len = 0;
+		ev_wakeup(to->loop);
+	}
+}
+
+static void before_sleep(struct ev_loop *l, void *arg)
+{
+	struct worker *w = arg;
+	/* own-worker entries (e.g. route changes to self are applied at once,
+	 * but a loop turn may post to self through wk_post) */
+	if (w->outbox[w->id].len) {
+		struct wq_vec self = w->outbox[w->id];
+		w->outbox[w->id] = (struct wq_vec){ 0 };
+		for (uint32_t i = 0; i < self.len; i++)
+			wq_entry_run(w, &self.v[i]);
+		hq_free(self.v);
+	}
+	flush_outboxes(w);
+	while (w->dirty) {
+		struct conn *c = w->dirty;
+		w->dirty = c->dirty_next;
+		c->dirty_next = NULL;
+		c->dirty = false;
+		if (c->state != CS_CLOSED)
+			conn_flush(c);
+	}
+	while (w->closed) {
+		struct conn *c = w->closed;
+		w->closed = c->free_next;
+		conn_free(c);
+	}
+}
+
+static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
+{
+	struct worker *w = io->arg;
+	struct broker *b = w->b;
+	char addr[64];
+	/* bounded batch per wakeup so one busy listener cannot starve clients */
+	for (int i = 0; i < 64; i++) {
+		int fd = sock_accept(io->fd, addr, sizeof(addr));
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warning("accept failed: %s", strerror(errno));
+			return;
+		}
+		if (atomic_load(&b->stopping)) {
+			close(fd);
+			continue;
+		}
+		struct conn *c = conn_new(w, fd, addr);
+		(void)c;
+	}
+}
+
+static void tick_cb(struct ev_loop *l, void *arg)
+{
+	struct worker *w = arg;
+	struct broker *b = w->b;
+	int64_t now = ev_now_ms(l);
+	struct conn *c, *tmp;
+	DL_FOREACH_SAFE(w->conns, c, tmp) {
+		if (c->state == CS_NEW) {
+			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
+				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
+		} else if (c->state == CS_ACTIVE && c->keepalive) {
+			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
+			if (now - c->last_rx_ms > (int64_t)c->keepalive * 1500)
+				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+		}
+	}
+	sess_timers(w, now);
+	if (w->id == 0 && b->cfg->sys_interval && now >= w->next_sys_ms) {
+		w->next_sys_ms = now + (int64_t)b->cfg->sys_interval * 1000;
+		brk_sys_publish(w);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "hamqtt-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
+	if (ev_run(w->loop) != HQ_OK)
+		log_error("worker %d: event loop failed: %s", w->id, strerror(errno));
+	return NULL;
+}
+
+static int open_listeners(struct broker *b, char *err, size_t errlen)
+{
+	struct hq_config *cfg = b->cfg;
+	for (int li = 0; li < cfg->n_listeners; li++) {
+		struct conf_listener *L = &cfg->listeners[li];
+		if (!L->enabled)
+			continue;
+		char host[256];
+		int port;
+		if (conf_parse_hostport(L->bind, host, sizeof(host), &port) != HQ_OK) {
+			snprintf(err, errlen, "listeners.tcp.%s.bind: bad address '%s'", L->name, L->bind);
+			return HQ_EINVAL;
+		}
+		for (int i = 0; i < b->n_workers; i++) {
+			struct worker *w = &b->workers[i];
+			int fd = sock_listen_tcp(host, port, 1024, 1);
+			if (fd < 0) {
+				snprintf(err, errlen, "listeners.tcp.%s.bind: cannot listen on %s: %s",
+					 L->name, L->bind, strerror(errno));
+				return HQ_EIO;
+			}
+			if (port == 0)
+				port = sock_local_port(fd); /* the other workers share it */
+			w->lfds[w->n_lfds] = fd;
+			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
+			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
+			w->n_lfds++;
+		}
+		log_notice("listener tcp.%s on %s:%d", L->name, *host ? host : "0.0.0.0", port);
+	}
+	return HQ_OK;
+}
+
+struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
+{
+	struct broker *b = hq_calloc(1, sizeof(*b));
+	b->cfg = cfg;
+	b->n_workers = cfg->node_workers > 0 ? cfg->node_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (b->n_workers < 1)
+		b->n_workers = 1;
+	b->start_ms = clock_mono_ms();
+	b->start_wall_ms = clock_wall_ms();
+	atomic_init(&b->next_id, 1);
+	pthread_mutex_init(&b->reg_lock, NULL);
+	pthread_mutex_init(&b->retain_lock, NULL);
+	b->retained = retain_tree_new();
+	b->topic_alias_max = cfg->topic_alias_maximum;
+	b->workers = hq_calloc((size_t)b->n_workers, sizeof(*b->workers));
+	for (int i = 0; i < b->n_workers; i++) {
+		struct worker *w = &b->workers[i];
+		w->id = i;
+		w->b = b;
+		w->loop = ev_loop_new();
+		if (!w->loop) {
+			snprintf(err, errlen, "cannot create event loop: %s", strerror(errno));
+			goto fail;
+		}
+		w->routes = topic_tree_new();
+		pthread_mutex_init(&w->inbox_lock, NULL);
+		w->outbox = hq_calloc((size_t)b->n_workers, sizeof(*w->outbox));
+		w->lfds = hq_calloc(CONF_MAX_LISTENERS, sizeof(int));
+		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
+		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
+		ev_set_before_sleep(w->loop, before_sleep, w);
+		ev_set_wakeup(w->loop, on_wakeup, w);
+		ev_timer_every(w->loop, 250, tick_cb, w);
+		w->next_sys_ms = b->start_ms; /* first $SYS publish right away */
+	}
+	if (brk_store_open(b, err, errlen) != HQ_OK)
+		goto fail;
+	if (open_listeners(b, err, errlen) != HQ_OK)
+		goto fail;
+	return b;
+fail:
+	broker_free(b);
+	return NULL;
+}
+
+int broker_start(struct broker *b)
+{
+	for (int i = 0; i < b->n_workers; i++) {
+		if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]) != 0)
+			return HQ_EIO;
+	}
+	atomic_store(&b->ready, true);
+	log_notice("hamqttd started: %d workers", b->n_workers);
+	return HQ_OK;
+}
+
+static void stop_cb(struct ev_loop *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+}
+
+void broker_stop(struct broker *b)
+{
+	atomic_store(&b->stopping, true);
+	for (int i = 0; i < b->n_workers; i++)
+		if (b->workers[i].loop)
+			ev_stop(b->workers[i].loop);
+	(void)stop_cb;
+}
+
+/* After the threads ended: close connections, end sessions, free. */
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	bool started = atomic_load(&b->ready);
+	if (started)
+		for (int i = 0; i < b->n_workers; i++)
+			pthread_join(b->workers[i].thread, NULL);
+	/* Single-threaded from here on: every worker is stopped. */
+	for (int i = 0; i < b->n_workers && b->workers; i++) {
+		struct worker *w = &b->workers[i];
+		if (!w->loop)
+			continue;
+		struct conn *c, *tmp;
+		DL_FOREACH_SAFE(w->conns, c, tmp)
+			conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+		for (int j = 0; j < w->n_lfds; j++)
+			close(w->lfds[j]);
+		w->n_lfds = 0;
+	}
+	/* run the before-sleep work once more: hand-offs posted by the closes */
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < b->n_workers && b->workers; i++) {
+			struct worker *w = &b->workers[i];
+			if (!w->loop)
+				continue;
+			before_sleep(w->loop, w);
+			on_wakeup(w->loop, w);
+		}
+	/* end every session still registered (persistent ones included) */
+	struct reg_entry *e, *etmp;
+	HASH_ITER(hh, b->registry, e, etmp) {
+		struct session *s = sess_ref(e->sess);
+		if (!s->ended)
+			sess_end(s, false);
+		sess_unref(s);
+	}
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < b->n_workers && b->workers; i++) {
+			struct worker *w = &b->workers[i];
+			if (!w->loop)
+				continue;
+			before_sleep(w->loop, w);
+			on_wakeup(w->loop, w);
+		}
+	for (int i = 0; i < b->n_workers && b->workers; i++) {
+		struct worker *w = &b->workers[i];
+		for (uint32_t k = 0; k < w->inbox.len; k++)
+			wq_entry_release(&w->inbox.v[k]);
+		hq_free(w->inbox.v);
+		hq_free(w->inbox_spare.v);
+		for (int j = 0; j < b->n_workers && w->outbox; j++) {
+			for (uint32_t k = 0; k < w->outbox[j].len; k++)
+				wq_entry_release(&w->outbox[j].v[k]);
+			hq_free(w->outbox[j].v);
+		}
+		hq_free(w->outbox);
+		if (w->routes)
+			topic_tree_free(w->routes);
+		hq_free(w->hits);
+		hq_free(w->lfds);
+		hq_free(w->lios);
+		ev_loop_free(w->loop);
+		pthread_mutex_destroy(&w->inbox_lock);
+	}
+	brk_store_close(b);
+	retain_tree_free(b->retained, msg_unref_cb);
+	hq_free(b->workers);
+	pthread_mutex_destroy(&b->reg_lock);
+	pthread_mutex_destroy(&b->retain_lock);
+	hq_free(b);
+}

@@ -1,0 +1,1004 @@
+/*
+ * conf.c - the configuration schema and its parsers (core layer).
+ *
+ * Every key is one row of conf_keys[]: name, type, range or value names, field
+ * in struct hq_config, default (as text, parsed by the same code as a file
+ * value) and a one-line doc. conf_defaults, the file / env / --set parsers and
+ * conf_get all walk that one table, so no key can be defaulted, parsed or
+ * printed differently in two places.
+ *
+ * Rows flagged KEY_LISTENER are templates for listeners.tcp.<name>.<leaf>: their
+ * field offset is into struct conf_listener and their name is spelled with the
+ * listener called "default" (the one conf_defaults creates).
+ *
+ * Invariant: after any call, cfg is consistent enough for conf_free, even when a
+ * call fails half way through a file (earlier lines stay applied).
+ */
+#include "core/conf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+enum key_type { KT_STR, KT_INT, KT_BOOL, KT_ENUM, KT_SIZE, KT_DUR };
+
+#define KEY_LISTENER 1u      /* listeners.tcp.<name>.<leaf>; field is in struct conf_listener */
+#define KEY_DEFAULT_ONLY 2u  /* default applies to listener "default"; others start with "" */
+
+#define LISTENER_PREFIX "listeners.tcp."
+#define LISTENER_NAME_MAX 64
+
+struct conf_key {
+	const char *name;
+	enum key_type type;
+	unsigned flags;
+	size_t off;                  /* into struct hq_config, or struct conf_listener */
+	size_t width;                /* sizeof the field: 1 (bool), 4, 8 or sizeof(char *) */
+	int64_t min, max;            /* KT_INT, KT_SIZE (bytes), KT_DUR (seconds) */
+	const char *const *names;    /* KT_ENUM: NULL-terminated; index = stored value */
+	bool (*check)(const char *v);/* KT_STR: extra syntax check, may be NULL */
+	const char *expect;          /* KT_STR with check: what "expected ..." names */
+	const char *def;             /* default, as it would be written in the file */
+	const char *doc;
+};
+
+/* ---- string checks ---- */
+
+static bool is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '.';
+}
+
+static bool is_host_char(char c)
+{
+	return is_name_char(c) || c == ':' || c == '[' || c == ']';
+}
+
+/* "name@host": a non-empty name of [A-Za-z0-9_.-] and a non-empty host. */
+static bool nodename_ok(const char *s, size_t n)
+{
+	const char *at = memchr(s, '@', n);
+	if (!at || at == s || at == s + n - 1)
+		return false;
+	for (const char *p = s; p < at; p++)
+		if (!is_name_char(*p))
+			return false;
+	for (const char *p = at + 1; p < s + n; p++)
+		if (!is_host_char(*p))
+			return false;
+	return true;
+}
+
+static bool check_nodename(const char *v)
+{
+	return nodename_ok(v, strlen(v));
+}
+
+/* Comma separated node names, spaces allowed around commas; may be empty. */
+static bool check_seeds(const char *v)
+{
+	const char *p = v;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return true;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if (!nodename_ok(p, (size_t)(t - p)))
+			return false;
+		if (!*e)
+			return true;
+		p = e + 1;
+	}
+}
+
+static bool check_hostport(const char *v)
+{
+	char host[256];
+	int port;
+	return conf_parse_hostport(v, host, sizeof(host), &port) == HQ_OK;
+}
+
+/* ---- the schema ---- */
+
+static const char *const disc_names[] = { "manual", "static", "dns", NULL };
+static const char *const store_names[] = { "memory", "local", "redis", NULL };
+static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none", NULL };
+static const char *const format_names[] = { "text", "json", NULL };
+static const char *const strategy_names[] = { "round_robin", "random", "hash_clientid", NULL };
+
+_Static_assert(CONF_DISC_MANUAL == 0 && CONF_DISC_STATIC == 1 && CONF_DISC_DNS == 2, "disc_names");
+_Static_assert(CONF_STORE_MEMORY == 0 && CONF_STORE_LOCAL == 1 && CONF_STORE_REDIS == 2, "store_names");
+_Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_NOTICE == 2 && LOG_WARNING == 3 &&
+	       LOG_ERROR == 4 && LOG_NONE == 5, "level_names");
+_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1, "format_names");
+_Static_assert(CONF_SHARED_ROUND_ROBIN == 0 && CONF_SHARED_RANDOM == 1 &&
+	       CONF_SHARED_HASH_CLIENTID == 2, "strategy_names");
+_Static_assert(sizeof(enum conf_store) == 4 && sizeof(enum conf_discovery) == 4 &&
+	       sizeof(enum conf_shared_strategy) == 4 && sizeof(int) == 4, "4-byte enums");
+
+#define FSZ(type, f) sizeof(((struct type *)0)->f)
+#define CF(f) .off = offsetof(struct hq_config, f), .width = FSZ(hq_config, f)
+#define LF(f) .off = offsetof(struct conf_listener, f), .width = FSZ(conf_listener, f)
+
+#define K_STR(n, f, chk, exp, d, dc) \
+	{ .name = n, .type = KT_STR, CF(f), .check = chk, .expect = exp, .def = d, .doc = dc }
+#define K_INT(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_INT, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+#define K_BOOL(n, f, d, dc) \
+	{ .name = n, .type = KT_BOOL, CF(f), .max = 1, .def = d, .doc = dc }
+#define K_ENUM(n, f, nm, d, dc) \
+	{ .name = n, .type = KT_ENUM, CF(f), .names = nm, .def = d, .doc = dc }
+#define K_SIZE(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_SIZE, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+#define K_DUR(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_DUR, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+
+#define U16 65535
+#define U32 INT64_C(4294967295)
+
+static const struct conf_key conf_keys[] = {
+	K_STR("node.name", node_name, check_nodename, "name@host", "hamqtt@127.0.0.1",
+	      "name@host of this node; peers reach host:cluster.port"),
+	K_STR("node.cookie", node_cookie, NULL, NULL, "hamqttsecretcookie",
+	      "shared secret of the cluster; every node must use the same"),
+	K_STR("node.data_dir", node_data_dir, NULL, NULL, "data",
+	      "directory for the local session store and node state"),
+	K_INT("node.workers", node_workers, 0, 256, "0",
+	      "I/O worker threads; 0 = one per CPU core"),
+
+	K_STR("cluster.name", cluster_name, NULL, NULL, "hamqtt-cluster",
+	      "nodes only join a cluster of the same name"),
+	K_ENUM("cluster.discovery_strategy", cluster_discovery, disc_names, "manual",
+	       "how nodes find each other: manual (hamqtt-ctl cluster join) | static | dns"),
+	K_STR("cluster.static.seeds", cluster_static_seeds, check_seeds, "a comma separated list of name@host", "",
+	      "static discovery: comma separated node names"),
+	K_STR("cluster.dns.name", cluster_dns_name, NULL, NULL, "",
+	      "dns discovery: a name whose A/AAAA records are the peers' hosts"),
+	K_INT("cluster.port", cluster_port, 0, U16, "4370",
+	      "TCP port of cluster links, on the host part of node.name"),
+	K_DUR("cluster.heartbeat_timeout", cluster_heartbeat_timeout, 1, 86400, "5s",
+	      "a peer silent this long is considered down"),
+
+	{ .name = "listeners.tcp.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
+	  LF(bind), .check = check_hostport, .expect = "host:port", .def = "0.0.0.0:1883",
+	  .doc = "MQTT/TCP listener address; any listeners.tcp.<name>.* creates a listener" },
+	{ .name = "listeners.tcp.default.proxy_protocol", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  LF(proxy_protocol), .max = 1, .def = "false",
+	  .doc = "expect a PROXY protocol v1/v2 header (HAProxy send-proxy) first" },
+	{ .name = "listeners.tcp.default.enabled", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  LF(enabled), .max = 1, .def = "true",
+	  .doc = "false keeps the listener configured but closed" },
+
+	K_ENUM("session.store", session_store, store_names, "memory",
+	       "where persistent sessions live: memory | local (data_dir) | redis"),
+	K_STR("session.redis.server", session_redis_server, check_hostport, "host:port", "127.0.0.1:6379",
+	      "Redis server for session.store = redis"),
+	K_STR("dashboard.listeners.http.bind", dashboard_bind, check_hostport, "host:port", "0.0.0.0:18083",
+	      "dashboard, REST API, health and Prometheus metrics"),
+
+	K_ENUM("log.level", log_level, level_names, "info",
+	       "debug | info | notice | warning | error | none"),
+	K_ENUM("log.format", log_format, format_names, "text",
+	       "text | json (one object per line)"),
+	K_STR("log.file", log_file, NULL, NULL, "",
+	      "append log lines to this file; empty = stderr"),
+
+	K_SIZE("mqtt.max_packet_size", max_packet_size, 16, 268435455, "1MB",
+	       "largest packet accepted or sent, in bytes"),
+	K_INT("mqtt.max_inflight", max_inflight, 1, U16, "32",
+	      "outgoing QoS 1/2 messages awaiting acknowledgement per client"),
+	K_INT("mqtt.receive_maximum", receive_maximum, 1, U16, "128",
+	      "incoming QoS 1/2 window advertised to clients"),
+	K_INT("mqtt.max_queued_messages", max_queued_messages, 0, U32, "1000",
+	      "messages queued per session beyond the in-flight window; 0 = queue none"),
+	K_SIZE("mqtt.max_queued_bytes", max_queued_bytes, 0, INT64_MAX, "0",
+	       "bytes queued per session; 0 = no byte limit"),
+	K_INT("mqtt.max_topic_levels", max_topic_levels, 1, U16, "128",
+	      "most levels in a topic name or filter"),
+	K_INT("mqtt.max_subscriptions", max_subscriptions, 0, U32, "0",
+	      "subscriptions per client; 0 = unlimited"),
+	K_INT("mqtt.max_connections", max_connections, 1, U32, "1000000",
+	      "client connections per node"),
+	K_INT("mqtt.max_clientid_len", max_clientid_len, 23, U16, "65535",
+	      "longest client identifier accepted"),
+	K_DUR("mqtt.connect_timeout", connect_timeout, 1, 3600, "10s",
+	      "time a new connection has to send CONNECT"),
+	K_INT("mqtt.max_keepalive", max_keepalive, 1, U16, "65535",
+	      "seconds; larger client keep alive values are capped (v5)"),
+	K_INT("mqtt.server_keepalive", server_keepalive, 0, U16, "0",
+	      "seconds imposed on v5 clients; 0 = accept the client's value"),
+	K_INT("mqtt.topic_alias_maximum", topic_alias_maximum, 0, U16, "65535",
+	      "topic aliases accepted from each client; 0 disables"),
+	K_DUR("mqtt.session_expiry_max", session_expiry_max, 0, U32, "0",
+	      "cap on client requested session expiry; 0 = no cap"),
+	K_INT("mqtt.max_qos", max_qos, 0, 2, "2",
+	      "highest QoS granted"),
+	K_BOOL("mqtt.retain_available", retain_available, "true",
+	       "accept retained messages"),
+	K_BOOL("mqtt.wildcard_subscription", wildcard_subscription, "true",
+	       "allow + and # in subscriptions"),
+	K_BOOL("mqtt.shared_subscription", shared_subscription, "true",
+	       "allow $share/<group>/<filter> subscriptions"),
+	K_BOOL("mqtt.subscription_identifiers", subscription_identifiers, "true",
+	       "support v5 subscription identifiers"),
+	K_ENUM("mqtt.shared_subscription_strategy", shared_strategy, strategy_names, "round_robin",
+	       "how a shared subscription group picks a member: round_robin | random | hash_clientid"),
+	K_SIZE("mqtt.max_outbuf", max_outbuf, 1024, U32, "8MB",
+	       "bytes buffered for a slow reader before we stop queuing to its socket"),
+
+	K_DUR("sys.interval", sys_interval, 0, 86400, "30s",
+	      "how often $SYS topics are published; 0 disables"),
+};
+
+#define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+size_t conf_key_count(void)
+{
+	return N_KEYS;
+}
+
+const char *conf_key_name(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].name : NULL;
+}
+
+const char *conf_key_default(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].def : NULL;
+}
+
+const char *conf_key_doc(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].doc : NULL;
+}
+
+/* ---- errors ---- */
+
+/* Where a value came from: "file" + line, or "env HAMQTT_X" / "--set" (line 0). */
+struct origin {
+	const char *name;
+	int line;
+};
+
+/* Write "origin:line: key: message" into err; returns HQ_EINVAL. */
+static int fail(const struct origin *o, const char *key, char *err, size_t errlen,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int fail(const struct origin *o, const char *key, char *err, size_t errlen,
+		const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return HQ_EINVAL;
+	int n = 0;
+	if (o && o->line > 0)
+		n = snprintf(err, errlen, "%s:%d: ", o->name, o->line);
+	else if (o)
+		n = snprintf(err, errlen, "%s: ", o->name);
+	if (n >= 0 && (size_t)n < errlen && key)
+		n += snprintf(err + n, errlen - (size_t)n, "%s: ", key);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return HQ_EINVAL;
+}
+
+/* "what is expected" for a row, without the leading "expected ". */
+static void expect_text(const struct conf_key *k, char *out, size_t len)
+{
+	switch (k->type) {
+	case KT_STR:
+		snprintf(out, len, "%s", k->expect ? k->expect : "a string");
+		break;
+	case KT_INT:
+		snprintf(out, len, "an integer %lld..%lld", (long long)k->min, (long long)k->max);
+		break;
+	case KT_BOOL:
+		snprintf(out, len, "true or false (also on/off, yes/no, 1/0)");
+		break;
+	case KT_ENUM: {
+		size_t n = (size_t)snprintf(out, len, "one of ");
+		for (size_t i = 0; k->names[i] && n < len; i++)
+			n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "|" : "", k->names[i]);
+		break;
+	}
+	case KT_SIZE:
+		snprintf(out, len, "a size %lld..%lld bytes (suffix KB, MB or GB allowed)",
+			 (long long)k->min, (long long)k->max);
+		break;
+	case KT_DUR:
+		snprintf(out, len, "a duration %lld..%lld seconds (suffix s, m or h allowed)",
+			 (long long)k->min, (long long)k->max);
+		break;
+	}
+}
+
+/* ---- value parsing ---- */
+
+/* Decimal digits at *s into *out; advances *s. False on no digits or overflow. */
+static bool parse_digits(const char **s, uint64_t *out)
+{
+	const char *p = *s;
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*s = p;
+	*out = v;
+	return true;
+}
+
+/* A number with an optional unit suffix from units[] (case-insensitive). */
+struct unit {
+	const char *suffix;
+	uint64_t mul;
+};
+
+static bool parse_with_units(const char *s, const struct unit *units, uint64_t *out)
+{
+	uint64_t v;
+	if (!parse_digits(&s, &v))
+		return false;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	uint64_t mul = 1;
+	if (*s) {
+		size_t i;
+		for (i = 0; units[i].suffix; i++)
+			if (strcasecmp(s, units[i].suffix) == 0)
+				break;
+		if (!units[i].suffix)
+			return false;
+		mul = units[i].mul;
+	}
+	if (v && mul > UINT64_MAX / v)
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static const struct unit size_units[] = {
+	{ "b", 1 }, { "k", 1024 }, { "kb", 1024 }, { "m", 1024 * 1024 }, { "mb", 1024 * 1024 },
+	{ "g", 1024ull * 1024 * 1024 }, { "gb", 1024ull * 1024 * 1024 }, { NULL, 0 },
+};
+static const struct unit dur_units[] = {
+	{ "s", 1 }, { "m", 60 }, { "h", 3600 }, { NULL, 0 },
+};
+static const struct unit no_units[] = { { NULL, 0 } };
+
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const t[] = { "true", "on", "yes", "1" };
+	static const char *const f[] = { "false", "off", "no", "0" };
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, t[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, f[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parse v per row k into *num (non-string types). False if v does not fit. */
+static bool parse_value(const struct conf_key *k, const char *v, uint64_t *num)
+{
+	bool b;
+	switch (k->type) {
+	case KT_STR:
+		return !k->check || k->check(v);
+	case KT_BOOL:
+		if (!parse_bool(v, &b))
+			return false;
+		*num = b;
+		return true;
+	case KT_ENUM:
+		for (size_t i = 0; k->names[i]; i++) {
+			if (strcmp(v, k->names[i]) == 0) {
+				*num = i;
+				return true;
+			}
+		}
+		return false;
+	case KT_INT:
+	case KT_SIZE:
+	case KT_DUR: {
+		const struct unit *u = k->type == KT_SIZE ? size_units :
+				       k->type == KT_DUR ? dur_units : no_units;
+		if (!parse_with_units(v, u, num))
+			return false;
+		return *num >= (uint64_t)k->min && *num <= (uint64_t)k->max;
+	}
+	}
+	return false;
+}
+
+static void store_num(void *p, size_t width, uint64_t v)
+{
+	if (width == 8) {
+		memcpy(p, &v, 8);
+	} else if (width == 4) {
+		uint32_t x = (uint32_t)v;
+		memcpy(p, &x, 4);
+	} else {
+		assert(width == sizeof(bool));
+		bool b = v != 0;
+		memcpy(p, &b, sizeof(b));
+	}
+}
+
+static uint64_t load_num(const void *p, size_t width)
+{
+	if (width == 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		return v;
+	}
+	if (width == 4) {
+		uint32_t x;
+		memcpy(&x, p, 4);
+		return x;
+	}
+	bool b;
+	memcpy(&b, p, sizeof(b));
+	return b;
+}
+
+static void store_str(void *p, const char *v)
+{
+	char *old;
+	memcpy(&old, p, sizeof(old));
+	hq_free(old);
+	char *s = hq_strdup(v);
+	memcpy(p, &s, sizeof(s));
+}
+
+/* ---- key lookup ---- */
+
+static bool listener_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > LISTENER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static const char *leaf_of(const char *name)
+{
+	return strrchr(name, '.') + 1;
+}
+
+/* Find the row for key. For listener keys the <name> part is copied into lname.
+ * Returns NULL if unknown; *bad_name is set if it is a listener key whose name is
+ * not valid. */
+static const struct conf_key *find_key(const char *key, char *lname, bool *bad_name)
+{
+	*bad_name = false;
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (!(conf_keys[i].flags & KEY_LISTENER) && strcmp(key, conf_keys[i].name) == 0)
+			return &conf_keys[i];
+	size_t plen = strlen(LISTENER_PREFIX);
+	if (strncmp(key, LISTENER_PREFIX, plen) != 0)
+		return NULL;
+	const char *rest = key + plen;
+	const char *dot = strrchr(rest, '.');
+	if (!dot)
+		return NULL;
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (!(k->flags & KEY_LISTENER) || strcmp(dot + 1, leaf_of(k->name)) != 0)
+			continue;
+		size_t n = (size_t)(dot - rest);
+		if (!listener_name_ok(rest, n)) {
+			*bad_name = true;
+			return NULL;
+		}
+		memcpy(lname, rest, n);
+		lname[n] = '\0';
+		return k;
+	}
+	return NULL;
+}
+
+static int find_listener(const struct hq_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_listeners; i++)
+		if (strcmp(cfg->listeners[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Append a listener with the table's defaults; the caller checked there is room. */
+static struct conf_listener *add_listener(struct hq_config *cfg, const char *name)
+{
+	struct conf_listener *l = &cfg->listeners[cfg->n_listeners++];
+	memset(l, 0, sizeof(*l));
+	l->name = hq_strdup(name);
+	bool is_default = strcmp(name, "default") == 0;
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (!(k->flags & KEY_LISTENER))
+			continue;
+		const char *def = (k->flags & KEY_DEFAULT_ONLY) && !is_default ? "" : k->def;
+		uint64_t num = 0;
+		if (k->type == KT_STR) {
+			store_str((char *)l + k->off, def);
+		} else {
+			bool ok = parse_value(k, def, &num);
+			assert(ok);
+			(void)ok;
+			store_num((char *)l + k->off, k->width, num);
+		}
+	}
+	return l;
+}
+
+/* Apply one key = value. Value is already unquoted and trimmed. */
+static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
+		 const char *value, char *err, size_t errlen)
+{
+	char lname[LISTENER_NAME_MAX + 1];
+	bool bad_name;
+	const struct conf_key *k = find_key(key, lname, &bad_name);
+	if (!k) {
+		if (bad_name)
+			return fail(o, key, err, errlen,
+				    "invalid listener name (letters, digits, _ and -, at most %d)",
+				    LISTENER_NAME_MAX);
+		return fail(o, key, err, errlen, "unknown key");
+	}
+	uint64_t num = 0;
+	if (!parse_value(k, value, &num)) {
+		char exp[160];
+		expect_text(k, exp, sizeof(exp));
+		return fail(o, key, err, errlen, "expected %s, got '%.100s'", exp, value);
+	}
+	char *base = (char *)cfg;
+	if (k->flags & KEY_LISTENER) {
+		int i = find_listener(cfg, lname);
+		if (i < 0) {
+			if (cfg->n_listeners >= CONF_MAX_LISTENERS)
+				return fail(o, key, err, errlen, "too many listeners (at most %d)",
+					    CONF_MAX_LISTENERS);
+			i = (int)(add_listener(cfg, lname) - cfg->listeners);
+		}
+		base = (char *)&cfg->listeners[i];
+	}
+	if (k->type == KT_STR)
+		store_str(base + k->off, value);
+	else
+		store_num(base + k->off, k->width, num);
+	return HQ_OK;
+}
+
+/* ---- public API ---- */
+
+void conf_defaults(struct hq_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		assert(k->min >= 0 && k->min <= k->max);
+		assert(k->type == KT_STR ? k->width == sizeof(char *) :
+		       k->type == KT_BOOL ? k->width == sizeof(bool) :
+		       (k->width == 4 && k->max <= U32) || k->width == 8);
+		if (k->flags & KEY_LISTENER)
+			continue;
+		uint64_t num = 0;
+		bool ok = parse_value(k, k->def, &num);
+		assert(ok);
+		(void)ok;
+		if (k->type == KT_STR)
+			store_str((char *)cfg + k->off, k->def);
+		else
+			store_num((char *)cfg + k->off, k->width, num);
+	}
+	add_listener(cfg, "default");
+}
+
+void conf_free(struct hq_config *cfg)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (k->type != KT_STR)
+			continue;
+		if (k->flags & KEY_LISTENER) {
+			for (int j = 0; j < cfg->n_listeners; j++) {
+				char **p = (char **)((char *)&cfg->listeners[j] + k->off);
+				HQ_FREE(*p);
+			}
+		} else {
+			char **p = (char **)((char *)cfg + k->off);
+			HQ_FREE(*p);
+		}
+	}
+	for (int j = 0; j < cfg->n_listeners; j++)
+		HQ_FREE(cfg->listeners[j].name);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_key_char(char c)
+{
+	return is_name_char(c);
+}
+
+/* Parse one line [p, end) (no '\n'). Blank and comment lines are fine. */
+static int parse_line(struct hq_config *cfg, const struct origin *o, const char *p,
+		      const char *end, char *err, size_t errlen)
+{
+	while (p < end && is_space(*p))
+		p++;
+	if (p == end || *p == '#')
+		return HQ_OK;
+	const char *ks = p;
+	while (p < end && is_key_char(*p))
+		p++;
+	const char *ke = p;
+	while (p < end && is_space(*p))
+		p++;
+	if (ke == ks || p == end || *p != '=')
+		return fail(o, NULL, err, errlen, "expected 'key = value'");
+	p++;
+	char *key = hq_strndup(ks, (size_t)(ke - ks));
+	char *val = hq_malloc((size_t)(end - p) + 1);
+	size_t n = 0;
+	int rc = HQ_OK;
+
+	while (p < end && is_space(*p))
+		p++;
+	if (p < end && *p == '"') {
+		p++;
+		bool closed = false;
+		while (p < end) {
+			char c = *p++;
+			if (c == '"') {
+				closed = true;
+				break;
+			}
+			if (c == '\\' && p < end && (*p == '"' || *p == '\\'))
+				c = *p++;
+			val[n++] = c;
+		}
+		if (!closed) {
+			rc = fail(o, key, err, errlen, "unterminated quoted value");
+			goto out;
+		}
+		while (p < end && is_space(*p))
+			p++;
+		if (p < end && *p != '#') {
+			rc = fail(o, key, err, errlen, "unexpected text after the closing quote");
+			goto out;
+		}
+	} else {
+		const char *vs = p;
+		while (p < end && *p != '#')
+			p++;
+		while (p > vs && is_space(p[-1]))
+			p--;
+		n = (size_t)(p - vs);
+		memcpy(val, vs, n);
+	}
+	val[n] = '\0';
+	if (strlen(val) != n) {
+		rc = fail(o, key, err, errlen, "value contains a NUL byte");
+		goto out;
+	}
+	rc = apply(cfg, o, key, val, err, errlen);
+out:
+	hq_free(key);
+	hq_free(val);
+	return rc;
+}
+
+static int load_text(struct hq_config *cfg, const char *name, const char *text, size_t len,
+		     char *err, size_t errlen)
+{
+	struct origin o = { name, 0 };
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		o.line++;
+		int rc = parse_line(cfg, &o, p, le, err, errlen);
+		if (rc != HQ_OK)
+			return rc;
+		p = nl ? nl + 1 : end;
+	}
+	return HQ_OK;
+}
+
+int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
+		     char *err, size_t errlen)
+{
+	return load_text(cfg, name, text, strlen(text), err, errlen);
+}
+
+int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		struct origin o = { path, 0 };
+		fail(&o, NULL, err, errlen, "cannot open: %s", strerror(e));
+		errno = e;
+		return HQ_EIO;
+	}
+	size_t cap = 4096, len = 0;
+	char *text = hq_malloc(cap);
+	for (;;) {
+		if (len == cap) {
+			cap *= 2;
+			text = hq_realloc(text, cap);
+		}
+		size_t n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	int rc;
+	if (ferror(f)) {
+		int e = errno;
+		struct origin o = { path, 0 };
+		fail(&o, NULL, err, errlen, "read error: %s", strerror(e));
+		rc = HQ_EIO;
+	} else {
+		rc = load_text(cfg, path, text, len, err, errlen);
+	}
+	fclose(f);
+	hq_free(text);
+	return rc;
+}
+
+/* Copy [s, s+n) with surrounding whitespace removed into a new string. */
+static char *trimmed_dup(const char *s, size_t n)
+{
+	while (n && is_space(*s)) {
+		s++;
+		n--;
+	}
+	while (n && is_space(s[n - 1]))
+		n--;
+	return hq_strndup(s, n);
+}
+
+int conf_load_env(struct hq_config *cfg, char *const *envp, char *err, size_t errlen)
+{
+	static const char prefix[] = "HAMQTT_";
+	const size_t plen = sizeof(prefix) - 1;
+	if (!envp)
+		return HQ_OK;
+	for (; *envp; envp++) {
+		const char *e = *envp;
+		const char *eq = strchr(e, '=');
+		if (!eq || strncmp(e, prefix, plen) != 0)
+			continue;
+		size_t vlen = (size_t)(eq - e);
+		/* origin "env HAMQTT_X", key: lowercase, "__" -> "." */
+		char *origin = hq_malloc(vlen + 5);
+		memcpy(origin, "env ", 4);
+		memcpy(origin + 4, e, vlen);
+		origin[vlen + 4] = '\0';
+		char *key = hq_malloc(vlen - plen + 1);
+		size_t k = 0;
+		for (const char *p = e + plen; p < eq; p++) {
+			if (p[0] == '_' && p + 1 < eq && p[1] == '_') {
+				key[k++] = '.';
+				p++;
+			} else {
+				char c = *p;
+				key[k++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+			}
+		}
+		key[k] = '\0';
+		char *val = trimmed_dup(eq + 1, strlen(eq + 1));
+		struct origin o = { origin, 0 };
+		int rc = apply(cfg, &o, key, val, err, errlen);
+		hq_free(origin);
+		hq_free(key);
+		hq_free(val);
+		if (rc != HQ_OK)
+			return rc;
+	}
+	return HQ_OK;
+}
+
+int conf_set(struct hq_config *cfg, const char *origin, const char *kv, char *err, size_t errlen)
+{
+	struct origin o = { origin ? origin : "--set", 0 };
+	const char *eq = strchr(kv, '=');
+	if (!eq)
+		return fail(&o, NULL, err, errlen, "expected 'key=value', got '%.100s'", kv);
+	char *key = trimmed_dup(kv, (size_t)(eq - kv));
+	int rc;
+	if (!*key) {
+		rc = fail(&o, NULL, err, errlen, "expected 'key=value', got '%.100s'", kv);
+	} else {
+		char *val = trimmed_dup(eq + 1, strlen(eq + 1));
+		rc = apply(cfg, &o, key, val, err, errlen);
+		hq_free(val);
+	}
+	hq_free(key);
+	return rc;
+}
+
+/* Normalized (host, port) of a bind for duplicate detection: "" means 0.0.0.0. */
+static bool bind_key(const char *bind, char *host, size_t hostlen, int *port)
+{
+	if (!bind || conf_parse_hostport(bind, host, hostlen, port) != HQ_OK)
+		return false;
+	if (!*host)
+		snprintf(host, hostlen, "0.0.0.0");
+	return true;
+}
+
+int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
+{
+	char key[128];
+	if (!cfg->node_name || !check_nodename(cfg->node_name))
+		return fail(NULL, "node.name", err, errlen, "expected name@host, got '%.100s'",
+			    cfg->node_name ? cfg->node_name : "");
+	if (cfg->cluster_discovery == CONF_DISC_STATIC &&
+	    (!cfg->cluster_static_seeds || !*cfg->cluster_static_seeds))
+		return fail(NULL, "cluster.static.seeds", err, errlen,
+			    "required when cluster.discovery_strategy = static");
+	if (cfg->cluster_discovery == CONF_DISC_DNS &&
+	    (!cfg->cluster_dns_name || !*cfg->cluster_dns_name))
+		return fail(NULL, "cluster.dns.name", err, errlen,
+			    "required when cluster.discovery_strategy = dns");
+
+	int enabled = 0;
+	for (int i = 0; i < cfg->n_listeners; i++) {
+		const struct conf_listener *l = &cfg->listeners[i];
+		if (!l->enabled)
+			continue;
+		enabled++;
+		snprintf(key, sizeof(key), LISTENER_PREFIX "%s.bind", l->name);
+		char h1[256], h2[256];
+		int p1, p2;
+		if (!bind_key(l->bind, h1, sizeof(h1), &p1))
+			return fail(NULL, key, err, errlen, "expected host:port, got '%.100s'",
+				    l->bind ? l->bind : "");
+		if (p1 == 0)
+			continue; /* ephemeral ports never collide */
+		for (int j = 0; j < i; j++) {
+			const struct conf_listener *m = &cfg->listeners[j];
+			if (m->enabled && bind_key(m->bind, h2, sizeof(h2), &p2) && p1 == p2 &&
+			    strcmp(h1, h2) == 0)
+				return fail(NULL, key, err, errlen, "%s is already used by "
+					    LISTENER_PREFIX "%s", l->bind, m->name);
+		}
+		if (bind_key(cfg->dashboard_bind, h2, sizeof(h2), &p2) && p1 == p2 &&
+		    strcmp(h1, h2) == 0)
+			return fail(NULL, key, err, errlen,
+				    "%s is already used by dashboard.listeners.http.bind", l->bind);
+	}
+	if (enabled == 0)
+		return fail(NULL, "listeners.tcp", err, errlen, "no enabled listener");
+	return HQ_OK;
+}
+
+/* host and port may be NULL to only check the syntax. Ports are 0..65535 (0 = ephemeral). */
+int conf_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *hs, *he, *colon;
+	if (!s)
+		return HQ_EINVAL;
+	if (*s == '[') {
+		hs = s + 1;
+		he = strchr(hs, ']');
+		if (!he || he == hs || he[1] != ':')
+			return HQ_EINVAL;
+		colon = he + 1;
+		bool zone = false; /* after '%': an interface name */
+		for (const char *p = hs; p < he; p++) {
+			if (*p == '%' && !zone)
+				zone = true;
+			else if (zone ? !is_name_char(*p) :
+				 !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+				   (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'))
+				return HQ_EINVAL;
+		}
+	} else {
+		colon = strchr(s, ':');
+		if (!colon || strchr(colon + 1, ':'))
+			return HQ_EINVAL; /* no port, or a bare IPv6 address */
+		hs = s;
+		he = colon;
+		for (const char *p = hs; p < he; p++)
+			if (!is_name_char(*p))
+				return HQ_EINVAL;
+	}
+	const char *ps = colon + 1;
+	uint64_t v;
+	if (!parse_digits(&ps, &v) || *ps || v > 65535)
+		return HQ_EINVAL;
+	size_t hn = (size_t)(he - hs);
+	if (host) {
+		if (hn >= hostlen)
+			return HQ_EINVAL;
+		memcpy(host, hs, hn);
+		host[hn] = '\0';
+	}
+	if (port)
+		*port = (int)v;
+	return HQ_OK;
+}
+
+int conf_get(const struct hq_config *cfg, const char *key, char *out, size_t outlen)
+{
+	char lname[LISTENER_NAME_MAX + 1];
+	bool bad_name;
+	const struct conf_key *k = find_key(key, lname, &bad_name);
+	if (!k)
+		return HQ_ENOTFOUND;
+	const char *base = (const char *)cfg;
+	if (k->flags & KEY_LISTENER) {
+		int i = find_listener(cfg, lname);
+		if (i < 0)
+			return HQ_ENOTFOUND;
+		base = (const char *)&cfg->listeners[i];
+	}
+	const void *p = base + k->off;
+	int n;
+	if (k->type == KT_STR) {
+		const char *s;
+		memcpy(&s, p, sizeof(s));
+		n = snprintf(out, outlen, "%s", s ? s : "");
+	} else {
+		uint64_t v = load_num(p, k->width);
+		switch (k->type) {
+		case KT_BOOL:
+			n = snprintf(out, outlen, "%s", v ? "true" : "false");
+			break;
+		case KT_ENUM: {
+			size_t cnt = 0;
+			while (k->names[cnt])
+				cnt++;
+			n = snprintf(out, outlen, "%s", v < cnt ? k->names[v] : "?");
+			break;
+		}
+		case KT_DUR:
+			n = snprintf(out, outlen, "%llus", (unsigned long long)v);
+			break;
+		default:
+			n = snprintf(out, outlen, "%llu", (unsigned long long)v);
+			break;
+		}
+	}
+	return n >= 0 && (size_t)n < outlen ? HQ_OK : HQ_ELIMIT;
+}

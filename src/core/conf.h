@@ -1,0 +1,117 @@
+/*
+ * conf.h - node configuration: one file of `key = value` lines with dotted keys
+ * and `#` comments, then HAMQTT_<KEY> environment overrides (dots written as
+ * "__", e.g. HAMQTT_NODE__NAME), then `--set key=value` overrides, in that order.
+ *
+ * Keys are a table (conf.c, one row per key: name, type, range, default, doc);
+ * the same table fills defaults, parses, validates and prints documentation.
+ * Unknown keys and bad values are refused with "file:line: key: what is
+ * expected" (for overrides the "file" is "env HAMQTT_..." or "--set").
+ *
+ * Ownership: struct hq_config owns all its strings; conf_free releases them.
+ */
+#ifndef HQ_CORE_CONF_H
+#define HQ_CORE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_LISTENERS 8
+#define CONF_ERR_MAX 512
+
+enum conf_store { CONF_STORE_MEMORY = 0, CONF_STORE_LOCAL, CONF_STORE_REDIS };
+enum conf_discovery { CONF_DISC_MANUAL = 0, CONF_DISC_STATIC, CONF_DISC_DNS };
+enum conf_shared_strategy { CONF_SHARED_ROUND_ROBIN = 0, CONF_SHARED_RANDOM, CONF_SHARED_HASH_CLIENTID };
+
+struct conf_listener {
+	char *name;            /* the <name> in listeners.tcp.<name>.* */
+	char *bind;            /* "host:port"; host may be empty, "0.0.0.0", "::" or "[v6]" */
+	bool proxy_protocol;   /* expect a PROXY v1/v2 header first */
+	bool enabled;
+};
+
+struct hq_config {
+	/* node */
+	char *node_name;               /* name@host */
+	char *node_cookie;
+	char *node_data_dir;
+	int node_workers;              /* 0 = one per CPU core */
+	/* cluster (used by the clustering issue; parsed and validated now) */
+	char *cluster_name;
+	enum conf_discovery cluster_discovery;
+	char *cluster_static_seeds;    /* comma separated node names */
+	char *cluster_dns_name;
+	int cluster_port;              /* 4370 */
+	int cluster_heartbeat_timeout; /* seconds */
+	/* listeners */
+	struct conf_listener listeners[CONF_MAX_LISTENERS];
+	int n_listeners;
+	/* sessions */
+	enum conf_store session_store;
+	char *session_redis_server;    /* host:port */
+	/* dashboard / http */
+	char *dashboard_bind;          /* host:port */
+	/* log */
+	int log_level;                 /* enum log_level */
+	int log_format;                /* enum log_format */
+	char *log_file;                /* "" = stderr */
+	/* mqtt limits and features */
+	uint32_t max_packet_size;      /* bytes, both directions */
+	uint32_t max_inflight;         /* outgoing QoS 1/2 window per client */
+	uint32_t receive_maximum;      /* incoming QoS 1/2 window we advertise */
+	uint32_t max_queued_messages;  /* per session, beyond the in-flight window */
+	uint64_t max_queued_bytes;     /* per session; 0 = no byte limit */
+	uint32_t max_topic_levels;
+	uint32_t max_subscriptions;    /* per client; 0 = unlimited */
+	uint32_t max_connections;      /* per node */
+	uint32_t max_clientid_len;
+	uint32_t connect_timeout;      /* seconds to wait for CONNECT */
+	uint32_t max_keepalive;        /* seconds; larger client values are capped (v5) */
+	uint32_t server_keepalive;     /* 0 = accept client's value */
+	uint32_t topic_alias_maximum;  /* we accept from clients; 0 disables */
+	uint32_t session_expiry_max;   /* seconds; cap on client requested expiry */
+	uint32_t max_qos;              /* 0..2 */
+	bool retain_available;
+	bool wildcard_subscription;
+	bool shared_subscription;
+	bool subscription_identifiers;
+	enum conf_shared_strategy shared_strategy;
+	uint32_t max_outbuf;           /* bytes buffered to a slow reader before we stop queuing to its socket */
+	/* $SYS */
+	uint32_t sys_interval;         /* seconds; 0 disables */
+};
+
+/* Fill cfg with the built-in defaults (the values documented in etc/hamqtt.conf). */
+void conf_defaults(struct hq_config *cfg);
+
+/* Parse a config file into cfg (which holds defaults or earlier values).
+ * On error returns HQ_EINVAL and writes "file:line: key: message" into err. */
+int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t errlen);
+/* Parse text as if it were a file named `name` (used by tests and embedded default). */
+int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
+		     char *err, size_t errlen);
+/* Apply HAMQTT_* variables from envp (NULL-terminated, like environ). */
+int conf_load_env(struct hq_config *cfg, char *const *envp, char *err, size_t errlen);
+/* Apply one "key=value" override (from --set). */
+int conf_set(struct hq_config *cfg, const char *origin, const char *kv, char *err, size_t errlen);
+/* Cross-key checks after everything is loaded (e.g. at least one listener). */
+int conf_validate(const struct hq_config *cfg, char *err, size_t errlen);
+void conf_free(struct hq_config *cfg);
+
+/* Split "host:port" / "[v6]:port" / ":port"; host copied into host (size hostlen),
+ * empty host means any. Returns HQ_OK or HQ_EINVAL. */
+int conf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+/* The schema, for documentation and checks: key i's name, default (as written in
+ * a file) and one-line doc; NULL past the end. Listener keys are spelled with the
+ * listener "default" (listeners.tcp.default.bind); any <name> works the same. */
+size_t conf_key_count(void);
+const char *conf_key_name(size_t i);
+const char *conf_key_default(size_t i);
+const char *conf_key_doc(size_t i);
+/* Current value of key as text into out (sizes in bytes, durations as "Ns").
+ * Returns HQ_OK, HQ_ENOTFOUND (unknown key or listener) or HQ_ELIMIT (truncated). */
+int conf_get(const struct hq_config *cfg, const char *key, char *out, size_t outlen);
+
+#endif
