@@ -30,7 +30,8 @@ LIB_SRC := $(shell find src -name '*.c' ! -name main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libhamqtt.a
 
-TOOLS := ctl bench passwd
+# every tools/<name>/ with C sources becomes build/hamqtt-<name>
+TOOLS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/hamqtt-%)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -38,13 +39,16 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/hamqttd $(TOOL_BINS)
 
+Q := $(if $(V),,@)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC $(BUILD) $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/hamqttd: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -132,7 +132,8 @@ static void attach_and_ack(struct conn *c, struct session *s, bool present)
 	sess_pump(s);
 }
 
-/* Runs on the session's worker: c resumes s (reference passed in). */
+/* Runs on the session's worker: c resumes s (reference passed in and
+ * consumed). The caller reads any packets pipelined after CONNECT. */
 void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 {
 	if (c->w != w)
@@ -156,7 +157,6 @@ void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 	}
 	attach_and_ack(c, s, true);
 	sess_unref(s);
-	conn_process_input(c); /* packets pipelined after CONNECT */
 }
 
 static void connect_register(struct worker *w, struct conn *c)

@@ -17,10 +17,12 @@
  *    counters).
  *
  * Ownership:
- *  - struct brk_msg is immutable after creation and reference counted;
- *    every queue entry, in-flight slot, retained slot holds one reference.
- *  - struct session is reference counted: the registry, each route entry in
- *    each replica, and each inbox entry naming it hold one reference. Its
+ *  - struct brk_msg is reference counted and immutable once published
+ *    (handed to brk_route or stored as retained); every queue entry,
+ *    in-flight slot and retained slot holds one reference.
+ *  - struct session is reference counted: the registry, the attached
+ *    connection, each route entry in each replica, and each inbox entry
+ *    naming it hold one reference. Its
  *    contents are freed when the session ends; the struct when refs drop to 0.
  *  - struct conn belongs to exactly one worker at a time; it is freed only in
  *    that worker's before-sleep hook after being closed (never mid-callback).

@@ -18,9 +18,9 @@ void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 {
 	size_t len = strlen(filter);
 	if (kind == WQ_ROUTE_ADD) {
+		/* no check of s->ended here: it belongs to another thread; a
+		 * ROUTE_DEL from the owner always follows in the same channel */
 		bool replaced = false;
-		if (s->ended)
-			return; /* its ROUTE_DEL was already applied or never will be needed */
 		if (topic_tree_add(w->routes, filter, len, s, options, sub_id, &replaced) == HQ_OK &&
 		    !replaced)
 			sess_ref(s); /* each replica entry holds a reference */

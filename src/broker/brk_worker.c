@@ -85,8 +85,12 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		hq_free(e->u.filter);
 		break;
 	case WQ_ADOPT:
+		/* brk_adopt consumes the entry's session reference; the CONNECT
+		 * was consumed by the sending worker, so read what follows it */
 		brk_adopt(w, e->u.conn, e->sess);
-		break;
+		if (e->u.conn->state == CS_ACTIVE)
+			conn_process_input(e->u.conn);
+		return;
 	case WQ_KILL:
 		sess_kill(e->sess, MQTT_RC_SESSION_TAKEN_OVER);
 		break;

@@ -706,7 +706,7 @@ static size_t node_filter(const struct topic_node *n, char **buf, size_t *cap)
 	size_t len = 0;
 	for (const struct topic_node *p = n; p->parent; p = p->parent)
 		len += p->llen + (p->parent->parent ? 1 : 0);
-	if (len + 1 > *cap) {
+	if (!*buf || len + 1 > *cap) {
 		*cap = len + 1;
 		*buf = hq_realloc(*buf, *cap);
 	}

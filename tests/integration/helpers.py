@@ -256,3 +256,58 @@ class MosquittoSub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+
+
+# ---- raw-client conveniences --------------------------------------------------
+
+def collect_until(c, sentinel_topic, timeout=5.0):
+    """Read PUBLISH packets from raw client c until one on sentinel_topic
+    arrives; return the ones before it (the sentinel itself is dropped).
+    Publishing the sentinel after the messages under test, from the same
+    publisher, turns "nothing else arrives" into a bounded wait
+    ([MQTT-4.6.0-6] ordering)."""
+    from mqttraw import PUBLISH
+    got = []
+    deadline = time.monotonic() + T(timeout)
+    while True:
+        left = (deadline - time.monotonic()) / (T(1) or 1)
+        if left <= 0:
+            raise AssertionError("sentinel %r not received; got %r" % (sentinel_topic, got))
+        p = c.expect(PUBLISH, timeout=left)
+        if p.topic == sentinel_topic:
+            return got
+        got.append(p)
+
+
+def pipeline_publish(c, topic, payloads, qos=1, window=10, props=None):
+    """Publish payloads at qos from raw client c keeping at most `window`
+    unacknowledged (QoS 2 flows completed as acks arrive). Returns mids."""
+    import mqttraw as m
+    outstanding = {}
+    mids = []
+    todo = list(payloads)
+
+    def settle_one():
+        p = c._read(None)  # not recv(): stashed packets stay stashed
+        if p.type == m.PUBACK and p.mid in outstanding:
+            del outstanding[p.mid]
+        elif p.type == m.PUBREC and p.mid in outstanding:
+            c.send(m.pubrel(p.mid, version=c.version))
+        elif p.type == m.PUBCOMP and p.mid in outstanding:
+            del outstanding[p.mid]
+        else:
+            c.stash.append(p)  # e.g. a PUBLISH for this client: keep for later
+
+    while todo:
+        if qos == 0:
+            c.send(m.publish(topic, todo.pop(0), qos=0, props=props, version=c.version))
+            continue
+        while len(outstanding) >= window:
+            settle_one()
+        mid = c.next_mid()
+        c.send(m.publish(topic, todo.pop(0), qos=qos, mid=mid, props=props, version=c.version))
+        outstanding[mid] = True
+        mids.append(mid)
+    while outstanding:
+        settle_one()
+    return mids

@@ -442,6 +442,7 @@ def decode(raw, version=4):
         p.retain = bool(flags & 1)
         t, pos = _read_str(raw, pos)
         p.topic = t.decode("utf-8")
+        p.wire_topic = p.topic  # topic as sent (empty when only an alias was used)
         if p.qos:
             p.mid = struct.unpack_from("!H", raw, pos)[0]
             pos += 2

@@ -1,0 +1,474 @@
+/*
+ * sess_serial.c - write and read the session blob whose layout sess_serial.h
+ * documents (format version 1).
+ *
+ * Writing trusts the session (asserts its invariants). Reading trusts nothing:
+ * every field goes through a bounds-checked cursor, every count is checked
+ * against the bytes left before anything is allocated for it, and every value
+ * the broker relies on (packet ids, QoS, flags, topics, filters) is validated,
+ * so a corrupt blob yields HQ_EMALFORMED and never a session the broker could
+ * not have built. On error everything built so far is released through the
+ * session's own teardown (sess_unref).
+ */
+#include "broker/sess_serial.h"
+#include "broker/brk_int.h"
+#include "broker/topic.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/mem.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define SS_KNOWN (SS_EXPIRE_AT | SS_WILL | SS_WILL_AT)
+#define SM_KNOWN (SM_QOS_MASK | SM_RETAIN | SM_EXPIRY)
+#define DV_KNOWN (DV_RETAIN | DV_SENT | DV_PUBREL | DV_SHARED)
+#define VI_MAX 268435455u
+/* a remaining time can never exceed the longest interval the broker schedules */
+#define MAX_REMAINING_MS ((uint64_t)UINT32_MAX * 1000)
+/* smallest encodings, used to bound counts before allocating for them */
+#define MIN_SUB 3    /* filter:str (1 + 1), options, sub_id */
+#define MIN_DELIV 5  /* pid, qos, dflags, n_sub_ids (PUBREL: no message) */
+#define MIN_RX_PID 2
+
+/* ---- writing ---- */
+
+static void put_u8(struct buf *b, uint8_t v)
+{
+	buf_append(b, &v, 1);
+}
+
+static void put_u16(struct buf *b, uint16_t v)
+{
+	uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	buf_append(b, x, sizeof(x));
+}
+
+static void put_u32(struct buf *b, uint32_t v)
+{
+	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	buf_append(b, x, sizeof(x));
+}
+
+static void put_u64(struct buf *b, uint64_t v)
+{
+	put_u32(b, (uint32_t)(v >> 32));
+	put_u32(b, (uint32_t)v);
+}
+
+static void put_vi(struct buf *b, uint32_t v)
+{
+	assert(v <= VI_MAX);
+	uint8_t x[4];
+	buf_append(b, x, mqtt_varint_encode(x, v));
+}
+
+static void put_bin(struct buf *b, const void *p, size_t n)
+{
+	assert(n <= VI_MAX);
+	put_vi(b, (uint32_t)n);
+	if (n)
+		buf_append(b, p, n);
+}
+
+/* ms left until an absolute monotonic time (0 when already past) */
+static uint64_t ms_left(int64_t at, int64_t now)
+{
+	return at > now ? (uint64_t)(at - now) : 0;
+}
+
+static void put_msg(struct buf *b, const struct brk_msg *m, int64_t now)
+{
+	assert(m->qos <= 2);
+	uint8_t f = m->qos;
+	if (m->retain)
+		f |= SM_RETAIN;
+	if (m->has_expiry)
+		f |= SM_EXPIRY;
+	put_u8(b, f);
+	if (m->has_expiry)
+		put_u32(b, msg_remaining(m, now));
+	put_u32(b, m->pub_hash);
+	put_bin(b, m->topic, m->topic_len);
+	put_bin(b, m->props, m->props_len);
+	put_bin(b, m->payload, m->payload_len);
+}
+
+static void put_deliv(struct buf *b, const struct deliv *d, int64_t now)
+{
+	put_u16(b, d->pid);
+	put_u8(b, d->qos);
+	put_u8(b, d->flags);
+	put_u8(b, d->n_sub_ids);
+	const uint32_t *ids = deliv_sub_ids(d);
+	for (uint32_t i = 0; i < d->n_sub_ids; i++)
+		put_vi(b, ids[i]);
+	if (d->flags & DV_SHARED) {
+		assert(d->share_group);
+		put_bin(b, d->share_group, strlen(d->share_group));
+	}
+	if (!(d->flags & DV_PUBREL)) {
+		assert(d->msg);
+		put_msg(b, d->msg, now);
+	}
+}
+
+void sess_serialize(const struct session *s, struct buf *out)
+{
+	int64_t now = clock_mono_ms();
+	buf_append(out, SESS_SERIAL_MAGIC, 4);
+	put_u8(out, SESS_SERIAL_VERSION);
+	put_bin(out, s->client_id, strlen(s->client_id));
+	put_u8(out, s->version);
+	put_u32(out, s->expiry);
+	uint8_t f = 0;
+	if (s->expire_at)
+		f |= SS_EXPIRE_AT;
+	if (s->will) {
+		f |= SS_WILL;
+		if (s->will_at)
+			f |= SS_WILL_AT;
+	}
+	put_u8(out, f);
+	if (f & SS_EXPIRE_AT)
+		put_u64(out, ms_left(s->expire_at, now));
+	put_u16(out, s->next_pid);
+	if (f & SS_WILL) {
+		put_u32(out, s->will_delay);
+		if (f & SS_WILL_AT)
+			put_u64(out, ms_left(s->will_at, now));
+		put_msg(out, s->will, now);
+	}
+
+	put_vi(out, s->n_subs);
+	for (const struct sess_sub *sub = s->subs; sub; sub = sub->hh.next) {
+		put_bin(out, sub->filter, strlen(sub->filter));
+		put_u8(out, sub->options);
+		put_vi(out, sub->sub_id);
+	}
+
+	put_vi(out, s->n_inflight);
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		put_deliv(out, &s->inflight[i], now);
+
+	const struct dqueue *q = &s->queue;
+	put_vi(out, q->len);
+	for (uint32_t i = 0; i < q->len; i++)
+		put_deliv(out, &q->v[(q->head + i) % q->cap], now);
+
+	put_vi(out, s->n_rx_pids);
+	for (uint32_t i = 0; i < s->n_rx_pids; i++)
+		put_u16(out, s->rx_pids[i]);
+}
+
+/* ---- reading ---- */
+
+/* Bounds-checked cursor over the blob. Every get_* returns false when the
+ * field does not fit or is not well formed; nothing is read past end. */
+struct rd {
+	const uint8_t *p, *end;
+};
+
+static size_t rd_left(const struct rd *r)
+{
+	return (size_t)(r->end - r->p);
+}
+
+static bool get_u8(struct rd *r, uint8_t *v)
+{
+	if (rd_left(r) < 1)
+		return false;
+	*v = r->p[0];
+	r->p += 1;
+	return true;
+}
+
+static bool get_u16(struct rd *r, uint16_t *v)
+{
+	if (rd_left(r) < 2)
+		return false;
+	*v = (uint16_t)(r->p[0] << 8 | r->p[1]);
+	r->p += 2;
+	return true;
+}
+
+static bool get_u32(struct rd *r, uint32_t *v)
+{
+	if (rd_left(r) < 4)
+		return false;
+	*v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
+	r->p += 4;
+	return true;
+}
+
+static bool get_u64(struct rd *r, uint64_t *v)
+{
+	uint32_t hi, lo;
+	if (!get_u32(r, &hi) || !get_u32(r, &lo))
+		return false;
+	*v = (uint64_t)hi << 32 | lo;
+	return true;
+}
+
+static bool get_vi(struct rd *r, uint32_t *v)
+{
+	int used = mqtt_varint_decode(r->p, rd_left(r), v);
+	if (used <= 0)
+		return false;
+	r->p += used;
+	return true;
+}
+
+/* bin: a length and a view of that many bytes (borrowed from the blob) */
+static bool get_bin(struct rd *r, const uint8_t **p, uint32_t *len)
+{
+	if (!get_vi(r, len) || *len > rd_left(r))
+		return false;
+	*p = r->p;
+	r->p += *len;
+	return true;
+}
+
+/* str: a bin that is valid UTF-8 without U+0000 (so it is also a C string) */
+static bool get_str(struct rd *r, const char **s, uint32_t *len)
+{
+	const uint8_t *p;
+	if (!get_bin(r, &p, len) || !mqtt_utf8_valid(p, *len))
+		return false;
+	*s = (const char *)p;
+	return true;
+}
+
+/* A count of items each at least min_size bytes long: refuse counts the blob
+ * cannot hold, so nothing is allocated for items that are not there. */
+static bool get_count(struct rd *r, size_t min_size, uint32_t *n)
+{
+	return get_vi(r, n) && *n <= rd_left(r) / min_size;
+}
+
+/* Decode one message; *out gets a new reference. */
+static bool get_msg(struct rd *r, int64_t now, struct brk_msg **out)
+{
+	uint8_t f;
+	uint32_t left = 0, hash, tlen, plen, ylen;
+	const char *topic;
+	const uint8_t *props, *payload;
+	if (!get_u8(r, &f) || (f & ~SM_KNOWN) || (f & SM_QOS_MASK) > 2)
+		return false;
+	if ((f & SM_EXPIRY) && !get_u32(r, &left))
+		return false;
+	if (!get_u32(r, &hash) || !get_str(r, &topic, &tlen) || tlen > UINT16_MAX ||
+	    !topic_name_valid(topic, tlen, 0) || !get_bin(r, &props, &plen) ||
+	    !get_bin(r, &payload, &ylen))
+		return false;
+	struct brk_msg *m = msg_new(topic, tlen, props, plen, payload, ylen, f & SM_QOS_MASK,
+				    f & SM_RETAIN, f & SM_EXPIRY, left, now);
+	m->pub_hash = hash;
+	*out = m;
+	return true;
+}
+
+/* Decode one delivery into *d (zeroed first). On false, *d may hold partial
+ * contents: the caller releases it with deliv_release. */
+static bool get_deliv(struct rd *r, bool inflight, int64_t now, struct deliv *d)
+{
+	uint8_t n_ids;
+	memset(d, 0, sizeof(*d));
+	if (!get_u16(r, &d->pid) || !get_u8(r, &d->qos) || !get_u8(r, &d->flags) ||
+	    !get_u8(r, &n_ids))
+		return false;
+	if (d->qos > 2 || (d->flags & ~DV_KNOWN))
+		return false;
+	if (inflight && (d->pid == 0 || d->qos == 0))
+		return false;
+	if ((d->flags & DV_PUBREL) && (!inflight || d->qos != 2))
+		return false;
+	if (n_ids > rd_left(r))
+		return false;
+	if (n_ids > 1)
+		d->sub_ids = hq_malloc(n_ids * sizeof(*d->sub_ids));
+	d->n_sub_ids = n_ids; /* from here deliv_release frees sub_ids */
+	uint32_t *ids = n_ids > 1 ? d->sub_ids : &d->sub_id;
+	for (uint32_t i = 0; i < n_ids; i++)
+		if (!get_vi(r, &ids[i]) || ids[i] == 0)
+			return false;
+	if (d->flags & DV_SHARED) {
+		const char *g, *grp, *inner;
+		uint32_t gl;
+		size_t grpl, innerl;
+		if (!get_str(r, &g, &gl) || !topic_filter_valid(g, gl, 0) ||
+		    !topic_filter_shared(g, gl, &grp, &grpl, &inner, &innerl))
+			return false;
+		d->share_group = hq_strndup(g, gl);
+	}
+	if (!(d->flags & DV_PUBREL) && !get_msg(r, now, &d->msg))
+		return false;
+	return true;
+}
+
+/* absolute monotonic time from a remaining interval; never 0 (= unscheduled) */
+static bool get_at(struct rd *r, int64_t now, int64_t *at)
+{
+	uint64_t left;
+	if (!get_u64(r, &left) || left > MAX_REMAINING_MS)
+		return false;
+	*at = now + (int64_t)left;
+	if (*at == 0)
+		*at = 1;
+	return true;
+}
+
+static bool get_subs(struct rd *r, struct session *s)
+{
+	uint32_t n;
+	if (!get_count(r, MIN_SUB, &n))
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *f;
+		uint32_t fl, sub_id;
+		uint8_t opt;
+		struct sess_sub *sub;
+		if (!get_str(r, &f, &fl) || !topic_filter_valid(f, fl, 0) || !get_u8(r, &opt) ||
+		    !get_vi(r, &sub_id))
+			return false;
+		/* reserved bits, QoS 3, retain handling 3 [MQTT-3.8.3-5] */
+		if ((opt & 0xC0) || (opt & MQTT_SUBOPT_QOS_MASK) > 2 ||
+		    ((opt & MQTT_SUBOPT_RH_MASK) >> MQTT_SUBOPT_RH_SHIFT) > 2)
+			return false;
+		HASH_FIND(hh, s->subs, f, fl, sub);
+		if (sub)
+			return false;
+		sub = hq_calloc(1, sizeof(*sub));
+		sub->filter = hq_strndup(f, fl);
+		sub->options = opt;
+		sub->sub_id = sub_id;
+		HASH_ADD_KEYPTR(hh, s->subs, sub->filter, fl, sub);
+		s->n_subs++;
+	}
+	return true;
+}
+
+/* 65536 bits: one per packet id, to refuse duplicates in linear time */
+struct pid_set {
+	uint64_t w[65536 / 64];
+};
+
+/* false if pid was already in the set */
+static bool pid_set_add(struct pid_set *ps, uint16_t pid)
+{
+	uint64_t bit = (uint64_t)1 << (pid % 64);
+	if (ps->w[pid / 64] & bit)
+		return false;
+	ps->w[pid / 64] |= bit;
+	return true;
+}
+
+static bool get_inflight(struct rd *r, struct session *s, int64_t now, struct pid_set *ps)
+{
+	uint32_t n;
+	if (!get_count(r, MIN_DELIV, &n) || n > UINT16_MAX)
+		return false;
+	if (n) {
+		s->inflight = hq_malloc(n * sizeof(*s->inflight));
+		s->cap_inflight = n;
+	}
+	memset(ps, 0, sizeof(*ps));
+	for (uint32_t i = 0; i < n; i++) {
+		struct deliv d;
+		if (!get_deliv(r, true, now, &d) || !pid_set_add(ps, d.pid)) {
+			deliv_release(&d);
+			return false;
+		}
+		s->inflight[s->n_inflight++] = d;
+	}
+	return true;
+}
+
+static bool get_queue(struct rd *r, struct session *s, int64_t now)
+{
+	uint32_t n;
+	if (!get_count(r, MIN_DELIV, &n))
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		struct deliv d;
+		if (!get_deliv(r, false, now, &d)) {
+			deliv_release(&d);
+			return false;
+		}
+		dq_push(&s->queue, &d);
+	}
+	return true;
+}
+
+static bool get_rx_pids(struct rd *r, struct session *s, struct pid_set *ps)
+{
+	uint32_t n;
+	if (!get_count(r, MIN_RX_PID, &n))
+		return false;
+	if (n) {
+		s->rx_pids = hq_malloc(n * sizeof(*s->rx_pids));
+		s->cap_rx_pids = n;
+	}
+	memset(ps, 0, sizeof(*ps));
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t pid;
+		if (!get_u16(r, &pid) || pid == 0 || !pid_set_add(ps, pid))
+			return false;
+		s->rx_pids[s->n_rx_pids++] = pid;
+	}
+	return true;
+}
+
+int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_ms,
+		     struct session **out)
+{
+	struct rd r;
+	struct session *s = NULL;
+	struct pid_set *ps = NULL;
+	const char *id;
+	uint32_t id_len;
+	uint8_t proto, f;
+	int rc = HQ_EMALFORMED;
+
+	*out = NULL;
+	if (n < 5 || memcmp(p, SESS_SERIAL_MAGIC, 4))
+		goto out;
+	r = (struct rd){ p + 5, p + n };
+	if (p[4] != SESS_SERIAL_VERSION) {
+		rc = HQ_EVERSION;
+		goto out;
+	}
+	if (!get_str(&r, &id, &id_len) || !get_u8(&r, &proto))
+		goto out;
+	if (proto != 0 && proto != MQTT_V31 && proto != MQTT_V311 && proto != MQTT_V5)
+		goto out;
+	s = sess_new(w, id, id_len);
+	s->version = proto;
+	if (!get_u32(&r, &s->expiry) || !get_u8(&r, &f) || (f & ~SS_KNOWN) ||
+	    ((f & SS_WILL_AT) && !(f & SS_WILL)))
+		goto out;
+	if ((f & SS_EXPIRE_AT) && !get_at(&r, now_ms, &s->expire_at))
+		goto out;
+	if (!get_u16(&r, &s->next_pid) || s->next_pid == 0)
+		goto out;
+	if (f & SS_WILL) {
+		if (!get_u32(&r, &s->will_delay))
+			goto out;
+		if ((f & SS_WILL_AT) && !get_at(&r, now_ms, &s->will_at))
+			goto out;
+		if (!get_msg(&r, now_ms, &s->will))
+			goto out;
+	}
+	ps = hq_malloc(sizeof(*ps));
+	if (!get_subs(&r, s) || !get_inflight(&r, s, now_ms, ps) || !get_queue(&r, s, now_ms) ||
+	    !get_rx_pids(&r, s, ps) || rd_left(&r) != 0)
+		goto out;
+	*out = s;
+	s = NULL;
+	rc = HQ_OK;
+out:
+	hq_free(ps);
+	if (s)
+		sess_unref(s);
+	return rc;
+}
