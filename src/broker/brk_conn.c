@@ -95,14 +95,23 @@ void conn_process_input(struct conn *c)
 	while (c->state != CS_CLOSED && !c->paused && buf_avail(&c->in)) {
 		size_t hdr;
 		uint32_t rem;
+		if (c->state == CS_NEW && buf_head(&c->in)[0] != (MQTT_CONNECT << 4)) {
+			/* [MQTT-3.1.0-1] decided on the first byte, so that e.g. an
+			 * HTTP request is refused at once, not after the timeout */
+			conn_close(c, -1, "first packet is not CONNECT");
+			return;
+		}
 		int rc = mqtt_frame(buf_head(&c->in), buf_avail(&c->in), b->cfg->max_packet_size,
 				    &hdr, &rem);
 		if (rc == HQ_EAGAIN)
 			break;
 		if (rc != HQ_OK) {
-			conn_close(c, brk_reason_from_err(rc),
-				   rc == HQ_ETOOLARGE ? "packet exceeds mqtt.max_packet_size"
-						      : "malformed remaining length");
+			const char *why = rc == HQ_ETOOLARGE ? "packet exceeds mqtt.max_packet_size"
+							     : "malformed remaining length";
+			if (c->state == CS_NEW)
+				brk_handle_connect_error(c, buf_head(&c->in), buf_avail(&c->in), rc, why);
+			else
+				conn_close(c, brk_reason_from_err(rc), why);
 			return;
 		}
 		size_t total = hdr + rem;

@@ -214,7 +214,7 @@ static const struct conf_key conf_keys[] = {
 	      "subscriptions per client; 0 = unlimited"),
 	K_INT("mqtt.max_connections", max_connections, 1, U32, "1000000",
 	      "client connections per node"),
-	K_INT("mqtt.max_clientid_len", max_clientid_len, 23, U16, "65535",
+	K_INT("mqtt.max_clientid_len", max_clientid_len, 1, U16, "65535",
 	      "longest client identifier accepted"),
 	K_DUR("mqtt.connect_timeout", connect_timeout, 1, 3600, "10s",
 	      "time a new connection has to send CONNECT"),

@@ -226,7 +226,8 @@ static void dec_subscribe(struct mqtt_rd *r, uint8_t version, struct mqtt_packet
 			if (o & (version == MQTT_V5 ? 0xC0 : 0xFC))
 				mqtt_rd_fail(r, HQ_EMALFORMED, "reserved bits in subscription options");
 			else if ((o & MQTT_SUBOPT_QOS_MASK) == 3)
-				mqtt_rd_fail(r, HQ_EMALFORMED, "subscription QoS 3");
+				/* v5 3.8.3.1: a Protocol Error; 3.1.1 just closes */
+				mqtt_rd_fail(r, HQ_EPROTOCOL, "subscription QoS 3");
 			else if ((o & MQTT_SUBOPT_RH_MASK) >> MQTT_SUBOPT_RH_SHIFT == 3)
 				mqtt_rd_fail(r, HQ_EPROTOCOL, "retain handling 3");  /* 3.8.3.1 */
 		}

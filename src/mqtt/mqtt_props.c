@@ -135,7 +135,8 @@ static void read_value(struct mqtt_rd *r, const struct mqtt_prop_def *d,
 	if (d->check == MQTT_PC_BOOL && v > 1)
 		mqtt_rd_fail(r, HQ_EPROTOCOL, d->bad_why);
 	else if (d->check == MQTT_PC_NONZERO && v == 0)
-		mqtt_rd_fail(r, HQ_EPROTOCOL, d->bad_why);
+		/* a zero topic alias has its own reason code, 0x94 [MQTT-3.3.2-8] */
+		mqtt_rd_fail(r, (d - mqtt_prop_defs) == MQTT_PROP_TOPIC_ALIAS ? HQ_EALIAS : HQ_EPROTOCOL, d->bad_why);
 }
 
 void mqtt_props_read(struct mqtt_rd *r, int ptype, struct mqtt_props *out)

@@ -141,16 +141,18 @@ def wait_until(pred, timeout=5.0, interval=0.02, what="condition"):
 class Broker:
     """One hamqttd process with its own directory, config and log."""
 
-    def __init__(self, workdir, overrides=None, args=(), env=None, config_text=None):
+    def __init__(self, workdir, overrides=None, args=(), env=None, config_text=None,
+                 config_file=None):
         self.workdir = workdir
         self.host = "127.0.0.1"
         self.data_dir = os.path.join(workdir, "data")
         self.conf_path = os.path.join(workdir, "hamqtt.conf")
         self.log_path = os.path.join(workdir, "hamqttd.log")
         self.overrides = dict(overrides or {})
-        self.args = list(args)
+        self.args = args if callable(args) else list(args)  # or args(broker) -> list
         self.env = dict(env or {})
         self.config_text = config_text
+        self.config_file = config_file  # run with this file instead of a generated one
         self.proc = None
         self.returncode = None
         self.port = None
@@ -160,6 +162,9 @@ class Broker:
     # -- lifecycle --
 
     def write_config(self):
+        if self.config_file:
+            self.conf_path = self.config_file
+            return
         lines = [
             "# written by tests/integration/conftest.py",
             "node.name = %s" % NODE_NAME,
@@ -183,10 +188,11 @@ class Broker:
             while self.http_port == self.port:
                 self.http_port = free_port()
             self.write_config()
+            args = self.args(self) if callable(self.args) else self.args
             logf = open(self.log_path, "ab")
             try:
                 self.proc = subprocess.Popen(
-                    [hamqttd_path(), "-c", self.conf_path] + self.args,
+                    [hamqttd_path(), "-c", self.conf_path] + list(args),
                     stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=broker_env(self.env), cwd=self.workdir)
             finally:
@@ -307,17 +313,21 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker(tmp_path, request):
-    """Factory fixture: broker(overrides=None, *, args=(), env=None, **more)."""
+    """Factory fixture: broker(overrides=None, *, args=(), env=None, wait=True,
+    config_text=None, config_file=None, **more) -> a started Broker. args may be
+    a callable taking the Broker (ports allocated) and returning the list."""
     if not os.access(hamqttd_path(), os.X_OK):
         pytest.fail("hamqttd not found at %s (set HAMQTT_BUILD)" % hamqttd_path())
     started = []
 
-    def start(overrides=None, *, args=(), env=None, wait=True, config_text=None, **more):
+    def start(overrides=None, *, args=(), env=None, wait=True, config_text=None,
+              config_file=None, **more):
         ov = dict(overrides or {})
         ov.update(more)
         workdir = str(tmp_path / ("broker%d" % len(started)))
         os.makedirs(workdir, exist_ok=True)
-        b = Broker(workdir, ov, args=args, env=env, config_text=config_text)
+        b = Broker(workdir, ov, args=args, env=env, config_text=config_text,
+                   config_file=config_file)
         started.append(b)
         b.start(wait=wait)
         return b

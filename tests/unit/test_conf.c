@@ -281,8 +281,8 @@ static void test_ints(void **state)
 		 "t.conf:1: node.workers: expected an integer 0..256, got ''");
 	load_err(c, "t.conf", "mqtt.max_inflight = 0\n",
 		 "t.conf:1: mqtt.max_inflight: expected an integer 1..65535, got '0'");
-	load_err(c, "t.conf", "mqtt.max_clientid_len = 22\n",
-		 "t.conf:1: mqtt.max_clientid_len: expected an integer 23..65535, got '22'");
+	load_err(c, "t.conf", "mqtt.max_clientid_len = 0\n",
+		 "t.conf:1: mqtt.max_clientid_len: expected an integer 1..65535, got '0'");
 	load_err(c, "t.conf", "mqtt.max_connections = 99999999999999999999999\n",
 		 "t.conf:1: mqtt.max_connections: expected an integer 1..4294967295, "
 		 "got '99999999999999999999999'");

@@ -354,9 +354,11 @@ static void test_3_8_3_3_subscribe_empty(void **state)
 static void test_3_8_3_5_subscription_options(void **state)
 {
 	for (unsigned o = 0; o < 256; o++) {
-		int want3 = (o & 0xFC) || (o & 3) == 3 ? HQ_EMALFORMED : HQ_OK;
-		int want5 = (o & 0xC0) || (o & 3) == 3 ? HQ_EMALFORMED :
-			    ((o >> 4) & 3) == 3 ? HQ_EPROTOCOL : HQ_OK;  /* retain handling 3 */
+		/* reserved bits: malformed; QoS 3 (v5 3.8.3.1) and retain
+		 * handling 3: protocol errors */
+		int want3 = (o & 0xFC) ? HQ_EMALFORMED : (o & 3) == 3 ? HQ_EPROTOCOL : HQ_OK;
+		int want5 = (o & 0xC0) ? HQ_EMALFORMED :
+			    (o & 3) == 3 || ((o >> 4) & 3) == 3 ? HQ_EPROTOCOL : HQ_OK;
 		CHECK(MQTT_V311, want3, 0x82, 0x00, 0x01, 0x00, 0x01, 'a', (uint8_t)o);
 		CHECK(MQTT_V31, want3, 0x82, 0x00, 0x01, 0x00, 0x01, 'a', (uint8_t)o);
 		CHECK(MQTT_V5, want5, 0x82, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', (uint8_t)o);

@@ -197,7 +197,7 @@ static void test_value_ranges(void **state)
 		{ MQTT_CONNACK, 0x21, 0, HQ_EPROTOCOL },
 		{ MQTT_CONNECT, 0x27, 0, HQ_EPROTOCOL },       /* maximum packet size 0 */
 		{ MQTT_CONNACK, 0x27, 0, HQ_EPROTOCOL },
-		{ MQTT_PUBLISH, 0x23, 0, HQ_EPROTOCOL },       /* topic alias 0 [MQTT-3.3.2-8] */
+		{ MQTT_PUBLISH, 0x23, 0, HQ_EALIAS },          /* topic alias 0 [MQTT-3.3.2-8] */
 		{ MQTT_PUBLISH, 0x0B, 0, HQ_EPROTOCOL },       /* subscription id 0 */
 		{ MQTT_SUBSCRIBE, 0x0B, 0, HQ_EPROTOCOL },
 		/* boundary values that are fine */
