@@ -55,7 +55,7 @@ $(BUILD)/hamqttd: $(BUILD)/obj/src/main.o $(LIB)
 
 # each tool is every .c under tools/<name>/, linked with the library
 .SECONDEXPANSION:
-$(BUILD)/hamqtt-%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tools/$$*/*.c)) $(LIB)
+$(BUILD)/hamqtt-%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tools/$$*/*.c))) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)

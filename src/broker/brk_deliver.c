@@ -140,27 +140,55 @@ static void drop_counted(struct session *s, struct deliv *d, const char *why)
 	deliv_release(d);
 }
 
-/* Queue d (owned) behind earlier messages, applying the policy: when full,
- * drop the oldest QoS 0 message first, else the oldest message. */
+static uint64_t deliv_bytes(const struct deliv *d)
+{
+	return d->msg ? (uint64_t)d->msg->topic_len + d->msg->payload_len : 0;
+}
+
+/* Take the next message off the queue (the caller owns it). */
+static bool dequeue(struct session *s, struct deliv *out)
+{
+	if (!dq_pop(&s->queue, out))
+		return false;
+	s->queued_bytes -= deliv_bytes(out);
+	return true;
+}
+
+/* Make room for one message: drop the oldest QoS 0 message first, else the
+ * oldest message. false when the newcomer itself is the one to drop. */
+static bool evict_one(struct session *s, const struct deliv *incoming)
+{
+	struct deliv victim;
+	uint32_t i;
+	for (i = 0; i < s->queue.len; i++)
+		if (dq_at(&s->queue, i)->qos == 0)
+			break;
+	if (i < s->queue.len)
+		dq_remove_at(&s->queue, i, &victim);
+	else if (incoming->qos == 0 || !s->queue.len)
+		return false;
+	else
+		dq_pop(&s->queue, &victim);
+	s->queued_bytes -= deliv_bytes(&victim);
+	drop_counted(s, &victim, "queue full");
+	return true;
+}
+
+/* Queue d (owned) behind earlier messages within mqtt.max_queued_messages and
+ * mqtt.max_queued_bytes, applying the drop policy of evict_one. */
 static void enqueue(struct session *s, struct deliv *d)
 {
-	uint32_t max = s->w->b->cfg->max_queued_messages;
-	if (max && s->queue.len >= max) {
-		struct deliv victim;
-		uint32_t i;
-		for (i = 0; i < s->queue.len; i++)
-			if (dq_at(&s->queue, i)->qos == 0)
-				break;
-		if (i < s->queue.len) {
-			dq_remove_at(&s->queue, i, &victim);
-		} else if (d->qos == 0) {
+	struct hq_config *cfg = s->w->b->cfg;
+	uint64_t need = deliv_bytes(d);
+	while ((cfg->max_queued_messages && s->queue.len >= cfg->max_queued_messages) ||
+	       (cfg->max_queued_bytes && s->queue.len &&
+		s->queued_bytes + need > cfg->max_queued_bytes)) {
+		if (!evict_one(s, d)) {
 			drop_counted(s, d, "new QoS 0");
 			return;
-		} else {
-			dq_pop(&s->queue, &victim);
 		}
-		drop_counted(s, &victim, "queue full");
 	}
+	s->queued_bytes += need;
 	dq_push(&s->queue, d);
 }
 
@@ -201,7 +229,7 @@ void sess_pump(struct session *s)
 		struct deliv *head = dq_at(&s->queue, 0);
 		if (head->qos && s->n_inflight >= window(s))
 			break;
-		dq_pop(&s->queue, &d);
+		dequeue(s, &d);
 		if (d.msg->has_expiry && msg_expired(d.msg, ev_now_ms(s->w->loop))) {
 			deliv_release(&d);
 			continue;
@@ -352,9 +380,11 @@ void sess_redispatch_shared(struct session *s)
 	}
 	for (uint32_t i = 0; i < s->queue.len;) {
 		struct deliv *d = dq_at(&s->queue, i);
+		uint64_t bytes = deliv_bytes(d);
 		if ((d->flags & DV_SHARED) && d->msg && redispatch_one(s, d)) {
 			struct deliv gone;
 			dq_remove_at(&s->queue, i, &gone);
+			s->queued_bytes -= bytes;
 		} else {
 			i++;
 		}

@@ -155,6 +155,7 @@ struct session {
 	struct deliv *inflight;   /* in send order */
 	uint32_t n_inflight, cap_inflight;
 	struct dqueue queue;      /* waiting for a window slot or a connection */
+	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
 	uint16_t next_pid;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;

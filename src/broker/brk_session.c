@@ -44,6 +44,7 @@ static void sess_free_contents(struct session *s)
 	HQ_FREE(s->inflight);
 	s->n_inflight = s->cap_inflight = 0;
 	dq_free(&s->queue);
+	s->queued_bytes = 0;
 	HQ_FREE(s->rx_pids);
 	s->n_rx_pids = s->cap_rx_pids = 0;
 	if (s->will) {

@@ -329,6 +329,38 @@ void broker_stop(struct broker *b)
 	(void)stop_cb;
 }
 
+/* Close every connection of every worker (single-threaded shutdown). */
+static void close_all_conns(struct broker *b)
+{
+	for (int i = 0; i < b->n_workers; i++) {
+		struct worker *w = &b->workers[i];
+		if (!w->loop)
+			continue;
+		struct conn *c, *tmp;
+		DL_FOREACH_SAFE(w->conns, c, tmp)
+			conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+	}
+}
+
+/* Run every worker's pending hand-offs until none is left (bounded). */
+static void drain_all(struct broker *b)
+{
+	for (int round = 0; round < 8; round++) {
+		bool work = false;
+		for (int i = 0; i < b->n_workers; i++) {
+			struct worker *w = &b->workers[i];
+			if (!w->loop)
+				continue;
+			before_sleep(w->loop, w);
+			if (w->inbox.len)
+				work = true;
+			on_wakeup(w->loop, w);
+		}
+		if (!work)
+			return;
+	}
+}
+
 /* After the threads ended: close connections, end sessions, free. */
 void broker_free(struct broker *b)
 {
@@ -341,24 +373,17 @@ void broker_free(struct broker *b)
 	/* Single-threaded from here on: every worker is stopped. */
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
-		if (!w->loop)
-			continue;
-		struct conn *c, *tmp;
-		DL_FOREACH_SAFE(w->conns, c, tmp)
-			conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 		for (int j = 0; j < w->n_lfds; j++)
 			close(w->lfds[j]);
 		w->n_lfds = 0;
 	}
-	/* run the before-sleep work once more: hand-offs posted by the closes */
-	for (int round = 0; round < 3; round++)
-		for (int i = 0; i < b->n_workers && b->workers; i++) {
-			struct worker *w = &b->workers[i];
-			if (!w->loop)
-				continue;
-			before_sleep(w->loop, w);
-			on_wakeup(w->loop, w);
-		}
+	if (b->workers) {
+		close_all_conns(b);
+		drain_all(b);
+		/* a hand-off in flight may have attached a connection meanwhile */
+		close_all_conns(b);
+		drain_all(b);
+	}
 	/* end every session still registered (persistent ones included) */
 	struct reg_entry *e, *etmp;
 	HASH_ITER(hh, b->registry, e, etmp) {
@@ -367,14 +392,8 @@ void broker_free(struct broker *b)
 			sess_end(s, false);
 		sess_unref(s);
 	}
-	for (int round = 0; round < 3; round++)
-		for (int i = 0; i < b->n_workers && b->workers; i++) {
-			struct worker *w = &b->workers[i];
-			if (!w->loop)
-				continue;
-			before_sleep(w->loop, w);
-			on_wakeup(w->loop, w);
-		}
+	if (b->workers)
+		drain_all(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
 		for (uint32_t k = 0; k < w->inbox.len; k++)

@@ -395,6 +395,8 @@ static bool get_queue(struct rd *r, struct session *s, int64_t now)
 			deliv_release(&d);
 			return false;
 		}
+		if (d.msg)
+			s->queued_bytes += (uint64_t)d.msg->topic_len + d.msg->payload_len;
 		dq_push(&s->queue, &d);
 	}
 	return true;

@@ -165,15 +165,18 @@ class Broker:
         if self.config_file:
             self.conf_path = self.config_file
             return
-        lines = [
-            "# written by tests/integration/conftest.py",
-            "node.name = %s" % NODE_NAME,
-            "node.data_dir = %s" % self.data_dir,
-            "node.workers = 2",
-            "listeners.tcp.default.bind = 127.0.0.1:%d" % self.port,
-            "dashboard.listeners.http.bind = 127.0.0.1:%d" % self.http_port,
-            "log.level = debug",
+        defaults = [
+            ("node.name", NODE_NAME),
+            ("node.data_dir", self.data_dir),
+            ("node.workers", 2),
+            ("listeners.tcp.default.bind", "127.0.0.1:%d" % self.port),
+            ("dashboard.listeners.http.bind", "127.0.0.1:%d" % self.http_port),
+            ("log.level", "debug"),
         ]
+        lines = ["# written by tests/integration/conftest.py"]
+        for k, v in defaults:
+            if k not in self.overrides:  # each key once: overrides replace defaults
+                lines.append("%s = %s" % (k, fmt_value(v)))
         for k, v in self.overrides.items():
             lines.append("%s = %s" % (k, fmt_value(v)))
         text = self.config_text if self.config_text is not None else "\n".join(lines) + "\n"

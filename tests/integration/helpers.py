@@ -185,7 +185,8 @@ class MosquittoSub:
                  wait_seconds=20):
         if isinstance(topics, str):
             topics = [topics]
-        cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", str(qos),
+        # stdbuf: mosquitto_sub writes to a pipe here; line-buffer it so lines arrive live
+        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", str(qos),
                "-V", version, "-d", "-F", "MSG|%t|%p", "-W", str(int(T(wait_seconds)))]
         for t in topics:
             cmd += ["-t", t]

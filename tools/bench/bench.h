@@ -1,0 +1,305 @@
+/*
+ * bench.h - hamqtt-bench, the MQTT load generator: shared types.
+ *
+ * One process, one thread, one epoll loop (net/ev.h) drives every client:
+ * publishers, subscribers and idle connections. The MQTT codec (mqtt/mqtt.h)
+ * encodes the control packets and decodes everything received; the publish
+ * hot path copies a pre-encoded PUBLISH template and patches its packet id and
+ * payload header in place, so nothing is allocated per message.
+ *
+ * Payload header (first BENCH_HDR bytes of every payload, host byte order,
+ * sender and receiver on the same host):
+ *   0..7   send time, CLOCK_MONOTONIC nanoseconds
+ *   8..11  publisher id
+ *   12..15 per-publisher sequence number, from 0
+ *
+ * Files: main.c (options, phases, main), client.c (connections, reading,
+ * packet handling, writing), gen.c (publishers: rate, windows, templates),
+ * track.c (per subscriber x publisher sequence tracking: lost, dup, reorder),
+ * hist.c (latency histogram), report.c (/proc sampling, progress, summary,
+ * RESULT line).
+ */
+#ifndef HQ_BENCH_H
+#define HQ_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "net/ev.h"
+
+#define BENCH_HDR 16               /* payload header bytes (minimum payload) */
+#define BENCH_OUT_HIGH (64 * 1024) /* a publisher stops generating above this backlog */
+#define BENCH_RX_CHUNK (256 * 1024) /* bytes per read() */
+#define BENCH_MAX_PENDING 512      /* handshakes in progress at once */
+
+enum bench_mode { MODE_PUB, MODE_SUB, MODE_PUBSUB, MODE_CONN };
+enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
+
+/* client state, in order */
+enum cstate {
+	CS_IDLE,     /* not started yet */
+	CS_TCP,      /* connect() in progress */
+	CS_CONNACK,  /* CONNECT sent */
+	CS_SUBACK,   /* SUBSCRIBE sent (subscribers) */
+	CS_READY,    /* established: publishing, receiving or idling */
+	CS_CLOSED,   /* failed, dropped or closed by us; fd closed */
+};
+
+enum phase {
+	PH_CONNECT,  /* opening connections */
+	PH_WARMUP,   /* publishing, not measured */
+	PH_MEASURE,  /* publishing, measured */
+	PH_DRAIN,    /* publishing stopped: waiting for acks and deliveries */
+	PH_HOLD,     /* conn mode: holding idle connections */
+	PH_DONE,
+};
+
+/* ---- latency histogram (hist.c): log-linear, fixed memory ---- */
+
+#define HIST_SUB_BITS 8
+#define HIST_SUB (1u << HIST_SUB_BITS)       /* exact below this */
+#define HIST_HALF (HIST_SUB / 2)
+#define HIST_BUCKETS (HIST_SUB + 55 * HIST_HALF) /* up to 2^63 ns, < 0.8 % error */
+
+struct hist {
+	uint64_t n;
+	uint64_t min, max;        /* ns */
+	double sum;               /* ns */
+	uint64_t counts[HIST_BUCKETS];
+};
+
+void hist_reset(struct hist *h);
+void hist_add(struct hist *h, uint64_t v_ns);
+/* value (ns) at percentile p (0..100); 0 when empty */
+uint64_t hist_pct(const struct hist *h, double p);
+
+/* ---- sequence tracking (track.c) ---- */
+
+struct gap {
+	uint32_t lo, hi;          /* missing sequence numbers [lo, hi) */
+};
+
+/* what one tracker saw of one publisher */
+struct track {
+	uint32_t pub_id;          /* UINT32_MAX: empty hash slot */
+	uint32_t next;            /* 1 + highest sequence number seen */
+	uint32_t unique;          /* distinct sequence numbers seen */
+	uint32_t n_gaps, cap_gaps;
+	struct gap *gaps;         /* sorted, all below next */
+};
+
+/*
+ * A tracker is what must see every message once: one subscriber, or with
+ * --shared every subscriber of one shared subscription (same group and filter).
+ * It maps publisher id -> struct track in an open-addressing table.
+ */
+struct tracker {
+	char *filter;             /* as subscribed (with $share/ prefix) */
+	struct track *tab;
+	uint32_t cap, n;          /* cap is a power of two */
+	struct track *last;       /* lookup cache */
+	uint64_t dup, reorder;
+	uint64_t forgotten;       /* gaps dropped when a gap list overflowed */
+};
+
+enum seen { SEEN_NEW, SEEN_REORDER, SEEN_DUP };
+
+void trk_init(struct tracker *t, const char *filter);
+void trk_free(struct tracker *t);
+/* The track for pub_id, created if absent / NULL if absent. */
+struct track *trk_get(struct tracker *t, uint32_t pub_id);
+struct track *trk_find(struct tracker *t, uint32_t pub_id);
+enum seen trk_seen(struct tracker *t, struct track *k, uint32_t seq);
+/* Missing sequence numbers below k->next (gaps), not counting forgotten ones. */
+uint64_t trk_gap_total(const struct track *k);
+
+/* ---- clients ---- */
+
+struct bench;
+
+struct pubstate {
+	uint32_t id;              /* publisher id in the payload header */
+	uint32_t seq;             /* next sequence number = messages sent */
+	uint32_t acked;           /* QoS > 0 flows completed */
+	uint32_t inflight;        /* QoS > 0 flows open */
+	uint32_t fanout;          /* trackers in this process matching the topic */
+	uint64_t delivered;       /* deliveries of this publisher's messages seen here */
+	uint64_t e2e_credit;      /* deliveries written off after a stall (QoS 0) */
+	int64_t stall_ms;         /* since when the e2e window is shut, 0 = open */
+	int64_t start_ns;         /* rate schedule origin */
+	uint16_t *free_ids;       /* QoS > 0: stack of free packet ids (slot + 1) */
+	uint32_t n_free;
+	uint8_t *slot_state;      /* QoS 2: 1 waiting PUBREC, 2 waiting PUBCOMP */
+	uint8_t *tmpl;            /* encoded PUBLISH with a blank payload header */
+	uint32_t tmpl_len;
+	uint32_t off_pid;         /* packet id offset in tmpl (QoS > 0) */
+	uint32_t off_payload;     /* payload offset in tmpl */
+};
+
+struct client {
+	struct ev_io io;
+	struct bench *b;
+	uint32_t idx;             /* index within its role */
+	uint8_t role;             /* enum role */
+	uint8_t state;            /* enum cstate */
+	bool dirty;               /* on the flush list */
+	bool wr_blocked;          /* last write hit EAGAIN: waiting for EV_WRITE */
+	uint16_t sub_pid;         /* SUBSCRIBE packet id */
+	uint32_t window;          /* QoS > 0 in-flight limit (v5 receive maximum applied) */
+	struct client *dirty_next;
+	int64_t t_start_ns;       /* connect() called */
+	int64_t last_tx_ms;       /* for PINGREQ */
+	char *topic;              /* publish topic or subscription filter */
+	struct buf in;            /* partial packet kept between reads */
+	struct buf out;           /* pending output */
+	struct pubstate *pub;     /* publishers */
+	struct tracker *trk;      /* subscribers */
+};
+
+/* ---- options ---- */
+
+struct opts {
+	int mode;                 /* enum bench_mode */
+	const char *host;
+	int port;
+	uint32_t clients;
+	uint32_t pubs, subs;      /* pubsub shapes (default: clients each) */
+	int qos, sub_qos;
+	int version;              /* 3, 4 or 5 */
+	uint32_t size;            /* payload bytes */
+	double rate;              /* msg/s per publisher, 0 = max */
+	uint32_t window;
+	const char *topic, *sub_topic;
+	double duration, warmup, drain;
+	bool duration_set;
+	uint64_t count;           /* messages per publisher, 0 = use duration */
+	double conn_rate;
+	int keepalive;
+	bool clean;
+	long long session_expiry; /* -1: not sent */
+	int cpu;                  /* -1: not pinned */
+	bool bind_spread;
+	int broker_pid;           /* 0: none */
+	const char *shared;       /* group or NULL */
+	const char *id_prefix;
+	double timeout;           /* handshake timeout, and stall timeout */
+	int progress;             /* -1 auto, 0 off, 1 on */
+};
+
+/* ---- counters and errors ---- */
+
+struct counters {
+	uint64_t sent;            /* PUBLISH written by publishers */
+	uint64_t acked;           /* QoS 1 PUBACK / QoS 2 PUBCOMP received */
+	uint64_t nacked;          /* of which with a v5 failure reason */
+	uint64_t delivered;       /* PUBLISH received by subscribers */
+	uint64_t dup, reorder;
+	uint64_t stray;           /* no bench header, or publisher not expected */
+	uint64_t e2e_stalls;      /* QoS 0 windows reopened after a stall */
+	uint64_t bytes_in, bytes_out;
+};
+
+struct errors {
+	uint32_t connect_fail;    /* socket/connect/handshake timeout */
+	uint32_t refused;         /* CONNACK with a failure code */
+	uint32_t sub_refused;     /* SUBACK with a failure code */
+	uint32_t dropped;         /* closed by the broker once established */
+	uint32_t protocol;        /* undecodable or unexpected packets */
+	char first[256];          /* first error message */
+};
+
+/* CPU and memory samples (report.c) */
+struct sample {
+	int64_t t_ns;
+	struct counters c;
+	double self_cpu_s;        /* utime + stime of this process */
+	double broker_cpu_s;      /* -1 when unknown */
+	long broker_rss_kb;       /* -1 when unknown */
+};
+
+struct bench {
+	struct opts o;
+	struct ev_loop *loop;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+
+	struct client *cl;        /* subscribers first, then publishers (or idle) */
+	uint32_t n_cl, n_subs, n_pubs;
+	struct pubstate *pubs;    /* n_pubs */
+	struct tracker *trk;      /* n_trk */
+	uint32_t n_trk;
+	uint32_t known_pubs;      /* publisher ids 0..known_pubs-1 expected; 0 = any */
+	uint64_t expected;        /* deliveries expected so far (known publishers) */
+	uint64_t unique;          /* distinct deliveries received */
+
+	/* connection phase */
+	uint32_t next_conn;       /* next client to start */
+	uint32_t pending;         /* handshakes in progress */
+	uint32_t established;     /* reached CS_READY */
+	uint32_t alive;           /* CS_READY and not closed since */
+	int64_t conn_t0_ns, conn_t1_ns; /* first connect() / last established */
+
+	int phase;                /* enum phase */
+	int64_t phase_ns;         /* when the phase began */
+	int64_t run_t0_ns;        /* publishing began */
+	int64_t measure_t0_ns, measure_t1_ns;
+	int64_t last_progress_ns; /* last delivery or ack */
+	bool measuring;
+	bool stalled;
+
+	struct client *dirty;     /* flush list */
+	struct buf rx;            /* shared read scratch */
+	int64_t now_ns;           /* cached per generation turn */
+
+	struct counters c;
+	struct counters cm;       /* counted while measuring */
+	struct errors err;
+	struct hist lat;          /* measured deliveries */
+	struct hist lat_tick;     /* since the last progress line */
+
+	struct sample s_base;     /* before the first connect (broker RSS) */
+	struct sample s_m0, s_m1; /* measured period */
+	struct sample s_tick;     /* last progress line */
+	long broker_rss_max_kb;
+	long broker_rss_conn_kb;  /* conn mode: after all connections */
+
+	volatile int *sigflag;
+};
+
+/* ---- client.c ---- */
+void cli_start(struct bench *b, struct client *c);
+void cli_flush_all(struct bench *b);
+void cli_mark_dirty(struct client *c);
+void cli_close(struct client *c);
+void cli_disconnect(struct client *c);   /* send DISCONNECT, then close after flush */
+/* once a second: PINGREQ after keepalive/2 idle, handshake timeouts */
+void cli_tick(struct bench *b, int64_t now_ms);
+void cli_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int64_t now_ns(void);
+
+/* ---- gen.c ---- */
+void gen_init(struct bench *b, struct client *c);
+void gen_free(struct pubstate *p);
+/* generate what every publisher may send now */
+void gen_turn(struct bench *b);
+/* QoS > 0 acknowledgement handling on a publisher */
+void gen_on_ack(struct client *c, int type, uint16_t pid, uint8_t reason);
+bool gen_done(const struct bench *b);        /* every publisher finished --count */
+bool gen_acks_done(const struct bench *b);   /* no QoS > 0 flow open */
+
+/* ---- report.c ---- */
+void rep_sample(struct bench *b, struct sample *s);
+void rep_progress(struct bench *b);
+int rep_final(struct bench *b);              /* prints summary + RESULT, returns exit code */
+long rep_broker_rss_kb(int pid);
+/* expected deliveries and lost, from the trackers */
+void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost);
+
+/* ---- topic helpers (main.c) ---- */
+char *topic_expand(const char *pattern, uint32_t i);
+bool topic_match(const char *filter, const char *name);
+
+#endif
