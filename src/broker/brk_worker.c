@@ -345,15 +345,17 @@ static void close_all_conns(struct broker *b)
 /* Run every worker's pending hand-offs until none is left (bounded). */
 static void drain_all(struct broker *b)
 {
-	for (int round = 0; round < 8; round++) {
+	for (int round = 0; round < 16; round++) {
 		bool work = false;
+		for (int i = 0; i < b->n_workers; i++)
+			if (b->workers[i].loop)
+				before_sleep(b->workers[i].loop, &b->workers[i]);
+		/* only now are all outboxes flushed into the inboxes */
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
-			if (!w->loop)
+			if (!w->loop || !w->inbox.len)
 				continue;
-			before_sleep(w->loop, w);
-			if (w->inbox.len)
-				work = true;
+			work = true;
 			on_wakeup(w->loop, w);
 		}
 		if (!work)

@@ -27,7 +27,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mqttraw import MULT, T  # noqa: E402
+from mqttraw import T  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SANITIZER_MARKERS = (
@@ -353,13 +353,6 @@ def broker(tmp_path, request):
 def node(broker):
     """A running broker with the default test configuration."""
     return broker()
-
-
-@pytest.fixture
-def uid(request):
-    """A short unique string for client ids and topics of this test."""
-    return "%s-%d" % (request.node.name.split("[")[0][-20:].replace("_", "-"),
-                      random.randint(0, 999999))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from mqttraw import T, RawClient  # noqa: F401  (re-exported for tests)
+from mqttraw import T
 
 
 class Paho:

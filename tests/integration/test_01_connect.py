@@ -162,7 +162,7 @@ def test_packet_before_connect_closes(node, raw, first):
     assert c.wait_closed() == []
 
 
-@pytest.mark.parametrize("sent", [b"", b"\x10\x0c\x00"])
+@pytest.mark.parametrize("sent", [b"", b"\x10\x0c\x00"], ids=["silent", "partial-connect"])
 def test_connect_timeout(broker, raw, sent):
     """mqtt.connect_timeout: a connection that never completes a CONNECT is
     closed after the timeout (silent, or a partial CONNECT)."""

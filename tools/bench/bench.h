@@ -54,6 +54,8 @@ enum phase {
 	PH_MEASURE,  /* publishing, measured */
 	PH_DRAIN,    /* publishing stopped: waiting for acks and deliveries */
 	PH_HOLD,     /* conn mode: holding idle connections */
+	PH_CLOSING,  /* DISCONNECT sent: waiting for the broker to close first, so
+	              * TIME_WAIT lands on its side, not on our ephemeral ports */
 	PH_DONE,
 };
 
@@ -147,6 +149,7 @@ struct client {
 	uint8_t state;            /* enum cstate */
 	bool dirty;               /* on the flush list */
 	bool wr_blocked;          /* last write hit EAGAIN: waiting for EV_WRITE */
+	bool bye;                 /* DISCONNECT queued */
 	uint16_t sub_pid;         /* SUBSCRIBE packet id */
 	uint32_t window;          /* QoS > 0 in-flight limit (v5 receive maximum applied) */
 	struct client *dirty_next;
@@ -185,6 +188,7 @@ struct opts {
 	int broker_pid;           /* 0: none */
 	const char *shared;       /* group or NULL */
 	const char *id_prefix;
+	uint32_t id_base;         /* pub: first publisher id */
 	double timeout;           /* handshake timeout, and stall timeout */
 	int progress;             /* -1 auto, 0 off, 1 on */
 };
@@ -215,6 +219,7 @@ struct errors {
 struct sample {
 	int64_t t_ns;
 	struct counters c;
+	uint32_t established;
 	double self_cpu_s;        /* utime + stime of this process */
 	double broker_cpu_s;      /* -1 when unknown */
 	long broker_rss_kb;       /* -1 when unknown */
@@ -249,6 +254,7 @@ struct bench {
 	int64_t last_progress_ns; /* last delivery or ack */
 	bool measuring;
 	bool stalled;
+	uint32_t alive_end;       /* alive when the run finished */
 
 	struct client *dirty;     /* flush list */
 	struct buf rx;            /* shared read scratch */
@@ -274,7 +280,8 @@ void cli_start(struct bench *b, struct client *c);
 void cli_flush_all(struct bench *b);
 void cli_mark_dirty(struct client *c);
 void cli_close(struct client *c);
-void cli_disconnect(struct client *c);   /* send DISCONNECT, then close after flush */
+void cli_send_disconnect(struct client *c);  /* queue DISCONNECT; the broker closes */
+void cli_disconnect(struct client *c);   /* DISCONNECT if it fits the socket, close */
 /* once a second: PINGREQ after keepalive/2 idle, handshake timeouts */
 void cli_tick(struct bench *b, int64_t now_ms);
 void cli_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -295,8 +302,8 @@ void rep_sample(struct bench *b, struct sample *s);
 void rep_progress(struct bench *b);
 int rep_final(struct bench *b);              /* prints summary + RESULT, returns exit code */
 long rep_broker_rss_kb(int pid);
-/* expected deliveries and lost, from the trackers */
-void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost);
+/* expected deliveries, lost, and lost after the last received (tail) */
+void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost, uint64_t *tail);
 
 /* ---- topic helpers (main.c) ---- */
 char *topic_expand(const char *pattern, uint32_t i);

@@ -92,6 +92,10 @@ static void cli_lost(struct client *c, const char *why)
 
 	if (c->state == CS_CLOSED)
 		return;
+	if (b->phase == PH_CLOSING) {
+		cli_close(c);   /* the broker closed after our DISCONNECT, as it should */
+		return;
+	}
 	if (c->state == CS_READY) {
 		b->err.dropped++;
 		cli_error(b, "%s %u: connection dropped by the broker: %s", role_name(c),
@@ -110,13 +114,22 @@ static void protocol_error(struct client *c, const char *why)
 	cli_close(c);
 }
 
+void cli_send_disconnect(struct client *c)
+{
+	static const uint8_t disc[2] = { MQTT_DISCONNECT << 4, 0x00 };
+
+	buf_append(&c->out, disc, sizeof(disc));
+	cli_mark_dirty(c);
+	c->bye = true;
+}
+
 void cli_disconnect(struct client *c)
 {
-	static const uint8_t disc[2] = { 0xE0, 0x00 };
+	static const uint8_t disc[2] = { MQTT_DISCONNECT << 4, 0x00 };
 
 	if (c->state == CS_CLOSED)
 		return;
-	if (c->state == CS_READY && !c->wr_blocked && buf_avail(&c->out) == 0) {
+	if (c->state == CS_READY && !c->bye && !c->wr_blocked && buf_avail(&c->out) == 0) {
 		ssize_t r = send(c->io.fd, disc, sizeof(disc), MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)r;
 	}
@@ -378,6 +391,8 @@ static void on_publish(struct client *c, const struct mqtt_publish *pb, int64_t 
 		put_ack(c, MQTT_PUBACK << 4, pb->packet_id);
 	else if (pb->qos == 2)
 		put_ack(c, MQTT_PUBREC << 4, pb->packet_id);
+	if (b->phase == PH_CLOSING)
+		return;   /* the report is made */
 	if (c->role != ROLE_SUB || !c->trk) {
 		b->c.stray++;
 		return;

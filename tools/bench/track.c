@@ -18,14 +18,20 @@
 #define TRK_MAX_GAPS 4096
 #define TRK_EMPTY UINT32_MAX
 
+static struct track *new_table(uint32_t cap)
+{
+	struct track *tab = hq_calloc(cap, sizeof(*tab));
+	for (uint32_t i = 0; i < cap; i++)
+		tab[i].pub_id = TRK_EMPTY;
+	return tab;
+}
+
 void trk_init(struct tracker *t, const char *filter)
 {
 	memset(t, 0, sizeof(*t));
 	t->filter = hq_strdup(filter);
 	t->cap = 4;
-	t->tab = hq_malloc(t->cap * sizeof(*t->tab));
-	for (uint32_t i = 0; i < t->cap; i++)
-		t->tab[i].pub_id = TRK_EMPTY;
+	t->tab = new_table(t->cap);
 }
 
 void trk_free(struct tracker *t)
@@ -48,9 +54,7 @@ static void grow(struct tracker *t)
 	uint32_t ocap = t->cap;
 
 	t->cap *= 2;
-	t->tab = hq_malloc(t->cap * sizeof(*t->tab));
-	for (uint32_t i = 0; i < t->cap; i++)
-		t->tab[i].pub_id = TRK_EMPTY;
+	t->tab = new_table(t->cap);
 	for (uint32_t i = 0; i < ocap; i++) {
 		if (old[i].pub_id == TRK_EMPTY)
 			continue;
