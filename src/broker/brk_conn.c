@@ -72,7 +72,7 @@ void conn_flush(struct conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_set(w->loop, &c->io, (c->paused ? 0 : EV_READ) | EV_WRITE);
+			ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | EV_WRITE);
 			return;
 		}
 		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
@@ -81,7 +81,7 @@ void conn_flush(struct conn *c)
 	/* an idle connection keeps no output buffer */
 	buf_shrink(&c->out, 4096);
 	if (c->io.active && (c->io.events & EV_WRITE))
-		ev_io_set(w->loop, &c->io, c->paused ? 0 : EV_READ);
+		ev_io_set(w->loop, &c->io, conn_reading(c) ? EV_READ : 0);
 	/* room again: move queued deliveries into the window */
 	if (c->sess && c->state == CS_ACTIVE && c->sess->queue.len)
 		sess_pump(c->sess);
@@ -92,7 +92,7 @@ void conn_flush(struct conn *c)
 void conn_process_input(struct conn *c)
 {
 	struct broker *b = c->w->b;
-	while (c->state != CS_CLOSED && !c->paused && buf_avail(&c->in)) {
+	while (conn_reading(c) && buf_avail(&c->in)) {
 		size_t hdr;
 		uint32_t rem;
 		if (c->state == CS_NEW && buf_head(&c->in)[0] != (MQTT_CONNECT << 4)) {
@@ -135,7 +135,7 @@ static void conn_read(struct conn *c)
 {
 	struct worker *w = c->w;
 	size_t budget = READ_BUDGET;
-	while (budget && !c->paused && c->state != CS_CLOSED) {
+	while (budget && conn_reading(c)) {
 		uint8_t *p = buf_reserve(&c->in, READ_CHUNK);
 		size_t room = c->in.cap - c->in.len;
 		ssize_t n = recv(c->io.fd, p, room, 0);
@@ -168,7 +168,7 @@ void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 		return;
 	if (events & EV_WRITE)
 		conn_flush(c);
-	if ((events & EV_READ) && c->state != CS_CLOSED && !c->paused)
+	if ((events & EV_READ) && conn_reading(c))
 		conn_read(c);
 }
 
@@ -231,6 +231,11 @@ void conn_close(struct conn *c, int reason, const char *why)
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
 	}
 	bool was_active = c->state == CS_ACTIVE;
+	if (c->throttle_sess) {
+		DL_DELETE2(w->throttled, c, thr_prev, thr_next);
+		sess_unref(c->throttle_sess);
+		c->throttle_sess = NULL;
+	}
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
 	shutdown(c->io.fd, SHUT_RDWR);
@@ -278,4 +283,79 @@ void conn_free(struct conn *c)
 	}
 	hq_free(c->client_id);
 	hq_free(c);
+}
+
+/*
+ * Back-pressure. A publisher whose message just landed in the queue of a live
+ * subscriber that is behind (queue over the high watermark while it keeps
+ * acknowledging) stops being read until that queue is under the low
+ * watermark. So a fast publisher is slowed to what its consumer takes instead
+ * of filling the queue until the drop policy loses messages. A consumer that
+ * made no progress for THROTTLE_STALL_MS is stuck, not slow: it never holds a
+ * publisher back (the queue policy applies to it), nor does any pause last
+ * longer than THROTTLE_MAX_MS, so one bad subscriber cannot stall others.
+ */
+#define THROTTLE_STALL_MS 1000
+#define THROTTLE_MAX_MS 1000
+
+uint32_t brk_queue_high_watermark(const struct hq_config *cfg)
+{
+	uint32_t max = cfg->max_queued_messages;
+	uint32_t high = max ? max / 2 : 1024;
+	if (high > 1024)
+		high = 1024;
+	return high ? high : 1;
+}
+
+bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now)
+{
+	if (!atomic_load_explicit(&t->online, memory_order_relaxed))
+		return false;
+	if (atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) < brk_queue_high_watermark(cfg))
+		return false;
+	return now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) < THROTTLE_STALL_MS;
+}
+
+void conn_throttle(struct conn *c, struct session *t)
+{
+	struct worker *w = c->w;
+	if (c->throttle_sess || c->state != CS_ACTIVE)
+		return;
+	c->throttle_sess = sess_ref(t);
+	log_debug("client_id=%s paused: subscriber %s is behind", c->client_id, t->client_id);
+	c->throttle_since = ev_now_ms(w->loop);
+	DL_APPEND2(w->throttled, c, thr_prev, thr_next);
+	ev_io_set(w->loop, &c->io, (c->io.events & EV_WRITE));
+}
+
+static void conn_unthrottle(struct conn *c, int64_t now)
+{
+	struct worker *w = c->w;
+	DL_DELETE2(w->throttled, c, thr_prev, thr_next);
+	sess_unref(c->throttle_sess);
+	c->throttle_sess = NULL;
+	c->last_rx_ms = now; /* the silence was ours, not the client's */
+	ev_io_set(w->loop, &c->io, EV_READ | (c->io.events & EV_WRITE));
+	conn_process_input(c); /* packets read before the pause */
+}
+
+void wk_check_throttled(struct worker *w, int64_t now)
+{
+	struct conn *c, *tmp;
+	struct hq_config *cfg = w->b->cfg;
+	uint32_t low = brk_queue_high_watermark(cfg) / 2;
+	/* walk a detached list: unthrottling reads input, which may throttle
+	 * the same connection again (it then waits for the next turn) */
+	struct conn *list = w->throttled;
+	w->throttled = NULL;
+	DL_FOREACH_SAFE2(list, c, tmp, thr_next) {
+		DL_DELETE2(list, c, thr_prev, thr_next);
+		DL_APPEND2(w->throttled, c, thr_prev, thr_next);
+		struct session *t = c->throttle_sess;
+		bool drained = atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) <= low;
+		bool stuck = now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) >= THROTTLE_STALL_MS;
+		bool gone = !atomic_load_explicit(&t->online, memory_order_relaxed);
+		if (drained || stuck || gone || now - c->throttle_since >= THROTTLE_MAX_MS)
+			conn_unthrottle(c, now);
+	}
 }

@@ -145,13 +145,39 @@ static uint64_t deliv_bytes(const struct deliv *d)
 	return d->msg ? (uint64_t)d->msg->topic_len + d->msg->payload_len : 0;
 }
 
-/* Take the next message off the queue (the caller owns it). */
+/* Queue accounting: every change to s->queue goes through these three. */
+static void q_account(struct session *s, const struct deliv *d, int sign)
+{
+	s->queued_bytes += (uint64_t)sign * deliv_bytes(d);
+	if (d->qos == 0)
+		s->queued_qos0 += (uint32_t)sign;
+}
+
+static void q_publish_len(struct session *s)
+{
+	atomic_store_explicit(&s->qlen_pub, s->queue.len, memory_order_relaxed);
+}
+
 static bool dequeue(struct session *s, struct deliv *out)
 {
 	if (!dq_pop(&s->queue, out))
 		return false;
-	s->queued_bytes -= deliv_bytes(out);
+	q_account(s, out, -1);
+	q_publish_len(s);
 	return true;
+}
+
+static void q_remove_at(struct session *s, uint32_t i, struct deliv *out)
+{
+	dq_remove_at(&s->queue, i, out);
+	q_account(s, out, -1);
+	q_publish_len(s);
+}
+
+/* A consumer acknowledged or took more: it is alive (back-pressure). */
+static void progress(struct session *s)
+{
+	atomic_store_explicit(&s->progress_ms, ev_now_ms(s->w->loop), memory_order_relaxed);
 }
 
 /* Make room for one message: drop the oldest QoS 0 message first, else the
@@ -159,17 +185,17 @@ static bool dequeue(struct session *s, struct deliv *out)
 static bool evict_one(struct session *s, const struct deliv *incoming)
 {
 	struct deliv victim;
-	uint32_t i;
-	for (i = 0; i < s->queue.len; i++)
-		if (dq_at(&s->queue, i)->qos == 0)
-			break;
+	uint32_t i = s->queue.len;
+	if (s->queued_qos0)
+		for (i = 0; i < s->queue.len; i++)
+			if (dq_at(&s->queue, i)->qos == 0)
+				break;
 	if (i < s->queue.len)
-		dq_remove_at(&s->queue, i, &victim);
+		q_remove_at(s, i, &victim);
 	else if (incoming->qos == 0 || !s->queue.len)
 		return false;
 	else
-		dq_pop(&s->queue, &victim);
-	s->queued_bytes -= deliv_bytes(&victim);
+		dequeue(s, &victim);
 	drop_counted(s, &victim, "queue full");
 	return true;
 }
@@ -188,8 +214,9 @@ static void enqueue(struct session *s, struct deliv *d)
 			return;
 		}
 	}
-	s->queued_bytes += need;
+	q_account(s, d, +1);
 	dq_push(&s->queue, d);
+	q_publish_len(s);
 }
 
 void sess_deliver(struct session *s, struct deliv *d)
@@ -274,6 +301,7 @@ void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t r
 		return;
 	}
 	struct deliv *d = &s->inflight[i];
+	progress(s);
 	switch (type) {
 	case MQTT_PUBACK:
 		if (d->qos == 1)
@@ -380,11 +408,12 @@ void sess_redispatch_shared(struct session *s)
 	}
 	for (uint32_t i = 0; i < s->queue.len;) {
 		struct deliv *d = dq_at(&s->queue, i);
-		uint64_t bytes = deliv_bytes(d);
+		struct deliv copy = *d;
 		if ((d->flags & DV_SHARED) && d->msg && redispatch_one(s, d)) {
 			struct deliv gone;
+			q_account(s, &copy, -1);
 			dq_remove_at(&s->queue, i, &gone);
-			s->queued_bytes -= bytes;
+			q_publish_len(s);
 		} else {
 			i++;
 		}

@@ -156,6 +156,10 @@ struct session {
 	uint32_t n_inflight, cap_inflight;
 	struct dqueue queue;      /* waiting for a window slot or a connection */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
+	uint32_t queued_qos0;     /* QoS 0 entries in the queue (eviction skips the scan at 0) */
+	/* read by other workers for publisher back-pressure (relaxed) */
+	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner */
+	_Atomic int64_t progress_ms;    /* last ack or window refill: a live consumer */
 	uint16_t next_pid;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;
@@ -197,7 +201,10 @@ struct conn {
 	bool dirty;
 	enum conn_state state;
 	uint8_t version;          /* protocol level, 0 until CONNECT */
-	bool paused;              /* not reading (hand-off or output full) */
+	bool paused;              /* not reading: hand-off to another worker in progress */
+	struct session *throttle_sess; /* reference: not reading until this session's queue drains */
+	int64_t throttle_since;   /* monotonic ms */
+	struct conn *thr_prev, *thr_next; /* worker's throttled list (utlist DL) */
 	bool sent_connack;
 	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
 	bool taken_over;          /* closed because a new connection resumed its session */
@@ -296,6 +303,8 @@ struct worker {
 	struct conn *dirty;               /* singly linked via dirty_next */
 	struct conn *closed;              /* singly linked via free_next */
 	struct session *offline;          /* offline sessions with a timer (expiry/will) */
+	struct conn *throttled;           /* publishers paused for back-pressure */
+	struct session *congested;        /* set by brk_route: a live target whose queue is long */
 	/* inbox: filled by other workers, swapped by this one */
 	pthread_mutex_t inbox_lock;
 	struct wq_vec inbox, inbox_spare;
@@ -357,6 +366,14 @@ bool conn_writable(const struct conn *c);
 void conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);
+static inline bool conn_reading(const struct conn *c)
+{
+	return !c->paused && !c->throttle_sess && c->state != CS_CLOSED;
+}
+void conn_throttle(struct conn *c, struct session *t);
+void wk_check_throttled(struct worker *w, int64_t now);
+uint32_t brk_queue_high_watermark(const struct hq_config *cfg);
+bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now);
 
 /* brk_dispatch.c */
 int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n);

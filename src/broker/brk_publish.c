@@ -75,6 +75,7 @@ static int hit_cmp(const void *a, const void *b)
 void brk_route(struct worker *w, struct brk_msg *msg)
 {
 	struct broker *b = w->b;
+	int64_t now = ev_now_ms(w->loop);
 	w->n_hits = 0;
 	topic_tree_match(w->routes, msg->topic, msg->topic_len,
 			 (enum topic_shared_strategy)b->cfg->shared_strategy, msg->pub_hash,
@@ -97,6 +98,8 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 			}
 			d.msg = msg_ref(msg);
 			brk_deliver_to(w, t, &d);
+			if (!w->congested && d.qos && sess_congested(t, b->cfg, now))
+				w->congested = t;
 			i++;
 			continue;
 		}
@@ -139,6 +142,8 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 			}
 			d.msg = msg_ref(msg);
 			brk_deliver_to(w, t, &d);
+			if (!w->congested && d.qos && sess_congested(t, b->cfg, now))
+				w->congested = t;
 		}
 		i = j;
 	}
@@ -224,8 +229,13 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		m->pub_hash = s->client_hash;
 		if (pb->retain)
 			brk_retain_store(b, m);
+		w->congested = NULL;
 		brk_route(w, m);
 		msg_unref(m);
+		if (w->congested) {
+			conn_throttle(c, w->congested);
+			w->congested = NULL;
+		}
 	}
 	if (pb->qos == 1)
 		conn_send_ack(c, MQTT_PUBACK, pb->packet_id, 0);

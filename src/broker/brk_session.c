@@ -45,6 +45,8 @@ static void sess_free_contents(struct session *s)
 	s->n_inflight = s->cap_inflight = 0;
 	dq_free(&s->queue);
 	s->queued_bytes = 0;
+	s->queued_qos0 = 0;
+	atomic_store_explicit(&s->qlen_pub, 0, memory_order_relaxed);
 	HQ_FREE(s->rx_pids);
 	s->n_rx_pids = s->cap_rx_pids = 0;
 	if (s->will) {
@@ -114,6 +116,7 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 {
 	s->conn = c;
 	c->sess = sess_ref(s);
+	atomic_store_explicit(&s->progress_ms, ev_now_ms(s->w->loop), memory_order_relaxed);
 	atomic_store(&s->online, true);
 	s->version = c->version;
 	s->expiry = c->req_expiry;

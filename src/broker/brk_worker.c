@@ -143,6 +143,8 @@ static void flush_outboxes(struct worker *w)
 static void before_sleep(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
+	if (w->throttled)
+		wk_check_throttled(w, ev_now_ms(l));
 	/* own-worker entries (e.g. route changes to self are applied at once,
 	 * but a loop turn may post to self through wk_post) */
 	if (w->outbox[w->id].len) {
@@ -201,7 +203,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		if (c->state == CS_NEW) {
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
 				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
-		} else if (c->state == CS_ACTIVE && c->keepalive) {
+		} else if (c->state == CS_ACTIVE && c->keepalive && !c->throttle_sess) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
 			if (now - c->last_rx_ms > (int64_t)c->keepalive * 1500)
 				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");

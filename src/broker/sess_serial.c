@@ -397,6 +397,8 @@ static bool get_queue(struct rd *r, struct session *s, int64_t now)
 		}
 		if (d.msg)
 			s->queued_bytes += (uint64_t)d.msg->topic_len + d.msg->payload_len;
+		if (d.qos == 0)
+			s->queued_qos0++;
 		dq_push(&s->queue, &d);
 	}
 	return true;

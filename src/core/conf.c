@@ -205,7 +205,7 @@ static const struct conf_key conf_keys[] = {
 	K_INT("mqtt.receive_maximum", receive_maximum, 1, U16, "128",
 	      "incoming QoS 1/2 window advertised to clients"),
 	K_INT("mqtt.max_queued_messages", max_queued_messages, 0, U32, "1000",
-	      "messages queued per session beyond the in-flight window; 0 = queue none"),
+	      "messages queued per session beyond the in-flight window; 0 = no limit"),
 	K_SIZE("mqtt.max_queued_bytes", max_queued_bytes, 0, INT64_MAX, "0",
 	       "bytes queued per session; 0 = no byte limit"),
 	K_INT("mqtt.max_topic_levels", max_topic_levels, 1, U16, "128",

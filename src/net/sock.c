@@ -78,6 +78,10 @@ int sock_accept(int lfd, char *addr, size_t addrlen)
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return -1;
+	/* writes are already coalesced to one send per connection per loop
+	 * turn, so Nagle only adds delay (up to a delayed-ACK timeout) */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (addr)
 		sock_addr_str((struct sockaddr *)&ss, addr, addrlen);
 	return fd;

@@ -9,7 +9,7 @@
  * IPv6 literals or names). reuseport: set SO_REUSEPORT so each worker can
  * own a listening socket on the same port and the kernel spreads connections). Returns fd >= 0, or HQ_EIO / HQ_EINVAL with errno. */
 int sock_listen_tcp(const char *host, int port, int backlog, int reuseport);
-/* Accept one connection, nonblocking + cloexec + TCP_NODELAY off/on per flag.
+/* Accept one connection: nonblocking, cloexec, TCP_NODELAY.
  * Returns fd, or -1 with errno (EAGAIN when none). addr gets "ip:port". */
 int sock_accept(int lfd, char *addr, size_t addrlen);
 /* "ip:port" of a sockaddr. */
