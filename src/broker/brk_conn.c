@@ -78,8 +78,8 @@ void conn_flush(struct conn *c)
 		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
 		return;
 	}
-	/* an idle connection keeps no output buffer */
-	buf_shrink(&c->out, 4096);
+	/* a burst's big buffer goes back at once; small ones go in the tick */
+	buf_shrink(&c->out, 65536);
 	if (c->io.active && (c->io.events & EV_WRITE))
 		ev_io_set(w->loop, &c->io, conn_reading(c) ? EV_READ : 0);
 	/* room again: move queued deliveries into the window */
@@ -87,64 +87,100 @@ void conn_flush(struct conn *c)
 		sess_pump(c->sess);
 }
 
-/* Dispatch every complete packet in c->in. Stops when the connection closes
- * or pauses (hand-off to another worker). */
-void conn_process_input(struct conn *c)
+/*
+ * Dispatch every complete packet in p[0..n). Returns the bytes consumed; stops
+ * early when the connection closes (then the return value is meaningless),
+ * pauses (hand-off) or is throttled. *need gets the size of an incomplete
+ * packet at the end, so the caller can make room for it at once.
+ */
+static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t *need)
 {
 	struct broker *b = c->w->b;
-	while (conn_reading(c) && buf_avail(&c->in)) {
+	size_t off = 0;
+	*need = 0;
+	while (conn_reading(c) && off < n) {
 		size_t hdr;
 		uint32_t rem;
-		if (c->state == CS_NEW && buf_head(&c->in)[0] != (MQTT_CONNECT << 4)) {
+		if (c->state == CS_NEW && p[off] != (MQTT_CONNECT << 4)) {
 			/* [MQTT-3.1.0-1] decided on the first byte, so that e.g. an
 			 * HTTP request is refused at once, not after the timeout */
 			conn_close(c, -1, "first packet is not CONNECT");
-			return;
+			return off;
 		}
-		int rc = mqtt_frame(buf_head(&c->in), buf_avail(&c->in), b->cfg->max_packet_size,
-				    &hdr, &rem);
+		int rc = mqtt_frame(p + off, n - off, b->cfg->max_packet_size, &hdr, &rem);
 		if (rc == HQ_EAGAIN)
 			break;
 		if (rc != HQ_OK) {
 			const char *why = rc == HQ_ETOOLARGE ? "packet exceeds mqtt.max_packet_size"
 							     : "malformed remaining length";
 			if (c->state == CS_NEW)
-				brk_handle_connect_error(c, buf_head(&c->in), buf_avail(&c->in), rc, why);
+				brk_handle_connect_error(c, p + off, n - off, rc, why);
 			else
 				conn_close(c, brk_reason_from_err(rc), why);
-			return;
+			return off;
 		}
 		size_t total = hdr + rem;
-		if (buf_avail(&c->in) < total) {
-			/* make room for the whole packet at once */
-			buf_reserve(&c->in, total - buf_avail(&c->in));
+		if (n - off < total) {
+			*need = total;
 			break;
 		}
-		rc = brk_handle_packet(c, buf_head(&c->in), total);
+		rc = brk_handle_packet(c, p + off, total);
 		if (c->state == CS_CLOSED)
-			return;
-		buf_consume(&c->in, total);
+			return off;
+		off += total;
 		if (rc != HQ_OK)
-			return;
+			return off;
 	}
-	if (c->state != CS_CLOSED && !buf_avail(&c->in))
-		buf_shrink(&c->in, READ_CHUNK);
+	return off;
 }
 
+/* Dispatch the packets waiting in c->in (after a pause or a hand-off). */
+void conn_process_input(struct conn *c)
+{
+	size_t need;
+	size_t used = dispatch_bytes(c, buf_head(&c->in), buf_avail(&c->in), &need);
+	if (c->state == CS_CLOSED)
+		return;
+	buf_consume(&c->in, used);
+	if (need > buf_avail(&c->in))
+		buf_reserve(&c->in, need - buf_avail(&c->in));
+	else if (!buf_avail(&c->in))
+		buf_free(&c->in); /* idle connections keep no input buffer */
+}
+
+/*
+ * Reads go into the worker's shared buffer and packets are dispatched from
+ * there, so an idle connection owns no input buffer at all. Only the bytes
+ * of an incomplete packet (or of packets left by a pause) are copied into
+ * c->in, and while c->in holds bytes, reads append to it to keep order.
+ */
 static void conn_read(struct conn *c)
 {
 	struct worker *w = c->w;
 	size_t budget = READ_BUDGET;
 	while (budget && conn_reading(c)) {
-		uint8_t *p = buf_reserve(&c->in, READ_CHUNK);
-		size_t room = c->in.cap - c->in.len;
+		bool direct = !buf_avail(&c->in);
+		uint8_t *p = direct ? w->rbuf : buf_reserve(&c->in, READ_CHUNK);
+		size_t room = direct ? sizeof(w->rbuf) : c->in.cap - c->in.len;
 		ssize_t n = recv(c->io.fd, p, room, 0);
 		if (n > 0) {
-			c->in.len += (size_t)n;
 			STAT_ADD(w->st.bytes_in, (uint64_t)n);
 			c->last_rx_ms = ev_now_ms(w->loop);
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-			conn_process_input(c);
+			if (direct) {
+				size_t need;
+				size_t used = dispatch_bytes(c, p, (size_t)n, &need);
+				if (c->state == CS_CLOSED)
+					return;
+				if (used < (size_t)n) {
+					size_t left = (size_t)n - used;
+					buf_reserve(&c->in, need > left ? need : left);
+					buf_append(&c->in, p + used, left);
+				}
+			} else {
+				c->in.len += (size_t)n;
+				conn_process_input(c);
+			}
 			if ((size_t)n < room)
 				break; /* socket drained */
 			continue;

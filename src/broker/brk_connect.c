@@ -168,7 +168,7 @@ static void connect_register(struct worker *w, struct conn *c)
 	if (!e) {
 		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
 		e = hq_calloc(1, sizeof(*e));
-		e->client_id = hq_strdup(c->client_id);
+		e->client_id = s->client_id; /* borrowed: the entry holds a reference on s */
 		e->sess = s; /* the registry keeps sess_new's reference */
 		HASH_ADD_KEYPTR(hh, b->registry, e->client_id, strlen(e->client_id), e);
 		sess_ref(s);
@@ -180,7 +180,11 @@ static void connect_register(struct worker *w, struct conn *c)
 	if (c->clean_start) {
 		struct session *old = e->sess; /* the registry's reference, now ours */
 		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
+		/* the key is borrowed from the session: re-key on the new one */
+		HASH_DEL(b->registry, e);
 		e->sess = s;
+		e->client_id = s->client_id;
+		HASH_ADD_KEYPTR(hh, b->registry, e->client_id, strlen(e->client_id), e);
 		sess_ref(s);
 		pthread_mutex_unlock(&b->reg_lock);
 		if (old->w == w) {

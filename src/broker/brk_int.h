@@ -310,6 +310,7 @@ struct worker {
 	struct wq_vec inbox, inbox_spare;
 	/* outboxes: one per destination worker, flushed in before-sleep */
 	struct wq_vec *outbox;
+	uint8_t rbuf[65536];              /* every read lands here first (brk_conn.c) */
 	/* match scratch */
 	struct match_hit *hits;
 	uint32_t n_hits, cap_hits;
@@ -341,7 +342,7 @@ struct broker {
 };
 
 struct reg_entry {
-	char *client_id;                  /* owned */
+	char *client_id;                  /* borrowed from sess (the key lives as long as it) */
 	struct session *sess;             /* reference */
 	UT_hash_handle hh;
 };

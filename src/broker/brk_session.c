@@ -137,7 +137,6 @@ void reg_remove_if(struct broker *b, struct session *s)
 	if (e && e->sess == s) {
 		HASH_DEL(b->registry, e);
 		drop = e->sess;
-		hq_free(e->client_id);
 		hq_free(e);
 	}
 	pthread_mutex_unlock(&b->reg_lock);

@@ -203,11 +203,15 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		if (c->state == CS_NEW) {
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
 				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
-		} else if (c->state == CS_ACTIVE && c->keepalive && !c->throttle_sess) {
+		} else if (c->state == CS_ACTIVE && c->keepalive && !c->throttle_sess &&
+			   now - c->last_rx_ms > (int64_t)c->keepalive * 1500) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
-			if (now - c->last_rx_ms > (int64_t)c->keepalive * 1500)
-				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			continue;
 		}
+		/* idle connections give their output buffer back */
+		if (c->state != CS_CLOSED && !c->dirty && !buf_avail(&c->out))
+			buf_free(&c->out);
 	}
 	sess_timers(w, now);
 	if (w->id == 0 && b->cfg->sys_interval && now >= w->next_sys_ms) {
