@@ -29,7 +29,6 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr)
 	struct broker *b = w->b;
 	struct conn *c = hq_calloc(1, sizeof(*c));
 	ev_io_init(&c->io, fd, conn_io_cb, c);
-	c->id = atomic_fetch_add(&b->next_id, 1);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_ms = c->last_rx_ms = ev_now_ms(w->loop);
 	c->state = CS_NEW;
@@ -78,8 +77,11 @@ void conn_flush(struct conn *c)
 		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
 		return;
 	}
-	/* a burst's big buffer goes back at once; small ones go in the tick */
-	buf_shrink(&c->out, 65536);
+	/* nothing is kept between bursts except mid-sized buffers of busy
+	 * connections (the tick frees those when idle): small ones are cheap to
+	 * get again, and an idle connection then costs no output buffer */
+	if (c->out.cap <= 4096 || c->out.cap > 65536)
+		buf_free(&c->out);
 	if (c->io.active && (c->io.events & EV_WRITE))
 		ev_io_set(w->loop, &c->io, conn_reading(c) ? EV_READ : 0);
 	/* room again: move queued deliveries into the window */
@@ -317,7 +319,8 @@ void conn_free(struct conn *c)
 		hq_free(a->topic);
 		hq_free(a);
 	}
-	hq_free(c->client_id);
+	if (!c->client_id_borrowed)
+		hq_free(c->client_id);
 	hq_free(c);
 }
 

@@ -162,15 +162,15 @@ void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 static void connect_register(struct worker *w, struct conn *c)
 {
 	struct broker *b = w->b;
-	struct reg_entry *e;
+	struct session *e;
+	size_t idlen = strlen(c->client_id);
 	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND_STR(b->registry, c->client_id, e);
+	HASH_FIND(reg_hh, b->registry, c->client_id, idlen, e);
 	if (!e) {
-		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
-		e = hq_calloc(1, sizeof(*e));
-		e->client_id = s->client_id; /* borrowed: the entry holds a reference on s */
-		e->sess = s; /* the registry keeps sess_new's reference */
-		HASH_ADD_KEYPTR(hh, b->registry, e->client_id, strlen(e->client_id), e);
+		struct session *s = sess_new(w, c->client_id, idlen);
+		/* the registry keeps sess_new's reference */
+		s->in_registry = true;
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
 		sess_ref(s);
 		pthread_mutex_unlock(&b->reg_lock);
 		attach_and_ack(c, s, false);
@@ -178,13 +178,12 @@ static void connect_register(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->clean_start) {
-		struct session *old = e->sess; /* the registry's reference, now ours */
-		struct session *s = sess_new(w, c->client_id, strlen(c->client_id));
-		/* the key is borrowed from the session: re-key on the new one */
-		HASH_DEL(b->registry, e);
-		e->sess = s;
-		e->client_id = s->client_id;
-		HASH_ADD_KEYPTR(hh, b->registry, e->client_id, strlen(e->client_id), e);
+		struct session *old = e; /* the registry's reference, now ours */
+		struct session *s = sess_new(w, c->client_id, idlen);
+		HASH_DELETE(reg_hh, b->registry, old);
+		old->in_registry = false;
+		s->in_registry = true;
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
 		sess_ref(s);
 		pthread_mutex_unlock(&b->reg_lock);
 		if (old->w == w) {
@@ -198,7 +197,7 @@ static void connect_register(struct worker *w, struct conn *c)
 		sess_unref(s);
 		return;
 	}
-	struct session *s = sess_ref(e->sess);
+	struct session *s = sess_ref(e);
 	pthread_mutex_unlock(&b->reg_lock);
 	if (s->w == w) {
 		brk_adopt(w, c, s);

@@ -68,7 +68,6 @@ static bool send_publish(struct session *s, struct deliv *d)
 	}
 	size_t size = mqtt_pub_out_size(c->version, &o);
 	if (c->peer_max_packet && size > c->peer_max_packet) {
-		c->dropped_oversize++;
 		STAT_ADD(w->st.msgs_dropped, 1);
 		log_debug("client_id=%s message on %s skipped: %zu bytes > client maximum %u",
 			  s->client_id, m->topic, size, c->peer_max_packet);

@@ -165,6 +165,8 @@ struct session {
 	uint16_t *rx_pids;
 	uint32_t n_rx_pids, cap_rx_pids;
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
+	UT_hash_handle reg_hh;    /* the node's client-id registry, keyed by client_id */
+	bool in_registry;         /* guarded by broker.reg_lock */
 	bool in_offline_list;
 	uint64_t dropped;         /* messages dropped by the queue policy */
 };
@@ -197,7 +199,7 @@ struct conn {
 	struct worker *w;         /* current owner */
 	struct conn *prev, *next; /* worker's connection list (utlist DL) */
 	struct conn *dirty_next;  /* worker's pending-write list */
-	struct conn *free_next;   /* worker's closed list */
+	struct conn *free_next;   /* worker's closed list (a closed conn may still be dirty) */
 	bool dirty;
 	enum conn_state state;
 	uint8_t version;          /* protocol level, 0 until CONNECT */
@@ -209,14 +211,15 @@ struct conn {
 	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
 	bool taken_over;          /* closed because a new connection resumed its session */
 	bool keepalive_changed;   /* v5: send Server Keep Alive */
-	uint64_t id;              /* unique connection id, for logs */
 	char addr[64];            /* "ip:port" of the peer */
 	struct buf in, out;
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	uint16_t keepalive;       /* effective keepalive, s (0 = none) */
 	struct session *sess;     /* reference while attached */
-	char *client_id;          /* owned copy, for logs and hand-off */
+	char *client_id;          /* for logs and hand-off: owned until attached, then
+				   * borrowed from the session (client_id_borrowed) */
+	bool client_id_borrowed;
 	/* from CONNECT, kept until the session attaches */
 	bool clean_start;
 	uint32_t req_expiry;      /* session expiry granted */
@@ -234,7 +237,6 @@ struct conn {
 	char **alias_in;          /* [alias] -> topic, owned, size cfg topic_alias_maximum+1, lazy */
 	struct alias_out *alias_out; /* uthash by topic */
 	uint16_t alias_out_next;
-	uint64_t dropped_oversize;
 };
 
 /* ---- worker inbox entries ---- */
@@ -333,18 +335,12 @@ struct broker {
 	atomic_uint_fast64_t next_id;     /* session/connection ids */
 	/* client id registry: connect path only */
 	pthread_mutex_t reg_lock;
-	struct reg_entry *registry;
+	struct session *registry;         /* uthash on reg_hh: one reference each */
 	/* retained messages */
 	pthread_mutex_t retain_lock;
 	struct retain_tree *retained;
 	uint32_t topic_alias_max;         /* cached cfg */
 	struct store *store;
-};
-
-struct reg_entry {
-	char *client_id;                  /* borrowed from sess (the key lives as long as it) */
-	struct session *sess;             /* reference */
-	UT_hash_handle hh;
 };
 
 /* ---- functions shared between broker files ---- */

@@ -116,6 +116,13 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 {
 	s->conn = c;
 	c->sess = sess_ref(s);
+	/* one copy of the id: the connection borrows the session's from now on
+	 * (the session outlives every use: conn_close logs before detaching) */
+	if (!c->client_id_borrowed) {
+		hq_free(c->client_id);
+		c->client_id = s->client_id;
+		c->client_id_borrowed = true;
+	}
 	atomic_store_explicit(&s->progress_ms, ev_now_ms(s->w->loop), memory_order_relaxed);
 	atomic_store(&s->online, true);
 	s->version = c->version;
@@ -130,18 +137,16 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 
 void reg_remove_if(struct broker *b, struct session *s)
 {
-	struct reg_entry *e;
-	struct session *drop = NULL;
+	bool drop = false;
 	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND_STR(b->registry, s->client_id, e);
-	if (e && e->sess == s) {
-		HASH_DEL(b->registry, e);
-		drop = e->sess;
-		hq_free(e);
+	if (s->in_registry) {
+		HASH_DELETE(reg_hh, b->registry, s);
+		s->in_registry = false;
+		drop = true;
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 	if (drop)
-		sess_unref(drop);
+		sess_unref(s);
 }
 
 void sess_end(struct session *s, bool publish_will)

@@ -393,9 +393,9 @@ void broker_free(struct broker *b)
 		drain_all(b);
 	}
 	/* end every session still registered (persistent ones included) */
-	struct reg_entry *e, *etmp;
-	HASH_ITER(hh, b->registry, e, etmp) {
-		struct session *s = sess_ref(e->sess);
+	struct session *e, *etmp;
+	HASH_ITER(reg_hh, b->registry, e, etmp) {
+		struct session *s = sess_ref(e);
 		if (!s->ended)
 			sess_end(s, false);
 		sess_unref(s);
