@@ -87,6 +87,17 @@ static bool send_publish(struct session *s, struct deliv *d)
 	return true;
 }
 
+static bool pid_in_flight(const struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		if (s->inflight[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* Packet ids go up one by one and the window is kept in send order, so the
+ * live ids lie (circularly) between the oldest entry's and the newest's: only
+ * an id inside that span needs the scan. */
 static uint16_t alloc_pid(struct session *s)
 {
 	for (;;) {
@@ -95,33 +106,53 @@ static uint16_t alloc_pid(struct session *s)
 			s->next_pid = 1;
 		if (pid == 0)
 			continue;
-		bool used = false;
-		for (uint32_t i = 0; i < s->n_inflight; i++)
-			if (s->inflight[i].pid == pid) {
-				used = true;
-				break;
-			}
-		if (!used)
+		if (!s->n_inflight)
+			return pid;
+		uint16_t oldest = s->inflight[0].pid;
+		uint16_t newest = s->inflight[s->n_inflight - 1].pid;
+		if ((uint16_t)(pid - oldest) > (uint16_t)(newest - oldest))
+			return pid;
+		if (!pid_in_flight(s, pid))
 			return pid;
 	}
 }
 
+/* Acknowledgements come nearly in order: removing the oldest entry only moves
+ * the window's start; a removal inside it shifts the younger entries. */
 static void inflight_remove(struct session *s, uint32_t i)
 {
 	deliv_release(&s->inflight[i]);
-	memmove(&s->inflight[i], &s->inflight[i + 1], (s->n_inflight - i - 1) * sizeof(*s->inflight));
-	s->n_inflight--;
+	if (i == 0) {
+		s->inflight++;
+	} else {
+		memmove(&s->inflight[i], &s->inflight[i + 1],
+			(s->n_inflight - i - 1) * sizeof(*s->inflight));
+	}
+	if (--s->n_inflight == 0)
+		s->inflight = s->inflight_base;
+}
+
+static struct deliv *inflight_append_slot(struct session *s)
+{
+	uint32_t start = (uint32_t)(s->inflight - s->inflight_base);
+	if (start + s->n_inflight == s->cap_inflight) {
+		if (start) {
+			memmove(s->inflight_base, s->inflight, s->n_inflight * sizeof(*s->inflight));
+		} else {
+			s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 8;
+			s->inflight_base = hq_realloc(s->inflight_base,
+						      s->cap_inflight * sizeof(*s->inflight));
+		}
+		s->inflight = s->inflight_base;
+	}
+	return &s->inflight[s->n_inflight++];
 }
 
 /* Put d (owned) into the window and send it. */
 static void start_inflight(struct session *s, struct deliv *d)
 {
-	if (s->n_inflight == s->cap_inflight) {
-		s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 8;
-		s->inflight = hq_realloc(s->inflight, s->cap_inflight * sizeof(*s->inflight));
-	}
 	d->pid = alloc_pid(s);
-	struct deliv *slot = &s->inflight[s->n_inflight++];
+	struct deliv *slot = inflight_append_slot(s);
 	*slot = *d;
 	if (!send_publish(s, slot))
 		inflight_remove(s, s->n_inflight - 1);
@@ -398,9 +429,7 @@ void sess_redispatch_shared(struct session *s)
 	for (uint32_t i = 0; i < s->n_inflight;) {
 		struct deliv *d = &s->inflight[i];
 		if ((d->flags & DV_SHARED) && d->msg && !(d->flags & DV_PUBREL) && redispatch_one(s, d)) {
-			memmove(&s->inflight[i], &s->inflight[i + 1],
-				(s->n_inflight - i - 1) * sizeof(*s->inflight));
-			s->n_inflight--;
+			inflight_remove(s, i); /* d was emptied: releases nothing */
 		} else {
 			i++;
 		}

@@ -110,7 +110,7 @@ static inline const uint32_t *deliv_sub_ids(const struct deliv *d)
 	return d->n_sub_ids > 1 ? d->sub_ids : &d->sub_id;
 }
 
-/* FIFO ring of deliveries (session queue). */
+/* FIFO ring of deliveries (session queue); cap is a power of two. */
 struct dqueue {
 	struct deliv *v;
 	uint32_t head, len, cap;
@@ -152,7 +152,8 @@ struct session {
 	struct sess_sub *subs;    /* uthash */
 	uint32_t n_subs;
 	/* outgoing QoS 1/2 */
-	struct deliv *inflight;   /* in send order */
+	struct deliv *inflight;   /* in send order: n_inflight entries from here, inside */
+	struct deliv *inflight_base; /* the allocation of cap_inflight entries (owned) */
 	uint32_t n_inflight, cap_inflight;
 	struct dqueue queue;      /* waiting for a window slot or a connection */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */

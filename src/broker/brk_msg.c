@@ -77,13 +77,13 @@ void dq_push(struct dqueue *q, const struct deliv *d)
 		uint32_t ncap = q->cap ? q->cap * 2 : 8;
 		struct deliv *nv = hq_malloc(ncap * sizeof(*nv));
 		for (uint32_t i = 0; i < q->len; i++)
-			nv[i] = q->v[(q->head + i) % q->cap];
+			nv[i] = q->v[(q->head + i) & (q->cap - 1)];
 		hq_free(q->v);
 		q->v = nv;
 		q->cap = ncap;
 		q->head = 0;
 	}
-	q->v[(q->head + q->len) % q->cap] = *d;
+	q->v[(q->head + q->len) & (q->cap - 1)] = *d;
 	q->len++;
 }
 
@@ -92,7 +92,7 @@ bool dq_pop(struct dqueue *q, struct deliv *out)
 	if (!q->len)
 		return false;
 	*out = q->v[q->head];
-	q->head = (q->head + 1) % q->cap;
+	q->head = (q->head + 1) & (q->cap - 1);
 	q->len--;
 	if (!q->len && q->cap > 64) {
 		/* an emptied big queue gives its memory back */
@@ -104,7 +104,7 @@ bool dq_pop(struct dqueue *q, struct deliv *out)
 
 struct deliv *dq_at(struct dqueue *q, uint32_t i)
 {
-	return &q->v[(q->head + i) % q->cap];
+	return &q->v[(q->head + i) & (q->cap - 1)];
 }
 
 void dq_remove_at(struct dqueue *q, uint32_t i, struct deliv *out)
@@ -113,7 +113,7 @@ void dq_remove_at(struct dqueue *q, uint32_t i, struct deliv *out)
 	/* shift the older entries one step towards the tail */
 	for (uint32_t k = i; k > 0; k--)
 		*dq_at(q, k) = *dq_at(q, k - 1);
-	q->head = (q->head + 1) % q->cap;
+	q->head = (q->head + 1) & (q->cap - 1);
 	q->len--;
 }
 

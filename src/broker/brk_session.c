@@ -41,7 +41,8 @@ static void sess_free_contents(struct session *s)
 	s->n_subs = 0;
 	for (uint32_t i = 0; i < s->n_inflight; i++)
 		deliv_release(&s->inflight[i]);
-	HQ_FREE(s->inflight);
+	HQ_FREE(s->inflight_base);
+	s->inflight = NULL;
 	s->n_inflight = s->cap_inflight = 0;
 	dq_free(&s->queue);
 	s->queued_bytes = 0;

@@ -369,7 +369,7 @@ static bool get_inflight(struct rd *r, struct session *s, int64_t now, struct pi
 	if (!get_count(r, MIN_DELIV, &n) || n > UINT16_MAX)
 		return false;
 	if (n) {
-		s->inflight = hq_malloc(n * sizeof(*s->inflight));
+		s->inflight = s->inflight_base = hq_malloc(n * sizeof(*s->inflight));
 		s->cap_inflight = n;
 	}
 	memset(ps, 0, sizeof(*ps));

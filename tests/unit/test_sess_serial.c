@@ -83,7 +83,8 @@ static void add_inflight(struct session *s, const struct deliv *d)
 {
 	if (s->n_inflight == s->cap_inflight) {
 		s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 4;
-		s->inflight = hq_realloc(s->inflight, s->cap_inflight * sizeof(*s->inflight));
+		s->inflight = s->inflight_base =
+			hq_realloc(s->inflight_base, s->cap_inflight * sizeof(*s->inflight));
 	}
 	s->inflight[s->n_inflight++] = *d;
 }
