@@ -13,6 +13,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/proxy.h"
+#include "net/sock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +26,7 @@
 #define READ_CHUNK 16384
 #define READ_BUDGET (256 * 1024) /* bytes per readiness event, for fairness */
 
-struct conn *conn_new(struct worker *w, int fd, const char *addr)
+struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy)
 {
 	struct broker *b = w->b;
 	struct conn *c = hq_calloc(1, sizeof(*c));
@@ -32,6 +34,7 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr)
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_ms = c->last_rx_ms = ev_now_ms(w->loop);
 	c->state = CS_NEW;
+	c->expect_proxy = expect_proxy;
 	wk_conn_add(w, c);
 	atomic_fetch_add(&b->conns_now, 1);
 	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
@@ -90,6 +93,33 @@ void conn_flush(struct conn *c)
 }
 
 /*
+ * The PROXY protocol header a load balancer sends first (listener option
+ * proxy_protocol): from then on the client's real address is the one logged
+ * and limited. A connection without a valid header is refused. Returns the
+ * header length, HQ_EAGAIN, or another error after closing the connection.
+ */
+static int read_proxy_header(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct proxy_hdr h;
+	int r = proxy_parse(p, n, &h);
+	if (r == HQ_EAGAIN)
+		return r;
+	if (r < 0) {
+		log_warning("connection from %s refused: no valid PROXY protocol header", c->addr);
+		conn_close(c, -1, "no valid PROXY protocol header");
+		return r;
+	}
+	c->expect_proxy = false;
+	if (h.family != AF_UNSPEC) {
+		char real[64];
+		sock_addr_str((const struct sockaddr *)&h.src, real, sizeof(real));
+		log_debug("connection from %s is %s (PROXY protocol)", c->addr, real);
+		snprintf(c->addr, sizeof(c->addr), "%s", real);
+	}
+	return r;
+}
+
+/*
  * Dispatch every complete packet in p[0..n). Returns the bytes consumed; stops
  * early when the connection closes (then the return value is meaningless),
  * pauses (hand-off) or is throttled. *need gets the size of an incomplete
@@ -103,6 +133,15 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 	while (conn_reading(c) && off < n) {
 		size_t hdr;
 		uint32_t rem;
+		if (c->expect_proxy) {
+			int r = read_proxy_header(c, p + off, n - off);
+			if (r == HQ_EAGAIN)
+				break;
+			if (r < 0)
+				return off;
+			off += (size_t)r;
+			continue;
+		}
 		if (c->state == CS_NEW && p[off] != (MQTT_CONNECT << 4)) {
 			/* [MQTT-3.1.0-1] decided on the first byte, so that e.g. an
 			 * HTTP request is refused at once, not after the timeout */

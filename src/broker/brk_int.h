@@ -209,6 +209,7 @@ struct conn {
 	int64_t throttle_since;   /* monotonic ms */
 	struct conn *thr_prev, *thr_next; /* worker's throttled list (utlist DL) */
 	bool sent_connack;
+	bool expect_proxy;        /* a PROXY v1/v2 header must come first (listener option) */
 	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
 	bool taken_over;          /* closed because a new connection resumed its session */
 	bool keepalive_changed;   /* v5: send Server Keep Alive */
@@ -301,6 +302,7 @@ struct worker {
 	struct topic_tree *routes;        /* replica of all subscriptions of the node */
 	int *lfds;                        /* listening sockets (SO_REUSEPORT), one per listener */
 	struct ev_io *lios;
+	bool *lproxy;                     /* listener expects a PROXY protocol header */
 	int n_lfds;
 	struct conn *conns;               /* utlist DL */
 	struct conn *dirty;               /* singly linked via dirty_next */
@@ -353,7 +355,7 @@ void wk_conn_add(struct worker *w, struct conn *c);
 void wk_conn_remove(struct worker *w, struct conn *c);
 
 /* brk_conn.c */
-struct conn *conn_new(struct worker *w, int fd, const char *addr);
+struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy);
 void conn_mark_dirty(struct conn *c);
 void conn_close(struct conn *c, int reason, const char *why);
 void conn_free(struct conn *c);

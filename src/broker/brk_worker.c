@@ -188,8 +188,7 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		struct conn *c = conn_new(w, fd, addr);
-		(void)c;
+		conn_new(w, fd, addr, w->lproxy[io - w->lios]);
 	}
 }
 
@@ -255,11 +254,13 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			if (port == 0)
 				port = sock_local_port(fd); /* the other workers share it */
 			w->lfds[w->n_lfds] = fd;
+			w->lproxy[w->n_lfds] = L->proxy_protocol;
 			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
 			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
 			w->n_lfds++;
 		}
-		log_notice("listener tcp.%s on %s:%d", L->name, *host ? host : "0.0.0.0", port);
+		log_notice("listener tcp.%s on %s:%d%s", L->name, *host ? host : "0.0.0.0", port,
+			   L->proxy_protocol ? " (PROXY protocol)" : "");
 	}
 	return HQ_OK;
 }
@@ -293,6 +294,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->outbox = hq_calloc((size_t)b->n_workers, sizeof(*w->outbox));
 		w->lfds = hq_calloc(CONF_MAX_LISTENERS, sizeof(int));
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
+		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		ev_set_before_sleep(w->loop, before_sleep, w);
 		ev_set_wakeup(w->loop, on_wakeup, w);
@@ -419,6 +421,7 @@ void broker_free(struct broker *b)
 		hq_free(w->hits);
 		hq_free(w->lfds);
 		hq_free(w->lios);
+		hq_free(w->lproxy);
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}

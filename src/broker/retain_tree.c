@@ -5,8 +5,8 @@
  * the caller's mutex; nothing here locks.
  *
  * Shape: like topic_tree.c, each node is one topic level with its literal
- * children in an open-addressing table (linear probing, backward-shift
- * deletion). Topics hold no wildcards, so there are no '+'/'#' children; the
+ * children in the open-addressing table of topic_kids.h. Topics hold no
+ * wildcards, so there are no '+'/'#' children; the
  * wildcards are in the filter given to retain_tree_match(), which walks the
  * trie with them.
  *
@@ -21,21 +21,21 @@
  *     the previous '/'.
  */
 #include "broker/topic.h"
+#include "broker/topic_kids.h"
 #include "core/mem.h"
 
 #include <string.h>
 
 struct retain_node {
 	struct retain_node *parent;	/* NULL only for the root */
-	struct retain_node **kids;	/* children, open addressing, or NULL */
-	uint32_t nkids, kmask;		/* kmask = table capacity - 1 (power of two) */
-	uint32_t hv;			/* level_hash(level), cached for probing */
-	uint32_t llen;
+	struct kids kids;		/* children */
 	void *value;			/* NULL = nothing retained at this topic */
 	char *topic;			/* full topic text iff value != NULL */
 	size_t topic_len;
+	struct kids_key key;		/* hash and length of level */
 	char level[];			/* level text, NUL-terminated */
 };
+KIDS_KEY_BEFORE_TEXT(struct retain_node, key, level);
 
 struct retain_tree {
 	struct retain_node *root;
@@ -43,99 +43,19 @@ struct retain_tree {
 	size_t nodes;			/* trie nodes, root included */
 };
 
-/* ---- children table (same scheme as topic_tree.c) ---- */
+/* ---- children ---- */
 
-static uint32_t level_hash(const char *s, size_t n)
+/* The node embedding k, or NULL for NULL: the kids table stores keys. */
+static struct retain_node *kid_node(struct kids_key *k)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-static uint32_t level_home(uint32_t hv)
-{
-	return hv ^ (hv >> 15);
+	return k ? (struct retain_node *)((char *)k - offsetof(struct retain_node, key)) : NULL;
 }
 
 static struct retain_node *kid_find(const struct retain_node *n, const char *s, size_t len)
 {
-	if (!n->kids)
+	if (!n->kids.n)	/* leaves are common: skip hashing for them */
 		return NULL;
-	uint32_t hv = level_hash(s, len);
-	for (uint32_t i = level_home(hv) & n->kmask;; i = (i + 1) & n->kmask) {
-		struct retain_node *c = n->kids[i];
-		if (!c)
-			return NULL;
-		if (c->hv == hv && c->llen == len && memcmp(c->level, s, len) == 0)
-			return c;
-	}
-}
-
-/* Compares pointers only: usable while freeing, when earlier siblings are gone. */
-static uint32_t kid_slot(const struct retain_node *n, const struct retain_node *c)
-{
-	uint32_t i = level_home(c->hv) & n->kmask;
-	while (n->kids[i] != c)
-		i = (i + 1) & n->kmask;
-	return i;
-}
-
-static void kids_place(struct retain_node **kids, uint32_t mask, struct retain_node *c)
-{
-	uint32_t i = level_home(c->hv) & mask;
-	while (kids[i])
-		i = (i + 1) & mask;
-	kids[i] = c;
-}
-
-static void kids_rehash(struct retain_node *n, uint32_t cap)
-{
-	struct retain_node **nk = hq_calloc(cap, sizeof(*nk));
-	if (n->kids) {
-		for (uint32_t i = 0; i <= n->kmask; i++)
-			if (n->kids[i])
-				kids_place(nk, cap - 1, n->kids[i]);
-		hq_free(n->kids);
-	}
-	n->kids = nk;
-	n->kmask = cap - 1;
-}
-
-static void kid_insert(struct retain_node *n, struct retain_node *c)
-{
-	uint32_t cap = n->kids ? n->kmask + 1 : 0;
-	if ((n->nkids + 1) * 4 > cap * 3)	/* keep load <= 3/4 */
-		kids_rehash(n, cap ? cap * 2 : 2);
-	kids_place(n->kids, n->kmask, c);
-	n->nkids++;
-}
-
-static void kid_remove(struct retain_node *n, struct retain_node *c)
-{
-	uint32_t mask = n->kmask, i = kid_slot(n, c), j = i;
-
-	n->kids[i] = NULL;
-	for (;;) {	/* backward shift, see topic_tree.c */
-		j = (j + 1) & mask;
-		struct retain_node *e = n->kids[j];
-		if (!e)
-			break;
-		uint32_t k = level_home(e->hv) & mask;
-		if (j > i ? (k <= i || k > j) : (k <= i && k > j)) {
-			n->kids[i] = e;
-			n->kids[j] = NULL;
-			i = j;
-		}
-	}
-	if (--n->nkids == 0) {
-		HQ_FREE(n->kids);
-		n->kmask = 0;
-	} else if (mask >= 8 && n->nkids * 8 <= mask + 1) {
-		kids_rehash(n, (mask + 1) / 2);
-	}
+	return kid_node(kids_find(&n->kids, s, len, kids_hash(s, len)));
 }
 
 /* First child at or after slot; with skip_dollar, children whose level starts
@@ -143,19 +63,15 @@ static void kid_remove(struct retain_node *n, struct retain_node *c)
 static struct retain_node *child_from(const struct retain_node *n, uint32_t slot,
 				      bool skip_dollar)
 {
-	if (!n->kids)
-		return NULL;
-	for (uint32_t i = slot; i <= n->kmask; i++) {
-		struct retain_node *c = n->kids[i];
-		if (c && !(skip_dollar && c->llen && c->level[0] == '$'))
-			return c;
-	}
+	for (struct kids_key *k; (k = kids_next(&n->kids, &slot)); slot++)
+		if (!(skip_dollar && k->len && kids_text(k)[0] == '$'))
+			return kid_node(k);
 	return NULL;
 }
 
 static struct retain_node *next_sibling(const struct retain_node *c, bool skip_dollar)
 {
-	return child_from(c->parent, kid_slot(c->parent, c) + 1, skip_dollar);
+	return child_from(c->parent, kids_slot(&c->parent->kids, &c->key) + 1, skip_dollar);
 }
 
 /* ---- nodes ---- */
@@ -164,8 +80,8 @@ static struct retain_node *node_new(struct retain_node *parent, const char *s, s
 {
 	struct retain_node *n = hq_calloc(1, sizeof(*n) + len + 1);
 	n->parent = parent;
-	n->hv = level_hash(s, len);
-	n->llen = (uint32_t)len;
+	n->key.hv = kids_hash(s, len);
+	n->key.len = (uint32_t)len;
 	memcpy(n->level, s, len);
 	return n;
 }
@@ -186,7 +102,7 @@ static struct retain_node *node_walk(struct retain_node *root, const char *topic
 			if (!nodes)
 				return NULL;
 			c = node_new(n, topic + pos, e - pos);
-			kid_insert(n, c);
+			kids_insert(&n->kids, &c->key);
 			(*nodes)++;
 		}
 		n = c;
@@ -228,7 +144,7 @@ void retain_tree_free(struct retain_tree *r, void (*release)(void *value))
 		if (n->value && release)
 			release(n->value);
 		hq_free(n->topic);
-		hq_free(n->kids);
+		kids_free(&n->kids);
 		hq_free(n);
 		n = next;
 	}
@@ -251,9 +167,9 @@ void retain_tree_set(struct retain_tree *r, const char *topic, size_t len, void 
 		n->value = NULL;
 		HQ_FREE(n->topic);
 		r->count--;
-		while (n->parent && !n->value && n->nkids == 0) {	/* prune */
+		while (n->parent && !n->value && n->kids.n == 0) {	/* prune */
 			struct retain_node *p = n->parent;
-			kid_remove(p, n);
+			kids_remove(&p->kids, &n->key);
 			hq_free(n);
 			r->nodes--;
 			n = p;

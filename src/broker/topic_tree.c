@@ -5,8 +5,8 @@
  * locking here. topic_tree_match() is the PUBLISH fan-out hot path.
  *
  * Shape: each node is one filter level. Literal children live in a small
- * open-addressing hash table (linear probing, backward-shift deletion, no
- * tombstones); the '+' and '#' children hang off dedicated pointers, so a match
+ * open-addressing hash table (topic_kids.h, shared with retain_tree.c); the
+ * '+' and '#' children hang off dedicated pointers, so a match
  * at a node costs one hash probe plus two pointer tests. A node holds the
  * non-shared subscriptions of the filter it ends, in one contiguous array, and
  * the shared groups of that filter ("$share/<g>/<filter>" is stored under
@@ -25,6 +25,7 @@
  *     previous '/', so a topic with thousands of levels is harmless.
  */
 #include "broker/topic.h"
+#include "broker/topic_kids.h"
 #include "core/err.h"
 #include "core/mem.h"
 
@@ -53,17 +54,16 @@ struct topic_group {
 
 struct topic_node {
 	struct topic_node *parent;	/* NULL only for the root */
-	struct topic_node **kids;	/* literal children, open addressing, or NULL */
-	uint32_t nkids, kmask;		/* kmask = table capacity - 1 (power of two) */
+	struct kids kids;		/* literal children */
 	struct topic_node *plus;	/* the '+' child */
 	struct topic_node *hash;	/* the '#' child (a leaf) */
 	struct sub_set subs;		/* non-shared subscriptions to this exact filter */
 	struct topic_group *groups;	/* shared groups of this filter, contiguous */
 	uint32_t ngroups, gcap;
-	uint32_t hv;			/* level_hash(level), cached for probing */
-	uint32_t llen;
+	struct kids_key key;		/* hash (0 for wildcards) and length of level */
 	char level[];			/* level text, NUL-terminated ("+" / "#" for wildcards) */
 };
+KIDS_KEY_BEFORE_TEXT(struct topic_node, key, level);
 
 struct topic_tree {
 	struct topic_node *root;
@@ -83,112 +83,15 @@ struct match_args {
 	void *ctx;
 };
 
-/* ---- hashing ---- */
-
-/* FNV-1a: levels are short, so a byte loop is as fast as anything fancier. */
-static uint32_t level_hash(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-/* FNV's low bits are weak for short keys; fold the high half in before masking. */
-static uint32_t level_home(uint32_t hv)
-{
-	return hv ^ (hv >> 15);
-}
-
 static uint32_t owner_home(const void *owner)
 {
 	return (uint32_t)(((uint64_t)(uintptr_t)owner * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
-/* ---- literal children table ---- */
-
-static struct topic_node *kid_find(const struct topic_node *n, const char *s, size_t len,
-				   uint32_t hv)
+/* The node embedding k, or NULL for NULL: the kids table stores keys. */
+static struct topic_node *kid_node(struct kids_key *k)
 {
-	if (!n->kids)
-		return NULL;
-	/* load factor <= 3/4, so an empty slot always ends the probe */
-	for (uint32_t i = level_home(hv) & n->kmask;; i = (i + 1) & n->kmask) {
-		struct topic_node *c = n->kids[i];
-		if (!c)
-			return NULL;
-		if (c->hv == hv && c->llen == len && memcmp(c->level, s, len) == 0)
-			return c;
-	}
-}
-
-/* Slot of child c in n->kids. Compares pointers only, so freeing the tree can
- * call it while earlier siblings are already freed. */
-static uint32_t kid_slot(const struct topic_node *n, const struct topic_node *c)
-{
-	uint32_t i = level_home(c->hv) & n->kmask;
-	while (n->kids[i] != c)
-		i = (i + 1) & n->kmask;
-	return i;
-}
-
-static void kids_place(struct topic_node **kids, uint32_t mask, struct topic_node *c)
-{
-	uint32_t i = level_home(c->hv) & mask;
-	while (kids[i])
-		i = (i + 1) & mask;
-	kids[i] = c;
-}
-
-static void kids_rehash(struct topic_node *n, uint32_t cap)
-{
-	struct topic_node **nk = hq_calloc(cap, sizeof(*nk));
-	if (n->kids) {
-		for (uint32_t i = 0; i <= n->kmask; i++)
-			if (n->kids[i])
-				kids_place(nk, cap - 1, n->kids[i]);
-		hq_free(n->kids);
-	}
-	n->kids = nk;
-	n->kmask = cap - 1;
-}
-
-static void kid_insert(struct topic_node *n, struct topic_node *c)
-{
-	uint32_t cap = n->kids ? n->kmask + 1 : 0;
-	if ((n->nkids + 1) * 4 > cap * 3)
-		kids_rehash(n, cap ? cap * 2 : 2);
-	kids_place(n->kids, n->kmask, c);
-	n->nkids++;
-}
-
-static void kid_remove(struct topic_node *n, struct topic_node *c)
-{
-	uint32_t mask = n->kmask, i = kid_slot(n, c), j = i;
-
-	n->kids[i] = NULL;
-	/* backward shift: pull later entries of the probe run into the hole unless
-	 * their home lies cyclically in (i, j], where they must stay */
-	for (;;) {
-		j = (j + 1) & mask;
-		struct topic_node *e = n->kids[j];
-		if (!e)
-			break;
-		uint32_t k = level_home(e->hv) & mask;
-		if (j > i ? (k <= i || k > j) : (k <= i && k > j)) {
-			n->kids[i] = e;
-			n->kids[j] = NULL;
-			i = j;
-		}
-	}
-	if (--n->nkids == 0) {
-		HQ_FREE(n->kids);
-		n->kmask = 0;
-	} else if (mask >= 8 && n->nkids * 8 <= mask + 1) {
-		kids_rehash(n, (mask + 1) / 2);
-	}
+	return k ? (struct topic_node *)((char *)k - offsetof(struct topic_node, key)) : NULL;
 }
 
 /* ---- sub_set: a contiguous array of subscriptions, unique by owner ---- */
@@ -261,7 +164,7 @@ static void subset_add(struct sub_set *s, const struct topic_sub *sub)
 	}
 }
 
-/* Delete index slot i by backward shift (see kid_remove). */
+/* Delete index slot i by backward shift (see kids_remove). */
 static void subset_idelete(struct sub_set *s, uint32_t i)
 {
 	uint32_t mask = s->imask, j = i;
@@ -309,8 +212,8 @@ static struct topic_node *node_new(struct topic_node *parent, const char *s, siz
 {
 	struct topic_node *n = hq_calloc(1, sizeof(*n) + len + 1);
 	n->parent = parent;
-	n->hv = hv;
-	n->llen = (uint32_t)len;
+	n->key.hv = hv;
+	n->key.len = (uint32_t)len;
 	memcpy(n->level, s, len);
 	return n;
 }
@@ -323,13 +226,13 @@ static void node_free(struct topic_node *n)
 	}
 	hq_free(n->groups);
 	subset_free(&n->subs);
-	hq_free(n->kids);
+	kids_free(&n->kids);
 	hq_free(n);
 }
 
 static bool node_empty(const struct topic_node *n)
 {
-	return n->subs.n == 0 && n->ngroups == 0 && n->nkids == 0 && !n->plus && !n->hash;
+	return n->subs.n == 0 && n->ngroups == 0 && n->kids.n == 0 && !n->plus && !n->hash;
 }
 
 static bool is_wild(const char *s, size_t len, char w)
@@ -363,11 +266,11 @@ static struct topic_node *node_walk(struct topic_tree *t, const char *f, size_t 
 				t->nodes++;
 			}
 		} else {
-			uint32_t hv = level_hash(s, l);
-			c = kid_find(n, s, l, hv);
+			uint32_t hv = kids_hash(s, l);
+			c = kid_node(kids_find(&n->kids, s, l, hv));
 			if (!c && create) {
 				c = node_new(n, s, l, hv);
-				kid_insert(n, c);
+				kids_insert(&n->kids, &c->key);
 				t->nodes++;
 			}
 		}
@@ -390,7 +293,7 @@ static void node_prune(struct topic_tree *t, struct topic_node *n)
 		else if (p->hash == n)
 			p->hash = NULL;
 		else
-			kid_remove(p, n);
+			kids_remove(&p->kids, &n->key);
 		node_free(n);
 		t->nodes--;
 		n = p;
@@ -437,10 +340,9 @@ static void group_del(struct topic_node *n, struct topic_group *g)
 
 static struct topic_node *first_child_from(const struct topic_node *n, uint32_t slot)
 {
-	if (n->kids)
-		for (uint32_t i = slot; i <= n->kmask; i++)
-			if (n->kids[i])
-				return n->kids[i];
+	struct kids_key *k = kids_next(&n->kids, &slot);
+	if (k)
+		return kid_node(k);
 	return n->plus ? n->plus : n->hash;
 }
 
@@ -457,7 +359,7 @@ static struct topic_node *next_sibling(const struct topic_node *c)
 		return NULL;
 	if (c == p->plus)
 		return p->hash;
-	return first_child_from(p, kid_slot(p, c) + 1);
+	return first_child_from(p, kids_slot(&p->kids, &c->key) + 1);
 }
 
 /* ---- public API ---- */
@@ -673,9 +575,9 @@ void topic_tree_match(struct topic_tree *t, const char *topic, size_t len,
 			const char *sl = memchr(topic + pos, '/', len - pos);
 			size_t e = sl ? (size_t)(sl - topic) : len;
 			npos = e + 1;
-			if (n->kids)	/* leaves are common: skip hashing for them */
-				next = kid_find(n, topic + pos, e - pos,
-						level_hash(topic + pos, e - pos));
+			if (n->kids.n)	/* leaves are common: skip hashing for them */
+				next = kid_node(kids_find(&n->kids, topic + pos, e - pos,
+							  kids_hash(topic + pos, e - pos)));
 			if (!next && wild)
 				next = n->plus;
 		}
@@ -705,7 +607,7 @@ static size_t node_filter(const struct topic_node *n, char **buf, size_t *cap)
 {
 	size_t len = 0;
 	for (const struct topic_node *p = n; p->parent; p = p->parent)
-		len += p->llen + (p->parent->parent ? 1 : 0);
+		len += p->key.len + (p->parent->parent ? 1 : 0);
 	if (!*buf || len + 1 > *cap) {
 		*cap = len + 1;
 		*buf = hq_realloc(*buf, *cap);
@@ -713,8 +615,8 @@ static size_t node_filter(const struct topic_node *n, char **buf, size_t *cap)
 	size_t end = len;
 	(*buf)[end] = '\0';
 	for (const struct topic_node *p = n; p->parent; p = p->parent) {
-		end -= p->llen;
-		memcpy(*buf + end, p->level, p->llen);
+		end -= p->key.len;
+		memcpy(*buf + end, p->level, p->key.len);
 		if (p->parent->parent)
 			(*buf)[--end] = '/';
 	}
