@@ -1,13 +1,14 @@
 /*
  * main.c - hamqttd: wiring only. Load the configuration (file, HAMQTT_*
- * environment, --set), open the log, build the broker, run until SIGINT or
- * SIGTERM, then shut down cleanly (every allocation released, so leak
- * checkers see a clean exit).
+ * environment, --set), open the log, build and start the broker, then the
+ * management HTTP server, run until SIGINT or SIGTERM, then shut down cleanly
+ * (every allocation released, so leak checkers see a clean exit).
  */
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -89,6 +90,13 @@ int main(int argc, char **argv)
 		broker_free(b);
 		goto out_log;
 	}
+	struct http_server *http = http_server_start(&cfg, b, err, sizeof(err));
+	if (!http) {
+		log_error("cannot start: %s", err);
+		broker_stop(b);
+		broker_free(b);
+		goto out_log;
+	}
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&set, &sig) != 0)
@@ -98,7 +106,9 @@ int main(int argc, char **argv)
 		log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		break;
 	}
+	/* health checks answer 503 while the workers wind down */
 	broker_stop(b);
+	http_server_stop(http);
 	broker_free(b);
 	log_notice("stopped");
 	rc = 0;

@@ -6,13 +6,11 @@
 #include "broker/brk_int.h"
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/version.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#ifndef HAMQTT_VERSION
-#define HAMQTT_VERSION "0.1.0"
-#endif
 
 static void sys_pub(struct worker *w, const char *leaf, const char *value)
 {
@@ -34,29 +32,41 @@ static void sys_u64(struct worker *w, const char *leaf, unsigned long long v)
 	sys_pub(w, leaf, buf);
 }
 
-void brk_sys_publish(struct worker *w)
+void broker_get_info(struct broker *b, struct broker_info *out)
 {
-	struct broker *b = w->b;
-	unsigned long long in = 0, out = 0, bin = 0, bout = 0, dropped = 0, total = 0;
+	memset(out, 0, sizeof(*out));
+	out->accepting = atomic_load(&b->ready) && !atomic_load(&b->stopping);
+	out->workers = b->n_workers;
+	out->uptime_s = (clock_mono_ms() - b->start_ms) / 1000;
+	out->connections = atomic_load(&b->conns_now);
 	for (int i = 0; i < b->n_workers; i++) {
 		struct brk_stats *st = &b->workers[i].st;
-		in += STAT_GET(st->msgs_in);
-		out += STAT_GET(st->msgs_out);
-		bin += STAT_GET(st->bytes_in);
-		bout += STAT_GET(st->bytes_out);
-		dropped += STAT_GET(st->msgs_dropped);
-		total += STAT_GET(st->conns_total);
+		out->msgs_in += STAT_GET(st->msgs_in);
+		out->msgs_out += STAT_GET(st->msgs_out);
+		out->bytes_in += STAT_GET(st->bytes_in);
+		out->bytes_out += STAT_GET(st->bytes_out);
+		out->msgs_dropped += STAT_GET(st->msgs_dropped);
+		out->connects_total += STAT_GET(st->conns_total);
 	}
+	pthread_mutex_lock(&b->retain_lock);
+	out->retained = retain_tree_count(b->retained);
+	pthread_mutex_unlock(&b->retain_lock);
+}
+
+void brk_sys_publish(struct worker *w)
+{
+	struct broker_info in;
+	broker_get_info(w->b, &in);
 	char up[64];
-	snprintf(up, sizeof(up), "%lld seconds",
-		 (long long)((ev_now_ms(w->loop) - b->start_ms) / 1000));
+	snprintf(up, sizeof(up), "%lld seconds", (long long)in.uptime_s);
 	sys_pub(w, "version", "hamqtt " HAMQTT_VERSION);
 	sys_pub(w, "uptime", up);
-	sys_u64(w, "clients/connected", (unsigned long long)atomic_load(&b->conns_now));
-	sys_u64(w, "clients/total", total);
-	sys_u64(w, "messages/received", in);
-	sys_u64(w, "messages/sent", out);
-	sys_u64(w, "messages/dropped", dropped);
-	sys_u64(w, "bytes/received", bin);
-	sys_u64(w, "bytes/sent", bout);
+	sys_u64(w, "clients/connected", (unsigned long long)in.connections);
+	sys_u64(w, "clients/total", in.connects_total);
+	sys_u64(w, "messages/received", in.msgs_in);
+	sys_u64(w, "messages/sent", in.msgs_out);
+	sys_u64(w, "messages/dropped", in.msgs_dropped);
+	sys_u64(w, "bytes/received", in.bytes_in);
+	sys_u64(w, "bytes/sent", in.bytes_out);
+	sys_u64(w, "retained/count", in.retained);
 }

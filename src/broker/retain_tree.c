@@ -27,15 +27,15 @@
 #include <string.h>
 
 struct retain_node {
+	struct kids_key key;		/* hash and length of level */
 	struct retain_node *parent;	/* NULL only for the root */
 	struct kids kids;		/* children */
 	void *value;			/* NULL = nothing retained at this topic */
 	char *topic;			/* full topic text iff value != NULL */
 	size_t topic_len;
-	struct kids_key key;		/* hash and length of level */
 	char level[];			/* level text, NUL-terminated */
 };
-KIDS_KEY_BEFORE_TEXT(struct retain_node, key, level);
+KIDS_KEY_FIRST(struct retain_node, key);
 
 struct retain_tree {
 	struct retain_node *root;
@@ -45,17 +45,11 @@ struct retain_tree {
 
 /* ---- children ---- */
 
-/* The node embedding k, or NULL for NULL: the kids table stores keys. */
-static struct retain_node *kid_node(struct kids_key *k)
-{
-	return k ? (struct retain_node *)((char *)k - offsetof(struct retain_node, key)) : NULL;
-}
-
 static struct retain_node *kid_find(const struct retain_node *n, const char *s, size_t len)
 {
-	if (!n->kids.n)	/* leaves are common: skip hashing for them */
+	if (!n->kids.slot)	/* leaves are common: skip hashing for them */
 		return NULL;
-	return kid_node(kids_find(&n->kids, s, len, kids_hash(s, len)));
+	return kids_find(&n->kids, s, len, kids_hash(s, len), offsetof(struct retain_node, level));
 }
 
 /* First child at or after slot; with skip_dollar, children whose level starts
@@ -63,15 +57,16 @@ static struct retain_node *kid_find(const struct retain_node *n, const char *s, 
 static struct retain_node *child_from(const struct retain_node *n, uint32_t slot,
 				      bool skip_dollar)
 {
-	for (struct kids_key *k; (k = kids_next(&n->kids, &slot)); slot++)
-		if (!(skip_dollar && k->len && kids_text(k)[0] == '$'))
-			return kid_node(k);
-	return NULL;
+	struct retain_node *c;
+
+	while ((c = kids_next(&n->kids, &slot)) && skip_dollar && c->key.len && c->level[0] == '$')
+		slot++;
+	return c;
 }
 
 static struct retain_node *next_sibling(const struct retain_node *c, bool skip_dollar)
 {
-	return child_from(c->parent, kids_slot(&c->parent->kids, &c->key) + 1, skip_dollar);
+	return child_from(c->parent, kids_slot(&c->parent->kids, c) + 1, skip_dollar);
 }
 
 /* ---- nodes ---- */
@@ -102,7 +97,7 @@ static struct retain_node *node_walk(struct retain_node *root, const char *topic
 			if (!nodes)
 				return NULL;
 			c = node_new(n, topic + pos, e - pos);
-			kids_insert(&n->kids, &c->key);
+			kids_insert(&n->kids, c);
 			(*nodes)++;
 		}
 		n = c;
@@ -169,7 +164,7 @@ void retain_tree_set(struct retain_tree *r, const char *topic, size_t len, void 
 		r->count--;
 		while (n->parent && !n->value && n->kids.n == 0) {	/* prune */
 			struct retain_node *p = n->parent;
-			kids_remove(&p->kids, &n->key);
+			kids_remove(&p->kids, n);
 			hq_free(n);
 			r->nodes--;
 			n = p;

@@ -30,8 +30,9 @@ static void kids_rehash(struct kids *t, uint32_t cap)
 	t->mask = cap - 1;
 }
 
-void kids_insert(struct kids *t, struct kids_key *k)
+void kids_insert(struct kids *t, void *node)
 {
+	struct kids_key *k = node;
 	uint32_t cap = t->slot ? t->mask + 1 : 0;
 	if ((t->n + 1) * 4 > cap * 3)	/* keep load <= 3/4 so probes stay short */
 		kids_rehash(t, cap ? cap * 2 : 2);
@@ -39,9 +40,9 @@ void kids_insert(struct kids *t, struct kids_key *k)
 	t->n++;
 }
 
-void kids_remove(struct kids *t, struct kids_key *k)
+void kids_remove(struct kids *t, void *node)
 {
-	uint32_t mask = t->mask, i = kids_slot(t, k), j = i;
+	uint32_t mask = t->mask, i = kids_slot(t, node), j = i;
 
 	t->slot[i] = NULL;
 	/* backward shift: pull later entries of the probe run into the hole unless

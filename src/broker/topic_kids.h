@@ -4,14 +4,14 @@
  * Layer: broker, private to topic_tree.c and retain_tree.c (not part of the
  * topic.h API). Both tries keep each node's literal children in one of these:
  * open addressing, linear probing, backward-shift deletion (no tombstones),
- * load factor <= 3/4, capacity a power of two, shrunk when 1/8 full.
+ * load factor <= 3/4, capacity a power of two, halved when 1/8 full.
  *
- * Genericity: a node embeds a struct kids_key immediately followed by its
- * level text (each tree pins that layout with KIDS_KEY_BEFORE_TEXT) and the
- * table stores pointers to those keys, so probing reads only the key and the
- * text next to it, and the tree maps a key back to its node with a constant
- * offset. Lookups are inline because they sit on the PUBLISH fan-out path;
- * only the growing and shrinking paths live in topic_kids.c.
+ * Genericity: every node type starts with a struct kids_key (each tree pins
+ * that with KIDS_KEY_FIRST), so a node pointer is a key pointer and the API
+ * takes and returns nodes as void *, with no casts or offset arithmetic in the
+ * tries. kids_find() also needs the level text and takes its offset in the
+ * node; it is inline, so that offset is a constant, because lookups sit on the
+ * PUBLISH fan-out path. Growing and shrinking live in topic_kids.c.
  *
  * Invariants: a table with no children owns no memory (slot == NULL, n == 0,
  * mask == 0); an empty slot always ends a probe run.
@@ -23,27 +23,21 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Per-node key; the level text (NUL-terminated) follows it in memory. */
+/* First member of every trie node. */
 struct kids_key {
 	uint32_t hv;		/* kids_hash(level), cached so probes and rehashes skip the text */
 	uint32_t len;		/* level length in bytes */
 };
 
+/* Node type T must start with its struct kids_key member K. */
+#define KIDS_KEY_FIRST(T, K) \
+	_Static_assert(offsetof(T, K) == 0, #T " must start with its struct kids_key")
+
 struct kids {
-	struct kids_key **slot;	/* open addressing, or NULL when there are no children */
+	struct kids_key **slot;	/* open addressing (each entry a child node), or NULL */
 	uint32_t n;		/* children held */
 	uint32_t mask;		/* capacity - 1 (power of two); 0 while slot is NULL */
 };
-
-/* In a node type T, the key member K must sit right before the text member L. */
-#define KIDS_KEY_BEFORE_TEXT(T, K, L) \
-	_Static_assert(offsetof(T, L) == offsetof(T, K) + sizeof(struct kids_key), \
-		       #T " level text must follow its kids_key")
-
-static inline const char *kids_text(const struct kids_key *k)
-{
-	return (const char *)(k + 1);
-}
 
 /* FNV-1a: levels are short, so a byte loop is as fast as anything fancier. */
 static inline uint32_t kids_hash(const char *s, size_t len)
@@ -62,9 +56,10 @@ static inline uint32_t kids_home(uint32_t hv)
 	return hv ^ (hv >> 15);
 }
 
-/* Child with level s[0..len) (hv = kids_hash(s, len)), or NULL. */
-static inline struct kids_key *kids_find(const struct kids *t, const char *s, size_t len,
-					 uint32_t hv)
+/* Child whose level is s[0..len), or NULL; hv = kids_hash(s, len), and the
+ * children's level text sits text_off bytes into each node. */
+static inline void *kids_find(const struct kids *t, const char *s, size_t len, uint32_t hv,
+			      size_t text_off)
 {
 	if (!t->slot)
 		return NULL;
@@ -72,24 +67,26 @@ static inline struct kids_key *kids_find(const struct kids *t, const char *s, si
 		struct kids_key *k = t->slot[i];
 		if (!k)
 			return NULL;
-		if (k->hv == hv && k->len == len && memcmp(kids_text(k), s, len) == 0)
+		if (k->hv == hv && k->len == len && memcmp((char *)k + text_off, s, len) == 0)
 			return k;
 	}
 }
 
-/* Slot of child k, which must be present. Reads k and compares pointers only,
- * so a tree being freed can call it while earlier siblings are already gone. */
-static inline uint32_t kids_slot(const struct kids *t, const struct kids_key *k)
+/* Slot of child node, which must be present. Reads only node's key and
+ * compares pointers, so a tree being freed can call it while earlier siblings
+ * are already gone. */
+static inline uint32_t kids_slot(const struct kids *t, const void *node)
 {
+	const struct kids_key *k = node;
 	uint32_t i = kids_home(k->hv) & t->mask;
 	while (t->slot[i] != k)
 		i = (i + 1) & t->mask;
 	return i;
 }
 
-/* First child in slot order at or after *slot, which is updated to its slot;
- * NULL past the end. Iterating this way needs no state beyond one index. */
-static inline struct kids_key *kids_next(const struct kids *t, uint32_t *slot)
+/* First child in slot order at or after *slot, which is set to its slot; NULL
+ * past the end. With kids_slot() this walks siblings without any iterator. */
+static inline void *kids_next(const struct kids *t, uint32_t *slot)
 {
 	if (t->slot)
 		for (uint32_t i = *slot; i <= t->mask; i++)
@@ -100,11 +97,11 @@ static inline struct kids_key *kids_next(const struct kids *t, uint32_t *slot)
 	return NULL;
 }
 
-/* Add child k (its level must not be present yet); the table borrows k. */
-void kids_insert(struct kids *t, struct kids_key *k);
-/* Remove child k, which must be present; may shrink or free the table. */
-void kids_remove(struct kids *t, struct kids_key *k);
-/* Free the table itself (not the children). */
+/* Add child node (no sibling may have its level); the table borrows node. */
+void kids_insert(struct kids *t, void *node);
+/* Remove child node, which must be present; may shrink or free the table. */
+void kids_remove(struct kids *t, void *node);
+/* Free the table itself (the children are the caller's). */
 void kids_free(struct kids *t);
 
 #endif

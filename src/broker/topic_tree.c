@@ -53,6 +53,7 @@ struct topic_group {
 };
 
 struct topic_node {
+	struct kids_key key;		/* hash (0 for wildcards) and length of level */
 	struct topic_node *parent;	/* NULL only for the root */
 	struct kids kids;		/* literal children */
 	struct topic_node *plus;	/* the '+' child */
@@ -60,10 +61,9 @@ struct topic_node {
 	struct sub_set subs;		/* non-shared subscriptions to this exact filter */
 	struct topic_group *groups;	/* shared groups of this filter, contiguous */
 	uint32_t ngroups, gcap;
-	struct kids_key key;		/* hash (0 for wildcards) and length of level */
 	char level[];			/* level text, NUL-terminated ("+" / "#" for wildcards) */
 };
-KIDS_KEY_BEFORE_TEXT(struct topic_node, key, level);
+KIDS_KEY_FIRST(struct topic_node, key);
 
 struct topic_tree {
 	struct topic_node *root;
@@ -88,10 +88,11 @@ static uint32_t owner_home(const void *owner)
 	return (uint32_t)(((uint64_t)(uintptr_t)owner * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
-/* The node embedding k, or NULL for NULL: the kids table stores keys. */
-static struct topic_node *kid_node(struct kids_key *k)
+/* Literal child of n with level s[0..len) (hv = kids_hash(s, len)), or NULL. */
+static struct topic_node *kid_find(const struct topic_node *n, const char *s, size_t len,
+				   uint32_t hv)
 {
-	return k ? (struct topic_node *)((char *)k - offsetof(struct topic_node, key)) : NULL;
+	return kids_find(&n->kids, s, len, hv, offsetof(struct topic_node, level));
 }
 
 /* ---- sub_set: a contiguous array of subscriptions, unique by owner ---- */
@@ -267,10 +268,10 @@ static struct topic_node *node_walk(struct topic_tree *t, const char *f, size_t 
 			}
 		} else {
 			uint32_t hv = kids_hash(s, l);
-			c = kid_node(kids_find(&n->kids, s, l, hv));
+			c = kid_find(n, s, l, hv);
 			if (!c && create) {
 				c = node_new(n, s, l, hv);
-				kids_insert(&n->kids, &c->key);
+				kids_insert(&n->kids, c);
 				t->nodes++;
 			}
 		}
@@ -293,7 +294,7 @@ static void node_prune(struct topic_tree *t, struct topic_node *n)
 		else if (p->hash == n)
 			p->hash = NULL;
 		else
-			kids_remove(&p->kids, &n->key);
+			kids_remove(&p->kids, n);
 		node_free(n);
 		t->nodes--;
 		n = p;
@@ -340,9 +341,9 @@ static void group_del(struct topic_node *n, struct topic_group *g)
 
 static struct topic_node *first_child_from(const struct topic_node *n, uint32_t slot)
 {
-	struct kids_key *k = kids_next(&n->kids, &slot);
-	if (k)
-		return kid_node(k);
+	struct topic_node *c = kids_next(&n->kids, &slot);
+	if (c)
+		return c;
 	return n->plus ? n->plus : n->hash;
 }
 
@@ -359,7 +360,7 @@ static struct topic_node *next_sibling(const struct topic_node *c)
 		return NULL;
 	if (c == p->plus)
 		return p->hash;
-	return first_child_from(p, kids_slot(&p->kids, &c->key) + 1);
+	return first_child_from(p, kids_slot(&p->kids, c) + 1);
 }
 
 /* ---- public API ---- */
@@ -575,9 +576,9 @@ void topic_tree_match(struct topic_tree *t, const char *topic, size_t len,
 			const char *sl = memchr(topic + pos, '/', len - pos);
 			size_t e = sl ? (size_t)(sl - topic) : len;
 			npos = e + 1;
-			if (n->kids.n)	/* leaves are common: skip hashing for them */
-				next = kid_node(kids_find(&n->kids, topic + pos, e - pos,
-							  kids_hash(topic + pos, e - pos)));
+			if (n->kids.slot)	/* leaves are common: skip hashing for them */
+				next = kid_find(n, topic + pos, e - pos,
+						kids_hash(topic + pos, e - pos));
 			if (!next && wild)
 				next = n->plus;
 		}

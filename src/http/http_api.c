@@ -1,0 +1,115 @@
+/*
+ * http_api.c - the management API's route table and its JSON handlers.
+ *
+ * Routes are one table of {method, path, handler}; http_api_dispatch is the
+ * only place that picks a handler, and the only source of 404/405. Handlers
+ * read the broker through broker.h only (broker_get_info is thread safe) and
+ * run on the HTTP server's thread. Bodies are built with cJSON.
+ * EMQX-compatible where EMQX has the same endpoint (/api/v5/status).
+ */
+#include "http/http_int.h"
+#include "broker/broker.h"
+#include "core/conf.h"
+#include "core/version.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+void http_resp_json(struct http_resp *resp, int status, cJSON *doc)
+{
+	char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	free(resp->body);
+	if (!text) { /* out of memory while building the body */
+		resp->status = 500;
+		resp->body = NULL;
+		resp->body_len = 0;
+		resp->content_type = "application/json";
+		return;
+	}
+	resp->status = status;
+	resp->content_type = "application/json";
+	resp->body = text;
+	resp->body_len = strlen(text);
+}
+
+void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message)
+{
+	cJSON *doc = cJSON_CreateObject();
+	if (doc && (!cJSON_AddStringToObject(doc, "code", code) ||
+		    !cJSON_AddStringToObject(doc, "message", message))) {
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
+	http_resp_json(resp, status, doc);
+}
+
+/* GET /api/v5/status: the load balancer's health check. 200 while the node
+ * accepts MQTT, 503 while it starts or shuts down. Never logs. */
+static void api_status(struct http_ctx *ctx, const struct http_req *req,
+		       struct http_resp *resp)
+{
+	struct broker_info info;
+	broker_get_info(ctx->b, &info);
+	cJSON *doc = cJSON_CreateObject();
+	if (!doc)
+		goto fail;
+	if (!info.accepting) {
+		/* a node never goes back from running to starting */
+		const char *st = atomic_load(&ctx->seen_accepting) ? "stopping" : "starting";
+		if (!cJSON_AddStringToObject(doc, "status", st))
+			goto fail;
+		http_resp_json(resp, 503, doc);
+		return;
+	}
+	atomic_store(&ctx->seen_accepting, true);
+	if (!cJSON_AddStringToObject(doc, "node", ctx->cfg->node_name) ||
+	    !cJSON_AddStringToObject(doc, "status", "running") ||
+	    !cJSON_AddNumberToObject(doc, "uptime", (double)info.uptime_s) ||
+	    !cJSON_AddNumberToObject(doc, "connections", (double)info.connections) ||
+	    !cJSON_AddStringToObject(doc, "version", HAMQTT_VERSION))
+		goto fail;
+	http_resp_json(resp, 200, doc);
+	return;
+fail:
+	cJSON_Delete(doc);
+	http_resp_json(resp, 500, NULL);
+}
+
+static const struct http_route routes[] = {
+	{ "GET", "/api/v5/status", api_status },
+};
+
+void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
+		       struct http_resp *resp)
+{
+	bool path_known = false;
+	size_t allow_len = 0;
+	const char *m = strcmp(req->method, "HEAD") ? req->method : "GET";
+
+	resp->allow_buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct http_route *r = &routes[i];
+		if (strcmp(r->path, req->path))
+			continue;
+		if (!strcmp(r->method, m)) {
+			r->fn(ctx, req, resp);
+			return;
+		}
+		path_known = true;
+		int n = snprintf(resp->allow_buf + allow_len, sizeof(resp->allow_buf) - allow_len,
+				 "%s%s%s", allow_len ? ", " : "", r->method,
+				 strcmp(r->method, "GET") ? "" : ", HEAD");
+		if (n > 0 && (size_t)n < sizeof(resp->allow_buf) - allow_len)
+			allow_len += (size_t)n;
+	}
+	if (path_known) {
+		resp->allow = resp->allow_buf;
+		http_resp_error(resp, 405, "METHOD_NOT_ALLOWED", "method not allowed for this path");
+	} else {
+		http_resp_error(resp, 404, "NOT_FOUND", "no such path");
+	}
+}

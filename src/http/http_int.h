@@ -1,0 +1,68 @@
+/*
+ * http_int.h - private to src/http/: the request/response objects that route
+ * handlers see and the route table's shape. http_server.c turns libmicrohttpd
+ * requests into struct http_req and struct http_resp into MHD responses;
+ * handlers (http_api.c, later metrics and dashboard assets) never see MHD.
+ *
+ * Ownership: a handler fills resp; resp->body is malloc'd and owned by resp
+ * until http_server.c hands it to MHD (which frees it).
+ */
+#ifndef HQ_HTTP_INT_H
+#define HQ_HTTP_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct broker;
+struct hq_config;
+struct cJSON;
+
+#define HTTP_MAX_BODY (64 * 1024) /* bytes of request body we accept; more gets 413 */
+
+/* What every handler may read; cfg and b are borrowed for the server's lifetime. */
+struct http_ctx {
+	const struct hq_config *cfg;
+	struct broker *b;
+	atomic_bool seen_accepting; /* the node accepted MQTT at some point: a node that
+				       no longer does is stopping, not starting */
+};
+
+struct http_req {
+	const char *method;   /* "GET", "POST", ... as sent */
+	const char *path;     /* decoded path, without the query string */
+	const char *body;     /* request body (NUL terminated) or NULL */
+	size_t body_len;
+};
+
+struct http_resp {
+	int status;                 /* HTTP status code */
+	const char *content_type;   /* static string */
+	const char *allow;          /* Allow header for 405 (static or resp-owned buffer), or NULL */
+	char *body;                 /* malloc'd, owned by resp; NULL = empty body */
+	size_t body_len;
+	char allow_buf[64];
+};
+
+typedef void (*http_handler)(struct http_ctx *ctx, const struct http_req *req,
+			     struct http_resp *resp);
+
+/* One row of the route table (http_api.c): exact path match; a GET route also
+ * answers HEAD (MHD sends the headers only). */
+struct http_route {
+	const char *method;
+	const char *path;
+	http_handler fn;
+};
+
+/* Find the route for req and run it: 404 for an unknown path, 405 (with an
+ * Allow header) for a known path with another method. Always fills resp. */
+void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
+		       struct http_resp *resp);
+
+/* Serialise doc as the JSON body with status; takes ownership of doc (freed). */
+void http_resp_json(struct http_resp *resp, int status, struct cJSON *doc);
+/* A JSON error body {"code": code, "message": message} with status. */
+void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message);
+
+#endif

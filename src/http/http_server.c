@@ -1,0 +1,223 @@
+/*
+ * http_server.c - libmicrohttpd wiring of the management HTTP server.
+ *
+ * We bind the listening socket ourselves (net/sock.h, so a bind error names
+ * the key, the address and errno) and hand it to MHD, which runs one internal
+ * polling thread (poll(2); select where MHD lacks poll). Each request is
+ * turned into a struct http_req, its body collected (capped at HTTP_MAX_BODY),
+ * routed by http_api_dispatch and the struct http_resp sent back.
+ *
+ * Logging: one notice line at start; per-request lines and MHD's own messages
+ * (a peer closing early, ...) only at debug level, so load-balancer health
+ * checks leave no noise in the log.
+ */
+#include "http/http.h"
+#include "http/http_int.h"
+#include "broker/broker.h"
+#include "core/conf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "net/sock.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HTTP_BACKLOG 128
+#define HTTP_CONN_LIMIT 256        /* concurrent connections */
+#define HTTP_CONN_TIMEOUT_S 30     /* idle keep-alive connections are closed after this */
+
+struct http_server {
+	struct http_ctx ctx;
+	struct MHD_Daemon *mhd;
+	atomic_bool started;           /* MHD is up: its messages drop to debug level */
+};
+
+/* Per request state, allocated on MHD's first call for a request and freed in
+ * on_completed. */
+struct http_reqstate {
+	char *body;        /* collected request body, NUL terminated, or NULL */
+	size_t len;
+	bool too_large;    /* body exceeded HTTP_MAX_BODY: answer 413, drop the rest */
+};
+
+/* A printable copy of s for a log line: control bytes become '?'. */
+static void log_safe(char *out, size_t outlen, const char *s)
+{
+	size_t i = 0;
+	for (; s && s[i] && i + 1 < outlen; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	out[i] = '\0';
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http_server *s = cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	if (atomic_load(&s->started))
+		log_debug("http: %s", msg);
+	else
+		log_warning("http: %s", msg);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_reqstate *st = *con_cls;
+	if (st) {
+		free(st->body);
+		free(st);
+		*con_cls = NULL;
+	}
+}
+
+/* Append a chunk of request body; past the cap the body is dropped and the
+ * request answered 413 once it is complete. */
+static void body_append(struct http_reqstate *st, const char *data, size_t n)
+{
+	if (st->too_large)
+		return;
+	if (st->len + n > HTTP_MAX_BODY) {
+		st->too_large = true;
+		HQ_FREE(st->body);
+		st->len = 0;
+		return;
+	}
+	st->body = hq_realloc(st->body, st->len + n + 1);
+	memcpy(st->body + st->len, data, n);
+	st->len += n;
+	st->body[st->len] = '\0';
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
+{
+	struct MHD_Response *mr;
+	if (r->body)
+		mr = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+	else
+		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!mr) {
+		free(r->body);
+		return MHD_NO;
+	}
+	r->body = NULL; /* MHD owns it now */
+	if (r->content_type)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (r->allow)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned int)r->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+/* MHD's access handler: called once with the headers, then once per body
+ * chunk, then once more (upload size 0) when the request is complete. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *s = cls;
+	struct http_reqstate *st = *con_cls;
+	if (!st) {
+		*con_cls = hq_calloc(1, sizeof(*st));
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		body_append(st, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	struct http_req req = {
+		.method = method,
+		.path = url ? url : "/",
+		.body = st->body,
+		.body_len = st->len,
+	};
+	struct http_resp resp;
+	memset(&resp, 0, sizeof(resp));
+	if (st->too_large)
+		http_resp_error(&resp, 413, "PAYLOAD_TOO_LARGE", "request body too large");
+	else
+		http_api_dispatch(&s->ctx, &req, &resp);
+	if (log_enabled(LOG_DEBUG)) {
+		char m[16], p[256];
+		log_safe(m, sizeof(m), method);
+		log_safe(p, sizeof(p), req.path);
+		log_debug("http: %s %s -> %d", m, p, resp.status);
+	}
+	return send_resp(c, &resp);
+}
+
+struct http_server *http_server_start(const struct hq_config *cfg, struct broker *b,
+				      char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+	if (!cfg->dashboard_bind ||
+	    conf_parse_hostport(cfg->dashboard_bind, host, sizeof(host), &port) != HQ_OK) {
+		snprintf(err, errlen, "dashboard.listeners.http.bind: bad address '%s'",
+			 cfg->dashboard_bind ? cfg->dashboard_bind : "");
+		return NULL;
+	}
+	int fd = sock_listen_tcp(host, port, HTTP_BACKLOG, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "dashboard.listeners.http.bind: cannot listen on %s: %s",
+			 cfg->dashboard_bind, strerror(errno));
+		return NULL;
+	}
+	if (port == 0)
+		port = sock_local_port(fd);
+
+	struct http_server *s = hq_calloc(1, sizeof(*s));
+	s->ctx.cfg = cfg;
+	s->ctx.b = b;
+	struct broker_info info;
+	broker_get_info(b, &info);
+	atomic_init(&s->ctx.seen_accepting, info.accepting);
+	atomic_init(&s->started, false);
+
+	/* poll, not epoll: with MHD_USE_EPOLL, libmicrohttpd 0.9.75 does not see a
+	 * peer that closes in the middle of a request body until the connection
+	 * timeout, so aborted requests would pin connection slots */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+		flags |= MHD_USE_POLL;
+	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_END);
+	if (!s->mhd) {
+		snprintf(err, errlen, "dashboard.listeners.http.bind: cannot start the HTTP server on %s "
+			 "(libmicrohttpd refused; see the log)", cfg->dashboard_bind);
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	atomic_store(&s->started, true);
+	bool v6 = strchr(host, ':') != NULL;
+	log_notice("listener http (dashboard, REST API, /api/v5/status) on %s%s%s:%d",
+		   v6 ? "[" : "", *host ? host : "0.0.0.0", v6 ? "]" : "", port);
+	return s;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	if (!s)
+		return;
+	/* closes the listening socket and every connection, joins the thread */
+	MHD_stop_daemon(s->mhd);
+	free(s);
+}

@@ -1,0 +1,150 @@
+"""15 management HTTP server (dashboard.listeners.http.bind): the health
+endpoint GET /api/v5/status that load balancers (HAProxy) poll, JSON 404/405
+for everything else, no log noise from health checks, and a dashboard port
+that cannot be bound stops hamqttd with a clear error."""
+
+import json
+import os
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+from conftest import SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
+from mqttraw import T
+
+STATUS = "/api/v5/status"
+
+
+def http(b, path, method="GET", data=None):
+    """(status, headers, body bytes) of one request to b's dashboard port."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (b.http_port, path),
+                                 method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=T(5)) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def started(broker, overrides=None):
+    """A broker whose HTTP listener is up (it starts after the MQTT workers)."""
+    b = broker(overrides)
+    b.wait_listening(b.http_port)
+    return b
+
+
+def test_status_running(broker, raw):
+    b = started(broker)
+    c = raw(b, version=5)
+    c.connect("http-status")
+    status, headers, body = http(b, STATUS)
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["node"] == "hamqtt@127.0.0.1"
+    assert doc["status"] == "running"
+    assert isinstance(doc["uptime"], int) and doc["uptime"] >= 0
+    assert doc["connections"] >= 1
+    assert isinstance(doc["version"], str) and doc["version"]
+
+
+def test_head_status_for_health_checkers(broker):
+    """HEAD on a GET route (HAProxy `option httpchk HEAD ...`): 200, no body."""
+    b = started(broker)
+    status, _, body = http(b, STATUS, method="HEAD")
+    assert status == 200 and body == b""
+
+
+def test_unknown_path_404_json(broker):
+    b = started(broker)
+    for path in ("/nope", "/api/v5/statusx", "/api/v5/status/extra"):
+        status, headers, body = http(b, path)
+        assert status == 404, path
+        assert headers["Content-Type"].startswith("application/json")
+        assert json.loads(body)["code"] == "NOT_FOUND"
+
+
+def test_wrong_method_405_json(broker):
+    b = started(broker)
+    status, headers, body = http(b, STATUS, method="POST", data=b'{"x": 1}')
+    assert status == 405
+    assert headers["Content-Type"].startswith("application/json")
+    assert "GET" in headers["Allow"]
+    assert json.loads(body)["code"] == "METHOD_NOT_ALLOWED"
+    # the connection state is clean afterwards
+    assert http(b, STATUS)[0] == 200
+
+
+def test_oversized_body_413(broker):
+    b = started(broker)
+    status, _, body = http(b, STATUS, method="POST", data=b"x" * (65 * 1024))
+    assert status == 413
+    assert json.loads(body)["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_aborted_requests_free_their_slots(broker):
+    """Clients that vanish mid-request (half a body, or headers only) do not pin
+    connections: after more of them than the connection limit (256), status
+    still answers."""
+    b = started(broker)
+    for i in range(300):
+        s = socket.create_connection(("127.0.0.1", b.http_port), timeout=T(2))
+        if i < 280:
+            s.sendall(b"POST /api/v5/status HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100000\r\n\r\nabc")
+        else:
+            s.sendall(b"GET /api/v5/status HTTP/1.1\r\nHost: x\r\n")
+        s.close()
+    assert http(b, STATUS)[0] == 200
+
+
+def test_health_checks_leave_no_log_noise(broker):
+    """At log.level = info, 20 health checks add no line to the log."""
+    b = started(broker, {"log.level": "info"})
+    before = b.log_text().splitlines()
+    for _ in range(20):
+        assert http(b, STATUS)[0] == 200
+    # a bare TCP check (HAProxy's default) too
+    socket.create_connection(("127.0.0.1", b.http_port), timeout=T(2)).close()
+    assert http(b, STATUS)[0] == 200  # served after the bare connect: all handled
+    after = b.log_text().splitlines()
+    assert after == before, "new log lines: %r" % after[len(before):]
+
+
+def test_requests_logged_at_debug(broker):
+    """The per-request line exists, at debug level only."""
+    b = started(broker)  # the fixture's default is log.level = debug
+    http(b, STATUS)
+    line = b.wait_log("http: GET /api/v5/status -> 200")[0]
+    assert "debug" in line.lower()
+
+
+def test_dashboard_port_in_use_fails_start(tmp_path):
+    """A dashboard bind on a port in use: hamqttd exits non-zero naming the key."""
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        data = tmp_path / "data"
+        data.mkdir()
+        conf = tmp_path / "hamqtt.conf"
+        conf.write_text("\n".join([
+            "node.name = hamqtt@127.0.0.1",
+            "node.data_dir = %s" % data,
+            "node.workers = 2",
+            "listeners.tcp.default.bind = 127.0.0.1:%d" % free_port(),
+            "dashboard.listeners.http.bind = 127.0.0.1:%d" % port,
+            "log.level = info",
+        ]) + "\n")
+        r = subprocess.run([hamqttd_path(), "-c", str(conf)], capture_output=True, text=True,
+                           env=broker_env(), stdin=subprocess.DEVNULL, timeout=T(20))
+    finally:
+        busy.close()
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    lines = [ln for ln in out.splitlines() if "dashboard.listeners.http.bind" in ln]
+    assert lines, out
+    assert "127.0.0.1:%d" % port in lines[0] and "in use" in lines[0], lines[0]
+    assert not [m for m in SANITIZER_MARKERS if m in out], out
