@@ -53,8 +53,10 @@ static struct retain_node *kid_find(const struct retain_node *n, const char *s, 
 }
 
 /* First child at or after slot; with skip_dollar, children whose level starts
- * with '$' are passed over ([MQTT-4.7.2-1], for wildcards at the first level). */
-static struct retain_node *child_from(const struct retain_node *n, uint32_t slot,
+ * with '$' are passed over ([MQTT-4.7.2-1], for wildcards at the first level).
+ * inline: a '+' match calls it once per child, and gcc no longer inlines it
+ * unasked (+3% instructions for retained '+' matches without it). */
+static inline struct retain_node *child_from(const struct retain_node *n, uint32_t slot,
 				      bool skip_dollar)
 {
 	struct retain_node *c;
