@@ -140,6 +140,19 @@ static void flush_outboxes(struct worker *w)
 	}
 }
 
+/* One send per connection that has output (batched writes). */
+static void flush_dirty(struct worker *w)
+{
+	while (w->dirty) {
+		struct conn *c = w->dirty;
+		w->dirty = c->dirty_next;
+		c->dirty_next = NULL;
+		c->dirty = false;
+		if (c->state != CS_CLOSED)
+			conn_flush(c);
+	}
+}
+
 static void before_sleep(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
@@ -155,19 +168,28 @@ static void before_sleep(struct ev_loop *l, void *arg)
 		hq_free(self.v);
 	}
 	flush_outboxes(w);
-	while (w->dirty) {
-		struct conn *c = w->dirty;
-		w->dirty = c->dirty_next;
-		c->dirty_next = NULL;
-		c->dirty = false;
-		if (c->state != CS_CLOSED)
-			conn_flush(c);
-	}
+	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
 		w->closed = c->free_next;
 		conn_free(c);
 	}
+}
+
+/*
+ * Inside a long batch of events (a burst over many connections), write what
+ * is ready every MID_BATCH_EVENTS events instead of only at the end of the
+ * turn: the first messages of a burst then leave without waiting for the last
+ * ones to be read. Writes stay batched (at most one send per connection per
+ * MID_BATCH_EVENTS events).
+ */
+#define MID_BATCH_EVENTS 16
+
+static void mid_batch(struct ev_loop *l, void *arg)
+{
+	struct worker *w = arg;
+	flush_outboxes(w);
+	flush_dirty(w);
 }
 
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
@@ -298,6 +320,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		ev_set_before_sleep(w->loop, before_sleep, w);
 		ev_set_wakeup(w->loop, on_wakeup, w);
+		ev_set_mid_batch(w->loop, MID_BATCH_EVENTS, mid_batch, w);
 		ev_timer_every(w->loop, 250, tick_cb, w);
 		w->next_sys_ms = b->start_ms; /* first $SYS publish right away */
 	}

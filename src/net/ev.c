@@ -38,6 +38,9 @@ struct ev_loop {
 	void *before_sleep_arg;
 	ev_hook_cb on_wakeup;
 	void *on_wakeup_arg;
+	ev_hook_cb mid_batch;
+	void *mid_batch_arg;
+	int mid_every;
 	struct epoll_event events[EV_MAX_EVENTS];
 };
 
@@ -134,6 +137,13 @@ void ev_set_before_sleep(struct ev_loop *l, ev_hook_cb cb, void *arg)
 	l->before_sleep_arg = arg;
 }
 
+void ev_set_mid_batch(struct ev_loop *l, int every, ev_hook_cb cb, void *arg)
+{
+	l->mid_every = every;
+	l->mid_batch = cb;
+	l->mid_batch_arg = arg;
+}
+
 void ev_set_wakeup(struct ev_loop *l, ev_hook_cb cb, void *arg)
 {
 	l->on_wakeup = cb;
@@ -213,6 +223,8 @@ int ev_run(struct ev_loop *l)
 			 * stays allocated until before_sleep, so this read is safe */
 			if (io->active)
 				io->cb(l, io, ev);
+			if (l->mid_batch && (i + 1) % l->mid_every == 0 && i + 1 < n)
+				l->mid_batch(l, l->mid_batch_arg);
 		}
 		run_timers(l);
 	}
