@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <utlist.h>
 
@@ -55,20 +56,114 @@ void conn_mark_dirty(struct conn *c)
 	c->w->dirty = c;
 }
 
+static size_t out_pending(const struct conn *c)
+{
+	return buf_avail(&c->out) + (c->segs ? c->segs->pending : 0);
+}
+
 bool conn_writable(const struct conn *c)
 {
-	return c->state == CS_ACTIVE && buf_avail(&c->out) < c->w->b->cfg->max_outbuf;
+	return c->state == CS_ACTIVE && out_pending(c) < c->w->b->cfg->max_outbuf;
+}
+
+void conn_add_payload_seg(struct conn *c, struct brk_msg *m)
+{
+	if (!c->segs)
+		c->segs = hq_calloc(1, sizeof(*c->segs));
+	struct conn_segs *sg = c->segs;
+	if (sg->n == sg->cap) {
+		sg->cap = sg->cap ? sg->cap * 2 : 4;
+		sg->v = hq_realloc(sg->v, sg->cap * sizeof(*sg->v));
+	}
+	sg->v[sg->n++] = (struct out_seg){ .before = buf_avail(&c->out), .msg = msg_ref(m) };
+	sg->pending += m->payload_len;
+	conn_mark_dirty(c);
+}
+
+static void segs_free(struct conn *c)
+{
+	if (!c->segs)
+		return;
+	for (uint32_t i = 0; i < c->segs->n; i++)
+		msg_unref(c->segs->v[i].msg);
+	hq_free(c->segs->v);
+	HQ_FREE(c->segs);
+}
+
+#define SEG_IOV_MAX 64
+
+/* One writev of c->out interleaved with the payload segments. Returns bytes
+ * written or -1 (errno set). */
+static ssize_t write_with_segs(struct conn *c)
+{
+	struct conn_segs *sg = c->segs;
+	struct iovec iov[SEG_IOV_MAX];
+	int k = 0;
+	size_t pos = 0, avail = buf_avail(&c->out);
+	const uint8_t *head = buf_head(&c->out);
+	uint32_t i;
+	for (i = 0; i < sg->n && k < SEG_IOV_MAX - 2; i++) {
+		struct out_seg *s = &sg->v[i];
+		if (s->before > pos) {
+			iov[k++] = (struct iovec){ (void *)(head + pos), s->before - pos };
+			pos = s->before;
+		}
+		iov[k++] = (struct iovec){ s->msg->payload + s->off, s->msg->payload_len - s->off };
+	}
+	/* c->out's tail only after the last segment, never ahead of one */
+	if (i == sg->n && avail > pos)
+		iov[k++] = (struct iovec){ (void *)(head + pos), avail - pos };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)k };
+	ssize_t n = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+	if (n <= 0)
+		return n;
+	/* consume n bytes in the same order */
+	size_t left = (size_t)n, used = 0; /* used: bytes of c->out consumed */
+	uint32_t done = 0;
+	for (i = 0; i < sg->n && left; i++) {
+		struct out_seg *s = &sg->v[i];
+		size_t take = s->before - used < left ? s->before - used : left;
+		used += take;
+		left -= take;
+		if (used < s->before)
+			break;
+		size_t rest = s->msg->payload_len - s->off;
+		take = rest < left ? rest : left;
+		s->off += (uint32_t)take;
+		sg->pending -= take;
+		left -= take;
+		if (s->off < s->msg->payload_len)
+			break;
+		done = i + 1;
+	}
+	used += left; /* whatever is left came from c->out's tail */
+	for (i = 0; i < done; i++)
+		msg_unref(sg->v[i].msg);
+	memmove(sg->v, sg->v + done, (sg->n - done) * sizeof(*sg->v));
+	sg->n -= done;
+	for (i = 0; i < sg->n; i++)
+		sg->v[i].before -= used;
+	buf_consume(&c->out, used);
+	if (!sg->n)
+		segs_free(c);
+	return n;
 }
 
 /* Write as much of c->out as the socket takes; watch for EPOLLOUT if not all. */
 void conn_flush(struct conn *c)
 {
 	struct worker *w = c->w;
-	while (buf_avail(&c->out)) {
-		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
+	while (out_pending(c)) {
+		ssize_t n;
+		if (c->segs) {
+			n = write_with_segs(c);
+		} else {
+			n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
+			if (n > 0)
+				buf_consume(&c->out, (size_t)n);
+		}
 		if (n > 0) {
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
-			buf_consume(&c->out, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -300,8 +395,9 @@ void conn_close(struct conn *c, int reason, const char *why)
 	struct worker *w = c->w;
 	if (reason >= 0x80 && c->version == MQTT_V5 && c->sent_connack)
 		conn_send_disconnect(c, (uint8_t)reason, why);
-	if (buf_avail(&c->out)) {
-		/* best effort: the final packets, without waiting */
+	/* best effort: the final packets, without waiting (not when a large
+	 * payload is pending: what follows it cannot go ahead of it) */
+	if (buf_avail(&c->out) && !c->segs) {
 		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0)
@@ -345,6 +441,7 @@ void conn_free(struct conn *c)
 	atomic_fetch_sub(&b->conns_now, 1);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	segs_free(c);
 	if (c->will)
 		msg_unref(c->will);
 	if (c->alias_in) {

@@ -80,7 +80,13 @@ static bool send_publish(struct session *s, struct deliv *d)
 		c->alias_out_next++;
 		HASH_ADD_KEYPTR(hh, c->alias_out, a->topic, m->topic_len, a);
 	}
-	mqtt_pub_out_encode(&c->out, c->version, &o);
+	if (m->payload_len >= OUT_SEG_MIN) {
+		/* the payload goes from the message itself: no copy */
+		mqtt_pub_out_encode_head(&c->out, c->version, &o);
+		conn_add_payload_seg(c, m);
+	} else {
+		mqtt_pub_out_encode(&c->out, c->version, &o);
+	}
 	d->flags |= DV_SENT;
 	STAT_ADD(w->st.msgs_out, 1);
 	conn_mark_dirty(c);

@@ -189,6 +189,22 @@ enum conn_state {
 	CS_CLOSED,                /* closed; freed at the end of the loop turn */
 };
 
+/* A large payload written straight from its message with writev, instead of
+ * being copied into c->out: the segment's bytes go after `before` bytes of
+ * c->out (counted from c->out's head; reduced as c->out is sent). */
+struct out_seg {
+	size_t before;
+	struct brk_msg *msg;      /* reference */
+	uint32_t off;             /* payload bytes already sent */
+};
+#define OUT_SEG_MIN 16384     /* smaller payloads are copied: cheaper than an iovec */
+
+struct conn_segs {            /* allocated while a connection has segments */
+	struct out_seg *v;
+	uint32_t n, cap;
+	size_t pending;           /* unsent payload bytes in v */
+};
+
 struct alias_out {            /* server->client topic alias */
 	char *topic;              /* owned */
 	uint16_t alias;
@@ -215,6 +231,7 @@ struct conn {
 	bool keepalive_changed;   /* v5: send Server Keep Alive */
 	char addr[64];            /* "ip:port" of the peer */
 	struct buf in, out;
+	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	uint16_t keepalive;       /* effective keepalive, s (0 = none) */
@@ -363,6 +380,7 @@ void conn_flush(struct conn *c);
 void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events);
 void conn_process_input(struct conn *c);
 bool conn_writable(const struct conn *c);
+void conn_add_payload_seg(struct conn *c, struct brk_msg *m);
 void conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);

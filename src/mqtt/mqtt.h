@@ -364,6 +364,9 @@ struct mqtt_pub_out {
 /* Size in bytes of the encoded packet, fixed header included. */
 size_t mqtt_pub_out_size(uint8_t version, const struct mqtt_pub_out *p);
 void mqtt_pub_out_encode(struct buf *out, uint8_t version, const struct mqtt_pub_out *p);
+/* The same packet without its payload bytes (the remaining length still counts
+ * them): for a sender that writes the payload from where it already is. */
+void mqtt_pub_out_encode_head(struct buf *out, uint8_t version, const struct mqtt_pub_out *p);
 
 /*
  * Append to out the encoded properties of a received PUBLISH (or will) that a

@@ -271,11 +271,14 @@ size_t mqtt_pub_out_size(uint8_t version, const struct mqtt_pub_out *p)
 	return 1 + mqtt_varint_size((uint32_t)rem) + rem;
 }
 
-void mqtt_pub_out_encode(struct buf *out, uint8_t version, const struct mqtt_pub_out *p)
+static void pub_out_write(struct buf *out, uint8_t version, const struct mqtt_pub_out *p,
+			  bool with_payload)
 {
 	size_t pl = version == MQTT_V5 ? pub_props_len(p) : 0;
 	size_t rem = pub_rem_len(version, p, pl);
 	size_t total = 1 + mqtt_varint_size((uint32_t)rem) + rem;
+	if (!with_payload)
+		total -= p->payload_len;
 
 	assert(rem <= MQTT_VARINT_MAX && p->qos <= 2);
 	struct mqtt_wr w = { buf_reserve(out, total), 0 };
@@ -302,7 +305,18 @@ void mqtt_pub_out_encode(struct buf *out, uint8_t version, const struct mqtt_pub
 		}
 		mqtt_wr_bytes(&w, p->props, p->props_len);
 	}
-	mqtt_wr_bytes(&w, p->payload, p->payload_len);
+	if (with_payload)
+		mqtt_wr_bytes(&w, p->payload, p->payload_len);
 	assert(w.n == total);
 	out->len += total;
+}
+
+void mqtt_pub_out_encode(struct buf *out, uint8_t version, const struct mqtt_pub_out *p)
+{
+	pub_out_write(out, version, p, true);
+}
+
+void mqtt_pub_out_encode_head(struct buf *out, uint8_t version, const struct mqtt_pub_out *p)
+{
+	pub_out_write(out, version, p, false);
 }
