@@ -330,6 +330,7 @@ struct worker {
 	/* inbox: filled by other workers, swapped by this one */
 	pthread_mutex_t inbox_lock;
 	struct wq_vec inbox, inbox_spare;
+	atomic_bool wake_pending;         /* its eventfd was written and not yet drained */
 	/* outboxes: one per destination worker, flushed in before-sleep */
 	struct wq_vec *outbox;
 	uint8_t rbuf[65536];              /* every read lands here first (brk_conn.c) */

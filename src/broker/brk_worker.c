@@ -105,6 +105,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 static void on_wakeup(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
+	/* cleared before taking the batch: a producer appending after this
+	 * point writes the eventfd again, so nothing is left unseen */
+	atomic_store(&w->wake_pending, false);
 	pthread_mutex_lock(&w->inbox_lock);
 	struct wq_vec batch = w->inbox;
 	w->inbox = w->inbox_spare;
@@ -136,7 +139,9 @@ static void flush_outboxes(struct worker *w)
 		in->len += ob->len;
 		pthread_mutex_unlock(&to->inbox_lock);
 		ob->len = 0;
-		ev_wakeup(to->loop);
+		/* one eventfd write per wakeup, however many batches come meanwhile */
+		if (!atomic_exchange(&to->wake_pending, true))
+			ev_wakeup(to->loop);
 	}
 }
 
