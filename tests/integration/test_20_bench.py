@@ -3,9 +3,10 @@
 Runs $HAMQTT_BUILD/hamqtt-bench against a real broker with --count (exact
 message counts) and reads its `RESULT key=value ...` line: at QoS 1 and 2
 every message is delivered once and in order (none lost, duplicated or
-reordered), for MQTT 3.1.1 and 5, point to point and fan-in; conn mode
-establishes every connection; a refused connection gives exit status 2. No
-timing is asserted.
+reordered), for MQTT 3.1.1 and 5, point to point and fan-in; retained mode
+(pub --retain with a %n topic per message, then sub --expect) delivers every
+retained message exactly once; conn mode establishes every connection; a
+refused connection gives exit status 2. No timing is asserted.
 
 The broker's session queue is raised so a max-rate burst is not cut by the
 default queue policy (1000 queued messages, then drops)."""
@@ -32,18 +33,31 @@ def bench_path():
     return os.path.join(build_dir(), "hamqtt-bench")
 
 
-def run_bench(port, *args, expect_rc=0, timeout=60):
-    """Run hamqtt-bench; return its RESULT line as a dict of strings."""
+def start_bench(port, *args):
     if not os.access(bench_path(), os.X_OK):
         pytest.fail("hamqtt-bench not found at %s" % bench_path())
     cmd = [bench_path(), args[0], "-p", str(port), "--no-progress", "--timeout", str(T(10))]
     cmd += [str(a) for a in args[1:]]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=T(timeout), env=dict(os.environ))
-    out = p.stdout.decode("utf-8", "replace")
-    err = p.stderr.decode("utf-8", "replace")
-    ctx = "command: %s\nexit %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(cmd), p.returncode, out, err)
-    assert p.returncode == expect_rc, ctx
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ))
+    proc.cmd = cmd
+    return proc
+
+
+def bench_result(proc, expect_rc=0, timeout=60):
+    """Wait for a bench started by start_bench; return its RESULT line as a
+    dict of strings (plus "_ctx", everything it printed)."""
+    try:
+        out, err = proc.communicate(timeout=T(timeout))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail("hamqtt-bench timed out: %s\n%s\n%s" % (proc.cmd, out, err))
+    out = out.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
+    ctx = "command: %s\nexit %d\nstdout:\n%s\nstderr:\n%s" % (
+        " ".join(proc.cmd), proc.returncode, out, err)
+    assert proc.returncode == expect_rc, ctx
     lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
     assert len(lines) == 1, ctx
     assert out.rstrip().endswith(lines[0]), "RESULT is not the last line\n" + ctx
@@ -52,18 +66,26 @@ def run_bench(port, *args, expect_rc=0, timeout=60):
     return res
 
 
+def run_bench(port, *args, expect_rc=0, timeout=60):
+    """Run hamqtt-bench to the end; return its RESULT line as a dict."""
+    return bench_result(start_bench(port, *args), expect_rc, timeout)
+
+
 def num(res, key):
     return int(float(res[key]))
 
 
-def assert_exact(res, expected):
+def assert_exact(res, expected, any_order=False):
+    """Exactly expected deliveries, none lost, duplicated or stray; in
+    per-publisher order unless any_order (retained messages have none)."""
     ctx = res["_ctx"]
     assert res["status"] == "ok", ctx
     assert num(res, "expected") == expected, ctx
     assert num(res, "delivered") == expected, ctx
     assert num(res, "lost") == 0, ctx
     assert num(res, "dup") == 0, ctx
-    assert num(res, "reorder") == 0, ctx
+    if not any_order:
+        assert num(res, "reorder") == 0, ctx
     assert num(res, "stray") == 0, ctx
 
 
@@ -130,3 +152,70 @@ def test_refused_connection_exit_2(broker):
     res = run_bench(port, "pubsub", "-c", 2, "--count", 10, expect_rc=2)
     assert res["status"] == "error" and num(res, "conn_fail") == 4, res["_ctx"]
     assert "connection failed" in res["_ctx"], res["_ctx"]
+
+
+def test_refused_connack_exit_2(broker):
+    """The broker refuses every CONNECT (client id too long): refused is
+    counted, exit status 2, for v3.1.1 and v5."""
+    b = broker({"mqtt.max_clientid_len": 4})
+    for version in (4, 5):
+        res = run_bench(b.port, "conn", "-c", 3, "-d", 0, "-V", version, expect_rc=2)
+        assert res["status"] == "error" and num(res, "refused") == 3, res["_ctx"]
+        assert num(res, "conns") == 0, res["_ctx"]
+        assert "CONNACK refused" in res["_ctx"], res["_ctx"]
+
+
+def test_broker_gone_mid_run_exit_2(broker):
+    """The broker shuts down during the run: the connections it closed are
+    counted as dropped and the exit status is 2."""
+    b = broker()
+    proc = start_bench(b.port, "pubsub", "-c", 2, "-r", 200, "-d", 20, "-V", 5)
+    b.wait_log("client connected", count=4)
+    b.stop()
+    res = bench_result(proc, expect_rc=2)
+    assert res["status"] == "error" and num(res, "dropped") >= 1, res["_ctx"]
+    assert "dropped by the broker" in res["_ctx"], res["_ctx"]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_retained_topics_exact(broker, uid, version):
+    """pub --retain with %n: 2 publishers x 1500 retained messages, each on its
+    own topic (QoS 1: stored when pub exits); then sub --expect: every retained
+    message arrives exactly once (any order), at subscription QoS 0 and 1, and
+    the broker still holds them all for a second subscriber."""
+    b = broker(QUEUE)
+    topic = uid + "/%i/r/%n"
+    res = run_bench(b.port, "pub", "-c", 2, "-q", 1, "--retain", "--count", 1500,
+                    "-t", topic, "-V", version)
+    ctx = res["_ctx"]
+    assert res["status"] == "ok", ctx
+    assert num(res, "sent") == 3000 and num(res, "acked") == 3000, ctx
+    assert num(res, "nacked") == 0, ctx
+    for sub_qos in (0, 1):
+        # publishers known (-t, --pubs, --count): exact per-publisher counts
+        res = run_bench(b.port, "sub", "-T", uid + "/#", "-t", topic, "--pubs", 2,
+                        "--count", 1500, "--expect", 3000, "-q", sub_qos, "-V", version,
+                        "--broker-pid", b.pid)
+        assert_exact(res, 3000, any_order=True)
+        assert res["expect_reached"] == "1" and num(res, "expect") == 3000, res["_ctx"]
+        assert float(res["duration"]) > 0, res["_ctx"]
+    # publishers unknown: --expect alone still counts exactly
+    res = run_bench(b.port, "sub", "-T", uid + "/1/#", "--expect", 1500, "-V", version)
+    assert_exact(res, 1500, any_order=True)
+    assert res["expect_reached"] == "1", res["_ctx"]
+
+
+def test_expect_not_reached_exit_3(broker, uid):
+    """sub --expect more than the broker holds: it gives up after --timeout
+    without progress, reports the missing ones as lost, exit status 3."""
+    b = broker()
+    res = run_bench(b.port, "pub", "-c", 1, "-q", 1, "--retain", "--count", 10,
+                    "-t", uid + "/%n")
+    assert res["status"] == "ok", res["_ctx"]
+    cmd_timeout = ["--timeout", "1"]
+    res = run_bench(b.port, "sub", "-T", uid + "/#", "--expect", 20, *cmd_timeout,
+                    expect_rc=3)
+    ctx = res["_ctx"]
+    assert res["status"] == "stalled" and res["expect_reached"] == "0", ctx
+    assert num(res, "delivered") == 10 and num(res, "lost") == 10, ctx
+    assert num(res, "expected") == 20, ctx

@@ -91,6 +91,7 @@ struct track {
 	uint32_t unique;          /* distinct sequence numbers seen */
 	uint32_t n_gaps, cap_gaps;
 	struct gap *gaps;         /* sorted, all below next */
+	uint64_t *seen;           /* bitmap mode: one bit per sequence number */
 };
 
 /*
@@ -105,11 +106,14 @@ struct tracker {
 	struct track *last;       /* lookup cache */
 	uint64_t dup, reorder;
 	uint64_t forgotten;       /* gaps dropped when a gap list overflowed */
+	uint32_t bitmap_bits;     /* > 0: tracks keep a bitmap of this many sequence
+	                           * numbers instead of gap lists (any arrival order,
+	                           * e.g. retained messages); beyond it: gap lists */
 };
 
 enum seen { SEEN_NEW, SEEN_REORDER, SEEN_DUP };
 
-void trk_init(struct tracker *t, const char *filter);
+void trk_init(struct tracker *t, const char *filter, uint32_t bitmap_bits);
 void trk_free(struct tracker *t);
 /* The track for pub_id, created if absent / NULL if absent. */
 struct track *trk_get(struct tracker *t, uint32_t pub_id);
@@ -136,6 +140,7 @@ struct pubstate {
 	uint32_t n_free;
 	uint8_t *slot_state;      /* QoS 2: 1 waiting PUBREC, 2 waiting PUBCOMP */
 	uint8_t *tmpl;            /* encoded PUBLISH with a blank payload header */
+	uint8_t *payload;         /* topic with %n: payload encoded per message */
 	uint32_t tmpl_len;
 	uint32_t off_pid;         /* packet id offset in tmpl (QoS > 0) */
 	uint32_t off_payload;     /* payload offset in tmpl */
@@ -176,6 +181,10 @@ struct opts {
 	double rate;              /* msg/s per publisher, 0 = max */
 	uint32_t window;
 	const char *topic, *sub_topic;
+	bool topic_seq;           /* topic has %n: one topic per message */
+	bool retain;              /* publish with the RETAIN flag */
+	uint64_t expect;          /* sub: stop once this many distinct messages arrived;
+	                           * measured from the first SUBSCRIBE */
 	double duration, warmup, drain;
 	bool duration_set;
 	uint64_t count;           /* messages per publisher, 0 = use duration */
@@ -251,6 +260,7 @@ struct bench {
 	int64_t phase_ns;         /* when the phase began */
 	int64_t run_t0_ns;        /* publishing began */
 	int64_t measure_t0_ns, measure_t1_ns;
+	int64_t expect_t_ns;      /* --expect: when the last expected message arrived */
 	int64_t last_progress_ns; /* last delivery or ack */
 	bool measuring;
 	bool stalled;
@@ -305,8 +315,15 @@ long rep_broker_rss_kb(int pid);
 /* expected deliveries, lost, and lost after the last received (tail) */
 void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost, uint64_t *tail);
 
+/* ---- main.c ---- */
+/* sub --expect: the measured period starts at the first SUBSCRIBE and ends at
+ * the expect-th distinct message */
+void bench_expect_start(struct bench *b, int64_t t);
+void bench_expect_reached(struct bench *b, int64_t t);
+
 /* ---- topic helpers (main.c) ---- */
-char *topic_expand(const char *pattern, uint32_t i);
+/* pattern with %i = i, %n = n (sequence number), %% = % */
+char *topic_expand(const char *pattern, uint32_t i, uint32_t n);
 bool topic_match(const char *filter, const char *name);
 
 #endif

@@ -263,6 +263,8 @@ static void send_subscribe(struct client *c)
 		return;
 	}
 	c->state = CS_SUBACK;
+	if (c->b->o.expect)
+		bench_expect_start(c->b, now_ns());
 }
 
 static void set_ready(struct client *c)
@@ -425,6 +427,11 @@ static void on_publish(struct client *c, const struct mqtt_publish *pb, int64_t 
 	case SEEN_DUP:
 		b->c.dup++;
 		break;
+	}
+	if (b->o.expect && b->unique >= b->o.expect && b->measuring) {
+		b->cm.delivered++;   /* the expect-th message is in the period */
+		bench_expect_reached(b, t);
+		return;
 	}
 	if (b->o.mode == MODE_PUBSUB) {
 		struct pubstate *p = &b->pubs[id];

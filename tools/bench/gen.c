@@ -19,6 +19,10 @@
  *     socket is full waits for EV_WRITE.
  * QoS > 0 packet ids are slot numbers 1..window taken from a free stack, so an
  * id is never reused while its flow is open.
+ *
+ * A topic pattern with %n (sequence number) names one topic per message, e.g.
+ * N retained topics: each PUBLISH is then encoded on its own (slower, but such
+ * runs are about what the broker does with the topics, not about rate).
  */
 #include "bench.h"
 #include "core/mem.h"
@@ -44,11 +48,15 @@ void gen_init(struct bench *b, struct client *c)
 		.topic_len = (uint16_t)strlen(c->topic),
 		.packet_id = 1,
 		.qos = (uint8_t)b->o.qos,
+		.retain = b->o.retain,
 		.payload = payload,
 		.payload_len = size,
 	};
 	mqtt_pub_out_encode(&t, (uint8_t)b->o.version, &po);
-	hq_free(payload);
+	if (b->o.topic_seq)
+		p->payload = payload;   /* kept for the per-message encoding */
+	else
+		hq_free(payload);
 	p->tmpl = t.data;
 	p->tmpl_len = (uint32_t)t.len;
 	p->off_payload = p->tmpl_len - size;
@@ -69,6 +77,7 @@ void gen_init(struct bench *b, struct client *c)
 void gen_free(struct pubstate *p)
 {
 	hq_free(p->tmpl);
+	hq_free(p->payload);
 	hq_free(p->free_ids);
 	hq_free(p->slot_state);
 }
@@ -124,20 +133,52 @@ static uint64_t allowance(struct bench *b, struct client *c, int64_t t)
 	return n;
 }
 
-static void generate(struct bench *b, struct client *c, uint32_t n, int64_t t)
+static uint16_t take_pid(struct pubstate *p)
+{
+	uint16_t pid = p->free_ids[--p->n_free];
+	p->slot_state[pid] = 1;
+	return pid;
+}
+
+/* topic with %n: encode each message with its own topic */
+static void generate_seq(struct bench *b, struct client *c, uint32_t n, int64_t t)
+{
+	struct pubstate *p = c->pub;
+	bool acked = b->o.qos > 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		char *topic = topic_expand(b->o.topic, p->id, p->seq);
+		memcpy(p->payload, &t, 8);
+		memcpy(p->payload + 8, &p->id, 4);
+		memcpy(p->payload + 12, &p->seq, 4);
+		struct mqtt_pub_out po = {
+			.topic = (const uint8_t *)topic,
+			.topic_len = (uint16_t)strlen(topic),
+			.packet_id = acked ? take_pid(p) : 0,
+			.qos = (uint8_t)b->o.qos,
+			.retain = b->o.retain,
+			.payload = p->payload,
+			.payload_len = b->o.size,
+		};
+		mqtt_pub_out_encode(&c->out, (uint8_t)b->o.version, &po);
+		hq_free(topic);
+		p->seq++;
+	}
+}
+
+/* copies of the template with the packet id and payload header patched */
+static void generate_tmpl(struct bench *b, struct client *c, uint32_t n, int64_t t)
 {
 	struct pubstate *p = c->pub;
 	size_t len = p->tmpl_len;
 	uint8_t *w = buf_reserve(&c->out, (size_t)n * len);
-	bool acked = b->o.qos > 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		memcpy(w, p->tmpl, len);
-		if (acked) {
-			uint16_t pid = p->free_ids[--p->n_free];
+		if (b->o.qos > 0) {
+			uint16_t pid = take_pid(p);
 			w[p->off_pid] = (uint8_t)(pid >> 8);
 			w[p->off_pid + 1] = (uint8_t)pid;
-			p->slot_state[pid] = 1;
 		}
 		uint8_t *h = w + p->off_payload;
 		memcpy(h, &t, 8);
@@ -147,7 +188,17 @@ static void generate(struct bench *b, struct client *c, uint32_t n, int64_t t)
 		w += len;
 	}
 	c->out.len += (size_t)n * len;
-	if (acked)
+}
+
+static void generate(struct bench *b, struct client *c, uint32_t n, int64_t t)
+{
+	struct pubstate *p = c->pub;
+
+	if (b->o.topic_seq)
+		generate_seq(b, c, n, t);
+	else
+		generate_tmpl(b, c, n, t);
+	if (b->o.qos > 0)
 		p->inflight += n;
 	b->c.sent += n;
 	if (b->measuring)

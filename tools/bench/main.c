@@ -13,8 +13,8 @@
 #include "core/mem.h"
 #include "mqtt/mqtt.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <sched.h>
@@ -52,7 +52,8 @@ static void usage(FILE *f)
 "      --session-expiry S   v5 session expiry interval property\n"
 "      --conn-rate N        connections started per second (0 = unlimited)\n"
 "      --bind-spread        bind source addresses 127.0.0.1..127.0.0.254 round\n"
-"                           robin (beyond 64k connections to one port)\n"
+"                           robin: beyond 64k connections to one port, and a\n"
+"                           faster connect beyond ~10k (kernel port search)\n"
 "      --id-prefix P        client ids P<p|s|c><index> (default hqb<pid>...)\n"
 "      --id-base N          pub: publisher ids (payload and %i) start at N, so\n"
 "                           several pub processes can feed one sub\n"
@@ -67,8 +68,13 @@ static void usage(FILE *f)
 "  -r, --rate R             msg/s per publisher (0 = as fast as the window allows)\n"
 "  -w, --window W           max QoS > 0 messages in flight per publisher (64);\n"
 "                           pubsub at QoS 0 and max rate: max messages per\n"
-"                           publisher sent but not yet received here\n"
-"  -t, --topic PAT          publish topic, %i = publisher index (bench/%i)\n"
+"                           publisher sent but not yet received here; pub at\n"
+"                           QoS 0 and max rate: as fast as the socket takes\n"
+"  -t, --topic PAT          publish topic, %i = publisher index (bench/%i),\n"
+"                           %n = sequence number: one topic per message (the\n"
+"                           subscriptions here are matched against %n = 0)\n"
+"      --retain             publish with the RETAIN flag (e.g. -t ret/%n --count N\n"
+"                           -q 1: N retained topics, stored when pub exits)\n"
 "  -T, --sub-topic PAT      subscription, %i = subscriber index (bench/%i when\n"
 "                           publishers and subscribers are as many, else bench/#)\n"
 "      --shared GROUP       subscribe through $share/GROUP/...: each message is\n"
@@ -82,6 +88,10 @@ static void usage(FILE *f)
 "                           ends when all of them arrived (or --drain idle)\n"
 "      --drain S            after publishing: wait for missing messages until S\n"
 "                           seconds pass without any (1)\n"
+"      --expect N           sub: run until N distinct messages arrived (e.g. the\n"
+"                           retained ones, in any order: counted exactly), or\n"
+"                           --timeout without any (exit 3); the measured period\n"
+"                           is from the first SUBSCRIBE to the N-th message\n"
 "      --cpu N              pin this process to CPU N\n"
 "      --broker-pid PID     report the broker's CPU % and RSS (from /proc)\n"
 "      --progress, --no-progress  progress line each second on stderr (default:\n"
@@ -99,14 +109,14 @@ static void usage(FILE *f)
 
 /* ---- topics ---- */
 
-char *topic_expand(const char *pat, uint32_t i)
+char *topic_expand(const char *pat, uint32_t i, uint32_t seq)
 {
 	struct buf out = { 0 };
 	char num[16];
 
 	for (const char *p = pat; *p; p++) {
-		if (p[0] == '%' && p[1] == 'i') {
-			int n = snprintf(num, sizeof(num), "%u", i);
+		if (p[0] == '%' && (p[1] == 'i' || p[1] == 'n')) {
+			int n = snprintf(num, sizeof(num), "%u", p[1] == 'i' ? i : seq);
 			buf_append(&out, num, (size_t)n);
 			p++;
 		} else if (p[0] == '%' && p[1] == '%') {
@@ -238,7 +248,7 @@ static void setup_subs(struct bench *b)
 	strmap_init(&m, b->n_subs);
 	for (uint32_t i = 0; i < b->n_subs; i++) {
 		struct client *c = &b->cl[i];
-		char *f = topic_expand(b->o.sub_topic, i);
+		char *f = topic_expand(b->o.sub_topic, i, 0);
 		if (b->o.shared) {
 			size_t n = strlen(b->o.shared) + strlen(f) + 16;
 			c->topic = hq_malloc(n);
@@ -252,7 +262,7 @@ static void setup_subs(struct bench *b)
 			c->trk = &b->trk[m.vals[s]];
 			continue;
 		}
-		trk_init(&b->trk[b->n_trk], c->topic);
+		trk_init(&b->trk[b->n_trk], c->topic, (uint32_t)b->o.expect);
 		m.keys[s] = b->trk[b->n_trk].filter;
 		m.vals[s] = b->n_trk;
 		c->trk = &b->trk[b->n_trk++];
@@ -286,7 +296,7 @@ static void setup_routes(struct bench *b, uint32_t n_pubs)
 		lit.vals[s] = t;
 	}
 	for (uint32_t j = 0; j < n_pubs; j++) {
-		char *name = topic_expand(b->o.topic, j);
+		char *name = topic_expand(b->o.topic, j, 0);
 		uint32_t fanout = 0;
 		uint32_t s = strmap_slot(&lit, name);
 		for (uint32_t t = lit.keys[s] ? lit.vals[s] : UINT32_MAX; t != UINT32_MAX; t = next[t]) {
@@ -353,7 +363,7 @@ static int setup(struct bench *b)
 		} else {
 			c->role = ROLE_PUB;
 			c->idx = i - b->n_subs;
-			c->topic = topic_expand(o->topic, o->id_base + c->idx);
+			c->topic = topic_expand(o->topic, o->id_base + c->idx, 0);
 			gen_init(b, c);
 		}
 		c->window = o->window;
@@ -452,15 +462,39 @@ static void connect_done(struct bench *b, int64_t t)
 	for (uint32_t i = 0; i < b->n_pubs; i++)
 		b->pubs[i].start_ns = t + (b->o.rate > 0 ?
 			(int64_t)(1e9 / b->o.rate * i / b->n_pubs) : 0);
-	if (b->o.warmup > 0)
+	if (b->o.expect && b->measure_t0_ns)
+		set_phase(b, PH_MEASURE, t);   /* measuring since the first SUBSCRIBE */
+	else if (b->o.warmup > 0)
 		set_phase(b, PH_WARMUP, t);
 	else
 		begin_measure(b, t);
 }
 
+void bench_expect_start(struct bench *b, int64_t t)
+{
+	if (b->measure_t0_ns)
+		return;
+	b->measuring = true;
+	b->measure_t0_ns = t;
+	memset(&b->cm, 0, sizeof(b->cm));
+	hist_reset(&b->lat);
+	rep_sample(b, &b->s_m0);
+	b->s_m0.t_ns = t;
+}
+
+void bench_expect_reached(struct bench *b, int64_t t)
+{
+	if (b->expect_t_ns)
+		return;
+	b->expect_t_ns = t;
+	end_measure(b, t);
+}
+
 /* every expected message arrived and every flow completed */
 static bool complete(const struct bench *b)
 {
+	if (b->o.expect)
+		return b->expect_t_ns != 0;
 	if (b->o.mode == MODE_SUB)
 		return b->o.count && b->known_pubs && b->unique >= b->expected;
 	if (b->o.count && !gen_done(b))
@@ -501,12 +535,12 @@ static void tick(struct ev_loop *l, void *arg)
 			begin_measure(b, t);
 		break;
 	case PH_MEASURE:
-		if (o->count && complete(b)) {
+		if ((o->count || o->expect) && complete(b)) {
 			end_measure(b, t);
 			finish(b, t);
 		} else if (o->duration_set && t - b->measure_t0_ns >= (int64_t)(o->duration * 1e9)) {
 			stop_publishing(b, t);
-		} else if (o->count && b->last_progress_ns &&
+		} else if (o->count && !o->expect && b->last_progress_ns &&
 			   (o->mode == MODE_SUB || gen_done(b)) &&
 			   t - b->last_progress_ns >= drain_ns) {
 			end_measure(b, b->last_progress_ns);
@@ -529,7 +563,8 @@ static void tick(struct ev_loop *l, void *arg)
 	case PH_DONE:
 		return;
 	}
-	if ((b->phase == PH_WARMUP || b->phase == PH_MEASURE) && o->mode != MODE_SUB &&
+	if ((b->phase == PH_WARMUP || b->phase == PH_MEASURE) &&
+	    (o->mode != MODE_SUB || o->expect) &&
 	    t - b->last_progress_ns >= (int64_t)(o->timeout * 1e9)) {
 		b->stalled = true;
 		cli_error(b, "no progress for %.0f s (no message sent, acknowledged or received): "
@@ -537,11 +572,8 @@ static void tick(struct ev_loop *l, void *arg)
 		end_measure(b, b->last_progress_ns);
 		finish(b, t);
 	}
-	if (b->o.mode != MODE_PUBSUB && b->o.mode != MODE_PUB && b->phase != PH_CONNECT &&
-	    b->alive == 0 && b->phase < PH_CLOSING) {
-		end_measure(b, t);
-		finish(b, t);   /* sub/conn: nothing left to wait for */
-	}
+	if (b->phase != PH_CONNECT && b->phase < PH_CLOSING && b->alive == 0)
+		finish(b, t);   /* every connection is gone: nothing left to wait for */
 
 	/* once a second */
 	int64_t el = t - b->s_base.t_ns;
@@ -550,8 +582,10 @@ static void tick(struct ev_loop *l, void *arg)
 		double planned = o->warmup + (o->count ? 0 : o->duration);
 		if (o->progress == 1 || (o->progress < 0 && (planned > 3 || el >= 3000000000)))
 			rep_progress(b);
-		else
-			rep_sample(b, &b->s_tick), hist_reset(&b->lat_tick);
+		else {
+			rep_sample(b, &b->s_tick);
+			hist_reset(&b->lat_tick);
+		}
 	}
 }
 
@@ -579,6 +613,7 @@ enum {
 	OPT_PUBS = 256, OPT_SUBS, OPT_SUB_QOS, OPT_WARMUP, OPT_DRAIN, OPT_COUNT, OPT_CONN_RATE,
 	OPT_CLEAN, OPT_NO_CLEAN, OPT_SESSION_EXPIRY, OPT_CPU, OPT_BIND_SPREAD, OPT_BROKER_PID,
 	OPT_SHARED, OPT_ID_PREFIX, OPT_ID_BASE, OPT_TIMEOUT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_HELP,
+	OPT_RETAIN, OPT_EXPECT,
 };
 
 static const struct option long_opts[] = {
@@ -614,6 +649,8 @@ static const struct option long_opts[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "retain", no_argument, NULL, OPT_RETAIN },
+	{ "expect", required_argument, NULL, OPT_EXPECT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -700,6 +737,8 @@ static int parse(struct opts *o, int argc, char **argv)
 		case OPT_PROGRESS: o->progress = 1; break;
 		case OPT_NO_PROGRESS: o->progress = 0; break;
 		case OPT_HELP: usage(stdout); return 1;
+		case OPT_RETAIN: o->retain = true; break;
+		case OPT_EXPECT: NUM(o->expect, "expected message count", 1, 4e9); break;
 		default: return -1;
 		}
 	}
@@ -719,6 +758,15 @@ static int parse(struct opts *o, int argc, char **argv)
 		return bad("option for sub (use -c)", "--subs");
 	if (o->shared && (o->mode == MODE_PUB || o->mode == MODE_CONN))
 		return bad("option for this sub-command", "--shared");
+	if (o->expect && o->mode != MODE_SUB)
+		return bad("option for this sub-command (sub only)", "--expect");
+	if (o->expect && o->shared)
+		return bad("option with --shared", "--expect");
+	if (o->retain && (o->mode == MODE_SUB || o->mode == MODE_CONN))
+		return bad("option for this sub-command", "--retain");
+	o->topic_seq = strstr(o->topic, "%n") != NULL;
+	if (o->topic_seq && strstr(o->topic, "%%"))
+		return bad("topic with both %n and %% (unsupported)", o->topic);
 	return 0;
 }
 

@@ -99,6 +99,11 @@ void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost, uint6
 				*tail += exp - k->next;
 		}
 	}
+	if (b->o.expect > *expected) {   /* --expect: publishers never heard from */
+		*lost += b->o.expect - *expected;
+		*tail += b->o.expect - *expected;
+		*expected = b->o.expect;
+	}
 }
 
 static const char *si(double v, char *buf, size_t n)
@@ -240,6 +245,11 @@ int rep_final(struct bench *b)
 		if (b->n_subs) {
 			printf("  delivered    %llu msg of %llu expected, %.0f msg/s\n",
 			       (unsigned long long)b->c.delivered, (unsigned long long)expected, rate);
+			if (o->expect)
+				printf("  expect       %llu distinct messages: %s %.3f s after the first "
+				       "SUBSCRIBE (%.0f msg/s)\n", (unsigned long long)o->expect,
+				       b->expect_t_ns ? "all arrived" : "NOT all arrived, gave up",
+				       secs, rate);
 			if (b->lat.n)
 				printf("  latency      p50 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f "
 				       "us  mean %.1f us\n",
@@ -279,7 +289,7 @@ int rep_final(struct bench *b)
 	       "max_us=%.1f mean_us=%.1f lost=%llu lost_tail=%llu dup=%llu reorder=%llu stray=%llu nacked=%llu "
 	       "e2e_stalls=%llu broker_cpu=%s broker_rss_kb=%ld broker_rss_max_kb=%ld gen_cpu=%s "
 	       "conns=%u conns_wanted=%u conn_rate=%.0f conn_fail=%u refused=%u sub_refused=%u "
-	       "dropped=%u protocol_err=%u rss_per_conn_b=%ld status=%s\n",
+	       "dropped=%u protocol_err=%u rss_per_conn_b=%ld expect=%llu expect_reached=%d status=%s\n",
 	       mode_name[o->mode], o->version, o->qos, o->size, b->n_pubs, b->n_subs, o->window,
 	       o->rate, secs, (unsigned long long)b->c.sent, (unsigned long long)b->c.acked,
 	       (unsigned long long)b->c.delivered, (unsigned long long)expected, rate, sent_rate,
@@ -290,8 +300,8 @@ int rep_final(struct bench *b)
 	       (unsigned long long)b->c.stray, (unsigned long long)b->c.nacked,
 	       (unsigned long long)b->c.e2e_stalls, bcpu, rss, b->broker_rss_max_kb, gcpu,
 	       b->established, b->n_cl, conn_rate, e->connect_fail, e->refused, e->sub_refused,
-	       e->dropped, e->protocol, rss_per_conn,
-	       status == 2 ? "error" : status == 3 ? "stalled" : "ok");
+	       e->dropped, e->protocol, rss_per_conn, (unsigned long long)o->expect,
+	       b->expect_t_ns != 0, status == 2 ? "error" : status == 3 ? "stalled" : "ok");
 	fflush(stdout);
 	return status;
 }

@@ -9,6 +9,10 @@
  * is proportional to the number of gaps, not of messages; a gap list longer
  * than TRK_MAX_GAPS forgets its oldest half (counted as t->forgotten, still
  * lost; a late arrival into a forgotten gap counts as a duplicate).
+ *
+ * Bitmap mode (bitmap_bits > 0, e.g. retained messages, whose arrival order is
+ * not defined): one bit per sequence number below bitmap_bits, so any order is
+ * counted exactly; numbers at or above it fall back to the gap lists.
  */
 #include "bench.h"
 #include "core/mem.h"
@@ -26,18 +30,21 @@ static struct track *new_table(uint32_t cap)
 	return tab;
 }
 
-void trk_init(struct tracker *t, const char *filter)
+void trk_init(struct tracker *t, const char *filter, uint32_t bitmap_bits)
 {
 	memset(t, 0, sizeof(*t));
 	t->filter = hq_strdup(filter);
+	t->bitmap_bits = bitmap_bits;
 	t->cap = 4;
 	t->tab = new_table(t->cap);
 }
 
 void trk_free(struct tracker *t)
 {
-	for (uint32_t i = 0; i < t->cap; i++)
+	for (uint32_t i = 0; i < t->cap; i++) {
 		hq_free(t->tab[i].gaps);
+		hq_free(t->tab[i].seen);
+	}
 	hq_free(t->tab);
 	hq_free(t->filter);
 	memset(t, 0, sizeof(*t));
@@ -93,6 +100,8 @@ struct track *trk_get(struct tracker *t, uint32_t pub_id)
 	k = &t->tab[s];
 	memset(k, 0, sizeof(*k));
 	k->pub_id = pub_id;
+	if (t->bitmap_bits)
+		k->seen = hq_calloc(((size_t)t->bitmap_bits + 63) / 64, sizeof(*k->seen));
 	t->n++;
 	return t->last = k;
 }
@@ -142,8 +151,28 @@ static long gap_find(const struct track *k, uint32_t seq)
 	return -1;
 }
 
+static enum seen seen_bitmap(struct tracker *t, struct track *k, uint32_t seq)
+{
+	uint64_t bit = 1ull << (seq % 64);
+
+	if (k->seen[seq / 64] & bit) {
+		t->dup++;
+		return SEEN_DUP;
+	}
+	k->seen[seq / 64] |= bit;
+	k->unique++;
+	if (seq >= k->next) {
+		k->next = seq + 1;
+		return SEEN_NEW;
+	}
+	t->reorder++;
+	return SEEN_REORDER;
+}
+
 enum seen trk_seen(struct tracker *t, struct track *k, uint32_t seq)
 {
+	if (k->seen && seq < t->bitmap_bits)
+		return seen_bitmap(t, k, seq);
 	if (seq == k->next) {
 		k->next++;
 		k->unique++;

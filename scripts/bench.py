@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""make bench: hamqttd side by side with Mosquitto 2.0.11 (issue 3).
+
+Runs the scenarios S1..S10 against build/hamqttd and against Mosquitto in the
+same run: for each scenario, ROUNDS rounds, each round one run per broker with
+the order alternating (H,M / M,H / H,M), a fresh broker per run on a free
+loopback port. Two tables:
+
+  pinned    broker on CPU 0, hamqtt-bench on CPU 1 (taskset); hamqttd with
+            node.workers = 1: the per-core comparison
+  unpinned  nothing pinned, hamqttd with node.workers = 2 (S1, S2, S3, S6)
+
+Per scenario it prints the median of each metric over the successful runs and
+the ratio hamqtt / Mosquitto, writes the tables into BENCHMARKS.md (the section
+between the "bench:latest" markers is replaced, one summary line is appended to
+the history) and keeps every run's output under build/bench/<stamp>/.
+
+A run that fails (broker did not start or died, hamqtt-bench exit status != 0,
+a timeout) is recorded as failed with its reason; the others go on. Every
+subprocess has a bounded timeout and every broker is stopped (SIGTERM, then
+SIGKILL) before the next run and on exit.
+
+Usage: scripts/bench.py [--only S1,S3] [--rounds N] [--duration S] [--warmup S]
+                        [--no-unpinned] [--no-write]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+BENCH_MD = os.path.join(ROOT, "BENCHMARKS.md")
+MARK_BEGIN = "<!-- bench:latest:begin (written by scripts/bench.py) -->"
+MARK_END = "<!-- bench:latest:end -->"
+MARK_HISTORY = "<!-- bench:history (one line appended per full run) -->"
+
+BROKER_CPU = 0
+GEN_CPU = 1
+QUEUE_LIMIT = 1000000      # max queued messages per session, both brokers
+INFLIGHT = 20              # outgoing QoS 1/2 in flight per client, both brokers
+GEN_SATURATED = 90.0       # generator CPU % from which it is the bottleneck
+S8_CONNS = 19000           # the file limit is 20,000 for every process
+S9_TOPICS = 100000
+S10_SIZE = 256 * 1024
+
+LIVE = []                  # brokers running now (stopped on exit)
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+# ---- scenarios ---------------------------------------------------------------
+
+# args: hamqtt-bench arguments; kind: how the run is made and measured
+SCENARIOS = {
+    "S1": dict(title="fan-in: 100 publishers -> 1 subscriber on bench/#, QoS 0, max rate",
+               args=["pubsub", "--pubs", 100, "--subs", 1, "-q", 0,
+                     "-t", "bench/%i", "-T", "bench/#"], kind="rate"),
+    "S2": dict(title="point-to-point: 100 pairs, QoS 0, max rate",
+               args=["pubsub", "-c", 100, "-q", 0], kind="rate"),
+    "S3": dict(title="point-to-point: 100 pairs, QoS 1, max rate, window 64",
+               args=["pubsub", "-c", 100, "-q", 1, "-w", 64], kind="rate"),
+    "S4": dict(title="fan-out: 1 publisher at 100 msg/s -> 1,000 subscribers, QoS 0",
+               args=["pubsub", "--pubs", 1, "--subs", 1000, "-q", 0, "-r", 100,
+                     "-t", "bench/fan", "-T", "bench/fan"], kind="rate"),
+    "S5": dict(title="latency: 100 QoS 1 pairs at 100 msg/s each",
+               args=["pubsub", "-c", 100, "-q", 1, "-r", 100], kind="rate", nodelay=True),
+    "S6": dict(title="efficiency: 100 QoS 1 pairs at 500 msg/s each (50k msg/s)",
+               args=["pubsub", "-c", 100, "-q", 1, "-r", 500], kind="rate"),
+    "S7": dict(title="point-to-point: 100 pairs, QoS 2, window 20",
+               args=["pubsub", "-c", 100, "-q", 2, "-w", 20], kind="rate"),
+    "S8": dict(title="connections: %d idle connections (--bind-spread), held 2 s" % S8_CONNS,
+               args=["conn", "-c", S8_CONNS, "--bind-spread", "-d", 2], kind="conn"),
+    "S9": dict(title="retained: %d retained topics (QoS 1), then 1 subscriber to # (QoS 0)"
+               % S9_TOPICS, kind="retained"),
+    "S10": dict(title="large messages: 10 pairs, 256 KiB payloads, QoS 1, window 64",
+                args=["pubsub", "-c", 10, "-q", 1, "-s", S10_SIZE], kind="rate"),
+}
+
+# headline rows: (scenario, label, metric, unit, better, target ratio)
+# target: hamqtt / Mosquitto >= target (better=high) or <= target (better=low)
+HEADLINE = [
+    ("S1", "delivered msg/s", "rate", "msg/s", "high", 4.5),
+    ("S2", "delivered msg/s", "rate", "msg/s", "high", 6.5),
+    ("S3", "delivered msg/s", "rate", "msg/s", "high", 7.0),
+    ("S4", "delivered msg/s", "rate", "msg/s", "high", None),
+    ("S4", "broker CPU us/delivery", "us_per_msg", "us", "low", 0.25),
+    ("S5", "latency p50", "p50", "us", "low", None),
+    ("S5", "latency p99", "p99", "us", "low", 1.0),
+    ("S5", "latency p99.9", "p999", "us", "low", 1.0),
+    ("S6", "broker CPU at 50k msg/s", "broker_cpu", "%", "low", 0.7),
+    ("S7", "delivered msg/s", "rate", "msg/s", "high", 4.0),
+    ("S8", "connect rate", "conn_rate", "conn/s", "high", None),
+    ("S8", "broker RSS per idle connection", "rss_per_conn", "B", "low", 1.0),
+    ("S9", "seconds until all retained arrived", "secs", "s", "low", 1.0),
+    ("S10", "delivered MB/s", "mbps", "MB/s", "high", 1.0),
+]
+
+PINNED = ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10"]
+UNPINNED = ["S1", "S2", "S3", "S6"]
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def sh(cmd, timeout=30):
+    """Run a short command; (rc, stdout) ('' and -1 on failure)."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout, cwd=ROOT)
+        return p.returncode, p.stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return -1, str(e)
+
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port(exclude=()):
+    """A free loopback port below the ephemeral range (clients never get it)."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        if port not in exclude and port_free(port):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def ensure_mosquitto():
+    """Install Debian's mosquitto if missing (idempotent); return its version."""
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                        if os.path.exists("/usr/sbin/mosquitto") else None)
+    if not exe:
+        log("bench: installing mosquitto (apt-get)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (sudo + ["apt-get", "update", "-q"],
+                    sudo + ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                            "mosquitto"]):
+            try:
+                subprocess.run(cmd, timeout=900, env=env, check=cmd[-1] == "mosquitto")
+            except (OSError, subprocess.SubprocessError) as e:
+                sys.exit("bench: cannot install mosquitto: %s" % e)
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(exe):
+            sys.exit("bench: mosquitto still missing after apt-get install")
+    _, out = sh([exe, "-h"], timeout=10)
+    version = "unknown"
+    for line in out.splitlines():
+        if line.startswith("mosquitto version"):
+            version = line.split()[-1]
+    if version != "2.0.11":
+        log("bench: warning: mosquitto %s, the targets were set against 2.0.11" % version)
+    return exe, version
+
+
+def git_commit():
+    """HEAD, "+ uncommitted changes" when src/ differs from it, and a warning
+    when build/hamqttd is older than a file under src/ (then it was built from
+    an earlier state than the one named)."""
+    _, head = sh(["git", "rev-parse", "--short", "HEAD"])
+    head = head.strip() or "unknown"
+    _, dirty = sh(["git", "status", "--porcelain", "src"])
+    label = head + (" + uncommitted changes" if dirty.strip() else "")
+    built = os.path.getmtime(os.path.join(BUILD, "hamqttd"))
+    newer = []
+    for d, _dirs, files in os.walk(os.path.join(ROOT, "src")):
+        for f in files:
+            path = os.path.join(d, f)
+            if f.endswith((".c", ".h")) and os.path.getmtime(path) > built:
+                newer.append(os.path.relpath(path, ROOT))
+    if newer:
+        label += " (build/hamqttd is older than %s%s: built from an earlier state)" % (
+            ", ".join(sorted(newer)[:3]), " ..." if len(newer) > 3 else "")
+    return label
+
+
+# ---- brokers -----------------------------------------------------------------
+
+class Broker:
+    """One broker process: hamqttd or mosquitto, with its own config and log."""
+
+    def __init__(self, kind, exe, workdir, pinned, workers, scen):
+        self.kind = kind
+        self.exe = exe
+        self.workdir = workdir
+        self.pinned = pinned
+        self.workers = workers
+        self.scen = scen
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(workdir, "broker.log")
+        self.conf_path = os.path.join(workdir, "hamqtt.conf" if kind == "hamqtt"
+                                      else "mosquitto.conf")
+
+    def write_config(self):
+        if self.kind == "hamqtt":
+            http = free_port(exclude=(self.port,))
+            lines = [
+                "node.name = hamqtt@127.0.0.1",
+                "node.workers = %d" % self.workers,
+                "node.data_dir = %s" % os.path.join(self.workdir, "data"),
+                "session.store = memory",
+                "listeners.tcp.default.bind = 127.0.0.1:%d" % self.port,
+                "dashboard.listeners.http.bind = 127.0.0.1:%d" % http,
+                "log.level = warning",
+                "sys.interval = 0",
+                "mqtt.max_queued_messages = %d" % QUEUE_LIMIT,
+                "mqtt.max_inflight = %d" % INFLIGHT,
+            ]
+            os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
+        else:
+            lines = [
+                "listener %d 127.0.0.1" % self.port,
+                "allow_anonymous true",
+                "persistence false",
+                "max_queued_messages %d" % QUEUE_LIMIT,
+                "max_inflight_messages %d" % INFLIGHT,
+                "sys_interval 0",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+            ]
+            if SCENARIOS[self.scen].get("nodelay"):
+                lines.append("set_tcp_nodelay true")
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def cmd(self):
+        pin = ["taskset", "-c", str(BROKER_CPU)] if self.pinned else []
+        return pin + [self.exe, "-c", self.conf_path]
+
+    def start(self):
+        """Start and wait until it accepts connections; raises RuntimeError."""
+        last = "not started"
+        for _attempt in range(3):
+            self.port = free_port()
+            self.write_config()
+            with open(self.log_path, "ab") as logf:
+                self.proc = subprocess.Popen(self.cmd(), stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                             start_new_session=True)
+            LIVE.append(self)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                    time.sleep(0.1)   # let it settle (and drop the probe)
+                    return self
+                except OSError:
+                    time.sleep(0.02)
+            if self.proc.poll() is None:
+                self.stop()
+                raise RuntimeError("%s not accepting on port %d after 10 s; log: %s"
+                                   % (self.kind, self.port, self.log_tail()))
+            last = "%s exited with %s at start; log: %s" % (self.kind, self.proc.returncode,
+                                                            self.log_tail())
+            self.stop()
+        raise RuntimeError(last)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            except ProcessLookupError:
+                pass
+        if self in LIVE:
+            LIVE.remove(self)
+        return self.proc.returncode
+
+    def log_tail(self, n=8):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            return " | ".join(lines[-n:]) or "(empty)"
+        except OSError:
+            return "(no log)"
+
+
+def stop_all():
+    for b in list(LIVE):
+        try:
+            b.stop()
+        except Exception:   # noqa: BLE001 - best effort at exit
+            pass
+
+
+# ---- one run -----------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine spent busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)   # idle + iowait
+    return (sum(v[:8]) - idle) / CLK_TCK
+
+
+def proc_cpu_s(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def children_cpu_s():
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class OtherLoad:
+    """CPU used on the machine during a run by anything but the broker and the
+    generator (other processes, and interrupt time not charged to a process),
+    in percent of one core."""
+
+    def __init__(self, broker_pid):
+        self.pid = broker_pid
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy_s()
+        self.broker0 = proc_cpu_s(broker_pid)
+        self.gen0 = children_cpu_s()
+
+    def pct(self):
+        wall = time.monotonic() - self.t0
+        if wall <= 0:
+            return None
+        other = (machine_busy_s() - self.busy0) - (proc_cpu_s(self.pid) - self.broker0) - \
+            (children_cpu_s() - self.gen0)
+        return max(0.0, other / wall * 100)
+
+
+def run_bench(bench_exe, args, pinned, timeout, out_path):
+    """Run hamqtt-bench; (exit status or reason string, RESULT dict or None,
+    first error line)."""
+    pin = ["taskset", "-c", str(GEN_CPU)] if pinned else []
+    cmd = pin + [bench_exe] + [str(a) for a in args]
+    with open(out_path, "ab") as f:
+        f.write(("$ %s\n" % " ".join(cmd)).encode())
+        f.flush()
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=timeout)
+            out = p.stdout.decode("utf-8", "replace")
+            rc = p.returncode
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode("utf-8", "replace")
+            rc = "timed out after %.0f s" % timeout
+        f.write(out.encode())
+    res = None
+    first_err = ""
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            res = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+        elif not first_err and line.startswith("hamqtt-bench:"):
+            first_err = line[len("hamqtt-bench:"):].strip()
+    return rc, res, first_err
+
+
+def fnum(res, key, default=None):
+    try:
+        v = float(res.get(key, "na"))
+        return v
+    except (TypeError, ValueError):
+        return default
+
+
+def metrics_of(scen, res):
+    """The metrics of one RESULT line."""
+    m = {}
+    for key, name in (("rate", "rate"), ("lost", "lost"), ("dup", "dup"),
+                      ("reorder", "reorder"), ("p50_us", "p50"), ("p99_us", "p99"),
+                      ("p999_us", "p999"), ("broker_cpu", "broker_cpu"), ("gen_cpu", "gen_cpu"),
+                      ("broker_rss_max_kb", "rss_max_kb"), ("conn_rate", "conn_rate"),
+                      ("rss_per_conn_b", "rss_per_conn"), ("duration", "secs"),
+                      ("sent_rate", "sent_rate")):
+        v = fnum(res, key)
+        if v is not None:
+            m[name] = v
+    if m.get("rate") and m.get("broker_cpu") is not None:
+        m["us_per_msg"] = m["broker_cpu"] / 100.0 / m["rate"] * 1e6
+    if "rate" in m:
+        m["mbps"] = m["rate"] * float(res.get("size", 0) or 0) / 1e6
+    return m
+
+
+def one_run(ctx, scen, kind, pinned, rnd):
+    """One fresh broker, one scenario: a record {ok, why, m}."""
+    sc = SCENARIOS[scen]
+    tag = "%s-%s-%s-r%d" % ("pinned" if pinned else "unpinned", scen, kind, rnd + 1)
+    workdir = os.path.join(ctx.outdir, tag)
+    os.makedirs(workdir, exist_ok=True)
+    out_path = os.path.join(workdir, "bench.out")
+    exe = ctx.hamqttd if kind == "hamqtt" else ctx.mosquitto
+    workers = 1 if pinned else 2
+    b = Broker(kind, exe, workdir, pinned, workers, scen)
+    rec = dict(scenario=scen, broker=kind, pinned=pinned, round=rnd + 1, ok=False, why="", m={})
+    t0 = time.monotonic()
+    try:
+        b.start()
+    except RuntimeError as e:
+        rec["why"] = "broker did not start: %s" % e
+        return rec
+    try:
+        common = ["-p", b.port, "--broker-pid", b.pid]
+        if sc["kind"] == "retained":
+            # load the retained topics (not measured), then measure one '#' subscriber
+            rc, res, err = run_bench(ctx.bench, ["pub", "-c", 1, "-q", 1, "--retain",
+                                                 "--count", S9_TOPICS, "-t", "bench/ret/%n",
+                                                 "--no-progress"] + common,
+                                     pinned, 300, out_path)
+            if rc != 0 or not res or fnum(res, "acked") != S9_TOPICS:
+                rec["why"] = "loading the retained topics failed (exit %s): %s" % (
+                    rc, err or (res or {}).get("status", "no RESULT"))
+                return rec
+            load = OtherLoad(b.pid)
+            rc, res, err = run_bench(ctx.bench, ["sub", "-T", "#", "-q", 0, "--expect",
+                                                 S9_TOPICS, "--timeout", 20] + common,
+                                     pinned, 120, out_path)
+        else:
+            args = list(sc["args"]) + common
+            if sc["kind"] == "conn":
+                timeout = 240
+            else:
+                args += ["-d", ctx.duration, "--warmup", ctx.warmup]
+                timeout = ctx.duration + ctx.warmup + 120
+            load = OtherLoad(b.pid)
+            rc, res, err = run_bench(ctx.bench, args, pinned, timeout, out_path)
+        other = load.pct()
+        alive = b.alive()
+        if res:
+            rec["m"] = metrics_of(scen, res)
+            if other is not None:
+                rec["m"]["other_cpu"] = other
+        if not alive:
+            rec["why"] = "broker died during the run (exit %s): %s" % (b.proc.returncode,
+                                                                       b.log_tail(4))
+        elif rc != 0 or not res:
+            status = res.get("status") if res else "no RESULT line"
+            rec["why"] = "hamqtt-bench exit %s (%s): %s" % (rc, status, err or "no message")
+        elif sc["kind"] == "conn" and fnum(res, "conns") != S8_CONNS:
+            rec["why"] = "only %s of %d connections" % (res.get("conns"), S8_CONNS)
+        elif sc["kind"] == "retained" and res.get("expect_reached") != "1":
+            rec["why"] = "not all retained messages arrived"
+        else:
+            rec["ok"] = True
+    finally:
+        code = b.stop()
+        rec["wall_s"] = round(time.monotonic() - t0, 1)
+        if rec["ok"] and code not in (0, None, -signal.SIGTERM):
+            rec["note"] = "broker exit status %s at stop" % code
+    return rec
+
+
+# ---- statistics and tables -------------------------------------------------
+
+def med(recs, key):
+    vals = [r["m"][key] for r in recs if r["ok"] and key in r["m"]]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "FAILED"
+    if unit in ("msg/s", "conn/s"):
+        if v >= 1e6:
+            return "%.2fM" % (v / 1e6)
+        if v >= 1e4:
+            return "%.1fk" % (v / 1e3)
+        return "%.0f" % v
+    if unit == "us":
+        return "%.1f" % v if v < 100 else "%.0f" % v
+    if unit == "%":
+        return "%.1f" % v
+    if unit == "B":
+        return "%.0f" % v
+    if unit == "s":
+        return "%.3f" % v
+    if unit == "MB/s":
+        return "%.0f" % v
+    return "%.3g" % v
+
+
+def gen_cell(recs):
+    g = med(recs, "gen_cpu")
+    if g is None:
+        return "-"
+    return "%.0f%s" % (g, " (saturated)" if g >= GEN_SATURATED else "")
+
+
+def failures(recs):
+    return ["r%d: %s" % (r["round"], r["why"]) for r in recs if not r["ok"]]
+
+
+def tables(results, scens, pinned, rounds):
+    """Markdown: headline (ratios) and details, for one table."""
+    by = {}
+    for r in results:
+        if r["pinned"] == pinned:
+            by.setdefault((r["scenario"], r["broker"]), []).append(r)
+    out = []
+    out.append("| scenario | metric | hamqtt | Mosquitto | ratio H/M | target | met | "
+               "gen CPU % H / M |")
+    out.append("|---|---|---:|---:|---:|---|---|---|")
+    for scen, label, key, unit, better, target in HEADLINE:
+        if scen not in scens:
+            continue
+        h = by.get((scen, "hamqtt"), [])
+        m = by.get((scen, "mosquitto"), [])
+        hv, mv = med(h, key), med(m, key)
+        ratio = hv / mv if hv is not None and mv else None
+        tcell, met = "", ""
+        if target is not None:
+            tcell = ("ratio >= %g" if better == "high" else "ratio <= %g") % target
+            if ratio is not None:
+                ok = ratio >= target if better == "high" else ratio <= target
+                if scen == "S3" and (med(h, "lost") or 0) > 0:
+                    ok = False
+                met = "yes" if ok else "**no**"
+        unit_s = " (%s)" % unit if unit else ""
+        out.append("| %s | %s%s | %s | %s | %s | %s | %s | %s / %s |" % (
+            scen, label, unit_s, fmt(hv, unit), fmt(mv, unit),
+            "%.2fx" % ratio if ratio is not None else "-", tcell, met,
+            gen_cell(h), gen_cell(m)))
+    out.append("")
+    out.append("Details (medians of the successful runs; runs = successful / rounds; "
+               "\"per run\" lists the headline metric of each run in order):")
+    out.append("")
+    out.append("| scenario | broker | runs | delivered msg/s | lost | p50 / p99 / p99.9 us | "
+               "broker CPU % | broker CPU us/msg | broker RSS max MB | gen CPU % | other CPU % "
+               "| per run |")
+    out.append("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+    notes = []
+    for scen in scens:
+        key = next(k for s, _l, k, _u, _b, _t in HEADLINE if s == scen and
+                   k not in ("p50", "us_per_msg", "conn_rate"))
+        unit = next(u for s, _l, k, u, _b, _t in HEADLINE if s == scen and k == key)
+        for kind, name in (("hamqtt", "hamqtt"), ("mosquitto", "Mosquitto")):
+            recs = by.get((scen, kind), [])
+            ok = [r for r in recs if r["ok"]]
+
+            def c(k, u=""):
+                return fmt(med(recs, k), u) if ok else "-"
+            lat = "-"
+            if ok and med(recs, "p50") is not None and SCENARIOS[scen]["kind"] == "rate":
+                lat = "%s / %s / %s" % (c("p50", "us"), c("p99", "us"), c("p999", "us"))
+            rss = med(recs, "rss_max_kb")
+            per_run = ", ".join(fmt(r["m"].get(key), unit) if r["ok"] else "failed"
+                                for r in sorted(recs, key=lambda r: r["round"]))
+            out.append("| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                scen, name, len(ok), rounds,
+                c("rate", "msg/s") if SCENARIOS[scen]["kind"] != "conn" else "-",
+                c("lost") if SCENARIOS[scen]["kind"] != "conn" else "-", lat,
+                c("broker_cpu", "%"), c("us_per_msg", "us") if SCENARIOS[scen]["kind"] !=
+                "conn" else "-", "%.1f" % (rss / 1024) if ok and rss is not None else "-",
+                c("gen_cpu", "%"), c("other_cpu", "%"), per_run))
+            for f in failures(recs):
+                notes.append("- %s %s %s" % (scen, name, f))
+            for r in recs:
+                if r.get("note"):
+                    notes.append("- %s %s r%d: %s" % (scen, name, r["round"], r["note"]))
+    if notes:
+        out.append("")
+        out.append("Failed runs and notes:")
+        out.append("")
+        out.extend(notes)
+    return "\n".join(out)
+
+
+def history_line(results, date, commit):
+    parts = []
+    for scen, _label, key, _unit, _better, _target in HEADLINE:
+        if key in ("p50", "conn_rate") or (scen == "S4" and key == "rate"):
+            continue
+        recs = [r for r in results if r["pinned"] and r["scenario"] == scen]
+        hv = med([r for r in recs if r["broker"] == "hamqtt"], key)
+        mv = med([r for r in recs if r["broker"] == "mosquitto"], key)
+        if hv is not None and mv:
+            parts.append("%s%s %.2fx" % (scen, "" if key in ("rate", "broker_cpu", "secs",
+                                                            "mbps") else " " + key, hv / mv))
+    return "- %s, %s: pinned ratios H/M: %s" % (date, commit, ", ".join(parts) or "none")
+
+
+def write_markdown(section, hist):
+    if os.path.exists(BENCH_MD):
+        with open(BENCH_MD) as f:
+            text = f.read()
+    else:
+        text = ("# Benchmarks\n\nWritten by `make bench` (scripts/bench.py); the method is "
+                "described there.\n\n## Latest results\n\n%s\n%s\n\n## History\n\n%s\n"
+                % (MARK_BEGIN, MARK_END, MARK_HISTORY))
+    if MARK_BEGIN in text and MARK_END in text:
+        a = text.index(MARK_BEGIN) + len(MARK_BEGIN)
+        z = text.index(MARK_END)
+        text = text[:a] + "\n" + section + "\n" + text[z:]
+    else:
+        text += "\n## Latest results\n\n%s\n%s\n%s\n" % (MARK_BEGIN, section, MARK_END)
+    if MARK_HISTORY not in text:
+        text += "\n## History\n\n%s\n" % MARK_HISTORY
+    a = text.index(MARK_HISTORY) + len(MARK_HISTORY)
+    text = text[:a] + "\n" + hist + text[a:]
+    with open(BENCH_MD, "w") as f:
+        f.write(text)
+
+
+# ---- main --------------------------------------------------------------------
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", help="comma-separated scenarios, e.g. S1,S3")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
+    ap.add_argument("--no-unpinned", action="store_true", help="skip the unpinned table")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    return ap.parse_args()
+
+
+class Ctx:
+    pass
+
+
+def take_lock(wait_s=1800):
+    """One benchmark at a time on this machine (two would measure each other):
+    wait for a running one to finish, at most wait_s."""
+    import fcntl
+    os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
+    f = open(os.path.join(BUILD, "bench", ".lock"), "a+")
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit("bench: another benchmark still holds build/bench/.lock after %d s"
+                         % wait_s)
+            if not said:
+                log("bench: another benchmark is running on this machine: waiting for it")
+                said = True
+            time.sleep(2)
+
+
+def main():
+    a = parse_args()
+    only = set(s.strip().upper() for s in a.only.split(",")) if a.only else None
+    pinned_scens = [s for s in PINNED if not only or s in only]
+    unpinned_scens = [] if a.no_unpinned else [s for s in UNPINNED if not only or s in only]
+    for exe in ("hamqttd", "hamqtt-bench"):
+        if not os.access(os.path.join(BUILD, exe), os.X_OK):
+            sys.exit("bench: build/%s missing: run make first" % exe)
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("bench: needs 2 CPUs (broker on CPU 0, generator on CPU 1)")
+    mosq, mosq_version = ensure_mosquitto()
+    lock = take_lock()   # noqa: F841 - held until exit
+
+    ctx = Ctx()
+    ctx.duration, ctx.warmup = a.duration, a.warmup
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    ctx.outdir = os.path.join(BUILD, "bench", stamp)
+    os.makedirs(ctx.outdir, exist_ok=True)
+    # private copies: src/ may be rebuilt while the benchmark runs
+    bindir = tempfile.mkdtemp(prefix="hamqtt-bench-bin-")
+    ctx.hamqttd = shutil.copy2(os.path.join(BUILD, "hamqttd"), bindir)
+    ctx.bench = shutil.copy2(os.path.join(BUILD, "hamqtt-bench"), bindir)
+    ctx.mosquitto = mosq
+    commit = git_commit()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open("/proc/loadavg") as f:
+        load_start = " ".join(f.read().split()[:3])
+    _, kernel = sh(["uname", "-r"])
+    _, cpu = sh(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"])
+    nofile = "%s" % (__import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE),)
+
+    n_runs = (len(pinned_scens) + len(unpinned_scens)) * a.rounds * 2
+    log("bench: hamqttd %s vs mosquitto %s, %d runs of %.0f s + %.0f s warm-up, output in %s"
+        % (commit, mosq_version, n_runs, a.duration, a.warmup, ctx.outdir))
+    results = []
+    t_start = time.monotonic()
+    interrupted = False
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for pinned, scens in ((True, pinned_scens), (False, unpinned_scens)):
+            for scen in scens:
+                for rnd in range(a.rounds):
+                    order = ("hamqtt", "mosquitto") if rnd % 2 == 0 else ("mosquitto", "hamqtt")
+                    for kind in order:
+                        rec = one_run(ctx, scen, kind, pinned, rnd)
+                        results.append(rec)
+                        m = rec["m"]
+                        show = ", ".join("%s=%s" % (k, fmt(m[k], u)) for k, u in (
+                            ("rate", "msg/s"), ("lost", ""), ("p99", "us"),
+                            ("broker_cpu", "%"), ("gen_cpu", "%"), ("conn_rate", "conn/s"),
+                            ("rss_per_conn", "B"), ("secs", "s")) if k in m)
+                        log("[%5.0fs] %-8s %-3s %-9s r%d %s  %s" % (
+                            time.monotonic() - t_start, "pinned" if pinned else "unpinned",
+                            scen, kind, rnd + 1, "ok    " if rec["ok"] else "FAILED",
+                            show + ("" if rec["ok"] else "  -- " + rec["why"])))
+    except KeyboardInterrupt:
+        interrupted = True
+        log("bench: interrupted: stopping the brokers")
+    finally:
+        stop_all()
+        shutil.rmtree(bindir, ignore_errors=True)
+
+    with open(os.path.join(ctx.outdir, "results.json"), "w") as f:
+        json.dump(dict(commit=commit, date=date, mosquitto=mosq_version, rounds=a.rounds,
+                       duration=a.duration, warmup=a.warmup, results=results), f, indent=1)
+    elapsed = time.monotonic() - t_start
+    head = [
+        "Run of %s, hamqtt commit %s, Mosquitto %s; %d rounds, %.0f s measured after %.0f s "
+        "warm-up per run (S8: %d connections held 2 s; S9: until all %d arrived); "
+        "the whole run took %.0f min. Machine: %d CPUs (%s), kernel %s, file limit %s, "
+        "load average %s at the start."
+        % (date, commit, mosq_version, a.rounds, a.duration, a.warmup, S8_CONNS, S9_TOPICS,
+           elapsed / 60, os.cpu_count() or 0, cpu.strip(), kernel.strip(), nofile, load_start),
+        "",
+    ]
+    others = [r["m"]["other_cpu"] for r in results if "other_cpu" in r["m"]]
+    if others and statistics.median(others) > 15:
+        head.append("**The machine was busy with other work during this run** (median "
+                    "\"other CPU\" %.0f %% of a core, max %.0f %%): the figures are noisier "
+                    "than on a quiet machine, the latency tails most.\n"
+                    % (statistics.median(others), max(others)))
+    if interrupted:
+        head.append("**Interrupted: partial results.**\n")
+    parts = list(head)
+    if pinned_scens:
+        parts += ["### Pinned: broker on CPU %d (hamqttd node.workers = 1), hamqtt-bench on "
+                  "CPU %d" % (BROKER_CPU, GEN_CPU), "",
+                  tables(results, pinned_scens, True, a.rounds), ""]
+    if unpinned_scens:
+        parts += ["### Unpinned: nothing pinned, hamqttd node.workers = 2", "",
+                  tables(results, unpinned_scens, False, a.rounds), ""]
+    section = "\n".join(parts)
+    log("")
+    log(section)
+    if not a.no_write and not interrupted:
+        write_markdown(section, history_line(results, date, commit))
+        log("bench: tables written to BENCHMARKS.md (raw runs: %s)" % ctx.outdir)
+    # exit 1 when a scenario has no successful run for a broker
+    by = {}
+    for r in results:
+        by.setdefault((r["pinned"], r["scenario"], r["broker"]), []).append(r["ok"])
+    if interrupted:
+        return 130
+    return 1 if any(not any(v) for v in by.values()) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
