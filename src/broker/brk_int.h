@@ -368,7 +368,6 @@ struct broker {
 
 /* brk_worker.c */
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
-struct worker *wk_self(struct broker *b, int id);
 void wk_conn_add(struct worker *w, struct conn *c);
 void wk_conn_remove(struct worker *w, struct conn *c);
 

@@ -35,11 +35,6 @@ void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e)
 	wq_vec_push(&from->outbox[to->id], e);
 }
 
-struct worker *wk_self(struct broker *b, int id)
-{
-	return &b->workers[id];
-}
-
 void wk_conn_add(struct worker *w, struct conn *c)
 {
 	c->w = w;
@@ -350,19 +345,12 @@ int broker_start(struct broker *b)
 	return HQ_OK;
 }
 
-static void stop_cb(struct ev_loop *l, void *arg)
-{
-	(void)l;
-	(void)arg;
-}
-
 void broker_stop(struct broker *b)
 {
 	atomic_store(&b->stopping, true);
 	for (int i = 0; i < b->n_workers; i++)
 		if (b->workers[i].loop)
 			ev_stop(b->workers[i].loop);
-	(void)stop_cb;
 }
 
 /* Close every connection of every worker (single-threaded shutdown). */
