@@ -53,6 +53,9 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/hamqttd: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# only the admin CLI talks HTTP as a client
+$(BUILD)/hamqtt-ctl: LDLIBS += -lcurl
+
 # each tool is every .c under tools/<name>/, linked with the library
 .SECONDEXPANSION:
 $(BUILD)/hamqtt-%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tools/$$*/*.c))) $(LIB)

@@ -404,10 +404,10 @@ void conn_close(struct conn *c, int reason, const char *why)
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
 	}
 	bool was_active = c->state == CS_ACTIVE;
-	if (c->throttle_sess) {
-		DL_DELETE2(w->throttled, c, thr_prev, thr_next);
-		sess_unref(c->throttle_sess);
-		c->throttle_sess = NULL;
+	if (c->thr) {
+		DL_DELETE(w->throttled, c->thr);
+		sess_unref(c->thr->sess);
+		HQ_FREE(c->thr);
 	}
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
@@ -494,21 +494,23 @@ bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_
 void conn_throttle(struct conn *c, struct session *t)
 {
 	struct worker *w = c->w;
-	if (c->throttle_sess || c->state != CS_ACTIVE)
+	if (c->thr || c->state != CS_ACTIVE)
 		return;
-	c->throttle_sess = sess_ref(t);
+	c->thr = hq_calloc(1, sizeof(*c->thr));
+	c->thr->c = c;
+	c->thr->sess = sess_ref(t);
+	c->thr->since = ev_now_ms(w->loop);
+	DL_APPEND(w->throttled, c->thr);
 	log_debug("client_id=%s paused: subscriber %s is behind", c->client_id, t->client_id);
-	c->throttle_since = ev_now_ms(w->loop);
-	DL_APPEND2(w->throttled, c, thr_prev, thr_next);
 	ev_io_set(w->loop, &c->io, (c->io.events & EV_WRITE));
 }
 
 static void conn_unthrottle(struct conn *c, int64_t now)
 {
 	struct worker *w = c->w;
-	DL_DELETE2(w->throttled, c, thr_prev, thr_next);
-	sess_unref(c->throttle_sess);
-	c->throttle_sess = NULL;
+	DL_DELETE(w->throttled, c->thr);
+	sess_unref(c->thr->sess);
+	HQ_FREE(c->thr);
 	c->last_rx_ms = now; /* the silence was ours, not the client's */
 	ev_io_set(w->loop, &c->io, EV_READ | (c->io.events & EV_WRITE));
 	conn_process_input(c); /* packets read before the pause */
@@ -516,21 +518,21 @@ static void conn_unthrottle(struct conn *c, int64_t now)
 
 void wk_check_throttled(struct worker *w, int64_t now)
 {
-	struct conn *c, *tmp;
+	struct conn_thr *p, *tmp;
 	struct hq_config *cfg = w->b->cfg;
 	uint32_t low = brk_queue_high_watermark(cfg) / 2;
 	/* walk a detached list: unthrottling reads input, which may throttle
 	 * the same connection again (it then waits for the next turn) */
-	struct conn *list = w->throttled;
+	struct conn_thr *list = w->throttled;
 	w->throttled = NULL;
-	DL_FOREACH_SAFE2(list, c, tmp, thr_next) {
-		DL_DELETE2(list, c, thr_prev, thr_next);
-		DL_APPEND2(w->throttled, c, thr_prev, thr_next);
-		struct session *t = c->throttle_sess;
+	DL_FOREACH_SAFE(list, p, tmp) {
+		DL_DELETE(list, p);
+		DL_APPEND(w->throttled, p);
+		struct session *t = p->sess;
 		bool drained = atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) <= low;
 		bool stuck = now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) >= THROTTLE_STALL_MS;
 		bool gone = !atomic_load_explicit(&t->online, memory_order_relaxed);
-		if (drained || stuck || gone || now - c->throttle_since >= THROTTLE_MAX_MS)
-			conn_unthrottle(c, now);
+		if (drained || stuck || gone || now - p->since >= THROTTLE_MAX_MS)
+			conn_unthrottle(p->c, now);
 	}
 }

@@ -134,42 +134,43 @@ struct sess_sub {
 #define SESS_NEVER_EXPIRE UINT32_MAX
 
 struct session {
-	atomic_int refs;
-	atomic_bool online;       /* read by other workers choosing a shared member */
+	/* fields in size order, so an idle session wastes no padding */
 	uint64_t sid;             /* unique per process, for no-local */
 	struct worker *w;         /* owner, fixed for life */
 	char *client_id;          /* owned */
-	uint32_t client_hash;
 	struct conn *conn;        /* attached connection or NULL */
-	bool ended;               /* session is over; deliveries are dropped */
-	uint8_t version;          /* protocol level of the last connection */
-	uint32_t expiry;          /* session expiry interval, s (SESS_NEVER_EXPIRE) */
 	int64_t expire_at;        /* monotonic ms while offline; 0 = not scheduled */
 	/* will of the current/last connection */
 	struct brk_msg *will;     /* reference or NULL */
-	uint32_t will_delay;      /* s */
 	int64_t will_at;          /* monotonic ms; 0 = not scheduled */
 	struct sess_sub *subs;    /* uthash */
-	uint32_t n_subs;
 	/* outgoing QoS 1/2 */
 	struct deliv *inflight;   /* in send order: n_inflight entries from here, inside */
 	struct deliv *inflight_base; /* the allocation of cap_inflight entries (owned) */
-	uint32_t n_inflight, cap_inflight;
 	struct dqueue queue;      /* waiting for a window slot or a connection */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
-	uint32_t queued_qos0;     /* QoS 0 entries in the queue (eviction skips the scan at 0) */
 	/* read by other workers for publisher back-pressure (relaxed) */
-	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner */
 	_Atomic int64_t progress_ms;    /* last ack or window refill: a live consumer */
-	uint16_t next_pid;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;
-	uint32_t n_rx_pids, cap_rx_pids;
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
 	UT_hash_handle reg_hh;    /* the node's client-id registry, keyed by client_id */
+	uint64_t dropped;         /* messages dropped by the queue policy */
+	atomic_int refs;
+	uint32_t client_hash;
+	uint32_t expiry;          /* session expiry interval, s (SESS_NEVER_EXPIRE) */
+	uint32_t will_delay;      /* s */
+	uint32_t n_subs;
+	uint32_t n_inflight, cap_inflight;
+	uint32_t queued_qos0;     /* QoS 0 entries in the queue (eviction skips the scan at 0) */
+	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner (relaxed) */
+	uint32_t n_rx_pids, cap_rx_pids;
+	uint16_t next_pid;
+	atomic_bool online;       /* read by other workers choosing a shared member */
+	bool ended;               /* session is over; deliveries are dropped */
+	uint8_t version;          /* protocol level of the last connection */
 	bool in_registry;         /* guarded by broker.reg_lock */
 	bool in_offline_list;
-	uint64_t dropped;         /* messages dropped by the queue policy */
 };
 
 struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
@@ -205,6 +206,15 @@ struct conn_segs {            /* allocated while a connection has segments */
 	size_t pending;           /* unsent payload bytes in v */
 };
 
+/* A publisher paused for back-pressure (allocated only while paused, so idle
+ * connections do not pay for it). */
+struct conn_thr {
+	struct conn *c;
+	struct session *sess;     /* reference: the lagging subscriber */
+	int64_t since;            /* monotonic ms */
+	struct conn_thr *prev, *next; /* worker's throttled list (utlist DL) */
+};
+
 struct alias_out {            /* server->client topic alias */
 	char *topic;              /* owned */
 	uint16_t alias;
@@ -212,50 +222,49 @@ struct alias_out {            /* server->client topic alias */
 };
 
 struct conn {
+	/* fields in size order, so no padding is paid per connection */
 	struct ev_io io;
 	struct worker *w;         /* current owner */
 	struct conn *prev, *next; /* worker's connection list (utlist DL) */
 	struct conn *dirty_next;  /* worker's pending-write list */
 	struct conn *free_next;   /* worker's closed list (a closed conn may still be dirty) */
-	bool dirty;
-	enum conn_state state;
-	uint8_t version;          /* protocol level, 0 until CONNECT */
-	bool paused;              /* not reading: hand-off to another worker in progress */
-	struct session *throttle_sess; /* reference: not reading until this session's queue drains */
-	int64_t throttle_since;   /* monotonic ms */
-	struct conn *thr_prev, *thr_next; /* worker's throttled list (utlist DL) */
-	bool sent_connack;
-	bool expect_proxy;        /* a PROXY v1/v2 header must come first (listener option) */
-	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
-	bool taken_over;          /* closed because a new connection resumed its session */
-	bool keepalive_changed;   /* v5: send Server Keep Alive */
-	char addr[64];            /* "ip:port" of the peer */
+	struct conn_thr *thr;     /* set while not read for back-pressure (owned) */
 	struct buf in, out;
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
-	uint16_t keepalive;       /* effective keepalive, s (0 = none) */
 	struct session *sess;     /* reference while attached */
 	char *client_id;          /* for logs and hand-off: owned until attached, then
 				   * borrowed from the session (client_id_borrowed) */
-	bool client_id_borrowed;
+	struct brk_msg *will;     /* from CONNECT: reference or NULL (moved to the session on attach) */
+	/* topic aliases */
+	char **alias_in;          /* [alias] -> topic, owned, size cfg topic_alias_maximum+1, lazy */
+	struct alias_out *alias_out; /* uthash by topic */
+	char addr[64];            /* "ip:port" of the peer */
+	enum conn_state state;
 	/* from CONNECT, kept until the session attaches */
-	bool clean_start;
 	uint32_t req_expiry;      /* session expiry granted */
 	uint32_t req_expiry_asked; /* as the client asked (v5 CONNACK echoes a change) */
-	bool id_assigned;
-	struct brk_msg *will;     /* reference or NULL (moved to the session on attach) */
 	uint32_t will_delay;
 	/* peer limits (v5) */
 	uint32_t peer_max_packet;   /* 0 = no limit */
 	uint16_t peer_receive_max;
 	uint16_t peer_alias_max;
+	uint16_t alias_out_next;
+	uint16_t keepalive;       /* effective keepalive, s (0 = none) */
+	uint8_t version;          /* protocol level, 0 until CONNECT */
+	bool dirty;
+	bool paused;              /* not reading: hand-off to another worker in progress */
+	bool sent_connack;
+	bool expect_proxy;        /* a PROXY v1/v2 header must come first (listener option) */
+	bool disconnect_normal;   /* DISCONNECT 0x00 received: no will */
+	bool taken_over;          /* closed because a new connection resumed its session */
+	bool keepalive_changed;   /* v5: send Server Keep Alive */
+	bool client_id_borrowed;
+	bool clean_start;
+	bool id_assigned;
 	bool request_problem_info;
 	bool request_response_info;
-	/* topic aliases */
-	char **alias_in;          /* [alias] -> topic, owned, size cfg topic_alias_maximum+1, lazy */
-	struct alias_out *alias_out; /* uthash by topic */
-	uint16_t alias_out_next;
 };
 
 /* ---- worker inbox entries ---- */
@@ -325,7 +334,7 @@ struct worker {
 	struct conn *dirty;               /* singly linked via dirty_next */
 	struct conn *closed;              /* singly linked via free_next */
 	struct session *offline;          /* offline sessions with a timer (expiry/will) */
-	struct conn *throttled;           /* publishers paused for back-pressure */
+	struct conn_thr *throttled;       /* publishers paused for back-pressure */
 	struct session *congested;        /* set by brk_route: a live target whose queue is long */
 	/* inbox: filled by other workers, swapped by this one */
 	pthread_mutex_t inbox_lock;
@@ -386,7 +395,7 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);
 static inline bool conn_reading(const struct conn *c)
 {
-	return !c->paused && !c->throttle_sess && c->state != CS_CLOSED;
+	return !c->paused && !c->thr && c->state != CS_CLOSED;
 }
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);

@@ -224,7 +224,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		if (c->state == CS_NEW) {
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
 				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
-		} else if (c->state == CS_ACTIVE && c->keepalive && !c->throttle_sess &&
+		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr &&
 			   now - c->last_rx_ms > (int64_t)c->keepalive * 1500) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
 			conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");

@@ -1,0 +1,115 @@
+/*
+ * ctl_http.c - hamqtt-ctl's HTTP client: one blocking libcurl request per call
+ * to the node's management API, 5 s connect and total timeouts, no proxies
+ * (the node is addressed directly), response bodies capped at CTL_BODY_MAX.
+ * Layer: tools/ctl; knows nothing about individual commands.
+ */
+#include "ctl.h"
+
+#include "core/mem.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ctl_http_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void ctl_http_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+void ctl_resp_free(struct ctl_resp *r)
+{
+	HQ_FREE(r->body);
+	r->len = 0;
+}
+
+struct sink {
+	struct ctl_resp *r;
+	bool too_large; /* set when the body passed CTL_BODY_MAX */
+};
+
+/* CURLOPT_WRITEFUNCTION: append to the ctl_resp, keeping it NUL-terminated.
+ * Returning less than n makes curl fail the transfer (CURLE_WRITE_ERROR). */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	struct ctl_resp *r = s->r;
+	size_t n = size * nmemb;
+	if (n > CTL_BODY_MAX - r->len) {
+		s->too_large = true;
+		return 0;
+	}
+	r->body = hq_realloc(r->body, r->len + n + 1);
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+static int request(const struct ctl *c, const char *method, const char *path,
+		   const char *body, struct ctl_resp *r)
+{
+	char url[CTL_URL_MAX + 256];
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	struct sink sink = { r, false };
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >= (int)sizeof(url)) {
+		fprintf(stderr, "hamqtt-ctl: URL too long: %s%s\n", c->base, path);
+		return -1;
+	}
+	CURL *h = curl_easy_init();
+	if (!h) {
+		fprintf(stderr, "hamqtt-ctl: cannot initialise libcurl\n");
+		return -1;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CTL_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, CTL_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "hamqtt-ctl");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	if (!strcmp(method, "POST")) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+	}
+	CURLcode cc = curl_easy_perform(h);
+	if (cc != CURLE_OK) {
+		const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+		if (sink.too_large)
+			why = "response body larger than 16 MiB";
+		fprintf(stderr, "hamqtt-ctl: cannot reach hamqtt node at %s: %s\n", c->base, why);
+		ctl_resp_free(r);
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (!r->body) /* empty body: still a valid C string */
+		r->body = hq_strdup("");
+	rc = 0;
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return rc;
+}
+
+int ctl_http_get(const struct ctl *c, const char *path, struct ctl_resp *r)
+{
+	return request(c, "GET", path, NULL, r);
+}
+
+int ctl_http_post(const struct ctl *c, const char *path, const char *body, struct ctl_resp *r)
+{
+	return request(c, "POST", path, body, r);
+}
