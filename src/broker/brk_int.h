@@ -377,6 +377,8 @@ struct broker {
 
 /* brk_worker.c */
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
+/* Hand every outbox to its worker now (normally done once per loop turn). */
+void wk_flush_outboxes(struct worker *w);
 void wk_conn_add(struct worker *w, struct conn *c);
 void wk_conn_remove(struct worker *w, struct conn *c);
 

@@ -179,6 +179,8 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 		}
 		log_debug("client_id=%s subscribed filter=%s qos=%u", s->client_id, sub->filter, granted);
 	}
+	/* the other workers get the routes before the SUBACK can leave */
+	wk_flush_outboxes(w);
 	struct mqtt_packet ack = { .type = MQTT_SUBACK };
 	ack.u.suback.packet_id = sb->packet_id;
 	ack.u.suback.codes = codes;
@@ -215,6 +217,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 		hq_free(sub);
 		codes[i++] = MQTT_RC_SUCCESS;
 	}
+	wk_flush_outboxes(c->w); /* route removals reach every worker before UNSUBACK */
 	/* [MQTT-3.10.4-4] [MQTT-3.10.4-5] UNSUBACK even when nothing matched */
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
 	ack.u.suback.packet_id = ub->packet_id;

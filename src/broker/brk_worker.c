@@ -115,7 +115,20 @@ static void on_wakeup(struct ev_loop *l, void *arg)
 	pthread_mutex_unlock(&w->inbox_lock);
 }
 
-static void flush_outboxes(struct worker *w)
+/*
+ * Before reading any socket, take what other workers handed over. A route
+ * change is appended to our inbox before its SUBACK leaves the subscriber's
+ * worker, so a PUBLISH sent after that SUBACK is read only after the route is
+ * in our replica: "subscribed" holds on every worker once SUBACK is out.
+ */
+static void after_wait(struct ev_loop *l, void *arg)
+{
+	struct worker *w = arg;
+	if (atomic_load(&w->wake_pending))
+		on_wakeup(l, w);
+}
+
+void wk_flush_outboxes(struct worker *w)
 {
 	struct broker *b = w->b;
 	for (int i = 0; i < b->n_workers; i++) {
@@ -167,7 +180,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 			wq_entry_run(w, &self.v[i]);
 		hq_free(self.v);
 	}
-	flush_outboxes(w);
+	wk_flush_outboxes(w);
 	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
@@ -188,7 +201,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 static void mid_batch(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
-	flush_outboxes(w);
+	wk_flush_outboxes(w);
 	flush_dirty(w);
 }
 
@@ -321,6 +334,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		ev_set_before_sleep(w->loop, before_sleep, w);
 		ev_set_wakeup(w->loop, on_wakeup, w);
 		ev_set_mid_batch(w->loop, MID_BATCH_EVENTS, mid_batch, w);
+		ev_set_after_wait(w->loop, after_wait, w);
 		ev_timer_every(w->loop, 250, tick_cb, w);
 		w->next_sys_ms = b->start_ms; /* first $SYS publish right away */
 	}

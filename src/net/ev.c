@@ -38,6 +38,8 @@ struct ev_loop {
 	void *before_sleep_arg;
 	ev_hook_cb on_wakeup;
 	void *on_wakeup_arg;
+	ev_hook_cb after_wait;
+	void *after_wait_arg;
 	ev_hook_cb mid_batch;
 	void *mid_batch_arg;
 	int mid_every;
@@ -137,6 +139,12 @@ void ev_set_before_sleep(struct ev_loop *l, ev_hook_cb cb, void *arg)
 	l->before_sleep_arg = arg;
 }
 
+void ev_set_after_wait(struct ev_loop *l, ev_hook_cb cb, void *arg)
+{
+	l->after_wait = cb;
+	l->after_wait_arg = arg;
+}
+
 void ev_set_mid_batch(struct ev_loop *l, int every, ev_hook_cb cb, void *arg)
 {
 	l->mid_every = every;
@@ -209,6 +217,8 @@ int ev_run(struct ev_loop *l)
 			return HQ_EIO;
 		}
 		l->now_ms = clock_mono_ms();
+		if (l->after_wait)
+			l->after_wait(l, l->after_wait_arg);
 		for (int i = 0; i < n; i++) {
 			struct ev_io *io = l->events[i].data.ptr;
 			uint32_t e = l->events[i].events;

@@ -45,6 +45,8 @@ int ev_io_stop(struct ev_loop *l, struct ev_io *io);
 int ev_timer_every(struct ev_loop *l, int interval_ms, ev_hook_cb cb, void *arg);
 /* Called once per loop turn after events were dispatched, before waiting. */
 void ev_set_before_sleep(struct ev_loop *l, ev_hook_cb cb, void *arg);
+/* Called each time the wait returns, before any event is dispatched. */
+void ev_set_after_wait(struct ev_loop *l, ev_hook_cb cb, void *arg);
 /* Called after every `every` events inside one large batch, so output that
  * waits for the end of the turn is not held back by a long batch. */
 void ev_set_mid_batch(struct ev_loop *l, int every, ev_hook_cb cb, void *arg);

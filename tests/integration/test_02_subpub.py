@@ -270,3 +270,27 @@ def test_resubscribe_replaces(node, raw, version):
     p.publish("rs/sentinel", b"")
     got = collect_until(s, "rs/sentinel")
     assert [(x.payload, x.qos) for x in got] == [(b"once", 2)]
+
+
+def test_subscription_effective_when_suback_arrives_across_workers(node, raw):
+    """A subscription holds on every worker as soon as its SUBACK is out
+    ([MQTT-3.8.4-1], [MQTT-3.10.4-1] for UNSUBACK): a message published right
+    after SUBACK from a connection that may live on another worker arrives,
+    and one published right after UNSUBACK does not. Repeated, because the
+    connections land on the 2 workers by the kernel's choice."""
+    for i in range(30):
+        sub = raw(node, version=5)
+        sub.connect("race-sub-%d" % i)
+        pub = raw(node, version=5)
+        pub.connect("race-pub-%d" % i)
+        topic = "race/%d" % i
+        sub.subscribe(topic, qos=1)
+        pub.publish(topic, b"after-suback", qos=1)
+        p = sub.expect(m.PUBLISH)
+        assert p.payload == b"after-suback"
+        sub.send(m.puback(p.mid, version=5))
+        sub.unsubscribe(topic)
+        pub.publish(topic, b"after-unsuback", qos=1)
+        sub.expect_nothing(0.05, ptype=m.PUBLISH)
+        sub.close()
+        pub.close()
