@@ -95,3 +95,29 @@ def test_hash_does_not_receive_sys(broker, raw):
     sys_values(sysc, COUNTERS, timeout=4)
     sys_values(sysc, COUNTERS, timeout=4)  # two rounds published by now
     wild.expect_nothing(0.2)
+
+
+def test_sys_counts_dropped_messages(broker, raw):
+    """Messages the queue policy drops are counted in
+    $SYS/brokers/<node>/messages/dropped (and logged): an offline persistent
+    session with mqtt.max_queued_messages = 2 gets 5 QoS 1 messages, so at
+    least 3 are dropped."""
+    b = broker({"sys.interval": 1, "mqtt.max_queued_messages": 2})
+    off = raw(b, version=4)
+    off.connect("sys-offline", clean=False)
+    off.subscribe("sysdrop/t", qos=1)
+    off.close()
+    b.wait_log("client disconnected client_id=sys-offline")
+    pub = raw(b, version=4)
+    pub.connect("sys-drop-pub")
+    for i in range(5):
+        pub.publish("sysdrop/t", b"m%d" % i, qos=1)
+    b.wait_log("queue full")
+    c = raw(b, version=5)
+    c.connect("sys-drop-reader")
+    c.subscribe("$SYS/brokers/+/messages/dropped", qos=0)
+    deadline = time.monotonic() + T(5)
+    vals = sys_values(c, ["messages/dropped"], timeout=4)
+    while int(vals["messages/dropped"]) < 3 and time.monotonic() < deadline:
+        vals = sys_values(c, ["messages/dropped"], timeout=3)
+    assert int(vals["messages/dropped"]) >= 3
