@@ -139,9 +139,21 @@ void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 	if (c->w != w)
 		wk_conn_add(w, c);
 	c->paused = false;
+	/* watched by this worker's loop whatever happens next */
+	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+		sess_unref(s);
+		conn_close(c, -1, "epoll failed");
+		return;
+	}
+	if (!s->ended && s->conn && s->expiry == 0) {
+		/* 3.1.2.11.2: a session with expiry 0 (or a v3 clean session)
+		 * ends when its network connection closes, and the takeover
+		 * closes it: the new connection starts a fresh session */
+		sess_kill(s, MQTT_RC_SESSION_TAKEN_OVER);
+	}
 	if (s->ended) {
-		/* ended while c was in transit (a clean start won the race):
-		 * register again from here */
+		/* ended while c was in transit (a clean start won the race) or
+		 * just above: register again from here */
 		sess_unref(s);
 		connect_register(w, c);
 		return;
@@ -149,11 +161,6 @@ void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 	if (s->conn) {
 		s->conn->taken_over = true;
 		conn_close(s->conn, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-	}
-	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
-		sess_unref(s);
-		conn_close(c, -1, "epoll failed");
-		return;
 	}
 	attach_and_ack(c, s, true);
 	sess_unref(s);

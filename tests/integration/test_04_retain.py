@@ -140,6 +140,7 @@ def test_retained_qos_is_minimum(node, raw, stored_qos, sub_qos):
     min(stored QoS, granted QoS) [MQTT-3.8.4-8]."""
     pub = publisher(node, raw, 5)
     pub.publish("rq/t", b"q", qos=stored_qos, retain=True)
+    pub.ping()  # the broker has read the PUBLISH (no ack at QoS 0) before we subscribe
     sub = raw(node, version=5, auto_ack=True)
     sub.connect("rq-sub")
     sub.subscribe("rq/t", qos=sub_qos)

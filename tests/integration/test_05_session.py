@@ -86,6 +86,23 @@ def test_v5_zero_session_expiry_ends_session_at_disconnect(node, raw):
     assert not c2.connect("sei0", clean=False).session_present
 
 
+def test_takeover_of_an_expiry_0_session_starts_fresh(node, raw):
+    """3.1.2.11.2: a session with Session Expiry Interval 0 ends when its
+    network connection closes. A takeover closes it ([MQTT-3.1.4-3], 0x8E), so
+    the new connection, even with clean start 0, finds no session: session
+    present 0, and the old subscription is gone."""
+    old = raw(node, version=5)
+    old.connect("sei0-take", clean=False)
+    old.subscribe("sei0take/t", qos=1)
+    new = raw(node, version=5)
+    assert not new.connect("sei0-take", clean=False).session_present
+    old.expect_disconnect(0x8E)
+    pub = raw(node, version=5)
+    pub.connect("sei0-take-pub")
+    pub.publish("sei0take/t", b"nobody", qos=1)
+    new.expect_nothing(0.3, ptype=m.PUBLISH)
+
+
 def test_v5_session_expiry_interval(node, raw):
     """Session Expiry Interval (3.1.2.11.2): the session survives a reconnect
     within the interval (session present 1) and is gone after it
