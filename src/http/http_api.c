@@ -81,6 +81,7 @@ fail:
 
 static const struct http_route routes[] = {
 	{ "GET", "/api/v5/status", api_status },
+	{ "GET", "/metrics", http_metrics },
 };
 
 void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,

@@ -60,6 +60,9 @@ struct http_route {
 void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		       struct http_resp *resp);
 
+/* GET /metrics (http_metrics.c): Prometheus text format. */
+void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
 /* Serialise doc as the JSON body with status; takes ownership of doc (freed). */
 void http_resp_json(struct http_resp *resp, int status, struct cJSON *doc);
 /* A JSON error body {"code": code, "message": message} with status. */

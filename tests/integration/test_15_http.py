@@ -10,6 +10,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
+import mqttraw as m
 from conftest import SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
 from mqttraw import T
 
@@ -148,3 +149,45 @@ def test_dashboard_port_in_use_fails_start(tmp_path):
     assert lines, out
     assert "127.0.0.1:%d" % port in lines[0] and "in use" in lines[0], lines[0]
     assert not [m for m in SANITIZER_MARKERS if m in out], out
+
+
+def metrics(b):
+    status, headers, body = http(b, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    vals = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            vals[name_labels] = int(value)
+    return vals
+
+
+def test_prometheus_metrics(broker, raw):
+    """GET /metrics: the counters in Prometheus' text format (what the HA
+    guide's Prometheus job scrapes on port 18083), labelled with the node, and
+    they follow traffic."""
+    b = started(broker)
+    node = 'node="hamqtt@127.0.0.1"'
+    before = metrics(b)
+    assert before["hamqtt_up{%s}" % node] == 1
+    for name in ("hamqtt_connections", "hamqtt_messages_received_total",
+                 "hamqtt_messages_sent_total", "hamqtt_bytes_received_total",
+                 "hamqtt_retained_messages", "hamqtt_messages_dropped_total"):
+        assert "%s{%s}" % (name, node) in before, name
+    sub = raw(b, version=5)
+    sub.connect("metrics-sub")
+    sub.subscribe("met/t", qos=1)
+    pub = raw(b, version=4)
+    pub.connect("metrics-pub")
+    for i in range(3):
+        pub.publish("met/t", b"m", qos=1, retain=(i == 0))
+    for _ in range(3):
+        sub.expect(m.PUBLISH)
+    after = metrics(b)
+    assert after["hamqtt_connections{%s}" % node] >= 2
+    assert after["hamqtt_messages_received_total{%s}" % node] >= \
+        before["hamqtt_messages_received_total{%s}" % node] + 3
+    assert after["hamqtt_messages_sent_total{%s}" % node] >= \
+        before["hamqtt_messages_sent_total{%s}" % node] + 3
+    assert after["hamqtt_retained_messages{%s}" % node] >= 1

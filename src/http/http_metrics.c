@@ -1,0 +1,93 @@
+/*
+ * http_metrics.c - GET /metrics: the node's counters in the Prometheus text
+ * exposition format (version 0.0.4), so the monitoring step of the usual HA
+ * guide (Prometheus scraping port 18083) works as is. Reads the broker only
+ * through broker_get_info().
+ */
+#include "http/http_int.h"
+#include "broker/broker.h"
+#include "core/buf.h"
+#include "core/conf.h"
+#include "core/mem.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* A label value with \, " and newline escaped, as the format requires. */
+static void label_escape(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+	for (; *in && o + 3 < outlen; in++) {
+		if (*in == '\\' || *in == '"') {
+			out[o++] = '\\';
+			out[o++] = *in;
+		} else if (*in == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void metric(struct buf *b, const char *name, const char *type, const char *help,
+		   const char *node, uint64_t value)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n%s{node=\"%s\"} %" PRIu64 "\n", name, help, name,
+	    type, name, node, value);
+}
+
+void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
+{
+	struct broker_info in;
+	char node[256];
+	struct buf b = { 0 };
+	broker_get_info(ctx->b, &in);
+	label_escape(ctx->cfg->node_name, node, sizeof(node));
+	metric(&b, "hamqtt_up", "gauge", "1 while the node accepts MQTT connections.", node,
+	       in.accepting ? 1 : 0);
+	metric(&b, "hamqtt_uptime_seconds", "gauge", "Seconds since the node started.", node,
+	       (uint64_t)in.uptime_s);
+	metric(&b, "hamqtt_workers", "gauge", "I/O worker threads.", node, (uint64_t)in.workers);
+	metric(&b, "hamqtt_connections", "gauge", "Open client connections (before CONNECT included).",
+	       node, (uint64_t)in.connections);
+	metric(&b, "hamqtt_connects_total", "counter", "Clients accepted (CONNACK success sent).",
+	       node, in.connects_total);
+	metric(&b, "hamqtt_messages_received_total", "counter", "PUBLISH packets received from clients.",
+	       node, in.msgs_in);
+	metric(&b, "hamqtt_messages_sent_total", "counter", "PUBLISH packets sent to clients.", node,
+	       in.msgs_out);
+	metric(&b, "hamqtt_messages_dropped_total", "counter",
+	       "Messages dropped by the queue policy, slow readers or the client's maximum packet size.",
+	       node, in.msgs_dropped);
+	metric(&b, "hamqtt_bytes_received_total", "counter", "Bytes read from client sockets.", node,
+	       in.bytes_in);
+	metric(&b, "hamqtt_bytes_sent_total", "counter", "Bytes written to client sockets.", node,
+	       in.bytes_out);
+	metric(&b, "hamqtt_retained_messages", "gauge", "Retained messages held.", node, in.retained);
+	free(resp->body);
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	resp->body_len = b.len;
+	resp->body = (char *)b.data; /* ownership moves to resp (malloc'd) */
+	if (!resp->body) {
+		resp->body = hq_strdup("");
+		resp->body_len = 0;
+	}
+}
