@@ -196,7 +196,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
  * ones to be read. Writes stay batched (at most one send per connection per
  * MID_BATCH_EVENTS events).
  */
-#define MID_BATCH_EVENTS 16
+#define MID_BATCH_EVENTS 8
 
 static void mid_batch(struct ev_loop *l, void *arg)
 {
