@@ -221,6 +221,7 @@ class Broker:
             http = free_port(exclude=(self.port,))
             lines = [
                 "node.name = hamqtt@127.0.0.1",
+                "cluster.port = 0",  # a standalone node: no cluster listener
                 "node.workers = %d" % self.workers,
                 "node.data_dir = %s" % os.path.join(self.workdir, "data"),
                 "session.store = memory",

@@ -344,15 +344,24 @@ void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 		conn_read(c);
 }
 
+/* Responses to the client's requests: these wait behind a held one (brk_gate.c). */
+static bool is_response(uint8_t type)
+{
+	return type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP ||
+	       type == MQTT_SUBACK || type == MQTT_UNSUBACK;
+}
+
 void conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 {
-	size_t before = c->out.len;
+	size_t mark = buf_avail(&c->out);
 	if (mqtt_encode(&c->out, c->version ? c->version : MQTT_V311, p) != HQ_OK) {
-		c->out.len = before;
+		c->out.len = c->out.off + mark;
 		log_warning("client_id=%s cannot encode %s", c->client_id ? c->client_id : "",
 			    mqtt_type_name(p->type));
 		return;
 	}
+	if (c->gate && is_response(p->type))
+		gate_capture(c, mark);
 	conn_mark_dirty(c);
 }
 
@@ -367,6 +376,8 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 	o[3] = (uint8_t)pid;
 	o[4] = reason;
 	c->out.len += v5r ? 5 : 4;
+	if (c->gate && type != MQTT_PUBREL)
+		gate_capture(c, buf_avail(&c->out) - (v5r ? 5 : 4));
 	conn_mark_dirty(c);
 }
 
@@ -442,6 +453,8 @@ void conn_free(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	segs_free(c);
+	gate_conn_free(c);
+	brk_cluster_conn_free(c);
 	if (c->will)
 		msg_unref(c->will);
 	if (c->alias_in) {

@@ -12,6 +12,8 @@
  * worker's inbox: whichever registered last ends up connected, and only it.
  */
 #include "broker/brk_int.h"
+#include "broker/sess_serial.h"
+#include "cluster/clu_proto.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -320,6 +322,61 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 		c->will->pub_hash = brk_hash(c->client_id, strlen(c->client_id));
 		buf_free(&props);
 	}
-	connect_register(c->w, c);
+	/* in a cluster, the other nodes first give up any connection or
+	 * session of this client id (brk_connect_resume continues) */
+	if (!brk_cluster_takeover_begin(c))
+		connect_register(c->w, c);
 	return HQ_OK;
+}
+
+/* A session handed over by another node becomes this node's (true), unless
+ * this node has one for the id already, which then wins. */
+static bool import_session(struct worker *w, struct conn *c, const uint8_t *blob, size_t n)
+{
+	struct broker *b = w->b;
+	struct session *s = NULL, *e;
+	if (sess_deserialize(w, blob, n, ev_now_ms(w->loop), &s) != HQ_OK) {
+		log_warning("client_id=%s: the session from another node is unreadable: starting afresh",
+			    c->client_id);
+		return false;
+	}
+	if (strcmp(s->client_id, c->client_id) != 0) {
+		sess_unref(s);
+		return false;
+	}
+	size_t idlen = strlen(s->client_id);
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
+	if (e) {
+		pthread_mutex_unlock(&b->reg_lock);
+		sess_unref(s);
+		return false;
+	}
+	s->in_registry = true; /* the registry keeps sess_deserialize's reference */
+	HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
+	sess_ref(s);
+	pthread_mutex_unlock(&b->reg_lock);
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp) {
+		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+		brk_cluster_route(w, true, sub->filter);
+	}
+	wk_flush_outboxes(w);
+	log_info("client_id=%s session taken over from another node (%u subscriptions, %u queued, "
+		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
+	attach_and_ack(c, s, true);
+	sess_unref(s);
+	return true;
+}
+
+void brk_connect_resume(struct conn *c, uint8_t status, const uint8_t *blob, size_t blob_len)
+{
+	if (status == CLU_TKO_REFUSED) {
+		refuse(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
+		       "a newer connection of this client id on another node won");
+		return;
+	}
+	if (blob && blob_len && !c->clean_start && import_session(c->w, c, blob, blob_len))
+		return;
+	connect_register(c->w, c);
 }

@@ -39,6 +39,8 @@
 
 #include "broker/broker.h"
 #include "broker/topic.h"
+#include "cluster/clu_hlc.h"
+#include "cluster/cluster.h"
 #include "core/buf.h"
 #include "core/conf.h"
 #include "mqtt/mqtt.h"
@@ -63,6 +65,10 @@ struct brk_msg {
 	int64_t expire_at;        /* monotonic ms; valid when has_expiry */
 	uint64_t origin_sid;      /* session id of the publisher, 0 = broker ($SYS) */
 	uint32_t pub_hash;        /* hash of the publisher's client id (shared "hash") */
+	/* as a retained message: when and where it was written (last writer
+	 * wins across nodes, clu_hlc_cmp); set before it is stored */
+	struct clu_hlc_ts ts;
+	const char *origin;       /* node name, borrowed (config or cluster member) */
 	char *topic;              /* -> data, NUL terminated */
 	uint8_t *props;           /* -> data */
 	uint8_t *payload;         /* -> data */
@@ -171,6 +177,10 @@ struct session {
 	uint8_t version;          /* protocol level of the last connection */
 	bool in_registry;         /* guarded by broker.reg_lock */
 	bool in_offline_list;
+	/* a node session stands for another cluster member in the replicas: its
+	 * routes are that node's subscriptions; a hit becomes a FORWARD */
+	bool remote;
+	struct clu_peer *member; /* when remote: the cluster thread's member (outlives it) */
 };
 
 struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
@@ -180,6 +190,8 @@ static inline struct session *sess_ref(struct session *s)
 	return s;
 }
 void sess_unref(struct session *s);
+/* A node session for member `name` (one reference, the caller's). */
+struct session *sess_new_remote(struct broker *b, const char *name, struct clu_peer *m);
 
 /* ---- connections ---- */
 
@@ -215,6 +227,22 @@ struct conn_thr {
 	struct conn_thr *prev, *next; /* worker's throttled list (utlist DL) */
 };
 
+/* Responses held back until the cluster confirms something (brk_gate.c): a
+ * PUBACK/PUBREC until every destination node accepted the message, a SUBACK
+ * until every peer has the new routes. Later responses queue behind them, so
+ * acknowledgements keep the order of the requests [MQTT-4.6.0-2]. */
+struct gate_item {
+	uint64_t token;           /* worker-unique; 0 = nothing awaited of its own */
+	uint32_t remaining;       /* confirmations still awaited */
+	struct buf bytes;         /* encoded packets released together */
+	struct conn *c;
+	struct gate_item *next;   /* the connection's FIFO */
+	UT_hash_handle hh;        /* worker.gates by token */
+};
+struct conn_gate {
+	struct gate_item *head, *tail;
+};
+
 struct alias_out {            /* server->client topic alias */
 	char *topic;              /* owned */
 	uint16_t alias;
@@ -229,6 +257,7 @@ struct conn {
 	struct conn *dirty_next;  /* worker's pending-write list */
 	struct conn *free_next;   /* worker's closed list (a closed conn may still be dirty) */
 	struct conn_thr *thr;     /* set while not read for back-pressure (owned) */
+	struct conn_gate *gate;   /* held responses (owned), NULL when none */
 	struct buf in, out;
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
 	int64_t last_rx_ms;       /* monotonic */
@@ -265,6 +294,7 @@ struct conn {
 	bool id_assigned;
 	bool request_problem_info;
 	bool request_response_info;
+	bool cluster_wait;        /* CS_WAIT: other nodes are asked about its client id */
 };
 
 /* ---- worker inbox entries ---- */
@@ -276,6 +306,32 @@ enum wq_kind {
 	WQ_ADOPT,                 /* conn with parsed CONNECT resumes sess here */
 	WQ_KILL,                  /* sess ends (taken over by a clean start) */
 	WQ_KICK,                  /* close sess's connection (admin / shutdown) */
+	WQ_FWD_IN,                /* a message forwarded by another node: deliver here */
+	WQ_GATE_RELEASE,          /* the cluster confirmed gate token u.token */
+	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
+	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
+};
+
+/* WQ_TKO_DONE / WQ_TKO_OUT */
+struct tko_msg {
+	uint8_t *blob;            /* owned serialised session (DONE with status OK), or NULL */
+	struct clu_peer *member;  /* OUT: the asking node */
+	uint64_t id;              /* DONE: the waiting connection's token; OUT: request id */
+	uint32_t blob_len;
+	uint32_t link_gen;        /* OUT */
+	uint8_t status;           /* DONE: enum clu_takeover_status */
+	bool clean_start;         /* OUT */
+};
+
+/* WQ_FWD_IN: what the origin node asked this node to deliver. */
+struct fwd_in {
+	struct brk_msg *msg;      /* reference */
+	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
+	struct clu_peer *member; /* origin node (for the acknowledgement) */
+	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
+	uint32_t link_gen;
+	uint16_t n_groups;
+	bool plain;               /* deliver to the non-shared subscribers */
 };
 
 struct wq_entry {
@@ -287,6 +343,9 @@ struct wq_entry {
 		struct deliv d;       /* WQ_DELIVER */
 		char *filter;         /* WQ_ROUTE_*: owned */
 		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
+		struct fwd_in fwd;    /* WQ_FWD_IN */
+		uint64_t token;       /* WQ_GATE_RELEASE */
+		struct tko_msg tko;   /* WQ_TKO_* */
 	} u;
 };
 
@@ -349,6 +408,20 @@ struct worker {
 	unsigned rand_state;
 	struct brk_stats st;
 	int64_t next_sys_ms;
+	/* cluster: requests for the cluster thread, handed over in before-sleep */
+	struct clu_req_vec clu_out;
+	struct gate_item *gates;          /* uthash by token: held responses */
+	uint64_t next_token;
+	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
+	uint32_t fwd_pending;             /* forwards that will release fwd_token */
+	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
+	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+};
+
+struct conn_wait {
+	uint64_t token;
+	struct conn *c;
+	UT_hash_handle hh;
 };
 
 /* ---- the node ---- */
@@ -369,8 +442,10 @@ struct broker {
 	/* retained messages */
 	pthread_mutex_t retain_lock;
 	struct retain_tree *retained;
+	struct clu_hlc hlc;               /* stamps retained writes; under retain_lock */
 	uint32_t topic_alias_max;         /* cached cfg */
 	struct store *store;
+	struct clu_node *clu;             /* NULL when clustering is off */
 };
 
 /* ---- functions shared between broker files ---- */
@@ -436,7 +511,10 @@ void sess_redispatch_shared(struct session *s);
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
 void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
-void brk_retain_store(struct broker *b, struct brk_msg *msg);
+/* Store (or, empty, delete) a retained message written on this node and
+ * tell the other nodes. True if they were told (a QoS > 0 publisher may then
+ * wait for them: brk_cluster_retain_barrier). */
+bool brk_retain_store(struct worker *w, struct brk_msg *msg);
 
 /* brk_subscribe.c */
 int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p);
@@ -445,6 +523,35 @@ void brk_route_broadcast(struct worker *w, enum wq_kind kind, struct session *s,
 			 const char *filter, uint8_t options, uint32_t sub_id);
 void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 		     const char *filter, uint8_t options, uint32_t sub_id);
+
+/* brk_gate.c */
+uint64_t gate_token_new(struct worker *w);
+/* Hold every response of c from now on until token is released `remaining` times. */
+void gate_open(struct conn *c, uint64_t token, uint32_t remaining);
+/* Move the bytes c->out got since `mark` into the gate if c is gated. */
+void gate_capture(struct conn *c, size_t mark);
+void gate_release(struct worker *w, uint64_t token);
+void gate_conn_free(struct conn *c);
+
+/* brk_cluster.c: the broker side of the cluster runtime */
+void brk_cluster_route(struct worker *w, bool add, const char *filter);
+/* After route changes: gate c's SUBACK until every peer has them (no-op alone). */
+void brk_cluster_barrier(struct conn *c);
+void brk_cluster_flush(struct worker *w);
+void brk_route_forwarded(struct worker *w, struct fwd_in *f);  /* consumes f */
+void fwd_in_release(struct fwd_in *f);
+void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */
+/* CONNECT: ask the other nodes about c's client id first (true: c waits). */
+bool brk_cluster_takeover_begin(struct conn *c);
+void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t);   /* consumes t */
+void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t);
+void brk_cluster_conn_free(struct conn *c);
+
+/* brk_connect.c: continue a CONNECT after the cluster answered; blob (may be
+ * NULL) is the session another node handed over. */
+void brk_connect_resume(struct conn *c, uint8_t status, const uint8_t *blob, size_t blob_len);
+/* From the cluster thread: append entries to worker w's inbox and wake it. */
+void wk_inbox_append(struct worker *w, const struct wq_entry *v, uint32_t n);
 
 /* brk_sys.c */
 void brk_sys_publish(struct worker *w);

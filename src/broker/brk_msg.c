@@ -24,6 +24,8 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 	m->payload_len = (uint32_t)payload_len;
 	m->origin_sid = 0;
 	m->pub_hash = 0;
+	m->ts = (struct clu_hlc_ts){ 0, 0 };
+	m->origin = NULL;
 	m->topic = (char *)m->data;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';

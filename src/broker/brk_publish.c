@@ -11,6 +11,7 @@
  * the outbox of the session's worker (handed over at the end of the turn).
  */
 #include "broker/brk_int.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -21,16 +22,25 @@
 
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 
-void brk_retain_store(struct broker *b, struct brk_msg *msg)
+bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 {
+	struct broker *b = w->b;
 	void *old = NULL;
 	pthread_mutex_lock(&b->retain_lock);
+	msg->ts = clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms());
+	msg->origin = b->cfg->node_name;
 	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
 	retain_tree_set(b->retained, msg->topic, msg->topic_len,
 			msg->payload_len ? msg_ref(msg) : NULL, &old);
 	pthread_mutex_unlock(&b->retain_lock);
 	if (old)
 		msg_unref(old);
+	/* $-topics ($SYS/brokers/<node>/...) belong to their node */
+	if (!b->clu || msg->topic[0] == '$')
+		return false;
+	struct clu_req r = { .kind = CRQ_RETAIN, .msg = msg_ref(msg) };
+	clu_req_push(&w->clu_out, &r);
+	return true;
 }
 
 static void push_hit(struct worker *w, const struct topic_sub *sub, const char *group)
@@ -59,8 +69,56 @@ static void shared_hit_cb(void *ctx, const struct topic_sub *sub, const char *gf
 
 static bool online_cb(void *ctx, const struct topic_sub *sub)
 {
-	(void)ctx;
-	return atomic_load_explicit(&((struct session *)sub->owner)->online, memory_order_relaxed);
+	struct worker *w = ctx;
+	const struct session *t = sub->owner;
+	/* a forwarded message picks among this node's members only */
+	if (w->fwd_from && t->remote)
+		return false;
+	return atomic_load_explicit(&t->online, memory_order_relaxed);
+}
+
+/* Hits i.. of one node session become one FORWARD to that node; returns the
+ * index after them. The node chooses its own subscribers; we tell it whether
+ * its plain subscribers get the message and which shared groups we picked it
+ * for. */
+static uint32_t forward_hits(struct worker *w, struct brk_msg *msg, uint32_t i)
+{
+	struct session *t = w->hits[i].sess;
+	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id, .member = t->member };
+	uint32_t j = i;
+	for (; j < w->n_hits && w->hits[j].sess == t; j++) {
+		if (!w->hits[j].share_group) {
+			r.plain = true;
+			continue;
+		}
+		if (r.n_groups == UINT16_MAX)
+			continue;
+		r.groups = hq_realloc(r.groups, (r.n_groups + 1u) * sizeof(*r.groups));
+		r.groups[r.n_groups++] = hq_strdup(w->hits[j].share_group);
+	}
+	if (w->fwd_from)
+		goto skip; /* never forward a forwarded message again */
+	r.msg = msg_ref(msg);
+	if (msg->qos && w->fwd_token) {
+		r.token = w->fwd_token;
+		w->fwd_pending++;
+	}
+	clu_req_push(&w->clu_out, &r);
+	return j;
+skip:
+	for (uint16_t k = 0; k < r.n_groups; k++)
+		hq_free(r.groups[k]);
+	hq_free(r.groups);
+	return j;
+}
+
+/* Forwarded message: was this node chosen for group gf? */
+static bool fwd_has_group(const struct fwd_in *f, const char *gf)
+{
+	for (uint16_t k = 0; k < f->n_groups; k++)
+		if (!strcmp(f->groups[k], gf))
+			return true;
+	return false;
 }
 
 static int hit_cmp(const void *a, const void *b)
@@ -86,6 +144,15 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 		struct match_hit *h = &w->hits[i];
 		struct session *t = h->sess;
 		struct deliv d = { 0 };
+		if (t->remote) {
+			i = forward_hits(w, msg, i);
+			continue;
+		}
+		if (w->fwd_from && (h->share_group ? !fwd_has_group(w->fwd_from, h->share_group)
+						   : !w->fwd_from->plain)) {
+			i++; /* the origin node chose elsewhere for this one */
+			continue;
+		}
 		if (h->share_group) {
 			/* one member of a group: its own delivery */
 			uint8_t g = h->options & MQTT_SUBOPT_QOS_MASK;
@@ -227,10 +294,24 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		buf_free(&props);
 		m->origin_sid = s->sid;
 		m->pub_hash = s->client_hash;
-		if (pb->retain)
-			brk_retain_store(b, m);
 		w->congested = NULL;
+		/* QoS > 0 forwards to other nodes release this token when accepted */
+		uint64_t tok = pb->qos && b->clu ? gate_token_new(w) : 0;
+		w->fwd_token = tok;
+		w->fwd_pending = 0;
+		if (pb->retain && brk_retain_store(w, m) && tok && clu_peers_up(b->clu)) {
+			/* acknowledged once every node stored it too */
+			struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
+			clu_req_push(&w->clu_out, &r);
+			w->fwd_pending++;
+		}
 		brk_route(w, m);
+		w->fwd_token = 0;
+		if (w->fwd_pending) {
+			/* the PUBACK / PUBREC below waits for every destination node */
+			gate_open(c, tok, w->fwd_pending);
+			w->fwd_pending = 0;
+		}
 		msg_unref(m);
 		if (w->congested) {
 			conn_throttle(c, w->congested);

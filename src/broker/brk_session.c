@@ -108,7 +108,7 @@ void sess_publish_will(struct session *s)
 		m->expire_at = ev_now_ms(s->w->loop) + (int64_t)m->expiry * 1000;
 	log_info("publishing will client_id=%s topic=%s", s->client_id, m->topic);
 	if (m->retain)
-		brk_retain_store(s->w->b, m);
+		brk_retain_store(s->w, m);
 	brk_route(s->w, m);
 	msg_unref(m);
 }
@@ -161,8 +161,10 @@ void sess_end(struct session *s, bool publish_will)
 	s->ended = true;
 	offline_remove(s);
 	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp)
+	HASH_ITER(hh, s->subs, sub, tmp) {
 		brk_route_broadcast(s->w, WQ_ROUTE_DEL, s, sub->filter, 0, 0);
+		brk_cluster_route(s->w, false, sub->filter);
+	}
 	sess_redispatch_shared(s);
 	sess_free_contents(s);
 	brk_store_session_delete(s->w->b, s);

@@ -169,6 +169,8 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 		sub->options = stored;
 		sub->sub_id = sub_id;
 		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, stored, sub_id);
+		if (!existed)
+			brk_cluster_route(w, true, sub->filter);
 		codes[i++] = granted;
 		/* retain handling: 0 always, 1 only for a new subscription, 2 never;
 		 * never for shared subscriptions */
@@ -179,8 +181,11 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 		}
 		log_debug("client_id=%s subscribed filter=%s qos=%u", s->client_id, sub->filter, granted);
 	}
-	/* the other workers get the routes before the SUBACK can leave */
+	/* the other workers get the routes before the SUBACK can leave; so do
+	 * the other nodes (the SUBACK waits for their confirmation) */
 	wk_flush_outboxes(w);
+	if (i)
+		brk_cluster_barrier(c);
 	struct mqtt_packet ack = { .type = MQTT_SUBACK };
 	ack.u.suback.packet_id = sb->packet_id;
 	ack.u.suback.codes = codes;
@@ -211,6 +216,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 			continue;
 		}
 		brk_route_broadcast(c->w, WQ_ROUTE_DEL, s, sub->filter, 0, 0);
+		brk_cluster_route(c->w, false, sub->filter);
 		HASH_DEL(s->subs, sub);
 		s->n_subs--;
 		hq_free(sub->filter);

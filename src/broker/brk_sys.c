@@ -20,7 +20,7 @@ static void sys_pub(struct worker *w, const char *leaf, const char *value)
 		return;
 	struct brk_msg *m = msg_new(topic, (size_t)n, NULL, 0, (const uint8_t *)value, strlen(value),
 				    0, true, false, 0, ev_now_ms(w->loop));
-	brk_retain_store(w->b, m);
+	brk_retain_store(w, m);
 	brk_route(w, m);
 	msg_unref(m);
 }
@@ -50,6 +50,16 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 	}
 	pthread_mutex_lock(&b->retain_lock);
 	out->retained = retain_tree_count(b->retained);
+	out->cluster_running = 1;
+	out->forwards_out = out->forwards_in = out->forwards_lost = 0;
+	if (b->clu) {
+		struct clu_stats cs;
+		clu_get_stats(b->clu, &cs);
+		out->cluster_running = cs.running;
+		out->forwards_out = cs.forwards_out;
+		out->forwards_in = cs.forwards_in;
+		out->forwards_lost = cs.forwards_lost;
+	}
 	pthread_mutex_unlock(&b->retain_lock);
 }
 

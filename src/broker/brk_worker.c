@@ -61,6 +61,13 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_ADOPT:
 		conn_free(e->u.conn);
 		break;
+	case WQ_FWD_IN:
+		fwd_in_release(&e->u.fwd);
+		break;
+	case WQ_TKO_DONE:
+	case WQ_TKO_OUT:
+		hq_free(e->u.tko.blob);
+		break;
 	default:
 		break;
 	}
@@ -93,8 +100,21 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		if (e->sess->conn)
 			conn_close(e->sess->conn, MQTT_RC_ADMIN_ACTION, "kicked");
 		break;
+	case WQ_FWD_IN:
+		brk_route_forwarded(w, &e->u.fwd);
+		break;
+	case WQ_GATE_RELEASE:
+		gate_release(w, e->u.token);
+		break;
+	case WQ_TKO_DONE:
+		brk_cluster_takeover_done(w, &e->u.tko);
+		break;
+	case WQ_TKO_OUT:
+		brk_cluster_takeover_out(w, e->sess, &e->u.tko);
+		break;
 	}
-	sess_unref(e->sess);
+	if (e->sess)
+		sess_unref(e->sess);
 }
 
 static void on_wakeup(struct ev_loop *l, void *arg)
@@ -128,6 +148,23 @@ static void after_wait(struct ev_loop *l, void *arg)
 		on_wakeup(l, w);
 }
 
+void wk_inbox_append(struct worker *to, const struct wq_entry *v, uint32_t n)
+{
+	pthread_mutex_lock(&to->inbox_lock);
+	struct wq_vec *in = &to->inbox;
+	if (in->len + n > in->cap) {
+		while (in->len + n > in->cap)
+			in->cap = in->cap ? in->cap * 2 : 64;
+		in->v = hq_realloc(in->v, in->cap * sizeof(*in->v));
+	}
+	memcpy(in->v + in->len, v, n * sizeof(*v));
+	in->len += n;
+	pthread_mutex_unlock(&to->inbox_lock);
+	/* one eventfd write per wakeup, however many batches come meanwhile */
+	if (!atomic_exchange(&to->wake_pending, true))
+		ev_wakeup(to->loop);
+}
+
 void wk_flush_outboxes(struct worker *w)
 {
 	struct broker *b = w->b;
@@ -135,21 +172,8 @@ void wk_flush_outboxes(struct worker *w)
 		struct wq_vec *ob = &w->outbox[i];
 		if (!ob->len)
 			continue;
-		struct worker *to = &b->workers[i];
-		pthread_mutex_lock(&to->inbox_lock);
-		struct wq_vec *in = &to->inbox;
-		if (in->len + ob->len > in->cap) {
-			while (in->len + ob->len > in->cap)
-				in->cap = in->cap ? in->cap * 2 : 64;
-			in->v = hq_realloc(in->v, in->cap * sizeof(*in->v));
-		}
-		memcpy(in->v + in->len, ob->v, ob->len * sizeof(*ob->v));
-		in->len += ob->len;
-		pthread_mutex_unlock(&to->inbox_lock);
+		wk_inbox_append(&b->workers[i], ob->v, ob->len);
 		ob->len = 0;
-		/* one eventfd write per wakeup, however many batches come meanwhile */
-		if (!atomic_exchange(&to->wake_pending, true))
-			ev_wakeup(to->loop);
 	}
 }
 
@@ -181,6 +205,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 		hq_free(self.v);
 	}
 	wk_flush_outboxes(w);
+	brk_cluster_flush(w);
 	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
@@ -202,6 +227,7 @@ static void mid_batch(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
 	wk_flush_outboxes(w);
+	brk_cluster_flush(w);
 	flush_dirty(w);
 }
 
@@ -310,6 +336,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->start_ms = clock_mono_ms();
 	b->start_wall_ms = clock_wall_ms();
 	atomic_init(&b->next_id, 1);
+	clu_hlc_init(&b->hlc);
 	pthread_mutex_init(&b->reg_lock, NULL);
 	pthread_mutex_init(&b->retain_lock, NULL);
 	b->retained = retain_tree_new();
@@ -342,6 +369,10 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		goto fail;
 	if (open_listeners(b, err, errlen) != HQ_OK)
 		goto fail;
+	err[0] = 0;
+	b->clu = clu_node_new(b, err, errlen);
+	if (!b->clu && err[0])
+		goto fail;
 	return b;
 fail:
 	broker_free(b);
@@ -355,6 +386,8 @@ int broker_start(struct broker *b)
 			return HQ_EIO;
 	}
 	atomic_store(&b->ready, true);
+	if (b->clu && clu_node_start(b->clu) != HQ_OK)
+		return HQ_EIO;
 	log_notice("hamqttd started: %d workers", b->n_workers);
 	return HQ_OK;
 }
@@ -410,6 +443,9 @@ void broker_free(struct broker *b)
 	if (started)
 		for (int i = 0; i < b->n_workers; i++)
 			pthread_join(b->workers[i].thread, NULL);
+	/* the cluster thread next: nothing reaches the workers' inboxes after it */
+	if (b->clu)
+		clu_node_stop(b->clu);
 	/* Single-threaded from here on: every worker is stopped. */
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
@@ -446,8 +482,13 @@ void broker_free(struct broker *b)
 			hq_free(w->outbox[j].v);
 		}
 		hq_free(w->outbox);
-		if (w->routes)
+		for (uint32_t k = 0; k < w->clu_out.len; k++)
+			clu_req_release(&w->clu_out.v[k]);
+		hq_free(w->clu_out.v);
+		if (w->routes) {
+			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);
+		}
 		hq_free(w->hits);
 		hq_free(w->lfds);
 		hq_free(w->lios);
@@ -455,6 +496,8 @@ void broker_free(struct broker *b)
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
+	if (b->clu)
+		clu_node_free(b->clu);
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
 	hq_free(b->workers);

@@ -34,7 +34,43 @@ struct broker_info {
 	uint64_t msgs_in, msgs_out, msgs_dropped;
 	uint64_t bytes_in, bytes_out;
 	uint64_t retained;        /* retained messages held */
+	/* cluster (0 when clustering is off) */
+	int cluster_running;      /* members running, this node included */
+	uint64_t forwards_out;    /* messages sent to other nodes */
+	uint64_t forwards_in;     /* messages other nodes sent here */
+	uint64_t forwards_lost;   /* not sent (no link, queue full) or never acknowledged */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
+
+/*
+ * Cluster administration (the HTTP API's cluster endpoints and hamqtt-ctl).
+ * Thread safe: each call hands the request to the cluster thread and waits
+ * for its answer (bounded: a few seconds). They return HQ_OK or a negative
+ * HQ_E* with a one-line reason for the operator in err:
+ *   HQ_EINVAL    node is not a valid "name@host" (or is this node itself)
+ *   HQ_ENOTFOUND force-leave of a node that is not a member
+ *   HQ_EIO       the node cannot be reached or refused us (err says which:
+ *                connection refused, wrong cookie, other cluster name, ...)
+ *   HQ_EPROTOCOL not possible in this state (clustering disabled with
+ *                cluster.port = 0, or force-leave of a running member)
+ */
+struct broker_member {
+	char node[256];           /* name@host */
+	char addr[256];           /* host:port of its cluster links */
+	const char *status;       /* "running" | "stopped" (static string) */
+	bool self;                /* this node */
+	uint64_t incarnation;     /* start (or join) time of that node, ms since the epoch */
+};
+/* The member list as this node sees it (left and force-left nodes are not
+ * listed), this node first. *out is malloc'd; the caller frees it. */
+int broker_cluster_members(struct broker *b, struct broker_member **out, size_t *n);
+/* Join the cluster that node belongs to (leaving the current one first).
+ * Returns once the link to node is up and the member list exchanged. */
+int broker_cluster_join(struct broker *b, const char *node, char *err, size_t errlen);
+/* Leave the cluster gracefully: every member forgets this node and its
+ * routes; this node becomes a cluster of one. */
+int broker_cluster_leave(struct broker *b, char *err, size_t errlen);
+/* Remove a member that is stopped (dead or cut off) from the cluster. */
+int broker_cluster_force_leave(struct broker *b, const char *node, char *err, size_t errlen);
 
 #endif

@@ -27,7 +27,8 @@ static_assert(CLU_PROTO_VERSION == 1 && CLU_MAGIC == 0xC1, "version 1 frames");
 static_assert(CLU_MAX_BODY <= UINT32_MAX, "body length fits the u32 field");
 
 static_assert(CLU_MSG_HELLO == 0x01 && CLU_MSG_AUTH == 0x02 && CLU_MSG_REFUSE == 0x03 &&
-	      CLU_MSG_HEARTBEAT == 0x04 && CLU_MSG_LEAVE == 0x05, "link message numbers");
+	      CLU_MSG_HEARTBEAT == 0x04 && CLU_MSG_LEAVE == 0x05 && CLU_MSG_BARRIER == 0x06 &&
+	      CLU_MSG_BARRIER_ACK == 0x07, "link message numbers");
 static_assert(CLU_MSG_MEMBERS == 0x10, "membership message numbers");
 static_assert(CLU_MSG_ROUTE_ADD == 0x20 && CLU_MSG_ROUTE_DEL == 0x21 &&
 	      CLU_MSG_ROUTE_SYNC_BEGIN == 0x22 && CLU_MSG_ROUTE_SYNC_END == 0x23,
@@ -228,6 +229,8 @@ const char *clu_type_name(int type)
 	case CLU_MSG_REFUSE: return "REFUSE";
 	case CLU_MSG_HEARTBEAT: return "HEARTBEAT";
 	case CLU_MSG_LEAVE: return "LEAVE";
+	case CLU_MSG_BARRIER: return "BARRIER";
+	case CLU_MSG_BARRIER_ACK: return "BARRIER_ACK";
 	case CLU_MSG_MEMBERS: return "MEMBERS";
 	case CLU_MSG_ROUTE_ADD: return "ROUTE_ADD";
 	case CLU_MSG_ROUTE_DEL: return "ROUTE_DEL";
@@ -462,6 +465,11 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		q = rd_take(&r, CLU_NONCE_LEN);
 		if (q)
 			memcpy(m->hello.nonce, q, CLU_NONCE_LEN);
+		{
+			uint8_t fl = rd_u8(&r);
+			rd_check(&r, !(fl & ~CLU_HELLO_JOIN));
+			m->hello.join = fl & CLU_HELLO_JOIN;
+		}
 		rd_check(&r, m->hello.proto != 0 && m->hello.incarnation != 0);
 		break;
 	case CLU_MSG_AUTH:
@@ -479,6 +487,11 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		rd_check(&r, n == sizeof(struct clu_wire_heartbeat));
 		m->hb.wall_ms = rd_u64(&r);
 		m->hb.echo_ms = rd_u64(&r);
+		break;
+	case CLU_MSG_BARRIER:
+	case CLU_MSG_BARRIER_ACK:
+		rd_check(&r, n == 8);
+		m->barrier_id = rd_u64(&r);
 		break;
 	case CLU_MSG_LEAVE: {
 		uint8_t fl = rd_u8(&r);
@@ -791,6 +804,7 @@ int clu_encode(struct buf *out, const struct clu_msg *m)
 		wr_str(&w, D_ADDR, m->hello.addr);
 		wr_u64(&w, m->hello.incarnation);
 		wr_raw(&w, m->hello.nonce, CLU_NONCE_LEN);
+		wr_u8(&w, m->hello.join ? CLU_HELLO_JOIN : 0);
 		break;
 	case CLU_MSG_AUTH:
 		wr_raw(&w, m->proof, CLU_PROOF_LEN);
@@ -804,6 +818,10 @@ int clu_encode(struct buf *out, const struct clu_msg *m)
 	case CLU_MSG_HEARTBEAT:
 		wr_u64(&w, m->hb.wall_ms);
 		wr_u64(&w, m->hb.echo_ms);
+		break;
+	case CLU_MSG_BARRIER:
+	case CLU_MSG_BARRIER_ACK:
+		wr_u64(&w, m->barrier_id);
 		break;
 	case CLU_MSG_LEAVE:
 		wr_check(&w, m->leave.incarnation != 0);

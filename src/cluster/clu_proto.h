@@ -62,13 +62,15 @@
  * ---- -------------------- --------------------------------------------- ----
  * 0x01 HELLO                proto:u16 (!= 0)  node:name  cluster:cluster   both
  *                           addr:addr  incarnation:u64 (!= 0)
- *                           nonce:32 bytes
+ *                           nonce:32 bytes  hflags:u8 (JOIN 0x01)
  * 0x02 AUTH                 proof:32 bytes (see AUTHENTICATION)             both
  * 0x03 REFUSE               reason:u8 (CLU_REFUSE_*, 1..6)  why:text       both
  * 0x04 HEARTBEAT            wall_ms:u64  echo_ms:u64 (last wall_ms seen     both
  *                           from the peer, 0 if none; for RTT)
  * 0x05 LEAVE                lflags:u8 (FORCE 0x01)  node:name               both
  *                           incarnation:u64 (!= 0)
+ * 0x06 BARRIER              id:u64                                          both
+ * 0x07 BARRIER_ACK          id:u64 (the id of a BARRIER received)           both
  * 0x10 MEMBERS              n:u32  member * n                               both
  *                             member = node:name  addr:addr
  *                                      state:u8 (RUNNING 1, STOPPED 2, LEFT 3)
@@ -99,13 +101,21 @@
  *   changes across versions, so a node can always read a peer's HELLO (decode
  *   the body even when clu_frame_parse said HQ_EVERSION) and log the refusal.
  *   incarnation identifies one run of a node (its start time in ms): routes
- *   and members of an older incarnation are stale and ignored.
+ *   and members of an older incarnation are stale and ignored. JOIN says the
+ *   initiator is joining on an operator's request (`cluster join`, static or
+ *   DNS seeds): the acceptor admits it even if it had removed that node,
+ *   whereas a plain reconnect of a removed node is refused (REMOVED).
  * - Link setup: the initiator sends HELLO; the acceptor answers HELLO (or
  *   REFUSE for a wrong cluster name or version); the initiator sends AUTH;
  *   the acceptor verifies it and answers AUTH (or REFUSE); the initiator
  *   verifies. Only then may any other frame flow; a node never reveals its
  *   proof to a peer that has not proven itself. The acceptor refuses a peer
  *   that claims its own name.
+ * - BARRIER: the receiver answers BARRIER_ACK with the same id once every
+ *   frame it received before the BARRIER has taken effect (routes are in
+ *   every worker's index). A node sends SUBACK only after its peers
+ *   acknowledged a BARRIER sent after the new routes, so a subscription
+ *   holds cluster-wide once its SUBACK is out.
  * - MEMBERS carries the whole list after authentication and changed entries
  *   afterwards; entries merge by incarnation (runtime rules).
  * - Routes are owned by the sending node and replace nothing until
@@ -181,6 +191,8 @@ enum clu_type {
 	CLU_MSG_REFUSE = 0x03,
 	CLU_MSG_HEARTBEAT = 0x04,
 	CLU_MSG_LEAVE = 0x05,
+	CLU_MSG_BARRIER = 0x06,
+	CLU_MSG_BARRIER_ACK = 0x07,
 	CLU_MSG_MEMBERS = 0x10,
 	CLU_MSG_ROUTE_ADD = 0x20,
 	CLU_MSG_ROUTE_DEL = 0x21,
@@ -215,6 +227,7 @@ enum clu_takeover_status {
 };
 
 #define CLU_LEAVE_FORCE 0x01
+#define CLU_HELLO_JOIN 0x01
 #define CLU_TKO_CLEAN_START 0x01
 
 /* Borrowed byte ranges. Decoded ones point into the frame and live as long as it. */
@@ -246,6 +259,7 @@ struct clu_hello {
 	struct clu_str node, cluster, addr;
 	uint64_t incarnation;             /* != 0 */
 	uint8_t nonce[CLU_NONCE_LEN];
+	bool join;                        /* CLU_HELLO_JOIN */
 };
 
 struct clu_refuse {
@@ -342,6 +356,7 @@ struct clu_msg {
 		struct clu_refuse refuse;
 		struct clu_heartbeat hb;
 		struct clu_leave leave;
+		uint64_t barrier_id;                  /* BARRIER, BARRIER_ACK */
 		struct clu_list list;                 /* MEMBERS, ROUTE_ADD/DEL, FORWARD_ACK,
 						       * RETAIN_SET (decode only) */
 		struct clu_sync sync;                 /* ROUTE_SYNC_BEGIN/END */

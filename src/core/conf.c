@@ -168,9 +168,9 @@ static const struct conf_key conf_keys[] = {
 	K_STR("cluster.static.seeds", cluster_static_seeds, check_seeds, "a comma separated list of name@host", "",
 	      "static discovery: comma separated node names"),
 	K_STR("cluster.dns.name", cluster_dns_name, NULL, NULL, "",
-	      "dns discovery: a name whose A/AAAA records are the peers' hosts"),
+	      "dns discovery: a name whose A records are the peers' hosts"),
 	K_INT("cluster.port", cluster_port, 0, U16, "4370",
-	      "TCP port of cluster links, on the host part of node.name"),
+	      "TCP port of cluster links, on the host part of node.name; 0 = standalone, no cluster"),
 	K_DUR("cluster.heartbeat_timeout", cluster_heartbeat_timeout, 1, 86400, "5s",
 	      "a peer silent this long is considered down"),
 

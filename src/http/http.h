@@ -4,8 +4,10 @@
  * (/api/v5/...), the dashboard and Prometheus metrics (/metrics).
  *
  * Layer: above broker/. It reads the broker only through broker.h's public,
- * thread-safe API (broker_get_info) and never touches broker structs.
- * Threads: libmicrohttpd runs its own polling thread; handlers run there.
+ * thread-safe API (broker_get_info, broker_cluster_*) and never touches broker
+ * structs.
+ * Threads: libmicrohttpd runs its own threads (one per connection); handlers
+ * run there, concurrently, so a slow one (cluster join) blocks no other request.
  */
 #ifndef HQ_HTTP_H
 #define HQ_HTTP_H

@@ -5,7 +5,9 @@
  * only place that picks a handler, and the only source of 404/405. Handlers
  * read the broker through broker.h only (broker_get_info is thread safe) and
  * run on the HTTP server's thread. Bodies are built with cJSON.
- * EMQX-compatible where EMQX has the same endpoint (/api/v5/status).
+ * EMQX-compatible where EMQX has the same endpoint (/api/v5/status,
+ * DELETE /api/v5/cluster/{node}/force_leave). The cluster endpoints are in
+ * http_cluster.c.
  */
 #include "http/http_int.h"
 #include "broker/broker.h"
@@ -82,7 +84,35 @@ fail:
 static const struct http_route routes[] = {
 	{ "GET", "/api/v5/status", api_status },
 	{ "GET", "/metrics", http_metrics },
+	{ "GET", "/api/v5/cluster", http_cluster_get },
+	{ "POST", "/api/v5/cluster/join", http_cluster_join },
+	{ "POST", "/api/v5/cluster/leave", http_cluster_leave },
+	/* EMQX 5's path; the node name is the '*' segment */
+	{ "DELETE", "/api/v5/cluster/*/force_leave", http_cluster_force_leave },
 };
+
+/* Does path match the route pattern pat? Literal bytes must be equal; a '*'
+ * matches one non-empty segment (up to the next '/' or the end), returned in
+ * *arg and *arg_len. One wildcard is all the table needs; a second one would
+ * overwrite the first. Segments are matched after MHD decoded %XX, so a
+ * node name sent as hamqtt%40host arrives here as hamqtt@host. */
+static bool route_match(const char *pat, const char *path, const char **arg, size_t *arg_len)
+{
+	while (*pat) {
+		if (*pat == '*') {
+			size_t n = strcspn(path, "/");
+			if (!n)
+				return false;
+			*arg = path;
+			*arg_len = n;
+			path += n;
+			pat++;
+		} else if (*pat++ != *path++) {
+			return false;
+		}
+	}
+	return !*path;
+}
 
 void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		       struct http_resp *resp)
@@ -94,10 +124,15 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 	resp->allow_buf[0] = '\0';
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct http_route *r = &routes[i];
-		if (strcmp(r->path, req->path))
+		const char *arg = NULL;
+		size_t arg_len = 0;
+		if (!route_match(r->path, req->path, &arg, &arg_len))
 			continue;
 		if (!strcmp(r->method, m)) {
-			r->fn(ctx, req, resp);
+			struct http_req with_arg = *req;
+			with_arg.arg = arg;
+			with_arg.arg_len = arg_len;
+			r->fn(ctx, &with_arg, resp);
 			return;
 		}
 		path_known = true;

@@ -30,9 +30,12 @@ struct http_ctx {
 
 struct http_req {
 	const char *method;   /* "GET", "POST", ... as sent */
-	const char *path;     /* decoded path, without the query string */
+	const char *path;     /* decoded path (MHD undoes %XX), without the query string */
 	const char *body;     /* request body (NUL terminated) or NULL */
 	size_t body_len;
+	const char *arg;      /* the path segment a route's '*' matched (points into path,
+				 not NUL terminated), or NULL; set by http_api_dispatch */
+	size_t arg_len;
 };
 
 struct http_resp {
@@ -47,8 +50,9 @@ struct http_resp {
 typedef void (*http_handler)(struct http_ctx *ctx, const struct http_req *req,
 			     struct http_resp *resp);
 
-/* One row of the route table (http_api.c): exact path match; a GET route also
- * answers HEAD (MHD sends the headers only). */
+/* One row of the route table (http_api.c): exact path match, except that a
+ * '*' in path matches one non-empty segment (no '/'), handed to the handler as
+ * req->arg; a GET route also answers HEAD (MHD sends the headers only). */
 struct http_route {
 	const char *method;
 	const char *path;
@@ -62,6 +66,14 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 
 /* GET /metrics (http_metrics.c): Prometheus text format. */
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
+/* The cluster administration endpoints (http_cluster.c); they block the
+ * calling thread while the broker waits for its cluster thread (seconds). */
+void http_cluster_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_cluster_join(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_cluster_leave(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
+			      struct http_resp *resp);
 
 /* Serialise doc as the JSON body with status; takes ownership of doc (freed). */
 void http_resp_json(struct http_resp *resp, int status, struct cJSON *doc);

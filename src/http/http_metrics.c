@@ -81,6 +81,16 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	metric(&b, "hamqtt_bytes_sent_total", "counter", "Bytes written to client sockets.", node,
 	       in.bytes_out);
 	metric(&b, "hamqtt_retained_messages", "gauge", "Retained messages held.", node, in.retained);
+	metric(&b, "hamqtt_cluster_nodes_running", "gauge",
+	       "Cluster members running as this node sees them, itself included.", node,
+	       (uint64_t)in.cluster_running);
+	metric(&b, "hamqtt_cluster_forwards_sent_total", "counter", "Messages forwarded to other nodes.",
+	       node, in.forwards_out);
+	metric(&b, "hamqtt_cluster_forwards_received_total", "counter",
+	       "Messages other nodes forwarded to this node.", node, in.forwards_in);
+	metric(&b, "hamqtt_cluster_forwards_lost_total", "counter",
+	       "Messages for another node that could not be sent (no link, link queue full) or were "
+	       "never acknowledged before its link went down.", node, in.forwards_lost);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -3,9 +3,11 @@
  *
  * We bind the listening socket ourselves (net/sock.h, so a bind error names
  * the key, the address and errno) and hand it to MHD, which runs one internal
- * polling thread (poll(2); select where MHD lacks poll). Each request is
- * turned into a struct http_req, its body collected (capped at HTTP_MAX_BODY),
- * routed by http_api_dispatch and the struct http_resp sent back.
+ * thread accepting connections and one thread per connection (poll(2); select
+ * where MHD lacks poll), so a slow handler delays only its own connection.
+ * Each request is turned into a struct http_req, its body collected (capped
+ * at HTTP_MAX_BODY), routed by http_api_dispatch and the struct http_resp
+ * sent back.
  *
  * Logging: one notice line at start; per-request lines and MHD's own messages
  * (a peer closing early, ...) only at debug level, so load-balancer health
@@ -186,10 +188,18 @@ struct http_server *http_server_start(const struct hq_config *cfg, struct broker
 	atomic_init(&s->ctx.seen_accepting, info.accepting);
 	atomic_init(&s->started, false);
 
-	/* poll, not epoll: with MHD_USE_EPOLL, libmicrohttpd 0.9.75 does not see a
+	/* One thread per connection: the cluster endpoints block their handler
+	 * for seconds (a join waits for the other node), and with one polling
+	 * thread (or a pool, whose threads each serve many connections) that
+	 * would stall /api/v5/status health checks behind it. Handlers therefore
+	 * run concurrently; they only read cfg, atomics and thread-safe broker
+	 * calls. HTTP_CONN_LIMIT bounds the threads.
+	 * poll, not epoll: with MHD_USE_EPOLL, libmicrohttpd 0.9.75 does not see a
 	 * peer that closes in the middle of a request body until the connection
-	 * timeout, so aborted requests would pin connection slots */
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	 * timeout, so aborted requests would pin connection slots (and epoll
+	 * cannot be combined with a thread per connection anyway) */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_ERROR_LOG;
 	if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
 		flags |= MHD_USE_POLL;
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,

@@ -8,8 +8,13 @@ Fixtures:
           overrides as `key = value` lines), runs `$HAMQTT_BUILD/hamqttd -c FILE`
           with stdout+stderr to <tmpdir>/hamqttd.log and waits (bounded) until
           it listens. At teardown every broker gets SIGTERM and must exit 0
-          within 15 s with no sanitizer report in its log.
+          within 15 s with no sanitizer report in its log. Each broker gets
+          its own free cluster.port (cluster links listen on the host of
+          node.name; parallel tests must not share 4370).
   node    a broker with the default test configuration, already started.
+  cluster factory: cluster(n=3, overrides=None, **kw) -> a started
+          cluster.Cluster of n nodes on 127.0.0.1..n (not joined yet); see
+          cluster.py. Torn down like brokers.
 
 Environment: HAMQTT_BUILD (directory holding hamqttd; default build/),
 HAMQTT_TEST_TIMEOUT_MULT (default 1) multiplies every timeout.
@@ -157,6 +162,7 @@ class Broker:
         self.returncode = None
         self.port = None
         self.http_port = None
+        self.cluster_port = None
         os.makedirs(self.data_dir, exist_ok=True)
 
     # -- lifecycle --
@@ -171,6 +177,7 @@ class Broker:
             ("node.workers", 2),
             ("listeners.tcp.default.bind", "127.0.0.1:%d" % self.port),
             ("dashboard.listeners.http.bind", "127.0.0.1:%d" % self.http_port),
+            ("cluster.port", self.cluster_port),
             ("log.level", "debug"),
         ]
         lines = ["# written by tests/integration/conftest.py"]
@@ -190,6 +197,9 @@ class Broker:
             self.http_port = free_port()
             while self.http_port == self.port:
                 self.http_port = free_port()
+            self.cluster_port = free_port()
+            while self.cluster_port in (self.port, self.http_port):
+                self.cluster_port = free_port()
             self.write_config()
             args = self.args(self) if callable(self.args) else self.args
             logf = open(self.log_path, "ab")
@@ -347,6 +357,26 @@ def broker(tmp_path, request):
             sys.stdout.write("\n---- %s (tail) ----\n%s\n" % (b.log_path, b.log_tail(80)))
     if problems:
         pytest.fail("; ".join(problems) + "\nlog tail:\n" + started[-1].log_tail(40))
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    """Factory fixture: cluster(n=3, overrides=None, **kw) -> a started
+    cluster.Cluster (kw as for cluster.Cluster: cookie, name, node_overrides,
+    ...). At teardown every node still running gets SIGTERM and must exit 0
+    within 15 s; a sanitizer report in any node's log fails the test."""
+    import cluster as cluster_mod
+    if not os.access(hamqttd_path(), os.X_OK):
+        pytest.fail("hamqttd not found at %s (set HAMQTT_BUILD)" % hamqttd_path())
+    made = []
+
+    def start(n=3, overrides=None, **kw):
+        c = cluster_mod.Cluster(tmp_path / ("cluster%d" % len(made)), n, overrides, **kw)
+        made.append(c)
+        return c.start()
+
+    yield start
+    cluster_mod.finish(made, request)
 
 
 @pytest.fixture

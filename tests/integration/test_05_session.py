@@ -128,6 +128,9 @@ def test_v5_session_expiry_set_to_zero_in_disconnect(node, raw):
     c.connect("sei-dc", clean=True, props=[(m.SESSION_EXPIRY, 300)])
     c.subscribe("seidc/t", qos=1)
     c.disconnect(rc=0, props=[(m.SESSION_EXPIRY, 0)])
+    # the DISCONNECT is read by the first connection's worker; the new CONNECT
+    # may land on another one: wait until the session is over
+    node.wait_log(r"session ended client_id=sei-dc")
     c2 = raw(node, version=5)
     assert not c2.connect("sei-dc", clean=False, props=[(m.SESSION_EXPIRY, 300)]).session_present
 

@@ -191,3 +191,119 @@ def test_prometheus_metrics(broker, raw):
     assert after["hamqtt_messages_sent_total{%s}" % node] >= \
         before["hamqtt_messages_sent_total{%s}" % node] + 3
     assert after["hamqtt_retained_messages{%s}" % node] >= 1
+
+
+# -- cluster administration (single node: the member list is this node only) --
+
+CLUSTER = "/api/v5/cluster"
+GHOST = "ghost@127.0.0.2"  # no hamqtt node there: joining it fails, it is no member
+
+
+def cluster_node(broker):
+    """A started broker with its own cluster port and cluster name."""
+    port = free_port()
+    b = started(broker, {"cluster.port": port, "cluster.name": "http-test-cluster"})
+    b.cluster_port = port
+    return b
+
+
+def test_cluster_members_single_node(broker):
+    b = cluster_node(broker)
+    status, headers, body = http(b, CLUSTER)
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["name"] == "http-test-cluster"
+    assert doc["self"] == "hamqtt@127.0.0.1"
+    assert len(doc["nodes"]) == 1, doc
+    me = doc["nodes"][0]
+    assert me["node"] == "hamqtt@127.0.0.1" and me["self"] is True
+    assert me["status"] == "running"
+    assert me["addr"] == "127.0.0.1:%d" % b.cluster_port
+    assert isinstance(me["incarnation"], int) and me["incarnation"] > 1600000000000  # ms
+    status, _, body = http(b, CLUSTER, method="HEAD")
+    assert status == 200 and body == b""
+
+
+def test_cluster_join_unreachable_502(broker):
+    """Joining a node nobody answers for: 502 with the broker's reason, and
+    the member list is unchanged."""
+    b = cluster_node(broker)
+    status, headers, body = http(b, CLUSTER + "/join", method="POST",
+                                 data=json.dumps({"node": GHOST}).encode())
+    assert status == 502, body
+    assert headers["Content-Type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["code"] == "UNREACHABLE"
+    assert doc["message"] and "\n" not in doc["message"]
+    nodes = json.loads(http(b, CLUSTER)[2])["nodes"]
+    assert [n["node"] for n in nodes] == ["hamqtt@127.0.0.1"]
+
+
+def test_cluster_join_bad_body_400(broker):
+    """The body must be one JSON object with a non-empty string "node"."""
+    b = cluster_node(broker)
+    for data in (None, b"", b"not json", b"[]", b'"ghost@h"', b'{"x": 1}', b'{"node": 5}',
+                 b'{"node": ""}', b'{"node": "a@b"} trailing', b'{"node": "%s"}' % (b"a" * 300)):
+        status, _, body = http(b, CLUSTER + "/join", method="POST", data=data)
+        assert status == 400, (data, body)
+        doc = json.loads(body)
+        assert doc["code"] == "BAD_REQUEST" and doc["message"], doc
+    status, _, body = http(b, CLUSTER + "/join", method="POST", data=b"")
+    assert "missing request body" in json.loads(body)["message"]
+    status, _, body = http(b, CLUSTER + "/join", method="POST", data=b'{"x": 1}')
+    assert 'missing "node"' in json.loads(body)["message"]
+
+
+def test_cluster_leave_single_node(broker):
+    """Leaving when already a cluster of one succeeds and changes nothing."""
+    b = cluster_node(broker)
+    status, _, body = http(b, CLUSTER + "/leave", method="POST")
+    assert status == 200, body
+    assert json.loads(body) == {"left": True}
+    nodes = json.loads(http(b, CLUSTER)[2])["nodes"]
+    assert [(n["node"], n["status"]) for n in nodes] == [("hamqtt@127.0.0.1", "running")]
+
+
+def test_cluster_force_leave_not_member_404(broker):
+    """DELETE /api/v5/cluster/{node}/force_leave (EMQX 5's path) of a node that
+    is not a member: 404 from the broker (not the router's "no such path"),
+    whether the client percent-encodes the '@' or not."""
+    b = cluster_node(broker)
+    replies = []
+    for node in (GHOST, GHOST.replace("@", "%40")):
+        status, headers, body = http(b, "%s/%s/force_leave" % (CLUSTER, node), method="DELETE")
+        assert status == 404, body
+        doc = json.loads(body)
+        assert doc["code"] == "NOT_FOUND"
+        assert doc["message"] != "no such path", doc
+        replies.append(doc)
+    assert replies[0] == replies[1]
+
+
+def test_cluster_wrong_method_405(broker):
+    b = cluster_node(broker)
+    for method, path, allow in (("GET", CLUSTER + "/join", "POST"),
+                                ("GET", CLUSTER + "/leave", "POST"),
+                                ("DELETE", CLUSTER + "/join", "POST"),
+                                ("POST", CLUSTER, "GET, HEAD"),
+                                ("DELETE", CLUSTER, "GET, HEAD"),
+                                ("GET", CLUSTER + "/%s/force_leave" % GHOST, "DELETE"),
+                                ("POST", CLUSTER + "/%s/force_leave" % GHOST, "DELETE")):
+        status, headers, body = http(b, path, method=method, data=b"{}" if method == "POST" else None)
+        assert status == 405, (method, path, body)
+        assert headers["Allow"] == allow, (method, path)
+        assert json.loads(body)["code"] == "METHOD_NOT_ALLOWED"
+    assert http(b, CLUSTER)[0] == 200
+
+
+def test_cluster_unknown_paths_404(broker):
+    """The one-segment wildcard of the force_leave route matches exactly one
+    non-empty segment."""
+    b = cluster_node(broker)
+    for path in (CLUSTER + "//force_leave", CLUSTER + "/a/b/force_leave",
+                 CLUSTER + "/%s/force_leave/x" % GHOST, CLUSTER + "/%s" % GHOST,
+                 CLUSTER + "/", CLUSTER + "x", CLUSTER + "/join/x"):
+        status, _, body = http(b, path, method="DELETE")
+        assert status == 404, (path, body)
+        assert json.loads(body)["code"] == "NOT_FOUND"

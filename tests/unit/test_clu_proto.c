@@ -377,6 +377,50 @@ static void assert_reencodes(const uint8_t *p, size_t n, const struct clu_msg *m
 
 /* ---- round trips ---- */
 
+/* HELLO's JOIN flag and BARRIER / BARRIER_ACK (id only, exactly 8 bytes). */
+static void test_hello_join_barrier(void **state)
+{
+	struct buf b = { 0 };
+	struct frame f;
+	struct clu_msg m = { .type = CLU_MSG_HELLO }, d;
+	uint8_t *keep;
+
+	m.hello.proto = CLU_PROTO_VERSION;
+	m.hello.node = S(NODE_A);
+	m.hello.cluster = S("prod");
+	m.hello.addr = S("10.0.0.1:4370");
+	m.hello.incarnation = 7;
+	m.hello.join = true;
+	assert_int_equal(clu_encode(&b, &m), HQ_OK);
+	f = take_frame(&b);
+	assert_int_equal(f.p[f.n - 1], CLU_HELLO_JOIN);
+	assert_int_equal(decode(f.p, f.n, &d, &keep), HQ_OK);
+	assert_true(d.hello.join);
+	hq_free(keep);
+	/* an unknown HELLO flag is malformed */
+	f.p[f.n - 1] = 0x02;
+	assert_int_equal(clu_decode_body(CLU_MSG_HELLO, f.p + CLU_HDR_LEN, f.n - CLU_HDR_LEN, &d),
+			 HQ_EMALFORMED);
+	hq_free(f.p);
+
+	for (int type = CLU_MSG_BARRIER; type <= CLU_MSG_BARRIER_ACK; type++) {
+		m = (struct clu_msg){ .type = (uint8_t)type, .barrier_id = 0x0102030405060708ull };
+		assert_int_equal(clu_encode(&b, &m), HQ_OK);
+		f = take_frame(&b);
+		assert_int_equal(f.n, CLU_HDR_LEN + 8);
+		assert_int_equal(decode(f.p, f.n, &d, &keep), HQ_OK);
+		assert_int_equal(d.type, type);
+		assert_true(d.barrier_id == 0x0102030405060708ull);
+		hq_free(keep);
+		/* the body is exactly the id */
+		assert_int_equal(clu_decode_body(type, f.p + CLU_HDR_LEN, 7, &d), HQ_EMALFORMED);
+		hq_free(f.p);
+	}
+	assert_string_equal(clu_type_name(CLU_MSG_BARRIER), "BARRIER");
+	assert_string_equal(clu_type_name(CLU_MSG_BARRIER_ACK), "BARRIER_ACK");
+	buf_free(&b);
+}
+
 static void test_hello_auth_refuse(void **state)
 {
 	struct buf b = { 0 };
@@ -1158,6 +1202,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_auth_refuse),
+		cmocka_unit_test(test_hello_join_barrier),
 		cmocka_unit_test(test_heartbeat_leave_sync),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_routes),

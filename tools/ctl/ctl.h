@@ -15,6 +15,8 @@
 
 #define CTL_URL_MAX 320          /* "http://[host]:port" plus slack */
 #define CTL_TIMEOUT_S 5L         /* connect and total timeout of one request */
+#define CTL_SLOW_TIMEOUT_S 30L   /* total timeout of a cluster command: the node waits for its
+				    cluster thread, seconds for a join (connect stays 5 s) */
 #define CTL_BODY_MAX (16u << 20) /* bytes; larger responses are refused */
 
 struct ctl {
@@ -36,6 +38,10 @@ struct ctl_resp {
  * stderr and returns -1 (r holds nothing to free). */
 int ctl_http_get(const struct ctl *c, const char *path, struct ctl_resp *r);
 int ctl_http_post(const struct ctl *c, const char *path, const char *body, struct ctl_resp *r);
+/* The general form: method "GET", "POST" (body as above) or "DELETE", with a
+ * total timeout of timeout_s seconds (get/post use CTL_TIMEOUT_S). */
+int ctl_http_request(const struct ctl *c, const char *method, const char *path,
+		     const char *body, long timeout_s, struct ctl_resp *r);
 void ctl_resp_free(struct ctl_resp *r);
 
 /* curl's process-wide setup; call once at start and once at exit. */
@@ -43,7 +49,8 @@ int ctl_http_init(void);
 void ctl_http_cleanup(void);
 
 /* A command handler: argv holds the words after the command (and sub-command)
- * name, global options removed. Returns the process exit status. */
+ * name, global options removed; main has checked that argc is the count the
+ * command table declares. Returns the process exit status. */
 typedef int (*ctl_cmd_fn)(struct ctl *c, int argc, char **argv);
 
 #endif

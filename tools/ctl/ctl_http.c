@@ -1,6 +1,7 @@
 /*
  * ctl_http.c - hamqtt-ctl's HTTP client: one blocking libcurl request per call
- * to the node's management API, 5 s connect and total timeouts, no proxies
+ * to the node's management API, a 5 s connect timeout and a total timeout
+ * chosen by the command (5 s, or 30 s for cluster changes), no proxies
  * (the node is addressed directly), response bodies capped at CTL_BODY_MAX.
  * Layer: tools/ctl; knows nothing about individual commands.
  */
@@ -52,8 +53,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static int request(const struct ctl *c, const char *method, const char *path,
-		   const char *body, struct ctl_resp *r)
+int ctl_http_request(const struct ctl *c, const char *method, const char *path,
+		     const char *body, long timeout_s, struct ctl_resp *r)
 {
 	char url[CTL_URL_MAX + 256];
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -75,7 +76,7 @@ static int request(const struct ctl *c, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CTL_TIMEOUT_S);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, CTL_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hamqtt-ctl");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -84,6 +85,8 @@ static int request(const struct ctl *c, const char *method, const char *path,
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+	} else if (strcmp(method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	}
 	CURLcode cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
@@ -106,10 +109,10 @@ out:
 
 int ctl_http_get(const struct ctl *c, const char *path, struct ctl_resp *r)
 {
-	return request(c, "GET", path, NULL, r);
+	return ctl_http_request(c, "GET", path, NULL, CTL_TIMEOUT_S, r);
 }
 
 int ctl_http_post(const struct ctl *c, const char *path, const char *body, struct ctl_resp *r)
 {
-	return request(c, "POST", path, body, r);
+	return ctl_http_request(c, "POST", path, body, CTL_TIMEOUT_S, r);
 }

@@ -28,17 +28,37 @@ struct ctl_cmd {
 	const char *name;  /* first word, e.g. "clients" */
 	const char *sub;   /* second word, e.g. "kick"; NULL for one-word commands */
 	const char *args;  /* usage of the remaining words, "" when none */
+	int nargs;         /* how many words args stands for; main checks it (usage error) */
 	ctl_cmd_fn fn;
 	const char *help;  /* one line for `hamqtt-ctl help` */
 };
 
 static int cmd_status(struct ctl *c, int argc, char **argv);
+static int cmd_cluster_join(struct ctl *c, int argc, char **argv);
+static int cmd_cluster_leave(struct ctl *c, int argc, char **argv);
+static int cmd_cluster_force_leave(struct ctl *c, int argc, char **argv);
+static int cmd_cluster_status(struct ctl *c, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
-	{ "status", NULL, "", cmd_status,
+	{ "status", NULL, "", 0, cmd_status,
 	  "is the node running: name, uptime, connections, version (exit 1 if not)" },
+	{ "cluster", "join", "NODE", 1, cmd_cluster_join,
+	  "join the cluster NODE (name@host) belongs to, leaving the current one" },
+	{ "cluster", "leave", "", 0, cmd_cluster_leave,
+	  "leave the cluster; this node becomes a cluster of one" },
+	{ "cluster", "force-leave", "NODE", 1, cmd_cluster_force_leave,
+	  "remove a stopped (dead or cut off) member NODE from the cluster" },
+	{ "cluster", "status", "", 0, cmd_cluster_status,
+	  "the members of this node's cluster and whether each is running" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* "cluster join NODE": the words of a command and its arguments. */
+static void cmd_words(const struct ctl_cmd *k, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s%s%s%s%s", k->name, k->sub ? " " : "", k->sub ? k->sub : "",
+		 k->args[0] ? " " : "", k->args);
+}
 
 static void usage(FILE *f)
 {
@@ -51,19 +71,19 @@ static void usage(FILE *f)
 		"  -c FILE     the node's configuration file (default " CTL_DEFAULT_CONF
 		", or built-in\n"
 		"              defaults if that does not exist); HAMQTT_* variables apply as for hamqttd\n"
-		"  --json      print the node's JSON reply verbatim instead of text\n"
+		"  --json      print the node's JSON reply verbatim instead of text (error\n"
+		"              replies too; the exit status still tells success)\n"
 		"  -h, --help  this text\n"
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++) {
-		const struct ctl_cmd *k = &commands[i];
 		char word[64];
-		snprintf(word, sizeof(word), "%s%s%s%s%s", k->name, k->sub ? " " : "",
-			 k->sub ? k->sub : "", k->args[0] ? " " : "", k->args);
-		fprintf(f, "  %-22s %s\n", word, k->help);
+		cmd_words(&commands[i], word, sizeof(word));
+		fprintf(f, "  %-24s %s\n", word, commands[i].help);
 	}
-	fprintf(f, "  %-22s %s\n", "help", "this text");
-	fprintf(f, "\nexit status: 0 ok, 1 failure (node unreachable or not running, bad config), 2 usage\n");
+	fprintf(f, "  %-24s %s\n", "help", "this text");
+	fprintf(f, "\nexit status: 0 ok, 1 failure (node unreachable or not running, the node refused,\n"
+		"bad config), 2 usage\n");
 }
 
 /* Fill c->base from the configuration (c->conf_path, or the default file if it
@@ -155,10 +175,6 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	cJSON *doc = NULL;
 	int rc = 1;
 
-	if (argc > 0) {
-		fprintf(stderr, "hamqtt-ctl: status takes no arguments\n");
-		return 2;
-	}
 	if (ctl_http_get(c, path, &r) != 0)
 		return 1;
 	if (c->json && (r.status == 200 || r.status == 503))
@@ -189,6 +205,156 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 out:
 	cJSON_Delete(doc);
 	ctl_resp_free(&r);
+	return rc;
+}
+
+/*
+ * The cluster commands: each is one request to the node's cluster API with
+ * CTL_SLOW_TIMEOUT_S (the node answers once its cluster thread has, seconds
+ * for a join). With --json the node's reply is printed as is; the exit
+ * status is 0 for a 200, else 1 with the node's message on stderr.
+ */
+
+/* The reply of a cluster request: the parsed body of a 200 (caller deletes),
+ * or NULL after telling why on stderr. */
+static cJSON *cluster_reply(const struct ctl *c, const char *path, const struct ctl_resp *r)
+{
+	cJSON *doc = cJSON_Parse(r->body);
+	if (c->json && doc)
+		print_body(r);
+	if (r->status == 200 && cJSON_IsObject(doc))
+		return doc;
+	const char *msg = r->status != 200 ? json_str(doc, "message") : NULL;
+	if (msg)
+		fprintf(stderr, "hamqtt-ctl: %s\n", msg);
+	else
+		fprintf(stderr, "hamqtt-ctl: unexpected reply (HTTP %ld) from %s%s: %s\n", r->status,
+			c->base, path, r->body);
+	cJSON_Delete(doc);
+	return NULL;
+}
+
+/* One cluster request and its reply: 0 for a 200, else 1 (reason printed).
+ * *doc gets the parsed reply (caller deletes) when doc is not NULL. */
+static int cluster_call(const struct ctl *c, const char *method, const char *path,
+			const char *body, cJSON **doc)
+{
+	struct ctl_resp r;
+	if (ctl_http_request(c, method, path, body, CTL_SLOW_TIMEOUT_S, &r) != 0)
+		return 1;
+	cJSON *d = cluster_reply(c, path, &r);
+	ctl_resp_free(&r);
+	if (!d)
+		return 1;
+	if (doc)
+		*doc = d;
+	else
+		cJSON_Delete(d);
+	return 0;
+}
+
+/* cluster join NODE: POST /api/v5/cluster/join {"node": NODE}. */
+static int cmd_cluster_join(struct ctl *c, int argc, char **argv)
+{
+	cJSON *req = cJSON_CreateObject();
+	char *body = NULL; /* cJSON's allocation: cJSON_free */
+	if (!req || !cJSON_AddStringToObject(req, "node", argv[0]) ||
+	    !(body = cJSON_PrintUnformatted(req))) {
+		cJSON_Delete(req);
+		fprintf(stderr, "hamqtt-ctl: out of memory\n");
+		return 1;
+	}
+	cJSON_Delete(req);
+	int rc = cluster_call(c, "POST", "/api/v5/cluster/join", body, NULL);
+	cJSON_free(body);
+	if (rc == 0 && !c->json)
+		printf("joined the cluster of %s\n", argv[0]);
+	return rc;
+}
+
+/* cluster leave: POST /api/v5/cluster/leave. */
+static int cmd_cluster_leave(struct ctl *c, int argc, char **argv)
+{
+	int rc = cluster_call(c, "POST", "/api/v5/cluster/leave", NULL, NULL);
+	if (rc == 0 && !c->json)
+		printf("left the cluster; this node is now a cluster of one\n");
+	return rc;
+}
+
+/* cluster force-leave NODE: DELETE /api/v5/cluster/NODE/force_leave, NODE
+ * percent-encoded (anything but RFC 3986 unreserved bytes, so '@' and '/'
+ * cannot change the path; the node decodes it). */
+static int cmd_cluster_force_leave(struct ctl *c, int argc, char **argv)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char path[64 + 3 * 256];
+	const char *node = argv[0];
+	size_t n = (size_t)snprintf(path, sizeof(path), "/api/v5/cluster/");
+
+	for (const unsigned char *p = (const unsigned char *)node; *p; p++) {
+		if (n + 3 + sizeof("/force_leave") > sizeof(path)) {
+			fprintf(stderr, "hamqtt-ctl: node name too long: %s\n", node);
+			return 1;
+		}
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			path[n++] = (char)*p;
+		} else {
+			path[n++] = '%';
+			path[n++] = hex[*p >> 4];
+			path[n++] = hex[*p & 15];
+		}
+	}
+	snprintf(path + n, sizeof(path) - n, "/force_leave");
+	int rc = cluster_call(c, "DELETE", path, NULL, NULL);
+	if (rc == 0 && !c->json)
+		printf("%s removed from the cluster\n", node);
+	return rc;
+}
+
+/* cluster status: GET /api/v5/cluster, a header line then one aligned line
+ * per member, this node first (the node's order). */
+static int cmd_cluster_status(struct ctl *c, int argc, char **argv)
+{
+	static const char path[] = "/api/v5/cluster";
+	cJSON *doc = NULL;
+	int rc = cluster_call(c, "GET", path, NULL, &doc);
+	if (rc != 0 || c->json)
+		goto out;
+
+	const char *name = json_str(doc, "name");
+	const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(doc, "nodes");
+	const cJSON *m;
+	int total = 0, running = 0, wn = 0, ws = 0, wa = 0;
+	if (!name || !cJSON_IsArray(nodes))
+		goto bad;
+	cJSON_ArrayForEach(m, nodes) {
+		const char *node = json_str(m, "node"), *st = json_str(m, "status");
+		const char *addr = json_str(m, "addr");
+		if (!node || !st || !addr)
+			goto bad;
+		total++;
+		running += !strcmp(st, "running");
+		wn = (int)strlen(node) > wn ? (int)strlen(node) : wn;
+		ws = (int)strlen(st) > ws ? (int)strlen(st) : ws;
+		wa = (int)strlen(addr) > wa ? (int)strlen(addr) : wa;
+	}
+	printf("Cluster %s: %d node%s, %d running\n", name, total, total == 1 ? "" : "s", running);
+	cJSON_ArrayForEach(m, nodes) {
+		/* no padding after the last column: lines carry no trailing blanks */
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "self")))
+			printf("  %-*s   %-*s   %-*s   (this node)\n", wn, json_str(m, "node"), ws,
+			       json_str(m, "status"), wa, json_str(m, "addr"));
+		else
+			printf("  %-*s   %-*s   %s\n", wn, json_str(m, "node"), ws,
+			       json_str(m, "status"), json_str(m, "addr"));
+	}
+	goto out;
+bad:
+	fprintf(stderr, "hamqtt-ctl: unexpected reply from %s%s\n", c->base, path);
+	rc = 1;
+out:
+	cJSON_Delete(doc);
 	return rc;
 }
 
@@ -244,6 +410,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	int skip = cmd->sub ? 2 : 1;
+	if (npos - skip != cmd->nargs) {
+		char word[64];
+		cmd_words(cmd, word, sizeof(word));
+		if (npos - skip < cmd->nargs)
+			fprintf(stderr, "hamqtt-ctl: %s%s%s: missing %s\n", cmd->name, cmd->sub ? " " : "",
+				cmd->sub ? cmd->sub : "", cmd->args);
+		else
+			fprintf(stderr, "hamqtt-ctl: %s%s%s: unexpected argument '%s'\n", cmd->name,
+				cmd->sub ? " " : "", cmd->sub ? cmd->sub : "", pos[skip + cmd->nargs]);
+		fprintf(stderr, "usage: hamqtt-ctl [-c FILE] [--json] %s\n", word);
+		goto out;
+	}
 
 	rc = 1;
 	if (find_node(&c) != 0)

@@ -1,0 +1,254 @@
+/*
+ * brk_cluster.c - the broker's side of the cluster runtime (cluster.h).
+ *
+ * What a worker tells the cluster thread (through w->clu_out, handed over
+ * once per loop turn): a local route appeared or disappeared, a SUBACK waits
+ * for a barrier, a message goes to another node. What the cluster thread
+ * tells a worker (through its inbox): a route of another node (WQ_ROUTE_*
+ * naming that node's node session), a message forwarded to this node
+ * (WQ_FWD_IN), a confirmation (WQ_GATE_RELEASE).
+ */
+#include "broker/brk_int.h"
+#include "cluster/cluster.h"
+#include "broker/sess_serial.h"
+#include "cluster/clu_proto.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct session *sess_new_remote(struct broker *b, const char *name, struct clu_peer *m)
+{
+	struct session *s = hq_calloc(1, sizeof(*s));
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->online, true);
+	s->sid = atomic_fetch_add(&b->next_id, 1);
+	s->client_id = hq_strdup(name);
+	s->client_hash = brk_hash(name, strlen(name));
+	s->remote = true;
+	s->member = m;
+	return s;
+}
+
+void brk_cluster_route(struct worker *w, bool add, const char *filter)
+{
+	if (!w->b->clu)
+		return;
+	struct clu_req r = { .kind = add ? CRQ_ROUTE_ADD : CRQ_ROUTE_DEL };
+	r.key = hq_strdup(filter);
+	clu_req_push(&w->clu_out, &r);
+}
+
+void brk_cluster_barrier(struct conn *c)
+{
+	struct worker *w = c->w;
+	/* alone: nobody to wait for. A peer that links later gets every route in
+	 * its resynchronisation before it can forward anything to us. */
+	if (!w->b->clu || !clu_peers_up(w->b->clu))
+		return;
+	uint64_t tok = gate_token_new(w);
+	gate_open(c, tok, 1);
+	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
+	clu_req_push(&w->clu_out, &r);
+}
+
+void brk_cluster_flush(struct worker *w)
+{
+	if (w->clu_out.len)
+		clu_submit(w->b->clu, &w->clu_out);
+}
+
+void fwd_in_release(struct fwd_in *f)
+{
+	if (f->msg)
+		msg_unref(f->msg);
+	for (uint16_t k = 0; k < f->n_groups; k++)
+		hq_free(f->groups[k]);
+	hq_free(f->groups);
+	memset(f, 0, sizeof(*f));
+}
+
+void brk_route_forwarded(struct worker *w, struct fwd_in *f)
+{
+	w->congested = NULL;
+	w->fwd_from = f;
+	brk_route(w, f->msg);
+	w->fwd_from = NULL;
+	w->congested = NULL; /* no publisher here to slow down */
+	if (f->seq) {
+		/* accepted: it is in the queues of this node's subscribers */
+		struct clu_req r = { .kind = CRQ_FWD_DONE, .member = f->member,
+				     .link_gen = f->link_gen, .token = f->seq };
+		clu_req_push(&w->clu_out, &r);
+	}
+	fwd_in_release(f);
+}
+
+/* Shutdown: the replicas' entries of node sessions hold references. */
+struct remote_visit {
+	struct session **v;
+	char **filters;
+	size_t n, cap;
+};
+
+static void collect_remote(void *ctx, const char *filter, size_t len, const struct topic_sub *sub)
+{
+	struct remote_visit *rv = ctx;
+	struct session *t = sub->owner;
+	if (!t->remote)
+		return;
+	if (rv->n == rv->cap) {
+		rv->cap = rv->cap ? rv->cap * 2 : 16;
+		rv->v = hq_realloc(rv->v, rv->cap * sizeof(*rv->v));
+		rv->filters = hq_realloc(rv->filters, rv->cap * sizeof(*rv->filters));
+	}
+	rv->v[rv->n] = t;
+	rv->filters[rv->n] = hq_strndup(filter, len);
+	rv->n++;
+}
+
+void brk_cluster_drop_remote_routes(struct worker *w)
+{
+	struct remote_visit rv = { 0 };
+	topic_tree_visit(w->routes, collect_remote, &rv);
+	for (size_t i = 0; i < rv.n; i++) {
+		brk_route_apply(w, WQ_ROUTE_DEL, rv.v[i], rv.filters[i], 0, 0);
+		hq_free(rv.filters[i]);
+	}
+	hq_free(rv.v);
+	hq_free(rv.filters);
+}
+
+/* ---- broker.h: cluster administration ---- */
+
+static int cluster_off(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "clustering is disabled on this node (cluster.port = 0)");
+	return HQ_EPROTOCOL;
+}
+
+int broker_cluster_members(struct broker *b, struct broker_member **out, size_t *n)
+{
+	if (b->clu)
+		return clu_admin_members(b->clu, out, n);
+	/* a standalone node: a cluster of one */
+	struct broker_member *m = calloc(1, sizeof(*m));
+	if (!m)
+		return HQ_ENOMEM;
+	snprintf(m->node, sizeof(m->node), "%s", b->cfg->node_name);
+	m->status = "running";
+	m->self = true;
+	m->incarnation = (uint64_t)b->start_wall_ms;
+	*out = m;
+	*n = 1;
+	return HQ_OK;
+}
+
+int broker_cluster_join(struct broker *b, const char *node, char *err, size_t errlen)
+{
+	return b->clu ? clu_admin_join(b->clu, node, err, errlen) : cluster_off(err, errlen);
+}
+
+int broker_cluster_leave(struct broker *b, char *err, size_t errlen)
+{
+	return b->clu ? clu_admin_leave(b->clu, err, errlen) : cluster_off(err, errlen);
+}
+
+int broker_cluster_force_leave(struct broker *b, const char *node, char *err, size_t errlen)
+{
+	return b->clu ? clu_admin_force_leave(b->clu, node, err, errlen) : cluster_off(err, errlen);
+}
+
+/* ---- one session per client id in the cluster ---- */
+
+bool brk_cluster_takeover_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct broker *b = w->b;
+	if (!b->clu || !clu_peers_up(b->clu))
+		return false;
+	struct conn_wait *cw = hq_calloc(1, sizeof(*cw));
+	cw->token = gate_token_new(w);
+	cw->c = c;
+	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	/* not read until the answer: what the client pipelined waits in the socket */
+	c->state = CS_WAIT;
+	c->paused = true;
+	c->cluster_wait = true;
+	ev_io_set(w->loop, &c->io, 0);
+	struct clu_req r = { .kind = CRQ_TAKEOVER, .worker = (uint16_t)w->id, .token = cw->token,
+			     .plain = c->clean_start };
+	r.key = hq_strdup(c->client_id);
+	clu_req_push(&w->clu_out, &r);
+	return true;
+}
+
+void brk_cluster_conn_free(struct conn *c)
+{
+	if (!c->cluster_wait)
+		return;
+	struct conn_wait *cw, *tmp;
+	HASH_ITER(hh, c->w->waits, cw, tmp) {
+		if (cw->c == c) {
+			HASH_DEL(c->w->waits, cw);
+			hq_free(cw);
+		}
+	}
+	c->cluster_wait = false;
+}
+
+void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
+{
+	struct conn_wait *cw;
+	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
+	if (cw) {
+		struct conn *c = cw->c;
+		HASH_DEL(w->waits, cw);
+		hq_free(cw);
+		c->cluster_wait = false;
+		if (c->state == CS_WAIT) {
+			c->paused = false;
+			if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+				conn_close(c, -1, "epoll failed");
+			} else {
+				brk_connect_resume(c, t->status, t->blob, t->blob_len);
+				if (c->state == CS_ACTIVE)
+					conn_process_input(c); /* what was pipelined after CONNECT */
+			}
+		}
+	}
+	hq_free(t->blob);
+	t->blob = NULL;
+}
+
+/* Another node takes over s: close its connection (0x8E) and hand the
+ * session over, unless it ends here (clean start, or a session that does not
+ * outlive its connection). */
+void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t)
+{
+	struct clu_req r = { .kind = CRQ_TAKEOVER_RESP, .member = t->member, .link_gen = t->link_gen,
+			     .token = t->id, .rc = CLU_TKO_OK };
+	r.key = hq_strdup(s->client_id);
+	if (s->ended) {
+		r.rc = CLU_TKO_NONE;
+	} else if (t->clean_start || s->expiry == 0) {
+		log_info("client_id=%s taken over by a connection on another node", s->client_id);
+		sess_kill(s, MQTT_RC_SESSION_TAKEN_OVER);
+	} else {
+		if (s->conn) {
+			s->conn->taken_over = true;
+			conn_close(s->conn, MQTT_RC_SESSION_TAKEN_OVER, "session taken over by another node");
+		}
+		struct buf blob = { 0 };
+		sess_serialize(s, &blob);
+		r.blob = blob.data; /* owned by the request now */
+		r.blob_len = (uint32_t)blob.len;
+		log_info("client_id=%s session handed over to another node (%zu bytes)", s->client_id,
+			 blob.len);
+		sess_end(s, false);
+	}
+	clu_req_push(&w->clu_out, &r);
+}

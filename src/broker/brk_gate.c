@@ -1,0 +1,115 @@
+/*
+ * brk_gate.c - responses held until the cluster confirms (struct conn_gate).
+ *
+ * A QoS 1/2 PUBLISH whose message goes to other nodes is acknowledged only
+ * once each of them accepted it; a SUBACK leaves only once every peer has the
+ * new routes. Both are "gates": a token (unique in the worker) awaited
+ * `remaining` times. While a connection has a gate open, every response it
+ * is sent (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) queues behind it, so
+ * responses keep the order of the requests [MQTT-4.6.0-2]. A
+ * connection that is never gated pays one NULL test per response.
+ *
+ * Ownership: the items belong to their connection (c->gate); the worker's
+ * hash (w->gates) only indexes the ones with a token, so a confirmation for
+ * a connection that closed meanwhile finds nothing and is dropped.
+ */
+#include "broker/brk_int.h"
+#include "core/mem.h"
+
+#include <string.h>
+
+uint64_t gate_token_new(struct worker *w)
+{
+	return ++w->next_token;
+}
+
+static struct gate_item *item_new(struct conn *c, uint64_t token, uint32_t remaining)
+{
+	struct gate_item *it = hq_calloc(1, sizeof(*it));
+	it->token = token;
+	it->remaining = remaining;
+	it->c = c;
+	if (!c->gate)
+		c->gate = hq_calloc(1, sizeof(*c->gate));
+	if (c->gate->tail)
+		c->gate->tail->next = it;
+	else
+		c->gate->head = it;
+	c->gate->tail = it;
+	if (token)
+		HASH_ADD(hh, c->w->gates, token, sizeof(it->token), it);
+	return it;
+}
+
+static void item_free(struct worker *w, struct gate_item *it)
+{
+	if (it->token)
+		HASH_DEL(w->gates, it);
+	buf_free(&it->bytes);
+	hq_free(it);
+}
+
+void gate_open(struct conn *c, uint64_t token, uint32_t remaining)
+{
+	item_new(c, token, remaining);
+}
+
+void gate_capture(struct conn *c, size_t mark)
+{
+	if (!c->gate)
+		return;
+	size_t avail = buf_avail(&c->out);
+	if (avail <= mark)
+		return;
+	/* the newest response waits behind everything held before it */
+	struct gate_item *tail = c->gate->tail;
+	buf_append(&tail->bytes, buf_head(&c->out) + mark, avail - mark);
+	c->out.len = c->out.off + mark;
+}
+
+/* Send what is no longer waiting, in order. */
+static void gate_drain(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_gate *g = c->gate;
+	while (g->head && g->head->remaining == 0) {
+		struct gate_item *it = g->head;
+		g->head = it->next;
+		if (!g->head)
+			g->tail = NULL;
+		if (buf_avail(&it->bytes) && c->state != CS_CLOSED) {
+			buf_append(&c->out, buf_head(&it->bytes), buf_avail(&it->bytes));
+			conn_mark_dirty(c);
+		}
+		item_free(w, it);
+	}
+	if (!g->head) {
+		hq_free(g);
+		c->gate = NULL;
+	}
+}
+
+void gate_release(struct worker *w, uint64_t token)
+{
+	struct gate_item *it;
+	HASH_FIND(hh, w->gates, &token, sizeof(token), it);
+	if (!it)
+		return; /* its connection closed meanwhile */
+	if (it->remaining)
+		it->remaining--;
+	gate_drain(it->c);
+}
+
+void gate_conn_free(struct conn *c)
+{
+	if (!c->gate)
+		return;
+	struct gate_item *it = c->gate->head;
+	while (it) {
+		struct gate_item *next = it->next;
+		item_free(c->w, it);
+		it = next;
+	}
+	hq_free(c->gate);
+	c->gate = NULL;
+}

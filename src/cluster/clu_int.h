@@ -1,0 +1,266 @@
+/*
+ * clu_int.h - private to src/cluster/: the cluster thread's objects.
+ *
+ * Threading: everything here belongs to the cluster thread (clu_node.c runs
+ * its event loop), except what cluster.h says is thread safe: the request
+ * inbox (under inbox_lock), the admin queue (same lock), peers_up and the
+ * statistics (atomics). Workers are reached only through their inboxes
+ * (wk_inbox_append), batched per loop turn in `wout`.
+ *
+ * Ownership:
+ *  - struct clu_peer is owned by the node's member table and is never freed
+ *    before clu_node_free, even when the member leaves (it becomes a
+ *    tombstone), because workers hold pointers to it (node sessions,
+ *    fwd_in.member). Its node session holds one reference of its own.
+ *  - struct clu_link is owned by the node's link list; closing a link moves
+ *    it to `closed`, freed in before-sleep (never during its own callback).
+ *  - The remote routes of a member (clu_rroute) mirror exactly what was
+ *    posted to the workers' replicas: every add posted once, every delete
+ *    once, and all of them deleted when its link goes down.
+ */
+#ifndef HQ_CLUSTER_CLU_INT_H
+#define HQ_CLUSTER_CLU_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "broker/brk_int.h"
+#include "cluster/clu_proto.h"
+#include "cluster/cluster.h"
+#include "core/buf.h"
+#include "net/ev.h"
+
+#define CLU_HANDSHAKE_MAX_BODY 4096      /* before authentication */
+#define CLU_HANDSHAKE_TIMEOUT_MS 5000
+#define CLU_DIAL_BACKOFF_MS 1000
+#define CLU_JOIN_TIMEOUT_MS 5000
+#define CLU_QOS0_QUEUE_MAX (16u << 20)   /* bytes queued on a link before QoS 0 is dropped */
+#define CLU_LINK_QUEUE_MAX (256u << 20)  /* ... before anything is dropped */
+
+struct clu_link;
+
+/* A route owned by another node, as posted to the workers' replicas. */
+struct clu_rroute {
+	char *key;                /* owned: "$share/g/f" or a plain filter */
+	uint32_t gen;             /* sync generation that last (re)added it */
+	UT_hash_handle hh;
+};
+
+/* A QoS > 0 FORWARD awaiting the destination's acknowledgement. */
+struct clu_pending {
+	uint64_t seq;
+	uint64_t token;           /* gate token on `worker` (0: nobody waits) */
+	uint16_t worker;
+	bool done;
+};
+
+struct clu_peer {
+	char name[CLU_NAME_MAX + 1];
+	char addr[CLU_NAME_MAX + 1];     /* host:port of its links */
+	uint64_t incarnation;
+	bool self;
+	bool left;                       /* tombstone: left or force-left */
+	bool forgotten;                  /* as if unknown (kept for workers' pointers) */
+	bool seed;                       /* from static/dns discovery: dial with JOIN */
+	struct clu_link *link;           /* the authenticated link, or NULL */
+	struct clu_link *dial;           /* our outgoing link being set up, or NULL */
+	int64_t next_dial_ms;            /* monotonic */
+	struct session *node_sess;       /* reference (see file comment) */
+	struct clu_rroute *routes;       /* uthash by key */
+	uint32_t sync_gen;
+	uint32_t link_gen;               /* bumped when a link comes up */
+	/* forwards in flight on the current link, ascending seq, from ph */
+	struct clu_pending *pend;
+	uint32_t ph, pn, pcap;
+	uint64_t next_seq;
+	/* acknowledgements to send on the current link (seqs, any order) */
+	uint64_t *acks;
+	uint32_t n_acks, cap_acks;
+	char last_error[256];            /* why the last dial failed (for join) */
+};
+
+enum clu_link_state {
+	LS_CONNECTING = 0,               /* initiator: connect() in progress */
+	LS_WAIT_HELLO,                   /* waiting for the peer's HELLO */
+	LS_WAIT_AUTH,                    /* waiting for the peer's AUTH */
+	LS_UP,                           /* authenticated */
+	LS_CLOSED,
+};
+
+struct clu_link {
+	struct clu_node *n;
+	struct ev_io io;
+	struct buf in, out;
+	enum clu_link_state st;
+	bool initiator;
+	bool join;                       /* initiator: HELLO says JOIN */
+	bool close_after_flush;          /* a REFUSE is on its way out */
+	uint8_t nonce_a[CLU_NONCE_LEN];  /* initiator's */
+	uint8_t nonce_b[CLU_NONCE_LEN];  /* acceptor's */
+	char peer[CLU_NAME_MAX + 1];     /* from its HELLO */
+	char peer_addr[CLU_NAME_MAX + 1];
+	uint64_t peer_inc;
+	struct clu_peer *m;            /* dialed member (initiator) / the peer once up */
+	int64_t opened_ms, last_rx_ms, last_tx_ms;
+	char addr[64];                   /* socket peer "ip:port", for logs */
+	uint64_t *bars;                  /* BARRIER ids sent, awaiting BARRIER_ACK, FIFO */
+	uint32_t bh, bn, bcap;
+	struct clu_link *next;           /* node's links (all states) */
+	struct clu_link *free_next;      /* node's closed links */
+};
+
+struct clu_lroute {                  /* a local route and its local subscriptions */
+	char *key;
+	uint32_t count;
+	UT_hash_handle hh;
+};
+
+struct clu_route_op {                /* a change still to tell every peer */
+	char *key;                       /* owned */
+	bool add;
+};
+
+struct clu_barrier {
+	uint64_t id;
+	uint64_t token;
+	uint16_t worker;
+	uint32_t remaining;              /* links that have not acknowledged */
+	struct clu_barrier *next;
+};
+
+enum clu_admin_kind { CA_MEMBERS = 1, CA_JOIN, CA_LEAVE, CA_FORCE_LEAVE };
+
+struct clu_admin {
+	int kind;
+	char node[CLU_NAME_MAX + 1];
+	int rc;
+	char err[256];
+	struct broker_member *members;   /* CA_MEMBERS result (malloc'd, caller frees) */
+	size_t n_members;
+	bool done;
+	int64_t deadline_ms;             /* CA_JOIN */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct clu_admin *next;
+};
+
+struct clu_node {
+	struct broker *b;
+	struct hq_config *cfg;
+	struct ev_loop *loop;
+	pthread_t thread;
+	bool started;
+	int lfd;
+	struct ev_io lio;
+	struct clu_peer **m;           /* m[0] is this node */
+	size_t n_m, cap_m;
+	struct clu_link *links, *closed;
+	/* from workers and admin callers */
+	pthread_mutex_t inbox_lock;
+	struct clu_req_vec inbox, spare;
+	struct clu_admin *admin_q;
+	atomic_bool wake_pending;
+	bool stopping;                   /* loop thread only */
+	/* local routes */
+	struct clu_lroute *lroutes;
+	struct clu_route_op *ops;
+	uint32_t n_ops, cap_ops;
+	uint32_t next_sync_id;
+	struct clu_barrier *barriers;
+	uint64_t next_barrier;
+	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
+	struct clu_tomb *tombs;          /* uthash by topic */
+	struct clu_tko *tkos;            /* CONNECTs waiting for the other nodes */
+	uint64_t next_tko;
+	/* to workers, flushed in before-sleep */
+	struct wq_vec *wout;
+	char data_path[4096];            /* <data_dir>/cluster.members */
+	int64_t next_discovery_ms;
+	atomic_int peers_up;
+	atomic_int n_running;
+	_Atomic uint64_t st_fwd_out, st_fwd_in, st_fwd_lost;
+};
+
+/* clu_node.c */
+/* snprintf for operator messages, where cutting a long name short is fine */
+void clu_fmt(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+struct clu_peer *clu_member_find(struct clu_node *n, const char *name, size_t len);
+struct clu_peer *clu_member_add(struct clu_node *n, const char *name, size_t len,
+				  const char *addr, uint64_t inc);
+/* The member is gone (left, force-left): tombstone, link closed, routes dropped. */
+void clu_member_remove(struct clu_node *n, struct clu_peer *m, const char *why);
+void clu_members_save(struct clu_node *n);
+void clu_members_broadcast(struct clu_node *n, struct clu_link *except);
+void clu_wout_push(struct clu_node *n, int worker, const struct wq_entry *e);
+void clu_wout_flush(struct clu_node *n);
+void clu_gate_release(struct clu_node *n, uint16_t worker, uint64_t token);
+void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *err);
+int64_t clu_now(const struct clu_node *n);
+/* Link events that change membership (clu_link.c calls them). */
+int clu_on_hello(struct clu_node *n, struct clu_link *l, const struct clu_hello *h,
+		 uint8_t *refuse, char *why, size_t whylen);
+void clu_on_link_up(struct clu_node *n, struct clu_link *l);
+void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why);
+void clu_on_dial_failed(struct clu_node *n, struct clu_peer *m, uint8_t refuse_reason);
+void clu_on_members(struct clu_node *n, struct clu_link *l, struct clu_list list);
+void clu_on_leave(struct clu_node *n, struct clu_link *l, const struct clu_leave *lv);
+
+/* clu_link.c */
+void clu_link_dial(struct clu_node *n, struct clu_peer *m, bool join);
+void clu_link_accept(struct clu_node *n, int fd, const char *addr);
+void clu_link_close(struct clu_link *l, const char *why);
+void clu_link_send(struct clu_link *l, const struct clu_msg *m);
+void clu_link_write(struct clu_link *l);
+void clu_link_tick(struct clu_node *n, int64_t now);
+void clu_link_free(struct clu_link *l);
+
+/* clu_retain.c: retained messages across nodes (last writer wins) */
+struct clu_tomb {                    /* a deleted retained topic, for convergence */
+	char *topic;                     /* owned */
+	struct clu_hlc_ts ts;
+	char origin[CLU_NAME_MAX + 1];
+	UT_hash_handle hh;
+};
+void clu_retain_req(struct clu_node *n, struct clu_req *r);
+void clu_retain_frame(struct clu_node *n, struct clu_link *l, struct clu_list list);
+void clu_retain_sync(struct clu_node *n, struct clu_link *l);
+void clu_retain_free(struct clu_node *n);
+
+/* clu_takeover.c: one connection per client id in the cluster */
+#define CLU_TAKEOVER_TIMEOUT_MS 3000
+struct clu_tko {                     /* a CONNECT here asking the other nodes */
+	uint64_t id;
+	uint64_t token;                  /* the waiting connection's, on worker */
+	uint16_t worker;
+	bool clean_start;
+	bool refused;                    /* a newer connection elsewhere won */
+	struct clu_hlc_ts ts;
+	char *client_id;                 /* owned */
+	struct clu_peer **wait;          /* members that have not answered */
+	uint32_t n_wait;
+	uint8_t *blob;                   /* owned: the session handed over */
+	uint32_t blob_len;
+	int64_t deadline_ms;
+	struct clu_tko *next;
+};
+void clu_tko_req(struct clu_node *n, struct clu_req *r);
+void clu_tko_resp_req(struct clu_node *n, struct clu_req *r);
+void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
+void clu_tko_link_down(struct clu_node *n, struct clu_peer *m);
+void clu_tko_tick(struct clu_node *n, int64_t now);
+void clu_tko_free(struct clu_node *n);
+
+/* clu_route.c */
+void clu_route_req(struct clu_node *n, struct clu_req *r);     /* consumes r */
+void clu_route_flush_ops(struct clu_node *n);
+void clu_route_sync(struct clu_node *n, struct clu_link *l);   /* full set to a new link */
+void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l);
+void clu_route_flush_acks(struct clu_node *n);
+void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *msg);
+void clu_route_free(struct clu_node *n);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * cluster.h - the cluster runtime as the broker sees it.
+ *
+ * One cluster thread per node (clu_node.c) owns the listener on
+ * host:cluster.port, every link to another node, the member list, the routes
+ * other nodes own and the forwarding state. Workers never touch any of it:
+ * they append requests (struct clu_req) to a per-worker vector during their
+ * loop turn and hand the vector over with clu_submit() (one lock and at most
+ * one wakeup per turn, like the worker inboxes). The cluster thread answers
+ * through the workers' inboxes (WQ_RROUTE_*, WQ_FWD_IN, WQ_GATE_RELEASE in
+ * brk_int.h). Requests from one worker keep their order, so a route change is
+ * never overtaken by the BARRIER that depends on it.
+ *
+ * Remote routes live in every worker's replica of the subscription index as
+ * subscriptions of a "node session" (struct session with remote set), one per
+ * member: matching a PUBLISH finds each remote node at most once, and
+ * brk_route turns that hit into one CRQ_FORWARD (cluster.h semantics in
+ * DESIGN.md: a message crosses once to each node with subscribers).
+ */
+#ifndef HQ_CLUSTER_CLUSTER_H
+#define HQ_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct brk_msg;
+struct session;
+struct clu_node;
+struct clu_peer;
+
+enum clu_req_kind {
+	CRQ_ROUTE_ADD = 1,   /* key: a local (filter, group) gained its first subscriber */
+	CRQ_ROUTE_DEL,       /* key: ... lost its last one */
+	CRQ_BARRIER,         /* release gate token on worker once every peer has our routes */
+	CRQ_FORWARD,         /* msg to the node of `node`; release token once accepted */
+	CRQ_FWD_DONE,        /* a forwarded message was delivered here: acknowledge seq */
+	CRQ_RETAIN,          /* msg was stored retained here (empty payload: deleted) */
+	CRQ_TAKEOVER,        /* key: a client id connecting here (plain: clean start) */
+	CRQ_TAKEOVER_RESP,   /* our answer to member's request token (rc: status) */
+};
+
+struct clu_req {
+	uint8_t kind;
+	bool plain;               /* FORWARD: deliver to the node's non-shared subscribers */
+	uint8_t rc;               /* FWD_DONE: MQTT reason code for the publisher */
+	uint16_t worker;          /* BARRIER, FORWARD: the worker holding the gate */
+	uint16_t n_groups;        /* FORWARD: entries of groups */
+	uint32_t link_gen;        /* FWD_DONE: link generation the message came on */
+	uint64_t token;           /* BARRIER, FORWARD: gate token (0 = none); FWD_DONE: seq */
+	struct clu_peer *member;/* FORWARD (destination), FWD_DONE (origin) */
+	struct brk_msg *msg;      /* FORWARD, RETAIN: reference */
+	char **groups;            /* FORWARD: owned array of owned "$share/g/f" */
+	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id */
+	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
+	uint32_t blob_len;
+};
+
+/* Create the runtime and bind host:cluster.port (a bind error fails the
+ * start, with the key in err). NULL with *err == 0 when clustering is off
+ * (cluster.port = 0). The broker is borrowed and outlives the runtime. */
+struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen);
+int clu_node_start(struct clu_node *n);   /* the thread: HQ_OK or HQ_EIO */
+void clu_node_stop(struct clu_node *n);   /* thread safe; links closed, thread joined */
+/* Release everything; after the workers stopped (their inboxes may still hold
+ * node sessions, which are reference counted). */
+void clu_node_free(struct clu_node *n);
+
+/* Hand a worker's batch of requests to the cluster thread: the entries are
+ * moved out of v (v->len becomes 0). Thread safe. */
+struct clu_req_vec {
+	struct clu_req *v;
+	uint32_t len, cap;
+};
+void clu_submit(struct clu_node *n, struct clu_req_vec *v);
+void clu_req_push(struct clu_req_vec *v, const struct clu_req *r);
+/* Release what a request holds without acting on it (shutdown). */
+void clu_req_release(struct clu_req *r);
+
+/* Peers with an authenticated link right now (relaxed read, any thread): a
+ * worker skips the SUBACK barrier when it is 0. */
+int clu_peers_up(const struct clu_node *n);
+
+/* Admin, from any thread; blocks until the cluster thread answers (bounded by
+ * the runtime's own deadlines). Semantics in broker.h. */
+struct broker_member;
+int clu_admin_members(struct clu_node *n, struct broker_member **out, size_t *count);
+int clu_admin_join(struct clu_node *n, const char *node, char *err, size_t errlen);
+int clu_admin_leave(struct clu_node *n, char *err, size_t errlen);
+int clu_admin_force_leave(struct clu_node *n, const char *node, char *err, size_t errlen);
+
+/* Counters for metrics (relaxed reads, any thread). */
+struct clu_stats {
+	uint64_t forwards_out, forwards_in, forwards_lost;
+	int members, running;
+};
+void clu_get_stats(const struct clu_node *n, struct clu_stats *out);
+
+#endif
