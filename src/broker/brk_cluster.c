@@ -194,10 +194,60 @@ void brk_cluster_conn_free(struct conn *c)
 	HASH_ITER(hh, c->w->waits, cw, tmp) {
 		if (cw->c == c) {
 			HASH_DEL(c->w->waits, cw);
+			if (cw->sess)
+				sess_unref(cw->sess);
 			hq_free(cw);
 		}
 	}
 	c->cluster_wait = false;
+}
+
+/* A session taken over from another node: its CONNACK (session present)
+ * waits, like a SUBACK, until every peer has its routes, so a message
+ * published anywhere after the CONNACK reaches it. */
+void brk_cluster_attach_after_barrier(struct conn *c, struct session *s)
+{
+	struct worker *w = c->w;
+	if (!w->b->clu || !clu_peers_up(w->b->clu)) {
+		brk_connect_attach(c, s);
+		return;
+	}
+	struct conn_wait *cw = hq_calloc(1, sizeof(*cw));
+	cw->token = gate_token_new(w);
+	cw->c = c;
+	cw->sess = sess_ref(s);
+	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	c->state = CS_WAIT;
+	c->paused = true;
+	c->cluster_wait = true;
+	ev_io_set(w->loop, &c->io, 0);
+	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = cw->token };
+	clu_req_push(&w->clu_out, &r);
+}
+
+bool brk_cluster_wait_release(struct worker *w, uint64_t token)
+{
+	struct conn_wait *cw;
+	HASH_FIND(hh, w->waits, &token, sizeof(token), cw);
+	if (!cw || !cw->sess)
+		return false;
+	struct conn *c = cw->c;
+	struct session *s = cw->sess;
+	HASH_DEL(w->waits, cw);
+	hq_free(cw);
+	c->cluster_wait = false;
+	if (c->state == CS_WAIT) {
+		c->paused = false;
+		if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+			conn_close(c, -1, "epoll failed");
+		} else {
+			brk_connect_attach(c, s);
+			if (c->state == CS_ACTIVE)
+				conn_process_input(c);
+		}
+	}
+	sess_unref(s);
+	return true;
 }
 
 void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
@@ -215,8 +265,9 @@ void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
 				conn_close(c, -1, "epoll failed");
 			} else {
 				brk_connect_resume(c, t->status, t->blob, t->blob_len);
+				/* what was pipelined after CONNECT (unless it waits again) */
 				if (c->state == CS_ACTIVE)
-					conn_process_input(c); /* what was pipelined after CONNECT */
+					conn_process_input(c);
 			}
 		}
 	}
@@ -227,12 +278,36 @@ void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
 /* Another node takes over s: close its connection (0x8E) and hand the
  * session over, unless it ends here (clean start, or a session that does not
  * outlive its connection). */
-void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t)
+void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tko_msg *t)
 {
 	struct clu_req r = { .kind = CRQ_TAKEOVER_RESP, .member = t->member, .link_gen = t->link_gen,
 			     .token = t->id, .rc = CLU_TKO_OK };
-	r.key = hq_strdup(s->client_id);
-	if (s->ended) {
+	struct session *s = given;
+	if (!s) {
+		/* a connect of this id just completed here: the registry has its
+		 * session now (this inbox runs in order) */
+		struct broker *b = w->b;
+		pthread_mutex_lock(&b->reg_lock);
+		HASH_FIND(reg_hh, b->registry, t->client_id, strlen(t->client_id), s);
+		if (s)
+			sess_ref(s);
+		pthread_mutex_unlock(&b->reg_lock);
+		if (s && s->w != w) {
+			/* resumed on another worker: its owner answers */
+			struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
+			e.u.tko = *t;
+			e.u.tko.client_id = NULL;
+			t->node_sess = NULL; /* the reference moves on */
+			wk_post(w, s->w, &e);
+			return;
+		}
+	}
+	r.key = hq_strdup(s ? s->client_id : t->client_id);
+	hq_free(t->client_id);
+	t->client_id = NULL;
+	if (!s) {
+		r.rc = CLU_TKO_NONE;
+	} else if (s->ended) {
 		r.rc = CLU_TKO_NONE;
 	} else if (t->clean_start || s->expiry == 0) {
 		log_info("client_id=%s taken over by a connection on another node", s->client_id);
@@ -244,6 +319,20 @@ void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_ms
 		}
 		struct buf blob = { 0 };
 		sess_serialize(s, &blob);
+		/* until the new owner's own routes arrive, what this node matches for
+		 * the session goes to the new owner: no gap in delivery. The cluster
+		 * thread keeps these routes provisional (clu_tko_resp_req). */
+		struct session *ns = t->node_sess;
+		if (ns && s->n_subs) {
+			struct sess_sub *sub, *tmp;
+			r.groups = hq_calloc(s->n_subs, sizeof(*r.groups));
+			HASH_ITER(hh, s->subs, sub, tmp) {
+				if (r.n_groups == s->n_subs || r.n_groups == UINT16_MAX)
+					break;
+				brk_route_broadcast(w, WQ_ROUTE_ADD, ns, sub->filter, 2, 0);
+				r.groups[r.n_groups++] = hq_strdup(sub->filter);
+			}
+		}
 		r.blob = blob.data; /* owned by the request now */
 		r.blob_len = (uint32_t)blob.len;
 		log_info("client_id=%s session handed over to another node (%zu bytes)", s->client_id,
@@ -251,4 +340,6 @@ void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_ms
 		sess_end(s, false);
 	}
 	clu_req_push(&w->clu_out, &r);
+	if (s && !given)
+		sess_unref(s);
 }

@@ -14,6 +14,7 @@
 #include "broker/brk_int.h"
 #include "broker/sess_serial.h"
 #include "cluster/clu_proto.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -123,6 +124,14 @@ static void connect_register(struct worker *w, struct conn *c);
 
 static void attach_and_ack(struct conn *c, struct session *s, bool present)
 {
+	struct broker *b = c->w->b;
+	if (b->clu) {
+		/* after a partition, the newer of two connections of an id wins */
+		pthread_mutex_lock(&b->retain_lock);
+		struct clu_hlc_ts ts = clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms());
+		pthread_mutex_unlock(&b->retain_lock);
+		atomic_store_explicit(&s->conn_hlc, clu_hlc_pack(ts), memory_order_relaxed);
+	}
 	sess_attach(s, c, present);
 	send_connack(c, present, 0, true);
 	c->state = CS_ACTIVE;
@@ -362,11 +371,24 @@ static bool import_session(struct worker *w, struct conn *c, const uint8_t *blob
 		brk_cluster_route(w, true, sub->filter);
 	}
 	wk_flush_outboxes(w);
+	sess_offline_update(s); /* its expiry runs if the connection goes before attaching */
 	log_info("client_id=%s session taken over from another node (%u subscriptions, %u queued, "
 		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
-	attach_and_ack(c, s, true);
+	brk_cluster_attach_after_barrier(c, s);
 	sess_unref(s);
 	return true;
+}
+
+/* CONNACK with session present for s, after its routes reached every peer. */
+void brk_connect_attach(struct conn *c, struct session *s)
+{
+	if (s->ended || s->conn) {
+		/* ended meanwhile (expired, or a newer connection took it) */
+		refuse(c, MQTT_RC_SERVER_BUSY,
+		       MQTT_V3_SERVER_UNAVAILABLE, "the session changed while it was being taken over");
+		return;
+	}
+	attach_and_ack(c, s, true);
 }
 
 void brk_connect_resume(struct conn *c, uint8_t status, const uint8_t *blob, size_t blob_len)

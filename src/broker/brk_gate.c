@@ -89,15 +89,16 @@ static void gate_drain(struct conn *c)
 	}
 }
 
-void gate_release(struct worker *w, uint64_t token)
+bool gate_release(struct worker *w, uint64_t token)
 {
 	struct gate_item *it;
 	HASH_FIND(hh, w->gates, &token, sizeof(token), it);
 	if (!it)
-		return; /* its connection closed meanwhile */
+		return false; /* its connection closed meanwhile, or not a gate */
 	if (it->remaining)
 		it->remaining--;
 	gate_drain(it->c);
+	return true;
 }
 
 void gate_conn_free(struct conn *c)

@@ -173,6 +173,9 @@ struct session {
 	uint32_t n_rx_pids, cap_rx_pids;
 	uint16_t next_pid;
 	atomic_bool online;       /* read by other workers choosing a shared member */
+	/* when the current connection attached, as a packed HLC timestamp
+	 * (clu_hlc_pack); read by the cluster thread after a partition */
+	_Atomic uint64_t conn_hlc;
 	bool ended;               /* session is over; deliveries are dropped */
 	uint8_t version;          /* protocol level of the last connection */
 	bool in_registry;         /* guarded by broker.reg_lock */
@@ -315,7 +318,9 @@ enum wq_kind {
 /* WQ_TKO_DONE / WQ_TKO_OUT */
 struct tko_msg {
 	uint8_t *blob;            /* owned serialised session (DONE with status OK), or NULL */
+	char *client_id;          /* OUT without a session: owned id to look up on arrival */
 	struct clu_peer *member;  /* OUT: the asking node */
+	struct session *node_sess; /* OUT: its node session (reference), for routes */
 	uint64_t id;              /* DONE: the waiting connection's token; OUT: request id */
 	uint32_t blob_len;
 	uint32_t link_gen;        /* OUT */
@@ -421,6 +426,7 @@ struct worker {
 struct conn_wait {
 	uint64_t token;
 	struct conn *c;
+	struct session *sess;     /* reference: a session taken over, attached on release */
 	UT_hash_handle hh;
 };
 
@@ -530,7 +536,7 @@ uint64_t gate_token_new(struct worker *w);
 void gate_open(struct conn *c, uint64_t token, uint32_t remaining);
 /* Move the bytes c->out got since `mark` into the gate if c is gated. */
 void gate_capture(struct conn *c, size_t mark);
-void gate_release(struct worker *w, uint64_t token);
+bool gate_release(struct worker *w, uint64_t token);   /* false: no such gate */
 void gate_conn_free(struct conn *c);
 
 /* brk_cluster.c: the broker side of the cluster runtime */
@@ -546,6 +552,10 @@ bool brk_cluster_takeover_begin(struct conn *c);
 void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t);   /* consumes t */
 void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t);
 void brk_cluster_conn_free(struct conn *c);
+/* c (in CS_WAIT) attaches s once token is released (every peer has s's routes). */
+void brk_cluster_attach_after_barrier(struct conn *c, struct session *s);
+bool brk_cluster_wait_release(struct worker *w, uint64_t token);
+void brk_connect_attach(struct conn *c, struct session *s);
 
 /* brk_connect.c: continue a CONNECT after the cluster answered; blob (may be
  * NULL) is the session another node handed over. */

@@ -67,6 +67,9 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_TKO_DONE:
 	case WQ_TKO_OUT:
 		hq_free(e->u.tko.blob);
+		hq_free(e->u.tko.client_id);
+		if (e->u.tko.node_sess)
+			sess_unref(e->u.tko.node_sess);
 		break;
 	default:
 		break;
@@ -104,13 +107,17 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		brk_route_forwarded(w, &e->u.fwd);
 		break;
 	case WQ_GATE_RELEASE:
-		gate_release(w, e->u.token);
+		if (!gate_release(w, e->u.token))
+			brk_cluster_wait_release(w, e->u.token);
 		break;
 	case WQ_TKO_DONE:
 		brk_cluster_takeover_done(w, &e->u.tko);
 		break;
 	case WQ_TKO_OUT:
 		brk_cluster_takeover_out(w, e->sess, &e->u.tko);
+		hq_free(e->u.tko.client_id);
+		if (e->u.tko.node_sess)
+			sess_unref(e->u.tko.node_sess);
 		break;
 	}
 	if (e->sess)

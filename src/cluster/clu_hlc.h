@@ -59,6 +59,18 @@ struct clu_hlc_ts clu_hlc_now(struct clu_hlc *c, uint64_t wall_ms);
 int clu_hlc_update(struct clu_hlc *c, struct clu_hlc_ts remote, uint64_t wall_ms,
 		   struct clu_hlc_ts *out);
 
+/* A timestamp in one u64 (wall_ms in the high 48 bits: good until year 10889),
+ * for fields read across threads with one atomic load. */
+static inline uint64_t clu_hlc_pack(struct clu_hlc_ts t)
+{
+	return t.wall_ms << 16 | t.logical;
+}
+static inline struct clu_hlc_ts clu_hlc_unpack(uint64_t v)
+{
+	struct clu_hlc_ts t = { v >> 16, (uint16_t)v };
+	return t;
+}
+
 /* <0, 0, >0 as a orders before, equal to, after b (wall_ms, then logical). */
 int clu_hlc_ts_cmp(struct clu_hlc_ts a, struct clu_hlc_ts b);
 

@@ -47,6 +47,7 @@ struct clu_link;
 struct clu_rroute {
 	char *key;                /* owned: "$share/g/f" or a plain filter */
 	uint32_t gen;             /* sync generation that last (re)added it */
+	int64_t provisional_until; /* set by a session hand-over until the node confirms */
 	UT_hash_handle hh;
 };
 
@@ -72,6 +73,7 @@ struct clu_peer {
 	struct session *node_sess;       /* reference (see file comment) */
 	struct clu_rroute *routes;       /* uthash by key */
 	uint32_t sync_gen;
+	uint32_t n_provisional;          /* routes with provisional_until set */
 	uint32_t link_gen;               /* bumped when a link comes up */
 	/* forwards in flight on the current link, ascending seq, from ph */
 	struct clu_pending *pend;
@@ -175,11 +177,14 @@ struct clu_node {
 	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
 	struct clu_tomb *tombs;          /* uthash by topic */
 	struct clu_tko *tkos;            /* CONNECTs waiting for the other nodes */
+	struct clu_tko_recent *recent;   /* ... and those that just finished (uthash) */
 	uint64_t next_tko;
 	/* to workers, flushed in before-sleep */
 	struct wq_vec *wout;
 	char data_path[4096];            /* <data_dir>/cluster.members */
 	int64_t next_discovery_ms;
+	int64_t drops_logged_ms;         /* forwards not sent: rate-limited log */
+	uint64_t drops_unlogged;
 	atomic_int peers_up;
 	atomic_int n_running;
 	_Atomic uint64_t st_fwd_out, st_fwd_in, st_fwd_lost;
@@ -244,13 +249,29 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint32_t n_wait;
 	uint8_t *blob;                   /* owned: the session handed over */
 	uint32_t blob_len;
+	/* a newer connection elsewhere asked while this one waited: it gets the
+	 * session once this request completes (deferred answer) */
+	struct clu_peer *pass_to;
+	uint64_t pass_req;
+	uint32_t pass_gen;
+	bool pass_clean;
 	int64_t deadline_ms;
 	struct clu_tko *next;
+};
+/* A connect that completed here moments ago: its worker may not have
+ * registered the session yet, so requests for the id go to that worker. */
+struct clu_tko_recent {
+	char *client_id;                 /* owned */
+	uint16_t worker;
+	int64_t until_ms;
+	UT_hash_handle hh;               /* clu_node.recent by client_id */
 };
 void clu_tko_req(struct clu_node *n, struct clu_req *r);
 void clu_tko_resp_req(struct clu_node *n, struct clu_req *r);
 void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
 void clu_tko_link_down(struct clu_node *n, struct clu_peer *m);
+void clu_tko_send_clients(struct clu_node *n, struct clu_link *l);
+void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
 void clu_tko_tick(struct clu_node *n, int64_t now);
 void clu_tko_free(struct clu_node *n);
 
@@ -262,5 +283,9 @@ void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link
 void clu_route_flush_acks(struct clu_node *n);
 void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *msg);
 void clu_route_free(struct clu_node *n);
+/* A session handed over to m: keys its worker already routed to m. */
+void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link_gen,
+			   char **keys, uint16_t n_keys);
+void clu_route_tick(struct clu_node *n, int64_t now);
 
 #endif

@@ -393,6 +393,9 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 		case CLU_MSG_TAKEOVER_RESP:
 			clu_tko_frame(n, l, m);
 			return;
+		case CLU_MSG_CLIENTS:
+			clu_tko_clients(n, l, m->list);
+			return;
 		default:
 			clu_route_frame(n, l, m);
 			return;

@@ -386,6 +386,7 @@ void clu_on_link_up(struct clu_node *n, struct clu_link *l)
 	send_members(n, l);
 	clu_route_sync(n, l);
 	clu_retain_sync(n, l);
+	clu_tko_send_clients(n, l);
 	if (changed) {
 		clu_members_broadcast(n, l);
 		clu_members_save(n);
@@ -909,6 +910,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	int64_t now = ev_now_ms(loop);
 	clu_link_tick(n, now);
 	clu_tko_tick(n, now);
+	clu_route_tick(n, now);
 	if (n->cfg->cluster_discovery != CONF_DISC_MANUAL && now >= n->next_discovery_ms) {
 		n->next_discovery_ms = now + DISCOVERY_EVERY_MS;
 		discover(n);
@@ -1088,6 +1090,12 @@ void clu_node_free(struct clu_node *n)
 				struct wq_entry *e = &q->v[k];
 				if (e->kind == WQ_FWD_IN)
 					fwd_in_release(&e->u.fwd);
+				else if (e->kind == WQ_TKO_DONE || e->kind == WQ_TKO_OUT) {
+					hq_free(e->u.tko.blob);
+					hq_free(e->u.tko.client_id);
+					if (e->u.tko.node_sess)
+						sess_unref(e->u.tko.node_sess);
+				}
 				else if (e->kind == WQ_ROUTE_ADD || e->kind == WQ_ROUTE_DEL)
 					hq_free(e->u.filter);
 				if (e->sess)

@@ -35,7 +35,8 @@ static_assert(CLU_MSG_ROUTE_ADD == 0x20 && CLU_MSG_ROUTE_DEL == 0x21 &&
 	      "route message numbers");
 static_assert(CLU_MSG_FORWARD == 0x30 && CLU_MSG_FORWARD_ACK == 0x31, "forward message numbers");
 static_assert(CLU_MSG_RETAIN_SET == 0x40, "retained message numbers");
-static_assert(CLU_MSG_TAKEOVER_REQ == 0x50 && CLU_MSG_TAKEOVER_RESP == 0x51,
+static_assert(CLU_MSG_TAKEOVER_REQ == 0x50 && CLU_MSG_TAKEOVER_RESP == 0x51 &&
+	      CLU_MSG_CLIENTS == 0x52,
 	      "takeover message numbers");
 
 /* fixed-size bodies and entries, as on the wire */
@@ -241,6 +242,7 @@ const char *clu_type_name(int type)
 	case CLU_MSG_RETAIN_SET: return "RETAIN_SET";
 	case CLU_MSG_TAKEOVER_REQ: return "SESSION_TAKEOVER_REQ";
 	case CLU_MSG_TAKEOVER_RESP: return "SESSION_TAKEOVER_RESP";
+	case CLU_MSG_CLIENTS: return "CLIENTS";
 	}
 	return "UNKNOWN";
 }
@@ -248,7 +250,8 @@ const char *clu_type_name(int type)
 static bool is_batched(int type)
 {
 	return type == CLU_MSG_MEMBERS || type == CLU_MSG_ROUTE_ADD || type == CLU_MSG_ROUTE_DEL ||
-	       type == CLU_MSG_FORWARD_ACK || type == CLU_MSG_RETAIN_SET;
+	       type == CLU_MSG_FORWARD_ACK || type == CLU_MSG_RETAIN_SET ||
+	       type == CLU_MSG_CLIENTS;
 }
 
 /* a valid PUBACK/PUBREC reason code: success, no matching subscribers, or a failure */
@@ -390,6 +393,12 @@ static void dec_retained(struct rd *r, struct clu_retained *e)
 		dec_mbody(r, &e->msg);
 }
 
+static void dec_client(struct rd *r, struct clu_client *c)
+{
+	c->client_id = rd_str(r, D_CID);
+	c->ts = rd_hlc(r);
+}
+
 /* a list body: n:u32 then n entries, validated now and read later by clu_next_* */
 static void dec_list(struct rd *r, int type, struct clu_list *l)
 {
@@ -404,6 +413,7 @@ static void dec_list(struct rd *r, int type, struct clu_list *l)
 			struct clu_route rt;
 			struct clu_ack_range a;
 			struct clu_retained e;
+			struct clu_client c;
 		} u;
 
 		switch (type) {
@@ -417,6 +427,9 @@ static void dec_list(struct rd *r, int type, struct clu_list *l)
 		case CLU_MSG_FORWARD_ACK:
 			dec_ack(r, &u.a, prev);
 			prev = u.a.last;
+			break;
+		case CLU_MSG_CLIENTS:
+			dec_client(r, &u.c);
 			break;
 		default:
 			dec_retained(r, &u.e);
@@ -507,6 +520,7 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 	case CLU_MSG_ROUTE_DEL:
 	case CLU_MSG_FORWARD_ACK:
 	case CLU_MSG_RETAIN_SET:
+	case CLU_MSG_CLIENTS:
 		dec_list(&r, type, &m->list);
 		break;
 	case CLU_MSG_ROUTE_SYNC_BEGIN:
@@ -613,6 +627,11 @@ bool clu_next_member(struct clu_list *l, struct clu_member *out)
 bool clu_next_route(struct clu_list *l, struct clu_route *out)
 {
 	LIST_NEXT(l, dec_route, out);
+}
+
+bool clu_next_client(struct clu_list *l, struct clu_client *out)
+{
+	LIST_NEXT(l, dec_client, out);
 }
 
 /* ascending order was checked when the frame was decoded */
@@ -958,4 +977,16 @@ void clu_batch_end(struct clu_batch *b)
 void clu_batch_abort(struct clu_batch *b)
 {
 	b->out->len = b->out->off + b->start;
+}
+
+int clu_batch_client(struct clu_batch *b, const struct clu_client *c)
+{
+	struct wr w = { b->out, HQ_OK };
+	size_t before = clu_batch_size(b);
+
+	if (b->type != CLU_MSG_CLIENTS)
+		return HQ_EINVAL;
+	wr_str(&w, D_CID, c->client_id);
+	wr_hlc(&w, c->ts);
+	return batch_entry_end(b, before, w.err);
 }

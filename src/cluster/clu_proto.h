@@ -95,6 +95,8 @@
  * 0x51 SESSION_TAKEOVER_RESP req_id:u64  status:u8 (CLU_TKO_*, 0..2)        both
  *                           client_id:cid  session:bin (sess_serial blob;
  *                           empty unless status OK)
+ * 0x52 CLIENTS              n:u32  client * n                               both
+ *                             client = client_id:cid  hlc (when it connected)
  *
  * Semantics the codec enforces, and those it leaves to the runtime:
  * - HELLO: proto is the highest version the sender speaks. HELLO's body never
@@ -138,6 +140,10 @@
  *   CLEAN_START). RESP status: OK 0 (session follows; empty when there was
  *   none or CLEAN_START), NONE 1 (not here), REFUSED 2 (the responder's own
  *   connection of that id is newer by hlc: the requester drops its client).
+ * - CLIENTS, sent when a link comes up, lists the sender's connected client
+ *   ids: after a partition, the receiver closes (0x8E) its own connection of
+ *   any listed id that is older by clu_hlc_cmp (ties by node name), so no
+ *   client id stays connected twice.
  *
  * AUTHENTICATION (clu_auth.c): both nodes share node.cookie, which never
  * crosses the wire. A proof is
@@ -203,6 +209,7 @@ enum clu_type {
 	CLU_MSG_RETAIN_SET = 0x40,
 	CLU_MSG_TAKEOVER_REQ = 0x50,
 	CLU_MSG_TAKEOVER_RESP = 0x51,
+	CLU_MSG_CLIENTS = 0x52,
 };
 
 enum clu_refuse_reason {
@@ -340,6 +347,11 @@ struct clu_takeover_req {
 	struct clu_str client_id;
 };
 
+struct clu_client {
+	struct clu_str client_id;
+	struct clu_hlc_ts ts;
+};
+
 struct clu_takeover_resp {
 	uint64_t req_id;
 	uint8_t status;                   /* enum clu_takeover_status */
@@ -358,7 +370,7 @@ struct clu_msg {
 		struct clu_leave leave;
 		uint64_t barrier_id;                  /* BARRIER, BARRIER_ACK */
 		struct clu_list list;                 /* MEMBERS, ROUTE_ADD/DEL, FORWARD_ACK,
-						       * RETAIN_SET (decode only) */
+						       * RETAIN_SET, CLIENTS (decode only) */
 		struct clu_sync sync;                 /* ROUTE_SYNC_BEGIN/END */
 		struct clu_forward fwd;
 		struct clu_takeover_req treq;
@@ -408,6 +420,7 @@ bool clu_next_route(struct clu_list *l, struct clu_route *out);
 bool clu_next_ack(struct clu_list *l, struct clu_ack_range *out);
 bool clu_next_retained(struct clu_list *l, struct clu_retained *out);
 bool clu_next_group(struct clu_list *l, struct clu_group *out);
+bool clu_next_client(struct clu_list *l, struct clu_client *out);
 
 /* ---- encoding ---- */
 
@@ -440,6 +453,7 @@ int clu_batch_member(struct clu_batch *b, const struct clu_member *m);
 int clu_batch_route(struct clu_batch *b, const struct clu_route *r);
 int clu_batch_ack(struct clu_batch *b, const struct clu_ack_range *r);
 int clu_batch_retained(struct clu_batch *b, const struct clu_retained *r);
+int clu_batch_client(struct clu_batch *b, const struct clu_client *c);
 size_t clu_batch_size(const struct clu_batch *b);
 void clu_batch_end(struct clu_batch *b);
 void clu_batch_abort(struct clu_batch *b);

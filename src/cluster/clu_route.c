@@ -185,6 +185,10 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	HASH_FIND_STR(m->routes, key, rr);
 	if (rr) {
 		rr->gen = m->sync_gen;
+		if (rr->provisional_until) {
+			rr->provisional_until = 0; /* confirmed by its owner */
+			m->n_provisional--;
+		}
 		return;
 	}
 	rr = hq_calloc(1, sizeof(*rr));
@@ -196,6 +200,8 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 
 static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_rroute *rr)
 {
+	if (rr->provisional_until)
+		m->n_provisional--;
 	HASH_DEL(m->routes, rr);
 	post_route(n, m, rr->key, false);
 	hq_free(rr->key);
@@ -314,8 +320,17 @@ static void forward(struct clu_node *n, struct clu_req *r)
 	}
 	if (!sent) {
 		atomic_fetch_add_explicit(&n->st_fwd_lost, 1, memory_order_relaxed);
-		log_debug("cluster: message on %s not forwarded to %s (%s)", msg->topic,
-			  m ? m->name : "?", l ? "link queue full" : "no link");
+		/* one line per 10 s at most: a dead peer under load must not flood the log */
+		n->drops_unlogged++;
+		int64_t now = clu_now(n);
+		if (now - n->drops_logged_ms >= 10000) {
+			log_warning("cluster: %llu message(s) not forwarded (latest: %s to %s: %s); "
+				    "see hamqtt_cluster_forwards_lost_total",
+				    (unsigned long long)n->drops_unlogged, msg->topic, m ? m->name : "?",
+				    l ? "link queue full" : "no link");
+			n->drops_logged_ms = now;
+			n->drops_unlogged = 0;
+		}
 		clu_gate_release(n, r->worker, r->token);
 	}
 }
@@ -596,5 +611,46 @@ void clu_route_free(struct clu_node *n)
 			hq_free(rr->key);
 			hq_free(rr);
 		}
+	}
+}
+
+#define PROVISIONAL_MS 10000
+
+void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link_gen,
+			   char **keys, uint16_t n_keys)
+{
+	bool live = m->link && m->link_gen == link_gen;
+	for (uint16_t i = 0; i < n_keys; i++) {
+		struct clu_rroute *rr;
+		HASH_FIND_STR(m->routes, keys[i], rr);
+		if (rr)
+			continue; /* m had it already: the worker's add only refreshed it */
+		if (!live) {
+			/* the link went down meanwhile, its routes were withdrawn:
+			 * withdraw this one too */
+			post_route(n, m, keys[i], false);
+			continue;
+		}
+		rr = hq_calloc(1, sizeof(*rr));
+		rr->key = hq_strdup(keys[i]);
+		rr->gen = m->sync_gen;
+		rr->provisional_until = clu_now(n) + PROVISIONAL_MS;
+		HASH_ADD_KEYPTR(hh, m->routes, rr->key, strlen(rr->key), rr);
+		m->n_provisional++;
+	}
+}
+
+/* Provisional routes the new owner never confirmed (it failed to take the
+ * session, or had nothing to add) go after PROVISIONAL_MS. */
+void clu_route_tick(struct clu_node *n, int64_t now)
+{
+	for (size_t i = 1; i < n->n_m; i++) {
+		struct clu_peer *m = n->m[i];
+		if (!m->n_provisional)
+			continue;
+		struct clu_rroute *rr, *tmp;
+		HASH_ITER(hh, m->routes, rr, tmp)
+			if (rr->provisional_until && now > rr->provisional_until)
+				remote_del(n, m, rr);
 	}
 }

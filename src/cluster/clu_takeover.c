@@ -29,6 +29,46 @@
 
 #include <string.h>
 
+static void send_resp(struct clu_link *l, uint64_t req_id, uint8_t status, struct clu_str cid,
+		      const uint8_t *blob, size_t blob_len)
+{
+	struct clu_msg m = { .type = CLU_MSG_TAKEOVER_RESP };
+	m.tresp.req_id = req_id;
+	m.tresp.status = status;
+	m.tresp.client_id = cid;
+	m.tresp.session.p = blob;
+	m.tresp.session.len = blob_len;
+	clu_link_send(l, &m);
+}
+
+/* Answer a peer's request from what this node holds: nothing (NONE), or the
+ * session in the registry, which its worker closes and hands out (the worker
+ * answers: clu_tko_resp_req). */
+static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_t gen,
+				 uint64_t req_id, bool clean_start, struct clu_str cid)
+{
+	struct broker *b = n->b;
+	struct session *s;
+	if (!m->link || m->link_gen != gen)
+		return;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, cid.p, cid.len, s);
+	if (s)
+		sess_ref(s);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (!s) {
+		send_resp(m->link, req_id, CLU_TKO_NONE, cid, NULL, 0);
+		return;
+	}
+	struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
+	e.u.tko.member = m;
+	e.u.tko.node_sess = m->node_sess ? sess_ref(m->node_sess) : NULL;
+	e.u.tko.id = req_id;
+	e.u.tko.link_gen = gen;
+	e.u.tko.clean_start = clean_start;
+	clu_wout_push(n, s->w->id, &e);
+}
+
 static void tko_finish(struct clu_node *n, struct clu_tko *t)
 {
 	for (struct clu_tko **p = &n->tkos; *p; p = &(*p)->next) {
@@ -36,6 +76,32 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 			*p = t->next;
 			break;
 		}
+	}
+	if (t->pass_to) {
+		/* a newer connection elsewhere won: it gets what we got */
+		struct clu_peer *m = t->pass_to;
+		struct clu_str cid = clu_str(t->client_id);
+		t->refused = true;
+		if (t->blob && m->link && m->link_gen == t->pass_gen)
+			send_resp(m->link, t->pass_req, CLU_TKO_OK, cid, t->pass_clean ? NULL : t->blob,
+				  t->pass_clean ? 0 : t->blob_len);
+		else if (!t->blob)
+			answer_from_registry(n, m, t->pass_gen, t->pass_req, t->pass_clean, cid);
+		hq_free(t->blob);
+		t->blob = NULL;
+	}
+	if (!t->refused) {
+		/* until its worker has run this answer, the registry may not show
+		 * the id: a request meanwhile must go through that worker */
+		struct clu_tko_recent *rc;
+		HASH_FIND_STR(n->recent, t->client_id, rc);
+		if (!rc) {
+			rc = hq_calloc(1, sizeof(*rc));
+			rc->client_id = hq_strdup(t->client_id);
+			HASH_ADD_KEYPTR(hh, n->recent, rc->client_id, strlen(rc->client_id), rc);
+		}
+		rc->worker = t->worker;
+		rc->until_ms = clu_now(n) + 2000;
 	}
 	struct wq_entry e = { .kind = WQ_TKO_DONE };
 	e.u.tko.id = t->token;
@@ -93,18 +159,6 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 		tko_finish(n, t);
 }
 
-static void send_resp(struct clu_link *l, uint64_t req_id, uint8_t status, struct clu_str cid,
-		      const uint8_t *blob, size_t blob_len)
-{
-	struct clu_msg m = { .type = CLU_MSG_TAKEOVER_RESP };
-	m.tresp.req_id = req_id;
-	m.tresp.status = status;
-	m.tresp.client_id = cid;
-	m.tresp.session.p = blob;
-	m.tresp.session.len = blob_len;
-	clu_link_send(l, &m);
-}
-
 /* A peer asks about a client id connecting there. */
 static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_takeover_req *q)
 {
@@ -119,32 +173,41 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 			send_resp(l, q->req_id, CLU_TKO_REFUSED, q->client_id, NULL, 0);
 			return;
 		}
+		/* theirs is newer: ours gives up, and whatever session ours is
+		 * about to receive goes to them once it arrives */
 		t->refused = true;
-	}
-	struct broker *b = n->b;
-	struct session *s;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, q->client_id.p, q->client_id.len, s);
-	if (s)
-		sess_ref(s);
-	pthread_mutex_unlock(&b->reg_lock);
-	if (!s) {
-		send_resp(l, q->req_id, CLU_TKO_NONE, q->client_id, NULL, 0);
+		if (t->pass_to) {
+			struct clu_peer *old = t->pass_to;
+			if (old->link && old->link_gen == t->pass_gen)
+				send_resp(old->link, t->pass_req, CLU_TKO_REFUSED, q->client_id, NULL, 0);
+		}
+		t->pass_to = l->m;
+		t->pass_req = q->req_id;
+		t->pass_gen = l->m->link_gen;
+		t->pass_clean = q->clean_start;
 		return;
 	}
-	/* its worker closes the connection and answers (clu_tko_resp_req) */
-	struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
-	e.u.tko.member = l->m;
-	e.u.tko.id = q->req_id;
-	e.u.tko.link_gen = l->m->link_gen;
-	e.u.tko.clean_start = q->clean_start;
-	clu_wout_push(n, s->w->id, &e);
+	struct clu_tko_recent *rc;
+	HASH_FIND(hh, n->recent, q->client_id.p, q->client_id.len, rc);
+	if (rc) {
+		struct wq_entry e = { .kind = WQ_TKO_OUT };
+		e.u.tko.client_id = hq_strndup(q->client_id.p, q->client_id.len);
+		e.u.tko.member = l->m;
+		e.u.tko.node_sess = l->m->node_sess ? sess_ref(l->m->node_sess) : NULL;
+		e.u.tko.id = q->req_id;
+		e.u.tko.link_gen = l->m->link_gen;
+		e.u.tko.clean_start = q->clean_start;
+		clu_wout_push(n, rc->worker, &e);
+		return;
+	}
+	answer_from_registry(n, l->m, l->m->link_gen, q->req_id, q->clean_start, q->client_id);
 }
 
 /* The worker's answer to a peer's request. */
 void clu_tko_resp_req(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
+	clu_route_provisional(n, m, r->link_gen, r->groups, r->n_groups);
 	if (!m->link || m->link_gen != r->link_gen)
 		return; /* the asking node is gone; the session ended here */
 	send_resp(m->link, r->token, r->rc, clu_str(r->key), r->blob, r->blob_len);
@@ -175,6 +238,57 @@ void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg 
 		on_resp(n, l, &m->tresp);
 }
 
+/* A new link: our connected client ids, so duplicates from a partition end. */
+void clu_tko_send_clients(struct clu_node *n, struct clu_link *l)
+{
+	struct broker *b = n->b;
+	struct clu_batch bt;
+	bool open = false;
+	struct session *s, *tmp;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_ITER(reg_hh, b->registry, s, tmp) {
+		uint64_t ts = atomic_load_explicit(&s->conn_hlc, memory_order_relaxed);
+		if (!ts || !atomic_load_explicit(&s->online, memory_order_relaxed))
+			continue;
+		if (open && clu_batch_size(&bt) > 60000) {
+			clu_batch_end(&bt);
+			open = false;
+		}
+		if (!open) {
+			clu_batch_begin(&bt, &l->out, CLU_MSG_CLIENTS);
+			open = true;
+		}
+		struct clu_client c = { .client_id = clu_str(s->client_id), .ts = clu_hlc_unpack(ts) };
+		clu_batch_client(&bt, &c);
+	}
+	pthread_mutex_unlock(&b->reg_lock);
+	if (open)
+		clu_batch_end(&bt);
+}
+
+/* The peer's connected ids: close ours where theirs is newer. */
+void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
+{
+	struct broker *b = n->b;
+	const char *self = n->m[0]->name;
+	struct clu_client c;
+	while (clu_next_client(&list, &c)) {
+		struct session *s;
+		pthread_mutex_lock(&b->reg_lock);
+		HASH_FIND(reg_hh, b->registry, c.client_id.p, c.client_id.len, s);
+		uint64_t ts = s ? atomic_load_explicit(&s->conn_hlc, memory_order_relaxed) : 0;
+		if (s && ts && atomic_load_explicit(&s->online, memory_order_relaxed) &&
+		    clu_hlc_cmp(clu_hlc_unpack(ts), self, strlen(self), c.ts, l->peer,
+				strlen(l->peer)) < 0) {
+			log_notice("cluster: client_id=%s is connected here and, more recently, on %s "
+				   "(a partition healed): closing it here", s->client_id, l->peer);
+			struct wq_entry e = { .kind = WQ_KILL, .sess = sess_ref(s) };
+			clu_wout_push(n, s->w->id, &e);
+		}
+		pthread_mutex_unlock(&b->reg_lock);
+	}
+}
+
 void clu_tko_link_down(struct clu_node *n, struct clu_peer *m)
 {
 	struct clu_tko *t = n->tkos, *next;
@@ -191,6 +305,14 @@ void clu_tko_link_down(struct clu_node *n, struct clu_peer *m)
 
 void clu_tko_tick(struct clu_node *n, int64_t now)
 {
+	struct clu_tko_recent *rc, *rtmp;
+	HASH_ITER(hh, n->recent, rc, rtmp) {
+		if (now < rc->until_ms)
+			continue;
+		HASH_DEL(n->recent, rc);
+		hq_free(rc->client_id);
+		hq_free(rc);
+	}
 	struct clu_tko *t = n->tkos, *next;
 	for (; t; t = next) {
 		next = t->next;
@@ -204,6 +326,12 @@ void clu_tko_tick(struct clu_node *n, int64_t now)
 
 void clu_tko_free(struct clu_node *n)
 {
+	struct clu_tko_recent *rc, *rtmp;
+	HASH_ITER(hh, n->recent, rc, rtmp) {
+		HASH_DEL(n->recent, rc);
+		hq_free(rc->client_id);
+		hq_free(rc);
+	}
 	while (n->tkos) {
 		struct clu_tko *t = n->tkos;
 		n->tkos = t->next;

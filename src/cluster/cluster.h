@@ -51,7 +51,8 @@ struct clu_req {
 	uint64_t token;           /* BARRIER, FORWARD: gate token (0 = none); FWD_DONE: seq */
 	struct clu_peer *member;/* FORWARD (destination), FWD_DONE (origin) */
 	struct brk_msg *msg;      /* FORWARD, RETAIN: reference */
-	char **groups;            /* FORWARD: owned array of owned "$share/g/f" */
+	char **groups;            /* FORWARD: owned array of owned "$share/g/f";
+				   * TAKEOVER_RESP: filters routed to member provisionally */
 	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id */
 	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
 	uint32_t blob_len;

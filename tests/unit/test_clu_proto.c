@@ -343,6 +343,13 @@ static void reencode(const struct clu_msg *m, struct buf *out)
 			assert_int_equal(clu_batch_retained(&bt, &e), HQ_OK);
 		break;
 	}
+	case CLU_MSG_CLIENTS: {
+		struct clu_client e;
+		assert_int_equal(clu_batch_begin(&bt, out, m->type), HQ_OK);
+		while (clu_next_client(&l, &e))
+			assert_int_equal(clu_batch_client(&bt, &e), HQ_OK);
+		break;
+	}
 	case CLU_MSG_FORWARD: {
 		struct clu_msg c = *m;
 		struct clu_list gl = m->fwd.glist;
@@ -416,6 +423,26 @@ static void test_hello_join_barrier(void **state)
 		assert_int_equal(clu_decode_body(type, f.p + CLU_HDR_LEN, 7, &d), HQ_EMALFORMED);
 		hq_free(f.p);
 	}
+	/* CLIENTS: connected client ids with their connect time */
+	struct clu_batch bt;
+	struct clu_client cl = { .client_id = S("dev-\xc3\xa9"), .ts = { 1764355200123ull, 7 } }, got;
+	assert_int_equal(clu_batch_begin(&bt, &b, CLU_MSG_CLIENTS), HQ_OK);
+	assert_int_equal(clu_batch_client(&bt, &cl), HQ_OK);
+	cl.client_id = S("");
+	assert_int_equal(clu_batch_client(&bt, &cl), HQ_EINVAL); /* a cid is never empty */
+	clu_batch_end(&bt);
+	f = take_frame(&b);
+	assert_int_equal(decode(f.p, f.n, &d, &keep), HQ_OK);
+	assert_int_equal(d.type, CLU_MSG_CLIENTS);
+	assert_true(clu_next_client(&d.list, &got));
+	assert_true(str_eq(got.client_id, "dev-\xc3\xa9"));
+	assert_true(got.ts.wall_ms == 1764355200123ull && got.ts.logical == 7);
+	assert_false(clu_next_client(&d.list, &got));
+	hq_free(keep);
+	hq_free(f.p);
+	assert_true(clu_hlc_unpack(clu_hlc_pack(cl.ts)).wall_ms == cl.ts.wall_ms);
+	assert_int_equal(clu_hlc_unpack(clu_hlc_pack(cl.ts)).logical, 7);
+
 	assert_string_equal(clu_type_name(CLU_MSG_BARRIER), "BARRIER");
 	assert_string_equal(clu_type_name(CLU_MSG_BARRIER_ACK), "BARRIER_ACK");
 	buf_free(&b);
