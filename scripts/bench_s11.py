@@ -226,6 +226,11 @@ def main():
         "| route propagation (SUBACK round trip on node 2, %d subscribes) p50 / p99 ms | "
         "%.2f / %.2f | p99 < 50 | %s |" % (len(rtts), p50, p99, "yes" if p99 < 50 else "**no**"),
     ])
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode().strip()
+    load = os.getloadavg()[0]
+    table += "\n\nRun %s UTC at %s, %d rounds, load average %.2f at the end." % (
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime()), head or "unknown", a.rounds, load)
     print(table)
     if not a.no_write and os.path.exists(BENCH_MD):
         text = open(BENCH_MD).read()
