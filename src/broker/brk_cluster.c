@@ -225,26 +225,35 @@ void brk_cluster_attach_after_barrier(struct conn *c, struct session *s)
 	clu_req_push(&w->clu_out, &r);
 }
 
+/* The wait of cw is over: c is read again. Returns c if its CONNECT goes on. */
+static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
+{
+	struct conn *c = cw->c;
+	HASH_DEL(w->waits, cw);
+	hq_free(cw);
+	c->cluster_wait = false;
+	if (c->state != CS_WAIT)
+		return NULL;
+	c->paused = false;
+	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
+		conn_close(c, -1, "epoll failed");
+		return NULL;
+	}
+	return c;
+}
+
 bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 {
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->waits, &token, sizeof(token), cw);
 	if (!cw || !cw->sess)
 		return false;
-	struct conn *c = cw->c;
 	struct session *s = cw->sess;
-	HASH_DEL(w->waits, cw);
-	hq_free(cw);
-	c->cluster_wait = false;
-	if (c->state == CS_WAIT) {
-		c->paused = false;
-		if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
-			conn_close(c, -1, "epoll failed");
-		} else {
-			brk_connect_attach(c, s);
-			if (c->state == CS_ACTIVE)
-				conn_process_input(c);
-		}
+	struct conn *c = wait_end(w, cw);
+	if (c) {
+		brk_connect_attach(c, s);
+		if (c->state == CS_ACTIVE)
+			conn_process_input(c); /* what was pipelined after CONNECT */
 	}
 	sess_unref(s);
 	return true;
@@ -254,22 +263,12 @@ void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
 {
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
-	if (cw) {
-		struct conn *c = cw->c;
-		HASH_DEL(w->waits, cw);
-		hq_free(cw);
-		c->cluster_wait = false;
-		if (c->state == CS_WAIT) {
-			c->paused = false;
-			if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
-				conn_close(c, -1, "epoll failed");
-			} else {
-				brk_connect_resume(c, t->status, t->blob, t->blob_len);
-				/* what was pipelined after CONNECT (unless it waits again) */
-				if (c->state == CS_ACTIVE)
-					conn_process_input(c);
-			}
-		}
+	struct conn *c = cw ? wait_end(w, cw) : NULL;
+	if (c) {
+		brk_connect_resume(c, t->status, t->blob, t->blob_len);
+		/* what was pipelined after CONNECT (unless it waits again) */
+		if (c->state == CS_ACTIVE)
+			conn_process_input(c);
 	}
 	hq_free(t->blob);
 	t->blob = NULL;

@@ -314,6 +314,16 @@ int clu_on_hello(struct clu_node *n, struct clu_link *l, const struct clu_hello 
 	return HQ_OK;
 }
 
+static void admin_done(struct clu_admin *a, int rc, const char *err)
+{
+	pthread_mutex_lock(&a->mu);
+	a->rc = rc;
+	clu_fmt(a->err, sizeof(a->err), "%s", err ? err : "");
+	a->done = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
 /* A join that failed leaves no member behind: the target was never ours. */
 static void join_forget(struct clu_node *n, const char *name)
 {
@@ -339,12 +349,7 @@ void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *e
 		join_forget(n, a->node);
 		clu_members_save(n);
 	}
-	pthread_mutex_lock(&a->mu);
-	a->rc = rc;
-	clu_fmt(a->err, sizeof(a->err), "%s", err ? err : "");
-	a->done = true;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
+	admin_done(a, rc, err);
 }
 
 void clu_on_link_up(struct clu_node *n, struct clu_link *l)
@@ -485,16 +490,6 @@ void clu_on_leave(struct clu_node *n, struct clu_link *l, const struct clu_leave
 }
 
 /* ---- admin ---- */
-
-static void admin_done(struct clu_admin *a, int rc, const char *err)
-{
-	pthread_mutex_lock(&a->mu);
-	a->rc = rc;
-	clu_fmt(a->err, sizeof(a->err), "%s", err ? err : "");
-	a->done = true;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
-}
 
 static int member_cmp(const void *x, const void *y)
 {

@@ -177,6 +177,19 @@ static bool collect(void *ctx, const char *topic, size_t len, void *value)
 	return true;
 }
 
+/* Open a RETAIN_SET batch on l, or start a new one past 1 MiB. */
+static void batch_room(struct clu_batch *b, bool *open, struct clu_link *l)
+{
+	if (*open && clu_batch_size(b) > (1u << 20)) {
+		clu_batch_end(b);
+		*open = false;
+	}
+	if (!*open) {
+		clu_batch_begin(b, &l->out, CLU_MSG_RETAIN_SET);
+		*open = true;
+	}
+}
+
 void clu_retain_sync(struct clu_node *n, struct clu_link *l)
 {
 	struct sync_ctx c = { 0 };
@@ -187,28 +200,14 @@ void clu_retain_sync(struct clu_node *n, struct clu_link *l)
 	struct clu_batch b;
 	bool open = false;
 	for (size_t i = 0; i < c.n; i++) {
-		if (open && clu_batch_size(&b) > (1u << 20)) {
-			clu_batch_end(&b);
-			open = false;
-		}
-		if (!open) {
-			clu_batch_begin(&b, &l->out, CLU_MSG_RETAIN_SET);
-			open = true;
-		}
+		batch_room(&b, &open, l);
 		struct clu_retained r = retained_of(c.v[i], now);
 		clu_batch_retained(&b, &r);
 		msg_unref(c.v[i]);
 	}
 	struct clu_tomb *t, *tmp;
 	HASH_ITER(hh, n->tombs, t, tmp) {
-		if (open && clu_batch_size(&b) > (1u << 20)) {
-			clu_batch_end(&b);
-			open = false;
-		}
-		if (!open) {
-			clu_batch_begin(&b, &l->out, CLU_MSG_RETAIN_SET);
-			open = true;
-		}
+		batch_room(&b, &open, l);
 		struct clu_retained r = { .ts = t->ts, .origin = clu_str(t->origin), .del = true };
 		r.msg.topic = clu_str(t->topic);
 		clu_batch_retained(&b, &r);
