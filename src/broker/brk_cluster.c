@@ -61,6 +61,18 @@ void brk_cluster_flush(struct worker *w)
 		clu_submit(w->b->clu, &w->clu_out);
 }
 
+void brk_cluster_forward_moved(struct session *s, struct deliv *d)
+{
+	struct worker *w = s->w;
+	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
+			     .member = s->moved_to->member, .msg = d->msg,
+			     .dqos = d->qos, .dretain = d->flags & DV_RETAIN };
+	r.key = hq_strdup(s->client_id);
+	d->msg = NULL; /* the reference moves to the request */
+	deliv_release(d);
+	clu_req_push(&w->clu_out, &r);
+}
+
 void fwd_in_release(struct fwd_in *f)
 {
 	if (f->msg)
@@ -68,16 +80,43 @@ void fwd_in_release(struct fwd_in *f)
 	for (uint16_t k = 0; k < f->n_groups; k++)
 		hq_free(f->groups[k]);
 	hq_free(f->groups);
+	hq_free(f->client_id);
 	memset(f, 0, sizeof(*f));
+}
+
+/* A delivery that followed its session here (FORWARD with CLIENT). */
+static void deliver_to_client(struct worker *w, struct fwd_in *f)
+{
+	struct broker *b = w->b;
+	struct session *s;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, f->client_id, strlen(f->client_id), s);
+	if (s)
+		sess_ref(s);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (!s) {
+		log_warning("client_id=%s: a message on %s followed the session here, which is gone",
+			    f->client_id, f->msg->topic);
+		STAT_ADD(w->st.msgs_dropped, 1);
+		return;
+	}
+	struct deliv d = { .msg = msg_ref(f->msg), .qos = f->msg->qos,
+			   .flags = f->msg->retain ? DV_RETAIN : 0 };
+	brk_deliver_to(w, s, &d);
+	sess_unref(s);
 }
 
 void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 {
-	w->congested = NULL;
-	w->fwd_from = f;
-	brk_route(w, f->msg);
-	w->fwd_from = NULL;
-	w->congested = NULL; /* no publisher here to slow down */
+	if (f->client_id) {
+		deliver_to_client(w, f);
+	} else {
+		w->congested = NULL;
+		w->fwd_from = f;
+		brk_route(w, f->msg);
+		w->fwd_from = NULL;
+		w->congested = NULL; /* no publisher here to slow down */
+	}
 	if (f->seq) {
 		/* accepted: it is in the queues of this node's subscribers */
 		struct clu_req r = { .kind = CRQ_FWD_DONE, .member = f->member,
@@ -259,13 +298,16 @@ bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 	return true;
 }
 
-void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t)
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t)
 {
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
 	struct conn *c = cw ? wait_end(w, cw) : NULL;
-	if (c) {
-		brk_connect_resume(c, t->status, t->blob, t->blob_len);
+	if (!c && imported) {
+		/* the connection went meanwhile: the session stays, offline */
+		brk_session_import(w, imported);
+	} else if (c) {
+		brk_connect_resume(c, t->status, imported);
 		/* what was pipelined after CONNECT (unless it waits again) */
 		if (c->state == CS_ACTIVE)
 			conn_process_input(c);
@@ -336,6 +378,8 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		r.blob_len = (uint32_t)blob.len;
 		log_info("client_id=%s session handed over to another node (%zu bytes)", s->client_id,
 			 blob.len);
+		if (ns && !s->moved_to)
+			s->moved_to = sess_ref(ns);
 		sess_end(s, false);
 	}
 	clu_req_push(&w->clu_out, &r);

@@ -338,44 +338,31 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 	return HQ_OK;
 }
 
-/* A session handed over by another node becomes this node's (true), unless
- * this node has one for the id already, which then wins. */
-static bool import_session(struct worker *w, struct conn *c, const uint8_t *blob, size_t n)
+/*
+ * A session another node handed over (deserialised and routed by the cluster
+ * thread, which holds its routes in every replica already) becomes this
+ * node's: true. False if this node has a session for the id already, which
+ * then wins (the imported one ends, taking its routes along).
+ */
+bool brk_session_import(struct worker *w, struct session *s)
 {
 	struct broker *b = w->b;
-	struct session *s = NULL, *e;
-	if (sess_deserialize(w, blob, n, ev_now_ms(w->loop), &s) != HQ_OK) {
-		log_warning("client_id=%s: the session from another node is unreadable: starting afresh",
-			    c->client_id);
-		return false;
-	}
-	if (strcmp(s->client_id, c->client_id) != 0) {
-		sess_unref(s);
-		return false;
-	}
+	struct session *e;
 	size_t idlen = strlen(s->client_id);
 	pthread_mutex_lock(&b->reg_lock);
 	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
 	if (e) {
 		pthread_mutex_unlock(&b->reg_lock);
-		sess_unref(s);
+		sess_end(s, false);
 		return false;
 	}
-	s->in_registry = true; /* the registry keeps sess_deserialize's reference */
+	s->in_registry = true;
+	sess_ref(s); /* the registry's (not inside HASH_ADD: a macro evaluates it often) */
 	HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
-	sess_ref(s);
 	pthread_mutex_unlock(&b->reg_lock);
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
-		brk_cluster_route(w, true, sub->filter);
-	}
-	wk_flush_outboxes(w);
-	sess_offline_update(s); /* its expiry runs if the connection goes before attaching */
+	sess_offline_update(s); /* its expiry runs if no connection attaches */
 	log_info("client_id=%s session taken over from another node (%u subscriptions, %u queued, "
 		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
-	brk_cluster_attach_after_barrier(c, s);
-	sess_unref(s);
 	return true;
 }
 
@@ -384,21 +371,31 @@ void brk_connect_attach(struct conn *c, struct session *s)
 {
 	if (s->ended || s->conn) {
 		/* ended meanwhile (expired, or a newer connection took it) */
-		refuse(c, MQTT_RC_SERVER_BUSY,
-		       MQTT_V3_SERVER_UNAVAILABLE, "the session changed while it was being taken over");
+		refuse(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
+		       "the session changed while it was being taken over");
 		return;
 	}
 	attach_and_ack(c, s, true);
 }
 
-void brk_connect_resume(struct conn *c, uint8_t status, const uint8_t *blob, size_t blob_len)
+void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported)
 {
 	if (status == CLU_TKO_REFUSED) {
+		if (imported)
+			sess_end(imported, false);
 		refuse(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
 		       "a newer connection of this client id on another node won");
 		return;
 	}
-	if (blob && blob_len && !c->clean_start && import_session(c->w, c, blob, blob_len))
-		return;
+	if (imported && !c->clean_start) {
+		if (brk_session_import(c->w, imported)) {
+			/* CONNACK once every peer has its routes (the cluster added
+			 * them before this hand-off) */
+			brk_cluster_attach_after_barrier(c, imported);
+			return;
+		}
+	} else if (imported) {
+		sess_end(imported, false);
+	}
 	connect_register(c->w, c);
 }

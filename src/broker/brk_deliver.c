@@ -258,6 +258,10 @@ static void enqueue(struct session *s, struct deliv *d)
 void sess_deliver(struct session *s, struct deliv *d)
 {
 	struct conn *c = s->conn;
+	if (s->ended && s->moved_to && d->msg) {
+		brk_cluster_forward_moved(s, d);
+		return;
+	}
 	if (s->ended || !d->msg) {
 		deliv_release(d);
 		return;

@@ -184,6 +184,9 @@ struct session {
 	 * routes are that node's subscriptions; a hit becomes a FORWARD */
 	bool remote;
 	struct clu_peer *member; /* when remote: the cluster thread's member (outlives it) */
+	/* handed over to another node: its node session (reference); deliveries
+	 * that still arrive here follow the session there */
+	struct session *moved_to;
 };
 
 struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
@@ -317,7 +320,7 @@ enum wq_kind {
 
 /* WQ_TKO_DONE / WQ_TKO_OUT */
 struct tko_msg {
-	uint8_t *blob;            /* owned serialised session (DONE with status OK), or NULL */
+	uint8_t *blob;            /* OUT: unused; owned when set */
 	char *client_id;          /* OUT without a session: owned id to look up on arrival */
 	struct clu_peer *member;  /* OUT: the asking node */
 	struct session *node_sess; /* OUT: its node session (reference), for routes */
@@ -332,6 +335,7 @@ struct tko_msg {
 struct fwd_in {
 	struct brk_msg *msg;      /* reference */
 	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
+	char *client_id;          /* owned: for this client's session only, or NULL */
 	struct clu_peer *member; /* origin node (for the acknowledgement) */
 	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
 	uint32_t link_gen;
@@ -549,9 +553,12 @@ void fwd_in_release(struct fwd_in *f);
 void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */
 /* CONNECT: ask the other nodes about c's client id first (true: c waits). */
 bool brk_cluster_takeover_begin(struct conn *c);
-void brk_cluster_takeover_done(struct worker *w, struct tko_msg *t);   /* consumes t */
+/* imported: a session handed over (WQ_TKO_DONE's sess, borrowed) or NULL */
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t);
 void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t);
 void brk_cluster_conn_free(struct conn *c);
+/* A delivery for a session that moved to another node goes there. */
+void brk_cluster_forward_moved(struct session *s, struct deliv *d);
 /* c (in CS_WAIT) attaches s once token is released (every peer has s's routes). */
 void brk_cluster_attach_after_barrier(struct conn *c, struct session *s);
 bool brk_cluster_wait_release(struct worker *w, uint64_t token);
@@ -559,7 +566,8 @@ void brk_connect_attach(struct conn *c, struct session *s);
 
 /* brk_connect.c: continue a CONNECT after the cluster answered; blob (may be
  * NULL) is the session another node handed over. */
-void brk_connect_resume(struct conn *c, uint8_t status, const uint8_t *blob, size_t blob_len);
+void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported);
+bool brk_session_import(struct worker *w, struct session *s);
 /* From the cluster thread: append entries to worker w's inbox and wake it. */
 void wk_inbox_append(struct worker *w, const struct wq_entry *v, uint32_t n);
 

@@ -111,7 +111,7 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 			brk_cluster_wait_release(w, e->u.token);
 		break;
 	case WQ_TKO_DONE:
-		brk_cluster_takeover_done(w, &e->u.tko);
+		brk_cluster_takeover_done(w, e->sess, &e->u.tko);
 		break;
 	case WQ_TKO_OUT:
 		brk_cluster_takeover_out(w, e->sess, &e->u.tko);

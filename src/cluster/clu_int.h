@@ -272,11 +272,14 @@ void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg 
 void clu_tko_link_down(struct clu_node *n, struct clu_peer *m);
 void clu_tko_send_clients(struct clu_node *n, struct clu_link *l);
 void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
+/* The worker that holds (or is about to hold) client_id's session, or -1. */
+int clu_tko_worker_of(struct clu_node *n, struct clu_str client_id);
 void clu_tko_tick(struct clu_node *n, int64_t now);
 void clu_tko_free(struct clu_node *n);
 
 /* clu_route.c */
 void clu_route_req(struct clu_node *n, struct clu_req *r);     /* consumes r */
+void clu_route_local(struct clu_node *n, char *key, bool add); /* consumes key */
 void clu_route_flush_ops(struct clu_node *n);
 void clu_route_sync(struct clu_node *n, struct clu_link *l);   /* full set to a new link */
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l);

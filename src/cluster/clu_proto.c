@@ -69,6 +69,7 @@ static_assert(sizeof(struct clu_wire_ack_range) == 17, "FORWARD_ACK range");
 #define MF_RETAIN 0x01   /* mbody mflags */
 #define MF_EXPIRY 0x02
 #define FF_PLAIN 0x01    /* FORWARD fflags */
+#define FF_CLIENT 0x02
 #define RK_DELETE 0      /* RETAIN_SET kind */
 #define RK_SET 1
 
@@ -444,9 +445,12 @@ static void dec_forward(struct rd *r, struct clu_forward *f)
 
 	f->seq = rd_u64(r);
 	fl = rd_u8(r);
-	rd_check(r, !(fl & ~FF_PLAIN));
+	rd_check(r, !(fl & ~(FF_PLAIN | FF_CLIENT)));
 	f->plain = fl & FF_PLAIN;
 	f->origin = rd_str(r, D_NAME);
+	f->client = (struct clu_str){ NULL, 0 };
+	if (fl & FF_CLIENT)
+		f->client = rd_str(r, D_CID);
 	f->n_groups = rd_u16(r);
 	f->groups = NULL;
 	f->glist.n = f->n_groups;
@@ -458,7 +462,8 @@ static void dec_forward(struct rd *r, struct clu_forward *f)
 	f->glist.len = r->bad ? 0 : (size_t)(r->p - f->glist.p);
 	f->msg.topic = rd_str(r, D_TOPIC);
 	dec_mbody(r, &f->msg);
-	rd_check(r, (f->seq == 0) == (f->msg.qos == 0) && (f->plain || f->n_groups));
+	rd_check(r, (f->seq == 0) == (f->msg.qos == 0) &&
+		     (f->client.len ? !f->plain && !f->n_groups : (f->plain || f->n_groups)));
 }
 
 int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
@@ -762,13 +767,18 @@ static void enc_forward(struct wr *w, const struct clu_forward *f)
 {
 	const struct clu_message *m = &f->msg;
 
-	wr_check(w, (f->seq == 0) == (m->qos == 0) && (f->plain || f->n_groups) &&
+	bool client = f->client.len > 0;
+
+	wr_check(w, (f->seq == 0) == (m->qos == 0) &&
+		     (client ? !f->plain && !f->n_groups : (f->plain || f->n_groups)) &&
 		     (!f->n_groups || f->groups));
 	if (!w->err && m->topic.len + m->props.len + m->payload.len > CLU_MAX_BODY)
 		w->err = HQ_ETOOLARGE;
 	wr_u64(w, f->seq);
-	wr_u8(w, f->plain ? FF_PLAIN : 0);
+	wr_u8(w, (f->plain ? FF_PLAIN : 0) | (client ? FF_CLIENT : 0));
 	wr_str(w, D_NAME, f->origin);
+	if (client)
+		wr_str(w, D_CID, f->client);
 	wr_u16(w, f->n_groups);
 	for (uint16_t i = 0; i < f->n_groups && !w->err; i++) {
 		wr_str(w, D_GROUP, f->groups[i].group);

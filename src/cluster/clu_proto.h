@@ -81,7 +81,8 @@
  *                                     shared, else a group)
  * 0x22 ROUTE_SYNC_BEGIN     incarnation:u64 (the sender's, != 0)  sync_id:u32 both
  * 0x23 ROUTE_SYNC_END       sync_id:u32  count:u32 (routes sent since BEGIN) both
- * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01)  origin:name    both
+ * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01, CLIENT 0x02)     both
+ *                           origin:name  [client:cid] if CLIENT
  *                           n_groups:u16  (group:group filter:filter) * n
  *                           topic:topic  mbody
  * 0x31 FORWARD_ACK          n:u32  range * n                                both
@@ -125,7 +126,10 @@
  *   set; at END the receiver drops the sender's routes not re-added.
  * - FORWARD: the receiving node delivers to its own subscribers only: to the
  *   non-shared ones if PLAIN, and to one member of each listed (group, filter)
- *   the sender chose this node for. At least one of the two (else malformed).
+ *   the sender chose this node for. At least one of the two (else malformed),
+ *   unless CLIENT: then it is for that client's session only (a delivery
+ *   that reached the session's old node after the session moved here; its
+ *   mbody QoS is the delivery's), and neither PLAIN nor groups may be set.
  *   seq is 0 exactly when qos is 0 (no acknowledgement); otherwise it is
  *   strictly increasing per link direction. origin is the publishing node.
  * - FORWARD_ACK: ranges of acknowledged seqs, first <= last, first != 0,
@@ -322,6 +326,7 @@ struct clu_forward {
 	uint64_t seq;                     /* 0 iff msg.qos == 0 */
 	bool plain;                       /* deliver to non-shared subscribers */
 	struct clu_str origin;            /* publishing node */
+	struct clu_str client;            /* len > 0: for this client's session only */
 	uint16_t n_groups;
 	const struct clu_group *groups;   /* encode: n_groups entries */
 	struct clu_list glist;            /* decode: clu_next_group */

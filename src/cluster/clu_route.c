@@ -62,7 +62,7 @@ static struct clu_route route_of(const char *key)
 	return r;
 }
 
-static void local_route(struct clu_node *n, char *key, bool add)
+void clu_route_local(struct clu_node *n, char *key, bool add)
 {
 	struct clu_lroute *lr;
 	HASH_FIND_STR(n->lroutes, key, lr);
@@ -288,13 +288,16 @@ static void forward(struct clu_node *n, struct clu_req *r)
 				ng++;
 			}
 			struct clu_msg fm = { .type = CLU_MSG_FORWARD };
-			fm.fwd.seq = msg->qos ? m->next_seq + 1 : 0;
-			fm.fwd.plain = r->plain;
+			uint8_t qos = r->key ? r->dqos : msg->qos;
+			fm.fwd.seq = qos ? m->next_seq + 1 : 0;
+			fm.fwd.plain = r->plain && !r->key;
+			if (r->key)
+				fm.fwd.client = clu_str(r->key);
 			fm.fwd.origin = clu_str(n->m[0]->name);
 			fm.fwd.n_groups = ng;
 			fm.fwd.groups = groups;
-			fm.fwd.msg.qos = msg->qos;
-			fm.fwd.msg.retain = msg->retain;
+			fm.fwd.msg.qos = qos;
+			fm.fwd.msg.retain = r->key ? r->dretain : msg->retain;
 			fm.fwd.msg.has_expiry = msg->has_expiry;
 			if (msg->has_expiry) {
 				uint32_t left = msg_remaining(msg, clu_now(n));
@@ -307,10 +310,10 @@ static void forward(struct clu_node *n, struct clu_req *r)
 			fm.fwd.msg.props.len = msg->props_len;
 			fm.fwd.msg.payload.p = msg->payload;
 			fm.fwd.msg.payload.len = msg->payload_len;
-			if ((fm.fwd.plain || ng) && clu_encode(&l->out, &fm) == HQ_OK) {
+			if ((fm.fwd.plain || ng || r->key) && clu_encode(&l->out, &fm) == HQ_OK) {
 				sent = true;
 				atomic_fetch_add_explicit(&n->st_fwd_out, 1, memory_order_relaxed);
-				if (msg->qos) {
+				if (qos) {
 					m->next_seq++;
 					pend_push(m, m->next_seq, r->token, r->worker);
 				}
@@ -445,7 +448,7 @@ void clu_route_req(struct clu_node *n, struct clu_req *r)
 	switch (r->kind) {
 	case CRQ_ROUTE_ADD:
 	case CRQ_ROUTE_DEL:
-		local_route(n, r->key, r->kind == CRQ_ROUTE_ADD);
+		clu_route_local(n, r->key, r->kind == CRQ_ROUTE_ADD);
 		r->key = NULL;
 		break;
 	case CRQ_BARRIER:
@@ -501,7 +504,15 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 	}
 	atomic_fetch_add_explicit(&n->st_fwd_in, 1, memory_order_relaxed);
 	/* one publisher's messages always go to the same worker: order kept */
-	clu_wout_push(n, (int)(cm->pub_hash % (uint32_t)n->b->n_workers), &e);
+	int worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
+	if (f->client.len) {
+		/* after the session's import: through the worker that runs it */
+		e.u.fwd.client_id = hq_strndup(f->client.p, f->client.len);
+		worker = clu_tko_worker_of(n, f->client);
+		if (worker < 0)
+			worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
+	}
+	clu_wout_push(n, worker, &e);
 }
 
 void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *msg)

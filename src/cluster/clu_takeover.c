@@ -22,6 +22,7 @@
  * (a route-handover protocol would close it).
  */
 #include "cluster/clu_int.h"
+#include "broker/sess_serial.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -69,6 +70,36 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
 	clu_wout_push(n, s->w->id, &e);
 }
 
+/*
+ * Build the session handed over, for worker t->worker, and put its routes in
+ * every worker's replica now, ahead of any message forwarded after it: a
+ * delivery that reaches this node right behind the session finds it.
+ */
+static struct session *tko_import(struct clu_node *n, struct clu_tko *t)
+{
+	struct worker *w = &n->b->workers[t->worker];
+	struct session *s = NULL;
+	if (sess_deserialize(w, t->blob, t->blob_len, clock_mono_ms(), &s) != HQ_OK ||
+	    strcmp(s->client_id, t->client_id) != 0) {
+		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
+			    "afresh", t->client_id);
+		if (s)
+			sess_unref(s);
+		return NULL;
+	}
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp) {
+		for (int i = 0; i < n->b->n_workers; i++) {
+			struct wq_entry e = { .kind = WQ_ROUTE_ADD, .options = sub->options,
+					      .sub_id = sub->sub_id, .sess = sess_ref(s) };
+			e.u.filter = hq_strdup(sub->filter);
+			clu_wout_push(n, i, &e);
+		}
+		clu_route_local(n, hq_strdup(sub->filter), true);
+	}
+	return s; /* sess_deserialize's reference, for the worker */
+}
+
 static void tko_finish(struct clu_node *n, struct clu_tko *t)
 {
 	for (struct clu_tko **p = &n->tkos; *p; p = &(*p)->next) {
@@ -106,8 +137,9 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	struct wq_entry e = { .kind = WQ_TKO_DONE };
 	e.u.tko.id = t->token;
 	e.u.tko.status = t->refused ? CLU_TKO_REFUSED : t->blob ? CLU_TKO_OK : CLU_TKO_NONE;
-	e.u.tko.blob = t->blob; /* moved */
-	e.u.tko.blob_len = t->blob_len;
+	if (!t->refused && t->blob && !t->clean_start)
+		e.sess = tko_import(n, t);
+	hq_free(t->blob);
 	clu_wout_push(n, t->worker, &e);
 	hq_free(t->client_id);
 	hq_free(t->wait);
@@ -340,4 +372,20 @@ void clu_tko_free(struct clu_node *n)
 		hq_free(t->blob);
 		hq_free(t);
 	}
+}
+
+int clu_tko_worker_of(struct clu_node *n, struct clu_str cid)
+{
+	struct clu_tko_recent *rc;
+	HASH_FIND(hh, n->recent, cid.p, cid.len, rc);
+	if (rc)
+		return rc->worker;
+	int w = -1;
+	struct session *s;
+	pthread_mutex_lock(&n->b->reg_lock);
+	HASH_FIND(reg_hh, n->b->registry, cid.p, cid.len, s);
+	if (s)
+		w = s->w->id;
+	pthread_mutex_unlock(&n->b->reg_lock);
+	return w;
 }

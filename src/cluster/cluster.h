@@ -45,6 +45,8 @@ struct clu_req {
 	uint8_t kind;
 	bool plain;               /* FORWARD: deliver to the node's non-shared subscribers */
 	uint8_t rc;               /* FWD_DONE: MQTT reason code for the publisher */
+	uint8_t dqos;             /* FORWARD with key (a moved session): delivery QoS */
+	bool dretain;             /* ... and its RETAIN flag */
 	uint16_t worker;          /* BARRIER, FORWARD: the worker holding the gate */
 	uint16_t n_groups;        /* FORWARD: entries of groups */
 	uint32_t link_gen;        /* FWD_DONE: link generation the message came on */
@@ -53,7 +55,8 @@ struct clu_req {
 	struct brk_msg *msg;      /* FORWARD, RETAIN: reference */
 	char **groups;            /* FORWARD: owned array of owned "$share/g/f";
 				   * TAKEOVER_RESP: filters routed to member provisionally */
-	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id */
+	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id;
+				   * FORWARD: the client whose session moved there, or NULL */
 	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
 	uint32_t blob_len;
 };

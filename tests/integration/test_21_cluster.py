@@ -14,10 +14,8 @@ observed through GET /api/v5/cluster and real MQTT clients on each node.
   - retained messages, wills and shared subscriptions across nodes; session
     takeover from one node to another (live and offline sessions); racing
     connects of one client id on two nodes end with one connection holding
-    the session;
-  - xfail (not strict: it passes most of the time): publishes during a
-    cross-node takeover, where a delivery already handed between two workers
-    of the old node when the session leaves can still be lost.
+    the session; messages published during a cross-node takeover are all
+    delivered on the new node.
 
 Every node has cluster.heartbeat_timeout = 2s (cluster.HEARTBEAT)."""
 
@@ -640,8 +638,6 @@ def test_racing_connects_leave_one_connection(c3):
         survivor.disconnect()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 4: a delivery already handed between two "
-                   "workers of the old node when the session leaves is still lost (rare)")
 def test_publishes_during_takeover_are_delivered(c3):
     """A publisher on node 1 sends 200 QoS 1 messages to client X's
     subscription while X (never acknowledging on node 1) takes its session

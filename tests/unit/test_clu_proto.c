@@ -384,6 +384,39 @@ static void assert_reencodes(const uint8_t *p, size_t n, const struct clu_msg *m
 
 /* ---- round trips ---- */
 
+/* FORWARD to one client's session (CLIENT flag): no PLAIN, no groups. */
+static void test_forward_client(void **state)
+{
+	struct buf b = { 0 };
+	struct frame f;
+	struct clu_msg m = { .type = CLU_MSG_FORWARD }, d;
+	uint8_t *keep;
+
+	m.fwd.seq = 9;
+	m.fwd.origin = S(NODE_A);
+	m.fwd.client = S("sensor-1");
+	m.fwd.msg.qos = 1;
+	m.fwd.msg.topic = S("a/b");
+	m.fwd.msg.payload.p = (const uint8_t *)"x";
+	m.fwd.msg.payload.len = 1;
+	assert_int_equal(clu_encode(&b, &m), HQ_OK);
+	f = take_frame(&b);
+	assert_int_equal(decode(f.p, f.n, &d, &keep), HQ_OK);
+	assert_true(str_eq(d.fwd.client, "sensor-1"));
+	assert_false(d.fwd.plain);
+	assert_int_equal(d.fwd.n_groups, 0);
+	hq_free(keep);
+	hq_free(f.p);
+	/* CLIENT with PLAIN is refused by the encoder */
+	m.fwd.plain = true;
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	/* and without CLIENT, neither PLAIN nor a group: malformed */
+	m.fwd.plain = false;
+	m.fwd.client = S("");
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	buf_free(&b);
+}
+
 /* HELLO's JOIN flag and BARRIER / BARRIER_ACK (id only, exactly 8 bytes). */
 static void test_hello_join_barrier(void **state)
 {
@@ -1230,6 +1263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hello_auth_refuse),
 		cmocka_unit_test(test_hello_join_barrier),
+		cmocka_unit_test(test_forward_client),
 		cmocka_unit_test(test_heartbeat_leave_sync),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_routes),
