@@ -952,9 +952,23 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, unsigned events)
 
 /* ---- lifecycle ---- */
 
+/* mkdir -p: node.data_dir may be a fresh nested path (/var/lib/hamqtt). */
 static int make_dir(const char *path)
 {
-	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+	char tmp[4096];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(tmp))
+		return HQ_EINVAL;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return HQ_EIO;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) == 0 || errno == EEXIST)
 		return HQ_OK;
 	return HQ_EIO;
 }
