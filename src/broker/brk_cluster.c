@@ -81,6 +81,8 @@ void fwd_in_release(struct fwd_in *f)
 		hq_free(f->groups[k]);
 	hq_free(f->groups);
 	hq_free(f->client_id);
+	if (f->target)
+		sess_unref(f->target);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -88,12 +90,14 @@ void fwd_in_release(struct fwd_in *f)
 static void deliver_to_client(struct worker *w, struct fwd_in *f)
 {
 	struct broker *b = w->b;
-	struct session *s;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, f->client_id, strlen(f->client_id), s);
-	if (s)
-		sess_ref(s);
-	pthread_mutex_unlock(&b->reg_lock);
+	struct session *s = f->target ? sess_ref(f->target) : NULL;
+	if (!s) {
+		pthread_mutex_lock(&b->reg_lock);
+		HASH_FIND(reg_hh, b->registry, f->client_id, strlen(f->client_id), s);
+		if (s)
+			sess_ref(s);
+		pthread_mutex_unlock(&b->reg_lock);
+	}
 	if (!s) {
 		log_warning("client_id=%s: a message on %s followed the session here, which is gone",
 			    f->client_id, f->msg->topic);
@@ -304,8 +308,12 @@ void brk_cluster_takeover_done(struct worker *w, struct session *imported, struc
 	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
 	struct conn *c = cw ? wait_end(w, cw) : NULL;
 	if (!c && imported) {
-		/* the connection went meanwhile: the session stays, offline */
-		brk_session_import(w, imported);
+		/* the connection went meanwhile: the session stays, offline (unless
+		 * a newer connection elsewhere won it) */
+		if (t->status == CLU_TKO_REFUSED)
+			sess_end(imported, false);
+		else
+			brk_session_import(w, imported);
 	} else if (c) {
 		brk_connect_resume(c, t->status, imported);
 		/* what was pipelined after CONNECT (unless it waits again) */
@@ -383,6 +391,10 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		sess_end(s, false);
 	}
 	clu_req_push(&w->clu_out, &r);
+	/* on its way now: the routes handed to the other workers above (in the
+	 * outboxes) must not let them forward to the new owner before it has
+	 * the session */
+	brk_cluster_flush(w);
 	if (s && !given)
 		sess_unref(s);
 }

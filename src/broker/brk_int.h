@@ -336,6 +336,7 @@ struct fwd_in {
 	struct brk_msg *msg;      /* reference */
 	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
 	char *client_id;          /* owned: for this client's session only, or NULL */
+	struct session *target;   /* reference: that session when not registered yet, or NULL */
 	struct clu_peer *member; /* origin node (for the acknowledgement) */
 	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
 	uint32_t link_gen;

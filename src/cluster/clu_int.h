@@ -249,6 +249,8 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint32_t n_wait;
 	uint8_t *blob;                   /* owned: the session handed over */
 	uint32_t blob_len;
+	/* that session, rebuilt and routed as soon as it arrived (reference) */
+	struct session *imported;
 	/* a newer connection elsewhere asked while this one waited: it gets the
 	 * session once this request completes (deferred answer) */
 	struct clu_peer *pass_to;
@@ -274,12 +276,17 @@ void clu_tko_send_clients(struct clu_node *n, struct clu_link *l);
 void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
 /* The worker that holds (or is about to hold) client_id's session, or -1. */
 int clu_tko_worker_of(struct clu_node *n, struct clu_str client_id);
+/* A session handed over here whose connect is still pending: a reference
+ * and its worker, or NULL. */
+struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
 void clu_tko_tick(struct clu_node *n, int64_t now);
 void clu_tko_free(struct clu_node *n);
 
 /* clu_route.c */
-void clu_route_req(struct clu_node *n, struct clu_req *r);     /* consumes r */
 void clu_route_local(struct clu_node *n, char *key, bool add); /* consumes key */
+void clu_route_barrier(struct clu_node *n, struct clu_req *r);
+void clu_route_forward(struct clu_node *n, struct clu_req *r);
+void clu_route_fwd_done(struct clu_node *n, struct clu_req *r);
 void clu_route_flush_ops(struct clu_node *n);
 void clu_route_sync(struct clu_node *n, struct clu_link *l);   /* full set to a new link */
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l);

@@ -782,6 +782,37 @@ void clu_get_stats(const struct clu_node *n, struct clu_stats *out)
 	out->members = 0;
 }
 
+/* One request of a worker, to the module that owns its state. */
+static void req_run(struct clu_node *n, struct clu_req *r)
+{
+	switch (r->kind) {
+	case CRQ_ROUTE_ADD:
+	case CRQ_ROUTE_DEL:
+		clu_route_local(n, r->key, r->kind == CRQ_ROUTE_ADD);
+		r->key = NULL;
+		break;
+	case CRQ_BARRIER:
+		clu_route_barrier(n, r);
+		break;
+	case CRQ_FORWARD:
+		clu_route_forward(n, r);
+		break;
+	case CRQ_FWD_DONE:
+		clu_route_fwd_done(n, r);
+		break;
+	case CRQ_RETAIN:
+		clu_retain_req(n, r);
+		break;
+	case CRQ_TAKEOVER:
+		clu_tko_req(n, r);
+		break;
+	case CRQ_TAKEOVER_RESP:
+		clu_tko_resp_req(n, r);
+		break;
+	}
+	clu_req_release(r);
+}
+
 static void on_wakeup(struct ev_loop *loop, void *arg)
 {
 	struct clu_node *n = arg;
@@ -794,7 +825,7 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 	n->admin_q = NULL;
 	pthread_mutex_unlock(&n->inbox_lock);
 	for (uint32_t i = 0; i < batch.len; i++)
-		clu_route_req(n, &batch.v[i]);
+		req_run(n, &batch.v[i]);
 	batch.len = 0;
 	pthread_mutex_lock(&n->inbox_lock);
 	n->spare = batch;

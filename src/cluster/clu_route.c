@@ -263,7 +263,7 @@ static void pend_ack(struct clu_node *n, struct clu_peer *m, uint64_t first, uin
 		m->ph++;
 }
 
-static void forward(struct clu_node *n, struct clu_req *r)
+void clu_route_forward(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
 	struct clu_link *l = m ? m->link : NULL;
@@ -338,7 +338,7 @@ static void forward(struct clu_node *n, struct clu_req *r)
 	}
 }
 
-static void fwd_done(struct clu_node *n, struct clu_req *r)
+void clu_route_fwd_done(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
 	if (!m || !m->link || m->link_gen != r->link_gen)
@@ -403,7 +403,7 @@ static void barrier_ack(struct clu_node *n, uint64_t id)
 	}
 }
 
-static void barrier(struct clu_node *n, struct clu_req *r)
+void clu_route_barrier(struct clu_node *n, struct clu_req *r)
 {
 	clu_route_flush_ops(n); /* the routes go first */
 	uint32_t links = 0;
@@ -441,38 +441,6 @@ static void barrier(struct clu_node *n, struct clu_req *r)
 	}
 }
 
-/* ---- requests from workers ---- */
-
-void clu_route_req(struct clu_node *n, struct clu_req *r)
-{
-	switch (r->kind) {
-	case CRQ_ROUTE_ADD:
-	case CRQ_ROUTE_DEL:
-		clu_route_local(n, r->key, r->kind == CRQ_ROUTE_ADD);
-		r->key = NULL;
-		break;
-	case CRQ_BARRIER:
-		barrier(n, r);
-		break;
-	case CRQ_FORWARD:
-		forward(n, r);
-		break;
-	case CRQ_FWD_DONE:
-		fwd_done(n, r);
-		break;
-	case CRQ_RETAIN:
-		clu_retain_req(n, r);
-		break;
-	case CRQ_TAKEOVER:
-		clu_tko_req(n, r);
-		break;
-	case CRQ_TAKEOVER_RESP:
-		clu_tko_resp_req(n, r);
-		break;
-	}
-	clu_req_release(r);
-}
-
 /* ---- frames from peers ---- */
 
 static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_forward *f)
@@ -508,7 +476,9 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 	if (f->client.len) {
 		/* after the session's import: through the worker that runs it */
 		e.u.fwd.client_id = hq_strndup(f->client.p, f->client.len);
-		worker = clu_tko_worker_of(n, f->client);
+		e.u.fwd.target = clu_tko_pending_session(n, f->client, &worker);
+		if (!e.u.fwd.target)
+			worker = clu_tko_worker_of(n, f->client);
 		if (worker < 0)
 			worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
 	}

@@ -137,8 +137,9 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	struct wq_entry e = { .kind = WQ_TKO_DONE };
 	e.u.tko.id = t->token;
 	e.u.tko.status = t->refused ? CLU_TKO_REFUSED : t->blob ? CLU_TKO_OK : CLU_TKO_NONE;
-	if (!t->refused && t->blob && !t->clean_start)
-		e.sess = tko_import(n, t);
+	/* refused, it is ended there (brk_connect_resume), taking its routes along */
+	e.sess = t->imported;
+	t->imported = NULL;
 	hq_free(t->blob);
 	clu_wout_push(n, t->worker, &e);
 	hq_free(t->client_id);
@@ -258,6 +259,10 @@ static void on_resp(struct clu_node *n, struct clu_link *l, const struct clu_tak
 		t->blob = hq_malloc(p->session.len);
 		memcpy(t->blob, p->session.p, p->session.len);
 		t->blob_len = (uint32_t)p->session.len;
+		/* at once, not when every node answered: what the old node forwards
+		 * right behind this answer must find the session's routes here */
+		if (!t->clean_start)
+			t->imported = tko_import(n, t);
 	}
 	tko_answered(n, t, l->m);
 }
@@ -370,6 +375,8 @@ void clu_tko_free(struct clu_node *n)
 		hq_free(t->client_id);
 		hq_free(t->wait);
 		hq_free(t->blob);
+		if (t->imported)
+			sess_unref(t->imported);
 		hq_free(t);
 	}
 }
@@ -388,4 +395,16 @@ int clu_tko_worker_of(struct clu_node *n, struct clu_str cid)
 		w = s->w->id;
 	pthread_mutex_unlock(&n->b->reg_lock);
 	return w;
+}
+
+struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
+{
+	for (struct clu_tko *t = n->tkos; t; t = t->next) {
+		if (t->imported && strlen(t->client_id) == cid.len &&
+		    !memcmp(t->client_id, cid.p, cid.len)) {
+			*worker = t->worker;
+			return sess_ref(t->imported);
+		}
+	}
+	return NULL;
 }
