@@ -183,6 +183,13 @@ struct clu_node {
 	struct wq_vec *wout;
 	char data_path[4096];            /* <data_dir>/cluster.members */
 	int64_t next_discovery_ms;
+	/* dns discovery on its own thread (clu_node.c dns_*) */
+	pthread_t dns_thread;
+	bool dns_running;                /* started and not joined (cluster thread only) */
+	pthread_mutex_t dns_lock;        /* guards the three below */
+	bool dns_done;
+	char **dns_names;                /* owned answer: node names */
+	size_t dns_n;
 	int64_t drops_logged_ms;         /* forwards not sent: rate-limited log */
 	uint64_t drops_unlogged;
 	atomic_int peers_up;

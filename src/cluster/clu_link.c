@@ -156,7 +156,8 @@ void clu_link_dial(struct clu_node *n, struct clu_peer *m, bool join)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	/* a numeric address never blocks; a DNS name may (the cluster thread
-	 * waits for the resolver: noted in ARCHITECTURE.md) */
+	 * waits for the resolver, see ARCHITECTURE.md "The cluster"; DNS
+	 * discovery resolves on a thread of its own and yields numeric names) */
 	int gai = getaddrinfo(host, portstr, &hints, &res);
 	if (gai != 0 || !res) {
 		clu_fmt(m->last_error, sizeof(m->last_error), "cannot resolve %s: %s", host,

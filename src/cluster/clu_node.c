@@ -888,6 +888,89 @@ static void seed(struct clu_node *n, const char *name, size_t len)
 	m->seed = true;
 }
 
+/*
+ * DNS discovery resolves on a thread of its own: a slow resolver (seconds of
+ * timeouts) must not hold the cluster thread, whose heartbeats would stop.
+ * One lookup at a time; the cluster thread takes the answer on its next round.
+ */
+static void *dns_main(void *arg)
+{
+	struct clu_node *n = arg;
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL, *ai;
+	char **names = NULL;
+	size_t k = 0;
+	int gai = getaddrinfo(n->cfg->cluster_dns_name, NULL, &hints, &res);
+	if (gai != 0) {
+		log_debug("cluster: dns discovery of %s: %s", n->cfg->cluster_dns_name,
+			  gai_strerror(gai));
+	} else {
+		/* every A record is a node named like this one: <prefix>@<ip> */
+		const char *self = n->cfg->node_name;
+		const char *at = strchr(self, '@');
+		size_t plen = at ? (size_t)(at - self) : strlen(self);
+		size_t cap = 0;
+		for (ai = res; ai; ai = ai->ai_next)
+			cap++;
+		names = hq_calloc(cap + 1, sizeof(*names));
+		for (ai = res; ai; ai = ai->ai_next) {
+			char ip[INET_ADDRSTRLEN], name[CLU_NAME_MAX + 1];
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
+			if (!inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)))
+				continue;
+			int len = snprintf(name, sizeof(name), "%.*s@%s", (int)plen, self, ip);
+			if (len > 0 && (size_t)len < sizeof(name))
+				names[k++] = hq_strdup(name);
+		}
+		freeaddrinfo(res);
+	}
+	pthread_mutex_lock(&n->dns_lock);
+	n->dns_names = names;   /* the cluster thread takes them (dns_take) */
+	n->dns_n = k;
+	n->dns_done = true;
+	pthread_mutex_unlock(&n->dns_lock);
+	return NULL;
+}
+
+static void dns_free_names(char **names, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		hq_free(names[i]);
+	hq_free(names);
+}
+
+/* The last lookup's answer, if it finished: seed its nodes, reap the thread. */
+static void dns_take(struct clu_node *n)
+{
+	if (!n->dns_running)
+		return;
+	pthread_mutex_lock(&n->dns_lock);
+	bool done = n->dns_done;
+	char **names = n->dns_names;
+	size_t k = n->dns_n;
+	n->dns_names = NULL;
+	n->dns_n = 0;
+	pthread_mutex_unlock(&n->dns_lock);
+	if (!done)
+		return;
+	pthread_join(n->dns_thread, NULL);
+	n->dns_running = false;
+	for (size_t i = 0; i < k; i++)
+		seed(n, names[i], strlen(names[i]));
+	dns_free_names(names, k);
+}
+
+static void dns_start(struct clu_node *n)
+{
+	if (n->dns_running)
+		return;
+	n->dns_done = false;
+	if (pthread_create(&n->dns_thread, NULL, dns_main, n) == 0)
+		n->dns_running = true;
+	else
+		log_warning("cluster: cannot start the dns discovery thread: %s", strerror(errno));
+}
+
 static void discover(struct clu_node *n)
 {
 	const struct hq_config *cfg = n->cfg;
@@ -905,28 +988,8 @@ static void discover(struct clu_node *n)
 		}
 	} else if (cfg->cluster_discovery == CONF_DISC_DNS && cfg->cluster_dns_name &&
 		   *cfg->cluster_dns_name) {
-		/* every A record is a node named like this one: <prefix>@<ip> */
-		struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
-		struct addrinfo *res = NULL, *ai;
-		int gai = getaddrinfo(cfg->cluster_dns_name, NULL, &hints, &res);
-		if (gai != 0) {
-			log_debug("cluster: dns discovery of %s: %s", cfg->cluster_dns_name,
-				  gai_strerror(gai));
-			return;
-		}
-		const char *self = n->m[0]->name;
-		const char *at = strchr(self, '@');
-		size_t plen = at ? (size_t)(at - self) : strlen(self);
-		for (ai = res; ai; ai = ai->ai_next) {
-			char ip[INET_ADDRSTRLEN], name[CLU_NAME_MAX + 1];
-			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
-			if (!inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)))
-				continue;
-			int k = snprintf(name, sizeof(name), "%.*s@%s", (int)plen, self, ip);
-			if (k > 0 && (size_t)k < sizeof(name))
-				seed(n, name, (size_t)k);
-		}
-		freeaddrinfo(res);
+		dns_take(n);
+		dns_start(n);
 	}
 }
 
@@ -941,6 +1004,7 @@ static void tick(struct ev_loop *loop, void *arg)
 		n->next_discovery_ms = now + DISCOVERY_EVERY_MS;
 		discover(n);
 	}
+	dns_take(n);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];
 		if (m->left || m->link || m->dial || now < m->next_dial_ms)
@@ -1015,6 +1079,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	n->cfg = cfg;
 	n->lfd = -1;
 	pthread_mutex_init(&n->inbox_lock, NULL);
+	pthread_mutex_init(&n->dns_lock, NULL);
 	n->loop = ev_loop_new();
 	if (!n->loop) {
 		clu_fmt(err, errlen, "cluster: cannot create event loop: %s", strerror(errno));
@@ -1093,6 +1158,13 @@ void clu_node_stop(struct clu_node *n)
 		return;
 	ev_stop(n->loop);
 	pthread_join(n->thread, NULL);
+	if (n->dns_running) {
+		/* bounded by the resolver's own timeouts */
+		pthread_join(n->dns_thread, NULL);
+		n->dns_running = false;
+		dns_free_names(n->dns_names, n->dns_n);
+		n->dns_names = NULL;
+	}
 	/* callers still waiting get an answer */
 	while (admin) {
 		struct clu_admin *next = admin->next;
@@ -1159,5 +1231,6 @@ void clu_node_free(struct clu_node *n)
 	if (n->loop)
 		ev_loop_free(n->loop);
 	pthread_mutex_destroy(&n->inbox_lock);
+	pthread_mutex_destroy(&n->dns_lock);
 	hq_free(n);
 }
