@@ -221,6 +221,20 @@ void clu_on_dial_failed(struct clu_node *n, struct clu_peer *m, uint8_t refuse_r
 void clu_on_members(struct clu_node *n, struct clu_link *l, struct clu_list list);
 void clu_on_leave(struct clu_node *n, struct clu_link *l, const struct clu_leave *lv);
 
+void clu_member_forget(struct clu_node *n, size_t i);
+uint64_t clu_new_incarnation(uint64_t old);
+void clu_leave_cluster(struct clu_node *n);      /* tell everyone, forget everyone */
+bool clu_has_members(const struct clu_node *n);
+
+/* clu_admin.c */
+void clu_admin_run(struct clu_node *n, struct clu_admin *a);
+void clu_admin_done(struct clu_admin *a, int rc, const char *err);
+void clu_admin_tick(struct clu_node *n, int64_t now);
+
+/* clu_discover.c */
+void clu_discover_tick(struct clu_node *n, int64_t now);
+void clu_discover_stop(struct clu_node *n);
+
 /* clu_link.c */
 void clu_link_dial(struct clu_node *n, struct clu_peer *m, bool join);
 void clu_link_accept(struct clu_node *n, int fd, const char *addr);

@@ -1,8 +1,8 @@
 /*
  * clu_node.c - the cluster thread: its event loop, the listener on
- * host:cluster.port, the requests of workers and of the admin API, the
- * member list (join, leave, force-leave, gossip, persistence in
- * node.data_dir) and discovery (manual, static seeds, DNS).
+ * host:cluster.port, the requests of workers, and the member list (gossip,
+ * link events, leaving, persistence in node.data_dir). The operator's
+ * requests are clu_admin.c; static and DNS discovery clu_discover.c.
  *
  * Membership rules (DESIGN.md "Cluster"; the protocol is clu_proto.h):
  *  - Every member is dialed while it is not linked (every second), so a
@@ -24,9 +24,7 @@
 #include "core/mem.h"
 #include "net/sock.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +33,6 @@
 #include <unistd.h>
 
 #define MEMBERS_FILE "cluster.members"
-#define DISCOVERY_EVERY_MS 5000
 
 void clu_fmt(char *dst, size_t n, const char *fmt, ...)
 {
@@ -66,7 +63,7 @@ struct clu_peer *clu_member_find(struct clu_node *n, const char *name, size_t le
  * cluster joined). An entry workers may still name (its node session) stays
  * allocated but invisible; any other is freed.
  */
-static void member_forget(struct clu_node *n, size_t i)
+void clu_member_forget(struct clu_node *n, size_t i)
 {
 	struct clu_peer *m = n->m[i];
 	if (m->dial)
@@ -314,44 +311,6 @@ int clu_on_hello(struct clu_node *n, struct clu_link *l, const struct clu_hello 
 	return HQ_OK;
 }
 
-static void admin_done(struct clu_admin *a, int rc, const char *err)
-{
-	pthread_mutex_lock(&a->mu);
-	a->rc = rc;
-	clu_fmt(a->err, sizeof(a->err), "%s", err ? err : "");
-	a->done = true;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
-}
-
-/* A join that failed leaves no member behind: the target was never ours. */
-static void join_forget(struct clu_node *n, const char *name)
-{
-	for (size_t i = 1; i < n->n_m; i++) {
-		struct clu_peer *m = n->m[i];
-		if (!m->forgotten && !strcmp(m->name, name) && !m->link) {
-			member_forget(n, i);
-			return;
-		}
-	}
-}
-
-void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *err)
-{
-	struct clu_admin *a = n->join_wait;
-	if (!a || (m && strcmp(a->node, m->name) != 0))
-		return;
-	n->join_wait = NULL;
-	char copy[256];
-	clu_fmt(copy, sizeof(copy), "%s", err ? err : ""); /* err may live in the member */
-	err = copy;
-	if (rc != HQ_OK) {
-		join_forget(n, a->node);
-		clu_members_save(n);
-	}
-	admin_done(a, rc, err);
-}
-
 void clu_on_link_up(struct clu_node *n, struct clu_link *l)
 {
 	struct clu_peer *m = clu_member_find(n, l->peer, strlen(l->peer));
@@ -489,49 +448,16 @@ void clu_on_leave(struct clu_node *n, struct clu_link *l, const struct clu_leave
 	clu_members_save(n);
 }
 
-/* ---- admin ---- */
+/* ---- leaving (clu_admin.c uses these) ---- */
 
-static int member_cmp(const void *x, const void *y)
-{
-	const struct broker_member *a = x, *b = y;
-	if (a->self != b->self)
-		return a->self ? -1 : 1;
-	return strcmp(a->node, b->node);
-}
-
-static void admin_members(struct clu_node *n, struct clu_admin *a)
-{
-	struct broker_member *v = calloc(n->n_m, sizeof(*v));
-	size_t k = 0;
-	if (!v) {
-		admin_done(a, HQ_ENOMEM, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < n->n_m; i++) {
-		struct clu_peer *m = n->m[i];
-		if (m->left || m->forgotten)
-			continue;
-		struct broker_member *o = &v[k++];
-		clu_fmt(o->node, sizeof(o->node), "%s", m->name);
-		clu_fmt(o->addr, sizeof(o->addr), "%s", m->addr);
-		o->self = m->self;
-		o->status = (m->self || m->link) ? "running" : "stopped";
-		o->incarnation = m->incarnation;
-	}
-	qsort(v, k, sizeof(*v), member_cmp);
-	a->members = v;
-	a->n_members = k;
-	admin_done(a, HQ_OK, NULL);
-}
-
-static uint64_t new_incarnation(uint64_t old)
+uint64_t clu_new_incarnation(uint64_t old)
 {
 	uint64_t now = (uint64_t)clock_wall_ms();
 	return now > old ? now : old + 1;
 }
 
 /* Leave gracefully: tell everyone, forget everyone. */
-static void leave_cluster(struct clu_node *n)
+void clu_leave_cluster(struct clu_node *n)
 {
 	struct clu_peer *self = n->m[0];
 	struct clu_msg lv = { .type = CLU_MSG_LEAVE };
@@ -545,187 +471,16 @@ static void leave_cluster(struct clu_node *n)
 	}
 	for (size_t i = 1; i < n->n_m; i++)
 		clu_member_remove(n, n->m[i], "this node left the cluster");
-	self->incarnation = new_incarnation(self->incarnation);
+	self->incarnation = clu_new_incarnation(self->incarnation);
 	clu_members_save(n);
 }
 
-static bool has_members(const struct clu_node *n)
+bool clu_has_members(const struct clu_node *n)
 {
 	for (size_t i = 1; i < n->n_m; i++)
 		if (!n->m[i]->left)
 			return true;
 	return false;
-}
-
-static void admin_join(struct clu_node *n, struct clu_admin *a)
-{
-	struct clu_peer *self = n->m[0];
-	if (!clu_name_valid(a->node, strlen(a->node))) {
-		admin_done(a, HQ_EINVAL, "expected a node name like hamqtt@10.0.0.1");
-		return;
-	}
-	if (!strcmp(a->node, self->name)) {
-		admin_done(a, HQ_EINVAL, "that is this node");
-		return;
-	}
-	if (n->join_wait) {
-		admin_done(a, HQ_EPROTOCOL, "another join is in progress");
-		return;
-	}
-	struct clu_peer *m = clu_member_find(n, a->node, strlen(a->node));
-	if (m && !m->left && m->link) {
-		admin_done(a, HQ_OK, NULL); /* already there */
-		return;
-	}
-	if ((!m || m->left) && has_members(n)) {
-		log_notice("cluster: leaving the current cluster to join %s", a->node);
-		leave_cluster(n);
-	}
-	if (!m || m->left) {
-		/* a new cluster: what we knew (tombstones of our own leave
-		 * included) must not outvote its member list */
-		for (size_t i = n->n_m; i-- > 1;)
-			if (!n->m[i]->forgotten)
-				member_forget(n, i);
-		m = NULL;
-	}
-	self->incarnation = new_incarnation(self->incarnation);
-	if (!m)
-		m = clu_member_add(n, a->node, strlen(a->node), NULL, 1);
-	m->left = false;
-	m->last_error[0] = 0;
-	if (m->dial)
-		clu_link_close(m->dial, "joining afresh");
-	a->deadline_ms = clu_now(n) + CLU_JOIN_TIMEOUT_MS;
-	n->join_wait = a;
-	log_notice("cluster: joining %s at %s", m->name, m->addr);
-	clu_link_dial(n, m, true);
-}
-
-static void admin_force_leave(struct clu_node *n, struct clu_admin *a)
-{
-	struct clu_peer *m = clu_member_find(n, a->node, strlen(a->node));
-	if (!m || m->left) {
-		char err[320];
-		clu_fmt(err, sizeof(err), "%s is not a member of this cluster", a->node);
-		admin_done(a, HQ_ENOTFOUND, err);
-		return;
-	}
-	if (m->self) {
-		admin_done(a, HQ_EINVAL, "that is this node: use cluster leave");
-		return;
-	}
-	if (m->link) {
-		char err[320];
-		clu_fmt(err, sizeof(err), "%s is running: run cluster leave on it instead", a->node);
-		admin_done(a, HQ_EPROTOCOL, err);
-		return;
-	}
-	clu_member_remove(n, m, "force-left by an operator");
-	struct clu_msg lv = { .type = CLU_MSG_LEAVE };
-	lv.leave.force = true;
-	lv.leave.node = clu_str(m->name);
-	lv.leave.incarnation = m->incarnation ? m->incarnation : 1;
-	for (struct clu_link *l = n->links; l; l = l->next)
-		if (l->st == LS_UP)
-			clu_link_send(l, &lv);
-	clu_members_broadcast(n, NULL);
-	clu_members_save(n);
-	admin_done(a, HQ_OK, NULL);
-}
-
-static void admin_run(struct clu_node *n, struct clu_admin *a)
-{
-	switch (a->kind) {
-	case CA_MEMBERS:
-		admin_members(n, a);
-		break;
-	case CA_JOIN:
-		admin_join(n, a);
-		break;
-	case CA_LEAVE:
-		if (has_members(n)) {
-			log_notice("cluster: leaving the cluster");
-			leave_cluster(n);
-		}
-		admin_done(a, HQ_OK, NULL);
-		break;
-	case CA_FORCE_LEAVE:
-		admin_force_leave(n, a);
-		break;
-	default:
-		admin_done(a, HQ_EINVAL, "unknown request");
-	}
-}
-
-static int admin_call(struct clu_node *n, struct clu_admin *a)
-{
-	pthread_mutex_init(&a->mu, NULL);
-	pthread_cond_init(&a->cv, NULL);
-	pthread_mutex_lock(&n->inbox_lock);
-	bool open = n->started && !atomic_load(&n->b->stopping);
-	if (open) {
-		a->next = n->admin_q;
-		n->admin_q = a;
-	}
-	pthread_mutex_unlock(&n->inbox_lock);
-	if (!open) {
-		a->rc = HQ_EPROTOCOL;
-		clu_fmt(a->err, sizeof(a->err), "the node is not running");
-	} else {
-		if (!atomic_exchange(&n->wake_pending, true))
-			ev_wakeup(n->loop);
-		pthread_mutex_lock(&a->mu);
-		while (!a->done)
-			pthread_cond_wait(&a->cv, &a->mu);
-		pthread_mutex_unlock(&a->mu);
-	}
-	pthread_cond_destroy(&a->cv);
-	pthread_mutex_destroy(&a->mu);
-	return a->rc;
-}
-
-int clu_admin_members(struct clu_node *n, struct broker_member **out, size_t *count)
-{
-	struct clu_admin a = { .kind = CA_MEMBERS };
-	int rc = admin_call(n, &a);
-	*out = a.members;
-	*count = a.n_members;
-	return rc;
-}
-
-static int admin_simple(struct clu_node *n, int kind, const char *node, char *err, size_t errlen)
-{
-	struct clu_admin a = { .kind = kind };
-	if (node)
-		clu_fmt(a.node, sizeof(a.node), "%s", node);
-	int rc = admin_call(n, &a);
-	if (rc != HQ_OK && err)
-		clu_fmt(err, errlen, "%s", a.err);
-	return rc;
-}
-
-int clu_admin_join(struct clu_node *n, const char *node, char *err, size_t errlen)
-{
-	if (strlen(node) > CLU_NAME_MAX) {
-		clu_fmt(err, errlen, "node name too long");
-		return HQ_EINVAL;
-	}
-	return admin_simple(n, CA_JOIN, node, err, errlen);
-}
-
-int clu_admin_leave(struct clu_node *n, char *err, size_t errlen)
-{
-	return admin_simple(n, CA_LEAVE, NULL, err, errlen);
-}
-
-int clu_admin_force_leave(struct clu_node *n, const char *node, char *err, size_t errlen)
-{
-	if (strlen(node) > CLU_NAME_MAX) {
-		clu_fmt(err, errlen, "%.64s... is not a member of this cluster", node);
-		return HQ_ENOTFOUND;
-	}
-	return admin_simple(n, CA_FORCE_LEAVE, node, err, errlen);
 }
 
 /* ---- worker requests ---- */
@@ -840,7 +595,7 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 	}
 	while (rev) {
 		struct clu_admin *next = rev->next;
-		admin_run(n, rev);
+		clu_admin_run(n, rev);
 		rev = next;
 	}
 }
@@ -871,128 +626,6 @@ static void before_sleep(struct ev_loop *loop, void *arg)
 	}
 }
 
-/* ---- discovery ---- */
-
-static void seed(struct clu_node *n, const char *name, size_t len)
-{
-	if (!clu_name_valid(name, len))
-		return;
-	if (len == strlen(n->m[0]->name) && !memcmp(name, n->m[0]->name, len))
-		return;
-	struct clu_peer *m = clu_member_find(n, name, len);
-	if (!m) {
-		m = clu_member_add(n, name, len, NULL, 1);
-		m->next_dial_ms = clu_now(n);
-	}
-	m->left = false;
-	m->seed = true;
-}
-
-/*
- * DNS discovery resolves on a thread of its own: a slow resolver (seconds of
- * timeouts) must not hold the cluster thread, whose heartbeats would stop.
- * One lookup at a time; the cluster thread takes the answer on its next round.
- */
-static void *dns_main(void *arg)
-{
-	struct clu_node *n = arg;
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res = NULL, *ai;
-	char **names = NULL;
-	size_t k = 0;
-	int gai = getaddrinfo(n->cfg->cluster_dns_name, NULL, &hints, &res);
-	if (gai != 0) {
-		log_debug("cluster: dns discovery of %s: %s", n->cfg->cluster_dns_name,
-			  gai_strerror(gai));
-	} else {
-		/* every A record is a node named like this one: <prefix>@<ip> */
-		const char *self = n->cfg->node_name;
-		const char *at = strchr(self, '@');
-		size_t plen = at ? (size_t)(at - self) : strlen(self);
-		size_t cap = 0;
-		for (ai = res; ai; ai = ai->ai_next)
-			cap++;
-		names = hq_calloc(cap + 1, sizeof(*names));
-		for (ai = res; ai; ai = ai->ai_next) {
-			char ip[INET_ADDRSTRLEN], name[CLU_NAME_MAX + 1];
-			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
-			if (!inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)))
-				continue;
-			int len = snprintf(name, sizeof(name), "%.*s@%s", (int)plen, self, ip);
-			if (len > 0 && (size_t)len < sizeof(name))
-				names[k++] = hq_strdup(name);
-		}
-		freeaddrinfo(res);
-	}
-	pthread_mutex_lock(&n->dns_lock);
-	n->dns_names = names;   /* the cluster thread takes them (dns_take) */
-	n->dns_n = k;
-	n->dns_done = true;
-	pthread_mutex_unlock(&n->dns_lock);
-	return NULL;
-}
-
-static void dns_free_names(char **names, size_t k)
-{
-	for (size_t i = 0; i < k; i++)
-		hq_free(names[i]);
-	hq_free(names);
-}
-
-/* The last lookup's answer, if it finished: seed its nodes, reap the thread. */
-static void dns_take(struct clu_node *n)
-{
-	if (!n->dns_running)
-		return;
-	pthread_mutex_lock(&n->dns_lock);
-	bool done = n->dns_done;
-	char **names = n->dns_names;
-	size_t k = n->dns_n;
-	n->dns_names = NULL;
-	n->dns_n = 0;
-	pthread_mutex_unlock(&n->dns_lock);
-	if (!done)
-		return;
-	pthread_join(n->dns_thread, NULL);
-	n->dns_running = false;
-	for (size_t i = 0; i < k; i++)
-		seed(n, names[i], strlen(names[i]));
-	dns_free_names(names, k);
-}
-
-static void dns_start(struct clu_node *n)
-{
-	if (n->dns_running)
-		return;
-	n->dns_done = false;
-	if (pthread_create(&n->dns_thread, NULL, dns_main, n) == 0)
-		n->dns_running = true;
-	else
-		log_warning("cluster: cannot start the dns discovery thread: %s", strerror(errno));
-}
-
-static void discover(struct clu_node *n)
-{
-	const struct hq_config *cfg = n->cfg;
-	if (cfg->cluster_discovery == CONF_DISC_STATIC && cfg->cluster_static_seeds) {
-		const char *p = cfg->cluster_static_seeds;
-		while (*p) {
-			while (*p == ' ' || *p == ',' || *p == '\t')
-				p++;
-			const char *e = p;
-			while (*e && *e != ',' && *e != ' ' && *e != '\t')
-				e++;
-			if (e > p)
-				seed(n, p, (size_t)(e - p));
-			p = e;
-		}
-	} else if (cfg->cluster_discovery == CONF_DISC_DNS && cfg->cluster_dns_name &&
-		   *cfg->cluster_dns_name) {
-		dns_take(n);
-		dns_start(n);
-	}
-}
-
 static void tick(struct ev_loop *loop, void *arg)
 {
 	struct clu_node *n = arg;
@@ -1000,11 +633,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_link_tick(n, now);
 	clu_tko_tick(n, now);
 	clu_route_tick(n, now);
-	if (n->cfg->cluster_discovery != CONF_DISC_MANUAL && now >= n->next_discovery_ms) {
-		n->next_discovery_ms = now + DISCOVERY_EVERY_MS;
-		discover(n);
-	}
-	dns_take(n);
+	clu_discover_tick(n, now);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];
 		if (m->left || m->link || m->dial || now < m->next_dial_ms)
@@ -1013,18 +642,7 @@ static void tick(struct ev_loop *loop, void *arg)
 		bool join = m->seed || (n->join_wait && !strcmp(n->join_wait->node, m->name));
 		clu_link_dial(n, m, join);
 	}
-	if (n->join_wait && now > n->join_wait->deadline_ms) {
-		struct clu_admin *a = n->join_wait;
-		struct clu_peer *m = clu_member_find(n, a->node, strlen(a->node));
-		char err[320];
-		clu_fmt(err, sizeof(err), "no link to %s within %d s%s%s", a->node,
-			 CLU_JOIN_TIMEOUT_MS / 1000, m && m->last_error[0] ? ": " : "",
-			 m && m->last_error[0] ? m->last_error : "");
-		n->join_wait = NULL;
-		join_forget(n, a->node);
-		clu_members_save(n);
-		admin_done(a, HQ_EIO, err);
-	}
+	clu_admin_tick(n, now);
 }
 
 static void accept_cb(struct ev_loop *loop, struct ev_io *io, unsigned events)
@@ -1158,21 +776,15 @@ void clu_node_stop(struct clu_node *n)
 		return;
 	ev_stop(n->loop);
 	pthread_join(n->thread, NULL);
-	if (n->dns_running) {
-		/* bounded by the resolver's own timeouts */
-		pthread_join(n->dns_thread, NULL);
-		n->dns_running = false;
-		dns_free_names(n->dns_names, n->dns_n);
-		n->dns_names = NULL;
-	}
+	clu_discover_stop(n);
 	/* callers still waiting get an answer */
 	while (admin) {
 		struct clu_admin *next = admin->next;
-		admin_done(admin, HQ_EPROTOCOL, "the node is shutting down");
+		clu_admin_done(admin, HQ_EPROTOCOL, "the node is shutting down");
 		admin = next;
 	}
 	if (n->join_wait) {
-		admin_done(n->join_wait, HQ_EPROTOCOL, "the node is shutting down");
+		clu_admin_done(n->join_wait, HQ_EPROTOCOL, "the node is shutting down");
 		n->join_wait = NULL;
 	}
 }
