@@ -176,6 +176,7 @@ struct clu_node {
 	uint64_t next_barrier;
 	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
 	struct clu_tomb *tombs;          /* uthash by topic */
+	int64_t next_tomb_sweep_ms;
 	struct clu_tko *tkos;            /* CONNECTs waiting for the other nodes */
 	struct clu_tko_recent *recent;   /* ... and those that just finished (uthash) */
 	uint64_t next_tko;
@@ -255,6 +256,8 @@ void clu_retain_req(struct clu_node *n, struct clu_req *r);
 void clu_retain_frame(struct clu_node *n, struct clu_link *l, struct clu_list list);
 void clu_retain_sync(struct clu_node *n, struct clu_link *l);
 void clu_retain_free(struct clu_node *n);
+#define CLU_TOMB_TTL_MS (24ull * 3600 * 1000)  /* a day: longer partitions may resurrect */
+void clu_retain_tick(struct clu_node *n, int64_t now);
 
 /* clu_takeover.c: one connection per client id in the cluster */
 #define CLU_TAKEOVER_TIMEOUT_MS 3000

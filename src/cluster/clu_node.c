@@ -633,6 +633,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_link_tick(n, now);
 	clu_tko_tick(n, now);
 	clu_route_tick(n, now);
+	clu_retain_tick(n, now);
 	clu_discover_tick(n, now);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];

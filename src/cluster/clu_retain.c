@@ -12,8 +12,9 @@
  * up both sides send everything they hold: after a partition heals, every
  * node ends with the newest write of every topic.
  *
- * Tombstones are kept for the life of the process (one small entry per
- * deleted topic): the price of never resurrecting a deleted message.
+ * Tombstones are kept for CLU_TOMB_TTL_MS (one small entry per deleted
+ * topic): a partition longer than that could bring a deleted message back
+ * when it heals; shorter ones cannot.
  */
 #include "cluster/clu_int.h"
 #include "core/clock.h"
@@ -224,5 +225,24 @@ void clu_retain_free(struct clu_node *n)
 		HASH_DEL(n->tombs, t);
 		hq_free(t->topic);
 		hq_free(t);
+	}
+}
+
+/* Forget tombstones older than CLU_TOMB_TTL_MS (by their wall clock). */
+void clu_retain_tick(struct clu_node *n, int64_t now)
+{
+	if (now < n->next_tomb_sweep_ms)
+		return;
+	n->next_tomb_sweep_ms = now + 60000;
+	uint64_t wall = (uint64_t)clock_wall_ms();
+	if (wall < CLU_TOMB_TTL_MS)
+		return;
+	struct clu_tomb *t, *tmp;
+	HASH_ITER(hh, n->tombs, t, tmp) {
+		if (t->ts.wall_ms < wall - CLU_TOMB_TTL_MS) {
+			HASH_DEL(n->tombs, t);
+			hq_free(t->topic);
+			hq_free(t);
+		}
 	}
 }
