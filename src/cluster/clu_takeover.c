@@ -97,6 +97,10 @@ static struct session *tko_import(struct clu_node *n, struct clu_tko *t)
 		}
 		clu_route_local(n, hq_strdup(sub->filter), true);
 	}
+	/* in every inbox now, before WQ_TKO_DONE can reach the owner: whatever
+	 * the owner does with the session next (a ROUTE_DEL when it ends) comes
+	 * after these adds on every worker (brk_route_apply relies on it) */
+	clu_wout_flush(n);
 	return s; /* sess_deserialize's reference, for the worker */
 }
 
