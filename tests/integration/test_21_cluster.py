@@ -563,7 +563,14 @@ def test_session_takeover_across_nodes(c3):
     assert ack.session_present
     old.expect_disconnect(m.RC_SESSION_TAKEN_OVER)
     pub.publish("to/t", b"after", qos=1)
-    assert new.expect(m.PUBLISH).payload == b"after"
+    p = new.expect(m.PUBLISH)
+    if p.payload == b"before":
+        # the old client's PUBACK for it may not have reached node 1 before
+        # the hand-over: an unacknowledged QoS 1 message is sent again, as a
+        # duplicate [MQTT-4.4.0-1]
+        assert p.dup, p
+        p = new.expect(m.PUBLISH)
+    assert p.payload == b"after"
 
 
 def test_offline_session_taken_over_on_another_node(c3):
