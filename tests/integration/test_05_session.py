@@ -157,6 +157,9 @@ def test_max_queued_messages_drops_qos0_first(broker, raw):
     c.connect("mq-q0", clean=False)
     c.subscribe("mq/t", qos=1)
     c.disconnect()
+    # offline for sure before the publishes (they would go to the live
+    # connection, in flight rather than queued, if read first by another worker)
+    b.wait_log("client disconnected client_id=mq-q0 addr")
     pub = raw(b)
     pub.connect("mq-q0-pub")
     pub.publish("mq/t", b"m0", qos=1)
@@ -179,6 +182,7 @@ def test_max_queued_messages_then_drops_oldest(broker, raw):
     c.connect("mq-old", clean=False)
     c.subscribe("mq/t", qos=1)
     c.disconnect()
+    b.wait_log("client disconnected client_id=mq-old addr")  # offline, as above
     pub = raw(b)
     pub.connect("mq-old-pub")
     for i in range(8):
