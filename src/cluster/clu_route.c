@@ -173,13 +173,19 @@ static void post_route(struct clu_node *n, struct clu_peer *m, const char *key, 
 	}
 }
 
+/* The replicas' key of a wire route: the filter, or "$share/group/filter". */
+static bool route_key(const struct clu_route *r, char *key, size_t size)
+{
+	int k = r->group.len ? snprintf(key, size, "$share/%.*s/%.*s", (int)r->group.len,
+					r->group.p, (int)r->filter.len, r->filter.p)
+			     : snprintf(key, size, "%.*s", (int)r->filter.len, r->filter.p);
+	return k >= 0 && (size_t)k < size;
+}
+
 static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_route *r)
 {
 	char key[65536 + 300];
-	int k = r->group.len ? snprintf(key, sizeof(key), "$share/%.*s/%.*s", (int)r->group.len,
-					r->group.p, (int)r->filter.len, r->filter.p)
-			     : snprintf(key, sizeof(key), "%.*s", (int)r->filter.len, r->filter.p);
-	if (k < 0 || (size_t)k >= sizeof(key))
+	if (!route_key(r, key, sizeof(key)))
 		return;
 	struct clu_rroute *rr;
 	HASH_FIND_STR(m->routes, key, rr);
@@ -211,10 +217,7 @@ static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_rroute
 static void remote_del_route(struct clu_node *n, struct clu_peer *m, const struct clu_route *r)
 {
 	char key[65536 + 300];
-	int k = r->group.len ? snprintf(key, sizeof(key), "$share/%.*s/%.*s", (int)r->group.len,
-					r->group.p, (int)r->filter.len, r->filter.p)
-			     : snprintf(key, sizeof(key), "%.*s", (int)r->filter.len, r->filter.p);
-	if (k < 0 || (size_t)k >= sizeof(key))
+	if (!route_key(r, key, sizeof(key)))
 		return;
 	struct clu_rroute *rr;
 	HASH_FIND_STR(m->routes, key, rr);

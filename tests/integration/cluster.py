@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 
-from conftest import SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path, wait_until
+from conftest import SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path, pid_listens_on, wait_until
 from mqttraw import T, RawClient
 import netns as nsmod
 
@@ -74,39 +74,9 @@ def free_port_on(hosts, avoid=()):
     raise RuntimeError("no port free on all of %s" % (hosts,))
 
 
-def _listen_inodes(pid, port):
-    """Inodes of sockets listening on port, as seen from pid's namespace."""
-    inodes = set()
-    for name in ("tcp", "tcp6"):
-        try:
-            with open("/proc/%d/net/%s" % (pid, name)) as f:
-                next(f)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) >= 10 and cols[3] == "0A" and \
-                            int(cols[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(cols[9])
-        except OSError:
-            pass
-    return inodes
-
-
 def pid_listens(pid, port):
     """True if process pid owns a listening socket on port (any namespace)."""
-    inodes = _listen_inodes(pid, port)
-    if not inodes:
-        return False
-    try:
-        for fd in os.listdir("/proc/%d/fd" % pid):
-            try:
-                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-            except OSError:
-                continue
-            if link.startswith("socket:[") and link[8:-1] in inodes:
-                return True
-    except OSError:
-        return False
-    return False
+    return pid_listens_on(pid, port, fallback=False)
 
 
 def members_of(doc):

@@ -85,9 +85,12 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
-def _listen_inodes(port):
+def _listen_inodes(port, pid=None):
+    """Inodes of sockets listening on port, in pid's network namespace (the
+    caller's when pid is None)."""
+    base = "/proc/%d/net" % pid if pid else "/proc/net"
     inodes = set()
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for path in (base + "/tcp", base + "/tcp6"):
         try:
             with open(path) as f:
                 next(f)
@@ -102,9 +105,11 @@ def _listen_inodes(port):
     return inodes
 
 
-def pid_listens_on(pid, port):
-    """True if process pid owns a listening socket on port."""
-    inodes = _listen_inodes(port)
+def pid_listens_on(pid, port, fallback=True):
+    """True if process pid owns a listening socket on port (in its own network
+    namespace). If its fds cannot be read: with fallback, whether something
+    on 127.0.0.1 accepts on that port; else False."""
+    inodes = _listen_inodes(port, pid)
     if not inodes:
         return False
     try:
@@ -116,6 +121,8 @@ def pid_listens_on(pid, port):
             if link.startswith("socket:[") and link[8:-1] in inodes:
                 return True
     except OSError:
+        if not fallback:
+            return False
         # cannot inspect: fall back to "something accepts on that port"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
