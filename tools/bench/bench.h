@@ -321,7 +321,11 @@ void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost, uint6
 void bench_expect_start(struct bench *b, int64_t t);
 void bench_expect_reached(struct bench *b, int64_t t);
 
-/* ---- topic helpers (main.c) ---- */
+/* ---- opts.c ---- */
+/* 0: run; 1: help printed, exit 0; -1: usage error printed, exit 1 */
+int bench_parse_opts(struct opts *o, int argc, char **argv);
+
+/* ---- topics.c ---- */
 /* pattern with %i = i, %n = n (sequence number), %% = % */
 char *topic_expand(const char *pattern, uint32_t i, uint32_t n);
 bool topic_match(const char *filter, const char *name);
