@@ -5,6 +5,7 @@
 #                   under ASan+UBSan, and the integration suite under TSan
 #   make bench      side-by-side benchmark with Mosquitto (scripts/bench.sh)
 #   make SAN=asan|tsan   sanitizer build into build-asan/ or build-tsan/
+#   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_TIME seconds each
 #   make CC=clang   clang build
 
 CC ?= gcc
@@ -21,6 +22,12 @@ ifeq ($(SAN),asan)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SAN),fuzz)
+  # libFuzzer (clang only): the library instrumented for coverage, harnesses
+  # in tests/fuzz/ linked with the fuzzer's main
+  CFLAGS += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
 ifeq ($(SAN),tsan)
   CFLAGS += -O1 -fsanitize=thread -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=thread
@@ -35,6 +42,9 @@ TOOLS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/hamqtt-%)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME ?= 60
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/hamqttd $(TOOL_BINS)
@@ -65,6 +75,24 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# make fuzz [FUZZ_TIME=seconds per target]: build every tests/fuzz/ harness with
+# clang + libFuzzer + ASan/UBSan and run each for a bounded time; the corpora
+# grow in build-fuzz/corpus/ across runs. A crash fails the target.
+fuzz: deps
+	$(MAKE) SAN=fuzz CC=clang fuzz-bins
+	@set -e; for t in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
+		mkdir -p build-fuzz/corpus/$$t; echo "== fuzz $$t ($(FUZZ_TIME) s)"; \
+		if ! build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_TIME) -artifact_prefix=build-fuzz/ \
+			build-fuzz/corpus/$$t > build-fuzz/$$t.log 2>&1; then \
+			tail -n 40 build-fuzz/$$t.log; exit 1; fi; \
+		grep -E "^#[0-9]+.*DONE" build-fuzz/$$t.log | tail -n 1; done
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -85,13 +113,14 @@ test: deps
 	$(MAKE) SAN=asan integration
 	$(MAKE) SAN=tsan all
 	$(MAKE) SAN=tsan integration
+	$(MAKE) fuzz FUZZ_TIME=10
 
 bench: deps all
 	scripts/bench.sh
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all unit deps run integration test bench clean
+.PHONY: all unit deps run integration test bench clean fuzz fuzz-bins
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,11 +1,6 @@
 /*
- * fuzz_mqtt_decode.c - libFuzzer harness for the MQTT decoder (not built by the
- * Makefile):
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *       src/mqtt/mqtt_*.c src/core/mem.c src/core/err.c src/core/buf.c \
- *       tests/fuzz/fuzz_mqtt_decode.c -o /tmp/fuzz_mqtt
- *   /tmp/fuzz_mqtt -max_total_time=60 CORPUS_DIR
+ * fuzz_mqtt_decode.c - libFuzzer harness for the MQTT decoder. Built and run
+ * by `make fuzz` (FUZZ_TIME seconds; corpus in build-fuzz/corpus/).
  *
  * Input: byte 0 picks the connection's protocol level (3, 4 or 5), the rest is
  * one packet. Besides "no crash, no overread", each accepted packet is checked
