@@ -9,7 +9,11 @@ from their own and resume another client's session with clean start 0, and in
 a cluster two nodes' clients (mosquitto_sub / mosquitto_pub without -i send an
 empty id) took each other's sessions over."""
 
+import os
 import re
+import subprocess
+
+import pytest
 
 import mqttraw as m
 from conftest import wait_until
@@ -54,6 +58,51 @@ def test_assigned_ids_differ_across_brokers_and_restarts(broker):
     again = [assigned_id(b1) for _ in range(5)]
     assert not set(again) & set(first), (first, again)
     assert len(set(first + second + again)) == 15
+
+
+# getrandom that always fails, preloaded into hamqttd: the kernel giving no
+# random bytes (ENOSYS on an old kernel, a seccomp filter) must cost the client
+# that needs an assigned id its connection, never the node.
+NO_GETRANDOM_C = r"""
+#include <errno.h>
+#include <sys/types.h>
+ssize_t getrandom(void *buf, size_t n, unsigned int flags)
+{
+	(void)buf; (void)n; (void)flags;
+	errno = ENOSYS;
+	return -1;
+}
+"""
+
+
+def test_no_random_bytes_refuses_the_client_not_the_node(broker, raw, tmp_path):
+    """Without random bytes an empty client id is refused (v5 CONNACK 0x88
+    Server unavailable, v3.1.1 return code 3) and the node keeps serving
+    clients with ids of their own."""
+    src = tmp_path / "nogetrandom.c"
+    src.write_text(NO_GETRANDOM_C)
+    lib = str(tmp_path / "nogetrandom.so")
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-o", lib, str(src)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.fail("cannot build the getrandom shim: %s" % r.stderr)
+    env = {"LD_PRELOAD": lib}
+    # ASan wants its runtime first; the shim only replaces one call
+    env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    b = broker({"cluster.port": 0}, env=env)
+    c5 = raw(b, version=5)
+    c5.send(m.connect("", version=5))
+    got = c5.wait_closed()
+    assert [p.type for p in got] == [m.CONNACK] and got[0].rc == 0x88, got
+    c4 = raw(b, version=4)
+    c4.send(m.connect("", version=4, clean=True))
+    got = c4.wait_closed()
+    assert [p.raw for p in got] == [b"\x20\x02\x00\x03"], got
+    b.wait_log("cannot assign a client id")
+    ok = raw(b, version=5)
+    ok.connect("has-an-id")
+    assert ok.ping().type == m.PINGRESP
+    assert b.alive()
 
 
 def _neighbours(aid, span):
