@@ -84,6 +84,11 @@ int main(int argc, char **argv)
 		log_error("cannot start: %s", err);
 		goto out_log;
 	}
+	if (http_server_check(&cfg, err, sizeof(err)) != HQ_OK) {
+		log_error("cannot start: %s", err);
+		broker_free(b);
+		goto out_log;
+	}
 	if (broker_start(b) != HQ_OK) {
 		log_error("cannot start worker threads");
 		broker_stop(b);

@@ -18,7 +18,9 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/rand.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -231,6 +233,46 @@ static void connect_register(struct worker *w, struct conn *c)
 	wk_post(w, s->w, &q);
 }
 
+/*
+ * An id for a client that sent none: "hamqtt-" and 128 random bits in hex.
+ * Random, not counted: a counter repeats on every node and every restart
+ * (two nodes' clients took each other's sessions over), and a predictable id
+ * lets anyone resume another client's session with clean start 0. 128 bits
+ * make a collision practically impossible, and nobody learns the id before
+ * CONNACK, after it is registered; an id in use is still drawn again, as the
+ * check is cheap. HQ_EIO if the kernel gives no random bytes (the client is
+ * refused; the node keeps serving).
+ */
+static int assign_client_id(struct broker *b, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int attempt = 0; attempt < 8; attempt++) {
+		uint8_t r[16];
+		char id[sizeof("hamqtt-") + 2 * sizeof(r)];
+		if (rand_bytes(r, sizeof(r)) != HQ_OK) {
+			log_error("cannot assign a client id: getrandom: %s", strerror(errno));
+			return HQ_EIO;
+		}
+		memcpy(id, "hamqtt-", 7);
+		for (size_t i = 0; i < sizeof(r); i++) {
+			id[7 + 2 * i] = hex[r[i] >> 4];
+			id[8 + 2 * i] = hex[r[i] & 15];
+		}
+		id[7 + 2 * sizeof(r)] = 0;
+		struct session *e;
+		pthread_mutex_lock(&b->reg_lock);
+		HASH_FIND(reg_hh, b->registry, id, strlen(id), e);
+		pthread_mutex_unlock(&b->reg_lock);
+		if (!e) {
+			snprintf(out, outlen, "%s", id);
+			return HQ_OK;
+		}
+	}
+	errno = EEXIST; /* eight 128-bit draws all in use: the generator is broken */
+	log_error("cannot assign a client id: every random id drawn is in use");
+	return HQ_EIO;
+}
+
 int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 {
 	struct broker *b = c->w->b;
@@ -251,8 +293,11 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 			return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_V3_ID_REJECTED,
 				      "empty client id without clean session");
 		}
-		snprintf(idbuf, sizeof(idbuf), "hamqtt-%016llx",
-			 (unsigned long long)(atomic_fetch_add(&b->next_id, 1) * 0x9e3779b97f4a7c15ull));
+		if (assign_client_id(b, idbuf, sizeof(idbuf)) != HQ_OK) {
+			c->client_id = hq_strdup("");
+			return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE,
+				      "cannot assign a client id (no random bytes from the kernel)");
+		}
 		c->client_id = hq_strdup(idbuf);
 		c->id_assigned = true; /* [MQTT-3.1.3-6] [MQTT-3.2.2-16] */
 	}

@@ -446,7 +446,7 @@ struct broker {
 	atomic_bool stopping;
 	atomic_bool ready;                /* listeners up, accepting */
 	atomic_int conns_now;             /* live connections, for max_connections */
-	atomic_uint_fast64_t next_id;     /* session/connection ids */
+	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
 	pthread_mutex_t reg_lock;
 	struct session *registry;         /* uthash on reg_hh: one reference each */
@@ -457,6 +457,7 @@ struct broker {
 	uint32_t topic_alias_max;         /* cached cfg */
 	struct store *store;
 	struct clu_node *clu;             /* NULL when clustering is off */
+	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
 };
 
 /* ---- functions shared between broker files ---- */

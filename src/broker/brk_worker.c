@@ -10,6 +10,7 @@
 #include "broker/brk_int.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/lockfile.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/sock.h"
@@ -298,6 +299,30 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One node per node.data_dir: two nodes writing one member list (and, later,
+ * one session store) would corrupt each other. Refused if another process
+ * holds the lock; if the directory cannot be locked at all (read-only, no
+ * permission) the node runs without the guard, as it did before, and says so.
+ */
+static int lock_data_dir(struct broker *b, char *err, size_t errlen)
+{
+	char why[CONF_ERR_MAX];
+	int fd = lockfile_acquire(b->cfg->node_data_dir, why, sizeof(why));
+	if (fd == HQ_EEXIST) {
+		snprintf(err, errlen, "%s", why);
+		return HQ_EEXIST;
+	}
+	if (fd < 0) {
+		log_warning("%s (a second node on this directory would not be detected)", why);
+		return HQ_OK;
+	}
+	if (why[0])
+		log_warning("%s", why);
+	b->data_lock_fd = fd;
+	return HQ_OK;
+}
+
 static int open_listeners(struct broker *b, char *err, size_t errlen)
 {
 	struct hq_config *cfg = b->cfg;
@@ -310,6 +335,19 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 		if (conf_parse_hostport(L->bind, host, sizeof(host), &port) != HQ_OK) {
 			snprintf(err, errlen, "listeners.tcp.%s.bind: bad address '%s'", L->name, L->bind);
 			return HQ_EINVAL;
+		}
+		/* every worker binds with SO_REUSEPORT, which would as gladly share
+		 * the port with another hamqttd (the kernel then splits the clients
+		 * between the two): a plain bind first says whether anyone has it */
+		if (port != 0 && sock_port_free(host, port) != HQ_OK) {
+			if (errno == EADDRINUSE)
+				snprintf(err, errlen, "listeners.tcp.%s.bind: %s is already in use "
+					 "(another hamqttd or another program listens there)",
+					 L->name, L->bind);
+			else
+				snprintf(err, errlen, "listeners.tcp.%s.bind: cannot listen on %s: %s",
+					 L->name, L->bind, strerror(errno));
+			return HQ_EIO;
 		}
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
@@ -337,6 +375,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 {
 	struct broker *b = hq_calloc(1, sizeof(*b));
 	b->cfg = cfg;
+	b->data_lock_fd = -1;
 	b->n_workers = cfg->node_workers > 0 ? cfg->node_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (b->n_workers < 1)
 		b->n_workers = 1;
@@ -372,6 +411,8 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		ev_timer_every(w->loop, 250, tick_cb, w);
 		w->next_sys_ms = b->start_ms; /* first $SYS publish right away */
 	}
+	if (lock_data_dir(b, err, errlen) != HQ_OK)
+		goto fail;
 	if (brk_store_open(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (open_listeners(b, err, errlen) != HQ_OK)
@@ -510,5 +551,7 @@ void broker_free(struct broker *b)
 	hq_free(b->workers);
 	pthread_mutex_destroy(&b->reg_lock);
 	pthread_mutex_destroy(&b->retain_lock);
+	/* last: everything written to data_dir is closed */
+	lockfile_release(b->data_lock_fd);
 	hq_free(b);
 }

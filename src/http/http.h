@@ -24,6 +24,11 @@ struct http_server;
  * dashboard.listeners.http.bind into err. */
 struct http_server *http_server_start(const struct hq_config *cfg, struct broker *b,
 				      char *err, size_t errlen);
+/* Before the broker starts: HQ_OK if cfg->dashboard_bind parses and nothing
+ * listens there, else a message naming dashboard.listeners.http.bind in err
+ * ("... is already in use"), so a second node on the port stops before its
+ * MQTT listeners and cluster link come up rather than after. */
+int http_server_check(const struct hq_config *cfg, char *err, size_t errlen);
 /* Close the listening socket and every connection, join the server thread and
  * free everything. NULL is a no-op. */
 void http_server_stop(struct http_server *s);

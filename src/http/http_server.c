@@ -160,6 +160,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_resp(c, &resp);
 }
 
+int http_server_check(const struct hq_config *cfg, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+	if (!cfg->dashboard_bind ||
+	    conf_parse_hostport(cfg->dashboard_bind, host, sizeof(host), &port) != HQ_OK) {
+		snprintf(err, errlen, "dashboard.listeners.http.bind: bad address '%s'",
+			 cfg->dashboard_bind ? cfg->dashboard_bind : "");
+		return HQ_EINVAL;
+	}
+	if (port == 0 || sock_port_free(host, port) == HQ_OK)
+		return HQ_OK;
+	if (errno == EADDRINUSE)
+		snprintf(err, errlen, "dashboard.listeners.http.bind: %s is already in use "
+			 "(another hamqttd or another program listens there)", cfg->dashboard_bind);
+	else
+		snprintf(err, errlen, "dashboard.listeners.http.bind: cannot listen on %s: %s",
+			 cfg->dashboard_bind, strerror(errno));
+	return HQ_EIO;
+}
+
 struct http_server *http_server_start(const struct hq_config *cfg, struct broker *b,
 				      char *err, size_t errlen)
 {

@@ -12,27 +12,37 @@
 #include <string.h>
 #include <unistd.h>
 
-int sock_listen_tcp(const char *host, int port, int backlog, int reuseport)
+/* Resolve host:port for a listening socket: *res to free, *ai to use. */
+static int resolve(const char *host, int port, struct addrinfo **res, struct addrinfo **ai)
 {
-	struct addrinfo hints = { 0 }, *res = NULL;
+	struct addrinfo hints = { 0 };
 	char portstr[16];
-	int fd = -1, one = 1;
-
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (getaddrinfo(host && *host ? host : NULL, portstr, &hints, &res) != 0 || !res) {
+	*res = NULL;
+	if (getaddrinfo(host && *host ? host : NULL, portstr, &hints, res) != 0 || !*res) {
 		errno = EINVAL;
 		return HQ_EINVAL;
 	}
 	/* with no host, prefer IPv4 0.0.0.0 like EMQX's default bind */
-	struct addrinfo *ai = res;
-	for (struct addrinfo *p = res; p && !(host && *host); p = p->ai_next)
+	*ai = *res;
+	for (struct addrinfo *p = *res; p && !(host && *host); p = p->ai_next)
 		if (p->ai_family == AF_INET) {
-			ai = p;
+			*ai = p;
 			break;
 		}
+	return HQ_OK;
+}
+
+int sock_listen_tcp(const char *host, int port, int backlog, int reuseport)
+{
+	struct addrinfo *res, *ai;
+	int fd = -1, one = 1;
+
+	if (resolve(host, port, &res, &ai) != HQ_OK)
+		return HQ_EINVAL;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -50,6 +60,31 @@ fail:;
 	freeaddrinfo(res);
 	errno = e;
 	return HQ_EIO;
+}
+
+int sock_port_free(const char *host, int port)
+{
+	struct addrinfo *res, *ai;
+	int one = 1, rc = HQ_OK;
+
+	if (resolve(host, port, &res, &ai) != HQ_OK)
+		return HQ_EINVAL;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = HQ_EIO;
+	} else {
+		/* SO_REUSEADDR as the real sockets have it: connections of a
+		 * previous run in TIME_WAIT do not count, a listener does */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+			rc = HQ_EIO;
+	}
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	errno = e;
+	return rc;
 }
 
 void sock_addr_str(const struct sockaddr *sa, char *out, size_t outlen)

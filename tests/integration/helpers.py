@@ -157,9 +157,9 @@ class Paho:
 # ---- mosquitto command-line clients -------------------------------------------
 
 def mosquitto_pub(port, topic, message=None, qos=0, version="mqttv311", retain=False,
-                  extra=(), stdin_lines=None, timeout=15.0):
+                  extra=(), stdin_lines=None, timeout=15.0, host="127.0.0.1"):
     """Run mosquitto_pub; returns the CompletedProcess (asserting exit 0)."""
-    cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+    cmd = ["mosquitto_pub", "-h", host, "-p", str(port), "-t", topic,
            "-q", str(qos), "-V", version]
     if retain:
         cmd.append("-r")
@@ -182,11 +182,11 @@ class MosquittoSub:
     "MSG|topic|payload"; start() waits until the SUBACK is received."""
 
     def __init__(self, port, topics, qos=0, version="mqttv311", count=None, extra=(),
-                 wait_seconds=20):
+                 wait_seconds=20, host="127.0.0.1"):
         if isinstance(topics, str):
             topics = [topics]
         # stdbuf: mosquitto_sub writes to a pipe here; line-buffer it so lines arrive live
-        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", str(qos),
+        cmd = ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", str(port), "-q", str(qos),
                "-V", version, "-d", "-F", "MSG|%t|%p", "-W", str(int(T(wait_seconds)))]
         for t in topics:
             cmd += ["-t", t]
