@@ -134,6 +134,33 @@ def test_node_wide_queue_bound(broker, raw):
     wait_until(lambda: queued_bytes(b) == 0, timeout=5, what="queued bytes given back")
 
 
+def test_node_bound_leaves_a_quarter_to_connected_sessions(broker, raw):
+    """Offline sessions fill at most 3/4 of mqtt.max_queued_bytes_total; a
+    connected subscriber that is behind (Receive Maximum 1, acknowledging
+    later) still gets its messages queued in the last quarter: none of them
+    is dropped while the offline sessions are refused."""
+    b = broker({"mqtt.max_queued_bytes_total": "24MB"})
+    for i in range(3):
+        offline_session(b, raw, "nq-%d" % i, "nq/%d" % i)
+    pub = raw(b, version=5)
+    pub.connect("nq-pub")
+    for i in range(3):
+        flood(pub, "nq/%d" % i, 20)  # 10MB each: 30MB asked, over the whole bound
+    assert dropped(b, "node_full") > 0
+    before = dropped(b, "node_full")
+    live = raw(b, version=5)
+    live.connect("nq-live", props=[(m.RECEIVE_MAXIMUM, 1)])
+    live.subscribe("nq/live", qos=1)
+    flood(pub, "nq/live", 10)  # 1 in flight, 9 queued (4.5MB)
+    assert dropped(b, "node_full") == before
+    got = []
+    for _ in range(10):
+        p = live.expect(m.PUBLISH, timeout=10)
+        got.append(int(p.payload[:6]))
+        live.ack(p)
+    assert got == list(range(10))
+
+
 def test_session_expiry_capped_by_default(broker, raw):
     """mqtt.session_expiry_max defaults to 2h: a v5 client asking for
     0xFFFFFFFF (never) gets Session Expiry Interval 7200 in CONNACK (5.0
