@@ -101,7 +101,7 @@ static void deliver_to_client(struct worker *w, struct fwd_in *f)
 	if (!s) {
 		log_warning("client_id=%s: a message on %s followed the session here, which is gone",
 			    f->client_id, f->msg->topic);
-		STAT_ADD(w->st.msgs_dropped, 1);
+		brk_drop_count(w, BRK_DROP_SESSION_GONE);
 		return;
 	}
 	struct deliv d = { .msg = msg_ref(f->msg), .qos = f->msg->qos,

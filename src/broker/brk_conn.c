@@ -457,10 +457,11 @@ void conn_free(struct conn *c)
 	brk_cluster_conn_free(c);
 	if (c->will)
 		msg_unref(c->will);
-	if (c->alias_in) {
-		for (uint32_t i = 0; i <= b->topic_alias_max; i++)
-			hq_free(c->alias_in[i]);
-		hq_free(c->alias_in);
+	struct alias_in *ai, *ai_tmp;
+	HASH_ITER(hh, c->alias_in, ai, ai_tmp) {
+		HASH_DEL(c->alias_in, ai);
+		hq_free(ai->topic);
+		hq_free(ai);
 	}
 	struct alias_out *a, *tmp;
 	HASH_ITER(hh, c->alias_out, a, tmp) {

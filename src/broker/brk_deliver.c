@@ -68,7 +68,7 @@ static bool send_publish(struct session *s, struct deliv *d)
 	}
 	size_t size = mqtt_pub_out_size(c->version, &o);
 	if (c->peer_max_packet && size > c->peer_max_packet) {
-		STAT_ADD(w->st.msgs_dropped, 1);
+		brk_drop_count(w, BRK_DROP_TOO_LARGE);
 		log_debug("client_id=%s message on %s skipped: %zu bytes > client maximum %u",
 			  s->client_id, m->topic, size, c->peer_max_packet);
 		return false;
@@ -164,15 +164,16 @@ static void start_inflight(struct session *s, struct deliv *d)
 		inflight_remove(s, s->n_inflight - 1);
 }
 
-static void drop_counted(struct session *s, struct deliv *d, const char *why)
+static void drop_counted(struct session *s, struct deliv *d, enum broker_drop_reason why)
 {
 	s->dropped++;
-	STAT_ADD(s->w->st.msgs_dropped, 1);
-	if (s->dropped == 1 || s->dropped % 1000 == 0)
-		log_warning("client_id=%s queue full: dropped %s message on %s (%llu dropped so far)",
-			    s->client_id, d->qos ? "the oldest" : "a QoS 0",
+	brk_drop_count(s->w, why);
+	/* the node-wide bound logs its own line per interval (brk_qbound.c) */
+	if (why != BRK_DROP_NODE_FULL && (s->dropped == 1 || s->dropped % 1000 == 0))
+		log_warning("client_id=%s %s: dropped %s message on %s (%llu dropped so far)",
+			    s->client_id, why == BRK_DROP_SLOW_READER ? "slow reader" : "queue full",
+			    d->qos ? "the oldest" : "a QoS 0",
 			    d->msg ? d->msg->topic : "", (unsigned long long)s->dropped);
-	(void)why;
 	deliv_release(d);
 }
 
@@ -184,7 +185,9 @@ static uint64_t deliv_bytes(const struct deliv *d)
 /* Queue accounting: every change to s->queue goes through these three. */
 static void q_account(struct session *s, const struct deliv *d, int sign)
 {
-	s->queued_bytes += (uint64_t)sign * deliv_bytes(d);
+	uint64_t n = deliv_bytes(d);
+	s->queued_bytes += (uint64_t)sign * n;
+	brk_queued_add(s->w, sign * (int64_t)n);
 	if (d->qos == 0)
 		s->queued_qos0 += (uint32_t)sign;
 }
@@ -218,7 +221,8 @@ static void progress(struct session *s)
 
 /* Make room for one message: drop the oldest QoS 0 message first, else the
  * oldest message. false when the newcomer itself is the one to drop. */
-static bool evict_one(struct session *s, const struct deliv *incoming)
+static bool evict_one(struct session *s, const struct deliv *incoming,
+		      enum broker_drop_reason why)
 {
 	struct deliv victim;
 	uint32_t i = s->queue.len;
@@ -232,21 +236,34 @@ static bool evict_one(struct session *s, const struct deliv *incoming)
 		return false;
 	else
 		dequeue(s, &victim);
-	drop_counted(s, &victim, "queue full");
+	drop_counted(s, &victim, why);
 	return true;
 }
 
-/* Queue d (owned) behind earlier messages within mqtt.max_queued_messages and
- * mqtt.max_queued_bytes, applying the drop policy of evict_one. */
+/* Which limit queuing `need` more bytes for s would break, if any. */
+static bool over_limit(const struct session *s, uint64_t need, enum broker_drop_reason *why)
+{
+	const struct hq_config *cfg = s->w->b->cfg;
+	*why = BRK_DROP_QUEUE_FULL;
+	if (cfg->max_queued_messages && s->queue.len >= cfg->max_queued_messages)
+		return true;
+	/* a single message larger than the session's byte limit still queues alone */
+	if (cfg->max_queued_bytes && s->queue.len && s->queued_bytes + need > cfg->max_queued_bytes)
+		return true;
+	*why = BRK_DROP_NODE_FULL;
+	return brk_queued_over(s, need);
+}
+
+/* Queue d (owned) behind earlier messages within mqtt.max_queued_messages,
+ * mqtt.max_queued_bytes and the node's mqtt.max_queued_bytes_total, applying
+ * the drop policy of evict_one (brk_qbound.c states the node-wide part). */
 static void enqueue(struct session *s, struct deliv *d)
 {
-	struct hq_config *cfg = s->w->b->cfg;
 	uint64_t need = deliv_bytes(d);
-	while ((cfg->max_queued_messages && s->queue.len >= cfg->max_queued_messages) ||
-	       (cfg->max_queued_bytes && s->queue.len &&
-		s->queued_bytes + need > cfg->max_queued_bytes)) {
-		if (!evict_one(s, d)) {
-			drop_counted(s, d, "new QoS 0");
+	enum broker_drop_reason why;
+	while (over_limit(s, need, &why)) {
+		if (!evict_one(s, d, why)) {
+			drop_counted(s, d, why);
 			return;
 		}
 	}
@@ -276,7 +293,7 @@ void sess_deliver(struct session *s, struct deliv *d)
 			send_publish(s, d);
 			deliv_release(d);
 		} else if (c && c->state == CS_ACTIVE) {
-			drop_counted(s, d, "slow reader"); /* QoS 0 to a backed-up socket */
+			drop_counted(s, d, BRK_DROP_SLOW_READER); /* QoS 0 to a backed-up socket */
 		} else {
 			enqueue(s, d);
 		}

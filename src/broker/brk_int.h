@@ -249,6 +249,12 @@ struct conn_gate {
 	struct gate_item *head, *tail;
 };
 
+struct alias_in {             /* client->server topic alias */
+	char *topic;              /* owned */
+	uint16_t alias;
+	UT_hash_handle hh;        /* by alias: sparse, so alias 65535 costs one entry */
+};
+
 struct alias_out {            /* server->client topic alias */
 	char *topic;              /* owned */
 	uint16_t alias;
@@ -273,7 +279,7 @@ struct conn {
 				   * borrowed from the session (client_id_borrowed) */
 	struct brk_msg *will;     /* from CONNECT: reference or NULL (moved to the session on attach) */
 	/* topic aliases */
-	char **alias_in;          /* [alias] -> topic, owned, size cfg topic_alias_maximum+1, lazy */
+	struct alias_in *alias_in; /* uthash by alias, owned; at most topic_alias_maximum entries */
 	struct alias_out *alias_out; /* uthash by topic */
 	char addr[64];            /* "ip:port" of the peer */
 	enum conn_state state;
@@ -369,6 +375,7 @@ struct wq_vec {
 struct brk_stats {
 	_Atomic uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	_Atomic uint64_t msgs_dropped, conns_total;
+	_Atomic uint64_t dropped_by[BRK_DROP_N];  /* msgs_dropped by reason */
 	_Atomic int64_t conns_now;
 };
 /* Counters have one writer (the owning worker); others only read. A relaxed
@@ -417,6 +424,10 @@ struct worker {
 	uint32_t n_hits, cap_hits;
 	unsigned rand_state;
 	struct brk_stats st;
+	/* queued bytes added (+) or removed (-) by this worker and not yet
+	 * added to broker.queued_total (brk_qbound.c); one writer, read by
+	 * broker_get_info */
+	_Atomic int64_t queued_local;
 	int64_t next_sys_ms;
 	/* cluster: requests for the cluster thread, handed over in before-sleep */
 	struct clu_req_vec clu_out;
@@ -455,6 +466,12 @@ struct broker {
 	struct retain_tree *retained;
 	struct clu_hlc hlc;               /* stamps retained writes; under retain_lock */
 	uint32_t topic_alias_max;         /* cached cfg */
+	/* node-wide queued bytes (brk_qbound.c): the sum of every worker's
+	 * flushed batches and of changes made off the workers */
+	_Atomic int64_t queued_total;
+	_Atomic int64_t node_full_log_ms;  /* last "node queue limit" log line */
+	_Atomic uint64_t node_full_drops;  /* BRK_DROP_NODE_FULL, for that line */
+	_Atomic uint64_t node_full_logged; /* node_full_drops at the last line */
 	struct store *store;
 	struct clu_node *clu;             /* NULL when clustering is off */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
@@ -575,6 +592,19 @@ void wk_inbox_append(struct worker *w, const struct wq_entry *v, uint32_t n);
 
 /* brk_sys.c */
 void brk_sys_publish(struct worker *w);
+
+/* brk_qbound.c: per-reason drop counters and the node-wide queued bytes */
+/* Count one message dropped for `reason` on worker w (w's thread). */
+void brk_drop_count(struct worker *w, enum broker_drop_reason reason);
+/* Queued bytes changed by delta on w's thread (batched into the total). */
+void brk_queued_add(struct worker *w, int64_t delta);
+/* The same from any thread (session import, last unref): straight to the total. */
+void brk_queued_add_shared(struct broker *b, int64_t delta);
+/* Would `need` more bytes queued for s cross the node-wide bound? An
+ * offline session may use 3/4 of it, a connected one all of it. */
+bool brk_queued_over(const struct session *s, uint64_t need);
+/* The node-wide total, as well as it is known (any thread). */
+int64_t brk_queued_total(struct broker *b);
 
 uint32_t brk_hash(const char *s, size_t n);
 

@@ -242,16 +242,23 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			/* [MQTT-3.3.2-8] [MQTT-3.3.2-9] */
 			if (a == 0 || a > b->topic_alias_max)
 				return fail(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
-			if (!c->alias_in)
-				c->alias_in = hq_calloc((size_t)b->topic_alias_max + 1, sizeof(char *));
+			struct alias_in *e = NULL;
+			HASH_FIND(hh, c->alias_in, &a, sizeof(a), e);
 			if (tlen == 0) {
-				if (!c->alias_in[a])
+				if (!e)
 					return fail(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
-				topic = c->alias_in[a];
+				topic = e->topic;
 				tlen = strlen(topic);
 			} else {
-				hq_free(c->alias_in[a]);
-				c->alias_in[a] = hq_strndup(topic, tlen);
+				/* one entry per alias in use (bounded by Topic Alias
+				 * Maximum), never a table of the maximum's size */
+				if (!e) {
+					e = hq_calloc(1, sizeof(*e));
+					e->alias = a;
+					HASH_ADD(hh, c->alias_in, alias, sizeof(e->alias), e);
+				}
+				hq_free(e->topic);
+				e->topic = hq_strndup(topic, tlen);
 			}
 		} else if (tlen == 0) {
 			return fail(c, MQTT_RC_PROTOCOL_ERROR, "empty topic without topic alias");

@@ -45,6 +45,10 @@ static void sess_free_contents(struct session *s)
 	s->inflight = NULL;
 	s->n_inflight = s->cap_inflight = 0;
 	dq_free(&s->queue);
+	/* may run on any thread (the last reference): straight to the total;
+	 * node sessions (no worker) never queue */
+	if (s->queued_bytes)
+		brk_queued_add_shared(s->w->b, -(int64_t)s->queued_bytes);
 	s->queued_bytes = 0;
 	s->queued_qos0 = 0;
 	atomic_store_explicit(&s->qlen_pub, 0, memory_order_relaxed);

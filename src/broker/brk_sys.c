@@ -39,6 +39,8 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 	out->workers = b->n_workers;
 	out->uptime_s = (clock_mono_ms() - b->start_ms) / 1000;
 	out->connections = atomic_load(&b->conns_now);
+	out->queued_bytes = brk_queued_total(b);
+	out->queued_bytes_limit = b->cfg->max_queued_bytes_total;
 	for (int i = 0; i < b->n_workers; i++) {
 		struct brk_stats *st = &b->workers[i].st;
 		out->msgs_in += STAT_GET(st->msgs_in);
@@ -46,6 +48,8 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->bytes_in += STAT_GET(st->bytes_in);
 		out->bytes_out += STAT_GET(st->bytes_out);
 		out->msgs_dropped += STAT_GET(st->msgs_dropped);
+		for (int r = 0; r < BRK_DROP_N; r++)
+			out->dropped_by[r] += STAT_GET(st->dropped_by[r]);
 		out->connects_total += STAT_GET(st->conns_total);
 	}
 	pthread_mutex_lock(&b->retain_lock);
@@ -76,6 +80,12 @@ void brk_sys_publish(struct worker *w)
 	sys_u64(w, "messages/received", in.msgs_in);
 	sys_u64(w, "messages/sent", in.msgs_out);
 	sys_u64(w, "messages/dropped", in.msgs_dropped);
+	for (int r = 0; r < BRK_DROP_N; r++) {
+		char leaf[64];
+		snprintf(leaf, sizeof(leaf), "messages/dropped/%s", broker_drop_reason_name(r));
+		sys_u64(w, leaf, in.dropped_by[r]);
+	}
+	sys_u64(w, "messages/queued/bytes", in.queued_bytes > 0 ? (unsigned long long)in.queued_bytes : 0);
 	sys_u64(w, "bytes/received", in.bytes_in);
 	sys_u64(w, "bytes/sent", in.bytes_out);
 	sys_u64(w, "retained/count", in.retained);

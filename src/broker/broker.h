@@ -12,6 +12,18 @@
 struct broker;
 struct hq_config;
 
+/* Why a message was not delivered (counted per reason, /metrics and $SYS). */
+enum broker_drop_reason {
+	BRK_DROP_QUEUE_FULL = 0,  /* the session's queue limit (messages or bytes) */
+	BRK_DROP_NODE_FULL,       /* the node-wide bound mqtt.max_queued_bytes_total */
+	BRK_DROP_SLOW_READER,     /* QoS 0 to a connection whose output is backed up */
+	BRK_DROP_TOO_LARGE,       /* larger than the client's Maximum Packet Size */
+	BRK_DROP_SESSION_GONE,    /* forwarded to a session that no longer exists here */
+	BRK_DROP_N
+};
+/* "queue_full", "node_full", ...: the label value in /metrics and $SYS. */
+const char *broker_drop_reason_name(int reason);
+
 /* Build a broker and open its listeners (so a bind error fails the start).
  * cfg is borrowed and must outlive the broker. On error returns NULL and
  * writes a message into err. */
@@ -32,6 +44,9 @@ struct broker_info {
 	int64_t connections;      /* open sockets, including before CONNECT */
 	uint64_t connects_total;  /* CONNACKs sent */
 	uint64_t msgs_in, msgs_out, msgs_dropped;
+	uint64_t dropped_by[BRK_DROP_N]; /* msgs_dropped by reason */
+	int64_t queued_bytes;     /* in session queues, node-wide (approximate, see brk_qbound.c) */
+	uint64_t queued_bytes_limit; /* mqtt.max_queued_bytes_total; 0 = none */
 	uint64_t bytes_in, bytes_out;
 	uint64_t retained;        /* retained messages held */
 	/* cluster (0 when clustering is off) */

@@ -395,8 +395,13 @@ static bool get_queue(struct rd *r, struct session *s, int64_t now)
 			deliv_release(&d);
 			return false;
 		}
-		if (d.msg)
-			s->queued_bytes += (uint64_t)d.msg->topic_len + d.msg->payload_len;
+		if (d.msg) {
+			uint64_t bytes = (uint64_t)d.msg->topic_len + d.msg->payload_len;
+			s->queued_bytes += bytes;
+			/* counted in the node-wide total (brk_qbound.c), not limited by
+			 * it: a session handed over keeps what it had queued */
+			brk_queued_add_shared(s->w->b, (int64_t)bytes);
+		}
 		if (d.qos == 0)
 			s->queued_qos0++;
 		dq_push(&s->queue, &d);

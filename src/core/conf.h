@@ -62,6 +62,7 @@ struct hq_config {
 	uint32_t receive_maximum;      /* incoming QoS 1/2 window we advertise */
 	uint32_t max_queued_messages;  /* per session, beyond the in-flight window */
 	uint64_t max_queued_bytes;     /* per session; 0 = no byte limit */
+	uint64_t max_queued_bytes_total; /* all sessions of the node; 0 = no limit */
 	uint32_t max_topic_levels;
 	uint32_t max_subscriptions;    /* per client; 0 = unlimited */
 	uint32_t max_connections;      /* per node */

@@ -76,6 +76,20 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	metric(&b, "hamqtt_messages_dropped_total", "counter",
 	       "Messages dropped by the queue policy, slow readers or the client's maximum packet size.",
 	       node, in.msgs_dropped);
+	put(&b, "# HELP hamqtt_messages_dropped_by_reason_total Messages dropped, by reason: "
+		"queue_full (the session's queue limit), node_full (mqtt.max_queued_bytes_total), "
+		"slow_reader (QoS 0 to a backed-up connection), too_large (client's maximum packet "
+		"size), session_gone (forwarded to a session that ended).\n"
+		"# TYPE hamqtt_messages_dropped_by_reason_total counter\n");
+	for (int r = 0; r < BRK_DROP_N; r++)
+		put(&b, "hamqtt_messages_dropped_by_reason_total{node=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+		    node, broker_drop_reason_name(r), in.dropped_by[r]);
+	metric(&b, "hamqtt_queued_bytes", "gauge",
+	       "Topic and payload bytes in the session queues of the node (each queue counted).",
+	       node, in.queued_bytes > 0 ? (uint64_t)in.queued_bytes : 0);
+	metric(&b, "hamqtt_queued_bytes_limit", "gauge",
+	       "mqtt.max_queued_bytes_total: the node-wide bound on queued bytes (0 = none).",
+	       node, in.queued_bytes_limit);
 	metric(&b, "hamqtt_bytes_received_total", "counter", "Bytes read from client sockets.", node,
 	       in.bytes_in);
 	metric(&b, "hamqtt_bytes_sent_total", "counter", "Bytes written to client sockets.", node,

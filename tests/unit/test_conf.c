@@ -122,7 +122,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c->max_inflight, 32);
 	assert_int_equal(c->receive_maximum, 128);
 	assert_int_equal(c->max_queued_messages, 1000);
-	assert_int_equal(c->max_queued_bytes, 0);
+	assert_int_equal(c->max_queued_bytes, 16u << 20);
+	assert_int_equal(c->max_queued_bytes_total, 1u << 30);
 	assert_int_equal(c->max_topic_levels, 128);
 	assert_int_equal(c->max_subscriptions, 0);
 	assert_int_equal(c->max_connections, 1000000);
@@ -130,8 +131,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c->connect_timeout, 10);
 	assert_int_equal(c->max_keepalive, 65535);
 	assert_int_equal(c->server_keepalive, 0);
-	assert_int_equal(c->topic_alias_maximum, 65535);
-	assert_int_equal(c->session_expiry_max, 0);
+	assert_int_equal(c->topic_alias_maximum, 10);
+	assert_int_equal(c->session_expiry_max, 7200);
 	assert_int_equal(c->max_qos, 2);
 	assert_true(c->retain_available);
 	assert_true(c->wildcard_subscription);
