@@ -45,6 +45,7 @@
 #include "core/conf.h"
 #include "mqtt/mqtt.h"
 #include "net/ev.h"
+#include "net/linger.h"
 
 struct worker;
 struct session;
@@ -399,6 +400,7 @@ struct worker {
 	struct ev_io *lios;
 	bool *lproxy;                     /* listener expects a PROXY protocol header */
 	int n_lfds;
+	struct linger_set *linger;        /* sockets closed after a last packet, still draining */
 	struct conn *conns;               /* utlist DL */
 	struct conn *dirty;               /* singly linked via dirty_next */
 	struct conn *closed;              /* singly linked via free_next */

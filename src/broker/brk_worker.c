@@ -219,6 +219,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 		w->closed = c->free_next;
 		conn_free(c);
 	}
+	linger_reap(w->linger);
 }
 
 /*
@@ -229,6 +230,15 @@ static void before_sleep(struct ev_loop *l, void *arg)
  * MID_BATCH_EVENTS events).
  */
 #define MID_BATCH_EVENTS 8
+
+/*
+ * Lingering closes per worker (net/linger.h). A lingering socket is no longer
+ * a connection: it does not count against mqtt.max_connections (the client
+ * may reconnect at once), it holds no session and ~100 bytes. This cap bounds
+ * the descriptors they hold (a burst of misbehaving clients beyond it is
+ * closed at once), and they are given up first when descriptors run out.
+ */
+#define LINGER_PER_WORKER 256
 
 static void mid_batch(struct ev_loop *l, void *arg)
 {
@@ -281,6 +291,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 			buf_free(&c->out);
 	}
 	sess_timers(w, now);
+	linger_tick(w->linger, now);
 	if (w->id == 0 && b->cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + (int64_t)b->cfg->sys_interval * 1000;
 		brk_sys_publish(w);
@@ -365,6 +376,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
+		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
 		ev_set_wakeup(w->loop, on_wakeup, w);
 		ev_set_mid_batch(w->loop, MID_BATCH_EVENTS, mid_batch, w);
@@ -500,6 +512,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lfds);
 		hq_free(w->lios);
 		hq_free(w->lproxy);
+		linger_set_free(w->linger);
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
