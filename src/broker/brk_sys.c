@@ -47,6 +47,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->bytes_out += STAT_GET(st->bytes_out);
 		out->msgs_dropped += STAT_GET(st->msgs_dropped);
 		out->connects_total += STAT_GET(st->conns_total);
+		accept_guard_counts_add(&b->workers[i].accept, &out->accept_mqtt);
 	}
 	pthread_mutex_lock(&b->retain_lock);
 	out->retained = retain_tree_count(b->retained);
@@ -59,6 +60,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->forwards_out = cs.forwards_out;
 		out->forwards_in = cs.forwards_in;
 		out->forwards_lost = cs.forwards_lost;
+		out->accept_cluster = cs.accept;
 	}
 	pthread_mutex_unlock(&b->retain_lock);
 }

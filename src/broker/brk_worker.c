@@ -248,6 +248,13 @@ static void mid_batch(struct ev_loop *l, void *arg)
 	flush_dirty(w);
 }
 
+/* Stop or resume watching every listening socket of w (accept_guard.h). */
+static void listeners_watch(struct worker *w, bool on)
+{
+	for (int i = 0; i < w->n_lfds; i++)
+		ev_io_set(w->loop, &w->lios[i], on ? EV_READ : 0);
+}
+
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 {
 	struct worker *w = io->arg;
@@ -257,9 +264,15 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 	for (int i = 0; i < 64; i++) {
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warning("accept failed: %s", strerror(errno));
+			int err = errno;
+			if (err == EMFILE || err == ENFILE)
+				linger_close_all(w->linger); /* optional: real clients first */
+			enum accept_verdict v = accept_guard_failed(&w->accept, io->fd, err,
+								    ev_now_ms(l));
+			if (v == ACCEPT_NEXT)
+				continue;
+			if (v == ACCEPT_PAUSE)
+				listeners_watch(w, false); /* the tick resumes them */
 			return;
 		}
 		if (atomic_load(&b->stopping)) {
@@ -292,6 +305,8 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	}
 	sess_timers(w, now);
 	linger_tick(w->linger, now);
+	if (accept_guard_tick(&w->accept, now))
+		listeners_watch(w, true);
 	if (w->id == 0 && b->cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + (int64_t)b->cfg->sys_interval * 1000;
 		brk_sys_publish(w);
@@ -360,6 +375,9 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->retained = retain_tree_new();
 	b->topic_alias_max = cfg->topic_alias_maximum;
 	b->workers = hq_calloc((size_t)b->n_workers, sizeof(*b->workers));
+	/* before anything can fail: broker_free releases every worker's guard */
+	for (int i = 0; i < b->n_workers; i++)
+		accept_guard_init(&b->workers[i].accept, "MQTT");
 	for (int i = 0; i < b->n_workers; i++) {
 		struct worker *w = &b->workers[i];
 		w->id = i;
@@ -513,6 +531,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lios);
 		hq_free(w->lproxy);
 		linger_set_free(w->linger);
+		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
