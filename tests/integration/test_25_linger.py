@@ -56,7 +56,7 @@ def _last_word(c, rc):
 def test_receive_maximum_exceeded_while_client_keeps_sending(broker):
     """A v5 client that overruns the server's Receive Maximum with QoS 2
     PUBLISHes [MQTT-3.3.4-7] and keeps sending reads DISCONNECT 0x93 (Receive
-    Maximum exceeded) every time [MQTT-4.13.1-1]; then EOF, not a reset."""
+    Maximum exceeded) every time [MQTT-4.13.1-1], then the close."""
     b = broker({"mqtt.receive_maximum": 2})
     for i in range(20):
         c = _client(b, "lg-rm-%d" % i)
