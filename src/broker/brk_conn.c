@@ -398,21 +398,35 @@ void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_str
  * CONNACK was sent (or as the CONNACK code by the CONNECT handler itself);
  * reason -1 closes silently. The session (if any) is detached here; the
  * struct is freed at the end of the loop turn.
+ *
+ * A close that ends with a packet the client must be able to read (that
+ * DISCONNECT, or a refusing CONNACK) is a lingering close (net/linger.h): the
+ * socket moves to the worker's linger set, which sends what is left, shuts
+ * down writing and drains the client's input for a bounded time, so that
+ * input still arriving does not make the kernel reset the connection and
+ * destroy the reason code. Other closes are immediate.
  */
 void conn_close(struct conn *c, int reason, const char *why)
 {
 	if (c->state == CS_CLOSED)
 		return;
 	struct worker *w = c->w;
-	if (reason >= 0x80 && c->version == MQTT_V5 && c->sent_connack)
+	bool last_word = false;
+	if (reason >= 0x80 && c->version == MQTT_V5 && c->sent_connack) {
 		conn_send_disconnect(c, (uint8_t)reason, why);
+		last_word = true;
+	} else if (!c->sent_connack && buf_avail(&c->out)) {
+		last_word = true; /* before CONNACK only a refusing CONNACK is ever written */
+	}
 	/* best effort: the final packets, without waiting (not when a large
 	 * payload is pending: what follows it cannot go ahead of it) */
 	if (buf_avail(&c->out) && !c->segs) {
 		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0)
+		if (n > 0) {
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
+			buf_consume(&c->out, (size_t)n);
+		}
 	}
 	bool was_active = c->state == CS_ACTIVE;
 	if (c->thr) {
@@ -422,7 +436,14 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
-	shutdown(c->io.fd, SHUT_RDWR);
+	if (last_word && !c->segs) {
+		/* the rest of c->out (if small) goes with it: the lingerer owns
+		 * the fd from here on, conn_free must not close it */
+		linger_add(w->linger, c->io.fd, &c->out, ev_now_ms(w->loop));
+		c->io.fd = -1;
+	} else {
+		shutdown(c->io.fd, SHUT_RDWR);
+	}
 	if (was_active || c->client_id) {
 		int lvl = (reason >= 0x80 || reason == -1) && !c->disconnect_normal ? LOG_NOTICE : LOG_INFO;
 		if (c->disconnect_normal)

@@ -44,7 +44,9 @@
 #include "core/buf.h"
 #include "core/conf.h"
 #include "mqtt/mqtt.h"
+#include "net/accept_guard.h"
 #include "net/ev.h"
+#include "net/linger.h"
 
 struct worker;
 struct session;
@@ -406,6 +408,8 @@ struct worker {
 	struct ev_io *lios;
 	bool *lproxy;                     /* listener expects a PROXY protocol header */
 	int n_lfds;
+	struct accept_guard accept;       /* accept() out of resources: pause, refuse, count */
+	struct linger_set *linger;        /* sockets closed after a last packet, still draining */
 	struct conn *conns;               /* utlist DL */
 	struct conn *dirty;               /* singly linked via dirty_next */
 	struct conn *closed;              /* singly linked via free_next */

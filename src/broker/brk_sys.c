@@ -51,6 +51,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		for (int r = 0; r < BRK_DROP_N; r++)
 			out->dropped_by[r] += STAT_GET(st->dropped_by[r]);
 		out->connects_total += STAT_GET(st->conns_total);
+		accept_guard_counts_add(&b->workers[i].accept, &out->accept_mqtt);
 	}
 	pthread_mutex_lock(&b->retain_lock);
 	out->retained = retain_tree_count(b->retained);
@@ -63,6 +64,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->forwards_out = cs.forwards_out;
 		out->forwards_in = cs.forwards_in;
 		out->forwards_lost = cs.forwards_lost;
+		out->accept_cluster = cs.accept;
 	}
 	pthread_mutex_unlock(&b->retain_lock);
 }

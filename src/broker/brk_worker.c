@@ -220,6 +220,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 		w->closed = c->free_next;
 		conn_free(c);
 	}
+	linger_reap(w->linger);
 }
 
 /*
@@ -231,12 +232,28 @@ static void before_sleep(struct ev_loop *l, void *arg)
  */
 #define MID_BATCH_EVENTS 8
 
+/*
+ * Lingering closes per worker (net/linger.h). A lingering socket is no longer
+ * a connection: it does not count against mqtt.max_connections (the client
+ * may reconnect at once), it holds no session and ~100 bytes. This cap bounds
+ * the descriptors they hold (a burst of misbehaving clients beyond it is
+ * closed at once), and they are given up first when descriptors run out.
+ */
+#define LINGER_PER_WORKER 256
+
 static void mid_batch(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
 	wk_flush_outboxes(w);
 	brk_cluster_flush(w);
 	flush_dirty(w);
+}
+
+/* Stop or resume watching every listening socket of w (accept_guard.h). */
+static void listeners_watch(struct worker *w, bool on)
+{
+	for (int i = 0; i < w->n_lfds; i++)
+		ev_io_set(w->loop, &w->lios[i], on ? EV_READ : 0);
 }
 
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
@@ -248,9 +265,15 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 	for (int i = 0; i < 64; i++) {
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warning("accept failed: %s", strerror(errno));
+			int err = errno;
+			if (err == EMFILE || err == ENFILE)
+				linger_close_all(w->linger); /* optional: real clients first */
+			enum accept_verdict v = accept_guard_failed(&w->accept, io->fd, err,
+								    ev_now_ms(l));
+			if (v == ACCEPT_NEXT)
+				continue;
+			if (v == ACCEPT_PAUSE)
+				listeners_watch(w, false); /* the tick resumes them */
 			return;
 		}
 		if (atomic_load(&b->stopping)) {
@@ -282,6 +305,9 @@ static void tick_cb(struct ev_loop *l, void *arg)
 			buf_free(&c->out);
 	}
 	sess_timers(w, now);
+	linger_tick(w->linger, now);
+	if (accept_guard_tick(&w->accept, now))
+		listeners_watch(w, true);
 	if (w->id == 0 && b->cfg->sys_interval && now >= w->next_sys_ms) {
 		w->next_sys_ms = now + (int64_t)b->cfg->sys_interval * 1000;
 		brk_sys_publish(w);
@@ -388,6 +414,9 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->retained = retain_tree_new();
 	b->topic_alias_max = cfg->topic_alias_maximum;
 	b->workers = hq_calloc((size_t)b->n_workers, sizeof(*b->workers));
+	/* before anything can fail: broker_free releases every worker's guard */
+	for (int i = 0; i < b->n_workers; i++)
+		accept_guard_init(&b->workers[i].accept, "MQTT");
 	for (int i = 0; i < b->n_workers; i++) {
 		struct worker *w = &b->workers[i];
 		w->id = i;
@@ -404,6 +433,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
+		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
 		ev_set_wakeup(w->loop, on_wakeup, w);
 		ev_set_mid_batch(w->loop, MID_BATCH_EVENTS, mid_batch, w);
@@ -541,6 +571,8 @@ void broker_free(struct broker *b)
 		hq_free(w->lfds);
 		hq_free(w->lios);
 		hq_free(w->lproxy);
+		linger_set_free(w->linger);
+		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/accept_guard.h"
+
 struct broker;
 struct hq_config;
 
@@ -54,6 +56,8 @@ struct broker_info {
 	uint64_t forwards_out;    /* messages sent to other nodes */
 	uint64_t forwards_in;     /* messages other nodes sent here */
 	uint64_t forwards_lost;   /* not sent (no link, queue full) or never acknowledged */
+	/* accept() failures for lack of resources, per listener kind */
+	struct accept_counts accept_mqtt, accept_cluster;
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 

@@ -158,6 +158,7 @@ struct clu_node {
 	bool started;
 	int lfd;
 	struct ev_io lio;
+	struct accept_guard accept;    /* accept() out of resources (net/accept_guard.h) */
 	struct clu_peer **m;           /* m[0] is this node */
 	size_t n_m, cap_m;
 	struct clu_link *links, *closed;

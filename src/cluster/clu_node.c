@@ -535,6 +535,8 @@ void clu_get_stats(const struct clu_node *n, struct clu_stats *out)
 	out->forwards_lost = atomic_load_explicit(&n->st_fwd_lost, memory_order_relaxed);
 	out->running = atomic_load_explicit(&n->n_running, memory_order_relaxed);
 	out->members = 0;
+	memset(&out->accept, 0, sizeof(out->accept));
+	accept_guard_counts_add(&n->accept, &out->accept);
 }
 
 /* One request of a worker, to the module that owns its state. */
@@ -644,20 +646,24 @@ static void tick(struct ev_loop *loop, void *arg)
 		clu_link_dial(n, m, join);
 	}
 	clu_admin_tick(n, now);
+	if (accept_guard_tick(&n->accept, now))
+		ev_io_set(loop, &n->lio, EV_READ);
 }
 
 static void accept_cb(struct ev_loop *loop, struct ev_io *io, unsigned events)
 {
 	struct clu_node *n = io->arg;
-	(void)loop;
 	(void)events;
 	for (int i = 0; i < 16; i++) {
 		char addr[64];
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warning("cluster: accept failed: %s", strerror(errno));
+			enum accept_verdict v = accept_guard_failed(&n->accept, io->fd, errno,
+								    ev_now_ms(loop));
+			if (v == ACCEPT_NEXT)
+				continue;
+			if (v == ACCEPT_PAUSE)
+				ev_io_set(loop, &n->lio, 0); /* the tick resumes it */
 			return;
 		}
 		clu_link_accept(n, fd, addr);
@@ -697,6 +703,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	n->b = b;
 	n->cfg = cfg;
 	n->lfd = -1;
+	accept_guard_init(&n->accept, "cluster");
 	pthread_mutex_init(&n->inbox_lock, NULL);
 	pthread_mutex_init(&n->dns_lock, NULL);
 	n->loop = ev_loop_new();
@@ -841,6 +848,7 @@ void clu_node_free(struct clu_node *n)
 	hq_free(n->m);
 	if (n->lfd >= 0)
 		close(n->lfd);
+	accept_guard_free(&n->accept);
 	if (n->loop)
 		ev_loop_free(n->loop);
 	pthread_mutex_destroy(&n->inbox_lock);

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/accept_guard.h"
+
 struct broker;
 struct brk_msg;
 struct session;
@@ -98,6 +100,7 @@ int clu_admin_force_leave(struct clu_node *n, const char *node, char *err, size_
 struct clu_stats {
 	uint64_t forwards_out, forwards_in, forwards_lost;
 	int members, running;
+	struct accept_counts accept;   /* the cluster listener's */
 };
 void clu_get_stats(const struct clu_node *n, struct clu_stats *out);
 

@@ -53,6 +53,32 @@ static void metric(struct buf *b, const char *name, const char *type, const char
 	    type, name, node, value);
 }
 
+/*
+ * accept() failures for lack of resources (net/accept_guard.h), one family
+ * per counter with a sample per listener kind (and reason): HELP and TYPE
+ * once per family, as the text format requires.
+ */
+static void accept_metrics(struct buf *b, const char *node, const struct broker_info *in)
+{
+	static const char *const kinds[2] = { "mqtt", "cluster" };
+	const struct accept_counts *c[2] = { &in->accept_mqtt, &in->accept_cluster };
+	put(b, "# HELP hamqtt_listener_accept_errors_total Failed accept() calls that paused a "
+	       "listener (reason: emfile = process out of file descriptors, enfile = system out "
+	       "of file descriptors, enobufs/enomem = kernel out of memory, other).\n"
+	       "# TYPE hamqtt_listener_accept_errors_total counter\n");
+	for (int k = 0; k < 2; k++)
+		for (int r = 0; r < ACCEPT_ERR_N; r++)
+			put(b, "hamqtt_listener_accept_errors_total{node=\"%s\",listener=\"%s\","
+			       "reason=\"%s\"} %" PRIu64 "\n", node, kinds[k], accept_err_name(r),
+			    c[k]->errors[r]);
+	put(b, "# HELP hamqtt_listener_connections_refused_total Connections closed right after "
+	       "accept because the process was out of file descriptors.\n"
+	       "# TYPE hamqtt_listener_connections_refused_total counter\n");
+	for (int k = 0; k < 2; k++)
+		put(b, "hamqtt_listener_connections_refused_total{node=\"%s\",listener=\"%s\"} "
+		       "%" PRIu64 "\n", node, kinds[k], c[k]->refused);
+}
+
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct broker_info in;
@@ -105,6 +131,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	metric(&b, "hamqtt_cluster_forwards_lost_total", "counter",
 	       "Messages for another node that could not be sent (no link, link queue full) or were "
 	       "never acknowledged before its link went down.", node, in.forwards_lost);
+	accept_metrics(&b, node, &in);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
