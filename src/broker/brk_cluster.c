@@ -73,6 +73,23 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 	clu_req_push(&w->clu_out, &r);
 }
 
+/* A shared-group delivery whose member left, to the group's members on the
+ * node of node_sess: one FORWARD naming only that group (no plain
+ * subscribers), so the receiving node picks one of its own members, as for
+ * a fresh publish. The publisher was acknowledged long ago: nobody waits
+ * (token 0), and a duplicate is possible, a loss is not (at least once). */
+void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d)
+{
+	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
+			     .member = node_sess->member, .msg = d->msg, .n_groups = 1 };
+	r.groups = hq_calloc(1, sizeof(*r.groups));
+	r.groups[0] = d->share_group; /* the string moves to the request */
+	d->share_group = NULL;
+	d->msg = NULL; /* and the reference */
+	deliv_release(d);
+	clu_req_push(&w->clu_out, &r);
+}
+
 void fwd_in_release(struct fwd_in *f)
 {
 	if (f->msg)

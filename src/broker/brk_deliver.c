@@ -393,20 +393,26 @@ struct redispatch_ctx {
 	const char *group;
 	struct session *chosen;
 	uint8_t options;
+	bool remote;              /* this pass looks at other nodes' node sessions */
 };
+
+/* A member that may take the message in this pass: another online one, a
+ * local session in the first pass, another node in the second. */
+static bool redispatch_candidate(const struct redispatch_ctx *r, const struct session *t)
+{
+	return t != r->exclude && t->remote == r->remote &&
+	       atomic_load_explicit(&t->online, memory_order_relaxed);
+}
 
 static bool redispatch_eligible(void *ctx, const struct topic_sub *sub)
 {
-	struct redispatch_ctx *r = ctx;
-	struct session *t = sub->owner;
-	return t != r->exclude && atomic_load_explicit(&t->online, memory_order_relaxed);
+	return redispatch_candidate(ctx, sub->owner);
 }
 
 static void redispatch_shared_cb(void *ctx, const struct topic_sub *sub, const char *gf, size_t gl)
 {
 	struct redispatch_ctx *r = ctx;
-	if (strlen(r->group) == gl && !memcmp(r->group, gf, gl) && sub->owner != r->exclude &&
-	    atomic_load_explicit(&((struct session *)sub->owner)->online, memory_order_relaxed)) {
+	if (strlen(r->group) == gl && !memcmp(r->group, gf, gl) && redispatch_candidate(r, sub->owner)) {
 		r->chosen = sub->owner;
 		r->options = sub->options;
 	}
@@ -429,23 +435,40 @@ static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
 	wk_post(w, t->w, &e);
 }
 
-/* Try to hand d to another online member of its group; true if it moved. */
+static void redispatch_pick(struct worker *w, const struct brk_msg *msg, struct redispatch_ctx *r)
+{
+	topic_tree_match(w->routes, msg->topic, msg->topic_len,
+			 (enum topic_shared_strategy)w->b->cfg->shared_strategy, msg->pub_hash,
+			 ignore_cb, redispatch_shared_cb, redispatch_eligible, r);
+}
+
+/* Try to hand d to another online member of its group; true if it moved.
+ * A member on this node first; else the group's member on another node
+ * (its node session in our replica), which picks one of its own members: a
+ * message is not lost because the only other members are elsewhere. */
 static bool redispatch_one(struct session *s, struct deliv *d)
 {
 	struct worker *w = s->w;
 	struct redispatch_ctx r = { .exclude = s, .group = d->share_group };
-	topic_tree_match(w->routes, d->msg->topic, d->msg->topic_len,
-			 (enum topic_shared_strategy)w->b->cfg->shared_strategy, d->msg->pub_hash,
-			 ignore_cb, redispatch_shared_cb, redispatch_eligible, &r);
+	redispatch_pick(w, d->msg, &r);
+	if (!r.chosen && w->b->clu) {
+		r.remote = true;
+		redispatch_pick(w, d->msg, &r);
+	}
 	if (!r.chosen)
 		return false;
+	log_debug("client_id=%s left: message on %s redispatched in %s%s%s", s->client_id,
+		  d->msg->topic, d->share_group, r.remote ? " to " : "",
+		  r.remote ? r.chosen->client_id : "");
+	if (r.remote) {
+		brk_cluster_forward_shared(w, r.chosen, d); /* empties d */
+		return true;
+	}
 	struct deliv nd = *d;
 	uint8_t granted = r.options & MQTT_SUBOPT_QOS_MASK;
 	nd.qos = d->msg->qos < granted ? d->msg->qos : granted;
 	nd.flags = DV_SHARED;
 	nd.pid = 0;
-	log_debug("client_id=%s left: message on %s redispatched in %s", s->client_id,
-		  d->msg->topic, d->share_group);
 	deliver_to(w, r.chosen, &nd);
 	memset(d, 0, sizeof(*d)); /* ownership moved to nd */
 	return true;
@@ -453,6 +476,11 @@ static bool redispatch_one(struct session *s, struct deliv *d)
 
 void sess_redispatch_shared(struct session *s)
 {
+	/* handed over to another node: the session's blob carries these
+	 * messages to their new owner, giving them away too would duplicate
+	 * them */
+	if (s->moved_to)
+		return;
 	for (uint32_t i = 0; i < s->n_inflight;) {
 		struct deliv *d = &s->inflight[i];
 		if ((d->flags & DV_SHARED) && d->msg && !(d->flags & DV_PUBREL) && redispatch_one(s, d)) {

@@ -582,6 +582,8 @@ void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_ms
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);
+/* d (DV_SHARED) goes to its group's members on node_sess's node; d is emptied. */
+void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d);
 /* c (in CS_WAIT) attaches s once token is released (every peer has s's routes). */
 void brk_cluster_attach_after_barrier(struct conn *c, struct session *s);
 bool brk_cluster_wait_release(struct worker *w, uint64_t token);

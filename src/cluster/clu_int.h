@@ -282,7 +282,7 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint64_t pass_req;
 	uint32_t pass_gen;
 	bool pass_clean;
-	int64_t deadline_ms;
+	int64_t started_ms, deadline_ms;
 	struct clu_tko *next;
 };
 /* A connect that completed here moments ago: its worker may not have

@@ -17,6 +17,14 @@
  * is REFUSED and its connection gets CONNACK 0x89 (server busy), the newer
  * proceeds. Exactly one connection survives.
  *
+ * Waiting (ARCHITECTURE.md "The cluster"): only peers linked right now are
+ * asked; a member whose link is lost (stopped) is not waited for, and a link
+ * that closes while its answer is awaited (EOF or RST: a killed node's
+ * kernel closes its sockets at once) releases the request at once
+ * (clu_tko_link_down). Only a peer that is linked but silent (frozen, cut
+ * off without a FIN) holds a CONNACK, until its answer, the loss of its link
+ * (cluster.heartbeat_timeout) or CLU_TAKEOVER_TIMEOUT_MS, whichever is first.
+ *
  * Known window: messages published between the old node ending the session
  * and the new node's routes reaching the publisher's node are not delivered
  * (a route-handover protocol would close it).
@@ -138,6 +146,9 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 		rc->worker = t->worker;
 		rc->until_ms = clu_now(n) + 2000;
 	}
+	log_debug("cluster: client_id=%s: takeover request settled in %lld ms (%s)", t->client_id,
+		  (long long)(clu_now(n) - t->started_ms),
+		  t->refused ? "refused" : t->blob ? "session handed over" : "no session elsewhere");
 	struct wq_entry e = { .kind = WQ_TKO_DONE };
 	e.u.tko.id = t->token;
 	e.u.tko.status = t->refused ? CLU_TKO_REFUSED : t->blob ? CLU_TKO_OK : CLU_TKO_NONE;
@@ -173,7 +184,8 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 	t->clean_start = r->plain;
 	t->client_id = r->key;
 	r->key = NULL;
-	t->deadline_ms = clu_now(n) + CLU_TAKEOVER_TIMEOUT_MS;
+	t->started_ms = clu_now(n);
+	t->deadline_ms = t->started_ms + CLU_TAKEOVER_TIMEOUT_MS;
 	pthread_mutex_lock(&n->b->retain_lock); /* the node's clock lives under it */
 	t->ts = clu_hlc_now(&n->b->hlc, (uint64_t)clock_wall_ms());
 	pthread_mutex_unlock(&n->b->retain_lock);
@@ -187,8 +199,15 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 	m.treq.client_id = clu_str(t->client_id);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *p = n->m[i];
-		if (!p->link || p->left)
+		if (p->left || p->forgotten)
 			continue;
+		if (!p->link) {
+			/* stopped: whatever it held is gone with it, or comes back
+			 * through CLIENTS when its link does (a partition) */
+			log_debug("cluster: client_id=%s: not waiting for %s (stopped)", t->client_id,
+				  p->name);
+			continue;
+		}
 		clu_link_send(p->link, &m);
 		t->wait[t->n_wait++] = p;
 	}
@@ -337,6 +356,8 @@ void clu_tko_link_down(struct clu_node *n, struct clu_peer *m)
 		next = t->next;
 		for (uint32_t i = 0; i < t->n_wait; i++) {
 			if (t->wait[i] == m) {
+				log_debug("cluster: client_id=%s: not waiting for %s (link lost)",
+					  t->client_id, m->name);
 				tko_answered(n, t, m);
 				break;
 			}
