@@ -1,0 +1,234 @@
+/*
+ * conf_keys.c - the configuration schema: one row per key (name, type, range
+ * or value names, field in struct hq_config, default as file text, one-line
+ * doc) and the syntax checks its string keys use. conf.c parses, defaults and
+ * prints every key by walking this one table; etc/hamqtt.conf is checked
+ * against it by tests/unit/test_conf.c.
+ */
+#include "core/conf.h"
+#include "core/conf_int.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <string.h>
+
+/* ---- string checks ---- */
+
+bool conf_is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '.';
+}
+
+static bool is_host_char(char c)
+{
+	return conf_is_name_char(c) || c == ':' || c == '[' || c == ']';
+}
+
+/* "name@host": a non-empty name of [A-Za-z0-9_.-] and a non-empty host. */
+static bool nodename_ok(const char *s, size_t n)
+{
+	const char *at = memchr(s, '@', n);
+	if (!at || at == s || at == s + n - 1)
+		return false;
+	for (const char *p = s; p < at; p++)
+		if (!conf_is_name_char(*p))
+			return false;
+	for (const char *p = at + 1; p < s + n; p++)
+		if (!is_host_char(*p))
+			return false;
+	return true;
+}
+
+bool conf_check_nodename(const char *v)
+{
+	return nodename_ok(v, strlen(v));
+}
+
+/* Comma separated node names, spaces allowed around commas; may be empty. */
+static bool check_seeds(const char *v)
+{
+	const char *p = v;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return true;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if (!nodename_ok(p, (size_t)(t - p)))
+			return false;
+		if (!*e)
+			return true;
+		p = e + 1;
+	}
+}
+
+static bool check_hostport(const char *v)
+{
+	char host[256];
+	int port;
+	return conf_parse_hostport(v, host, sizeof(host), &port) == HQ_OK;
+}
+
+/* ---- the schema ---- */
+
+static const char *const disc_names[] = { "manual", "static", "dns", NULL };
+static const char *const store_names[] = { "memory", "local", "redis", NULL };
+static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none", NULL };
+static const char *const format_names[] = { "text", "json", NULL };
+static const char *const strategy_names[] = { "round_robin", "random", "hash_clientid", NULL };
+
+_Static_assert(CONF_DISC_MANUAL == 0 && CONF_DISC_STATIC == 1 && CONF_DISC_DNS == 2, "disc_names");
+_Static_assert(CONF_STORE_MEMORY == 0 && CONF_STORE_LOCAL == 1 && CONF_STORE_REDIS == 2, "store_names");
+_Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_NOTICE == 2 && LOG_WARNING == 3 &&
+	       LOG_ERROR == 4 && LOG_NONE == 5, "level_names");
+_Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1, "format_names");
+_Static_assert(CONF_SHARED_ROUND_ROBIN == 0 && CONF_SHARED_RANDOM == 1 &&
+	       CONF_SHARED_HASH_CLIENTID == 2, "strategy_names");
+_Static_assert(sizeof(enum conf_store) == 4 && sizeof(enum conf_discovery) == 4 &&
+	       sizeof(enum conf_shared_strategy) == 4 && sizeof(int) == 4, "4-byte enums");
+
+#define FSZ(type, f) sizeof(((struct type *)0)->f)
+#define CF(f) .off = offsetof(struct hq_config, f), .width = FSZ(hq_config, f)
+#define LF(f) .off = offsetof(struct conf_listener, f), .width = FSZ(conf_listener, f)
+
+#define K_STR(n, f, chk, exp, d, dc) \
+	{ .name = n, .type = KT_STR, CF(f), .check = chk, .expect = exp, .def = d, .doc = dc }
+#define K_INT(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_INT, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+#define K_BOOL(n, f, d, dc) \
+	{ .name = n, .type = KT_BOOL, CF(f), .max = 1, .def = d, .doc = dc }
+#define K_ENUM(n, f, nm, d, dc) \
+	{ .name = n, .type = KT_ENUM, CF(f), .names = nm, .def = d, .doc = dc }
+#define K_SIZE(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_SIZE, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+#define K_DUR(n, f, lo, hi, d, dc) \
+	{ .name = n, .type = KT_DUR, CF(f), .min = lo, .max = hi, .def = d, .doc = dc }
+
+#define U16 65535
+
+const struct conf_key conf_keys[] = {
+	K_STR("node.name", node_name, conf_check_nodename, "name@host", "hamqtt@127.0.0.1",
+	      "name@host of this node; peers reach host:cluster.port"),
+	K_STR("node.cookie", node_cookie, NULL, NULL, "hamqttsecretcookie",
+	      "shared secret of the cluster; every node must use the same"),
+	K_STR("node.data_dir", node_data_dir, NULL, NULL, "data",
+	      "directory for the local session store and node state"),
+	K_INT("node.workers", node_workers, 0, 256, "0",
+	      "I/O worker threads; 0 = one per CPU core"),
+
+	K_STR("cluster.name", cluster_name, NULL, NULL, "hamqtt-cluster",
+	      "nodes only join a cluster of the same name"),
+	K_ENUM("cluster.discovery_strategy", cluster_discovery, disc_names, "manual",
+	       "how nodes find each other: manual (hamqtt-ctl cluster join) | static | dns"),
+	K_STR("cluster.static.seeds", cluster_static_seeds, check_seeds, "a comma separated list of name@host", "",
+	      "static discovery: comma separated node names"),
+	K_STR("cluster.dns.name", cluster_dns_name, NULL, NULL, "",
+	      "dns discovery: a name whose A records are the peers' hosts"),
+	K_INT("cluster.port", cluster_port, 0, U16, "4370",
+	      "TCP port of cluster links, on the host part of node.name; 0 = standalone, no cluster"),
+	K_DUR("cluster.heartbeat_timeout", cluster_heartbeat_timeout, 1, 86400, "5s",
+	      "a peer silent this long is considered down"),
+
+	{ .name = "listeners.tcp.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
+	  LF(bind), .check = check_hostport, .expect = "host:port", .def = "0.0.0.0:1883",
+	  .doc = "MQTT/TCP listener address; any listeners.tcp.<name>.* creates a listener" },
+	{ .name = "listeners.tcp.default.proxy_protocol", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  LF(proxy_protocol), .max = 1, .def = "false",
+	  .doc = "expect a PROXY protocol v1/v2 header (HAProxy send-proxy) first" },
+	{ .name = "listeners.tcp.default.enabled", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  LF(enabled), .max = 1, .def = "true",
+	  .doc = "false keeps the listener configured but closed" },
+
+	K_ENUM("session.store", session_store, store_names, "memory",
+	       "where persistent sessions live: memory | local (data_dir) | redis"),
+	K_STR("session.redis.server", session_redis_server, check_hostport, "host:port", "127.0.0.1:6379",
+	      "Redis server for session.store = redis"),
+	K_STR("dashboard.listeners.http.bind", dashboard_bind, check_hostport, "host:port", "0.0.0.0:18083",
+	      "dashboard, REST API, health and Prometheus metrics"),
+
+	K_ENUM("log.level", log_level, level_names, "info",
+	       "debug | info | notice | warning | error | none"),
+	K_ENUM("log.format", log_format, format_names, "text",
+	       "text | json (one object per line)"),
+	K_STR("log.file", log_file, NULL, NULL, "",
+	      "append log lines to this file; empty = stderr"),
+
+	K_SIZE("mqtt.max_packet_size", max_packet_size, 16, 268435455, "1MB",
+	       "largest packet accepted or sent, in bytes"),
+	K_INT("mqtt.max_inflight", max_inflight, 1, U16, "32",
+	      "outgoing QoS 1/2 messages awaiting acknowledgement per client"),
+	K_INT("mqtt.receive_maximum", receive_maximum, 1, U16, "128",
+	      "incoming QoS 1/2 window advertised to clients"),
+	K_INT("mqtt.max_queued_messages", max_queued_messages, 0, CONF_U32, "1000",
+	      "messages queued per session beyond the in-flight window; 0 = no limit"),
+	K_SIZE("mqtt.max_queued_bytes", max_queued_bytes, 0, INT64_MAX, "16MB",
+	       "bytes queued per session; 0 = no byte limit"),
+	K_SIZE("mqtt.max_queued_bytes_total", max_queued_bytes_total, 0, INT64_MAX, "1GB",
+	       "bytes queued across all sessions of the node; 0 = no node-wide limit"),
+	K_INT("mqtt.max_topic_levels", max_topic_levels, 1, U16, "128",
+	      "most levels in a topic name or filter"),
+	K_INT("mqtt.max_subscriptions", max_subscriptions, 0, CONF_U32, "0",
+	      "subscriptions per client; 0 = unlimited"),
+	K_INT("mqtt.max_connections", max_connections, 1, CONF_U32, "1000000",
+	      "client connections per node"),
+	K_INT("mqtt.max_clientid_len", max_clientid_len, 1, U16, "65535",
+	      "longest client identifier accepted"),
+	K_DUR("mqtt.connect_timeout", connect_timeout, 1, 3600, "10s",
+	      "time a new connection has to send CONNECT"),
+	K_INT("mqtt.max_keepalive", max_keepalive, 1, U16, "65535",
+	      "seconds; larger client keep alive values are capped (v5)"),
+	K_INT("mqtt.server_keepalive", server_keepalive, 0, U16, "0",
+	      "seconds imposed on v5 clients; 0 = accept the client's value"),
+	K_INT("mqtt.topic_alias_maximum", topic_alias_maximum, 0, U16, "10",
+	      "topic aliases accepted from each client; 0 disables"),
+	K_DUR("mqtt.session_expiry_max", session_expiry_max, 0, CONF_U32, "2h",
+	      "cap on client requested session expiry; 0 = no cap"),
+	K_INT("mqtt.max_qos", max_qos, 0, 2, "2",
+	      "highest QoS granted"),
+	K_BOOL("mqtt.retain_available", retain_available, "true",
+	       "accept retained messages"),
+	K_BOOL("mqtt.wildcard_subscription", wildcard_subscription, "true",
+	       "allow + and # in subscriptions"),
+	K_BOOL("mqtt.shared_subscription", shared_subscription, "true",
+	       "allow $share/<group>/<filter> subscriptions"),
+	K_BOOL("mqtt.subscription_identifiers", subscription_identifiers, "true",
+	       "support v5 subscription identifiers"),
+	K_ENUM("mqtt.shared_subscription_strategy", shared_strategy, strategy_names, "round_robin",
+	       "how a shared subscription group picks a member: round_robin | random | hash_clientid"),
+	K_SIZE("mqtt.max_outbuf", max_outbuf, 1024, CONF_U32, "8MB",
+	       "bytes buffered for a slow reader before we stop queuing to its socket"),
+
+	K_DUR("sys.interval", sys_interval, 0, 86400, "30s",
+	      "how often $SYS topics are published; 0 disables"),
+};
+
+const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);
+#define N_KEYS conf_n_keys
+
+size_t conf_key_count(void)
+{
+	return N_KEYS;
+}
+
+const char *conf_key_name(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].name : NULL;
+}
+
+const char *conf_key_default(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].def : NULL;
+}
+
+const char *conf_key_doc(size_t i)
+{
+	return i < N_KEYS ? conf_keys[i].doc : NULL;
+}
