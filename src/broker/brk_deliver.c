@@ -154,9 +154,15 @@ static struct deliv *inflight_append_slot(struct session *s)
 	return &s->inflight[s->n_inflight++];
 }
 
+static void progress(struct session *s);
+
 /* Put d (owned) into the window and send it. */
 static void start_inflight(struct session *s, struct deliv *d)
 {
+	/* the clock of a stuck consumer starts with its oldest unacknowledged
+	 * message: an idle subscriber is not stuck when a burst begins */
+	if (!s->n_inflight)
+		progress(s);
 	d->pid = alloc_pid(s);
 	struct deliv *slot = inflight_append_slot(s);
 	*slot = *d;
@@ -189,9 +195,11 @@ static void q_account(struct session *s, const struct deliv *d, int sign)
 		s->queued_qos0 += (uint32_t)sign;
 }
 
+/* What publishers on other workers see of the queue (back-pressure). */
 static void q_publish_len(struct session *s)
 {
 	atomic_store_explicit(&s->qlen_pub, s->queue.len, memory_order_relaxed);
+	atomic_store_explicit(&s->qbytes_pub, s->queued_bytes, memory_order_relaxed);
 }
 
 static bool dequeue(struct session *s, struct deliv *out)
@@ -407,9 +415,29 @@ static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
 		sess_deliver(t, d);
 		return;
 	}
+	if (d->qos) {
+		/* counted before the owner sees it: back-pressure (brk_conn.c) */
+		atomic_fetch_add_explicit(&t->inbound, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->inbound_bytes, deliv_bytes(d), memory_order_relaxed);
+	}
 	struct wq_entry e = { .kind = WQ_DELIVER, .sess = sess_ref(t) };
 	e.u.d = *d;
 	wk_post(w, t->w, &e);
+}
+
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run)
+{
+	uint8_t qos = d->qos;
+	uint64_t bytes = deliv_bytes(d);
+	if (run)
+		sess_deliver(s, d);
+	else
+		deliv_release(d);
+	/* after the queue published its new length: never counted in neither */
+	if (qos) {
+		atomic_fetch_sub_explicit(&s->inbound, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->inbound_bytes, bytes, memory_order_relaxed);
+	}
 }
 
 /* Try to hand d to another online member of its group; true if it moved. */

@@ -156,7 +156,12 @@ struct session {
 	struct dqueue queue;      /* waiting for a window slot or a connection */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
 	/* read by other workers for publisher back-pressure (relaxed) */
-	_Atomic int64_t progress_ms;    /* last ack or window refill: a live consumer */
+	_Atomic int64_t progress_ms;    /* last ack, or first send into an empty window */
+	_Atomic uint64_t qbytes_pub;    /* queued_bytes as last published by the owner */
+	/* QoS > 0 deliveries posted to this session by other workers and not yet
+	 * taken in by the owner (senders add, the owner subtracts): a publisher on
+	 * another worker sees the load it created at once, not a turn later */
+	_Atomic uint64_t inbound_bytes;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
@@ -170,6 +175,7 @@ struct session {
 	uint32_t n_inflight, cap_inflight;
 	uint32_t queued_qos0;     /* QoS 0 entries in the queue (eviction skips the scan at 0) */
 	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner (relaxed) */
+	_Atomic uint32_t inbound;       /* deliveries in transit, see inbound_bytes */
 	uint32_t n_rx_pids, cap_rx_pids;
 	uint16_t next_pid;
 	atomic_bool online;       /* read by other workers choosing a shared member */
@@ -487,7 +493,6 @@ static inline bool conn_reading(const struct conn *c)
 }
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);
-uint32_t brk_queue_high_watermark(const struct hq_config *cfg);
 bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now);
 
 /* brk_dispatch.c */
@@ -579,6 +584,9 @@ uint32_t brk_hash(const char *s, size_t n);
 
 /* brk_deliver.c */
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
+/* The owner takes in a WQ_DELIVER entry (or releases it at shutdown): the
+ * delivery no longer counts as in transit (session.inbound). */
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run);
 
 /* brk_store.c: session persistence through the store interface */
 int brk_store_open(struct broker *b, char *err, size_t errlen);
