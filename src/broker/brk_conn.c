@@ -183,7 +183,7 @@ void conn_flush(struct conn *c)
 	if (c->io.active && (c->io.events & EV_WRITE))
 		ev_io_set(w->loop, &c->io, conn_reading(c) ? EV_READ : 0);
 	/* room again: move queued deliveries into the window */
-	if (c->sess && c->state == CS_ACTIVE && c->sess->queue.len)
+	if (c->sess && c->state == CS_ACTIVE && (c->sess->queue.len || c->sess->retained_out))
 		sess_pump(c->sess);
 }
 

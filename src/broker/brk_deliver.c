@@ -290,21 +290,32 @@ void sess_deliver(struct session *s, struct deliv *d)
 		}
 		return;
 	}
-	if (live && !s->queue.len && s->n_inflight < window(s))
+	/* behind the queue and behind retained messages still to send */
+	if (live && !s->queue.len && !s->retained_out && s->n_inflight < window(s))
 		start_inflight(s, d);
 	else
 		enqueue(s, d);
 }
 
+/* Send what the window and the socket take: retained messages of new
+ * subscriptions first (brk_retained_out.c), then the queue. */
 void sess_pump(struct session *s)
 {
 	struct conn *c = s->conn;
 	struct deliv d;
-	while (c && c->state == CS_ACTIVE && s->queue.len && conn_writable(c)) {
-		struct deliv *head = dq_at(&s->queue, 0);
-		if (head->qos && s->n_inflight >= window(s))
-			break;
-		dequeue(s, &d);
+	uint8_t qos;
+	while (c && c->state == CS_ACTIVE && (s->queue.len || s->retained_out) &&
+	       conn_writable(c)) {
+		if (sess_retained_peek(s, &qos)) {
+			if (qos && s->n_inflight >= window(s))
+				break;
+			sess_retained_take(s, &d);
+		} else {
+			struct deliv *head = dq_at(&s->queue, 0);
+			if (head->qos && s->n_inflight >= window(s))
+				break;
+			dequeue(s, &d);
+		}
 		if (d.msg->has_expiry && msg_expired(d.msg, ev_now_ms(s->w->loop))) {
 			deliv_release(&d);
 			continue;

@@ -127,6 +127,21 @@ struct deliv *dq_at(struct dqueue *q, uint32_t i);
 void dq_remove_at(struct dqueue *q, uint32_t i, struct deliv *out);
 void dq_free(struct dqueue *q);
 
+/* ---- retained messages still to send after a SUBSCRIBE ---- */
+
+/* A snapshot of the retained messages matching one new subscription, taken
+ * under retain_lock, sent as the in-flight window frees (brk_retained_out.c)
+ * instead of enqueued at once: the queue limit then never drops them. Owned
+ * by the session (its worker only); a FIFO, one per filter at most. */
+struct ret_cursor {
+	struct brk_msg **v;       /* references; v[next..n) are still to send */
+	uint32_t n, next;
+	uint32_t sub_id;
+	uint8_t granted;          /* subscription QoS */
+	char *filter;             /* owned: a new SUBSCRIBE of it replaces the cursor */
+	struct ret_cursor *link;  /* the next cursor in the session's FIFO */
+};
+
 /* ---- sessions ---- */
 
 /* One subscription of a session, kept for replication, resync and listing. */
@@ -154,6 +169,7 @@ struct session {
 	struct deliv *inflight;   /* in send order: n_inflight entries from here, inside */
 	struct deliv *inflight_base; /* the allocation of cap_inflight entries (owned) */
 	struct dqueue queue;      /* waiting for a window slot or a connection */
+	struct ret_cursor *retained_out; /* retained messages to send before the queue (FIFO) */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
 	/* read by other workers for publisher back-pressure (relaxed) */
 	_Atomic int64_t progress_ms;    /* last ack, or first send into an empty window */
@@ -523,6 +539,18 @@ void sess_pump(struct session *s);
 void sess_resend_inflight(struct session *s);
 void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason);
 void sess_redispatch_shared(struct session *s);
+
+/* brk_retained_out.c: retained messages on subscribe, paced by the window */
+void sess_retained_start(struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
+/* The next retained delivery's QoS; false when none is pending. */
+bool sess_retained_peek(const struct session *s, uint8_t *qos);
+/* Move the next retained delivery into *d (owned by the caller). */
+void sess_retained_take(struct session *s, struct deliv *d);
+uint32_t sess_retained_pending(const struct session *s);
+/* Calls fn for each pending retained delivery in order (d borrowed). */
+void sess_retained_each(const struct session *s, void (*fn)(void *ctx, const struct deliv *d),
+			void *ctx);
+void sess_retained_free(struct session *s);
 
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);

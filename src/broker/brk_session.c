@@ -45,6 +45,7 @@ static void sess_free_contents(struct session *s)
 	s->inflight = NULL;
 	s->n_inflight = s->cap_inflight = 0;
 	dq_free(&s->queue);
+	sess_retained_free(s);
 	s->queued_bytes = 0;
 	s->queued_qos0 = 0;
 	atomic_store_explicit(&s->qlen_pub, 0, memory_order_relaxed);
