@@ -60,6 +60,19 @@ def test_pairs_qos1_nothing_acknowledged_is_dropped(broker, overrides, runs, sec
     assert dropped_total(b) == 0
 
 
+def test_fan_in_qos1_nothing_acknowledged_is_dropped(broker):
+    """100 publishers feeding one subscriber in the same loop turns, on both
+    workers, at the default limits: nothing acknowledged is lost."""
+    b = broker(QUIET)
+    res = run_bench(b.port, "pubsub", "--pubs", 100, "--subs", 1, "-q", 1, "-w", 64,
+                    "-d", 4, "--drain", 3, "-T", "bench/#", timeout=70)
+    ctx = res["_ctx"]
+    assert res["status"] == "ok" and num(res, "acked") > 0, ctx
+    assert num(res, "lost") == 0 and num(res, "dup") == 0, ctx
+    assert b.log_lines("queue full") == [], b.log_lines("queue full")[:5]
+    assert dropped_total(b) == 0
+
+
 def test_slow_subscriber_pauses_publisher(broker, raw):
     """A subscriber that reads slowly but acknowledges everything: the
     publisher's PUBACKs never run ahead of what the subscriber received by
