@@ -444,7 +444,8 @@ void sess_deliver_posted(struct session *s, struct deliv *d, bool run)
 		sess_deliver(s, d);
 	else
 		deliv_release(d);
-	/* after the queue published its new length: never counted in neither */
+	/* only after the queue published its new length: for a moment the
+	 * delivery counts twice, never zero times */
 	if (qos) {
 		atomic_fetch_sub_explicit(&s->inbound, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&s->inbound_bytes, bytes, memory_order_relaxed);
