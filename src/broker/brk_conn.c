@@ -183,7 +183,7 @@ void conn_flush(struct conn *c)
 	if (c->io.active && (c->io.events & EV_WRITE))
 		ev_io_set(w->loop, &c->io, conn_reading(c) ? EV_READ : 0);
 	/* room again: move queued deliveries into the window */
-	if (c->sess && c->state == CS_ACTIVE && c->sess->queue.len)
+	if (c->sess && c->state == CS_ACTIVE && (c->sess->queue.len || c->sess->retained_out))
 		sess_pump(c->sess);
 }
 
@@ -497,18 +497,28 @@ void conn_free(struct conn *c)
 
 /*
  * Back-pressure. A publisher whose message just landed in the queue of a live
- * subscriber that is behind (queue over the high watermark while it keeps
- * acknowledging) stops being read until that queue is under the low
- * watermark. So a fast publisher is slowed to what its consumer takes instead
- * of filling the queue until the drop policy loses messages. A consumer that
- * made no progress for THROTTLE_STALL_MS is stuck, not slow: it never holds a
- * publisher back (the queue policy applies to it), nor does any pause last
- * longer than THROTTLE_MAX_MS, so one bad subscriber cannot stall others.
+ * subscriber that is behind stops being read until that queue is back under
+ * the low watermark. So a fast publisher is slowed to what its consumer takes
+ * instead of filling the queue until the drop policy loses messages.
+ *
+ * "Behind" = the queue plus the deliveries on their way to it from other
+ * workers (session.inbound, counted by the sender before posting) reach the
+ * high watermark: half of mqtt.max_queued_messages (at most 1024) or half of
+ * mqtt.max_queued_bytes. The other half is headroom for what is already
+ * under way when the pause takes effect: the pause is checked after every
+ * PUBLISH and nothing is read from a paused connection, so each publisher
+ * feeding the subscriber adds at most one message after the watermark, on
+ * whichever worker it is (ARCHITECTURE.md, "Invariants").
+ *
+ * A consumer with an unacknowledged message and no acknowledgement for
+ * THROTTLE_STALL_MS is stuck, not slow: it never holds a publisher back (the
+ * queue policy applies to it), nor does any pause last longer than
+ * THROTTLE_MAX_MS, so one bad subscriber cannot stall others.
  */
 #define THROTTLE_STALL_MS 1000
 #define THROTTLE_MAX_MS 1000
 
-uint32_t brk_queue_high_watermark(const struct hq_config *cfg)
+static uint32_t high_msgs(const struct hq_config *cfg)
 {
 	uint32_t max = cfg->max_queued_messages;
 	uint32_t high = max ? max / 2 : 1024;
@@ -517,13 +527,36 @@ uint32_t brk_queue_high_watermark(const struct hq_config *cfg)
 	return high ? high : 1;
 }
 
+/* 0 = no byte limit */
+static uint64_t high_bytes(const struct hq_config *cfg)
+{
+	uint64_t max = cfg->max_queued_bytes;
+	return max ? (max / 2 ? max / 2 : 1) : 0;
+}
+
+/* The load t's publishers see: its queue plus what is on its way to it. */
+static void sess_load(const struct session *t, uint64_t *msgs, uint64_t *bytes)
+{
+	*msgs = (uint64_t)atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) +
+		atomic_load_explicit(&t->inbound, memory_order_relaxed);
+	*bytes = atomic_load_explicit(&t->qbytes_pub, memory_order_relaxed) +
+		 atomic_load_explicit(&t->inbound_bytes, memory_order_relaxed);
+}
+
+static bool sess_stuck(const struct session *t, int64_t now)
+{
+	return now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) >= THROTTLE_STALL_MS;
+}
+
 bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now)
 {
 	if (!atomic_load_explicit(&t->online, memory_order_relaxed))
 		return false;
-	if (atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) < brk_queue_high_watermark(cfg))
+	uint64_t msgs, bytes, hb = high_bytes(cfg);
+	sess_load(t, &msgs, &bytes);
+	if (msgs < high_msgs(cfg) && (!hb || bytes < hb))
 		return false;
-	return now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) < THROTTLE_STALL_MS;
+	return !sess_stuck(t, now);
 }
 
 void conn_throttle(struct conn *c, struct session *t)
@@ -555,7 +588,7 @@ void wk_check_throttled(struct worker *w, int64_t now)
 {
 	struct conn_thr *p, *tmp;
 	struct hq_config *cfg = w->b->cfg;
-	uint32_t low = brk_queue_high_watermark(cfg) / 2;
+	uint64_t low = high_msgs(cfg) / 2, low_bytes = high_bytes(cfg) / 2;
 	/* walk a detached list: unthrottling reads input, which may throttle
 	 * the same connection again (it then waits for the next turn) */
 	struct conn_thr *list = w->throttled;
@@ -564,8 +597,10 @@ void wk_check_throttled(struct worker *w, int64_t now)
 		DL_DELETE(list, p);
 		DL_APPEND(w->throttled, p);
 		struct session *t = p->sess;
-		bool drained = atomic_load_explicit(&t->qlen_pub, memory_order_relaxed) <= low;
-		bool stuck = now - atomic_load_explicit(&t->progress_ms, memory_order_relaxed) >= THROTTLE_STALL_MS;
+		uint64_t msgs, bytes;
+		sess_load(t, &msgs, &bytes);
+		bool drained = msgs <= low && (!low_bytes || bytes <= low_bytes);
+		bool stuck = sess_stuck(t, now);
 		bool gone = !atomic_load_explicit(&t->online, memory_order_relaxed);
 		if (drained || stuck || gone || now - p->since >= THROTTLE_MAX_MS)
 			conn_unthrottle(p->c, now);

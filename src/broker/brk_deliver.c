@@ -154,9 +154,15 @@ static struct deliv *inflight_append_slot(struct session *s)
 	return &s->inflight[s->n_inflight++];
 }
 
+static void progress(struct session *s);
+
 /* Put d (owned) into the window and send it. */
 static void start_inflight(struct session *s, struct deliv *d)
 {
+	/* the clock of a stuck consumer starts with its oldest unacknowledged
+	 * message: an idle subscriber is not stuck when a burst begins */
+	if (!s->n_inflight)
+		progress(s);
 	d->pid = alloc_pid(s);
 	struct deliv *slot = inflight_append_slot(s);
 	*slot = *d;
@@ -192,9 +198,11 @@ static void q_account(struct session *s, const struct deliv *d, int sign)
 		s->queued_qos0 += (uint32_t)sign;
 }
 
+/* What publishers on other workers see of the queue (back-pressure). */
 static void q_publish_len(struct session *s)
 {
 	atomic_store_explicit(&s->qlen_pub, s->queue.len, memory_order_relaxed);
+	atomic_store_explicit(&s->qbytes_pub, s->queued_bytes, memory_order_relaxed);
 }
 
 static bool dequeue(struct session *s, struct deliv *out)
@@ -299,21 +307,32 @@ void sess_deliver(struct session *s, struct deliv *d)
 		}
 		return;
 	}
-	if (live && !s->queue.len && s->n_inflight < window(s))
+	/* behind the queue and behind retained messages still to send */
+	if (live && !s->queue.len && !s->retained_out && s->n_inflight < window(s))
 		start_inflight(s, d);
 	else
 		enqueue(s, d);
 }
 
+/* Send what the window and the socket take: retained messages of new
+ * subscriptions first (brk_retained_out.c), then the queue. */
 void sess_pump(struct session *s)
 {
 	struct conn *c = s->conn;
 	struct deliv d;
-	while (c && c->state == CS_ACTIVE && s->queue.len && conn_writable(c)) {
-		struct deliv *head = dq_at(&s->queue, 0);
-		if (head->qos && s->n_inflight >= window(s))
-			break;
-		dequeue(s, &d);
+	uint8_t qos;
+	while (c && c->state == CS_ACTIVE && (s->queue.len || s->retained_out) &&
+	       conn_writable(c)) {
+		if (sess_retained_peek(s, &qos)) {
+			if (qos && s->n_inflight >= window(s))
+				break;
+			sess_retained_take(s, &d);
+		} else {
+			struct deliv *head = dq_at(&s->queue, 0);
+			if (head->qos && s->n_inflight >= window(s))
+				break;
+			dequeue(s, &d);
+		}
 		if (d.msg->has_expiry && msg_expired(d.msg, ev_now_ms(s->w->loop))) {
 			deliv_release(&d);
 			continue;
@@ -430,9 +449,30 @@ static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
 		sess_deliver(t, d);
 		return;
 	}
+	if (d->qos) {
+		/* counted before the owner sees it: back-pressure (brk_conn.c) */
+		atomic_fetch_add_explicit(&t->inbound, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->inbound_bytes, deliv_bytes(d), memory_order_relaxed);
+	}
 	struct wq_entry e = { .kind = WQ_DELIVER, .sess = sess_ref(t) };
 	e.u.d = *d;
 	wk_post(w, t->w, &e);
+}
+
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run)
+{
+	uint8_t qos = d->qos;
+	uint64_t bytes = deliv_bytes(d);
+	if (run)
+		sess_deliver(s, d);
+	else
+		deliv_release(d);
+	/* only after the queue published its new length: for a moment the
+	 * delivery counts twice, never zero times */
+	if (qos) {
+		atomic_fetch_sub_explicit(&s->inbound, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->inbound_bytes, bytes, memory_order_relaxed);
+	}
 }
 
 static void redispatch_pick(struct worker *w, const struct brk_msg *msg, struct redispatch_ctx *r)

@@ -129,6 +129,21 @@ struct deliv *dq_at(struct dqueue *q, uint32_t i);
 void dq_remove_at(struct dqueue *q, uint32_t i, struct deliv *out);
 void dq_free(struct dqueue *q);
 
+/* ---- retained messages still to send after a SUBSCRIBE ---- */
+
+/* A snapshot of the retained messages matching one new subscription, taken
+ * under retain_lock, sent as the in-flight window frees (brk_retained_out.c)
+ * instead of enqueued at once: the queue limit then never drops them. Owned
+ * by the session (its worker only); a FIFO, one per filter at most. */
+struct ret_cursor {
+	struct brk_msg **v;       /* references; v[next..n) are still to send */
+	uint32_t n, next;
+	uint32_t sub_id;
+	uint8_t granted;          /* subscription QoS */
+	char *filter;             /* owned: a new SUBSCRIBE of it replaces the cursor */
+	struct ret_cursor *link;  /* the next cursor in the session's FIFO */
+};
+
 /* ---- sessions ---- */
 
 /* One subscription of a session, kept for replication, resync and listing. */
@@ -156,9 +171,15 @@ struct session {
 	struct deliv *inflight;   /* in send order: n_inflight entries from here, inside */
 	struct deliv *inflight_base; /* the allocation of cap_inflight entries (owned) */
 	struct dqueue queue;      /* waiting for a window slot or a connection */
+	struct ret_cursor *retained_out; /* retained messages to send before the queue (FIFO) */
 	uint64_t queued_bytes;    /* topic + payload bytes of the queue's messages */
 	/* read by other workers for publisher back-pressure (relaxed) */
-	_Atomic int64_t progress_ms;    /* last ack or window refill: a live consumer */
+	_Atomic int64_t progress_ms;    /* last ack, or first send into an empty window */
+	_Atomic uint64_t qbytes_pub;    /* queued_bytes as last published by the owner */
+	/* QoS > 0 deliveries posted to this session by other workers and not yet
+	 * taken in by the owner (senders add, the owner subtracts): a publisher on
+	 * another worker sees the load it created at once, not a turn later */
+	_Atomic uint64_t inbound_bytes;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
@@ -172,6 +193,7 @@ struct session {
 	uint32_t n_inflight, cap_inflight;
 	uint32_t queued_qos0;     /* QoS 0 entries in the queue (eviction skips the scan at 0) */
 	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner (relaxed) */
+	_Atomic uint32_t inbound;       /* deliveries in transit, see inbound_bytes */
 	uint32_t n_rx_pids, cap_rx_pids;
 	uint16_t next_pid;
 	atomic_bool online;       /* read by other workers choosing a shared member */
@@ -509,7 +531,6 @@ static inline bool conn_reading(const struct conn *c)
 }
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);
-uint32_t brk_queue_high_watermark(const struct hq_config *cfg);
 bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now);
 
 /* brk_dispatch.c */
@@ -540,6 +561,18 @@ void sess_pump(struct session *s);
 void sess_resend_inflight(struct session *s);
 void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason);
 void sess_redispatch_shared(struct session *s);
+
+/* brk_retained_out.c: retained messages on subscribe, paced by the window */
+void sess_retained_start(struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
+/* The next retained delivery's QoS; false when none is pending. */
+bool sess_retained_peek(const struct session *s, uint8_t *qos);
+/* Move the next retained delivery into *d (owned by the caller). */
+void sess_retained_take(struct session *s, struct deliv *d);
+uint32_t sess_retained_pending(const struct session *s);
+/* Calls fn for each pending retained delivery in order (d borrowed). */
+void sess_retained_each(const struct session *s, void (*fn)(void *ctx, const struct deliv *d),
+			void *ctx);
+void sess_retained_free(struct session *s);
 
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
@@ -616,6 +649,9 @@ uint32_t brk_hash(const char *s, size_t n);
 
 /* brk_deliver.c */
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
+/* The owner takes in a WQ_DELIVER entry (or releases it at shutdown): the
+ * delivery no longer counts as in transit (session.inbound). */
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run);
 
 /* brk_store.c: session persistence through the store interface */
 int brk_store_open(struct broker *b, char *err, size_t errlen);

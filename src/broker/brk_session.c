@@ -49,6 +49,7 @@ static void sess_free_contents(struct session *s)
 	 * node sessions (no worker) never queue */
 	if (s->queued_bytes)
 		brk_queued_add_shared(s->w->b, -(int64_t)s->queued_bytes);
+	sess_retained_free(s);
 	s->queued_bytes = 0;
 	s->queued_qos0 = 0;
 	atomic_store_explicit(&s->qlen_pub, 0, memory_order_relaxed);

@@ -1,6 +1,6 @@
 /*
  * brk_subscribe.c - SUBSCRIBE / UNSUBSCRIBE, route replication to every
- * worker's replica, and retained messages sent on subscribe.
+ * worker's replica, and retained messages sent on subscribe (brk_retained_out.c).
  *
  * A route change is applied to the subscribing worker's replica at once (so
  * its own publishes see it before SUBACK leaves) and posted to every other
@@ -46,44 +46,6 @@ void brk_route_broadcast(struct worker *w, enum wq_kind kind, struct session *s,
 		e.u.filter = hq_strdup(filter);
 		wk_post(w, &b->workers[i], &e);
 	}
-}
-
-struct retained_batch {
-	struct brk_msg **v;
-	size_t n, cap;
-};
-
-static bool collect_retained(void *ctx, const char *topic, size_t len, void *value)
-{
-	struct retained_batch *rb = ctx;
-	if (rb->n == rb->cap) {
-		rb->cap = rb->cap ? rb->cap * 2 : 16;
-		rb->v = hq_realloc(rb->v, rb->cap * sizeof(*rb->v));
-	}
-	rb->v[rb->n++] = msg_ref(value);
-	return true;
-}
-
-/* [MQTT-3.3.1-6] retained messages matching a new subscription, RETAIN=1 */
-static void send_retained(struct session *s, const char *filter, uint8_t options, uint32_t sub_id)
-{
-	struct broker *b = s->w->b;
-	struct retained_batch rb = { 0 };
-	pthread_mutex_lock(&b->retain_lock);
-	retain_tree_match(b->retained, filter, strlen(filter), collect_retained, &rb);
-	pthread_mutex_unlock(&b->retain_lock);
-	uint8_t granted = options & MQTT_SUBOPT_QOS_MASK;
-	for (size_t i = 0; i < rb.n; i++) {
-		struct brk_msg *m = rb.v[i];
-		struct deliv d = { .msg = m, .flags = DV_RETAIN };
-		d.qos = m->qos < granted ? m->qos : granted;
-		if (sub_id) {
-			d.sub_id = sub_id;
-			d.n_sub_ids = 1;
-		}
-		sess_deliver(s, &d); /* takes the reference */
-	}
-	hq_free(rb.v);
 }
 
 static bool has_wildcard(const char *f)
@@ -193,8 +155,11 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 	ack.u.suback.codes = codes;
 	ack.u.suback.count = (uint16_t)i;
 	conn_send_packet(c, &ack);
+	/* [MQTT-3.3.1-6] the matching retained messages, paced by the window */
 	for (size_t k = 0; k < n_ret; k++)
-		send_retained(s, retained[k].filter, retained[k].options, sub_id);
+		sess_retained_start(s, retained[k].filter, retained[k].options, sub_id);
+	if (n_ret)
+		sess_pump(s);
 out:
 	for (size_t k = 0; k < n_ret; k++)
 		hq_free(retained[k].filter);

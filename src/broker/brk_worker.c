@@ -53,7 +53,7 @@ static void wq_entry_release(struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:
-		deliv_release(&e->u.d);
+		sess_deliver_posted(e->sess, &e->u.d, false);
 		break;
 	case WQ_ROUTE_ADD:
 	case WQ_ROUTE_DEL:
@@ -83,7 +83,7 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:
-		sess_deliver(e->sess, &e->u.d);
+		sess_deliver_posted(e->sess, &e->u.d, true);
 		break;
 	case WQ_ROUTE_ADD:
 	case WQ_ROUTE_DEL:

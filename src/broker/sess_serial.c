@@ -113,6 +113,17 @@ static void put_deliv(struct buf *b, const struct deliv *d, int64_t now)
 	}
 }
 
+struct put_ctx {
+	struct buf *out;
+	int64_t now;
+};
+
+static void put_deliv_cb(void *ctx, const struct deliv *d)
+{
+	struct put_ctx *pc = ctx;
+	put_deliv(pc->out, d, pc->now);
+}
+
 void sess_serialize(const struct session *s, struct buf *out)
 {
 	int64_t now = clock_mono_ms();
@@ -151,8 +162,12 @@ void sess_serialize(const struct session *s, struct buf *out)
 	for (uint32_t i = 0; i < s->n_inflight; i++)
 		put_deliv(out, &s->inflight[i], now);
 
+	/* retained messages still to send go first, as queue entries: the
+	 * session's next owner sends them in the same order */
 	const struct dqueue *q = &s->queue;
-	put_vi(out, q->len);
+	put_vi(out, sess_retained_pending(s) + q->len);
+	struct put_ctx pc = { out, now };
+	sess_retained_each(s, put_deliv_cb, &pc);
 	for (uint32_t i = 0; i < q->len; i++)
 		put_deliv(out, &q->v[(q->head + i) % q->cap], now);
 

@@ -374,6 +374,48 @@ static void test_roundtrip_empty(void **state)
 	buf_free(&blob);
 }
 
+/* Retained messages still to send after a SUBSCRIBE (brk_retained_out.c) go
+ * into the blob as queue entries ahead of the queue: the next owner sends
+ * them in the same order. */
+static void test_pending_retained_as_queue(void **state)
+{
+	struct worker *w = fx_worker(state);
+	struct session *s = sess_new(w, S("ret"));
+	struct deliv q = { .msg = mk_msg("live/1", "l", 1, false, false, 0, 1), .qos = 1 };
+	dq_push(&s->queue, &q);
+	struct ret_cursor *rc = hq_calloc(1, sizeof(*rc));
+	rc->n = 3;
+	rc->next = 1; /* the first one was sent already */
+	rc->v = hq_calloc(3, sizeof(*rc->v));
+	rc->v[1] = mk_msg("r/a", "a", 2, true, false, 0, 1);
+	rc->v[2] = mk_msg("r/b", "b", 0, true, false, 0, 1);
+	rc->granted = 1;
+	rc->sub_id = 7;
+	rc->filter = hq_strdup("r/#");
+	s->retained_out = rc;
+	assert_int_equal(sess_retained_pending(s), 2);
+	struct buf blob = { 0 };
+	sess_serialize(s, &blob);
+	struct session *r;
+	assert_int_equal(sess_deserialize(w, blob.data, blob.len, clock_mono_ms(), &r), HQ_OK);
+	assert_null(r->retained_out);
+	assert_int_equal(r->queue.len, 3);
+	const char *topics[] = { "r/a", "r/b", "live/1" };
+	const uint8_t qos[] = { 1, 0, 1 }; /* min(published, granted) */
+	for (uint32_t i = 0; i < 3; i++) {
+		struct deliv *d = dq_at(&r->queue, i);
+		assert_string_equal(d->msg->topic, topics[i]);
+		assert_int_equal(d->qos, qos[i]);
+		assert_int_equal(!!(d->flags & DV_RETAIN), i < 2);
+		assert_int_equal(d->n_sub_ids, i < 2 ? 1 : 0);
+		if (i < 2)
+			assert_int_equal(d->sub_id, 7);
+	}
+	sess_unref(r);
+	sess_unref(s); /* frees the cursor with its two references */
+	buf_free(&blob);
+}
+
 /* Times already past when written: scheduled immediately, never "unscheduled". */
 static void test_past_times(void **state)
 {
@@ -877,6 +919,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_full_via_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_retained_as_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_past_times, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_and_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation_every_length, setup, teardown),
