@@ -277,7 +277,7 @@ def test_subscription_effective_when_suback_arrives_across_workers(node, raw):
     ([MQTT-3.8.4-1], [MQTT-3.10.4-1] for UNSUBACK): a message published right
     after SUBACK from a connection that may live on another worker arrives,
     and one published right after UNSUBACK does not. Repeated, because the
-    connections land on the 2 workers by the kernel's choice."""
+    connections land on the workers (HAMQTT_TEST_WORKERS) by the kernel's choice."""
     for i in range(30):
         sub = raw(node, version=5)
         sub.connect("race-sub-%d" % i)
