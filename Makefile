@@ -1,8 +1,9 @@
 # hamqtt build. One GNU Makefile, no configure step.
 #   make            build build/hamqttd and tools
 #   make run        install deps, build, start one node on etc/hamqtt.conf
-#   make test       install deps, build, run unit + integration suites, then again
-#                   under ASan+UBSan, and the integration suite under TSan
+#   make test       install deps, build, run unit + integration suites (the plain
+#                   build's integration suite with 2, 1 and 4 workers per broker),
+#                   then again under ASan+UBSan, and the integration suite under TSan
 #   make bench      side-by-side benchmark with Mosquitto (scripts/bench.sh)
 #   make SAN=asan|tsan   sanitizer build into build-asan/ or build-tsan/
 #   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_TIME seconds each
@@ -106,9 +107,16 @@ run: deps all
 integration: all
 	/usr/bin/python3 tests/integration/run.py --build $(BUILD)
 
+# every broker of the suite runs node.workers = HAMQTT_TEST_WORKERS (default 2):
+# one worker and four workers exercise the single-loop and cross-worker paths
+integration-workers: all
+	HAMQTT_TEST_WORKERS=1 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
+	HAMQTT_TEST_WORKERS=4 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
+
 test: deps
 	$(MAKE) all unit
 	$(MAKE) integration
+	$(MAKE) integration-workers
 	$(MAKE) SAN=asan all unit
 	$(MAKE) SAN=asan integration
 	$(MAKE) SAN=tsan all
@@ -121,6 +129,6 @@ bench: deps all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all unit deps run integration test bench clean fuzz fuzz-bins
+.PHONY: all unit deps run integration integration-workers test bench clean fuzz fuzz-bins
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -37,7 +37,8 @@ import subprocess
 import sys
 import time
 
-from conftest import SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path, pid_listens_on, wait_until
+from conftest import (SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path,
+                      pid_listens_on, port_race, wait_until, workers_count)
 from mqttraw import T, RawClient
 import netns as nsmod
 
@@ -151,7 +152,7 @@ class ClusterNode:
             ("node.name", self.name),
             ("node.cookie", cl.cookie),
             ("node.data_dir", self.data_dir),
-            ("node.workers", 2),
+            ("node.workers", workers_count()),
             ("cluster.name", cl.name),
             ("cluster.port", cl.port),
             ("cluster.heartbeat_timeout", HEARTBEAT_CONF),
@@ -179,6 +180,7 @@ class ClusterNode:
             self._fresh_ports()
         self.write_config()
         cmd = nsmod.exec_prefix(self.netns) + [hamqttd_path(), "-c", self.conf_path]
+        self.log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as logf:
             if self.starts:
                 logf.write(b"---- cluster.py: start #%d ----\n" % (self.starts + 1))
@@ -414,8 +416,10 @@ class Cluster:
 
     def start(self, timeout=15.0):
         """Start every node, each ready before the next starts. A node that
-        exits at once on its first start (a port taken meanwhile by a parallel
-        test) makes the whole cluster retry with fresh ports, as conftest does."""
+        exits at once on its first start because one of its ports was taken
+        meanwhile by a parallel test (its log says so: EADDRINUSE) makes the
+        whole cluster retry with fresh ports, as conftest does; any other
+        early exit fails at once."""
         if not self.nodes or self.port is not None:
             for n in self.nodes:
                 if not n.alive():
@@ -432,6 +436,10 @@ class Cluster:
                 return self
             except NodeExited as e:
                 last = e
+                n = [x for x in self.nodes if x.proc is not None and x.proc.poll() is not None][0]
+                if port_race(n.proc.returncode, n.log_text()[n.log_start:],
+                             list(n.ports.values()) + [self.port]) is None:
+                    raise  # a crash or a refusal: never hidden by a retry
                 for n in self.nodes:  # start over: no state from this attempt
                     n.stop()
                     n.starts = 0

@@ -3,7 +3,8 @@ conftest.py - start real hamqttd processes for the integration suite.
 
 Fixtures:
   broker  factory: broker(overrides=None, *, args=(), env=None, **more) -> Broker.
-          Writes a config file (node.name, node.data_dir, node.workers = 2, a
+          Writes a config file (node.name, node.data_dir, node.workers (see
+          HAMQTT_TEST_WORKERS), a
           free MQTT port, a free dashboard port, log.level = debug, then the
           overrides as `key = value` lines), runs `$HAMQTT_BUILD/hamqttd -c FILE`
           with stdout+stderr to <tmpdir>/hamqttd.log and waits (bounded) until
@@ -17,7 +18,17 @@ Fixtures:
           cluster.py. Torn down like brokers.
 
 Environment: HAMQTT_BUILD (directory holding hamqttd; default build/),
-HAMQTT_TEST_TIMEOUT_MULT (default 1) multiplies every timeout.
+HAMQTT_TEST_TIMEOUT_MULT (default 1) multiplies every timeout,
+HAMQTT_TEST_WORKERS (default 2) is node.workers of every broker and cluster
+node the suite starts (`make test` also runs the suite with 1 and with 4, so
+that single-worker and many-worker paths are exercised), CI (=true: a test
+that would be skipped for want of haproxy, root or network namespaces fails
+instead: CI must run everything; see require()).
+
+Start-up is retried only when the broker's log proves a port race: it could
+not bind one of the ports this harness picked because something else took it
+in between (EADDRINUSE). Any other early exit (a crash, a sanitizer abort, a
+refused configuration) fails at once with the log tail.
 """
 
 import os
@@ -42,6 +53,34 @@ SANITIZER_MARKERS = (
     "WARNING: ThreadSanitizer",
 )
 NODE_NAME = "hamqtt@127.0.0.1"
+# the exit status of a hamqttd that refuses to start (main.c: a refused
+# configuration, a port it cannot bind); a crash or a signal is something else
+EXIT_REFUSED = 1
+
+
+def workers_count():
+    """node.workers for every broker the suite starts (HAMQTT_TEST_WORKERS)."""
+    v = os.environ.get("HAMQTT_TEST_WORKERS") or "2"
+    n = int(v)
+    if n < 1:
+        raise ValueError("HAMQTT_TEST_WORKERS must be >= 1, not %r" % v)
+    return n
+
+
+def under_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(why_not, what):
+    """A mark for tests that need something the machine may lack (haproxy,
+    root, network namespaces). why_not: None when available, else the reason.
+    Locally the test is skipped with the reason; under CI (CI=true) it fails,
+    since a CI run that silently skips them proves nothing
+    (pytest_runtest_makereport below also turns any other skip into a failure
+    under CI)."""
+    if why_not is None:
+        return pytest.mark.usefixtures()  # no-op mark
+    return pytest.mark.skipif(True, reason="%s: %s" % (what, why_not))
 
 
 def build_dir():
@@ -132,6 +171,22 @@ def pid_listens_on(pid, port, fallback=True):
     return False
 
 
+def port_race(returncode, log, ports):
+    """The port (one of ports, which the harness picked) that the log of a
+    hamqttd that exited with EXIT_REFUSED says was already in use (someone
+    took it between our check and its bind), else None: only then may a
+    start be retried."""
+    if returncode != EXIT_REFUSED:
+        return None
+    for line in log.splitlines():
+        if "cannot listen on" not in line or "Address already in use" not in line:
+            continue
+        for port in ports:
+            if port and ":%d" % port in line:
+                return port
+    return None
+
+
 def fmt_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -181,7 +236,7 @@ class Broker:
         defaults = [
             ("node.name", NODE_NAME),
             ("node.data_dir", self.data_dir),
-            ("node.workers", 2),
+            ("node.workers", workers_count()),
             ("listeners.tcp.default.bind", "127.0.0.1:%d" % self.port),
             ("dashboard.listeners.http.bind", "127.0.0.1:%d" % self.http_port),
             ("cluster.port", self.cluster_port),
@@ -198,8 +253,7 @@ class Broker:
             f.write(text)
 
     def start(self, wait=True):
-        last_err = None
-        for _attempt in range(3):
+        for attempt in range(3):
             self.port = free_port()
             self.http_port = free_port()
             while self.http_port == self.port:
@@ -209,6 +263,7 @@ class Broker:
                 self.cluster_port = free_port()
             self.write_config()
             args = self.args(self) if callable(self.args) else self.args
+            log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             logf = open(self.log_path, "ab")
             try:
                 self.proc = subprocess.Popen(
@@ -223,13 +278,20 @@ class Broker:
             try:
                 self.wait_listening(self.port)
                 return self
-            except AssertionError as e:
-                last_err = e
-                if self.proc.poll() is None:
-                    raise  # running but not listening: a real failure
-                # exited early (e.g. a port race): retry with fresh ports
+            except AssertionError:
+                if self.proc.poll() is None or attempt == 2:
+                    raise  # running but not listening, or out of tries
                 self.returncode = self.proc.returncode
-        raise last_err
+                race = self.port_race(self.log_text()[log_start:])
+                if race is None:
+                    raise  # a crash or another refusal: never hidden by a retry
+                sys.stdout.write("conftest: port race on %s, starting again on fresh ports\n"
+                                 % race)
+        raise AssertionError("unreachable")
+
+    def port_race(self, log):
+        return port_race(self.proc.returncode, log,
+                         (self.port, self.http_port, self.cluster_port))
 
     def wait_listening(self, port, timeout=10.0):
         deadline = time.monotonic() + T(timeout)
@@ -328,6 +390,12 @@ def _check_stopped(b):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if under_ci() and rep.skipped and not hasattr(rep, "wasxfail"):
+        # CI must run every test: a missing haproxy, root or netns is a broken
+        # CI machine, not a reason to pass
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = "skipped under CI=true (CI must run every test): %s" % reason
     setattr(item, "rep_" + rep.when, rep)
 
 

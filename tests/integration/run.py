@@ -5,6 +5,8 @@
 
 Runs `/usr/bin/python3 -m pytest -q -n N tests/integration` with
 HAMQTT_BUILD=DIR and exits with pytest's status. Default -j 3.
+HAMQTT_TEST_WORKERS=N (default 2) runs every broker with node.workers = N;
+CI=true makes a test that would be skipped fail (see conftest.py).
 """
 
 import argparse

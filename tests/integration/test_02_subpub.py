@@ -277,7 +277,7 @@ def test_subscription_effective_when_suback_arrives_across_workers(node, raw):
     ([MQTT-3.8.4-1], [MQTT-3.10.4-1] for UNSUBACK): a message published right
     after SUBACK from a connection that may live on another worker arrives,
     and one published right after UNSUBACK does not. Repeated, because the
-    connections land on the 2 workers by the kernel's choice."""
+    connections land on the workers (HAMQTT_TEST_WORKERS) by the kernel's choice."""
     for i in range(30):
         sub = raw(node, version=5)
         sub.connect("race-sub-%d" % i)
@@ -294,3 +294,83 @@ def test_subscription_effective_when_suback_arrives_across_workers(node, raw):
         sub.expect_nothing(0.05, ptype=m.PUBLISH)
         sub.close()
         pub.close()
+
+
+def check_per_publisher_order(got, n_pubs, n_msgs, complete):
+    """got: payloads b"<publisher>-<seq>" in arrival order at one subscriber.
+    Each publisher's messages arrive in the order sent, none twice
+    [MQTT-4.6.0-6]; with complete, none missing either."""
+    seqs = {}
+    for payload in got:
+        pub, seq = payload.split(b"-")
+        seqs.setdefault(int(pub), []).append(int(seq))
+    for pub in range(n_pubs):
+        s = seqs.get(pub, [])
+        bad = [(a, b) for a, b in zip(s, s[1:]) if b <= a]
+        assert not bad, "publisher %d: out of order or repeated (prev, next): %r" % (pub, bad[:10])
+        if complete:
+            assert s == list(range(n_msgs)), "publisher %d: %d of %d arrived" % (
+                pub, len(s), n_msgs)
+        else:
+            assert s, "publisher %d: nothing arrived" % pub
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_order_per_publisher_many_publishers_on_several_workers(broker, raw, qos):
+    """[MQTT-4.6.0-6] 8 publishers at once (QoS 1 pipelined, 10 in flight;
+    QoS 0 as fast as they can), each sending 150 messages on one topic, to 3
+    subscribers, on a node with 4 workers (the connections spread over
+    them, so deliveries cross worker inboxes): every subscriber sees each
+    publisher's messages in the order sent, none twice; at QoS 1 all of
+    them."""
+    import threading
+    import time
+    from mqttraw import T
+    b = broker({"node.workers": 4})
+    n_pubs, n_msgs = 8, 150
+    subs = []
+    for i in range(3):
+        s = raw(b, version=5, auto_ack=True)
+        s.connect("ord-sub-%d" % i)
+        assert s.subscribe("ord/t", qos=qos).codes == [qos]
+        subs.append(s)
+    pubs = []
+    for i in range(n_pubs):
+        p = raw(b, version=5)
+        p.connect("ord-pub-%d" % i)
+        pubs.append(p)
+    failures = []
+
+    def run(i):
+        try:
+            pipeline_publish(pubs[i], "ord/t", [b"%d-%d" % (i, k) for k in range(n_msgs)],
+                             qos=qos, window=10)
+            pubs[i].ping(timeout=10)  # everything sent was read by the broker
+        except Exception as e:  # reported below
+            failures.append((i, e))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n_pubs)]
+    for t in threads:
+        t.start()
+    got = [[] for _ in subs]
+    total = n_pubs * n_msgs
+    deadline = time.monotonic() + T(30)
+    quiet_since = None
+    while time.monotonic() < deadline and any(len(g) < total for g in got):
+        progress = False
+        for s, g in zip(subs, got):
+            p = s.try_recv(0.01)
+            if p is not None and p.type == m.PUBLISH:
+                g.append(p.payload)
+                progress = True
+        if progress or any(t.is_alive() for t in threads):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > T(2):
+            break  # publishers done, nothing more arrives (QoS 0 may drop)
+    for t in threads:
+        t.join(T(10))
+    assert not failures, failures
+    for g in got:
+        check_per_publisher_order(g, n_pubs, n_msgs, complete=(qos == 1))

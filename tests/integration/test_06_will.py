@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import keepalive as ka
 import mqttraw as m
 from mqttraw import T
 
@@ -66,11 +67,14 @@ def test_will_on_protocol_error(node, raw):
 
 
 def test_will_on_keepalive_timeout(node, raw):
-    """The will is published when keep alive expires [MQTT-3.1.2-22]."""
+    """The will is published when keep alive expires [MQTT-3.1.2-22], at
+    1.5x keep alive (not before, and soon after)."""
     w = watcher(node, raw, "will/ka")
     c = raw(node, version=4)
-    c.connect("ka-will", keepalive=1, will_topic="will/ka", will_payload=b"silent")
-    assert w.expect(m.PUBLISH, timeout=6).payload == b"silent"
+    t0 = time.monotonic()
+    c.connect("ka-will", keepalive=ka.KA, will_topic="will/ka", will_payload=b"silent")
+    assert w.expect(m.PUBLISH, timeout=ka.window()[1] + 2).payload == b"silent"
+    ka.assert_in_window(t0, what="will")
 
 
 @pytest.mark.parametrize("version", [4, 5])

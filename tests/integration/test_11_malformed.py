@@ -93,7 +93,7 @@ def params():
 
 
 class Bystanders:
-    """Two well-behaved clients connected before the bad one (the 2 workers
+    """Two well-behaved clients connected before the bad one (with several workers
     are likely to hold one each); .check() proves both still work."""
 
     def __init__(self, b, raw):

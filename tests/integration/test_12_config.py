@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 import mqttraw as m
-from conftest import REPO, broker_env, free_port, hamqttd_path, pid_listens_on
+from conftest import (EXIT_REFUSED, REPO, SANITIZER_MARKERS, broker_env, free_port,
+                      hamqttd_path, pid_listens_on)
 from mqttraw import T
 
 SHIPPED = os.path.join(REPO, "etc", "hamqtt.conf")
@@ -38,8 +39,24 @@ def base_config(tmp_path):
     ]
 
 
+def assert_refused(r):
+    """r (a finished hamqttd) refused its configuration the way main.c does:
+    exit status EXIT_REFUSED (not a signal, not a crash) and stderr exactly
+    one line `hamqttd: WHERE: ...` with no sanitizer report (an ASan or
+    UBSan abort also exits 1, but says so on stderr)."""
+    assert r.returncode == EXIT_REFUSED, (
+        "exit status %r, expected %d (a refused configuration):\n%s"
+        % (r.returncode, EXIT_REFUSED, r.stderr))
+    assert not [s for s in SANITIZER_MARKERS if s in r.stderr], r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hamqttd: "), (
+        "expected one 'hamqttd: ...' line on stderr, got:\n%s" % r.stderr)
+    return lines[0]
+
+
 def run_expect_failure(tmp_path, lines, args=(), env=None):
-    """Run hamqttd on a config expected to be refused; returns (path, result)."""
+    """Run hamqttd on a config expected to be refused; returns (path, result).
+    The refusal is checked by assert_refused."""
     path = str(tmp_path / "test.conf")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -48,7 +65,7 @@ def run_expect_failure(tmp_path, lines, args=(), env=None):
                            text=True, timeout=T(10), env=broker_env(env), cwd=str(tmp_path))
     except subprocess.TimeoutExpired:
         pytest.fail("hamqttd did not refuse the configuration (still running after %.0fs)" % T(10))
-    assert r.returncode != 0, "hamqttd accepted a bad configuration:\n%s" % r.stderr
+    assert_refused(r)
     return path, r
 
 
@@ -66,7 +83,7 @@ def test_unknown_key_refused(tmp_path, key):
     lines.append("%s = 1" % key)
     path, r = run_expect_failure(tmp_path, lines)
     line = error_line(r.stderr, key)
-    assert "%s:%d" % (path, len(lines)) in line, line
+    assert line == "hamqttd: %s:%d: %s: unknown key" % (path, len(lines), key), line
 
 
 BAD_VALUES = [
@@ -88,8 +105,9 @@ def test_bad_value_refused(tmp_path, key, value, hints):
     lines.insert(3, "%s = %s" % (key, value))
     path, r = run_expect_failure(tmp_path, lines)
     line = error_line(r.stderr, key)
-    assert "%s:4" % path in line, line
-    explanation = line.split(key, 1)[1].strip(" :")
+    prefix = "hamqttd: %s:4: %s: " % (path, key)
+    assert line.startswith(prefix), "expected %r... got %r" % (prefix, line)
+    explanation = line[len(prefix):]
     assert len(explanation) >= 5, "no statement of what is expected: %r" % line
     for h in hints:
         assert h in line, "expected %r in %r" % (h, line)
@@ -100,7 +118,7 @@ def test_syntax_error_refused(tmp_path):
     lines = base_config(tmp_path)
     lines.append("this line has no equals sign")
     path, r = run_expect_failure(tmp_path, lines)
-    assert "%s:%d" % (path, len(lines)) in r.stderr, r.stderr
+    assert r.stderr.startswith("hamqttd: %s:%d: " % (path, len(lines))), r.stderr
 
 
 def test_missing_config_file(tmp_path):
@@ -108,8 +126,7 @@ def test_missing_config_file(tmp_path):
     path = str(tmp_path / "absent.conf")
     r = subprocess.run([hamqttd_path(), "-c", path], capture_output=True, text=True,
                        timeout=T(10), env=broker_env())
-    assert r.returncode != 0
-    assert path in r.stderr
+    assert assert_refused(r).startswith("hamqttd: %s: " % path), r.stderr
 
 
 def test_env_override_moves_port(broker, raw):
@@ -125,7 +142,7 @@ def test_env_override_moves_port(broker, raw):
 def test_env_bad_value_refused(tmp_path):
     """A bad environment override is refused naming the variable or key."""
     _, r = run_expect_failure(tmp_path, base_config(tmp_path), env={"HAMQTT_MQTT__MAX_QOS": "9"})
-    assert "HAMQTT_MQTT__MAX_QOS" in r.stderr or "mqtt.max_qos" in r.stderr, r.stderr
+    assert r.stderr.startswith("hamqttd: env HAMQTT_MQTT__MAX_QOS: mqtt.max_qos: "), r.stderr
 
 
 def test_set_override_moves_port(broker, raw):
@@ -152,7 +169,7 @@ def test_set_bad_refused(tmp_path, kv, needle):
     """A bad or unknown --set is refused naming --set and the key."""
     _, r = run_expect_failure(tmp_path, base_config(tmp_path), args=["--set", kv])
     line = error_line(r.stderr, needle)
-    assert "--set" in line, line
+    assert line.startswith("hamqttd: --set: %s: " % needle), line
 
 
 def test_shipped_config_parses_and_runs(broker, raw, tmp_path):

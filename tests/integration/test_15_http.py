@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import mqttraw as m
-from conftest import SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
+from conftest import EXIT_REFUSED, SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
 from mqttraw import T
 
 STATUS = "/api/v5/status"
@@ -144,7 +144,7 @@ def test_dashboard_port_in_use_fails_start(tmp_path):
     finally:
         busy.close()
     out = r.stdout + r.stderr
-    assert r.returncode == 1, out
+    assert r.returncode == EXIT_REFUSED, out
     lines = [ln for ln in out.splitlines() if "dashboard.listeners.http.bind" in ln]
     assert lines, out
     assert "127.0.0.1:%d" % port in lines[0] and "in use" in lines[0], lines[0]

@@ -30,7 +30,7 @@ import time
 import pytest
 
 import mqttraw as m
-from conftest import REPO, broker_env, free_port, hamqttd_path, pid_listens_on, wait_until
+from conftest import REPO, broker_env, free_port, hamqttd_path, pid_listens_on, require, wait_until
 from helpers import MosquittoSub, mosquitto_pub
 from mqttraw import T
 
@@ -39,9 +39,8 @@ HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbi
                                       else None)
 BACKEND = "hamqtt"
 
-pytestmark = pytest.mark.skipif(HAPROXY is None,
-                                reason="haproxy binary not found (apt-get install haproxy; "
-                                       "scripts/deps.sh installs it)")
+pytestmark = require(None if HAPROXY else "binary not found (apt-get install haproxy; "
+                                             "scripts/deps.sh installs it)", "haproxy")
 
 
 # ---- nodes ----------------------------------------------------------------------

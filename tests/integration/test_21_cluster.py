@@ -645,13 +645,76 @@ def test_racing_connects_leave_one_connection(c3):
         survivor.disconnect()
 
 
-def test_publishes_during_takeover_are_delivered(c3):
-    """A publisher on node 1 sends 200 QoS 1 messages to client X's
+TAKEOVER_ORDER_BUG = (
+    "known broker bug: two adjacent messages published on node 1 during the hand-over may "
+    "reach node 2 swapped [MQTT-4.6.0-6], neither sent to node 1 before. Likely cause "
+    "(not proven): one was already in the inbox of the session's old "
+    "worker and is forwarded from there after the export (sess_deliver -> "
+    "brk_cluster_forward_moved, that worker's clu_out); the next is forwarded by the "
+    "publisher's worker directly once it has the provisional route to node 2 (its own "
+    "clu_out); the cluster thread may send the second first. Seen about 1 run in 3 with "
+    "HAMQTT_TEST_WORKERS=4.")
+
+
+def check_takeover_deliveries(got, old_got, count, qos):
+    """got: (payload, dup, packet id) in arrival order on the new connection;
+    old_got: {payload: packet id} the old connection received (never
+    acknowledged). Messages are b"%03d" % i from one publisher, i < count.
+    Asserts per-publisher order [MQTT-4.6.0-6], no loss, and duplicates only
+    as allowed: none within the new connection, DUP=1 exactly on the
+    messages the old connection had already been sent [MQTT-3.3.1-1], with
+    their original packet ids [MQTT-4.4.0-1] (so a QoS 2 receiver that
+    remembers ids delivers each message exactly once)."""
+    assert old_got, "nothing was in flight on node 1: the takeover proves nothing"
+    want = [b"%03d" % i for i in range(count)]
+    payloads = [p for p, _, _ in got]
+    repeated = sorted({p for p in payloads if payloads.count(p) > 1})
+    assert not repeated, "delivered more than once on node 2 (QoS %d): %r" % (qos, repeated[:10])
+    missing = sorted(set(want) - set(payloads))
+    extra = sorted(set(payloads) - set(want))
+    assert not missing, "not delivered on node 2: %r (unexpected payloads: %r)" % (
+        missing[:20], extra[:5])
+    assert not extra, extra
+    bad_dup = [p for p, dup, _ in got if dup and p not in old_got]
+    assert not bad_dup, "DUP=1 on messages never sent before: %r" % bad_dup[:10]
+    no_dup = [p for p, dup, _ in got if not dup and p in old_got]
+    assert not no_dup, "re-delivered without DUP=1 [MQTT-3.3.1-1]: %r" % no_dup[:10]
+    new_id = [(p, old_got[p], mid) for p, dup, mid in got if p in old_got and mid != old_got[p]]
+    assert not new_id, "re-delivered with another packet id [MQTT-4.4.0-1] (payload, " \
+        "old id, new id): %r" % new_id[:10]
+    if payloads != want:
+        at = [i for i, p in enumerate(payloads) if p != want[i]][0]
+        seen = "at index %d; (payload, dup, sent to node 1) around it: %r" % (
+            at, [(p, d, p in old_got) for p, d, _ in got[max(0, at - 3):at + 6]])
+        if all(p not in old_got for p, _, _ in got[max(0, at - 3):at + 6]):
+            pytest.xfail(TAKEOVER_ORDER_BUG + " Seen " + seen)
+        raise AssertionError("per-publisher order broken on node 2 [MQTT-4.6.0-6] " + seen)
+
+
+def drain_publishes(c, timeout=1.0):
+    """{payload: packet id} of the PUBLISH packets c can still read (it may
+    be closed)."""
+    out = {p.payload: p.mid for p in c.stash if p.type == m.PUBLISH}
+    c.stash = []
+    while True:
+        try:
+            p = c._read(timeout)
+        except (m.NoPacket, m.Closed):
+            return out
+        if p.type == m.PUBLISH:
+            out[p.payload] = p.mid
+
+
+def takeover_under_load(c3, qos, prefix):
+    """A publisher on node 1 sends 200 messages at qos to client X's
     subscription while X (never acknowledging on node 1) takes its session
-    over on node 2: X receives every one of them on node 2."""
+    over on node 2. Returns (got on node 2 as (payload, dup, packet id) in
+    arrival order, {payload: packet id} the old connection received,
+    count)."""
     n1, n2, _ = c3.nodes
-    old = subscriber(n1, "tk-x", "tk/t", props=EXPIRY_300, auto_ack=False)
-    pub = client(n1, "tk-pub")
+    topic = "%s/t" % prefix
+    old = subscriber(n1, "%s-x" % prefix, topic, qos=qos, props=EXPIRY_300, auto_ack=False)
+    pub = client(n1, "%s-pub" % prefix)
     count = 200
     halfway = threading.Event()
     failure = []
@@ -659,7 +722,7 @@ def test_publishes_during_takeover_are_delivered(c3):
     def publish_all():
         try:
             for i in range(count):
-                pub.publish("tk/t", b"%03d" % i, qos=1)
+                pub.publish(topic, b"%03d" % i, qos=qos)
                 if i == count // 4:
                     halfway.set()
         except Exception as e:  # reported by the main thread
@@ -670,22 +733,31 @@ def test_publishes_during_takeover_are_delivered(c3):
     t.start()
     assert halfway.wait(T(10)), "publisher stuck before the takeover"
     new = n2.raw(version=5, auto_ack=True)
-    assert new.connect("tk-x", clean=False, props=EXPIRY_300).session_present
-    got = set()
+    assert new.connect("%s-x" % prefix, clean=False, props=EXPIRY_300).session_present
+    got = []
     deadline = time.monotonic() + T(15)
     progress = time.monotonic()
     while len(got) < count and time.monotonic() < deadline:
         p = new.try_recv(0.1)
         if p is not None and p.type == m.PUBLISH:
-            got.add(p.payload)
+            got.append((p.payload, p.dup, p.mid))
             progress = time.monotonic()
         elif not t.is_alive() and time.monotonic() - progress > T(2):
             break  # publisher done, nothing more for 2 s
     t.join(T(15))
     assert not t.is_alive(), "publisher still running"
     assert not failure, failure
-    missing = sorted({b"%03d" % i for i in range(count)} - got)
-    extra = sorted(got - {b"%03d" % i for i in range(count)})
-    assert not missing, "not delivered on node 2: %r (unexpected payloads: %r)" % (
-        missing[:20], extra[:5])
+    got += [(p.payload, p.dup, p.mid) for p in publishes_within(new, 0.5)]  # no more may come
+    old_got = drain_publishes(old)
     old.close()
+    return got, old_got, count
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_publishes_during_takeover_are_delivered(c3, qos):
+    """A publisher on node 1 sends 200 QoS 1 (QoS 2) messages to client X's
+    subscription while X (never acknowledging on node 1) takes its session
+    over on node 2: X receives every one of them on node 2, once, in the
+    publisher's order, with DUP=1 on exactly those node 1 had already sent."""
+    got, old_got, count = takeover_under_load(c3, qos, "tk%d" % qos)
+    check_takeover_deliveries(got, old_got, count, qos)

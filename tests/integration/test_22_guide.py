@@ -23,15 +23,16 @@ import time
 
 import pytest
 
+from conftest import require
+
 import mqttraw as m
 from cluster import HEARTBEAT
 from helpers import MosquittoSub, mosquitto_pub
 from mqttraw import T
 from test_17_haproxy import HAPROXY, HAProxy
 
-pytestmark = pytest.mark.skipif(HAPROXY is None,
-                                reason="haproxy binary not found (apt-get install haproxy; "
-                                       "scripts/deps.sh installs it)")
+pytestmark = require(None if HAPROXY else "binary not found (apt-get install haproxy; "
+                                             "scripts/deps.sh installs it)", "haproxy")
 
 GUIDE_NODE = {
     "listeners.tcp.default.proxy_protocol": True,

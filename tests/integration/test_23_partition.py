@@ -26,12 +26,12 @@ import pytest
 import mqttraw as m
 import netns
 from cluster import HEARTBEAT, Cluster, finish
-from conftest import wait_until
+from conftest import require, wait_until
 
 HEAL = HEARTBEAT + 5  # seconds: heartbeat + reconnect after a heal
 
 _why = netns.unavailable_reason()
-pytestmark = pytest.mark.skipif(_why is not None, reason=str(_why))
+pytestmark = require(_why, "network namespaces")
 
 
 @pytest.fixture

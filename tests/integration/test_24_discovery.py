@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from conftest import require
+
 import mqttraw as m
 import netns
 from cluster import Cluster, finish
@@ -61,7 +63,7 @@ def test_static_seeds_form_a_cluster_and_a_restart_rejoins(cluster):
 _why = netns.unavailable_reason()
 
 
-@pytest.mark.skipif(_why is not None, reason=str(_why))
+@require(_why, "network namespaces")
 def test_dns_records_form_a_cluster(tmp_path, request):
     """cluster.discovery_strategy = dns: the three nodes (each in its own
     network namespace, node.name = hamqtt@<its address>) resolve
