@@ -64,6 +64,9 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_FWD_IN:
 		fwd_in_release(&e->u.fwd);
 		break;
+	case WQ_STORE_DONE:
+		store_batch_free(e->u.batch);
+		break;
 	case WQ_TKO_DONE:
 	case WQ_TKO_OUT:
 		hq_free(e->u.tko.blob);
@@ -118,6 +121,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		hq_free(e->u.tko.client_id);
 		if (e->u.tko.node_sess)
 			sess_unref(e->u.tko.node_sess);
+		break;
+	case WQ_STORE_DONE:
+		brk_store_done(w, e->u.batch);
 		break;
 	}
 	if (e->sess)
@@ -213,6 +219,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 	}
 	wk_flush_outboxes(w);
 	brk_cluster_flush(w);
+	brk_store_flush(w);
 	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
@@ -477,6 +484,11 @@ void broker_free(struct broker *b)
 	}
 	if (b->workers)
 		drain_all(b);
+	/* the store thread last: what it still applies comes back to the
+	 * inboxes, drained once more (no new batch is taken after the stop) */
+	brk_store_stop(b);
+	if (b->workers)
+		drain_all(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
 		for (uint32_t k = 0; k < w->inbox.len; k++)
@@ -492,6 +504,7 @@ void broker_free(struct broker *b)
 		for (uint32_t k = 0; k < w->clu_out.len; k++)
 			clu_req_release(&w->clu_out.v[k]);
 		hq_free(w->clu_out.v);
+		store_batch_free(w->store_batch);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);
