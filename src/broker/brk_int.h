@@ -15,6 +15,8 @@
  *    The publish path takes no global lock.
  *  - Fields other threads may read are _Atomic (session refs/online,
  *    counters).
+ *  - The store thread (store_runner.c) sees only the batches handed to it
+ *    (brk_store.c) and gives each back through its worker's inbox.
  *
  * Ownership:
  *  - struct brk_msg is reference counted and immutable once published

@@ -438,7 +438,13 @@ static void drain_all(struct broker *b)
 		/* only now are all outboxes flushed into the inboxes */
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
-			if (!w->loop || !w->inbox.len)
+			if (!w->loop)
+				continue;
+			/* under the lock: the store thread may still post completions */
+			pthread_mutex_lock(&w->inbox_lock);
+			bool pending = w->inbox.len > 0;
+			pthread_mutex_unlock(&w->inbox_lock);
+			if (!pending)
 				continue;
 			work = true;
 			on_wakeup(w->loop, w);
@@ -474,6 +480,10 @@ void broker_free(struct broker *b)
 		close_all_conns(b);
 		drain_all(b);
 	}
+	/* the store thread applies what the closes produced and posts it back
+	 * (drained below); it takes nothing more, so ending the sessions next
+	 * frees memory without deleting persistent ones from the store */
+	brk_store_stop(b);
 	/* end every session still registered (persistent ones included) */
 	struct session *e, *etmp;
 	HASH_ITER(reg_hh, b->registry, e, etmp) {
@@ -482,11 +492,6 @@ void broker_free(struct broker *b)
 			sess_end(s, false);
 		sess_unref(s);
 	}
-	if (b->workers)
-		drain_all(b);
-	/* the store thread last: what it still applies comes back to the
-	 * inboxes, drained once more (no new batch is taken after the stop) */
-	brk_store_stop(b);
 	if (b->workers)
 		drain_all(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
