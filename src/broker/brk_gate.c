@@ -101,6 +101,19 @@ bool gate_release(struct worker *w, uint64_t token)
 	return true;
 }
 
+bool gate_fail(struct worker *w, uint64_t token, const char *why)
+{
+	struct gate_item *it;
+	HASH_FIND(hh, w->gates, &token, sizeof(token), it);
+	if (!it)
+		return false;
+	struct conn *c = it->c;
+	/* the held responses go first, so the DISCONNECT is not held too */
+	gate_conn_free(c);
+	conn_close(c, MQTT_RC_UNSPECIFIED, why);
+	return true;
+}
+
 void gate_conn_free(struct conn *c)
 {
 	if (!c->gate)

@@ -15,6 +15,8 @@
  *    The publish path takes no global lock.
  *  - Fields other threads may read are _Atomic (session refs/online,
  *    counters).
+ *  - The store thread (store_runner.c) sees only the batches handed to it
+ *    (brk_store.c) and gives each back through its worker's inbox.
  *
  * Ownership:
  *  - struct brk_msg is reference counted and immutable once published
@@ -207,6 +209,7 @@ struct session {
 	/* a node session stands for another cluster member in the replicas: its
 	 * routes are that node's subscriptions; a hit becomes a FORWARD */
 	bool remote;
+	bool stored;              /* the store holds its header (brk_store.c; owner only) */
 	struct clu_peer *member; /* when remote: the cluster thread's member (outlives it) */
 	/* handed over to another node: its node session (reference); deliveries
 	 * that still arrive here follow the session there */
@@ -346,6 +349,7 @@ enum wq_kind {
 	WQ_GATE_RELEASE,          /* the cluster confirmed gate token u.token */
 	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
 	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
+	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 };
 
 /* WQ_TKO_DONE / WQ_TKO_OUT */
@@ -386,6 +390,7 @@ struct wq_entry {
 		struct fwd_in fwd;    /* WQ_FWD_IN */
 		uint64_t token;       /* WQ_GATE_RELEASE */
 		struct tko_msg tko;   /* WQ_TKO_* */
+		struct store_batch *batch; /* WQ_STORE_DONE: owned */
 	} u;
 };
 
@@ -463,6 +468,7 @@ struct worker {
 	uint32_t fwd_pending;             /* forwards that will release fwd_token */
 	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
 	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 };
 
 struct conn_wait {
@@ -499,6 +505,7 @@ struct broker {
 	_Atomic uint64_t node_full_drops;  /* BRK_DROP_NODE_FULL, for that line */
 	_Atomic uint64_t node_full_logged; /* node_full_drops at the last line */
 	struct store *store;
+	struct store_runner *store_run;   /* the store thread; NULL when not durable */
 	struct clu_node *clu;             /* NULL when clustering is off */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
 };
@@ -597,6 +604,9 @@ void gate_open(struct conn *c, uint64_t token, uint32_t remaining);
 /* Move the bytes c->out got since `mark` into the gate if c is gated. */
 void gate_capture(struct conn *c, size_t mark);
 bool gate_release(struct worker *w, uint64_t token);   /* false: no such gate */
+/* What token waited for failed: its responses never leave; the connection
+ * is closed (v5: DISCONNECT 0x80 with why) so the client sends again. */
+bool gate_fail(struct worker *w, uint64_t token, const char *why);
 void gate_conn_free(struct conn *c);
 
 /* brk_cluster.c: the broker side of the cluster runtime */
@@ -653,10 +663,22 @@ void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
  * delivery no longer counts as in transit (session.inbound). */
 void sess_deliver_posted(struct session *s, struct deliv *d, bool run);
 
-/* brk_store.c: session persistence through the store interface */
+/* brk_store.c: state changes as store events (ARCHITECTURE.md "Persistence").
+ * Each hook runs on the state's owning worker and costs one test when the
+ * backend is not durable. */
 int brk_store_open(struct broker *b, char *err, size_t errlen);
+void brk_store_stop(struct broker *b);   /* apply and post back what is pending */
 void brk_store_close(struct broker *b);
-void brk_store_session_save(struct broker *b, struct session *s);
-void brk_store_session_delete(struct broker *b, struct session *s);
+void brk_store_flush(struct worker *w);  /* before-sleep: hand the turn's batch over */
+void brk_store_done(struct worker *w, struct store_batch *sb);   /* WQ_STORE_DONE */
+/* The turn's batch releases gate token when stored (fails it otherwise). */
+void brk_store_hold(struct worker *w, uint64_t token);
+void brk_store_retain(struct worker *w, const struct brk_msg *m); /* empty payload: delete */
+/* Header of s if persistent (expiry > 0); first time with its subscriptions.
+ * s no longer persistent: deleted. */
+void brk_store_session_put(struct session *s);
+void brk_store_session_delete(struct session *s);
+void brk_store_sub_put(struct session *s, const struct sess_sub *sub);
+void brk_store_sub_delete(struct session *s, const char *filter);
 
 #endif

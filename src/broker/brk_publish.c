@@ -35,6 +35,7 @@ bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 	pthread_mutex_unlock(&b->retain_lock);
 	if (old)
 		msg_unref(old);
+	brk_store_retain(w, msg);
 	/* $-topics ($SYS/brokers/<node>/...) belong to their node */
 	if (!b->clu || msg->topic[0] == '$')
 		return false;

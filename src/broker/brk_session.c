@@ -140,6 +140,7 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 	sess_set_will(s, c->will, c->will_delay);
 	c->will = NULL;
 	offline_remove(s);
+	brk_store_session_put(s);
 	(void)present;
 }
 
@@ -174,7 +175,7 @@ void sess_end(struct session *s, bool publish_will)
 	}
 	sess_redispatch_shared(s);
 	sess_free_contents(s);
-	brk_store_session_delete(s->w->b, s);
+	brk_store_session_delete(s);
 	reg_remove_if(s->w->b, s);
 	log_debug("session ended client_id=%s", s->client_id);
 	sess_unref(s);
@@ -209,7 +210,7 @@ void sess_detach(struct session *s, struct conn *c)
 			s->expire_at = now + (int64_t)s->expiry * 1000;
 		sess_offline_update(s);
 		sess_redispatch_shared(s);
-		brk_store_session_save(s->w->b, s);
+		brk_store_session_put(s);
 	}
 	sess_unref(s);
 }

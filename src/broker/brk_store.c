@@ -1,44 +1,209 @@
 /*
- * brk_store.c - the broker's side of persistence: which state is written to
- * the store and when. A persistent session is written when it goes offline
- * and deleted when it ends; volatile backends (memory) are skipped, since the
- * live session already is the in-memory copy.
+ * brk_store.c - the broker's side of persistence (ARCHITECTURE.md
+ * "Persistence"): which changes become store events, the worker's batch of
+ * the current loop turn, and the completions coming back.
+ *
+ * Every hook is called on the thread owning the state it describes and
+ * appends to that worker's batch (w->store_batch); the before-sleep hook
+ * hands the batch to the store runner (brk_store_flush), whose thread applies
+ * it and posts it back to the worker's inbox (WQ_STORE_DONE), where the gate
+ * tokens it carried are released (brk_store_done).
+ *
+ * A backend that does not survive a restart (memory) gets no runner:
+ * b->store_run stays NULL and every hook returns after one test, so nothing
+ * is built on the hot path. Persisted today: retained messages written on
+ * this node, persistent sessions' headers and subscriptions. Messages, queue
+ * entries and QoS 2 ids (and the PUBACK/PUBREC gate) come with issue 9.
  */
 #include "broker/brk_int.h"
-#include "broker/sess_serial.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/store.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#define BYTES(p, n) ((struct store_bytes){ (const uint8_t *)(p), (uint32_t)(n) })
+
+/* Runner thread: hand the batch back to the worker that built it. */
+static void store_done_post(void *arg, struct store_batch *sb)
+{
+	struct broker *b = arg;
+	struct wq_entry e = { .kind = WQ_STORE_DONE, .u.batch = sb };
+	wk_inbox_append(&b->workers[sb->owner], &e, 1);
+}
 
 int brk_store_open(struct broker *b, char *err, size_t errlen)
 {
-	return store_open_backend(b->cfg, &b->store, err, errlen);
+	int rc = store_open_backend(b->cfg, &b->store, err, errlen);
+	if (rc != HQ_OK || !b->store->ops->durable)
+		return rc;
+	/* issue 9: rebuild sessions and retained messages from
+	 * b->store->ops->load here, before any worker runs */
+	rc = store_runner_start(b->store, store_done_post, b, &b->store_run);
+	if (rc != HQ_OK)
+		snprintf(err, errlen, "store %s: cannot start its thread", b->store->ops->name);
+	return rc;
+}
+
+void brk_store_stop(struct broker *b)
+{
+	/* everything submitted is applied and posted back to the inboxes,
+	 * which the caller drains afterwards */
+	store_runner_stop(b->store_run);
+	b->store_run = NULL;
 }
 
 void brk_store_close(struct broker *b)
 {
+	brk_store_stop(b);
 	store_free(b->store);
 	b->store = NULL;
 }
 
-void brk_store_session_save(struct broker *b, struct session *s)
+static struct store_batch *batch(struct worker *w)
 {
-	if (!b->store || !b->store->ops->durable)
-		return;
-	struct buf blob = { 0 };
-	sess_serialize(s, &blob);
-	int rc = store_put(b->store, STORE_NS_SESSION, s->client_id, strlen(s->client_id),
-			   blob.data, blob.len);
-	if (rc != HQ_OK)
-		log_error("store: cannot save session client_id=%s: %s", s->client_id, hq_strerror(rc));
-	buf_free(&blob);
+	if (!w->store_batch)
+		w->store_batch = store_batch_new((uint32_t)w->id);
+	return w->store_batch;
 }
 
-void brk_store_session_delete(struct broker *b, struct session *s)
+void brk_store_flush(struct worker *w)
 {
-	if (!b->store || !b->store->ops->durable)
+	struct store_batch *sb = w->store_batch;
+	if (!sb)
 		return;
-	store_del(b->store, STORE_NS_SESSION, s->client_id, strlen(s->client_id));
+	w->store_batch = NULL;
+	if (!w->b->store_run) { /* stopping: nothing takes it any more */
+		store_batch_free(sb);
+		return;
+	}
+	store_runner_submit(w->b->store_run, sb);
+}
+
+void brk_store_hold(struct worker *w, uint64_t token)
+{
+	store_batch_add_token(batch(w), token);
+}
+
+void brk_store_done(struct worker *w, struct store_batch *sb)
+{
+	for (uint32_t i = 0; i < sb->n_tokens; i++) {
+		if (sb->status == HQ_OK)
+			gate_release(w, sb->tokens[i]);
+		else
+			gate_fail(w, sb->tokens[i], "store write failed");
+	}
+	if (sb->status != HQ_OK)
+		log_warning("store: %u changes of worker %d not stored: %s", sb->n_ev, w->id,
+			    hq_strerror(sb->status));
+	store_batch_free(sb);
+}
+
+/* Monotonic ms (the broker's clock) as wall ms (the store's: it outlives
+ * the process); 0 stays 0. */
+static int64_t to_wall(const struct worker *w, int64_t mono)
+{
+	if (!mono)
+		return 0;
+	return mono - ev_now_ms(w->loop) + clock_wall_ms();
+}
+
+static void msg_to_store(const struct worker *w, const struct brk_msg *m, struct store_msg *out)
+{
+	*out = (struct store_msg){
+		.topic = BYTES(m->topic, m->topic_len),
+		.props = BYTES(m->props, m->props_len),
+		.payload = BYTES(m->payload, m->payload_len),
+		.expire_at = m->has_expiry ? to_wall(w, m->expire_at) : 0,
+		.expiry = m->expiry,
+		.pub_hash = m->pub_hash,
+		.ts_wall = m->ts.wall_ms,
+		.ts_logical = m->ts.logical,
+		.origin = m->origin ? BYTES(m->origin, strlen(m->origin)) : BYTES(NULL, 0),
+		.qos = m->qos,
+		.retain = m->retain,
+		.has_expiry = m->has_expiry,
+	};
+}
+
+void brk_store_retain(struct worker *w, const struct brk_msg *m)
+{
+	/* $-topics ($SYS/brokers/<node>/...) are the node's live state */
+	if (!w->b->store_run || m->topic[0] == '$')
+		return;
+	struct store_ev e = { .kind = m->payload_len ? STORE_EV_RETAIN_PUT : STORE_EV_RETAIN_DEL };
+	msg_to_store(w, m, &e.u.msg);
+	store_batch_add(batch(w), &e);
+}
+
+static struct store_ev sess_ev(const struct session *s, uint8_t kind)
+{
+	return (struct store_ev){ .kind = kind, .client_id = BYTES(s->client_id, strlen(s->client_id)) };
+}
+
+static void sub_put(struct worker *w, const struct session *s, const struct sess_sub *sub)
+{
+	struct store_ev e = sess_ev(s, STORE_EV_SUB_PUT);
+	e.u.sub.filter = BYTES(sub->filter, strlen(sub->filter));
+	e.u.sub.options = sub->options;
+	e.u.sub.sub_id = sub->sub_id;
+	store_batch_add(batch(w), &e);
+}
+
+void brk_store_session_put(struct session *s)
+{
+	struct worker *w = s->w;
+	if (!w->b->store_run || s->remote)
+		return;
+	if (s->expiry == 0) {
+		/* not persistent (any more): it ends with its connection */
+		brk_store_session_delete(s);
+		return;
+	}
+	struct store_ev e = sess_ev(s, STORE_EV_SESSION_PUT);
+	e.u.sess.expiry = s->expiry;
+	e.u.sess.expire_at = to_wall(w, s->expire_at);
+	e.u.sess.will_at = to_wall(w, s->will_at);
+	e.u.sess.will_delay = s->will_delay;
+	e.u.sess.version = s->version;
+	if (s->will) {
+		e.u.sess.has_will = true;
+		msg_to_store(w, s->will, &e.u.sess.will);
+	}
+	store_batch_add(batch(w), &e);
+	if (!s->stored) {
+		/* first time in the store: what it already holds goes along */
+		s->stored = true;
+		struct sess_sub *sub, *tmp;
+		HASH_ITER(hh, s->subs, sub, tmp)
+			sub_put(w, s, sub);
+	}
+}
+
+void brk_store_session_delete(struct session *s)
+{
+	if (!s->stored)
+		return;
+	s->stored = false;
+	if (!s->w->b->store_run)
+		return;
+	struct store_ev e = sess_ev(s, STORE_EV_SESSION_DEL);
+	store_batch_add(batch(s->w), &e);
+}
+
+void brk_store_sub_put(struct session *s, const struct sess_sub *sub)
+{
+	if (s->stored && s->w->b->store_run)
+		sub_put(s->w, s, sub);
+}
+
+void brk_store_sub_delete(struct session *s, const char *filter)
+{
+	if (!s->stored || !s->w->b->store_run)
+		return;
+	struct store_ev e = sess_ev(s, STORE_EV_SUB_DEL);
+	e.u.sub.filter = BYTES(filter, strlen(filter));
+	store_batch_add(batch(s->w), &e);
 }

@@ -132,6 +132,7 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 		}
 		sub->options = stored;
 		sub->sub_id = sub_id;
+		brk_store_sub_put(s, sub);
 		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, stored, sub_id);
 		if (!existed)
 			brk_cluster_route(w, true, sub->filter);
@@ -184,6 +185,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 		}
 		brk_route_broadcast(c->w, WQ_ROUTE_DEL, s, sub->filter, 0, 0);
 		brk_cluster_route(c->w, false, sub->filter);
+		brk_store_sub_delete(s, sub->filter);
 		HASH_DEL(s->subs, sub);
 		s->n_subs--;
 		hq_free(sub->filter);

@@ -65,6 +65,9 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_FWD_IN:
 		fwd_in_release(&e->u.fwd);
 		break;
+	case WQ_STORE_DONE:
+		store_batch_free(e->u.batch);
+		break;
 	case WQ_TKO_DONE:
 	case WQ_TKO_OUT:
 		hq_free(e->u.tko.blob);
@@ -119,6 +122,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		hq_free(e->u.tko.client_id);
 		if (e->u.tko.node_sess)
 			sess_unref(e->u.tko.node_sess);
+		break;
+	case WQ_STORE_DONE:
+		brk_store_done(w, e->u.batch);
 		break;
 	}
 	if (e->sess)
@@ -214,6 +220,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 	}
 	wk_flush_outboxes(w);
 	brk_cluster_flush(w);
+	brk_store_flush(w);
 	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
@@ -502,7 +509,13 @@ static void drain_all(struct broker *b)
 		/* only now are all outboxes flushed into the inboxes */
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
-			if (!w->loop || !w->inbox.len)
+			if (!w->loop)
+				continue;
+			/* under the lock: the store thread may still post completions */
+			pthread_mutex_lock(&w->inbox_lock);
+			bool pending = w->inbox.len > 0;
+			pthread_mutex_unlock(&w->inbox_lock);
+			if (!pending)
 				continue;
 			work = true;
 			on_wakeup(w->loop, w);
@@ -538,6 +551,10 @@ void broker_free(struct broker *b)
 		close_all_conns(b);
 		drain_all(b);
 	}
+	/* the store thread applies what the closes produced and posts it back
+	 * (drained below); it takes nothing more, so ending the sessions next
+	 * frees memory without deleting persistent ones from the store */
+	brk_store_stop(b);
 	/* end every session still registered (persistent ones included) */
 	struct session *e, *etmp;
 	HASH_ITER(reg_hh, b->registry, e, etmp) {
@@ -563,6 +580,7 @@ void broker_free(struct broker *b)
 		for (uint32_t k = 0; k < w->clu_out.len; k++)
 			clu_req_release(&w->clu_out.v[k]);
 		hq_free(w->clu_out.v);
+		store_batch_free(w->store_batch);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);

@@ -1,12 +1,28 @@
 /*
- * store.h - the persistence interface: a key/value store with namespaces,
- * behind which session and retained-message state lives. Backends: memory
- * (this file's store_mem.c); the embedded on-disk and Redis backends plug in
- * through the same struct store_ops.
+ * store.h - the persistence interface (ARCHITECTURE.md "Persistence").
  *
- * Values are opaque serialised blobs (broker/sess_serial.c defines the session
- * format). Ownership: put copies key and value; get appends to a caller-owned
- * buf; iteration passes borrowed pointers valid during the callback only.
+ * The broker describes every change of persistent state as an event
+ * (struct store_ev), appends the events of one loop turn to a batch
+ * (struct store_batch, store_batch.c) and hands the batch to the store runner
+ * (store_runner.c), one thread that applies batches in submission order
+ * through a backend's ops table and posts each batch back to its owner.
+ * Backends: memory (store_mem.c); local (LMDB) and redis plug in through the
+ * same struct store_ops and must pass tests/unit/test_store.c.
+ *
+ * Ownership:
+ *  - struct store_bytes inside an event is a borrowed view. store_batch_add
+ *    copies every byte string the event's kind uses into the batch, so the
+ *    caller's buffers may go as soon as it returns; the copies live as long as
+ *    the batch (they never move: the batch's arena does not reallocate).
+ *  - A batch belongs to whoever holds it: its builder, then the runner
+ *    (store_runner_submit), then the completion callback, which must free it
+ *    (store_batch_free) or pass it on (the broker: to the owning worker).
+ *  - Backends copy what they keep (store_ev_clone). The load callback gets
+ *    events whose bytes are borrowed for the duration of the call.
+ *
+ * Threads: a backend's apply/sync/load run on one thread at a time (the
+ * runner thread, or the main thread before the runner starts / after it
+ * stopped); backends need no lock of their own for that.
  */
 #ifndef HQ_STORE_H
 #define HQ_STORE_H
@@ -15,30 +31,149 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
+/* ---- events ---- */
 
-enum store_ns {
-	STORE_NS_SESSION = 0,     /* client id -> serialised session */
-	STORE_NS_RETAINED,        /* topic -> serialised message */
-	STORE_NS_COUNT
+enum store_ev_kind {
+	STORE_EV_SESSION_PUT = 1, /* client_id, u.sess: create or replace the header */
+	STORE_EV_SESSION_DEL,     /* client_id: the session and all it owns (subs, entries, rx ids) */
+	STORE_EV_SUB_PUT,         /* client_id, u.sub: add or replace by filter */
+	STORE_EV_SUB_DEL,         /* client_id, u.sub.filter */
+	STORE_EV_MSG_PUT,         /* u.msg (id != 0): one stored copy, referenced by entries */
+	STORE_EV_QENT_PUT,        /* client_id, u.qent: a new queue entry (references u.qent.msg_id) */
+	STORE_EV_QENT_UPDATE,     /* client_id, u.qent.seq/state/pid/flags: an entry changes state */
+	STORE_EV_QENT_DEL,        /* client_id, u.qent.seq */
+	STORE_EV_RXID_ADD,        /* client_id, u.pid: QoS 2 id received (PUBREC sent) */
+	STORE_EV_RXID_DEL,        /* client_id, u.pid: PUBREL received */
+	STORE_EV_RETAIN_PUT,      /* u.msg (topic is the key; id unused) */
+	STORE_EV_RETAIN_DEL,      /* u.msg.topic */
+	STORE_EV_KIND_MAX = STORE_EV_RETAIN_DEL,
 };
+
+/* A borrowed byte string (not NUL terminated). */
+struct store_bytes {
+	const uint8_t *p;
+	uint32_t len;
+};
+
+/* An application message: MSG_PUT, RETAIN_PUT, a session's will. Times are
+ * wall-clock ms since the Unix epoch (monotonic time does not survive a
+ * restart). */
+struct store_msg {
+	uint64_t id;              /* MSG_PUT: node-unique, never 0 */
+	struct store_bytes topic, props, payload;  /* props: forwardable v5 properties */
+	int64_t expire_at;        /* wall ms, when has_expiry */
+	uint32_t expiry;          /* message expiry interval as published, s */
+	uint32_t pub_hash;        /* publisher's client id hash (shared "hash" strategy) */
+	uint64_t ts_wall;         /* RETAIN_PUT: HLC time stamp of the write */
+	uint16_t ts_logical;
+	struct store_bytes origin; /* RETAIN_PUT: node that wrote it */
+	uint8_t qos;
+	bool retain;
+	bool has_expiry;
+};
+
+/* A session header (what is not subscriptions, queue entries or rx ids). */
+struct store_sess {
+	int64_t expire_at;        /* wall ms when it expires if still offline; 0 = online / never */
+	int64_t will_at;          /* wall ms the will is due (delayed will); 0 = none pending */
+	uint32_t expiry;          /* session expiry interval, s (UINT32_MAX = never) */
+	uint32_t will_delay;      /* s */
+	uint8_t version;          /* protocol level of the last connection */
+	bool has_will;
+	struct store_msg will;    /* when has_will (id unused) */
+};
+
+struct store_sub {
+	struct store_bytes filter; /* full text, "$share/g/f" included */
+	uint32_t sub_id;
+	uint8_t options;          /* SUBSCRIBE options byte */
+};
+
+enum store_qstate {
+	STORE_Q_QUEUED = 0,       /* waiting for a window slot or a connection */
+	STORE_Q_INFLIGHT,         /* sent with pid, not acknowledged */
+	STORE_Q_PUBREL,           /* QoS 2: PUBREC received, waiting for PUBCOMP; no message */
+};
+
+#define STORE_QF_RETAIN 0x01  /* send with RETAIN=1 */
+#define STORE_QF_SENT 0x02    /* sent at least once: resend with DUP */
+
+/* One delivery of a stored message to one session. seq orders a session's
+ * entries (queue order); it is the entry's key within the session. */
+struct store_qent {
+	uint64_t seq;
+	uint64_t msg_id;          /* PUT: the referenced MSG_PUT; 0 once in PUBREL */
+	struct store_bytes sub_ids; /* PUT: n * uint32_t, host order */
+	struct store_bytes share_group; /* PUT: "$share/g/f" or empty */
+	uint16_t pid;             /* INFLIGHT / PUBREL */
+	uint8_t qos;              /* delivery QoS */
+	uint8_t state;            /* enum store_qstate */
+	uint8_t flags;            /* STORE_QF_* */
+};
+
+struct store_ev {
+	uint8_t kind;             /* enum store_ev_kind */
+	struct store_bytes client_id; /* session-scoped kinds */
+	union {
+		struct store_sess sess;
+		struct store_sub sub;
+		struct store_msg msg;
+		struct store_qent qent;
+		uint16_t pid;
+	} u;
+};
+
+/* One allocation holding a deep copy of ev (hq_free it). For backends. */
+struct store_ev *store_ev_clone(const struct store_ev *ev);
+const char *store_ev_kind_name(uint8_t kind);
+
+/* ---- batches (store_batch.c) ---- */
+
+struct store_chunk;
+
+struct store_batch {
+	struct store_ev *ev;      /* owned array, in append order */
+	uint32_t n_ev, cap_ev;
+	uint64_t *tokens;         /* owned: gate tokens released when the batch completes */
+	uint32_t n_tokens, cap_tokens;
+	uint32_t owner;           /* who gets the completion (the broker: a worker id) */
+	int status;               /* set by the runner: HQ_OK or the apply/sync error */
+	struct store_chunk *chunks; /* owned arena of the events' bytes */
+	struct store_batch *next; /* the runner's queue */
+};
+
+struct store_batch *store_batch_new(uint32_t owner);
+void store_batch_free(struct store_batch *b);
+/* Append a copy of ev (and of every byte string its kind uses). */
+void store_batch_add(struct store_batch *b, const struct store_ev *ev);
+void store_batch_add_token(struct store_batch *b, uint64_t token);
+static inline bool store_batch_empty(const struct store_batch *b)
+{
+	return !b || (b->n_ev == 0 && b->n_tokens == 0);
+}
+
+/* ---- backends ---- */
 
 struct store;
 struct hq_config;
 
-typedef bool (*store_iter_cb)(void *ctx, const char *key, size_t klen, const uint8_t *val,
-			      size_t vlen);
+/* Load: one put event per stored record (bytes borrowed for the call).
+ * Order: every MSG_PUT; then per session SESSION_PUT followed by its SUB_PUTs,
+ * QENT_PUTs (ascending seq, current state/pid/flags) and RXID_ADDs; then every
+ * RETAIN_PUT. A non-HQ_OK return stops the load and is returned by it. */
+typedef int (*store_load_cb)(void *ctx, const struct store_ev *ev);
 
 struct store_ops {
 	const char *name;
 	bool durable;             /* survives a restart: worth writing to */
-	int (*put)(struct store *st, enum store_ns ns, const char *key, size_t klen,
-		   const void *val, size_t vlen);
-	int (*get)(struct store *st, enum store_ns ns, const char *key, size_t klen, struct buf *out);
-	int (*del)(struct store *st, enum store_ns ns, const char *key, size_t klen);
-	int (*iter)(struct store *st, enum store_ns ns, store_iter_cb cb, void *ctx);
-	size_t (*count)(struct store *st, enum store_ns ns);
-	void (*close)(struct store *st);
+	/* Apply every event of b in order, all or nothing. HQ_OK or an HQ_E*
+	 * error (nothing of b applied). Runs on the runner thread. */
+	int (*apply)(struct store *st, const struct store_batch *b);
+	/* Make what was applied durable (group commit: once per group of
+	 * batches). NULL = nothing to do. An error fails the whole group. */
+	int (*sync)(struct store *st);
+	int (*load)(struct store *st, store_load_cb cb, void *ctx);
+	void (*close)(struct store *st);  /* frees impl, not st */
 };
 
 struct store {
@@ -52,19 +187,24 @@ void store_free(struct store *st);
 /* The in-memory backend (also used by unit tests). */
 struct store *store_mem_new(void);
 
-static inline int store_put(struct store *st, enum store_ns ns, const char *key, size_t klen,
-			    const void *val, size_t vlen)
-{
-	return st->ops->put(st, ns, key, klen, val, vlen);
-}
-static inline int store_get(struct store *st, enum store_ns ns, const char *key, size_t klen,
-			    struct buf *out)
-{
-	return st->ops->get(st, ns, key, klen, out);
-}
-static inline int store_del(struct store *st, enum store_ns ns, const char *key, size_t klen)
-{
-	return st->ops->del(st, ns, key, klen);
-}
+/* ---- the runner: one thread applying batches in order (store_runner.c) ---- */
+
+struct store_runner;
+
+/* Called on the runner thread once per batch, in submission order, with
+ * b->status set; takes ownership of b. Must not block (the broker appends
+ * to the owning worker's inbox and wakes it). */
+typedef void (*store_done_fn)(void *arg, struct store_batch *b);
+
+/* Start the thread. st stays the caller's; it must outlive the runner. */
+int store_runner_start(struct store *st, store_done_fn done, void *arg, struct store_runner **out);
+/* Queue b (ownership passes to the runner). Any thread. */
+void store_runner_submit(struct store_runner *r, struct store_batch *b);
+/* Apply and complete everything submitted, then join the thread and free r. */
+void store_runner_stop(struct store_runner *r);
+/* False after a failed batch, true again after the next success. Any thread. */
+bool store_runner_healthy(const struct store_runner *r);
+/* Batches completed so far, failed ones included. Any thread. */
+uint64_t store_runner_completed(const struct store_runner *r);
 
 #endif

@@ -1,11 +1,12 @@
 /*
  * test_sess_serial.c - unit tests for src/broker/sess_serial.c (the session
- * blob, format documented in sess_serial.h) and src/store/store_mem.c.
+ * blob, format documented in sess_serial.h). The store has its own suite
+ * (test_store.c).
  *
  * A session holding every kind of state (subscriptions, will, in-flight QoS 1
  * and QoS 2 in both states, queued deliveries with several subscription ids and
- * shared groups, incoming QoS 2 packet ids) goes through serialise -> memory
- * store -> deserialise and is compared field by field. Corrupt input
+ * shared groups, incoming QoS 2 packet ids) goes through serialise ->
+ * deserialise and is compared field by field. Corrupt input
  * (every truncation, byte flips, hand-made invalid blobs) must give an error
  * or a session that serialises again, and never crash or leak (ASan).
  * The session's worker is a bare struct worker + struct broker: nothing here
@@ -26,7 +27,6 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
-#include "store/store.h"
 
 #define S(s) (s), strlen(s)
 
@@ -292,41 +292,25 @@ static int deserialize_copy(struct worker *w, const uint8_t *p, size_t n, int64_
 
 /* ---- round trips ---- */
 
-static void test_roundtrip_full_via_store(void **state)
+static void test_roundtrip_full(void **state)
 {
 	struct worker *w = fx_worker(state);
 	struct session *s = full_session(w);
-	struct buf blob = { 0 }, got = { 0 };
+	struct buf blob = { 0 };
 	struct times t;
 	serialize_timed(s, &blob, &t);
 	assert_memory_equal(blob.data, SESS_SERIAL_MAGIC, 4);
 	assert_int_equal(blob.data[4], SESS_SERIAL_VERSION);
 
-	struct store *st = store_mem_new();
-	assert_int_equal(store_put(st, STORE_NS_SESSION, S(s->client_id), blob.data, blob.len), HQ_OK);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 1);
-	assert_int_equal(st->ops->count(st, STORE_NS_RETAINED), 0);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("client-1"), &got), HQ_OK);
-	assert_int_equal(got.len, blob.len);
-	assert_memory_equal(got.data, blob.data, blob.len);
-
 	struct session *r = NULL;
 	t.now = 1000000; /* the reader's clock need not be the writer's */
-	assert_int_equal(sess_deserialize(w, got.data, got.len, t.now, &r), HQ_OK);
+	assert_int_equal(sess_deserialize(w, blob.data, blob.len, t.now, &r), HQ_OK);
 	assert_non_null(r);
 	assert_ptr_equal(r->w, w);
 	check_session(s, r, &t);
-
-	assert_int_equal(store_del(st, STORE_NS_SESSION, S("client-1")), HQ_OK);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 0);
-	buf_reset(&got);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("client-1"), &got), HQ_ENOTFOUND);
-	assert_int_equal(got.len, 0);
-	store_free(st);
 	sess_unref(r);
 	sess_unref(s);
 	buf_free(&blob);
-	buf_free(&got);
 }
 
 /* What comes back serialises to the same bytes when no time passes in between. */
@@ -776,124 +760,21 @@ static void test_invalid_content(void **state)
 	}
 }
 
-/* ---- store_mem ---- */
-
-struct iter_ctx {
-	int seen;
-	int stop_after;
-	size_t bytes;
-};
-
-static bool iter_cb(void *ctx, const char *key, size_t klen, const uint8_t *val, size_t vlen)
+/* Many sessions, each found again from its own blob. */
+static void restore(struct worker *w, const char *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-	struct iter_ctx *c = ctx;
-	c->seen++;
-	c->bytes += klen + vlen;
-	/* the value of "k<i>" is "v<i>" */
-	if (klen == vlen && klen)
-		assert_memory_equal(key + 1, val + 1, klen - 1);
-	return c->seen != c->stop_after;
-}
-
-static void test_store_mem(void **state)
-{
-	(void)state;
-	struct store *st = store_mem_new();
-	struct buf out = { 0 };
-	assert_string_equal(st->ops->name, "memory");
-	assert_false(st->ops->durable);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 0);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("nope"), &out), HQ_ENOTFOUND);
-	assert_int_equal(store_del(st, STORE_NS_SESSION, S("nope")), HQ_ENOTFOUND);
-
-	/* put, replace, get */
-	assert_int_equal(store_put(st, STORE_NS_SESSION, S("k1"), "v1", 2), HQ_OK);
-	assert_int_equal(store_put(st, STORE_NS_SESSION, S("k1"), "v1-longer", 9), HQ_OK);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 1);
-	buf_append(&out, "pre", 3); /* get appends */
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("k1"), &out), HQ_OK);
-	assert_int_equal(out.len, 12);
-	assert_memory_equal(out.data, "prev1-longer", 12);
-	assert_int_equal(store_put(st, STORE_NS_SESSION, S("k1"), "v1", 2), HQ_OK);
-	buf_reset(&out);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("k1"), &out), HQ_OK);
-	assert_int_equal(out.len, 2);
-	assert_memory_equal(out.data, "v1", 2);
-
-	/* namespaces are separate */
-	assert_int_equal(store_put(st, STORE_NS_RETAINED, S("k1"), "r", 1), HQ_OK);
-	assert_int_equal(st->ops->count(st, STORE_NS_RETAINED), 1);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 1);
-	buf_reset(&out);
-	assert_int_equal(store_get(st, STORE_NS_RETAINED, S("k1"), &out), HQ_OK);
-	assert_memory_equal(out.data, "r", 1);
-
-	/* binary keys (NUL inside, prefixes) and an empty value are distinct entries */
-	assert_int_equal(store_put(st, STORE_NS_SESSION, "k\0x", 3, "", 0), HQ_OK);
-	assert_int_equal(store_put(st, STORE_NS_SESSION, "k", 1, "v", 1), HQ_OK);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 3);
-	buf_reset(&out);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, "k\0x", 3, &out), HQ_OK);
-	assert_int_equal(out.len, 0);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, "k\0y", 3, &out), HQ_ENOTFOUND);
-
-	/* iterate: all, then stop early */
-	char key[16], val[16];
-	for (int i = 2; i < 10; i++) {
-		snprintf(key, sizeof(key), "k%d", i);
-		snprintf(val, sizeof(val), "v%d", i);
-		assert_int_equal(store_put(st, STORE_NS_SESSION, S(key), val, strlen(val)), HQ_OK);
-	}
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 11);
-	struct iter_ctx ic = { 0 };
-	assert_int_equal(st->ops->iter(st, STORE_NS_SESSION, iter_cb, &ic), HQ_OK);
-	assert_int_equal(ic.seen, 11);
-	assert_int_equal(ic.bytes, 9 * 4 + 3 + 2);
-	ic = (struct iter_ctx){ .stop_after = 4 };
-	assert_int_equal(st->ops->iter(st, STORE_NS_SESSION, iter_cb, &ic), HQ_OK);
-	assert_int_equal(ic.seen, 4);
-	ic = (struct iter_ctx){ 0 };
-	assert_int_equal(st->ops->iter(st, STORE_NS_RETAINED, iter_cb, &ic), HQ_OK);
-	assert_int_equal(ic.seen, 1);
-
-	/* delete */
-	assert_int_equal(store_del(st, STORE_NS_SESSION, S("k1")), HQ_OK);
-	assert_int_equal(store_del(st, STORE_NS_SESSION, S("k1")), HQ_ENOTFOUND);
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 10);
-	buf_reset(&out);
-	assert_int_equal(store_get(st, STORE_NS_SESSION, S("k1"), &out), HQ_ENOTFOUND);
-	assert_int_equal(store_get(st, STORE_NS_RETAINED, S("k1"), &out), HQ_OK);
-
-	/* close with entries left in both namespaces: nothing leaks */
-	store_free(st);
-	store_free(NULL);
-	buf_free(&out);
-}
-
-/* Many sessions in one store, found again by client id through iteration. */
-struct restore_ctx {
-	struct worker *w;
-	int n;
-};
-
-static bool restore_cb(void *ctx, const char *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct restore_ctx *c = ctx;
 	struct session *r;
-	assert_int_equal(sess_deserialize(c->w, val, vlen, 0, &r), HQ_OK);
+	assert_int_equal(sess_deserialize(w, val, vlen, 0, &r), HQ_OK);
 	assert_int_equal(strlen(r->client_id), klen);
 	assert_memory_equal(r->client_id, key, klen);
 	assert_int_equal(r->n_rx_pids, 1);
 	assert_int_equal(r->rx_pids[0], (uint16_t)atoi(r->client_id + 1));
 	sess_unref(r);
-	c->n++;
-	return true;
 }
 
-static void test_store_many_sessions(void **state)
+static void test_many_sessions(void **state)
 {
 	struct worker *w = fx_worker(state);
-	struct store *st = store_mem_new();
 	char id[16];
 	for (int i = 1; i <= 50; i++) {
 		snprintf(id, sizeof(id), "c%d", i);
@@ -902,21 +783,16 @@ static void test_store_many_sessions(void **state)
 		sess_rx_pid_add(s, (uint16_t)i);
 		struct buf blob = { 0 };
 		sess_serialize(s, &blob);
-		assert_int_equal(store_put(st, STORE_NS_SESSION, S(id), blob.data, blob.len), HQ_OK);
-		buf_free(&blob);
 		sess_unref(s);
+		restore(w, S(id), blob.data, blob.len);
+		buf_free(&blob);
 	}
-	assert_int_equal(st->ops->count(st, STORE_NS_SESSION), 50);
-	struct restore_ctx rc = { .w = w };
-	assert_int_equal(st->ops->iter(st, STORE_NS_SESSION, restore_cb, &rc), HQ_OK);
-	assert_int_equal(rc.n, 50);
-	store_free(st);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_roundtrip_full_via_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roundtrip_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_retained_as_queue, setup, teardown),
@@ -926,8 +802,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_byte_flips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_content, setup, teardown),
-		cmocka_unit_test(test_store_mem),
-		cmocka_unit_test_setup_teardown(test_store_many_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_sessions, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("sess_serial", tests, NULL, NULL);
 }
