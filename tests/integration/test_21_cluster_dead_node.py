@@ -27,6 +27,7 @@ import mqttraw as m
 from mqttraw import T
 from test_17_haproxy import HAPROXY, HAProxy
 from test_22_guide import GUIDE_NODE
+from conftest import require
 
 EXPIRY_300 = [(m.SESSION_EXPIRY, 300)]
 ROUNDS = 3
@@ -62,7 +63,7 @@ def test_connect_after_holder_killed_does_not_wait(cluster):
     assert statistics.median(took) < T(0.5), took
 
 
-@pytest.mark.skipif(HAPROXY is None, reason="haproxy binary not found (apt-get install haproxy)")
+@require(None if HAPROXY else "binary not found (apt-get install haproxy)", "haproxy")
 def test_haproxy_reconnect_after_kill(cluster, tmp_path):
     """Through HAProxy (shipped config): a client whose node was just
     SIGKILLed reconnects with the same client id; HAProxy still sticks it to
