@@ -9,7 +9,7 @@ import time
 import pytest
 
 import mqttraw as m
-from mqttraw import MULT, T
+from mqttraw import SANITIZED, T
 from conftest import wait_until
 
 
@@ -89,13 +89,13 @@ def test_max_clientid_len(broker, raw, version):
 # mqtt.max_outbuf = 1GB lets the whole flood pile up for the slow reader: the
 # ceiling must catch it (strict xfail), so this test can fail. Sanitizer
 # builds only get a loose ceiling (quarantine), so that case runs plain only.
-TIGHT = pytest.param("1GB", marks=[
+TIGHT = pytest.param("1GB", id="outbuf_1GB", marks=[
     pytest.mark.xfail(strict=True, raises=AssertionError,
-                      reason="the RSS ceiling catches a 1GB output buffer"),
-    pytest.mark.skipif(MULT != 1, reason="sanitizer builds: loose RSS ceiling")])
+                      reason="the RSS ceiling catches a 1GB output buffer")])
 
 
-@pytest.mark.parametrize("outbuf", [None, TIGHT], ids=["default", "outbuf_1GB"])
+@pytest.mark.parametrize("outbuf", [pytest.param(None, id="default")] +
+                         ([] if SANITIZED else [TIGHT]))
 def test_slow_reader_bounded_memory(broker, raw, outbuf):
     """A subscriber that stops reading while a publisher floods QoS 0 (20k x
     4 KiB = 80 MiB) cannot make the broker's memory grow beyond its output
@@ -117,7 +117,7 @@ def test_slow_reader_bounded_memory(broker, raw, outbuf):
 
     baseline = b.rss_kb()
     # sanitizers keep freed memory in quarantine: only a loose ceiling there
-    limit_kb = baseline + 32 * 1024 if MULT == 1 else max(600 * 1024, baseline + 400 * 1024)
+    limit_kb = baseline + 32 * 1024 if not SANITIZED else max(600 * 1024, baseline + 400 * 1024)
     n, size, batch = 20000, 4096, 200
     packet = m.publish("flood/t", b"f" * size, qos=0)
     flood.sock.settimeout(T(60))
