@@ -350,6 +350,7 @@ enum wq_kind {
 	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
 	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
+	WQ_CLOSE_LISTENERS,       /* shutdown drain: stop accepting (broker_drain) */
 };
 
 /* WQ_TKO_DONE / WQ_TKO_OUT */
@@ -486,8 +487,9 @@ struct broker {
 	int n_workers;
 	int64_t start_ms;                 /* monotonic */
 	int64_t start_wall_ms;
-	atomic_bool stopping;
-	atomic_bool ready;                /* listeners up, accepting */
+	atomic_bool stopping;             /* draining or stopped: accepts nothing new */
+	atomic_bool ready;                /* worker threads started */
+	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */

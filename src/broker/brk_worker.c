@@ -82,6 +82,8 @@ static void wq_entry_release(struct wq_entry *e)
 		sess_unref(e->sess);
 }
 
+static void listeners_close(struct worker *w);
+
 static void wq_entry_run(struct worker *w, struct wq_entry *e)
 {
 	switch (e->kind) {
@@ -125,6 +127,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_STORE_DONE:
 		brk_store_done(w, e->u.batch);
+		break;
+	case WQ_CLOSE_LISTENERS:
+		listeners_close(w);
 		break;
 	}
 	if (e->sess)
@@ -261,6 +266,19 @@ static void listeners_watch(struct worker *w, bool on)
 {
 	for (int i = 0; i < w->n_lfds; i++)
 		ev_io_set(w->loop, &w->lios[i], on ? EV_READ : 0);
+}
+
+/* Shutdown drain: close w's listening sockets, so the kernel refuses new
+ * connections (a load balancer retries them on another node) while the
+ * connections already here are still served. Each worker closes its own:
+ * the ev_io watchers belong to its loop. */
+static void listeners_close(struct worker *w)
+{
+	for (int i = 0; i < w->n_lfds; i++) {
+		ev_io_set(w->loop, &w->lios[i], 0);
+		close(w->lfds[i]);
+	}
+	w->n_lfds = 0;
 }
 
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
@@ -477,6 +495,18 @@ int broker_start(struct broker *b)
 	return HQ_OK;
 }
 
+void broker_drain(struct broker *b)
+{
+	if (atomic_exchange(&b->stopping, true))
+		return;
+	if (!atomic_load(&b->ready)) /* no thread runs the loops: broker_shutdown closes them */
+		return;
+	for (int i = 0; i < b->n_workers; i++) {
+		struct wq_entry e = { .kind = WQ_CLOSE_LISTENERS };
+		wk_inbox_append(&b->workers[i], &e, 1);
+	}
+}
+
 void broker_stop(struct broker *b)
 {
 	atomic_store(&b->stopping, true);
@@ -525,11 +555,15 @@ static void drain_all(struct broker *b)
 	}
 }
 
-/* After the threads ended: close connections, end sessions, free. */
-void broker_free(struct broker *b)
+/* After broker_stop: wait for the threads, close connections, end sessions.
+ * Nothing is freed that broker_get_info or the cluster administration calls
+ * read, so the HTTP server keeps answering meanwhile. */
+void broker_shutdown(struct broker *b)
 {
-	if (!b)
+	if (!b || b->wound_down)
 		return;
+	b->wound_down = true;
+	broker_stop(b); /* idempotent: a caller that did not stop first would hang below */
 	bool started = atomic_load(&b->ready);
 	if (started)
 		for (int i = 0; i < b->n_workers; i++)
@@ -565,6 +599,14 @@ void broker_free(struct broker *b)
 	}
 	if (b->workers)
 		drain_all(b);
+}
+
+/* After broker_shutdown (run here if the caller did not): free everything. */
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	broker_shutdown(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
 		for (uint32_t k = 0; k < w->inbox.len; k++)
