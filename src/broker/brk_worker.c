@@ -22,6 +22,17 @@
 #include <unistd.h>
 #include <utlist.h>
 
+_Thread_local struct worker *wk_cur;
+
+/* Shutdown only (broker_shutdown, broker_free): every worker thread has
+ * ended, and the main thread does worker w's remaining work as w itself, so
+ * the ownership checks (WK_ASSERT_OWNER) hold as they do on a worker. NULL:
+ * back to a thread that owns nothing. */
+static void wk_act_as(struct worker *w)
+{
+	wk_cur = w;
+}
+
 static void wq_vec_push(struct wq_vec *q, const struct wq_entry *e)
 {
 	if (q->len == q->cap) {
@@ -33,17 +44,20 @@ static void wq_vec_push(struct wq_vec *q, const struct wq_entry *e)
 
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e)
 {
+	WK_ASSERT_OWNER(from);
 	wq_vec_push(&from->outbox[to->id], e);
 }
 
 void wk_conn_add(struct worker *w, struct conn *c)
 {
+	WK_ASSERT_OWNER(w);
 	c->w = w;
 	DL_APPEND(w->conns, c);
 }
 
 void wk_conn_remove(struct worker *w, struct conn *c)
 {
+	WK_ASSERT_OWNER(w);
 	DL_DELETE(w->conns, c);
 	c->prev = c->next = NULL;
 }
@@ -186,6 +200,7 @@ void wk_inbox_append(struct worker *to, const struct wq_entry *v, uint32_t n)
 
 void wk_flush_outboxes(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	for (int i = 0; i < b->n_workers; i++) {
 		struct wq_vec *ob = &w->outbox[i];
@@ -345,6 +360,7 @@ static void *worker_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "hamqtt-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
+	wk_cur = w; /* this thread owns w's state (WK_ASSERT_OWNER) */
 	if (ev_run(w->loop) != HQ_OK)
 		log_error("worker %d: event loop failed: %s", w->id, strerror(errno));
 	return NULL;
@@ -522,6 +538,7 @@ static void close_all_conns(struct broker *b)
 		struct worker *w = &b->workers[i];
 		if (!w->loop)
 			continue;
+		wk_act_as(w);
 		struct conn *c, *tmp;
 		DL_FOREACH_SAFE(w->conns, c, tmp)
 			conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
@@ -534,8 +551,10 @@ static void drain_all(struct broker *b)
 	for (int round = 0; round < 16; round++) {
 		bool work = false;
 		for (int i = 0; i < b->n_workers; i++)
-			if (b->workers[i].loop)
+			if (b->workers[i].loop) {
+				wk_act_as(&b->workers[i]);
 				before_sleep(b->workers[i].loop, &b->workers[i]);
+			}
 		/* only now are all outboxes flushed into the inboxes */
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
@@ -548,6 +567,7 @@ static void drain_all(struct broker *b)
 			if (!pending)
 				continue;
 			work = true;
+			wk_act_as(w);
 			on_wakeup(w->loop, w);
 		}
 		if (!work)
@@ -593,12 +613,14 @@ void broker_shutdown(struct broker *b)
 	struct session *e, *etmp;
 	HASH_ITER(reg_hh, b->registry, e, etmp) {
 		struct session *s = sess_ref(e);
+		wk_act_as(s->w);
 		if (!s->ended)
 			sess_end(s, false);
 		sess_unref(s);
 	}
 	if (b->workers)
 		drain_all(b);
+	wk_act_as(NULL);
 }
 
 /* After broker_shutdown (run here if the caller did not): free everything. */
@@ -609,6 +631,7 @@ void broker_free(struct broker *b)
 	broker_shutdown(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
+		wk_act_as(w); /* what is left in its queues is w's to release */
 		for (uint32_t k = 0; k < w->inbox.len; k++)
 			wq_entry_release(&w->inbox.v[k]);
 		hq_free(w->inbox.v);
@@ -636,6 +659,7 @@ void broker_free(struct broker *b)
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
+	wk_act_as(NULL);
 	if (b->clu)
 		clu_node_free(b->clu);
 	brk_store_close(b);
