@@ -1,8 +1,17 @@
 /*
  * main.c - hamqttd: wiring only. Load the configuration (file, HAMQTT_*
- * environment, --set), open the log, build and start the broker, then the
- * management HTTP server, run until SIGINT or SIGTERM, then shut down cleanly
- * (every allocation released, so leak checkers see a clean exit).
+ * environment, --set), open the log, then walk the node through its phases,
+ * which the health check (GET /api/v5/status, http.h) reports:
+ *   starting  the HTTP server first (503 "starting"), then build and start
+ *             the broker (loading state may take a while);
+ *   running   200 once the broker accepts MQTT; until SIGINT or SIGTERM;
+ *   stopping  503 "stopping" first, then the drain (MQTT listeners closed,
+ *             connected clients still served, node.shutdown_grace), then the
+ *             broker winds down (clients disconnected, sessions ended), and
+ *             only then the HTTP server stops.
+ * A load balancer thus never sees 200 from a node that is not serving, and
+ * sees 503 before the node stops accepting. Every allocation is released at
+ * exit, so leak checkers see a clean exit.
  */
 #include "broker/broker.h"
 #include "core/conf.h"
@@ -15,8 +24,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 extern char **environ;
+
+/* Test hook: hold the starting phase this long (ms, at most 10 s) after the
+ * HTTP server is up, standing in for a slow start (a large session store to
+ * load) so the integration tests can observe the 503 "starting". Unset in
+ * production: no effect. */
+static void test_start_delay(void)
+{
+	const char *v = getenv("HQ_TEST_START_DELAY_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+	if (ms <= 0)
+		return;
+	if (ms > 10000)
+		ms = 10000;
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Wait for SIGINT or SIGTERM (SIGHUP is ignored: no reload yet). */
+static int wait_stop_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig = 0;
+		if (sigwait(set, &sig) != 0 || sig == SIGHUP)
+			continue;
+		return sig;
+	}
+}
+
+/* The drain: wait node.shutdown_grace seconds, or less if a second SIGINT or
+ * SIGTERM comes (an operator who insists). */
+static void shutdown_grace(const sigset_t *set, int seconds)
+{
+	if (seconds <= 0)
+		return;
+	log_notice("draining for %d s (node.shutdown_grace): no new connections, "
+		   "health check 503; a second signal stops at once", seconds);
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += seconds;
+	for (;;) {
+		struct timespec now, left;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_nsec += 1000000000L;
+			left.tv_sec--;
+		}
+		if (left.tv_sec < 0)
+			return;
+		int sig = sigtimedwait(set, NULL, &left);
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_notice("second signal: stopping now");
+			return;
+		}
+		if (sig < 0 && errno == EAGAIN)
+			return; /* the grace is over */
+		/* EINTR or SIGHUP: wait for the rest */
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -79,40 +150,43 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* starting: the health check answers 503 before anything else runs */
+	if (http_server_check(&cfg, err, sizeof(err)) != HQ_OK) {
+		log_error("cannot start: %s", err);
+		goto out_log;
+	}
+	struct http_server *http = http_server_start(&cfg, err, sizeof(err));
+	if (!http) {
+		log_error("cannot start: %s", err);
+		goto out_log;
+	}
+	test_start_delay();
 	struct broker *b = broker_new(&cfg, err, sizeof(err));
 	if (!b) {
 		log_error("cannot start: %s", err);
+		http_server_stop(http);
 		goto out_log;
 	}
-	if (http_server_check(&cfg, err, sizeof(err)) != HQ_OK) {
-		log_error("cannot start: %s", err);
-		broker_free(b);
-		goto out_log;
-	}
+	http_server_attach(http, b);
 	if (broker_start(b) != HQ_OK) {
 		log_error("cannot start worker threads");
+		http_server_set_stopping(http);
 		broker_stop(b);
+		broker_shutdown(b);
+		http_server_stop(http);
 		broker_free(b);
 		goto out_log;
 	}
-	struct http_server *http = http_server_start(&cfg, b, err, sizeof(err));
-	if (!http) {
-		log_error("cannot start: %s", err);
-		broker_stop(b);
-		broker_free(b);
-		goto out_log;
-	}
-	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP)
-			continue; /* reload is not supported yet; keep running */
-		log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-		break;
-	}
-	/* health checks answer 503 while the workers wind down */
+	/* running (200) until a signal */
+	int sig = wait_stop_signal(&set);
+	log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	/* stopping: 503 first, so health checks see it before anything closes */
+	http_server_set_stopping(http);
+	broker_drain(b);
+	shutdown_grace(&set, cfg.node_shutdown_grace);
 	broker_stop(b);
+	broker_shutdown(b);
+	/* last: the health check answered 503 through the whole wind-down */
 	http_server_stop(http);
 	broker_free(b);
 	log_notice("stopped");

@@ -29,6 +29,7 @@
 
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	struct conn *c = hq_calloc(1, sizeof(*c));
 	ev_io_init(&c->io, fd, conn_io_cb, c);
@@ -49,6 +50,7 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_pr
 
 void conn_mark_dirty(struct conn *c)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (c->dirty || c->state == CS_CLOSED)
 		return;
 	c->dirty = true;
@@ -68,6 +70,7 @@ bool conn_writable(const struct conn *c)
 
 void conn_add_payload_seg(struct conn *c, struct brk_msg *m)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (!c->segs)
 		c->segs = hq_calloc(1, sizeof(*c->segs));
 	struct conn_segs *sg = c->segs;
@@ -152,6 +155,7 @@ static ssize_t write_with_segs(struct conn *c)
 /* Write as much of c->out as the socket takes; watch for EPOLLOUT if not all. */
 void conn_flush(struct conn *c)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct worker *w = c->w;
 	while (out_pending(c)) {
 		ssize_t n;
@@ -273,6 +277,7 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 /* Dispatch the packets waiting in c->in (after a pause or a hand-off). */
 void conn_process_input(struct conn *c)
 {
+	WK_ASSERT_OWNER(c->w);
 	size_t need;
 	size_t used = dispatch_bytes(c, buf_head(&c->in), buf_avail(&c->in), &need);
 	if (c->state == CS_CLOSED)
@@ -353,6 +358,7 @@ static bool is_response(uint8_t type)
 
 void conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 {
+	WK_ASSERT_OWNER(c->w);
 	size_t mark = buf_avail(&c->out);
 	if (mqtt_encode(&c->out, c->version ? c->version : MQTT_V311, p) != HQ_OK) {
 		c->out.len = c->out.off + mark;
@@ -367,6 +373,7 @@ void conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 
 void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
+	WK_ASSERT_OWNER(c->w);
 	/* fast path, no property: 2 or 3 bytes of variable header */
 	uint8_t *o = buf_reserve(&c->out, 5);
 	bool v5r = c->version == MQTT_V5 && reason != 0;
@@ -383,6 +390,7 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct mqtt_packet p = { .type = MQTT_DISCONNECT };
 	p.u.disconnect.reason = reason;
 	if (reason_string && c->request_problem_info) {
@@ -408,6 +416,7 @@ void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_str
  */
 void conn_close(struct conn *c, int reason, const char *why)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (c->state == CS_CLOSED)
 		return;
 	struct worker *w = c->w;
@@ -561,6 +570,7 @@ bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_
 
 void conn_throttle(struct conn *c, struct session *t)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct worker *w = c->w;
 	if (c->thr || c->state != CS_ACTIVE)
 		return;
@@ -586,6 +596,7 @@ static void conn_unthrottle(struct conn *c, int64_t now)
 
 void wk_check_throttled(struct worker *w, int64_t now)
 {
+	WK_ASSERT_OWNER(w);
 	struct conn_thr *p, *tmp;
 	struct hq_config *cfg = w->b->cfg;
 	uint64_t low = high_msgs(cfg) / 2, low_bytes = high_bytes(cfg) / 2;

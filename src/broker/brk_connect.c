@@ -95,6 +95,7 @@ static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *
 /* The CONNECT packet itself did not decode. */
 int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc, const char *why)
 {
+	WK_ASSERT_OWNER(c->w);
 	/* find the protocol level byte without trusting the packet */
 	size_t off = 1;
 	while (off < n && off < 5 && (p[off] & 0x80))
@@ -149,6 +150,7 @@ static void attach_and_ack(struct conn *c, struct session *s, bool present)
  * consumed). The caller reads any packets pipelined after CONNECT. */
 void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 {
+	WK_ASSERT_OWNER(w);
 	if (c->w != w)
 		wk_conn_add(w, c);
 	c->paused = false;
@@ -275,6 +277,7 @@ static int assign_client_id(struct broker *b, char *out, size_t outlen)
 
 int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct broker *b = c->w->b;
 	struct hq_config *cfg = b->cfg;
 	const struct mqtt_connect *k = &pkt->u.connect;
@@ -391,6 +394,7 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
  */
 bool brk_session_import(struct worker *w, struct session *s)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	struct session *e;
 	size_t idlen = strlen(s->client_id);
@@ -414,6 +418,7 @@ bool brk_session_import(struct worker *w, struct session *s)
 /* CONNACK with session present for s, after its routes reached every peer. */
 void brk_connect_attach(struct conn *c, struct session *s)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (s->ended || s->conn) {
 		/* ended meanwhile (expired, or a newer connection took it) */
 		refuse(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
@@ -425,6 +430,7 @@ void brk_connect_attach(struct conn *c, struct session *s)
 
 void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (status == CLU_TKO_REFUSED) {
 		if (imported)
 			sess_end(imported, false);

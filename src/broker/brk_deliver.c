@@ -282,6 +282,7 @@ static void enqueue(struct session *s, struct deliv *d)
 
 void sess_deliver(struct session *s, struct deliv *d)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct conn *c = s->conn;
 	if (s->ended && s->moved_to && d->msg) {
 		brk_cluster_forward_moved(s, d);
@@ -318,6 +319,7 @@ void sess_deliver(struct session *s, struct deliv *d)
  * subscriptions first (brk_retained_out.c), then the queue. */
 void sess_pump(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct conn *c = s->conn;
 	struct deliv d;
 	uint8_t qos;
@@ -350,6 +352,7 @@ void sess_pump(struct session *s)
  * in their original order. */
 void sess_resend_inflight(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	for (uint32_t i = 0; i < s->n_inflight;) {
 		struct deliv *d = &s->inflight[i];
 		if (d->flags & DV_PUBREL) {
@@ -365,6 +368,7 @@ void sess_resend_inflight(struct session *s)
 
 void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason)
 {
+	WK_ASSERT_OWNER(s->w);
 	uint32_t i;
 	for (i = 0; i < s->n_inflight; i++)
 		if (s->inflight[i].pid == pid)
@@ -461,6 +465,7 @@ static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
 
 void sess_deliver_posted(struct session *s, struct deliv *d, bool run)
 {
+	WK_ASSERT_OWNER(s->w);
 	uint8_t qos = d->qos;
 	uint64_t bytes = deliv_bytes(d);
 	if (run)
@@ -516,6 +521,7 @@ static bool redispatch_one(struct session *s, struct deliv *d)
 
 void sess_redispatch_shared(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	/* handed over to another node: the session's blob carries these
 	 * messages to their new owner, giving them away too would duplicate
 	 * them */
@@ -546,5 +552,6 @@ void sess_redispatch_shared(struct session *s)
 /* Exposed for brk_publish.c */
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d)
 {
+	WK_ASSERT_OWNER(w);
 	deliver_to(w, t, d);
 }

@@ -58,6 +58,7 @@ uint8_t brk_reason_from_err(int err)
 
 int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct mqtt_packet pkt;
 	const char *why = NULL;
 	int type = p[0] >> 4;

@@ -20,6 +20,7 @@
 
 uint64_t gate_token_new(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	return ++w->next_token;
 }
 
@@ -51,11 +52,13 @@ static void item_free(struct worker *w, struct gate_item *it)
 
 void gate_open(struct conn *c, uint64_t token, uint32_t remaining)
 {
+	WK_ASSERT_OWNER(c->w);
 	item_new(c, token, remaining);
 }
 
 void gate_capture(struct conn *c, size_t mark)
 {
+	WK_ASSERT_OWNER(c->w);
 	if (!c->gate)
 		return;
 	size_t avail = buf_avail(&c->out);
@@ -91,6 +94,7 @@ static void gate_drain(struct conn *c)
 
 bool gate_release(struct worker *w, uint64_t token)
 {
+	WK_ASSERT_OWNER(w);
 	struct gate_item *it;
 	HASH_FIND(hh, w->gates, &token, sizeof(token), it);
 	if (!it)
@@ -103,6 +107,7 @@ bool gate_release(struct worker *w, uint64_t token)
 
 bool gate_fail(struct worker *w, uint64_t token, const char *why)
 {
+	WK_ASSERT_OWNER(w);
 	struct gate_item *it;
 	HASH_FIND(hh, w->gates, &token, sizeof(token), it);
 	if (!it)

@@ -32,6 +32,7 @@
 #ifndef HQ_BROKER_BRK_INT_H
 #define HQ_BROKER_BRK_INT_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -350,6 +351,7 @@ enum wq_kind {
 	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
 	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
+	WQ_CLOSE_LISTENERS,       /* shutdown drain: stop accepting (broker_drain) */
 };
 
 /* WQ_TKO_DONE / WQ_TKO_OUT */
@@ -486,8 +488,9 @@ struct broker {
 	int n_workers;
 	int64_t start_ms;                 /* monotonic */
 	int64_t start_wall_ms;
-	atomic_bool stopping;
-	atomic_bool ready;                /* listeners up, accepting */
+	atomic_bool stopping;             /* draining or stopped: accepts nothing new */
+	atomic_bool ready;                /* worker threads started */
+	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
@@ -509,6 +512,29 @@ struct broker {
 	struct clu_node *clu;             /* NULL when clustering is off */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
 };
+
+/* ---- thread ownership, checked ---- */
+
+/* The worker whose state this thread may touch (connections, sessions,
+ * replica, outboxes, gates, store batch): set once by each worker thread
+ * (worker_main); during shutdown, when no worker thread runs any more, the
+ * main thread takes each worker's part in turn (wk_act_as in broker_shutdown
+ * and broker_free); NULL on every other thread (main, cluster, store, HTTP).
+ * Functions that touch worker-owned state start with WK_ASSERT_OWNER on the
+ * worker that owns it: one TLS load and a compare, in every build without
+ * NDEBUG (the default build keeps asserts). Not checked on purpose: the last
+ * sess_unref (frees a session's contents on whatever thread drops it) and
+ * conn_free (a connection in transit in a WQ_ADOPT entry has no worker). */
+extern _Thread_local struct worker *wk_cur;
+static inline struct worker *wk_current(void)
+{
+	return wk_cur;
+}
+#ifdef NDEBUG
+#define WK_ASSERT_OWNER(w) ((void)0)
+#else
+#define WK_ASSERT_OWNER(w) assert(wk_cur == (w))
+#endif
 
 /* ---- functions shared between broker files ---- */
 

@@ -24,6 +24,7 @@ void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 
 bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	void *old = NULL;
 	pthread_mutex_lock(&b->retain_lock);
@@ -133,6 +134,7 @@ static int hit_cmp(const void *a, const void *b)
 
 void brk_route(struct worker *w, struct brk_msg *msg)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	int64_t now = ev_now_ms(w->loop);
 	w->n_hits = 0;
@@ -226,6 +228,7 @@ static int fail(struct conn *c, int reason, const char *why)
 
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 {
+	WK_ASSERT_OWNER(c->w);
 	const struct mqtt_publish *pb = &p->u.publish;
 	struct worker *w = c->w;
 	struct broker *b = w->b;

@@ -67,6 +67,7 @@ static void node_full_log(struct worker *w)
 
 void brk_drop_count(struct worker *w, enum broker_drop_reason reason)
 {
+	WK_ASSERT_OWNER(w);
 	STAT_ADD(w->st.msgs_dropped, 1);
 	STAT_ADD(w->st.dropped_by[reason], 1);
 	if (reason == BRK_DROP_NODE_FULL) {
@@ -78,6 +79,7 @@ void brk_drop_count(struct worker *w, enum broker_drop_reason reason)
 
 void brk_queued_add(struct worker *w, int64_t delta)
 {
+	WK_ASSERT_OWNER(w);
 	int64_t v = atomic_load_explicit(&w->queued_local, memory_order_relaxed) + delta;
 	if (v >= QUEUED_BATCH || v <= -QUEUED_BATCH) {
 		atomic_fetch_add_explicit(&w->b->queued_total, v, memory_order_relaxed);

@@ -52,6 +52,7 @@ static void cursor_free(struct ret_cursor *rc)
 
 void sess_retained_start(struct session *s, const char *filter, uint8_t options, uint32_t sub_id)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct broker *b = s->w->b;
 	struct ret_cursor *rc = hq_calloc(1, sizeof(*rc));
 	pthread_mutex_lock(&b->retain_lock);
@@ -101,6 +102,7 @@ bool sess_retained_peek(const struct session *s, uint8_t *qos)
 
 void sess_retained_take(struct session *s, struct deliv *d)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct ret_cursor *rc = s->retained_out;
 	fill(rc, rc->v[rc->next], d); /* the reference moves to d */
 	rc->v[rc->next++] = NULL;

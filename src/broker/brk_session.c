@@ -83,6 +83,7 @@ static void offline_remove(struct session *s)
 /* Keep s in its worker's offline list while it has a timer pending. */
 void sess_offline_update(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	bool want = !s->ended && !s->conn && (s->expire_at || s->will_at);
 	if (want && !s->in_offline_list) {
 		DL_APPEND2(s->w->offline, s, off_prev, off_next);
@@ -94,6 +95,7 @@ void sess_offline_update(struct session *s)
 
 void sess_set_will(struct session *s, struct brk_msg *will, uint32_t delay)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (s->will)
 		msg_unref(s->will);
 	s->will = will;
@@ -103,6 +105,7 @@ void sess_set_will(struct session *s, struct brk_msg *will, uint32_t delay)
 
 void sess_publish_will(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct brk_msg *m = s->will;
 	if (!m)
 		return;
@@ -122,6 +125,7 @@ void sess_publish_will(struct session *s)
 
 void sess_attach(struct session *s, struct conn *c, bool present)
 {
+	WK_ASSERT_OWNER(s->w);
 	s->conn = c;
 	c->sess = sess_ref(s);
 	/* one copy of the id: the connection borrows the session's from now on
@@ -160,6 +164,7 @@ void reg_remove_if(struct broker *b, struct session *s)
 
 void sess_end(struct session *s, bool publish_will)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (s->ended)
 		return;
 	sess_ref(s); /* keep s alive through its own teardown */
@@ -183,6 +188,7 @@ void sess_end(struct session *s, bool publish_will)
 
 void sess_detach(struct session *s, struct conn *c)
 {
+	WK_ASSERT_OWNER(s->w);
 	int64_t now = ev_now_ms(s->w->loop);
 	s->conn = NULL;
 	c->sess = NULL;
@@ -218,6 +224,7 @@ void sess_detach(struct session *s, struct conn *c)
 /* End s because a clean-start connection replaced it in the registry. */
 void sess_kill(struct session *s, uint8_t reason)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (s->ended)
 		return;
 	sess_ref(s);
@@ -236,6 +243,7 @@ void sess_kill(struct session *s, uint8_t reason)
 
 void sess_timers(struct worker *w, int64_t now)
 {
+	WK_ASSERT_OWNER(w);
 	struct session *s, *tmp;
 	DL_FOREACH_SAFE2(w->offline, s, tmp, off_next) {
 		if (s->will_at && now >= s->will_at)
@@ -251,6 +259,7 @@ void sess_timers(struct worker *w, int64_t now)
 
 int sess_rx_pid_add(struct session *s, uint16_t pid)
 {
+	WK_ASSERT_OWNER(s->w);
 	for (uint32_t i = 0; i < s->n_rx_pids; i++)
 		if (s->rx_pids[i] == pid)
 			return HQ_EEXIST;
@@ -264,6 +273,7 @@ int sess_rx_pid_add(struct session *s, uint16_t pid)
 
 bool sess_rx_pid_del(struct session *s, uint16_t pid)
 {
+	WK_ASSERT_OWNER(s->w);
 	for (uint32_t i = 0; i < s->n_rx_pids; i++)
 		if (s->rx_pids[i] == pid) {
 			s->rx_pids[i] = s->rx_pids[--s->n_rx_pids];

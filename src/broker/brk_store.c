@@ -71,6 +71,7 @@ static struct store_batch *batch(struct worker *w)
 
 void brk_store_flush(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	struct store_batch *sb = w->store_batch;
 	if (!sb)
 		return;
@@ -84,11 +85,13 @@ void brk_store_flush(struct worker *w)
 
 void brk_store_hold(struct worker *w, uint64_t token)
 {
+	WK_ASSERT_OWNER(w);
 	store_batch_add_token(batch(w), token);
 }
 
 void brk_store_done(struct worker *w, struct store_batch *sb)
 {
+	WK_ASSERT_OWNER(w);
 	for (uint32_t i = 0; i < sb->n_tokens; i++) {
 		if (sb->status == HQ_OK)
 			gate_release(w, sb->tokens[i]);
@@ -130,6 +133,7 @@ static void msg_to_store(const struct worker *w, const struct brk_msg *m, struct
 
 void brk_store_retain(struct worker *w, const struct brk_msg *m)
 {
+	WK_ASSERT_OWNER(w);
 	/* $-topics ($SYS/brokers/<node>/...) are the node's live state */
 	if (!w->b->store_run || m->topic[0] == '$')
 		return;
@@ -154,6 +158,7 @@ static void sub_put(struct worker *w, const struct session *s, const struct sess
 
 void brk_store_session_put(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct worker *w = s->w;
 	if (!w->b->store_run || s->remote)
 		return;
@@ -184,6 +189,7 @@ void brk_store_session_put(struct session *s)
 
 void brk_store_session_delete(struct session *s)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (!s->stored)
 		return;
 	s->stored = false;
@@ -195,12 +201,14 @@ void brk_store_session_delete(struct session *s)
 
 void brk_store_sub_put(struct session *s, const struct sess_sub *sub)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (s->stored && s->w->b->store_run)
 		sub_put(s->w, s, sub);
 }
 
 void brk_store_sub_delete(struct session *s, const char *filter)
 {
+	WK_ASSERT_OWNER(s->w);
 	if (!s->stored || !s->w->b->store_run)
 		return;
 	struct store_ev e = sess_ev(s, STORE_EV_SUB_DEL);

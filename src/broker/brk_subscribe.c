@@ -16,6 +16,7 @@
 void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 		     const char *filter, uint8_t options, uint32_t sub_id)
 {
+	WK_ASSERT_OWNER(w);
 	size_t len = strlen(filter);
 	if (kind == WQ_ROUTE_ADD) {
 		/* no check of s->ended here: it belongs to another thread; a
@@ -35,6 +36,7 @@ void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 void brk_route_broadcast(struct worker *w, enum wq_kind kind, struct session *s,
 			 const char *filter, uint8_t options, uint32_t sub_id)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	for (int i = 0; i < b->n_workers; i++) {
 		if (i == w->id) {
@@ -55,6 +57,7 @@ static bool has_wildcard(const char *f)
 
 int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 {
+	WK_ASSERT_OWNER(c->w);
 	const struct mqtt_subscribe *sb = &p->u.subscribe;
 	struct session *s = c->sess;
 	struct worker *w = c->w;
@@ -171,6 +174,7 @@ out:
 
 int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 {
+	WK_ASSERT_OWNER(c->w);
 	const struct mqtt_subscribe *ub = &p->u.subscribe;
 	struct session *s = c->sess;
 	uint8_t *codes = hq_malloc(ub->count);

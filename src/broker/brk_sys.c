@@ -71,6 +71,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 
 void brk_sys_publish(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker_info in;
 	broker_get_info(w->b, &in);
 	char up[64];

@@ -22,6 +22,17 @@
 #include <unistd.h>
 #include <utlist.h>
 
+_Thread_local struct worker *wk_cur;
+
+/* Shutdown only (broker_shutdown, broker_free): every worker thread has
+ * ended, and the main thread does worker w's remaining work as w itself, so
+ * the ownership checks (WK_ASSERT_OWNER) hold as they do on a worker. NULL:
+ * back to a thread that owns nothing. */
+static void wk_act_as(struct worker *w)
+{
+	wk_cur = w;
+}
+
 static void wq_vec_push(struct wq_vec *q, const struct wq_entry *e)
 {
 	if (q->len == q->cap) {
@@ -33,17 +44,20 @@ static void wq_vec_push(struct wq_vec *q, const struct wq_entry *e)
 
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e)
 {
+	WK_ASSERT_OWNER(from);
 	wq_vec_push(&from->outbox[to->id], e);
 }
 
 void wk_conn_add(struct worker *w, struct conn *c)
 {
+	WK_ASSERT_OWNER(w);
 	c->w = w;
 	DL_APPEND(w->conns, c);
 }
 
 void wk_conn_remove(struct worker *w, struct conn *c)
 {
+	WK_ASSERT_OWNER(w);
 	DL_DELETE(w->conns, c);
 	c->prev = c->next = NULL;
 }
@@ -81,6 +95,8 @@ static void wq_entry_release(struct wq_entry *e)
 	if (e->sess)
 		sess_unref(e->sess);
 }
+
+static void listeners_close(struct worker *w);
 
 static void wq_entry_run(struct worker *w, struct wq_entry *e)
 {
@@ -125,6 +141,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_STORE_DONE:
 		brk_store_done(w, e->u.batch);
+		break;
+	case WQ_CLOSE_LISTENERS:
+		listeners_close(w);
 		break;
 	}
 	if (e->sess)
@@ -181,6 +200,7 @@ void wk_inbox_append(struct worker *to, const struct wq_entry *v, uint32_t n)
 
 void wk_flush_outboxes(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
 	for (int i = 0; i < b->n_workers; i++) {
 		struct wq_vec *ob = &w->outbox[i];
@@ -263,6 +283,19 @@ static void listeners_watch(struct worker *w, bool on)
 		ev_io_set(w->loop, &w->lios[i], on ? EV_READ : 0);
 }
 
+/* Shutdown drain: close w's listening sockets, so the kernel refuses new
+ * connections (a load balancer retries them on another node) while the
+ * connections already here are still served. Each worker closes its own:
+ * the ev_io watchers belong to its loop. */
+static void listeners_close(struct worker *w)
+{
+	for (int i = 0; i < w->n_lfds; i++) {
+		ev_io_set(w->loop, &w->lios[i], 0);
+		close(w->lfds[i]);
+	}
+	w->n_lfds = 0;
+}
+
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 {
 	struct worker *w = io->arg;
@@ -327,6 +360,7 @@ static void *worker_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "hamqtt-w%d", w->id);
 	pthread_setname_np(pthread_self(), name);
+	wk_cur = w; /* this thread owns w's state (WK_ASSERT_OWNER) */
 	if (ev_run(w->loop) != HQ_OK)
 		log_error("worker %d: event loop failed: %s", w->id, strerror(errno));
 	return NULL;
@@ -477,6 +511,18 @@ int broker_start(struct broker *b)
 	return HQ_OK;
 }
 
+void broker_drain(struct broker *b)
+{
+	if (atomic_exchange(&b->stopping, true))
+		return;
+	if (!atomic_load(&b->ready)) /* no thread runs the loops: broker_shutdown closes them */
+		return;
+	for (int i = 0; i < b->n_workers; i++) {
+		struct wq_entry e = { .kind = WQ_CLOSE_LISTENERS };
+		wk_inbox_append(&b->workers[i], &e, 1);
+	}
+}
+
 void broker_stop(struct broker *b)
 {
 	atomic_store(&b->stopping, true);
@@ -492,6 +538,7 @@ static void close_all_conns(struct broker *b)
 		struct worker *w = &b->workers[i];
 		if (!w->loop)
 			continue;
+		wk_act_as(w);
 		struct conn *c, *tmp;
 		DL_FOREACH_SAFE(w->conns, c, tmp)
 			conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
@@ -504,8 +551,10 @@ static void drain_all(struct broker *b)
 	for (int round = 0; round < 16; round++) {
 		bool work = false;
 		for (int i = 0; i < b->n_workers; i++)
-			if (b->workers[i].loop)
+			if (b->workers[i].loop) {
+				wk_act_as(&b->workers[i]);
 				before_sleep(b->workers[i].loop, &b->workers[i]);
+			}
 		/* only now are all outboxes flushed into the inboxes */
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
@@ -518,6 +567,7 @@ static void drain_all(struct broker *b)
 			if (!pending)
 				continue;
 			work = true;
+			wk_act_as(w);
 			on_wakeup(w->loop, w);
 		}
 		if (!work)
@@ -525,11 +575,15 @@ static void drain_all(struct broker *b)
 	}
 }
 
-/* After the threads ended: close connections, end sessions, free. */
-void broker_free(struct broker *b)
+/* After broker_stop: wait for the threads, close connections, end sessions.
+ * Nothing is freed that broker_get_info or the cluster administration calls
+ * read, so the HTTP server keeps answering meanwhile. */
+void broker_shutdown(struct broker *b)
 {
-	if (!b)
+	if (!b || b->wound_down)
 		return;
+	b->wound_down = true;
+	broker_stop(b); /* idempotent: a caller that did not stop first would hang below */
 	bool started = atomic_load(&b->ready);
 	if (started)
 		for (int i = 0; i < b->n_workers; i++)
@@ -559,14 +613,25 @@ void broker_free(struct broker *b)
 	struct session *e, *etmp;
 	HASH_ITER(reg_hh, b->registry, e, etmp) {
 		struct session *s = sess_ref(e);
+		wk_act_as(s->w);
 		if (!s->ended)
 			sess_end(s, false);
 		sess_unref(s);
 	}
 	if (b->workers)
 		drain_all(b);
+	wk_act_as(NULL);
+}
+
+/* After broker_shutdown (run here if the caller did not): free everything. */
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	broker_shutdown(b);
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
+		wk_act_as(w); /* what is left in its queues is w's to release */
 		for (uint32_t k = 0; k < w->inbox.len; k++)
 			wq_entry_release(&w->inbox.v[k]);
 		hq_free(w->inbox.v);
@@ -594,6 +659,7 @@ void broker_free(struct broker *b)
 		ev_loop_free(w->loop);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
+	wk_act_as(NULL);
 	if (b->clu)
 		clu_node_free(b->clu);
 	brk_store_close(b);

@@ -32,15 +32,27 @@ const char *broker_drop_reason_name(int reason);
 struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen);
 /* Start the worker threads; returns HQ_OK or HQ_EIO. */
 int broker_start(struct broker *b);
-/* Ask every worker to close its connections and stop (thread safe). */
+/*
+ * Shutdown, in this order (main.c; each step thread safe unless said):
+ *  broker_drain     stop accepting: every worker closes its MQTT listening
+ *                   sockets (new connections are refused, a load balancer
+ *                   retries them elsewhere); connected clients are still
+ *                   served; broker_info.accepting turns false. Returns at once.
+ *  broker_stop      ask every worker to stop its loop (also drains).
+ *  broker_shutdown  wait for the workers, close every connection (DISCONNECT
+ *                   0x8B), end the sessions. Main thread. broker_get_info and
+ *                   the cluster calls stay safe (they answer "not running").
+ *  broker_free      release everything (runs broker_shutdown if needed).
+ */
+void broker_drain(struct broker *b);
 void broker_stop(struct broker *b);
-/* Wait for the workers to finish, then release everything. */
+void broker_shutdown(struct broker *b);
 void broker_free(struct broker *b);
 
 /* A consistent-enough snapshot for the management side (HTTP API, $SYS),
  * safe to take from any thread: every field is read with relaxed atomics. */
 struct broker_info {
-	bool accepting;           /* listeners up and not shutting down */
+	bool accepting;           /* workers started and not draining or shutting down */
 	int workers;
 	int64_t uptime_s;
 	int64_t connections;      /* open sockets, including before CONNECT */

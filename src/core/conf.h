@@ -37,6 +37,7 @@ struct hq_config {
 	char *node_cookie;
 	char *node_data_dir;
 	int node_workers;              /* 0 = one per CPU core */
+	int node_shutdown_grace;       /* seconds between SIGTERM and disconnecting clients */
 	/* cluster (used by the clustering issue; parsed and validated now) */
 	char *cluster_name;
 	enum conf_discovery cluster_discovery;

@@ -123,6 +123,9 @@ const struct conf_key conf_keys[] = {
 	      "directory for the local session store and node state"),
 	K_INT("node.workers", node_workers, 0, 256, "0",
 	      "I/O worker threads; 0 = one per CPU core"),
+	K_DUR("node.shutdown_grace", node_shutdown_grace, 0, 300, "0s",
+	      "after SIGTERM: health check 503 and no new MQTT connections for this long "
+	      "before clients are disconnected"),
 
 	K_STR("cluster.name", cluster_name, NULL, NULL, "hamqtt-cluster",
 	      "nodes only join a cluster of the same name"),

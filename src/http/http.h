@@ -18,12 +18,28 @@ struct broker;
 struct hq_config;
 struct http_server;
 
-/* Bind cfg->dashboard_bind and start serving. cfg and b are borrowed and must
- * outlive the server (stop it before broker_free). On error (bad address,
- * port in use, ...) returns NULL and writes a message naming
- * dashboard.listeners.http.bind into err. */
-struct http_server *http_server_start(const struct hq_config *cfg, struct broker *b,
-				      char *err, size_t errlen);
+/*
+ * The health check follows the node's phases (main.c drives them):
+ *   starting  from http_server_start until the broker accepts MQTT: 503
+ *             {"status":"starting"} (the broker may not exist yet)
+ *   running   the attached broker accepts MQTT: 200
+ *   stopping  from http_server_set_stopping (SIGTERM) until
+ *             http_server_stop: 503 {"status":"stopping"}, never 200 again
+ * The HTTP server is started before the broker and stopped after it wound
+ * down, so a load balancer sees 503 for as long as the node is not serving.
+ */
+
+/* Bind cfg->dashboard_bind and start serving, with no broker yet. cfg is
+ * borrowed and must outlive the server. On error (bad address, port in use,
+ * ...) returns NULL and writes a message naming dashboard.listeners.http.bind
+ * into err. */
+struct http_server *http_server_start(const struct hq_config *cfg, char *err, size_t errlen);
+/* The broker exists: /metrics and the cluster endpoints use it from now on
+ * (before, they answer 503). b is borrowed: stop the server before broker_free. */
+void http_server_attach(struct http_server *s, struct broker *b);
+/* The node is shutting down: the health check answers 503 "stopping" from
+ * now on, whatever the broker says. Thread safe; NULL is a no-op. */
+void http_server_set_stopping(struct http_server *s);
 /* Before the broker starts: HQ_OK if cfg->dashboard_bind parses and nothing
  * listens there, else a message naming dashboard.listeners.http.bind in err
  * ("... is already in use"), so a second node on the port stops before its

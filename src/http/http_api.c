@@ -49,19 +49,32 @@ void http_resp_error(struct http_resp *resp, int status, const char *code, const
 	http_resp_json(resp, status, doc);
 }
 
+struct broker *http_broker(struct http_ctx *ctx, struct http_resp *resp)
+{
+	struct broker *b = atomic_load(&ctx->b);
+	if (!b)
+		http_resp_error(resp, 503, "NOT_RUNNING", "the node is starting");
+	return b;
+}
+
 /* GET /api/v5/status: the load balancer's health check. 200 while the node
- * accepts MQTT, 503 while it starts or shuts down. Never logs. */
+ * accepts MQTT, 503 while it starts or shuts down (http.h: the phases).
+ * Never logs. */
 static void api_status(struct http_ctx *ctx, const struct http_req *req,
 		       struct http_resp *resp)
 {
-	struct broker_info info;
-	broker_get_info(ctx->b, &info);
+	struct broker *b = atomic_load(&ctx->b);
+	struct broker_info info = { .accepting = false };
+	/* stopping is read first: once main said so, the node never answers 200 */
+	bool stopping = atomic_load(&ctx->stopping);
+	if (b && !stopping)
+		broker_get_info(b, &info);
 	cJSON *doc = cJSON_CreateObject();
 	if (!doc)
 		goto fail;
 	if (!info.accepting) {
 		/* a node never goes back from running to starting */
-		const char *st = atomic_load(&ctx->seen_accepting) ? "stopping" : "starting";
+		const char *st = stopping || atomic_load(&ctx->seen_accepting) ? "stopping" : "starting";
 		if (!cJSON_AddStringToObject(doc, "status", st))
 			goto fail;
 		http_resp_json(resp, 503, doc);

@@ -70,9 +70,12 @@ static void resp_done(struct http_resp *resp, const char *node, const char *flag
  * "self", "incarnation"}, ...]}, this node first (broker order). */
 void http_cluster_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
+	struct broker *b = http_broker(ctx, resp);
+	if (!b)
+		return;
 	struct broker_member *mem = NULL; /* owned here, from broker_cluster_members */
 	size_t n = 0;
-	int rc = broker_cluster_members(ctx->b, &mem, &n);
+	int rc = broker_cluster_members(b, &mem, &n);
 	if (rc != HQ_OK) {
 		err_status(resp, rc, "");
 		return;
@@ -111,6 +114,9 @@ fail:
  * broker's to say. */
 void http_cluster_join(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
+	struct broker *b = http_broker(ctx, resp);
+	if (!b)
+		return;
 	char reason[REASON_MAX] = "";
 	/* the whole body must be one JSON value: trailing bytes are an error (the
 	 * length includes the NUL that http_req guarantees, where cJSON checks) */
@@ -133,7 +139,7 @@ void http_cluster_join(struct http_ctx *ctx, const struct http_req *req, struct 
 		http_resp_error(resp, 400, "BAD_REQUEST", "\"node\" is too long (255 bytes at most)");
 		goto out;
 	}
-	int rc = broker_cluster_join(ctx->b, node->valuestring, reason, sizeof(reason));
+	int rc = broker_cluster_join(b, node->valuestring, reason, sizeof(reason));
 	if (rc != HQ_OK)
 		err_status(resp, rc, reason);
 	else
@@ -145,8 +151,11 @@ out:
 /* POST /api/v5/cluster/leave -> {"left": true}; a body, if any, is ignored. */
 void http_cluster_leave(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
+	struct broker *b = http_broker(ctx, resp);
+	if (!b)
+		return;
 	char reason[REASON_MAX] = "";
-	int rc = broker_cluster_leave(ctx->b, reason, sizeof(reason));
+	int rc = broker_cluster_leave(b, reason, sizeof(reason));
 	if (rc != HQ_OK)
 		err_status(resp, rc, reason);
 	else
@@ -159,6 +168,9 @@ void http_cluster_leave(struct http_ctx *ctx, const struct http_req *req, struct
 void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
 			      struct http_resp *resp)
 {
+	struct broker *b = http_broker(ctx, resp);
+	if (!b)
+		return;
 	char node[NODE_MAX];
 	char reason[REASON_MAX] = "";
 	if (!req->arg || req->arg_len >= sizeof(node)) {
@@ -167,7 +179,7 @@ void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
 	}
 	memcpy(node, req->arg, req->arg_len);
 	node[req->arg_len] = '\0';
-	int rc = broker_cluster_force_leave(ctx->b, node, reason, sizeof(reason));
+	int rc = broker_cluster_force_leave(b, node, reason, sizeof(reason));
 	if (rc != HQ_OK)
 		err_status(resp, rc, reason);
 	else

@@ -17,16 +17,21 @@
 struct broker;
 struct hq_config;
 struct cJSON;
+struct http_resp;
 
 #define HTTP_MAX_BODY (64 * 1024) /* bytes of request body we accept; more gets 413 */
 
 /* What every handler may read; cfg and b are borrowed for the server's lifetime. */
 struct http_ctx {
 	const struct hq_config *cfg;
-	struct broker *b;
+	_Atomic(struct broker *) b; /* NULL until http_server_attach (node starting) */
+	atomic_bool stopping;       /* http_server_set_stopping: 503 "stopping" from now on */
 	atomic_bool seen_accepting; /* the node accepted MQTT at some point: a node that
 				       no longer does is stopping, not starting */
 };
+
+/* The broker, or NULL while the node is starting (then resp is a 503). */
+struct broker *http_broker(struct http_ctx *ctx, struct http_resp *resp);
 
 struct http_req {
 	const char *method;   /* "GET", "POST", ... as sent */

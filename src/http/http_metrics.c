@@ -84,7 +84,10 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	struct broker_info in;
 	char node[256];
 	struct buf b = { 0 };
-	broker_get_info(ctx->b, &in);
+	struct broker *br = http_broker(ctx, resp);
+	if (!br)
+		return; /* starting: no broker to read yet (503) */
+	broker_get_info(br, &in);
 	label_escape(ctx->cfg->node_name, node, sizeof(node));
 	metric(&b, "hamqtt_up", "gauge", "1 while the node accepts MQTT connections.", node,
 	       in.accepting ? 1 : 0);

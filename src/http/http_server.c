@@ -181,8 +181,7 @@ int http_server_check(const struct hq_config *cfg, char *err, size_t errlen)
 	return HQ_EIO;
 }
 
-struct http_server *http_server_start(const struct hq_config *cfg, struct broker *b,
-				      char *err, size_t errlen)
+struct http_server *http_server_start(const struct hq_config *cfg, char *err, size_t errlen)
 {
 	char host[256];
 	int port;
@@ -203,10 +202,9 @@ struct http_server *http_server_start(const struct hq_config *cfg, struct broker
 
 	struct http_server *s = hq_calloc(1, sizeof(*s));
 	s->ctx.cfg = cfg;
-	s->ctx.b = b;
-	struct broker_info info;
-	broker_get_info(b, &info);
-	atomic_init(&s->ctx.seen_accepting, info.accepting);
+	atomic_init(&s->ctx.b, NULL);
+	atomic_init(&s->ctx.stopping, false);
+	atomic_init(&s->ctx.seen_accepting, false);
 	atomic_init(&s->started, false);
 
 	/* One thread per connection: the cluster endpoints block their handler
@@ -242,6 +240,17 @@ struct http_server *http_server_start(const struct hq_config *cfg, struct broker
 	log_notice("listener http (dashboard, REST API, /api/v5/status) on %s%s%s:%d",
 		   v6 ? "[" : "", *host ? host : "0.0.0.0", v6 ? "]" : "", port);
 	return s;
+}
+
+void http_server_attach(struct http_server *s, struct broker *b)
+{
+	atomic_store(&s->ctx.b, b);
+}
+
+void http_server_set_stopping(struct http_server *s)
+{
+	if (s)
+		atomic_store(&s->ctx.stopping, true);
 }
 
 void http_server_stop(struct http_server *s)
