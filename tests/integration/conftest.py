@@ -179,7 +179,10 @@ def port_race(returncode, log, ports):
     if returncode != EXIT_REFUSED:
         return None
     for line in log.splitlines():
-        if "cannot listen on" not in line or "Address already in use" not in line:
+        # bind() failing, or the plain-bind probe that refuses a port another
+        # process listens on (brk_worker.c, http_server.c); never the data dir
+        if not (("cannot listen on" in line and "Address already in use" in line) or
+                ("bind:" in line and "is already in use" in line)):
             continue
         for port in ports:
             if port and ":%d" % port in line:
