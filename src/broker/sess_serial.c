@@ -1,6 +1,7 @@
 /*
  * sess_serial.c - write and read the session blob whose layout sess_serial.h
- * documents (format version 1).
+ * documents (format version 2). Messages use the encoding the cluster sends
+ * (core/msg_wire.h); all of it goes through the core byte cursors.
  *
  * Writing trusts the session (asserts its invariants). Reading trusts nothing:
  * every field goes through a bounds-checked cursor, every count is checked
@@ -14,16 +15,16 @@
 #include "broker/brk_int.h"
 #include "broker/topic.h"
 #include "core/clock.h"
+#include "core/bytes.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/msg_wire.h"
 
 #include <assert.h>
 #include <string.h>
 
 #define SS_KNOWN (SS_EXPIRE_AT | SS_WILL | SS_WILL_AT)
-#define SM_KNOWN (SM_QOS_MASK | SM_RETAIN | SM_EXPIRY)
 #define DV_KNOWN (DV_RETAIN | DV_SENT | DV_PUBREL | DV_SHARED)
-#define VI_MAX 268435455u
 /* a remaining time can never exceed the longest interval the broker schedules */
 #define MAX_REMAINING_MS ((uint64_t)UINT32_MAX * 1000)
 /* smallest encodings, used to bound counts before allocating for them */
@@ -33,42 +34,12 @@
 
 /* ---- writing ---- */
 
-static void put_u8(struct buf *b, uint8_t v)
+/* vi length then the bytes */
+static void put_bin(struct bytes_wr *w, const void *p, size_t n)
 {
-	buf_append(b, &v, 1);
-}
-
-static void put_u16(struct buf *b, uint16_t v)
-{
-	uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
-	buf_append(b, x, sizeof(x));
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
-	buf_append(b, x, sizeof(x));
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-	put_u32(b, (uint32_t)(v >> 32));
-	put_u32(b, (uint32_t)v);
-}
-
-static void put_vi(struct buf *b, uint32_t v)
-{
-	assert(v <= VI_MAX);
-	uint8_t x[4];
-	buf_append(b, x, mqtt_varint_encode(x, v));
-}
-
-static void put_bin(struct buf *b, const void *p, size_t n)
-{
-	assert(n <= VI_MAX);
-	put_vi(b, (uint32_t)n);
-	if (n)
-		buf_append(b, p, n);
+	assert(n <= BYTES_VARINT_MAX);
+	bytes_wr_varint(w, (uint32_t)n);
+	bytes_wr_bytes(w, p, n);
 }
 
 /* ms left until an absolute monotonic time (0 when already past) */
@@ -77,61 +48,61 @@ static uint64_t ms_left(int64_t at, int64_t now)
 	return at > now ? (uint64_t)(at - now) : 0;
 }
 
-static void put_msg(struct buf *b, const struct brk_msg *m, int64_t now)
+/* the shared message encoding (core/msg_wire.h), as the cluster sends it */
+static void put_msg(struct bytes_wr *w, const struct brk_msg *m, int64_t now)
 {
 	assert(m->qos <= 2);
-	uint8_t f = m->qos;
-	if (m->retain)
-		f |= SM_RETAIN;
-	if (m->has_expiry)
-		f |= SM_EXPIRY;
-	put_u8(b, f);
-	if (m->has_expiry)
-		put_u32(b, msg_remaining(m, now));
-	put_u32(b, m->pub_hash);
-	put_bin(b, m->topic, m->topic_len);
-	put_bin(b, m->props, m->props_len);
-	put_bin(b, m->payload, m->payload_len);
+	struct msg_wire mw = {
+		.qos = m->qos, .retain = m->retain, .has_expiry = m->has_expiry,
+		.expiry = m->has_expiry ? msg_remaining(m, now) : 0, .pub_hash = m->pub_hash,
+		.topic = (const uint8_t *)m->topic, .topic_len = m->topic_len,
+		.props = m->props, .props_len = m->props_len,
+		.payload = m->payload, .payload_len = m->payload_len,
+	};
+	msg_wire_put(w, &mw);
 }
 
-static void put_deliv(struct buf *b, const struct deliv *d, int64_t now)
+static void put_deliv(struct bytes_wr *w, const struct deliv *d, int64_t now)
 {
-	put_u16(b, d->pid);
-	put_u8(b, d->qos);
-	put_u8(b, d->flags);
-	put_u8(b, d->n_sub_ids);
+	bytes_wr_u16(w, d->pid);
+	bytes_wr_u8(w, d->qos);
+	bytes_wr_u8(w, d->flags);
+	bytes_wr_u8(w, d->n_sub_ids);
 	const uint32_t *ids = deliv_sub_ids(d);
 	for (uint32_t i = 0; i < d->n_sub_ids; i++)
-		put_vi(b, ids[i]);
+		bytes_wr_varint(w, ids[i]);
 	if (d->flags & DV_SHARED) {
 		assert(d->share_group);
-		put_bin(b, d->share_group, strlen(d->share_group));
+		put_bin(w, d->share_group, strlen(d->share_group));
 	}
 	if (!(d->flags & DV_PUBREL)) {
 		assert(d->msg);
-		put_msg(b, d->msg, now);
+		put_msg(w, d->msg, now);
 	}
 }
 
 struct put_ctx {
-	struct buf *out;
+	struct bytes_wr *w;
 	int64_t now;
 };
 
 static void put_deliv_cb(void *ctx, const struct deliv *d)
 {
 	struct put_ctx *pc = ctx;
-	put_deliv(pc->out, d, pc->now);
+	put_deliv(pc->w, d, pc->now);
 }
 
 void sess_serialize(const struct session *s, struct buf *out)
 {
 	int64_t now = clock_mono_ms();
-	buf_append(out, SESS_SERIAL_MAGIC, 4);
-	put_u8(out, SESS_SERIAL_VERSION);
-	put_bin(out, s->client_id, strlen(s->client_id));
-	put_u8(out, s->version);
-	put_u32(out, s->expiry);
+	struct bytes_wr wr, *w = &wr;
+
+	bytes_wr_buf(w, out);
+	bytes_wr_bytes(w, SESS_SERIAL_MAGIC, 4);
+	bytes_wr_u8(w, SESS_SERIAL_VERSION);
+	put_bin(w, s->client_id, strlen(s->client_id));
+	bytes_wr_u8(w, s->version);
+	bytes_wr_u32(w, s->expiry);
 	uint8_t f = 0;
 	if (s->expire_at)
 		f |= SS_EXPIRE_AT;
@@ -140,112 +111,92 @@ void sess_serialize(const struct session *s, struct buf *out)
 		if (s->will_at)
 			f |= SS_WILL_AT;
 	}
-	put_u8(out, f);
+	bytes_wr_u8(w, f);
 	if (f & SS_EXPIRE_AT)
-		put_u64(out, ms_left(s->expire_at, now));
-	put_u16(out, s->next_pid);
+		bytes_wr_u64(w, ms_left(s->expire_at, now));
+	bytes_wr_u16(w, s->next_pid);
 	if (f & SS_WILL) {
-		put_u32(out, s->will_delay);
+		bytes_wr_u32(w, s->will_delay);
 		if (f & SS_WILL_AT)
-			put_u64(out, ms_left(s->will_at, now));
-		put_msg(out, s->will, now);
+			bytes_wr_u64(w, ms_left(s->will_at, now));
+		put_msg(w, s->will, now);
 	}
 
-	put_vi(out, s->n_subs);
+	bytes_wr_varint(w, s->n_subs);
 	for (const struct sess_sub *sub = s->subs; sub; sub = sub->hh.next) {
-		put_bin(out, sub->filter, strlen(sub->filter));
-		put_u8(out, sub->options);
-		put_vi(out, sub->sub_id);
+		put_bin(w, sub->filter, strlen(sub->filter));
+		bytes_wr_u8(w, sub->options);
+		bytes_wr_varint(w, sub->sub_id);
 	}
 
-	put_vi(out, s->n_inflight);
+	bytes_wr_varint(w, s->n_inflight);
 	for (uint32_t i = 0; i < s->n_inflight; i++)
-		put_deliv(out, &s->inflight[i], now);
+		put_deliv(w, &s->inflight[i], now);
 
 	/* retained messages still to send go first, as queue entries: the
 	 * session's next owner sends them in the same order */
 	const struct dqueue *q = &s->queue;
-	put_vi(out, sess_retained_pending(s) + q->len);
-	struct put_ctx pc = { out, now };
+	bytes_wr_varint(w, sess_retained_pending(s) + q->len);
+	struct put_ctx pc = { w, now };
 	sess_retained_each(s, put_deliv_cb, &pc);
 	for (uint32_t i = 0; i < q->len; i++)
-		put_deliv(out, &q->v[(q->head + i) % q->cap], now);
+		put_deliv(w, &q->v[(q->head + i) % q->cap], now);
 
-	put_vi(out, s->n_rx_pids);
+	bytes_wr_varint(w, s->n_rx_pids);
 	for (uint32_t i = 0; i < s->n_rx_pids; i++)
-		put_u16(out, s->rx_pids[i]);
+		bytes_wr_u16(w, s->rx_pids[i]);
+	int rc = bytes_wr_end(w);
+	assert(rc == HQ_OK);   /* a live session always encodes */
+	(void)rc;
 }
 
 /* ---- reading ---- */
 
-/* Bounds-checked cursor over the blob. Every get_* returns false when the
- * field does not fit or is not well formed; nothing is read past end. */
-struct rd {
-	const uint8_t *p, *end;
-};
+/* The blob is read through a struct bytes_rd (core/bytes.h): bounds-checked,
+ * nothing read past the end, the first error sticky. The get_* below return
+ * whether the field was there and well formed, so each structure's
+ * validation reads as one chain of conditions. */
 
-static size_t rd_left(const struct rd *r)
+static bool get_u8(struct bytes_rd *r, uint8_t *v)
 {
-	return (size_t)(r->end - r->p);
+	*v = bytes_rd_u8(r);
+	return bytes_rd_ok(r);
 }
 
-static bool get_u8(struct rd *r, uint8_t *v)
+static bool get_u16(struct bytes_rd *r, uint16_t *v)
 {
-	if (rd_left(r) < 1)
-		return false;
-	*v = r->p[0];
-	r->p += 1;
-	return true;
+	*v = bytes_rd_u16(r);
+	return bytes_rd_ok(r);
 }
 
-static bool get_u16(struct rd *r, uint16_t *v)
+static bool get_u32(struct bytes_rd *r, uint32_t *v)
 {
-	if (rd_left(r) < 2)
-		return false;
-	*v = (uint16_t)(r->p[0] << 8 | r->p[1]);
-	r->p += 2;
-	return true;
+	*v = bytes_rd_u32(r);
+	return bytes_rd_ok(r);
 }
 
-static bool get_u32(struct rd *r, uint32_t *v)
+static bool get_u64(struct bytes_rd *r, uint64_t *v)
 {
-	if (rd_left(r) < 4)
-		return false;
-	*v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
-	r->p += 4;
-	return true;
+	*v = bytes_rd_u64(r);
+	return bytes_rd_ok(r);
 }
 
-static bool get_u64(struct rd *r, uint64_t *v)
+static bool get_vi(struct bytes_rd *r, uint32_t *v)
 {
-	uint32_t hi, lo;
-	if (!get_u32(r, &hi) || !get_u32(r, &lo))
-		return false;
-	*v = (uint64_t)hi << 32 | lo;
-	return true;
+	*v = bytes_rd_varint(r);
+	return bytes_rd_ok(r);
 }
 
-static bool get_vi(struct rd *r, uint32_t *v)
+/* bin: a vi length and a view of that many bytes (borrowed from the blob) */
+static bool get_bin(struct bytes_rd *r, const uint8_t **p, uint32_t *len)
 {
-	int used = mqtt_varint_decode(r->p, rd_left(r), v);
-	if (used <= 0)
-		return false;
-	r->p += used;
-	return true;
-}
-
-/* bin: a length and a view of that many bytes (borrowed from the blob) */
-static bool get_bin(struct rd *r, const uint8_t **p, uint32_t *len)
-{
-	if (!get_vi(r, len) || *len > rd_left(r))
-		return false;
-	*p = r->p;
-	r->p += *len;
-	return true;
+	*len = bytes_rd_varint(r);
+	*p = bytes_rd_take(r, *len);
+	return bytes_rd_ok(r);
 }
 
 /* str: a bin that is valid UTF-8 without U+0000 (so it is also a C string) */
-static bool get_str(struct rd *r, const char **s, uint32_t *len)
+static bool get_str(struct bytes_rd *r, const char **s, uint32_t *len)
 {
 	const uint8_t *p;
 	if (!get_bin(r, &p, len) || !mqtt_utf8_valid(p, *len))
@@ -256,36 +207,32 @@ static bool get_str(struct rd *r, const char **s, uint32_t *len)
 
 /* A count of items each at least min_size bytes long: refuse counts the blob
  * cannot hold, so nothing is allocated for items that are not there. */
-static bool get_count(struct rd *r, size_t min_size, uint32_t *n)
+static bool get_count(struct bytes_rd *r, size_t min_size, uint32_t *n)
 {
-	return get_vi(r, n) && *n <= rd_left(r) / min_size;
+	return get_vi(r, n) && *n <= bytes_rd_left(r) / min_size;
 }
 
-/* Decode one message; *out gets a new reference. */
-static bool get_msg(struct rd *r, int64_t now, struct brk_msg **out)
+/* Decode one message (the shared encoding, core/msg_wire.h); *out gets a
+ * new reference. */
+static bool get_msg(struct bytes_rd *r, int64_t now, struct brk_msg **out)
 {
-	uint8_t f;
-	uint32_t left = 0, hash, tlen, plen, ylen;
-	const char *topic;
-	const uint8_t *props, *payload;
-	if (!get_u8(r, &f) || (f & ~SM_KNOWN) || (f & SM_QOS_MASK) > 2)
+	struct msg_wire mw;
+
+	msg_wire_get(r, &mw);
+	if (!bytes_rd_ok(r) || !mqtt_utf8_valid(mw.topic, mw.topic_len) ||
+	    !topic_name_valid((const char *)mw.topic, mw.topic_len, 0))
 		return false;
-	if ((f & SM_EXPIRY) && !get_u32(r, &left))
-		return false;
-	if (!get_u32(r, &hash) || !get_str(r, &topic, &tlen) || tlen > UINT16_MAX ||
-	    !topic_name_valid(topic, tlen, 0) || !get_bin(r, &props, &plen) ||
-	    !get_bin(r, &payload, &ylen))
-		return false;
-	struct brk_msg *m = msg_new(topic, tlen, props, plen, payload, ylen, f & SM_QOS_MASK,
-				    f & SM_RETAIN, f & SM_EXPIRY, left, now);
-	m->pub_hash = hash;
+	struct brk_msg *m = msg_new((const char *)mw.topic, mw.topic_len, mw.props,
+				    (uint32_t)mw.props_len, mw.payload, (uint32_t)mw.payload_len,
+				    mw.qos, mw.retain, mw.has_expiry, mw.expiry, now);
+	m->pub_hash = mw.pub_hash;
 	*out = m;
 	return true;
 }
 
 /* Decode one delivery into *d (zeroed first). On false, *d may hold partial
  * contents: the caller releases it with deliv_release. */
-static bool get_deliv(struct rd *r, bool inflight, int64_t now, struct deliv *d)
+static bool get_deliv(struct bytes_rd *r, bool inflight, int64_t now, struct deliv *d)
 {
 	uint8_t n_ids;
 	memset(d, 0, sizeof(*d));
@@ -298,7 +245,7 @@ static bool get_deliv(struct rd *r, bool inflight, int64_t now, struct deliv *d)
 		return false;
 	if ((d->flags & DV_PUBREL) && (!inflight || d->qos != 2))
 		return false;
-	if (n_ids > rd_left(r))
+	if (n_ids > bytes_rd_left(r))
 		return false;
 	if (n_ids > 1)
 		d->sub_ids = hq_malloc(n_ids * sizeof(*d->sub_ids));
@@ -322,7 +269,7 @@ static bool get_deliv(struct rd *r, bool inflight, int64_t now, struct deliv *d)
 }
 
 /* absolute monotonic time from a remaining interval; never 0 (= unscheduled) */
-static bool get_at(struct rd *r, int64_t now, int64_t *at)
+static bool get_at(struct bytes_rd *r, int64_t now, int64_t *at)
 {
 	uint64_t left;
 	if (!get_u64(r, &left) || left > MAX_REMAINING_MS)
@@ -333,7 +280,7 @@ static bool get_at(struct rd *r, int64_t now, int64_t *at)
 	return true;
 }
 
-static bool get_subs(struct rd *r, struct session *s)
+static bool get_subs(struct bytes_rd *r, struct session *s)
 {
 	uint32_t n;
 	if (!get_count(r, MIN_SUB, &n))
@@ -378,7 +325,7 @@ static bool pid_set_add(struct pid_set *ps, uint16_t pid)
 	return true;
 }
 
-static bool get_inflight(struct rd *r, struct session *s, int64_t now, struct pid_set *ps)
+static bool get_inflight(struct bytes_rd *r, struct session *s, int64_t now, struct pid_set *ps)
 {
 	uint32_t n;
 	if (!get_count(r, MIN_DELIV, &n) || n > UINT16_MAX)
@@ -399,7 +346,7 @@ static bool get_inflight(struct rd *r, struct session *s, int64_t now, struct pi
 	return true;
 }
 
-static bool get_queue(struct rd *r, struct session *s, int64_t now)
+static bool get_queue(struct bytes_rd *r, struct session *s, int64_t now)
 {
 	uint32_t n;
 	if (!get_count(r, MIN_DELIV, &n))
@@ -424,7 +371,7 @@ static bool get_queue(struct rd *r, struct session *s, int64_t now)
 	return true;
 }
 
-static bool get_rx_pids(struct rd *r, struct session *s, struct pid_set *ps)
+static bool get_rx_pids(struct bytes_rd *r, struct session *s, struct pid_set *ps)
 {
 	uint32_t n;
 	if (!get_count(r, MIN_RX_PID, &n))
@@ -446,7 +393,7 @@ static bool get_rx_pids(struct rd *r, struct session *s, struct pid_set *ps)
 int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_ms,
 		     struct session **out)
 {
-	struct rd r;
+	struct bytes_rd r;
 	struct session *s = NULL;
 	struct pid_set *ps = NULL;
 	const char *id;
@@ -457,7 +404,7 @@ int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_m
 	*out = NULL;
 	if (n < 5 || memcmp(p, SESS_SERIAL_MAGIC, 4))
 		goto out;
-	r = (struct rd){ p + 5, p + n };
+	bytes_rd_init(&r, p + 5, n - 5);
 	if (p[4] != SESS_SERIAL_VERSION) {
 		rc = HQ_EVERSION;
 		goto out;
@@ -485,7 +432,7 @@ int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_m
 	}
 	ps = hq_malloc(sizeof(*ps));
 	if (!get_subs(&r, s) || !get_inflight(&r, s, now_ms, ps) || !get_queue(&r, s, now_ms) ||
-	    !get_rx_pids(&r, s, ps) || rd_left(&r) != 0)
+	    !get_rx_pids(&r, s, ps) || bytes_rd_left(&r) != 0)
 		goto out;
 	*out = s;
 	s = NULL;

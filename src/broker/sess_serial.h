@@ -10,7 +10,7 @@
  * untrusted, like a packet) and builds nothing that the broker could not have
  * built itself.
  *
- * FORMAT, VERSION 1
+ * FORMAT, VERSION 2
  * -----------------
  * Notation: u8/u16/u32/u64 are unsigned big-endian fixed-width integers.
  * vi is an MQTT variable byte integer (1 to 4 bytes, 0..268435455, shortest
@@ -63,14 +63,16 @@
  *              [message]              unless DV_PUBREL (the message was
  *                                     released when PUBREC arrived)
  *
- *   message  = mflags:u8              bits 0-1 QoS (<= 2), bit 2 RETAIN,
- *                                     bit 3 SM_EXPIRY; other bits 0
- *              [expiry_left:u32]      if SM_EXPIRY: remaining message expiry
+ *   message  = the shared message encoding of core/msg_wire.h, the same
+ *              bytes the cluster's FORWARD carries (u16/u32 lengths there):
+ *              topic:u16 len + bytes  a valid topic name (1..65535 bytes)
+ *              qos:u8                 <= 2
+ *              mflags:u8              RETAIN 0x01, EXPIRY 0x02; other bits 0
+ *              [expiry_left:u32]      if EXPIRY: remaining message expiry
  *                                     interval, s (0 = already expired)
  *              pub_hash:u32           hash of the publisher's client id
- *              topic:str              a valid topic name (1..65535 bytes)
- *              props:bin              forwardable v5 properties, as received
- *              payload:bin
+ *              props:u32 len + bytes  forwardable v5 properties, as received
+ *              payload:u32 len + bytes
  *
  * The publisher's session id (origin_sid) is not kept: it is per process and
  * only matters before a message is matched. A message referenced by several
@@ -78,6 +80,10 @@
  *
  * Versioning: any change to this layout bumps SESS_SERIAL_VERSION; a reader
  * refuses versions it does not know (HQ_EVERSION) rather than guessing.
+ * Version 2 replaced version 1's message (mflags first, vi lengths) with the
+ * shared message encoding. Blobs are exchanged only between nodes of one
+ * release (no rolling upgrade is promised) and the memory store does not
+ * outlive the process, so no version 1 reader is kept.
  * Integrity against storage corruption is the backend's job (a corrupt blob is
  * rejected when it is malformed, not when it is merely different).
  */
@@ -93,17 +99,12 @@ struct session;
 struct worker;
 
 #define SESS_SERIAL_MAGIC "HQSS"
-#define SESS_SERIAL_VERSION 1
+#define SESS_SERIAL_VERSION 2
 
 /* session flags (sflags) */
 #define SS_EXPIRE_AT 0x01   /* expire_in present (session expiry scheduled) */
 #define SS_WILL 0x02        /* will present */
 #define SS_WILL_AT 0x04     /* will_in present (requires SS_WILL) */
-
-/* message flags (mflags) */
-#define SM_QOS_MASK 0x03
-#define SM_RETAIN 0x04
-#define SM_EXPIRY 0x08
 
 /*
  * Append the blob for s to out (caller-owned). s is borrowed and not changed.

@@ -43,7 +43,8 @@
  *   cid      MQTT client identifier: 1..65535 bytes of UTF-8, no U+0000
  * UTF-8 is well formed (shortest form, no surrogates, <= U+10FFFF).
  *
- * Shared pieces:
+ * Shared pieces (mbody and the topic before it are the shared message
+ * encoding, core/msg_wire.h, also used by the session blob):
  *   hlc      = wall_ms:u64  logical:u16       hybrid logical clock (clu_hlc.h)
  *   mbody    = qos:u8                         0..2
  *              mflags:u8                      RETAIN 0x01, EXPIRY 0x02
@@ -163,7 +164,7 @@
  * message type or a new flag bumps CLU_PROTO_VERSION; version 1 nodes refuse
  * other versions (REFUSE VERSION after reading HELLO) rather than guessing.
  * Message type numbers and fixed layouts are pinned by static_assert in
- * clu_proto.c.
+ * clu_proto.c. The encoder is clu_proto_enc.c, the decoder clu_proto_dec.c.
  */
 #ifndef HQ_CLUSTER_CLU_PROTO_H
 #define HQ_CLUSTER_CLU_PROTO_H

@@ -3,7 +3,7 @@
  *
  * Every check the specification allows without session state is made here
  * (see mqtt.h); each cites the normative statement it enforces. Decoders read
- * through a struct mqtt_rd whose errors are sticky and which never reads past
+ * through a struct bytes_rd whose errors are sticky and which never reads past
  * its end, so any byte string is safe input: this file is fuzzed.
  *
  * Errors: bytes that cannot be parsed, reserved bits, QoS 3 and similar are
@@ -35,17 +35,17 @@ static const uint8_t rc_auth[] = { 0x00, 0x18, 0x19 };
 
 #define RC_OK(list, rc) (memchr((list), (rc), sizeof(list)) != NULL)
 
-static void check_reason(struct mqtt_rd *r, bool ok)
+static void check_reason(struct bytes_rd *r, bool ok)
 {
 	if (!ok)
-		mqtt_rd_fail(r, HQ_EPROTOCOL, "reason code not valid for this packet");
+		bytes_rd_fail(r, HQ_EPROTOCOL, "reason code not valid for this packet");
 }
 
-static void read_packet_id(struct mqtt_rd *r, uint16_t *id)
+static void read_packet_id(struct bytes_rd *r, uint16_t *id)
 {
-	*id = mqtt_rd_u16(r);
+	*id = bytes_rd_u16(r);
 	if (r->rc == HQ_OK && *id == 0)
-		mqtt_rd_fail(r, HQ_EPROTOCOL, "packet identifier 0");  /* [MQTT-2.2.1-3] */
+		bytes_rd_fail(r, HQ_EPROTOCOL, "packet identifier 0");  /* [MQTT-2.2.1-3] */
 }
 
 static bool str_is(struct mqtt_str s, const char *lit)
@@ -54,32 +54,32 @@ static bool str_is(struct mqtt_str s, const char *lit)
 	return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-static void dec_connect(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_connect(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_connect *c = &out->u.connect;
 
 	/* name and level first, so that on HQ_EVERSION the caller still has them
 	 * and can answer with the right CONNACK */
 	c->proto_name = mqtt_rd_bin(r);
-	c->version = mqtt_rd_u8(r);
+	c->version = bytes_rd_u8(r);
 	if (r->rc != HQ_OK)
 		return;
 	bool is_mqtt = str_is(c->proto_name, "MQTT");
 	bool is_isdp = str_is(c->proto_name, "MQIsdp");
 	if (!is_mqtt && !is_isdp) {
 		/* [MQTT-3.1.2-1]: not this protocol at all, so no CONNACK */
-		mqtt_rd_fail(r, HQ_EPROTOCOL, "unknown protocol name");
+		bytes_rd_fail(r, HQ_EPROTOCOL, "unknown protocol name");
 		return;
 	}
 	if ((is_mqtt && c->version != MQTT_V311 && c->version != MQTT_V5) ||
 	    (is_isdp && c->version != MQTT_V31)) {
-		mqtt_rd_fail(r, HQ_EVERSION, "unsupported protocol level");  /* [MQTT-3.1.2-2] */
+		bytes_rd_fail(r, HQ_EVERSION, "unsupported protocol level");  /* [MQTT-3.1.2-2] */
 		return;
 	}
 	version = c->version;
 
-	uint8_t f = mqtt_rd_u8(r);
-	c->keepalive = mqtt_rd_u16(r);
+	uint8_t f = bytes_rd_u8(r);
+	c->keepalive = bytes_rd_u16(r);
 	if (r->rc != HQ_OK)
 		return;
 	c->clean_start = f & 0x02;
@@ -89,15 +89,15 @@ static void dec_connect(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *
 	c->has_password = f & 0x40;
 	c->has_username = f & 0x80;
 	if (f & 0x01)
-		mqtt_rd_fail(r, HQ_EMALFORMED, "reserved bit in CONNECT flags");  /* [MQTT-3.1.2-3] */
+		bytes_rd_fail(r, HQ_EMALFORMED, "reserved bit in CONNECT flags");  /* [MQTT-3.1.2-3] */
 	else if (!c->has_will && (c->will.qos || c->will.retain))
 		/* [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
-		mqtt_rd_fail(r, HQ_EMALFORMED, "will QoS or retain without will flag");
+		bytes_rd_fail(r, HQ_EMALFORMED, "will QoS or retain without will flag");
 	else if (c->will.qos == 3)
-		mqtt_rd_fail(r, HQ_EMALFORMED, "will QoS 3");  /* [MQTT-3.1.2-14] */
+		bytes_rd_fail(r, HQ_EMALFORMED, "will QoS 3");  /* [MQTT-3.1.2-14] */
 	else if (version < MQTT_V5 && c->has_password && !c->has_username)
 		/* [MQTT-3.1.2-22]; MQTT 5 dropped this rule */
-		mqtt_rd_fail(r, HQ_EMALFORMED, "password flag without user name flag");
+		bytes_rd_fail(r, HQ_EMALFORMED, "password flag without user name flag");
 
 	if (version == MQTT_V5)
 		mqtt_props_read(r, MQTT_CONNECT, &c->props);
@@ -109,7 +109,7 @@ static void dec_connect(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *
 		if (r->rc == HQ_OK && (c->will.topic.len == 0 ||
 				       mqtt_has_wildcard(c->will.topic.p, c->will.topic.len)))
 			/* [MQTT-3.1.3-11] a topic name; [MQTT-4.7.3-1] not empty */
-			mqtt_rd_fail(r, HQ_ETOPIC, "invalid will topic");
+			bytes_rd_fail(r, HQ_ETOPIC, "invalid will topic");
 		struct mqtt_str pl = mqtt_rd_bin(r);
 		c->will.payload = pl.p;
 		c->will.payload_len = pl.len;
@@ -120,33 +120,33 @@ static void dec_connect(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *
 		c->password = mqtt_rd_bin(r);
 }
 
-static void dec_connack(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_connack(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_connack *c = &out->u.connack;
-	uint8_t f = mqtt_rd_u8(r);
+	uint8_t f = bytes_rd_u8(r);
 
-	c->reason = mqtt_rd_u8(r);
+	c->reason = bytes_rd_u8(r);
 	if (r->rc != HQ_OK)
 		return;
 	c->session_present = f & 0x01;
 	/* [MQTT-3.2.2-1] (3.1.1 and 5); MQTT 3.1 had no flags in this byte */
 	if (version != MQTT_V31 && (f & 0xFE)) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, "reserved bits in CONNACK flags");
+		bytes_rd_fail(r, HQ_EMALFORMED, "reserved bits in CONNACK flags");
 		return;
 	}
 	if (version != MQTT_V5) {
 		if (c->reason > MQTT_V3_NOT_AUTHORIZED)
-			mqtt_rd_fail(r, HQ_EPROTOCOL, "reserved CONNACK return code");
+			bytes_rd_fail(r, HQ_EPROTOCOL, "reserved CONNACK return code");
 		return;
 	}
 	check_reason(r, RC_OK(rc_connack, c->reason));
 	/* a 2-byte CONNACK is what a 3.1.1-only server answers a v5 CONNECT with
 	 * (rc 1); accept it as "no properties" so the client can read the code */
-	if (mqtt_rd_left(r))
+	if (bytes_rd_left(r))
 		mqtt_props_read(r, MQTT_CONNACK, &c->props);
 }
 
-static void dec_publish(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_publish(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_publish *pb = &out->u.publish;
 
@@ -154,24 +154,24 @@ static void dec_publish(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *
 	pb->qos = (out->flags >> 1) & 0x03;
 	pb->retain = out->flags & 0x01;
 	if (pb->qos == 3) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, "PUBLISH QoS 3");  /* [MQTT-3.3.1-4] */
+		bytes_rd_fail(r, HQ_EMALFORMED, "PUBLISH QoS 3");  /* [MQTT-3.3.1-4] */
 		return;
 	}
 	if (pb->dup && pb->qos == 0) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, "DUP set on a QoS 0 PUBLISH");  /* [MQTT-3.3.1-2] */
+		bytes_rd_fail(r, HQ_EMALFORMED, "DUP set on a QoS 0 PUBLISH");  /* [MQTT-3.3.1-2] */
 		return;
 	}
 	pb->topic = mqtt_rd_utf8(r, "invalid UTF-8 in topic name");
 	if (r->rc != HQ_OK)
 		return;
 	if (mqtt_has_wildcard(pb->topic.p, pb->topic.len)) {
-		mqtt_rd_fail(r, HQ_ETOPIC, "wildcard in PUBLISH topic name");  /* [MQTT-3.3.2-2] */
+		bytes_rd_fail(r, HQ_ETOPIC, "wildcard in PUBLISH topic name");  /* [MQTT-3.3.2-2] */
 		return;
 	}
 	/* [MQTT-4.7.3-1]; in v5 an empty name goes with a topic alias, which only
 	 * the broker can resolve */
 	if (pb->topic.len == 0 && version != MQTT_V5) {
-		mqtt_rd_fail(r, HQ_EPROTOCOL, "empty PUBLISH topic name");
+		bytes_rd_fail(r, HQ_EPROTOCOL, "empty PUBLISH topic name");
 		return;
 	}
 	if (pb->qos > 0)
@@ -179,30 +179,30 @@ static void dec_publish(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *
 	if (version == MQTT_V5)
 		mqtt_props_read(r, MQTT_PUBLISH, &pb->props);
 	pb->payload = r->p + r->pos;
-	pb->payload_len = (uint32_t)mqtt_rd_left(r);
+	pb->payload_len = (uint32_t)bytes_rd_left(r);
 	r->pos = r->len;
 }
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP */
-static void dec_ack(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_ack(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_ack *a = &out->u.ack;
 
 	read_packet_id(r, &a->packet_id);
 	/* v5: remaining length 2 = success without properties, 3 = reason only
 	 * (spec 3.4.2.1); before v5 exactly 2, enforced by the trailing check */
-	if (version != MQTT_V5 || mqtt_rd_left(r) == 0)
+	if (version != MQTT_V5 || bytes_rd_left(r) == 0)
 		return;
-	a->reason = mqtt_rd_u8(r);
+	a->reason = bytes_rd_u8(r);
 	bool ok = (out->type == MQTT_PUBACK || out->type == MQTT_PUBREC) ?
 		  RC_OK(rc_puback, a->reason) : RC_OK(rc_pubrel, a->reason);
 	check_reason(r, ok);
-	if (mqtt_rd_left(r))
+	if (bytes_rd_left(r))
 		mqtt_props_read(r, out->type, &a->props);
 }
 
 /* SUBSCRIBE and UNSUBSCRIBE: validate the list once so the walkers need not */
-static void dec_subscribe(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_subscribe(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_subscribe *s = &out->u.subscribe;
 	bool sub = out->type == MQTT_SUBSCRIBE;
@@ -214,35 +214,35 @@ static void dec_subscribe(struct mqtt_rd *r, uint8_t version, struct mqtt_packet
 	if (r->rc != HQ_OK)
 		return;
 	s->list = r->p + r->pos;
-	s->list_len = (uint32_t)mqtt_rd_left(r);
+	s->list_len = (uint32_t)bytes_rd_left(r);
 	while (r->pos < r->len) {
 		mqtt_rd_utf8(r, "invalid UTF-8 in topic filter");
 		if (sub) {
-			uint8_t o = mqtt_rd_u8(r);
+			uint8_t o = bytes_rd_u8(r);
 			if (r->rc != HQ_OK)
 				break;
 			/* [MQTT-3.8.3-5]; before v5 only the QoS bits exist
 			 * ([MQTT-3.8.3-4] in 3.1.1) */
 			if (o & (version == MQTT_V5 ? 0xC0 : 0xFC))
-				mqtt_rd_fail(r, HQ_EMALFORMED, "reserved bits in subscription options");
+				bytes_rd_fail(r, HQ_EMALFORMED, "reserved bits in subscription options");
 			else if ((o & MQTT_SUBOPT_QOS_MASK) == 3)
 				/* v5 3.8.3.1: a Protocol Error; 3.1.1 just closes */
-				mqtt_rd_fail(r, HQ_EPROTOCOL, "subscription QoS 3");
+				bytes_rd_fail(r, HQ_EPROTOCOL, "subscription QoS 3");
 			else if ((o & MQTT_SUBOPT_RH_MASK) >> MQTT_SUBOPT_RH_SHIFT == 3)
-				mqtt_rd_fail(r, HQ_EPROTOCOL, "retain handling 3");  /* 3.8.3.1 */
+				bytes_rd_fail(r, HQ_EPROTOCOL, "retain handling 3");  /* 3.8.3.1 */
 		}
 		if (r->rc == HQ_OK && ++count > UINT16_MAX)
-			mqtt_rd_fail(r, HQ_ETOOLARGE, "more than 65535 topic filters");
+			bytes_rd_fail(r, HQ_ETOOLARGE, "more than 65535 topic filters");
 	}
 	if (r->rc == HQ_OK && count == 0)
 		/* [MQTT-3.8.3-3] / [MQTT-3.10.3-2] */
-		mqtt_rd_fail(r, HQ_EPROTOCOL, sub ? "SUBSCRIBE without topic filters" :
+		bytes_rd_fail(r, HQ_EPROTOCOL, sub ? "SUBSCRIBE without topic filters" :
 					       "UNSUBSCRIBE without topic filters");
 	s->count = (uint16_t)count;
 }
 
 /* SUBACK and UNSUBACK */
-static void dec_suback(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_suback(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_suback *s = &out->u.suback;
 	bool sub = out->type == MQTT_SUBACK;
@@ -255,13 +255,13 @@ static void dec_suback(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *o
 		mqtt_props_read(r, out->type, &s->props);
 	if (r->rc != HQ_OK)
 		return;
-	size_t n = mqtt_rd_left(r);
+	size_t n = bytes_rd_left(r);
 	if (n == 0) {
-		mqtt_rd_fail(r, HQ_EPROTOCOL, "acknowledgement without reason codes");
+		bytes_rd_fail(r, HQ_EPROTOCOL, "acknowledgement without reason codes");
 		return;
 	}
 	if (n > UINT16_MAX) {
-		mqtt_rd_fail(r, HQ_ETOOLARGE, "more than 65535 reason codes");
+		bytes_rd_fail(r, HQ_ETOOLARGE, "more than 65535 reason codes");
 		return;
 	}
 	s->codes = r->p + r->pos;
@@ -279,29 +279,29 @@ static void dec_suback(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *o
 }
 
 /* PINGREQ, PINGRESP: no body; the trailing check rejects one */
-static void dec_empty(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_empty(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 }
 
 /* DISCONNECT and AUTH: in v5 an empty body means reason 0, one byte means
  * reason without properties (spec 3.14.2.1, 3.15.2.1) */
-static void dec_disconnect(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out)
+static void dec_disconnect(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out)
 {
 	struct mqtt_disconnect *d = &out->u.disconnect;
 
-	if (version != MQTT_V5 || mqtt_rd_left(r) == 0)
+	if (version != MQTT_V5 || bytes_rd_left(r) == 0)
 		return;
-	d->reason = mqtt_rd_u8(r);
+	d->reason = bytes_rd_u8(r);
 	check_reason(r, out->type == MQTT_AUTH ? RC_OK(rc_auth, d->reason) :
 						  RC_OK(rc_disconnect, d->reason));
-	if (mqtt_rd_left(r))
+	if (bytes_rd_left(r))
 		mqtt_props_read(r, out->type, &d->props);
 }
 
 #define FLAGS_ANY 0xFF
 
 static const struct {
-	void (*dec)(struct mqtt_rd *r, uint8_t version, struct mqtt_packet *out);
+	void (*dec)(struct bytes_rd *r, uint8_t version, struct mqtt_packet *out);
 	uint8_t flags;              /* required fixed-header flags [MQTT-2.2.2-1] */
 	const char *flags_why;
 } decoders[16] = {
@@ -329,7 +329,7 @@ int mqtt_frame(const uint8_t *p, size_t n, uint32_t max_size, size_t *hdr_len,
 
 	if (n < 2)
 		return HQ_EAGAIN;
-	int used = mqtt_varint_decode(p + 1, n - 1, &v);
+	int used = bytes_varint_get(p + 1, n - 1, &v);
 	if (used == 0)
 		return HQ_EAGAIN;
 	if (used < 0)
@@ -345,7 +345,7 @@ int mqtt_decode(const uint8_t *p, size_t n, uint8_t version, struct mqtt_packet 
 		const char **why)
 {
 	const char *w = NULL;
-	struct mqtt_rd r;
+	struct bytes_rd r;
 	size_t hl = 0;
 	uint32_t rl = 0;
 	int rc;
@@ -385,10 +385,10 @@ int mqtt_decode(const uint8_t *p, size_t n, uint8_t version, struct mqtt_packet 
 		goto out;
 	}
 
-	mqtt_rd_init(&r, p + hl, rl);
+	bytes_rd_init(&r, p + hl, rl);
 	decoders[out->type].dec(&r, version, out);
 	if (r.rc == HQ_OK && r.pos != r.len)
-		mqtt_rd_fail(&r, HQ_EMALFORMED, "unexpected bytes at the end of the packet");
+		bytes_rd_fail(&r, HQ_EMALFORMED, "unexpected bytes at the end of the packet");
 	rc = r.rc;
 	w = r.why;
 out:
@@ -400,14 +400,14 @@ out:
 bool mqtt_sub_next(const struct mqtt_subscribe *s, uint32_t *cursor,
 		   struct mqtt_str *filter, uint8_t *options)
 {
-	struct mqtt_rd r;
+	struct bytes_rd r;
 
 	if (*cursor >= s->list_len)
 		return false;
-	mqtt_rd_init(&r, s->list, s->list_len);
+	bytes_rd_init(&r, s->list, s->list_len);
 	r.pos = *cursor;
 	*filter = mqtt_rd_bin(&r);
-	*options = mqtt_rd_u8(&r);
+	*options = bytes_rd_u8(&r);
 	if (r.rc != HQ_OK) {
 		*cursor = s->list_len;
 		return false;
@@ -419,11 +419,11 @@ bool mqtt_sub_next(const struct mqtt_subscribe *s, uint32_t *cursor,
 bool mqtt_unsub_next(const struct mqtt_subscribe *s, uint32_t *cursor,
 		     struct mqtt_str *filter)
 {
-	struct mqtt_rd r;
+	struct bytes_rd r;
 
 	if (*cursor >= s->list_len)
 		return false;
-	mqtt_rd_init(&r, s->list, s->list_len);
+	bytes_rd_init(&r, s->list, s->list_len);
 	r.pos = *cursor;
 	*filter = mqtt_rd_bin(&r);
 	if (r.rc != HQ_OK) {

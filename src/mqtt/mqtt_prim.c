@@ -20,53 +20,20 @@ const char *mqtt_type_name(int type)
 	return type_names[type];
 }
 
+/* the varint primitives live with the byte cursors (core/bytes.h) */
 size_t mqtt_varint_size(uint32_t v)
 {
-	if (v < 128)
-		return 1;
-	if (v < 16384)
-		return 2;
-	if (v < 2097152)
-		return 3;
-	return 4;
+	return bytes_varint_size(v);
 }
 
 size_t mqtt_varint_encode(uint8_t *p, uint32_t v)
 {
-	size_t n = 0;
-
-	do {
-		uint8_t b = v & 0x7F;
-		v >>= 7;
-		if (v)
-			b |= 0x80;
-		p[n++] = b;
-	} while (v && n < 4);
-	return n;
+	return bytes_varint_put(p, v);
 }
 
-/*
- * A multi-byte encoding whose last byte is 0 adds nothing to the value: it is
- * longer than needed, which [MQTT-1.5.5-1] forbids, so it is malformed rather
- * than silently accepted (two encodings of one length would let a peer smuggle
- * bytes past anything that compares encodings).
- */
 int mqtt_varint_decode(const uint8_t *p, size_t n, uint32_t *v)
 {
-	uint32_t val = 0;
-
-	for (size_t i = 0; i < 4; i++) {
-		if (i >= n)
-			return 0;
-		val |= (uint32_t)(p[i] & 0x7F) << (7 * i);
-		if (!(p[i] & 0x80)) {
-			if (i > 0 && p[i] == 0)
-				return -1;
-			*v = val;
-			return (int)i + 1;
-		}
-	}
-	return -1;  /* continuation bit on the 4th byte */
+	return bytes_varint_get(p, n, v);
 }
 
 /*
@@ -122,31 +89,12 @@ bool mqtt_utf8_valid(const uint8_t *p, size_t n)
 	return true;
 }
 
-uint32_t mqtt_rd_varint(struct mqtt_rd *r)
-{
-	uint32_t v = 0;
-
-	if (r->rc != HQ_OK)
-		return 0;
-	int used = mqtt_varint_decode(r->p + r->pos, r->len - r->pos, &v);
-	if (used == 0) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, "variable byte integer runs past the end");
-		return 0;
-	}
-	if (used < 0) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, "invalid variable byte integer");
-		return 0;
-	}
-	r->pos += (size_t)used;
-	return v;
-}
-
-struct mqtt_str mqtt_rd_bin(struct mqtt_rd *r)
+struct mqtt_str mqtt_rd_bin(struct bytes_rd *r)
 {
 	struct mqtt_str s = { NULL, 0 };
-	uint16_t len = mqtt_rd_u16(r);
+	uint16_t len = bytes_rd_u16(r);
 
-	if (!mqtt_rd_need(r, len))
+	if (!bytes_rd_need(r, len))
 		return s;
 	/* an empty string still points into the packet: callers may compare
 	 * pointers, and "" must not look like "absent" */
@@ -156,12 +104,12 @@ struct mqtt_str mqtt_rd_bin(struct mqtt_rd *r)
 	return s;
 }
 
-struct mqtt_str mqtt_rd_utf8(struct mqtt_rd *r, const char *why)
+struct mqtt_str mqtt_rd_utf8(struct bytes_rd *r, const char *why)
 {
 	struct mqtt_str s = mqtt_rd_bin(r);
 
 	if (r->rc == HQ_OK && !mqtt_utf8_valid(s.p, s.len)) {
-		mqtt_rd_fail(r, HQ_EMALFORMED, why);
+		bytes_rd_fail(r, HQ_EMALFORMED, why);
 		s.p = NULL;
 		s.len = 0;
 	}

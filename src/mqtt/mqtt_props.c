@@ -85,7 +85,7 @@ static const struct mqtt_prop_def *prop_def(uint8_t id)
 }
 
 /* Read one property value of def's type into out. */
-static void read_value(struct mqtt_rd *r, const struct mqtt_prop_def *d,
+static void read_value(struct bytes_rd *r, const struct mqtt_prop_def *d,
 		       struct mqtt_props *out)
 {
 	uint8_t *field = (uint8_t *)out + d->off;
@@ -94,19 +94,19 @@ static void read_value(struct mqtt_rd *r, const struct mqtt_prop_def *d,
 
 	switch (d->type) {
 	case MQTT_PT_BYTE:
-		v = mqtt_rd_u8(r);
+		v = bytes_rd_u8(r);
 		*field = (uint8_t)v;
 		break;
 	case MQTT_PT_U16:
-		v = mqtt_rd_u16(r);
+		v = bytes_rd_u16(r);
 		memcpy(field, &(uint16_t){ (uint16_t)v }, sizeof(uint16_t));
 		break;
 	case MQTT_PT_U32:
-		v = mqtt_rd_u32(r);
+		v = bytes_rd_u32(r);
 		memcpy(field, &v, sizeof(uint32_t));
 		break;
 	case MQTT_PT_VARINT:        /* subscription identifier, the only one */
-		v = mqtt_rd_varint(r);
+		v = bytes_rd_varint(r);
 		/* more than MQTT_MAX_SUB_IDS are validated but not kept */
 		if (out->n_sub_ids < MQTT_MAX_SUB_IDS)
 			out->sub_ids[out->n_sub_ids++] = v;
@@ -116,7 +116,7 @@ static void read_value(struct mqtt_rd *r, const struct mqtt_prop_def *d,
 		memcpy(field, &s, sizeof(s));
 		if (d->check == MQTT_PC_TOPIC && r->rc == HQ_OK &&
 		    (s.len == 0 || mqtt_has_wildcard(s.p, s.len)))
-			mqtt_rd_fail(r, HQ_EPROTOCOL, d->bad_why);  /* [MQTT-3.3.2-14] */
+			bytes_rd_fail(r, HQ_EPROTOCOL, d->bad_why);  /* [MQTT-3.3.2-14] */
 		return;
 	case MQTT_PT_BIN:
 		s = mqtt_rd_bin(r);
@@ -133,23 +133,23 @@ static void read_value(struct mqtt_rd *r, const struct mqtt_prop_def *d,
 	if (r->rc != HQ_OK)
 		return;
 	if (d->check == MQTT_PC_BOOL && v > 1)
-		mqtt_rd_fail(r, HQ_EPROTOCOL, d->bad_why);
+		bytes_rd_fail(r, HQ_EPROTOCOL, d->bad_why);
 	else if (d->check == MQTT_PC_NONZERO && v == 0)
 		/* a zero topic alias has its own reason code, 0x94 [MQTT-3.3.2-8] */
-		mqtt_rd_fail(r, (d - mqtt_prop_defs) == MQTT_PROP_TOPIC_ALIAS ? HQ_EALIAS : HQ_EPROTOCOL, d->bad_why);
+		bytes_rd_fail(r, (d - mqtt_prop_defs) == MQTT_PROP_TOPIC_ALIAS ? HQ_EALIAS : HQ_EPROTOCOL, d->bad_why);
 }
 
-void mqtt_props_read(struct mqtt_rd *r, int ptype, struct mqtt_props *out)
+void mqtt_props_read(struct bytes_rd *r, int ptype, struct mqtt_props *out)
 {
 	memset(out, 0, sizeof(*out));
-	uint32_t plen = mqtt_rd_varint(r);
-	if (!mqtt_rd_need(r, plen))
+	uint32_t plen = bytes_rd_varint(r);
+	if (!bytes_rd_need(r, plen))
 		return;
 
 	/* the properties are decoded by a sub-reader bounded by their length, so
 	 * a value cannot run into whatever follows the property section */
-	struct mqtt_rd sub;
-	mqtt_rd_init(&sub, r->p + r->pos, plen);
+	struct bytes_rd sub;
+	bytes_rd_init(&sub, r->p + r->pos, plen);
 	out->raw = sub.p;
 	out->raw_len = plen;
 	r->pos += plen;
@@ -158,18 +158,18 @@ void mqtt_props_read(struct mqtt_rd *r, int ptype, struct mqtt_props *out)
 	while (sub.rc == HQ_OK && sub.pos < sub.len) {
 		/* ids are variable byte integers, but every defined one is < 0x80,
 		 * so a byte with the top bit set can only be an unknown id */
-		uint8_t id = mqtt_rd_u8(&sub);
+		uint8_t id = bytes_rd_u8(&sub);
 		const struct mqtt_prop_def *d = prop_def(id);
 		if (!d) {
-			mqtt_rd_fail(&sub, HQ_EMALFORMED, "unknown property id");
+			bytes_rd_fail(&sub, HQ_EMALFORMED, "unknown property id");
 			break;
 		}
 		if (!(d->allowed & mask)) {
-			mqtt_rd_fail(&sub, HQ_EMALFORMED, d->where_why);
+			bytes_rd_fail(&sub, HQ_EMALFORMED, d->where_why);
 			break;
 		}
 		if ((out->present & MQTT_PROP_BIT(id)) && !(d->multi & mask)) {
-			mqtt_rd_fail(&sub, HQ_EPROTOCOL, d->dup_why);
+			bytes_rd_fail(&sub, HQ_EPROTOCOL, d->dup_why);
 			break;
 		}
 		out->present |= MQTT_PROP_BIT(id);
@@ -178,13 +178,13 @@ void mqtt_props_read(struct mqtt_rd *r, int ptype, struct mqtt_props *out)
 	/* spec 3.1.2.11.10: authentication data without a method is a protocol error */
 	if (sub.rc == HQ_OK && (out->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA)) &&
 	    !(out->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
-		mqtt_rd_fail(&sub, HQ_EPROTOCOL, "authentication data without a method");
+		bytes_rd_fail(&sub, HQ_EPROTOCOL, "authentication data without a method");
 	if (sub.rc != HQ_OK)
-		mqtt_rd_fail(r, sub.rc, sub.why);
+		bytes_rd_fail(r, sub.rc, sub.why);
 }
 
 /* Write the property section body (no length prefix). */
-static void write_body(struct mqtt_wr *w, const struct mqtt_props *p)
+static void write_body(struct bytes_wr *w, const struct mqtt_props *p)
 {
 	for (uint8_t id = 1; id <= MQTT_PROP_ID_MAX; id++) {
 		const struct mqtt_prop_def *d = &mqtt_prop_defs[id];
@@ -202,23 +202,23 @@ static void write_body(struct mqtt_wr *w, const struct mqtt_props *p)
 			if (n > MQTT_MAX_SUB_IDS)
 				n = MQTT_MAX_SUB_IDS;
 			for (unsigned i = 0; i < n; i++) {
-				mqtt_wr_u8(w, id);
-				mqtt_wr_varint(w, p->sub_ids[i]);
+				bytes_wr_u8(w, id);
+				bytes_wr_varint(w, p->sub_ids[i]);
 			}
 			continue;
 		}
-		mqtt_wr_u8(w, id);
+		bytes_wr_u8(w, id);
 		switch (d->type) {
 		case MQTT_PT_BYTE:
-			mqtt_wr_u8(w, *field);
+			bytes_wr_u8(w, *field);
 			break;
 		case MQTT_PT_U16:
 			memcpy(&v16, field, sizeof(v16));
-			mqtt_wr_u16(w, v16);
+			bytes_wr_u16(w, v16);
 			break;
 		case MQTT_PT_U32:
 			memcpy(&v32, field, sizeof(v32));
-			mqtt_wr_u32(w, v32);
+			bytes_wr_u32(w, v32);
 			break;
 		case MQTT_PT_UTF8:
 		case MQTT_PT_BIN:
@@ -227,10 +227,10 @@ static void write_body(struct mqtt_wr *w, const struct mqtt_props *p)
 			break;
 		}
 	}
-	mqtt_wr_bytes(w, p->extra, p->extra_len);
+	bytes_wr_bytes(w, p->extra, p->extra_len);
 }
 
-int mqtt_props_write(struct mqtt_wr *w, int ptype, const struct mqtt_props *p)
+int mqtt_props_write(struct bytes_wr *w, int ptype, const struct mqtt_props *p)
 {
 	uint16_t mask = MQTT_PK(ptype);
 
@@ -247,11 +247,12 @@ int mqtt_props_write(struct mqtt_wr *w, int ptype, const struct mqtt_props *p)
 				return HQ_EINVAL;
 
 	/* count first: the length prefix precedes the properties */
-	struct mqtt_wr count = { NULL, 0 };
+	struct bytes_wr count;
+	bytes_wr_count(&count);
 	write_body(&count, p);
 	if (count.n > MQTT_VARINT_MAX)
 		return HQ_EINVAL;
-	mqtt_wr_varint(w, (uint32_t)count.n);
+	bytes_wr_varint(w, (uint32_t)count.n);
 	write_body(w, p);
 	return HQ_OK;
 }
@@ -263,17 +264,17 @@ int mqtt_props_write(struct mqtt_wr *w, int ptype, const struct mqtt_props *p)
  */
 static size_t prop_size(const uint8_t *raw, size_t len, size_t pos)
 {
-	struct mqtt_rd r;
+	struct bytes_rd r;
 
-	mqtt_rd_init(&r, raw + pos, len - pos);
-	const struct mqtt_prop_def *d = prop_def(mqtt_rd_u8(&r));
+	bytes_rd_init(&r, raw + pos, len - pos);
+	const struct mqtt_prop_def *d = prop_def(bytes_rd_u8(&r));
 	if (!d)
 		return 0;
 	switch (d->type) {
-	case MQTT_PT_BYTE: mqtt_rd_u8(&r); break;
-	case MQTT_PT_U16: mqtt_rd_u16(&r); break;
-	case MQTT_PT_U32: mqtt_rd_u32(&r); break;
-	case MQTT_PT_VARINT: mqtt_rd_varint(&r); break;
+	case MQTT_PT_BYTE: bytes_rd_u8(&r); break;
+	case MQTT_PT_U16: bytes_rd_u16(&r); break;
+	case MQTT_PT_U32: bytes_rd_u32(&r); break;
+	case MQTT_PT_VARINT: bytes_rd_varint(&r); break;
 	case MQTT_PT_UTF8:
 	case MQTT_PT_BIN: mqtt_rd_bin(&r); break;
 	case MQTT_PT_PAIR: mqtt_rd_bin(&r); mqtt_rd_bin(&r); break;
@@ -294,8 +295,8 @@ bool mqtt_props_user_next(const struct mqtt_props *p, uint32_t *cursor,
 		*cursor = (uint32_t)(pos + n);
 		if (p->raw[pos] != MQTT_PROP_USER)
 			continue;
-		struct mqtt_rd r;
-		mqtt_rd_init(&r, p->raw + pos + 1, n - 1);
+		struct bytes_rd r;
+		bytes_rd_init(&r, p->raw + pos + 1, n - 1);
 		*key = mqtt_rd_bin(&r);
 		*val = mqtt_rd_bin(&r);
 		return true;
@@ -331,10 +332,10 @@ void mqtt_props_user_append(struct buf *blob, const char *key, const char *val)
 	size_t kl = strlen(key), vl = strlen(val);
 
 	assert(kl <= UINT16_MAX && vl <= UINT16_MAX);  /* local caller's strings */
-	uint8_t *q = buf_reserve(blob, 5 + kl + vl);
-	struct mqtt_wr w = { q, 0 };
-	mqtt_wr_u8(&w, MQTT_PROP_USER);
+	struct bytes_wr w;
+	bytes_wr_buf(&w, blob);
+	bytes_wr_u8(&w, MQTT_PROP_USER);
 	mqtt_wr_str(&w, (const uint8_t *)key, (uint16_t)kl);
 	mqtt_wr_str(&w, (const uint8_t *)val, (uint16_t)vl);
-	blob->len += w.n;
+	bytes_wr_end(&w);
 }

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/msg_wire.h"
 
 #define S(s) (s), strlen(s)
 
@@ -596,15 +597,25 @@ static void bw_str(struct bw *x, const char *s)
 	buf_append(&x->b, s, strlen(s));
 }
 
-static void bw_msg(struct bw *x, uint8_t mflags, const char *topic)
+/* a u16-length string: the topic of the shared message encoding */
+static void bw_str16(struct bw *x, const char *s, size_t n)
 {
+	bw_u16(x, (uint16_t)n);
+	buf_append(&x->b, s, n);
+}
+
+/* message (core/msg_wire.h): topic, qos, mflags, [expiry], hash, props, payload */
+static void bw_msg(struct bw *x, uint8_t qos, uint8_t mflags, const char *topic)
+{
+	bw_str16(x, topic, strlen(topic));
+	bw_u8(x, qos);
 	bw_u8(x, mflags);
-	if (mflags & SM_EXPIRY)
+	if (mflags & MSG_WIRE_EXPIRY)
 		bw_u32(x, 10);
 	bw_u32(x, 0);
-	bw_str(x, topic);
-	bw_vi(x, 0);
-	bw_str(x, "p");
+	bw_u32(x, 0);
+	bw_u32(x, 1);
+	bw_u8(x, 'p');
 }
 
 static void bw_deliv(struct bw *x, uint16_t pid, uint8_t qos, uint8_t flags, const char *group,
@@ -618,7 +629,7 @@ static void bw_deliv(struct bw *x, uint16_t pid, uint8_t qos, uint8_t flags, con
 	if (flags & DV_SHARED)
 		bw_str(x, group);
 	if (!(flags & DV_PUBREL))
-		bw_msg(x, 1, topic);
+		bw_msg(x, 1, 0, topic);
 }
 
 enum bad_kind {
@@ -633,8 +644,9 @@ enum bad_kind {
 	BAD_TOPIC_WILDCARD,
 	BAD_TOPIC_UTF8,
 	BAD_TOPIC_NUL,
-	BAD_TOPIC_LONG,
+	BAD_TOPIC_EMPTY,
 	BAD_MFLAGS,
+	BAD_MSG_QOS,
 	BAD_PID_ZERO,
 	BAD_DUP_PID,
 	BAD_QOS0_INFLIGHT,
@@ -706,25 +718,24 @@ static void build(struct bw *x, enum bad_kind k)
 		bw_u8(x, 2);
 		bw_vi(x, 5);
 		bw_vi(x, k == BAD_SUB_ID_ZERO ? 0 : 6);
-		static char long_topic[65537]; /* one byte over the MQTT string limit */
-		memset(long_topic, 'a', sizeof(long_topic) - 1);
+		/* a topic longer than 65535 bytes cannot be expressed: u16 length */
 		const char *topic = k == BAD_TOPIC_WILDCARD ? "a/+" : k == BAD_TOPIC_UTF8 ? "a/\xC0\x80"
-				  : k == BAD_TOPIC_NUL ? NULL : k == BAD_TOPIC_LONG ? long_topic : "a/b";
-		bw_u8(x, k == BAD_MFLAGS ? 0x03 : SM_EXPIRY | 1);
+				  : k == BAD_TOPIC_NUL ? NULL : k == BAD_TOPIC_EMPTY ? "" : "a/b";
+		if (topic)
+			bw_str16(x, topic, strlen(topic));
+		else
+			bw_str16(x, "a\0b", 3);
+		bw_u8(x, k == BAD_MSG_QOS ? 3 : 1);
+		bw_u8(x, k == BAD_MFLAGS ? 0x04 : MSG_WIRE_EXPIRY);
 		bw_u32(x, 10);
 		bw_u32(x, 0);
-		if (topic) {
-			bw_str(x, topic);
-		} else {
-			bw_vi(x, 3);
-			buf_append(&x->b, "a\0b", 3);
-		}
 		if (k == BAD_HUGE_LENGTH) {
-			bw_vi(x, 268435455);
+			bw_u32(x, 0xFFFFFFFF);
 			return;
 		}
-		bw_vi(x, 0);
-		bw_str(x, "q");
+		bw_u32(x, 0);
+		bw_u32(x, 1);
+		bw_u8(x, 'q');
 	}
 	bw_deliv(x, 0, 0, 0, NULL, "z");
 	/* rx pids */
