@@ -45,6 +45,7 @@
 #include "cluster/cluster.h"
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/inbox.h"
 #include "mqtt/mqtt.h"
 #include "net/accept_guard.h"
 #include "net/ev.h"
@@ -443,10 +444,9 @@ struct worker {
 	struct session *offline;          /* offline sessions with a timer (expiry/will) */
 	struct conn_thr *throttled;       /* publishers paused for back-pressure */
 	struct session *congested;        /* set by brk_route: a live target whose queue is long */
-	/* inbox: filled by other workers, swapped by this one */
-	pthread_mutex_t inbox_lock;
-	struct wq_vec inbox, inbox_spare;
-	atomic_bool wake_pending;         /* its eventfd was written and not yet drained */
+	/* inbox of struct wq_entry: filled by other workers, the cluster and
+	 * store threads, swapped by this one (core/inbox.h) */
+	struct inbox inbox;
 	/* outboxes: one per destination worker, flushed in before-sleep */
 	struct wq_vec *outbox;
 	uint8_t rbuf[65536];              /* every read lands here first (brk_conn.c) */

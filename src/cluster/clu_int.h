@@ -3,7 +3,7 @@
  *
  * Threading: everything here belongs to the cluster thread (clu_node.c runs
  * its event loop), except what cluster.h says is thread safe: the request
- * inbox (under inbox_lock), the admin queue (same lock), peers_up and the
+ * inbox (core/inbox.h), the admin queue (admin_lock), peers_up and the
  * statistics (atomics). Workers are reached only through their inboxes
  * (wk_inbox_append), batched per loop turn in `wout`.
  *
@@ -32,6 +32,7 @@
 #include "cluster/clu_proto.h"
 #include "cluster/cluster.h"
 #include "core/buf.h"
+#include "core/inbox.h"
 #include "net/ev.h"
 
 #define CLU_HANDSHAKE_MAX_BODY 4096      /* before authentication */
@@ -162,11 +163,10 @@ struct clu_node {
 	struct clu_peer **m;           /* m[0] is this node */
 	size_t n_m, cap_m;
 	struct clu_link *links, *closed;
-	/* from workers and admin callers */
-	pthread_mutex_t inbox_lock;
-	struct clu_req_vec inbox, spare;
+	/* from workers (struct clu_req, core/inbox.h) and admin callers */
+	struct inbox inbox;
+	pthread_mutex_t admin_lock;      /* guards admin_q and started */
 	struct clu_admin *admin_q;
-	atomic_bool wake_pending;
 	bool stopping;                   /* loop thread only */
 	/* local routes */
 	struct clu_lroute *lroutes;

@@ -508,18 +508,9 @@ void clu_req_release(struct clu_req *r)
 
 void clu_submit(struct clu_node *n, struct clu_req_vec *v)
 {
-	pthread_mutex_lock(&n->inbox_lock);
-	struct clu_req_vec *in = &n->inbox;
-	if (in->len + v->len > in->cap) {
-		while (in->len + v->len > in->cap)
-			in->cap = in->cap ? in->cap * 2 : 64;
-		in->v = hq_realloc(in->v, in->cap * sizeof(*in->v));
-	}
-	memcpy(in->v + in->len, v->v, v->len * sizeof(*v->v));
-	in->len += v->len;
-	pthread_mutex_unlock(&n->inbox_lock);
+	bool wake = inbox_append(&n->inbox, v->v, v->len);
 	v->len = 0;
-	if (!atomic_exchange(&n->wake_pending, true))
+	if (wake)
 		ev_wakeup(n->loop);
 }
 
@@ -574,19 +565,15 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 {
 	struct clu_node *n = arg;
 	(void)loop;
-	atomic_store(&n->wake_pending, false);
-	pthread_mutex_lock(&n->inbox_lock);
-	struct clu_req_vec batch = n->inbox;
-	n->inbox = n->spare;
+	struct inbox_vec batch = inbox_take(&n->inbox);
+	pthread_mutex_lock(&n->admin_lock);
 	struct clu_admin *admin = n->admin_q;
 	n->admin_q = NULL;
-	pthread_mutex_unlock(&n->inbox_lock);
+	pthread_mutex_unlock(&n->admin_lock);
+	struct clu_req *v = batch.v;
 	for (uint32_t i = 0; i < batch.len; i++)
-		req_run(n, &batch.v[i]);
-	batch.len = 0;
-	pthread_mutex_lock(&n->inbox_lock);
-	n->spare = batch;
-	pthread_mutex_unlock(&n->inbox_lock);
+		req_run(n, &v[i]);
+	inbox_give_back(&n->inbox, batch);
 	/* oldest first: the list was built by prepending */
 	struct clu_admin *rev = NULL;
 	while (admin) {
@@ -605,7 +592,7 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 static void after_wait(struct ev_loop *loop, void *arg)
 {
 	struct clu_node *n = arg;
-	if (atomic_load(&n->wake_pending))
+	if (inbox_wake_pending(&n->inbox))
 		on_wakeup(loop, n);
 }
 
@@ -704,7 +691,8 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	n->cfg = cfg;
 	n->lfd = -1;
 	accept_guard_init(&n->accept, "cluster");
-	pthread_mutex_init(&n->inbox_lock, NULL);
+	inbox_init(&n->inbox, sizeof(struct clu_req));
+	pthread_mutex_init(&n->admin_lock, NULL);
 	pthread_mutex_init(&n->dns_lock, NULL);
 	n->loop = ev_loop_new();
 	if (!n->loop) {
@@ -766,20 +754,20 @@ int clu_node_start(struct clu_node *n)
 {
 	if (pthread_create(&n->thread, NULL, clu_main, n) != 0)
 		return HQ_EIO;
-	pthread_mutex_lock(&n->inbox_lock);
+	pthread_mutex_lock(&n->admin_lock);
 	n->started = true;
-	pthread_mutex_unlock(&n->inbox_lock);
+	pthread_mutex_unlock(&n->admin_lock);
 	return HQ_OK;
 }
 
 void clu_node_stop(struct clu_node *n)
 {
-	pthread_mutex_lock(&n->inbox_lock);
+	pthread_mutex_lock(&n->admin_lock);
 	bool started = n->started;
 	n->started = false;
 	struct clu_admin *admin = n->admin_q;
 	n->admin_q = NULL;
-	pthread_mutex_unlock(&n->inbox_lock);
+	pthread_mutex_unlock(&n->admin_lock);
 	if (!started)
 		return;
 	ev_stop(n->loop);
@@ -808,10 +796,10 @@ void clu_node_free(struct clu_node *n)
 		n->closed = l->free_next;
 		clu_link_free(l);
 	}
-	for (uint32_t i = 0; i < n->inbox.len; i++)
-		clu_req_release(&n->inbox.v[i]);
-	hq_free(n->inbox.v);
-	hq_free(n->spare.v);
+	struct inbox_vec left = inbox_take(&n->inbox);
+	for (uint32_t i = 0; i < left.len; i++)
+		clu_req_release((struct clu_req *)left.v + i);
+	inbox_give_back(&n->inbox, left);
 	clu_route_free(n);
 	clu_retain_free(n);
 	clu_tko_free(n);
@@ -851,7 +839,8 @@ void clu_node_free(struct clu_node *n)
 	accept_guard_free(&n->accept);
 	if (n->loop)
 		ev_loop_free(n->loop);
-	pthread_mutex_destroy(&n->inbox_lock);
+	inbox_destroy(&n->inbox);
+	pthread_mutex_destroy(&n->admin_lock);
 	pthread_mutex_destroy(&n->dns_lock);
 	hq_free(n);
 }
