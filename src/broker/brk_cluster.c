@@ -11,7 +11,7 @@
 #include "broker/brk_int.h"
 #include "cluster/cluster.h"
 #include "broker/sess_serial.h"
-#include "cluster/clu_proto.h"
+#include "cluster/clu_types.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -319,7 +319,7 @@ bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 	return true;
 }
 
-void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t)
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t)
 {
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
@@ -327,7 +327,7 @@ void brk_cluster_takeover_done(struct worker *w, struct session *imported, struc
 	if (!c && imported) {
 		/* the connection went meanwhile: the session stays, offline (unless
 		 * a newer connection elsewhere won it) */
-		if (t->status == CLU_TKO_REFUSED)
+		if (t->status == CLU_TAKEOVER_REFUSED)
 			sess_end(imported, false);
 		else
 			brk_session_import(w, imported);
@@ -344,10 +344,10 @@ void brk_cluster_takeover_done(struct worker *w, struct session *imported, struc
 /* Another node takes over s: close its connection (0x8E) and hand the
  * session over, unless it ends here (clean start, or a session that does not
  * outlive its connection). */
-void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tko_msg *t)
+void brk_cluster_takeover_out(struct worker *w, struct session *given, struct takeover_msg *t)
 {
 	struct clu_req r = { .kind = CRQ_TAKEOVER_RESP, .member = t->member, .link_gen = t->link_gen,
-			     .token = t->id, .rc = CLU_TKO_OK };
+			     .token = t->id, .rc = CLU_TAKEOVER_OK };
 	struct session *s = given;
 	if (!s) {
 		/* a connect of this id just completed here: the registry has its
@@ -360,9 +360,9 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		pthread_mutex_unlock(&b->reg_lock);
 		if (s && s->w != w) {
 			/* resumed on another worker: its owner answers */
-			struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
-			e.u.tko = *t;
-			e.u.tko.client_id = NULL;
+			struct wq_entry e = { .kind = WQ_TAKEOVER_OUT, .sess = s };
+			e.u.takeover = *t;
+			e.u.takeover.client_id = NULL;
 			t->node_sess = NULL; /* the reference moves on */
 			wk_post(w, s->w, &e);
 			return;
@@ -372,9 +372,9 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 	hq_free(t->client_id);
 	t->client_id = NULL;
 	if (!s) {
-		r.rc = CLU_TKO_NONE;
+		r.rc = CLU_TAKEOVER_NONE;
 	} else if (s->ended) {
-		r.rc = CLU_TKO_NONE;
+		r.rc = CLU_TAKEOVER_NONE;
 	} else if (t->clean_start || s->expiry == 0) {
 		log_info("client_id=%s taken over by a connection on another node", s->client_id);
 		sess_kill(s, MQTT_RC_SESSION_TAKEN_OVER);
@@ -387,7 +387,7 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		sess_serialize(s, &blob);
 		/* until the new owner's own routes arrive, what this node matches for
 		 * the session goes to the new owner: no gap in delivery. The cluster
-		 * thread keeps these routes provisional (clu_tko_resp_req). */
+		 * thread keeps these routes provisional (clu_takeover_resp_req). */
 		struct session *ns = t->node_sess;
 		if (ns && s->n_subs) {
 			struct sess_sub *sub, *tmp;

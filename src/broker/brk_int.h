@@ -41,7 +41,7 @@
 
 #include "broker/broker.h"
 #include "broker/topic.h"
-#include "cluster/clu_hlc.h"
+#include "cluster/clu_types.h"
 #include "cluster/cluster.h"
 #include "core/buf.h"
 #include "core/conf.h"
@@ -348,13 +348,13 @@ enum wq_kind {
 	WQ_KICK,                  /* close sess's connection (admin / shutdown) */
 	WQ_FWD_IN,                /* a message forwarded by another node: deliver here */
 	WQ_GATE_RELEASE,          /* the cluster confirmed gate token u.token */
-	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
-	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
+	WQ_TAKEOVER_DONE,              /* the other nodes answered about a connecting client id */
+	WQ_TAKEOVER_OUT,               /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 };
 
-/* WQ_TKO_DONE / WQ_TKO_OUT */
-struct tko_msg {
+/* WQ_TAKEOVER_DONE / WQ_TAKEOVER_OUT */
+struct takeover_msg {
 	uint8_t *blob;            /* OUT: unused; owned when set */
 	char *client_id;          /* OUT without a session: owned id to look up on arrival */
 	struct clu_peer *member;  /* OUT: the asking node */
@@ -390,7 +390,7 @@ struct wq_entry {
 		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
 		struct fwd_in fwd;    /* WQ_FWD_IN */
 		uint64_t token;       /* WQ_GATE_RELEASE */
-		struct tko_msg tko;   /* WQ_TKO_* */
+		struct takeover_msg takeover; /* WQ_TAKEOVER_* */
 		struct store_batch *batch; /* WQ_STORE_DONE: owned */
 	} u;
 };
@@ -619,9 +619,9 @@ void fwd_in_release(struct fwd_in *f);
 void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */
 /* CONNECT: ask the other nodes about c's client id first (true: c waits). */
 bool brk_cluster_takeover_begin(struct conn *c);
-/* imported: a session handed over (WQ_TKO_DONE's sess, borrowed) or NULL */
-void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t);
-void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t);
+/* imported: a session handed over (WQ_TAKEOVER_DONE's sess, borrowed) or NULL */
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t);
+void brk_cluster_takeover_out(struct worker *w, struct session *s, struct takeover_msg *t);
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);

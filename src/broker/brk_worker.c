@@ -68,12 +68,12 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_STORE_DONE:
 		store_batch_free(e->u.batch);
 		break;
-	case WQ_TKO_DONE:
-	case WQ_TKO_OUT:
-		hq_free(e->u.tko.blob);
-		hq_free(e->u.tko.client_id);
-		if (e->u.tko.node_sess)
-			sess_unref(e->u.tko.node_sess);
+	case WQ_TAKEOVER_DONE:
+	case WQ_TAKEOVER_OUT:
+		hq_free(e->u.takeover.blob);
+		hq_free(e->u.takeover.client_id);
+		if (e->u.takeover.node_sess)
+			sess_unref(e->u.takeover.node_sess);
 		break;
 	default:
 		break;
@@ -114,14 +114,14 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		if (!gate_release(w, e->u.token))
 			brk_cluster_wait_release(w, e->u.token);
 		break;
-	case WQ_TKO_DONE:
-		brk_cluster_takeover_done(w, e->sess, &e->u.tko);
+	case WQ_TAKEOVER_DONE:
+		brk_cluster_takeover_done(w, e->sess, &e->u.takeover);
 		break;
-	case WQ_TKO_OUT:
-		brk_cluster_takeover_out(w, e->sess, &e->u.tko);
-		hq_free(e->u.tko.client_id);
-		if (e->u.tko.node_sess)
-			sess_unref(e->u.tko.node_sess);
+	case WQ_TAKEOVER_OUT:
+		brk_cluster_takeover_out(w, e->sess, &e->u.takeover);
+		hq_free(e->u.takeover.client_id);
+		if (e->u.takeover.node_sess)
+			sess_unref(e->u.takeover.node_sess);
 		break;
 	case WQ_STORE_DONE:
 		brk_store_done(w, e->u.batch);

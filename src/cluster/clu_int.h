@@ -14,7 +14,7 @@
  *    fwd_in.member). Its node session holds one reference of its own.
  *  - struct clu_link is owned by the node's link list; closing a link moves
  *    it to `closed`, freed in before-sleep (never during its own callback).
- *  - The remote routes of a member (clu_rroute) mirror exactly what was
+ *  - The remote routes of a member (clu_remote_route) mirror exactly what was
  *    posted to the workers' replicas: every add posted once, every delete
  *    once, and all of them deleted when its link goes down.
  */
@@ -45,7 +45,7 @@
 struct clu_link;
 
 /* A route owned by another node, as posted to the workers' replicas. */
-struct clu_rroute {
+struct clu_remote_route {
 	char *key;                /* owned: "$share/g/f" or a plain filter */
 	uint32_t gen;             /* sync generation that last (re)added it */
 	int64_t provisional_until; /* set by a session hand-over until the node confirms */
@@ -72,7 +72,7 @@ struct clu_peer {
 	struct clu_link *dial;           /* our outgoing link being set up, or NULL */
 	int64_t next_dial_ms;            /* monotonic */
 	struct session *node_sess;       /* reference (see file comment) */
-	struct clu_rroute *routes;       /* uthash by key */
+	struct clu_remote_route *routes;       /* uthash by key */
 	uint32_t sync_gen;
 	uint32_t n_provisional;          /* routes with provisional_until set */
 	uint32_t link_gen;               /* bumped when a link comes up */
@@ -178,9 +178,9 @@ struct clu_node {
 	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
 	struct clu_tomb *tombs;          /* uthash by topic */
 	int64_t next_tomb_sweep_ms;
-	struct clu_tko *tkos;            /* CONNECTs waiting for the other nodes */
-	struct clu_tko_recent *recent;   /* ... and those that just finished (uthash) */
-	uint64_t next_tko;
+	struct clu_takeover *takeovers;            /* CONNECTs waiting for the other nodes */
+	struct clu_takeover_recent *recent;   /* ... and those that just finished (uthash) */
+	uint64_t next_takeover;
 	/* to workers, flushed in before-sleep */
 	struct wq_vec *wout;
 	char data_path[4096];            /* <data_dir>/cluster.members */
@@ -262,7 +262,7 @@ void clu_retain_tick(struct clu_node *n, int64_t now);
 
 /* clu_takeover.c: one connection per client id in the cluster */
 #define CLU_TAKEOVER_TIMEOUT_MS 3000
-struct clu_tko {                     /* a CONNECT here asking the other nodes */
+struct clu_takeover {                     /* a CONNECT here asking the other nodes */
 	uint64_t id;
 	uint64_t token;                  /* the waiting connection's, on worker */
 	uint16_t worker;
@@ -283,29 +283,29 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint32_t pass_gen;
 	bool pass_clean;
 	int64_t started_ms, deadline_ms;
-	struct clu_tko *next;
+	struct clu_takeover *next;
 };
 /* A connect that completed here moments ago: its worker may not have
  * registered the session yet, so requests for the id go to that worker. */
-struct clu_tko_recent {
+struct clu_takeover_recent {
 	char *client_id;                 /* owned */
 	uint16_t worker;
 	int64_t until_ms;
 	UT_hash_handle hh;               /* clu_node.recent by client_id */
 };
-void clu_tko_req(struct clu_node *n, struct clu_req *r);
-void clu_tko_resp_req(struct clu_node *n, struct clu_req *r);
-void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
-void clu_tko_link_down(struct clu_node *n, struct clu_peer *m);
-void clu_tko_send_clients(struct clu_node *n, struct clu_link *l);
-void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
+void clu_takeover_req(struct clu_node *n, struct clu_req *r);
+void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r);
+void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
+void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m);
+void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l);
+void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
 /* The worker that holds (or is about to hold) client_id's session, or -1. */
-int clu_tko_worker_of(struct clu_node *n, struct clu_str client_id);
+int clu_takeover_worker_of(struct clu_node *n, struct clu_str client_id);
 /* A session handed over here whose connect is still pending: a reference
  * and its worker, or NULL. */
-struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
-void clu_tko_tick(struct clu_node *n, int64_t now);
-void clu_tko_free(struct clu_node *n);
+struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
+void clu_takeover_tick(struct clu_node *n, int64_t now);
+void clu_takeover_free(struct clu_node *n);
 
 /* clu_route.c */
 void clu_route_local(struct clu_node *n, char *key, bool add); /* consumes key */

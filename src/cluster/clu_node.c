@@ -350,7 +350,7 @@ void clu_on_link_up(struct clu_node *n, struct clu_link *l)
 	send_members(n, l);
 	clu_route_sync(n, l);
 	clu_retain_sync(n, l);
-	clu_tko_send_clients(n, l);
+	clu_takeover_send_clients(n, l);
 	if (changed) {
 		clu_members_broadcast(n, l);
 		clu_members_save(n);
@@ -367,7 +367,7 @@ void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why)
 	m->link = NULL;
 	atomic_fetch_sub(&n->peers_up, 1);
 	clu_route_link_down(n, m, l);
-	clu_tko_link_down(n, m);
+	clu_takeover_link_down(n, m);
 	m->next_dial_ms = clu_now(n) + (n->stopping ? 0 : 200);
 	count_running(n);
 	if (!n->stopping)
@@ -552,10 +552,10 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		clu_retain_req(n, r);
 		break;
 	case CRQ_TAKEOVER:
-		clu_tko_req(n, r);
+		clu_takeover_req(n, r);
 		break;
 	case CRQ_TAKEOVER_RESP:
-		clu_tko_resp_req(n, r);
+		clu_takeover_resp_req(n, r);
 		break;
 	}
 	clu_req_release(r);
@@ -620,7 +620,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	struct clu_node *n = arg;
 	int64_t now = ev_now_ms(loop);
 	clu_link_tick(n, now);
-	clu_tko_tick(n, now);
+	clu_takeover_tick(n, now);
 	clu_route_tick(n, now);
 	clu_retain_tick(n, now);
 	clu_discover_tick(n, now);
@@ -802,7 +802,7 @@ void clu_node_free(struct clu_node *n)
 	inbox_give_back(&n->inbox, left);
 	clu_route_free(n);
 	clu_retain_free(n);
-	clu_tko_free(n);
+	clu_takeover_free(n);
 	if (n->wout) {
 		for (int i = 0; i < n->b->n_workers; i++) {
 			struct wq_vec *q = &n->wout[i];
@@ -810,11 +810,11 @@ void clu_node_free(struct clu_node *n)
 				struct wq_entry *e = &q->v[k];
 				if (e->kind == WQ_FWD_IN)
 					fwd_in_release(&e->u.fwd);
-				else if (e->kind == WQ_TKO_DONE || e->kind == WQ_TKO_OUT) {
-					hq_free(e->u.tko.blob);
-					hq_free(e->u.tko.client_id);
-					if (e->u.tko.node_sess)
-						sess_unref(e->u.tko.node_sess);
+				else if (e->kind == WQ_TAKEOVER_DONE || e->kind == WQ_TAKEOVER_OUT) {
+					hq_free(e->u.takeover.blob);
+					hq_free(e->u.takeover.client_id);
+					if (e->u.takeover.node_sess)
+						sess_unref(e->u.takeover.node_sess);
 				}
 				else if (e->kind == WQ_ROUTE_ADD || e->kind == WQ_ROUTE_DEL)
 					hq_free(e->u.filter);

@@ -546,8 +546,8 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		uint8_t fl;
 		m->treq.req_id = rd_u64(&r);
 		fl = rd_u8(&r);
-		rd_check(&r, !(fl & ~CLU_TKO_CLEAN_START));
-		m->treq.clean_start = fl & CLU_TKO_CLEAN_START;
+		rd_check(&r, !(fl & ~CLU_TAKEOVER_CLEAN_START));
+		m->treq.clean_start = fl & CLU_TAKEOVER_CLEAN_START;
 		m->treq.ts = rd_hlc(&r);
 		m->treq.client_id = rd_str(&r, D_CID);
 		break;
@@ -557,8 +557,8 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		m->tresp.status = rd_u8(&r);
 		m->tresp.client_id = rd_str(&r, D_CID);
 		m->tresp.session = rd_bin(&r);
-		rd_check(&r, m->tresp.status <= CLU_TKO_REFUSED &&
-			     (m->tresp.status == CLU_TKO_OK || m->tresp.session.len == 0));
+		rd_check(&r, m->tresp.status <= CLU_TAKEOVER_REFUSED &&
+			     (m->tresp.status == CLU_TAKEOVER_OK || m->tresp.session.len == 0));
 		break;
 	default:
 		return HQ_EMALFORMED;
@@ -872,13 +872,13 @@ int clu_encode(struct buf *out, const struct clu_msg *m)
 		break;
 	case CLU_MSG_TAKEOVER_REQ:
 		wr_u64(&w, m->treq.req_id);
-		wr_u8(&w, m->treq.clean_start ? CLU_TKO_CLEAN_START : 0);
+		wr_u8(&w, m->treq.clean_start ? CLU_TAKEOVER_CLEAN_START : 0);
 		wr_hlc(&w, m->treq.ts);
 		wr_str(&w, D_CID, m->treq.client_id);
 		break;
 	case CLU_MSG_TAKEOVER_RESP:
-		wr_check(&w, m->tresp.status <= CLU_TKO_REFUSED &&
-			     (m->tresp.status == CLU_TKO_OK || m->tresp.session.len == 0));
+		wr_check(&w, m->tresp.status <= CLU_TAKEOVER_REFUSED &&
+			     (m->tresp.status == CLU_TAKEOVER_OK || m->tresp.session.len == 0));
 		wr_u64(&w, m->tresp.req_id);
 		wr_u8(&w, m->tresp.status);
 		wr_str(&w, D_CID, m->tresp.client_id);

@@ -187,7 +187,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	char key[65536 + 300];
 	if (!route_key(r, key, sizeof(key)))
 		return;
-	struct clu_rroute *rr;
+	struct clu_remote_route *rr;
 	HASH_FIND_STR(m->routes, key, rr);
 	if (rr) {
 		rr->gen = m->sync_gen;
@@ -204,7 +204,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	post_route(n, m, rr->key, true);
 }
 
-static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_rroute *rr)
+static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_remote_route *rr)
 {
 	if (rr->provisional_until)
 		m->n_provisional--;
@@ -219,7 +219,7 @@ static void remote_del_route(struct clu_node *n, struct clu_peer *m, const struc
 	char key[65536 + 300];
 	if (!route_key(r, key, sizeof(key)))
 		return;
-	struct clu_rroute *rr;
+	struct clu_remote_route *rr;
 	HASH_FIND_STR(m->routes, key, rr);
 	if (rr)
 		remote_del(n, m, rr);
@@ -479,9 +479,9 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 	if (f->client.len) {
 		/* after the session's import: through the worker that runs it */
 		e.u.fwd.client_id = hq_strndup(f->client.p, f->client.len);
-		e.u.fwd.target = clu_tko_pending_session(n, f->client, &worker);
+		e.u.fwd.target = clu_takeover_pending_session(n, f->client, &worker);
 		if (!e.u.fwd.target)
-			worker = clu_tko_worker_of(n, f->client);
+			worker = clu_takeover_worker_of(n, f->client);
 		if (worker < 0)
 			worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
 	}
@@ -509,7 +509,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		break;
 	case CLU_MSG_ROUTE_SYNC_END: {
 		/* what was not re-sent since BEGIN is gone */
-		struct clu_rroute *rr, *tmp;
+		struct clu_remote_route *rr, *tmp;
 		HASH_ITER(hh, m->routes, rr, tmp)
 			if (rr->gen != m->sync_gen)
 				remote_del(n, m, rr);
@@ -548,7 +548,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l)
 {
-	struct clu_rroute *rr, *tmp;
+	struct clu_remote_route *rr, *tmp;
 	HASH_ITER(hh, m->routes, rr, tmp)
 		remote_del(n, m, rr);
 	/* forwards it will never acknowledge */
@@ -589,7 +589,7 @@ void clu_route_free(struct clu_node *n)
 		hq_free(b);
 	}
 	for (size_t i = 0; i < n->n_m; i++) {
-		struct clu_rroute *rr, *t2;
+		struct clu_remote_route *rr, *t2;
 		HASH_ITER(hh, n->m[i]->routes, rr, t2) {
 			HASH_DEL(n->m[i]->routes, rr);
 			hq_free(rr->key);
@@ -605,7 +605,7 @@ void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link
 {
 	bool live = m->link && m->link_gen == link_gen;
 	for (uint16_t i = 0; i < n_keys; i++) {
-		struct clu_rroute *rr;
+		struct clu_remote_route *rr;
 		HASH_FIND_STR(m->routes, keys[i], rr);
 		if (rr)
 			continue; /* m had it already: the worker's add only refreshed it */
@@ -632,7 +632,7 @@ void clu_route_tick(struct clu_node *n, int64_t now)
 		struct clu_peer *m = n->m[i];
 		if (!m->n_provisional)
 			continue;
-		struct clu_rroute *rr, *tmp;
+		struct clu_remote_route *rr, *tmp;
 		HASH_ITER(hh, m->routes, rr, tmp)
 			if (rr->provisional_until && now > rr->provisional_until)
 				remote_del(n, m, rr);

@@ -21,7 +21,7 @@
  * asked; a member whose link is lost (stopped) is not waited for, and a link
  * that closes while its answer is awaited (EOF or RST: a killed node's
  * kernel closes its sockets at once) releases the request at once
- * (clu_tko_link_down). Only a peer that is linked but silent (frozen, cut
+ * (clu_takeover_link_down). Only a peer that is linked but silent (frozen, cut
  * off without a FIN) holds a CONNACK, until its answer, the loss of its link
  * (cluster.heartbeat_timeout) or CLU_TAKEOVER_TIMEOUT_MS, whichever is first.
  *
@@ -52,7 +52,7 @@ static void send_resp(struct clu_link *l, uint64_t req_id, uint8_t status, struc
 
 /* Answer a peer's request from what this node holds: nothing (NONE), or the
  * session in the registry, which its worker closes and hands out (the worker
- * answers: clu_tko_resp_req). */
+ * answers: clu_takeover_resp_req). */
 static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_t gen,
 				 uint64_t req_id, bool clean_start, struct clu_str cid)
 {
@@ -66,15 +66,15 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
 		sess_ref(s);
 	pthread_mutex_unlock(&b->reg_lock);
 	if (!s) {
-		send_resp(m->link, req_id, CLU_TKO_NONE, cid, NULL, 0);
+		send_resp(m->link, req_id, CLU_TAKEOVER_NONE, cid, NULL, 0);
 		return;
 	}
-	struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
-	e.u.tko.member = m;
-	e.u.tko.node_sess = m->node_sess ? sess_ref(m->node_sess) : NULL;
-	e.u.tko.id = req_id;
-	e.u.tko.link_gen = gen;
-	e.u.tko.clean_start = clean_start;
+	struct wq_entry e = { .kind = WQ_TAKEOVER_OUT, .sess = s };
+	e.u.takeover.member = m;
+	e.u.takeover.node_sess = m->node_sess ? sess_ref(m->node_sess) : NULL;
+	e.u.takeover.id = req_id;
+	e.u.takeover.link_gen = gen;
+	e.u.takeover.clean_start = clean_start;
 	clu_wout_push(n, s->w->id, &e);
 }
 
@@ -83,7 +83,7 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
  * every worker's replica now, ahead of any message forwarded after it: a
  * delivery that reaches this node right behind the session finds it.
  */
-static struct session *tko_import(struct clu_node *n, struct clu_tko *t)
+static struct session *takeover_import(struct clu_node *n, struct clu_takeover *t)
 {
 	struct worker *w = &n->b->workers[t->worker];
 	struct session *s = NULL;
@@ -105,16 +105,16 @@ static struct session *tko_import(struct clu_node *n, struct clu_tko *t)
 		}
 		clu_route_local(n, hq_strdup(sub->filter), true);
 	}
-	/* in every inbox now, before WQ_TKO_DONE can reach the owner: whatever
+	/* in every inbox now, before WQ_TAKEOVER_DONE can reach the owner: whatever
 	 * the owner does with the session next (a ROUTE_DEL when it ends) comes
 	 * after these adds on every worker (brk_route_apply relies on it) */
 	clu_wout_flush(n);
 	return s; /* sess_deserialize's reference, for the worker */
 }
 
-static void tko_finish(struct clu_node *n, struct clu_tko *t)
+static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 {
-	for (struct clu_tko **p = &n->tkos; *p; p = &(*p)->next) {
+	for (struct clu_takeover **p = &n->takeovers; *p; p = &(*p)->next) {
 		if (*p == t) {
 			*p = t->next;
 			break;
@@ -126,7 +126,7 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 		struct clu_str cid = clu_str(t->client_id);
 		t->refused = true;
 		if (t->blob && m->link && m->link_gen == t->pass_gen)
-			send_resp(m->link, t->pass_req, CLU_TKO_OK, cid, t->pass_clean ? NULL : t->blob,
+			send_resp(m->link, t->pass_req, CLU_TAKEOVER_OK, cid, t->pass_clean ? NULL : t->blob,
 				  t->pass_clean ? 0 : t->blob_len);
 		else if (!t->blob)
 			answer_from_registry(n, m, t->pass_gen, t->pass_req, t->pass_clean, cid);
@@ -136,7 +136,7 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	if (!t->refused) {
 		/* until its worker has run this answer, the registry may not show
 		 * the id: a request meanwhile must go through that worker */
-		struct clu_tko_recent *rc;
+		struct clu_takeover_recent *rc;
 		HASH_FIND_STR(n->recent, t->client_id, rc);
 		if (!rc) {
 			rc = hq_calloc(1, sizeof(*rc));
@@ -149,9 +149,9 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	log_debug("cluster: client_id=%s: takeover request settled in %lld ms (%s)", t->client_id,
 		  (long long)(clu_now(n) - t->started_ms),
 		  t->refused ? "refused" : t->blob ? "session handed over" : "no session elsewhere");
-	struct wq_entry e = { .kind = WQ_TKO_DONE };
-	e.u.tko.id = t->token;
-	e.u.tko.status = t->refused ? CLU_TKO_REFUSED : t->blob ? CLU_TKO_OK : CLU_TKO_NONE;
+	struct wq_entry e = { .kind = WQ_TAKEOVER_DONE };
+	e.u.takeover.id = t->token;
+	e.u.takeover.status = t->refused ? CLU_TAKEOVER_REFUSED : t->blob ? CLU_TAKEOVER_OK : CLU_TAKEOVER_NONE;
 	/* refused, it is ended there (brk_connect_resume), taking its routes along */
 	e.sess = t->imported;
 	t->imported = NULL;
@@ -162,7 +162,7 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	hq_free(t);
 }
 
-static void tko_answered(struct clu_node *n, struct clu_tko *t, struct clu_peer *m)
+static void takeover_answered(struct clu_node *n, struct clu_takeover *t, struct clu_peer *m)
 {
 	for (uint32_t i = 0; i < t->n_wait; i++) {
 		if (t->wait[i] == m) {
@@ -171,14 +171,14 @@ static void tko_answered(struct clu_node *n, struct clu_tko *t, struct clu_peer 
 		}
 	}
 	if (!t->n_wait)
-		tko_finish(n, t);
+		takeover_finish(n, t);
 }
 
 /* A CONNECT here: ask every linked peer. */
-void clu_tko_req(struct clu_node *n, struct clu_req *r)
+void clu_takeover_req(struct clu_node *n, struct clu_req *r)
 {
-	struct clu_tko *t = hq_calloc(1, sizeof(*t));
-	t->id = ++n->next_tko;
+	struct clu_takeover *t = hq_calloc(1, sizeof(*t));
+	t->id = ++n->next_takeover;
 	t->token = r->token;
 	t->worker = r->worker;
 	t->clean_start = r->plain;
@@ -190,8 +190,8 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 	t->ts = clu_hlc_now(&n->b->hlc, (uint64_t)clock_wall_ms());
 	pthread_mutex_unlock(&n->b->retain_lock);
 	t->wait = hq_calloc(n->n_m, sizeof(*t->wait));
-	t->next = n->tkos;
-	n->tkos = t;
+	t->next = n->takeovers;
+	n->takeovers = t;
 	struct clu_msg m = { .type = CLU_MSG_TAKEOVER_REQ };
 	m.treq.req_id = t->id;
 	m.treq.clean_start = t->clean_start;
@@ -212,7 +212,7 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 		t->wait[t->n_wait++] = p;
 	}
 	if (!t->n_wait)
-		tko_finish(n, t);
+		takeover_finish(n, t);
 }
 
 /* A peer asks about a client id connecting there. */
@@ -220,13 +220,13 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 {
 	struct clu_peer *self = n->m[0];
 	/* one of ours for the same id in flight: the newer connection wins */
-	for (struct clu_tko *t = n->tkos; t; t = t->next) {
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
 		if (strlen(t->client_id) != q->client_id.len ||
 		    memcmp(t->client_id, q->client_id.p, q->client_id.len))
 			continue;
 		if (clu_hlc_cmp(t->ts, self->name, strlen(self->name), q->ts, l->peer,
 				strlen(l->peer)) > 0) {
-			send_resp(l, q->req_id, CLU_TKO_REFUSED, q->client_id, NULL, 0);
+			send_resp(l, q->req_id, CLU_TAKEOVER_REFUSED, q->client_id, NULL, 0);
 			return;
 		}
 		/* theirs is newer: ours gives up, and whatever session ours is
@@ -235,7 +235,7 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 		if (t->pass_to) {
 			struct clu_peer *old = t->pass_to;
 			if (old->link && old->link_gen == t->pass_gen)
-				send_resp(old->link, t->pass_req, CLU_TKO_REFUSED, q->client_id, NULL, 0);
+				send_resp(old->link, t->pass_req, CLU_TAKEOVER_REFUSED, q->client_id, NULL, 0);
 		}
 		t->pass_to = l->m;
 		t->pass_req = q->req_id;
@@ -243,16 +243,16 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 		t->pass_clean = q->clean_start;
 		return;
 	}
-	struct clu_tko_recent *rc;
+	struct clu_takeover_recent *rc;
 	HASH_FIND(hh, n->recent, q->client_id.p, q->client_id.len, rc);
 	if (rc) {
-		struct wq_entry e = { .kind = WQ_TKO_OUT };
-		e.u.tko.client_id = hq_strndup(q->client_id.p, q->client_id.len);
-		e.u.tko.member = l->m;
-		e.u.tko.node_sess = l->m->node_sess ? sess_ref(l->m->node_sess) : NULL;
-		e.u.tko.id = q->req_id;
-		e.u.tko.link_gen = l->m->link_gen;
-		e.u.tko.clean_start = q->clean_start;
+		struct wq_entry e = { .kind = WQ_TAKEOVER_OUT };
+		e.u.takeover.client_id = hq_strndup(q->client_id.p, q->client_id.len);
+		e.u.takeover.member = l->m;
+		e.u.takeover.node_sess = l->m->node_sess ? sess_ref(l->m->node_sess) : NULL;
+		e.u.takeover.id = q->req_id;
+		e.u.takeover.link_gen = l->m->link_gen;
+		e.u.takeover.clean_start = q->clean_start;
 		clu_wout_push(n, rc->worker, &e);
 		return;
 	}
@@ -260,7 +260,7 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 }
 
 /* The worker's answer to a peer's request. */
-void clu_tko_resp_req(struct clu_node *n, struct clu_req *r)
+void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
 	clu_route_provisional(n, m, r->link_gen, r->groups, r->n_groups);
@@ -271,26 +271,26 @@ void clu_tko_resp_req(struct clu_node *n, struct clu_req *r)
 
 static void on_resp(struct clu_node *n, struct clu_link *l, const struct clu_takeover_resp *p)
 {
-	struct clu_tko *t = n->tkos;
+	struct clu_takeover *t = n->takeovers;
 	while (t && t->id != p->req_id)
 		t = t->next;
 	if (!t)
 		return; /* timed out already */
-	if (p->status == CLU_TKO_REFUSED) {
+	if (p->status == CLU_TAKEOVER_REFUSED) {
 		t->refused = true;
-	} else if (p->status == CLU_TKO_OK && p->session.len && !t->blob) {
+	} else if (p->status == CLU_TAKEOVER_OK && p->session.len && !t->blob) {
 		t->blob = hq_malloc(p->session.len);
 		memcpy(t->blob, p->session.p, p->session.len);
 		t->blob_len = (uint32_t)p->session.len;
 		/* at once, not when every node answered: what the old node forwards
 		 * right behind this answer must find the session's routes here */
 		if (!t->clean_start)
-			t->imported = tko_import(n, t);
+			t->imported = takeover_import(n, t);
 	}
-	tko_answered(n, t, l->m);
+	takeover_answered(n, t, l->m);
 }
 
-void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m)
+void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m)
 {
 	if (m->type == CLU_MSG_TAKEOVER_REQ)
 		on_req(n, l, &m->treq);
@@ -299,7 +299,7 @@ void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg 
 }
 
 /* A new link: our connected client ids, so duplicates from a partition end. */
-void clu_tko_send_clients(struct clu_node *n, struct clu_link *l)
+void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l)
 {
 	struct broker *b = n->b;
 	struct clu_batch bt;
@@ -327,7 +327,7 @@ void clu_tko_send_clients(struct clu_node *n, struct clu_link *l)
 }
 
 /* The peer's connected ids: close ours where theirs is newer. */
-void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
+void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
 {
 	struct broker *b = n->b;
 	const char *self = n->m[0]->name;
@@ -349,25 +349,25 @@ void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list lis
 	}
 }
 
-void clu_tko_link_down(struct clu_node *n, struct clu_peer *m)
+void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m)
 {
-	struct clu_tko *t = n->tkos, *next;
+	struct clu_takeover *t = n->takeovers, *next;
 	for (; t; t = next) {
 		next = t->next;
 		for (uint32_t i = 0; i < t->n_wait; i++) {
 			if (t->wait[i] == m) {
 				log_debug("cluster: client_id=%s: not waiting for %s (link lost)",
 					  t->client_id, m->name);
-				tko_answered(n, t, m);
+				takeover_answered(n, t, m);
 				break;
 			}
 		}
 	}
 }
 
-void clu_tko_tick(struct clu_node *n, int64_t now)
+void clu_takeover_tick(struct clu_node *n, int64_t now)
 {
-	struct clu_tko_recent *rc, *rtmp;
+	struct clu_takeover_recent *rc, *rtmp;
 	HASH_ITER(hh, n->recent, rc, rtmp) {
 		if (now < rc->until_ms)
 			continue;
@@ -375,28 +375,28 @@ void clu_tko_tick(struct clu_node *n, int64_t now)
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
-	struct clu_tko *t = n->tkos, *next;
+	struct clu_takeover *t = n->takeovers, *next;
 	for (; t; t = next) {
 		next = t->next;
 		if (now > t->deadline_ms) {
 			log_warning("cluster: client_id=%s: %u node(s) did not answer within %d ms; "
 				    "connecting anyway", t->client_id, t->n_wait, CLU_TAKEOVER_TIMEOUT_MS);
-			tko_finish(n, t);
+			takeover_finish(n, t);
 		}
 	}
 }
 
-void clu_tko_free(struct clu_node *n)
+void clu_takeover_free(struct clu_node *n)
 {
-	struct clu_tko_recent *rc, *rtmp;
+	struct clu_takeover_recent *rc, *rtmp;
 	HASH_ITER(hh, n->recent, rc, rtmp) {
 		HASH_DEL(n->recent, rc);
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
-	while (n->tkos) {
-		struct clu_tko *t = n->tkos;
-		n->tkos = t->next;
+	while (n->takeovers) {
+		struct clu_takeover *t = n->takeovers;
+		n->takeovers = t->next;
 		hq_free(t->client_id);
 		hq_free(t->wait);
 		hq_free(t->blob);
@@ -406,9 +406,9 @@ void clu_tko_free(struct clu_node *n)
 	}
 }
 
-int clu_tko_worker_of(struct clu_node *n, struct clu_str cid)
+int clu_takeover_worker_of(struct clu_node *n, struct clu_str cid)
 {
-	struct clu_tko_recent *rc;
+	struct clu_takeover_recent *rc;
 	HASH_FIND(hh, n->recent, cid.p, cid.len, rc);
 	if (rc)
 		return rc->worker;
@@ -422,9 +422,9 @@ int clu_tko_worker_of(struct clu_node *n, struct clu_str cid)
 	return w;
 }
 
-struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
+struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
 {
-	for (struct clu_tko *t = n->tkos; t; t = t->next) {
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
 		if (t->imported && strlen(t->client_id) == cid.len &&
 		    !memcmp(t->client_id, cid.p, cid.len)) {
 			*worker = t->worker;

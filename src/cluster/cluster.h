@@ -7,7 +7,7 @@
  * they append requests (struct clu_req) to a per-worker vector during their
  * loop turn and hand the vector over with clu_submit() (one lock and at most
  * one wakeup per turn, like the worker inboxes). The cluster thread answers
- * through the workers' inboxes (WQ_RROUTE_*, WQ_FWD_IN, WQ_GATE_RELEASE in
+ * through the workers' inboxes (WQ_ROUTE_*, WQ_FWD_IN, WQ_GATE_RELEASE in
  * brk_int.h). Requests from one worker keep their order, so a route change is
  * never overtaken by the BARRIER that depends on it.
  *
