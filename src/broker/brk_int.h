@@ -39,6 +39,7 @@
 
 #include <uthash.h>
 
+#include "broker/brk_clu.h"
 #include "broker/broker.h"
 #include "broker/topic.h"
 #include "cluster/clu_types.h"
@@ -366,18 +367,7 @@ struct takeover_msg {
 	bool clean_start;         /* OUT */
 };
 
-/* WQ_FWD_IN: what the origin node asked this node to deliver. */
-struct fwd_in {
-	struct brk_msg *msg;      /* reference */
-	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
-	char *client_id;          /* owned: for this client's session only, or NULL */
-	struct session *target;   /* reference: that session when not registered yet, or NULL */
-	struct clu_peer *member; /* origin node (for the acknowledgement) */
-	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
-	uint32_t link_gen;
-	uint16_t n_groups;
-	bool plain;               /* deliver to the non-shared subscribers */
-};
+/* WQ_FWD_IN: struct fwd_in, in brk_clu.h (the cluster builds it). */
 
 struct wq_entry {
 	uint8_t kind;
@@ -513,6 +503,8 @@ struct broker {
 /* ---- functions shared between broker files ---- */
 
 /* brk_worker.c */
+/* Release what an inbox entry holds without acting on it (shutdown). */
+void wq_entry_release(struct wq_entry *e);
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
 /* Hand every outbox to its worker now (normally done once per loop turn). */
 void wk_flush_outboxes(struct worker *w);
@@ -584,7 +576,7 @@ void sess_retained_free(struct session *s);
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
 void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
-/* Store (or, empty, delete) a retained message written on this node and
+/* brk_retain.c (the one retained writer; brk_retain_apply in brk_clu.h). Store (or, empty, delete) a retained message written on this node and
  * tell the other nodes. True if they were told (a QoS > 0 publisher may then
  * wait for them: brk_cluster_retain_barrier). */
 bool brk_retain_store(struct worker *w, struct brk_msg *msg);
@@ -673,7 +665,9 @@ void brk_store_flush(struct worker *w);  /* before-sleep: hand the turn's batch 
 void brk_store_done(struct worker *w, struct store_batch *sb);   /* WQ_STORE_DONE */
 /* The turn's batch releases gate token when stored (fails it otherwise). */
 void brk_store_hold(struct worker *w, uint64_t token);
-void brk_store_retain(struct worker *w, const struct brk_msg *m); /* empty payload: delete */
+/* Under retain_lock, from the one retained writer (brk_retain.c): one batch
+ * per write, completed on worker `owner`. Empty payload: delete. */
+void brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m);
 /* Header of s if persistent (expiry > 0); first time with its subscriptions.
  * s no longer persistent: deleted. */
 void brk_store_session_put(struct session *s);

@@ -22,28 +22,6 @@
 
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 
-bool brk_retain_store(struct worker *w, struct brk_msg *msg)
-{
-	struct broker *b = w->b;
-	void *old = NULL;
-	pthread_mutex_lock(&b->retain_lock);
-	msg->ts = clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms());
-	msg->origin = b->cfg->node_name;
-	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
-	retain_tree_set(b->retained, msg->topic, msg->topic_len,
-			msg->payload_len ? msg_ref(msg) : NULL, &old);
-	pthread_mutex_unlock(&b->retain_lock);
-	if (old)
-		msg_unref(old);
-	brk_store_retain(w, msg);
-	/* $-topics ($SYS/brokers/<node>/...) belong to their node */
-	if (!b->clu || msg->topic[0] == '$')
-		return false;
-	struct clu_req r = { .kind = CRQ_RETAIN, .msg = msg_ref(msg) };
-	clu_req_push(&w->clu_out, &r);
-	return true;
-}
-
 static void push_hit(struct worker *w, const struct topic_sub *sub, const char *group)
 {
 	if (w->n_hits == w->cap_hits) {

@@ -48,8 +48,7 @@ void wk_conn_remove(struct worker *w, struct conn *c)
 	c->prev = c->next = NULL;
 }
 
-/* Release what an entry holds without acting on it (shutdown). */
-static void wq_entry_release(struct wq_entry *e)
+void wq_entry_release(struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:

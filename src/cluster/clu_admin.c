@@ -193,7 +193,7 @@ static int admin_call(struct clu_node *n, struct clu_admin *a)
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	pthread_mutex_lock(&n->admin_lock);
-	bool open = n->started && !atomic_load(&n->b->stopping);
+	bool open = n->started && !brk_clu_stopping(n->b);
 	if (open) {
 		a->next = n->admin_q;
 		n->admin_q = a;

@@ -4,8 +4,8 @@
  * Threading: everything here belongs to the cluster thread (clu_node.c runs
  * its event loop), except what cluster.h says is thread safe: the request
  * inbox (core/inbox.h), the admin queue (admin_lock), peers_up and the
- * statistics (atomics). Workers are reached only through their inboxes
- * (wk_inbox_append), batched per loop turn in `wout`.
+ * statistics (atomics). The broker is reached only through broker/brk_clu.h;
+ * workers only through their inboxes, batched per loop turn in `wout`.
  *
  * Ownership:
  *  - struct clu_peer is owned by the node's member table and is never freed
@@ -28,7 +28,7 @@
 
 #include <uthash.h>
 
-#include "broker/brk_int.h"
+#include "broker/brk_clu.h"
 #include "cluster/clu_proto.h"
 #include "cluster/cluster.h"
 #include "core/buf.h"
@@ -39,6 +39,7 @@
 #define CLU_HANDSHAKE_TIMEOUT_MS 5000
 #define CLU_DIAL_BACKOFF_MS 1000
 #define CLU_JOIN_TIMEOUT_MS 5000
+#define CLU_MEMBERS_FILE "cluster.members"  /* in node.data_dir */
 #define CLU_QOS0_QUEUE_MAX (16u << 20)   /* bytes queued on a link before QoS 0 is dropped */
 #define CLU_LINK_QUEUE_MAX (256u << 20)  /* ... before anything is dropped */
 
@@ -182,7 +183,7 @@ struct clu_node {
 	struct clu_takeover_recent *recent;   /* ... and those that just finished (uthash) */
 	uint64_t next_takeover;
 	/* to workers, flushed in before-sleep */
-	struct wq_vec *wout;
+	struct brk_post *wout;
 	char data_path[4096];            /* <data_dir>/cluster.members */
 	int64_t next_discovery_ms;
 	/* dns discovery on its own thread (clu_node.c dns_*) */
@@ -199,7 +200,7 @@ struct clu_node {
 	_Atomic uint64_t st_fwd_out, st_fwd_in, st_fwd_lost;
 };
 
-/* clu_node.c */
+/* clu_node.c (the thread) and clu_member.c (the member list) */
 /* snprintf for operator messages, where cutting a long name short is fine */
 void clu_fmt(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 struct clu_peer *clu_member_find(struct clu_node *n, const char *name, size_t len);
@@ -208,8 +209,9 @@ struct clu_peer *clu_member_add(struct clu_node *n, const char *name, size_t len
 /* The member is gone (left, force-left): tombstone, link closed, routes dropped. */
 void clu_member_remove(struct clu_node *n, struct clu_peer *m, const char *why);
 void clu_members_save(struct clu_node *n);
+void clu_members_load(struct clu_node *n);   /* at start: node.data_dir/cluster.members */
+void clu_count_running(struct clu_node *n);  /* members running, for metrics */
 void clu_members_broadcast(struct clu_node *n, struct clu_link *except);
-void clu_wout_push(struct clu_node *n, int worker, const struct wq_entry *e);
 void clu_wout_flush(struct clu_node *n);
 void clu_gate_release(struct clu_node *n, uint16_t worker, uint64_t token);
 void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *err);

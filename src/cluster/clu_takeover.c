@@ -30,7 +30,6 @@
  * (a route-handover protocol would close it).
  */
 #include "cluster/clu_int.h"
-#include "broker/sess_serial.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -56,26 +55,17 @@ static void send_resp(struct clu_link *l, uint64_t req_id, uint8_t status, struc
 static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_t gen,
 				 uint64_t req_id, bool clean_start, struct clu_str cid)
 {
-	struct broker *b = n->b;
-	struct session *s;
 	if (!m->link || m->link_gen != gen)
 		return;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, cid.p, cid.len, s);
-	if (s)
-		sess_ref(s);
-	pthread_mutex_unlock(&b->reg_lock);
+	int worker;
+	struct session *s = brk_clu_session_find(n->b, cid.p, cid.len, &worker);
 	if (!s) {
 		send_resp(m->link, req_id, CLU_TAKEOVER_NONE, cid, NULL, 0);
 		return;
 	}
-	struct wq_entry e = { .kind = WQ_TAKEOVER_OUT, .sess = s };
-	e.u.takeover.member = m;
-	e.u.takeover.node_sess = m->node_sess ? sess_ref(m->node_sess) : NULL;
-	e.u.takeover.id = req_id;
-	e.u.takeover.link_gen = gen;
-	e.u.takeover.clean_start = clean_start;
-	clu_wout_push(n, s->w->id, &e);
+	brk_post_takeover_out(n->wout, worker, s, NULL, 0, m,
+			      m->node_sess ? brk_clu_session_ref(m->node_sess) : NULL, req_id, gen,
+			      clean_start);
 }
 
 /*
@@ -83,33 +73,25 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
  * every worker's replica now, ahead of any message forwarded after it: a
  * delivery that reaches this node right behind the session finds it.
  */
+static void import_route(void *ctx, const char *filter)
+{
+	clu_route_local(ctx, hq_strdup(filter), true);
+}
+
 static struct session *takeover_import(struct clu_node *n, struct clu_takeover *t)
 {
-	struct worker *w = &n->b->workers[t->worker];
-	struct session *s = NULL;
-	if (sess_deserialize(w, t->blob, t->blob_len, clock_mono_ms(), &s) != HQ_OK ||
-	    strcmp(s->client_id, t->client_id) != 0) {
+	struct session *s = brk_clu_session_import(n->b, n->wout, t->worker, t->blob, t->blob_len,
+						   t->client_id, import_route, n);
+	if (!s) {
 		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
 			    "afresh", t->client_id);
-		if (s)
-			sess_unref(s);
 		return NULL;
 	}
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		for (int i = 0; i < n->b->n_workers; i++) {
-			struct wq_entry e = { .kind = WQ_ROUTE_ADD, .options = sub->options,
-					      .sub_id = sub->sub_id, .sess = sess_ref(s) };
-			e.u.filter = hq_strdup(sub->filter);
-			clu_wout_push(n, i, &e);
-		}
-		clu_route_local(n, hq_strdup(sub->filter), true);
-	}
-	/* in every inbox now, before WQ_TAKEOVER_DONE can reach the owner: whatever
+	/* in every inbox now, before the takeover's answer reaches the owner: whatever
 	 * the owner does with the session next (a ROUTE_DEL when it ends) comes
 	 * after these adds on every worker (brk_route_apply relies on it) */
 	clu_wout_flush(n);
-	return s; /* sess_deserialize's reference, for the worker */
+	return s; /* the import's reference, for the worker */
 }
 
 static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
@@ -149,14 +131,12 @@ static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 	log_debug("cluster: client_id=%s: takeover request settled in %lld ms (%s)", t->client_id,
 		  (long long)(clu_now(n) - t->started_ms),
 		  t->refused ? "refused" : t->blob ? "session handed over" : "no session elsewhere");
-	struct wq_entry e = { .kind = WQ_TAKEOVER_DONE };
-	e.u.takeover.id = t->token;
-	e.u.takeover.status = t->refused ? CLU_TAKEOVER_REFUSED : t->blob ? CLU_TAKEOVER_OK : CLU_TAKEOVER_NONE;
+	uint8_t status = t->refused ? CLU_TAKEOVER_REFUSED
+			 : t->blob ? CLU_TAKEOVER_OK : CLU_TAKEOVER_NONE;
 	/* refused, it is ended there (brk_connect_resume), taking its routes along */
-	e.sess = t->imported;
+	brk_post_takeover_done(n->wout, t->worker, t->token, status, t->imported);
 	t->imported = NULL;
 	hq_free(t->blob);
-	clu_wout_push(n, t->worker, &e);
 	hq_free(t->client_id);
 	hq_free(t->wait);
 	hq_free(t);
@@ -186,9 +166,7 @@ void clu_takeover_req(struct clu_node *n, struct clu_req *r)
 	r->key = NULL;
 	t->started_ms = clu_now(n);
 	t->deadline_ms = t->started_ms + CLU_TAKEOVER_TIMEOUT_MS;
-	pthread_mutex_lock(&n->b->retain_lock); /* the node's clock lives under it */
-	t->ts = clu_hlc_now(&n->b->hlc, (uint64_t)clock_wall_ms());
-	pthread_mutex_unlock(&n->b->retain_lock);
+	t->ts = brk_clu_hlc_now(n->b);
 	t->wait = hq_calloc(n->n_m, sizeof(*t->wait));
 	t->next = n->takeovers;
 	n->takeovers = t;
@@ -246,14 +224,9 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 	struct clu_takeover_recent *rc;
 	HASH_FIND(hh, n->recent, q->client_id.p, q->client_id.len, rc);
 	if (rc) {
-		struct wq_entry e = { .kind = WQ_TAKEOVER_OUT };
-		e.u.takeover.client_id = hq_strndup(q->client_id.p, q->client_id.len);
-		e.u.takeover.member = l->m;
-		e.u.takeover.node_sess = l->m->node_sess ? sess_ref(l->m->node_sess) : NULL;
-		e.u.takeover.id = q->req_id;
-		e.u.takeover.link_gen = l->m->link_gen;
-		e.u.takeover.clean_start = q->clean_start;
-		clu_wout_push(n, rc->worker, &e);
+		brk_post_takeover_out(n->wout, rc->worker, NULL, q->client_id.p, q->client_id.len, l->m,
+				      l->m->node_sess ? brk_clu_session_ref(l->m->node_sess) : NULL,
+				      q->req_id, l->m->link_gen, q->clean_start);
 		return;
 	}
 	answer_from_registry(n, l->m, l->m->link_gen, q->req_id, q->clean_start, q->client_id);
@@ -299,53 +272,55 @@ void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu
 }
 
 /* A new link: our connected client ids, so duplicates from a partition end. */
+struct clients_out {
+	struct clu_link *l;
+	struct clu_batch bt;
+	bool open;
+};
+
+static void client_out(void *ctx, const char *client_id, struct clu_hlc_ts since)
+{
+	struct clients_out *o = ctx;
+	if (o->open && clu_batch_size(&o->bt) > 60000) {
+		clu_batch_end(&o->bt);
+		o->open = false;
+	}
+	if (!o->open) {
+		clu_batch_begin(&o->bt, &o->l->out, CLU_MSG_CLIENTS);
+		o->open = true;
+	}
+	struct clu_client c = { .client_id = clu_str(client_id), .ts = since };
+	clu_batch_client(&o->bt, &c);
+}
+
 void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l)
 {
-	struct broker *b = n->b;
-	struct clu_batch bt;
-	bool open = false;
-	struct session *s, *tmp;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_ITER(reg_hh, b->registry, s, tmp) {
-		uint64_t ts = atomic_load_explicit(&s->conn_hlc, memory_order_relaxed);
-		if (!ts || !atomic_load_explicit(&s->online, memory_order_relaxed))
-			continue;
-		if (open && clu_batch_size(&bt) > 60000) {
-			clu_batch_end(&bt);
-			open = false;
-		}
-		if (!open) {
-			clu_batch_begin(&bt, &l->out, CLU_MSG_CLIENTS);
-			open = true;
-		}
-		struct clu_client c = { .client_id = clu_str(s->client_id), .ts = clu_hlc_unpack(ts) };
-		clu_batch_client(&bt, &c);
-	}
-	pthread_mutex_unlock(&b->reg_lock);
-	if (open)
-		clu_batch_end(&bt);
+	struct clients_out o = { .l = l };
+	brk_clu_clients_each(n->b, client_out, &o);
+	if (o.open)
+		clu_batch_end(&o.bt);
 }
 
 /* The peer's connected ids: close ours where theirs is newer. */
 void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
 {
-	struct broker *b = n->b;
 	const char *self = n->m[0]->name;
 	struct clu_client c;
 	while (clu_next_client(&list, &c)) {
-		struct session *s;
-		pthread_mutex_lock(&b->reg_lock);
-		HASH_FIND(reg_hh, b->registry, c.client_id.p, c.client_id.len, s);
-		uint64_t ts = s ? atomic_load_explicit(&s->conn_hlc, memory_order_relaxed) : 0;
-		if (s && ts && atomic_load_explicit(&s->online, memory_order_relaxed) &&
-		    clu_hlc_cmp(clu_hlc_unpack(ts), self, strlen(self), c.ts, l->peer,
-				strlen(l->peer)) < 0) {
+		int worker;
+		struct session *s = brk_clu_session_find(n->b, c.client_id.p, c.client_id.len, &worker);
+		if (!s)
+			continue;
+		struct clu_hlc_ts since;
+		if (brk_clu_session_connected(s, &since) &&
+		    clu_hlc_cmp(since, self, strlen(self), c.ts, l->peer, strlen(l->peer)) < 0) {
 			log_notice("cluster: client_id=%s is connected here and, more recently, on %s "
-				   "(a partition healed): closing it here", s->client_id, l->peer);
-			struct wq_entry e = { .kind = WQ_KILL, .sess = sess_ref(s) };
-			clu_wout_push(n, s->w->id, &e);
+				   "(a partition healed): closing it here", brk_clu_session_client_id(s),
+				   l->peer);
+			brk_post_kill(n->wout, s);
+		} else {
+			brk_clu_session_unref(s);
 		}
-		pthread_mutex_unlock(&b->reg_lock);
 	}
 }
 
@@ -401,7 +376,7 @@ void clu_takeover_free(struct clu_node *n)
 		hq_free(t->wait);
 		hq_free(t->blob);
 		if (t->imported)
-			sess_unref(t->imported);
+			brk_clu_session_unref(t->imported);
 		hq_free(t);
 	}
 }
@@ -413,12 +388,9 @@ int clu_takeover_worker_of(struct clu_node *n, struct clu_str cid)
 	if (rc)
 		return rc->worker;
 	int w = -1;
-	struct session *s;
-	pthread_mutex_lock(&n->b->reg_lock);
-	HASH_FIND(reg_hh, n->b->registry, cid.p, cid.len, s);
+	struct session *s = brk_clu_session_find(n->b, cid.p, cid.len, &w);
 	if (s)
-		w = s->w->id;
-	pthread_mutex_unlock(&n->b->reg_lock);
+		brk_clu_session_unref(s);
 	return w;
 }
 
@@ -428,7 +400,7 @@ struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str 
 		if (t->imported && strlen(t->client_id) == cid.len &&
 		    !memcmp(t->client_id, cid.p, cid.len)) {
 			*worker = t->worker;
-			return sess_ref(t->imported);
+			return brk_clu_session_ref(t->imported);
 		}
 	}
 	return NULL;

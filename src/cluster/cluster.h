@@ -7,8 +7,9 @@
  * they append requests (struct clu_req) to a per-worker vector during their
  * loop turn and hand the vector over with clu_submit() (one lock and at most
  * one wakeup per turn, like the worker inboxes). The cluster thread answers
- * through the workers' inboxes (WQ_ROUTE_*, WQ_FWD_IN, WQ_GATE_RELEASE in
- * brk_int.h). Requests from one worker keep their order, so a route change is
+ * through the workers' inboxes (broker/brk_clu.h: brk_post_route,
+ * brk_post_forward, brk_post_gate_release, ...); it reaches the broker only
+ * through brk_clu.h. Requests from one worker keep their order, so a route change is
  * never overtaken by the BARRIER that depends on it.
  *
  * Remote routes live in every worker's replica of the subscription index as
