@@ -7,7 +7,6 @@
  */
 #include "broker/brk_clu.h"
 #include "broker/brk_int.h"
-#include "broker/sess_serial.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -93,26 +92,6 @@ void brk_clu_clients_each(struct broker *b, brk_clu_client_fn *fn, void *ctx)
 			fn(ctx, s->client_id, since);
 	}
 	pthread_mutex_unlock(&b->reg_lock);
-}
-
-struct session *brk_clu_session_import(struct broker *b, struct brk_post *p, int worker,
-				       const uint8_t *blob, size_t len, const char *client_id,
-				       brk_clu_filter_fn *sub_fn, void *ctx)
-{
-	struct worker *w = &b->workers[worker];
-	struct session *s = NULL;
-	if (sess_deserialize(w, blob, len, clock_mono_ms(), &s) != HQ_OK ||
-	    strcmp(s->client_id, client_id) != 0) {
-		if (s)
-			sess_unref(s);
-		return NULL;
-	}
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		brk_post_route(p, s, sub->filter, true, sub->options, sub->sub_id);
-		sub_fn(ctx, sub->filter);
-	}
-	return s; /* sess_deserialize's reference */
 }
 
 /* ---- messages ---- */
@@ -286,4 +265,21 @@ void brk_post_takeover_out(struct brk_post *p, int worker, struct session *s,
 	e.u.takeover.link_gen = link_gen;
 	e.u.takeover.clean_start = clean_start;
 	push(p, s ? s->w->id : worker, &e);
+}
+
+void brk_post_takeover_import(struct brk_post *p, int worker, uint64_t id, const uint8_t *blob,
+			      size_t len, const char *client_id)
+{
+	struct wq_entry e = { .kind = WQ_TAKEOVER_IMPORT };
+	e.u.takeover.id = id;
+	e.u.takeover.blob = hq_malloc(len ? len : 1);
+	memcpy(e.u.takeover.blob, blob, len);
+	e.u.takeover.blob_len = (uint32_t)len;
+	e.u.takeover.client_id = hq_strdup(client_id);
+	push(p, worker, &e);
+	/* at once and alone: the caller holds every other worker's entries
+	 * until the import is answered */
+	struct wq_vec *q = &p->q[worker];
+	wk_inbox_append(&p->b->workers[worker], q->v, q->len);
+	q->len = 0;
 }

@@ -11,7 +11,7 @@
  * Threads: every function here may be called from the cluster thread. The
  * registry and retained lookups take the broker's own locks inside and hold
  * them only for the call (callbacks run under them: they must not call back
- * into the broker). Posts reach a worker only at brk_post_flush.
+ * into the broker). Posts reach a worker at brk_post_flush (an import at once).
  *
  * References: a function returning a struct session * or struct brk_msg *
  * returns one reference, the caller's (release with brk_clu_session_unref /
@@ -41,6 +41,7 @@ struct hq_config *brk_clu_config(struct broker *b);
 bool brk_clu_stopping(const struct broker *b);
 /* The node's hybrid logical clock, now (shared with retained writes). */
 struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
+struct brk_post;
 
 /* ---- sessions ---- */
 
@@ -59,17 +60,6 @@ const char *brk_clu_session_client_id(const struct session *s);
  * lock: fn must not call the broker). */
 typedef void brk_clu_client_fn(void *ctx, const char *client_id, struct clu_hlc_ts since);
 void brk_clu_clients_each(struct broker *b, brk_clu_client_fn *fn, void *ctx);
-/* A session handed over by another node, rebuilt for `worker`; its routes are
- * posted to every worker through p (before anything posted after them) and
- * each filter is reported to sub_fn. NULL if the blob is unreadable or is not
- * client_id's. Today this runs on the calling (cluster) thread: the session
- * is not yet visible to anyone but p's entries. */
-typedef void brk_clu_filter_fn(void *ctx, const char *filter);
-struct brk_post;
-struct session *brk_clu_session_import(struct broker *b, struct brk_post *p, int worker,
-				       const uint8_t *blob, size_t len, const char *client_id,
-				       brk_clu_filter_fn *sub_fn, void *ctx);
-
 /* ---- messages ---- */
 
 /* What the cluster encodes of a message (FORWARD, RETAIN_SET); pointers are
@@ -144,6 +134,13 @@ void brk_post_takeover_done(struct brk_post *p, int worker, uint64_t token, uint
 /* Node `member` takes over a client id held here: s (consumed) or, when the
  * registry does not show it yet, client_id (copied) on `worker`. node_sess
  * (consumed, may be NULL) is member's node session. */
+/* A session another node handed over (blob, copied) is rebuilt on `worker`,
+ * which will own it: it routes it on every worker and answers with
+ * CRQ_TAKEOVER_IMPORTED (id, the session or NULL). Appended to worker's inbox
+ * at once, together with what p held for that worker (in order); the
+ * caller holds everything for the other workers until that answer. */
+void brk_post_takeover_import(struct brk_post *p, int worker, uint64_t id, const uint8_t *blob,
+			      size_t len, const char *client_id);
 void brk_post_takeover_out(struct brk_post *p, int worker, struct session *s,
 			   const char *client_id, size_t id_len, struct clu_peer *member,
 			   struct session *node_sess, uint64_t req_id, uint32_t link_gen,

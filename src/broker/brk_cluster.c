@@ -9,8 +9,8 @@
  * (WQ_FWD_IN), a confirmation (WQ_GATE_RELEASE).
  */
 #include "broker/brk_int.h"
-#include "cluster/cluster.h"
 #include "broker/sess_serial.h"
+#include "cluster/cluster.h"
 #include "cluster/clu_types.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -414,4 +414,40 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct ta
 	brk_cluster_flush(w);
 	if (s && !given)
 		sess_unref(s);
+}
+
+/*
+ * A session handed over by another node, rebuilt on the worker that will own
+ * it, and its routes put in every replica (this worker's at once, the others
+ * through the outboxes, flushed in this turn's before-sleep ahead of the
+ * answer to the cluster thread). The cluster thread holds everything else it
+ * has for the workers until this answer arrives (clu_takeover.c), so a
+ * message forwarded right behind the session finds its routes on every
+ * worker.
+ */
+void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t)
+{
+	struct session *s = NULL;
+	if (sess_deserialize(w, t->blob, t->blob_len, ev_now_ms(w->loop), &s) != HQ_OK ||
+	    strcmp(s->client_id, t->client_id) != 0) {
+		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
+			    "afresh", t->client_id);
+		if (s)
+			sess_unref(s);
+		s = NULL;
+	}
+	if (s) {
+		struct sess_sub *sub, *tmp;
+		HASH_ITER(hh, s->subs, sub, tmp) {
+			brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+			brk_cluster_route(w, true, sub->filter);
+		}
+	}
+	struct clu_req r = { .kind = CRQ_TAKEOVER_IMPORTED, .worker = (uint16_t)w->id,
+			     .token = t->id, .sess = s }; /* the reference moves */
+	clu_req_push(&w->clu_out, &r);
+	hq_free(t->blob);
+	t->blob = NULL;
+	hq_free(t->client_id);
+	t->client_id = NULL;
 }

@@ -349,18 +349,20 @@ enum wq_kind {
 	WQ_KICK,                  /* close sess's connection (admin / shutdown) */
 	WQ_FWD_IN,                /* a message forwarded by another node: deliver here */
 	WQ_GATE_RELEASE,          /* the cluster confirmed gate token u.token */
-	WQ_TAKEOVER_DONE,              /* the other nodes answered about a connecting client id */
-	WQ_TAKEOVER_OUT,               /* another node takes sess over: close, hand it out */
+	WQ_TAKEOVER_IMPORT,       /* a session handed over by another node: rebuild it here */
+	WQ_TAKEOVER_DONE,         /* the other nodes answered about a connecting client id */
+	WQ_TAKEOVER_OUT,          /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 };
 
-/* WQ_TAKEOVER_DONE / WQ_TAKEOVER_OUT */
+/* WQ_TAKEOVER_IMPORT / DONE / OUT */
 struct takeover_msg {
-	uint8_t *blob;            /* OUT: unused; owned when set */
-	char *client_id;          /* OUT without a session: owned id to look up on arrival */
+	uint8_t *blob;            /* IMPORT: the serialised session (owned) */
+	char *client_id;          /* IMPORT: owned; OUT without a session: owned id to look up */
 	struct clu_peer *member;  /* OUT: the asking node */
 	struct session *node_sess; /* OUT: its node session (reference), for routes */
-	uint64_t id;              /* DONE: the waiting connection's token; OUT: request id */
+	uint64_t id;              /* IMPORT: the cluster's takeover id; DONE: the waiting
+				   * connection's token; OUT: request id */
 	uint32_t blob_len;
 	uint32_t link_gen;        /* OUT */
 	uint8_t status;           /* DONE: enum clu_takeover_status */
@@ -614,6 +616,8 @@ bool brk_cluster_takeover_begin(struct conn *c);
 /* imported: a session handed over (WQ_TAKEOVER_DONE's sess, borrowed) or NULL */
 void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t);
 void brk_cluster_takeover_out(struct worker *w, struct session *s, struct takeover_msg *t);
+/* WQ_TAKEOVER_IMPORT: rebuild the session on its owner, route it, tell the cluster. */
+void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t);
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);

@@ -67,6 +67,7 @@ void wq_entry_release(struct wq_entry *e)
 	case WQ_STORE_DONE:
 		store_batch_free(e->u.batch);
 		break;
+	case WQ_TAKEOVER_IMPORT:
 	case WQ_TAKEOVER_DONE:
 	case WQ_TAKEOVER_OUT:
 		hq_free(e->u.takeover.blob);
@@ -112,6 +113,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 	case WQ_GATE_RELEASE:
 		if (!gate_release(w, e->u.token))
 			brk_cluster_wait_release(w, e->u.token);
+		break;
+	case WQ_TAKEOVER_IMPORT:
+		brk_cluster_takeover_import(w, &e->u.takeover);
 		break;
 	case WQ_TAKEOVER_DONE:
 		brk_cluster_takeover_done(w, e->sess, &e->u.takeover);

@@ -128,6 +128,12 @@ struct clu_route_op {                /* a change still to tell every peer */
 	bool add;
 };
 
+struct clu_owed_ack {                /* a BARRIER answered once wout is flushed */
+	struct clu_peer *m;
+	uint32_t link_gen;
+	uint64_t id;
+};
+
 struct clu_barrier {
 	uint64_t id;
 	uint64_t token;
@@ -182,8 +188,13 @@ struct clu_node {
 	struct clu_takeover *takeovers;            /* CONNECTs waiting for the other nodes */
 	struct clu_takeover_recent *recent;   /* ... and those that just finished (uthash) */
 	uint64_t next_takeover;
-	/* to workers, flushed in before-sleep */
+	/* to workers, flushed in before-sleep; held while imports_pending
+	 * (sessions handed over, being rebuilt on their workers) */
 	struct brk_post *wout;
+	uint32_t imports_pending;
+	/* BARRIER_ACKs owed while wout is held: sent once it is flushed */
+	struct clu_owed_ack *owed_acks;
+	uint32_t n_owed_acks, cap_owed_acks;
 	char data_path[4096];            /* <data_dir>/cluster.members */
 	int64_t next_discovery_ms;
 	/* dns discovery on its own thread (clu_node.c dns_*) */
@@ -276,8 +287,14 @@ struct clu_takeover {                     /* a CONNECT here asking the other nod
 	uint32_t n_wait;
 	uint8_t *blob;                   /* owned: the session handed over */
 	uint32_t blob_len;
-	/* that session, rebuilt and routed as soon as it arrived (reference) */
+	/* that session, rebuilt and routed on its worker as soon as it arrived
+	 * (reference); importing while the worker has not answered yet */
 	struct session *imported;
+	bool importing;
+	/* FORWARDs following the session (CLIENT) that came while importing:
+	 * posted with the session as target once it is rebuilt */
+	struct fwd_in *deferred;
+	uint32_t n_deferred, cap_deferred;
 	/* a newer connection elsewhere asked while this one waited: it gets the
 	 * session once this request completes (deferred answer) */
 	struct clu_peer *pass_to;
@@ -297,6 +314,10 @@ struct clu_takeover_recent {
 };
 void clu_takeover_req(struct clu_node *n, struct clu_req *r);
 void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r);
+void clu_takeover_imported(struct clu_node *n, struct clu_req *r);
+/* A FORWARD for client_id's session while it is being imported here: kept
+ * (f's contents move) and posted once the session exists. */
+bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str client_id, struct fwd_in *f);
 void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
 void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m);
 void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l);
@@ -312,6 +333,8 @@ void clu_takeover_free(struct clu_node *n);
 /* clu_route.c */
 void clu_route_local(struct clu_node *n, char *key, bool add); /* consumes key */
 void clu_route_barrier(struct clu_node *n, struct clu_req *r);
+/* wout was flushed after a hold: answer the BARRIERs owed meanwhile. */
+void clu_route_owed_acks(struct clu_node *n);
 void clu_route_forward(struct clu_node *n, struct clu_req *r);
 void clu_route_fwd_done(struct clu_node *n, struct clu_req *r);
 void clu_route_flush_ops(struct clu_node *n);

@@ -36,8 +36,12 @@ int64_t clu_now(const struct clu_node *n)
 
 /* ---- worker hand-off ---- */
 
+/* Held while a session handed over is being rebuilt on its worker
+ * (clu_takeover.c): nothing may reach another worker before its routes. */
 void clu_wout_flush(struct clu_node *n)
 {
+	if (n->imports_pending)
+		return;
 	brk_post_flush(n->wout);
 }
 
@@ -63,6 +67,8 @@ void clu_req_release(struct clu_req *r)
 	hq_free(r->blob);
 	if (r->msg)
 		brk_clu_msg_unref(r->msg);
+	if (r->sess)
+		brk_clu_session_unref(r->sess);
 	for (uint16_t i = 0; i < r->n_groups; i++)
 		hq_free(r->groups[i]);
 	hq_free(r->groups);
@@ -119,6 +125,9 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		break;
 	case CRQ_TAKEOVER_RESP:
 		clu_takeover_resp_req(n, r);
+		break;
+	case CRQ_TAKEOVER_IMPORTED:
+		clu_takeover_imported(n, r);
 		break;
 	}
 	clu_req_release(r);

@@ -473,6 +473,8 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 	if (f->client.len) {
 		/* after the session's import: through the worker that runs it */
 		fw.client_id = hq_strndup(f->client.p, f->client.len);
+		if (clu_takeover_defer_forward(n, f->client, &fw))
+			return;
 		fw.target = clu_takeover_pending_session(n, f->client, &worker);
 		if (!fw.target)
 			worker = clu_takeover_worker_of(n, f->client);
@@ -521,6 +523,18 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		break;
 	}
 	case CLU_MSG_BARRIER: {
+		if (n->imports_pending) {
+			/* the hand-off is held (a session is being imported):
+			 * answer once it is flushed, in order */
+			if (n->n_owed_acks == n->cap_owed_acks) {
+				n->cap_owed_acks = n->cap_owed_acks ? n->cap_owed_acks * 2 : 8;
+				n->owed_acks = hq_realloc(n->owed_acks,
+							  n->cap_owed_acks * sizeof(*n->owed_acks));
+			}
+			n->owed_acks[n->n_owed_acks++] = (struct clu_owed_ack){
+				.m = m, .link_gen = m->link_gen, .id = msg->barrier_id };
+			break;
+		}
 		/* everything before it is in our workers' hands once they get
 		 * this turn's hand-off: flush it now, then answer */
 		clu_wout_flush(n);
@@ -538,6 +552,19 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 	default:
 		log_debug("cluster: %s from %s ignored", clu_type_name(msg->type), l->peer);
 	}
+}
+
+void clu_route_owed_acks(struct clu_node *n)
+{
+	for (uint32_t i = 0; i < n->n_owed_acks; i++) {
+		struct clu_owed_ack *oa = &n->owed_acks[i];
+		if (!oa->m->link || oa->m->link_gen != oa->link_gen)
+			continue; /* that link is gone; its barrier with it */
+		struct clu_msg ack = { .type = CLU_MSG_BARRIER_ACK };
+		ack.barrier_id = oa->id;
+		clu_link_send(oa->m->link, &ack);
+	}
+	n->n_owed_acks = 0;
 }
 
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l)
@@ -577,6 +604,7 @@ void clu_route_free(struct clu_node *n)
 	for (uint32_t i = 0; i < n->n_ops; i++)
 		hq_free(n->ops[i].key);
 	hq_free(n->ops);
+	hq_free(n->owed_acks);
 	while (n->barriers) {
 		struct clu_barrier *b = n->barriers;
 		n->barriers = b->next;

@@ -73,25 +73,20 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
  * every worker's replica now, ahead of any message forwarded after it: a
  * delivery that reaches this node right behind the session finds it.
  */
-static void import_route(void *ctx, const char *filter)
+/*
+ * Rebuild the session handed over on the worker that will own it (t->worker):
+ * it puts the session's routes in every worker's replica and answers
+ * (clu_takeover_imported). Until then everything else for the workers is
+ * held (clu_wout_flush) and BARRIERs are answered late: whatever reaches a
+ * worker after the session (a FORWARD right behind the answer) finds its
+ * routes there, and whatever the owner does with the session next (a
+ * ROUTE_DEL when it ends) comes after these adds on every worker.
+ */
+static void takeover_import(struct clu_node *n, struct clu_takeover *t)
 {
-	clu_route_local(ctx, hq_strdup(filter), true);
-}
-
-static struct session *takeover_import(struct clu_node *n, struct clu_takeover *t)
-{
-	struct session *s = brk_clu_session_import(n->b, n->wout, t->worker, t->blob, t->blob_len,
-						   t->client_id, import_route, n);
-	if (!s) {
-		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
-			    "afresh", t->client_id);
-		return NULL;
-	}
-	/* in every inbox now, before the takeover's answer reaches the owner: whatever
-	 * the owner does with the session next (a ROUTE_DEL when it ends) comes
-	 * after these adds on every worker (brk_route_apply relies on it) */
-	clu_wout_flush(n);
-	return s; /* the import's reference, for the worker */
+	t->importing = true;
+	n->imports_pending++;
+	brk_post_takeover_import(n->wout, t->worker, t->id, t->blob, t->blob_len, t->client_id);
 }
 
 static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
@@ -139,6 +134,7 @@ static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 	hq_free(t->blob);
 	hq_free(t->client_id);
 	hq_free(t->wait);
+	hq_free(t->deferred); /* empty: posted when the import was answered */
 	hq_free(t);
 }
 
@@ -150,7 +146,7 @@ static void takeover_answered(struct clu_node *n, struct clu_takeover *t, struct
 			break;
 		}
 	}
-	if (!t->n_wait)
+	if (!t->n_wait && !t->importing)
 		takeover_finish(n, t);
 }
 
@@ -258,7 +254,7 @@ static void on_resp(struct clu_node *n, struct clu_link *l, const struct clu_tak
 		/* at once, not when every node answered: what the old node forwards
 		 * right behind this answer must find the session's routes here */
 		if (!t->clean_start)
-			t->imported = takeover_import(n, t);
+			takeover_import(n, t);
 	}
 	takeover_answered(n, t, l->m);
 }
@@ -353,7 +349,7 @@ void clu_takeover_tick(struct clu_node *n, int64_t now)
 	struct clu_takeover *t = n->takeovers, *next;
 	for (; t; t = next) {
 		next = t->next;
-		if (now > t->deadline_ms) {
+		if (now > t->deadline_ms && !t->importing) { /* a worker answers within a turn */
 			log_warning("cluster: client_id=%s: %u node(s) did not answer within %d ms; "
 				    "connecting anyway", t->client_id, t->n_wait, CLU_TAKEOVER_TIMEOUT_MS);
 			takeover_finish(n, t);
@@ -377,6 +373,10 @@ void clu_takeover_free(struct clu_node *n)
 		hq_free(t->blob);
 		if (t->imported)
 			brk_clu_session_unref(t->imported);
+		/* released with whatever else never reached a worker */
+		for (uint32_t i = 0; i < t->n_deferred; i++)
+			brk_post_forward(n->wout, t->worker, &t->deferred[i]);
+		hq_free(t->deferred);
 		hq_free(t);
 	}
 }
@@ -404,4 +404,49 @@ struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str 
 		}
 	}
 	return NULL;
+}
+
+/* The worker rebuilt (or failed to rebuild) a session handed over. */
+void clu_takeover_imported(struct clu_node *n, struct clu_req *r)
+{
+	n->imports_pending--;
+	struct clu_takeover *t = n->takeovers;
+	while (t && t->id != r->token)
+		t = t->next;
+	if (t) {
+		t->importing = false;
+		t->imported = r->sess; /* the reference moves */
+		r->sess = NULL;
+		for (uint32_t i = 0; i < t->n_deferred; i++) {
+			struct fwd_in *f = &t->deferred[i];
+			if (t->imported)
+				f->target = brk_clu_session_ref(t->imported);
+			brk_post_forward(n->wout, t->worker, f);
+		}
+		t->n_deferred = 0;
+	}
+	if (!n->imports_pending) {
+		/* the routes are in the inboxes: let the rest go, then answer */
+		clu_wout_flush(n);
+		clu_route_owed_acks(n);
+	}
+	if (t && !t->n_wait)
+		takeover_finish(n, t);
+}
+
+bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str cid, struct fwd_in *f)
+{
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
+		if (!t->importing || strlen(t->client_id) != cid.len ||
+		    memcmp(t->client_id, cid.p, cid.len))
+			continue;
+		if (t->n_deferred == t->cap_deferred) {
+			t->cap_deferred = t->cap_deferred ? t->cap_deferred * 2 : 8;
+			t->deferred = hq_realloc(t->deferred, t->cap_deferred * sizeof(*t->deferred));
+		}
+		t->deferred[t->n_deferred++] = *f;
+		memset(f, 0, sizeof(*f));
+		return true;
+	}
+	return false;
 }

@@ -42,6 +42,7 @@ enum clu_req_kind {
 	CRQ_RETAIN,          /* msg was stored retained here (empty payload: deleted) */
 	CRQ_TAKEOVER,        /* key: a client id connecting here (plain: clean start) */
 	CRQ_TAKEOVER_RESP,   /* our answer to member's request token (rc: status) */
+	CRQ_TAKEOVER_IMPORTED, /* token (takeover id): sess rebuilt and routed on worker, or NULL */
 };
 
 struct clu_req {
@@ -61,6 +62,7 @@ struct clu_req {
 	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id;
 				   * FORWARD: the client whose session moved there, or NULL */
 	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
+	struct session *sess;     /* TAKEOVER_IMPORTED: reference or NULL */
 	uint32_t blob_len;
 };
 
