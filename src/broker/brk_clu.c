@@ -103,8 +103,12 @@ void brk_clu_msg_view(const struct brk_msg *m, int64_t now_ms, struct brk_msg_vi
 		.props = m->props, .props_len = m->props_len,
 		.payload = m->payload, .payload_len = m->payload_len,
 		.pub_hash = m->pub_hash, .qos = m->qos, .retain = m->retain,
-		.has_expiry = m->has_expiry, .ts = m->ts, .origin = m->origin,
+		.has_expiry = m->has_expiry,
 	};
+	if (m->stamp) {
+		v->ts = m->stamp->ts;
+		v->origin = m->stamp->origin;
+	}
 	if (m->has_expiry) {
 		uint32_t left = msg_remaining(m, now_ms);
 		v->expiry = left ? left : 1;
@@ -139,7 +143,7 @@ static bool snap_one(void *ctx, const char *topic, size_t len, void *value)
 	(void)topic;
 	(void)len;
 	struct brk_msg *m = value;
-	if (!m->origin)
+	if (!m->stamp)
 		return true; /* stored before it was stamped: not ours to spread */
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 256;

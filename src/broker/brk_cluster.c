@@ -1,7 +1,7 @@
 /*
  * brk_cluster.c - the broker's side of the cluster runtime (cluster.h).
  *
- * What a worker tells the cluster thread (through w->clu_out, handed over
+ * What a worker tells the cluster thread (through w->clu.out, handed over
  * once per loop turn): a local route appeared or disappeared, a SUBACK waits
  * for a barrier, a message goes to another node. What the cluster thread
  * tells a worker (through its inbox): a route of another node (WQ_ROUTE_*
@@ -29,7 +29,8 @@ struct session *sess_new_remote(struct broker *b, const char *name, struct clu_p
 	s->client_id = hq_strdup(name);
 	s->client_hash = brk_hash(name, strlen(name));
 	s->remote = true;
-	s->member = m;
+	s->clu = hq_calloc(1, sizeof(*s->clu));
+	s->clu->member = m;
 	return s;
 }
 
@@ -39,7 +40,7 @@ void brk_cluster_route(struct worker *w, bool add, const char *filter)
 		return;
 	struct clu_req r = { .kind = add ? CRQ_ROUTE_ADD : CRQ_ROUTE_DEL };
 	r.key = hq_strdup(filter);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void brk_cluster_barrier(struct conn *c)
@@ -52,25 +53,25 @@ void brk_cluster_barrier(struct conn *c)
 	uint64_t tok = gate_token_new(w);
 	gate_open(c, tok, 1);
 	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void brk_cluster_flush(struct worker *w)
 {
-	if (w->clu_out.len)
-		clu_submit(w->b->clu, &w->clu_out);
+	if (w->clu.out.len)
+		clu_submit(w->b->clu, &w->clu.out);
 }
 
 void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 {
 	struct worker *w = s->w;
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
-			     .member = s->moved_to->member, .msg = d->msg,
+			     .member = s->clu->moved_to->clu->member, .msg = d->msg,
 			     .dqos = d->qos, .dretain = d->flags & DV_RETAIN };
 	r.key = hq_strdup(s->client_id);
 	d->msg = NULL; /* the reference moves to the request */
 	deliv_release(d);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 /* A shared-group delivery whose member left, to the group's members on the
@@ -81,13 +82,13 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d)
 {
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
-			     .member = node_sess->member, .msg = d->msg, .n_groups = 1 };
+			     .member = node_sess->clu->member, .msg = d->msg, .n_groups = 1 };
 	r.groups = hq_calloc(1, sizeof(*r.groups));
 	r.groups[0] = d->share_group; /* the string moves to the request */
 	d->share_group = NULL;
 	d->msg = NULL; /* and the reference */
 	deliv_release(d);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void fwd_in_release(struct fwd_in *f)
@@ -133,16 +134,16 @@ void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 		deliver_to_client(w, f);
 	} else {
 		w->congested = NULL;
-		w->fwd_from = f;
+		w->clu.fwd_from = f;
 		brk_route(w, f->msg);
-		w->fwd_from = NULL;
+		w->clu.fwd_from = NULL;
 		w->congested = NULL; /* no publisher here to slow down */
 	}
 	if (f->seq) {
 		/* accepted: it is in the queues of this node's subscribers */
 		struct clu_req r = { .kind = CRQ_FWD_DONE, .member = f->member,
 				     .link_gen = f->link_gen, .token = f->seq };
-		clu_req_push(&w->clu_out, &r);
+		clu_req_push(&w->clu.out, &r);
 	}
 	fwd_in_release(f);
 }
@@ -233,7 +234,7 @@ bool brk_cluster_takeover_begin(struct conn *c)
 	struct conn_wait *cw = hq_calloc(1, sizeof(*cw));
 	cw->token = gate_token_new(w);
 	cw->c = c;
-	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	HASH_ADD(hh, w->clu.waits, token, sizeof(cw->token), cw);
 	/* not read until the answer: what the client pipelined waits in the socket */
 	c->state = CS_WAIT;
 	c->paused = true;
@@ -242,7 +243,7 @@ bool brk_cluster_takeover_begin(struct conn *c)
 	struct clu_req r = { .kind = CRQ_TAKEOVER, .worker = (uint16_t)w->id, .token = cw->token,
 			     .plain = c->clean_start };
 	r.key = hq_strdup(c->client_id);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	return true;
 }
 
@@ -251,9 +252,9 @@ void brk_cluster_conn_free(struct conn *c)
 	if (!c->cluster_wait)
 		return;
 	struct conn_wait *cw, *tmp;
-	HASH_ITER(hh, c->w->waits, cw, tmp) {
+	HASH_ITER(hh, c->w->clu.waits, cw, tmp) {
 		if (cw->c == c) {
-			HASH_DEL(c->w->waits, cw);
+			HASH_DEL(c->w->clu.waits, cw);
 			if (cw->sess)
 				sess_unref(cw->sess);
 			hq_free(cw);
@@ -276,20 +277,20 @@ void brk_cluster_attach_after_barrier(struct conn *c, struct session *s)
 	cw->token = gate_token_new(w);
 	cw->c = c;
 	cw->sess = sess_ref(s);
-	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	HASH_ADD(hh, w->clu.waits, token, sizeof(cw->token), cw);
 	c->state = CS_WAIT;
 	c->paused = true;
 	c->cluster_wait = true;
 	ev_io_set(w->loop, &c->io, 0);
 	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = cw->token };
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 /* The wait of cw is over: c is read again. Returns c if its CONNECT goes on. */
 static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
 {
 	struct conn *c = cw->c;
-	HASH_DEL(w->waits, cw);
+	HASH_DEL(w->clu.waits, cw);
 	hq_free(cw);
 	c->cluster_wait = false;
 	if (c->state != CS_WAIT)
@@ -305,7 +306,7 @@ static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
 bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 {
 	struct conn_wait *cw;
-	HASH_FIND(hh, w->waits, &token, sizeof(token), cw);
+	HASH_FIND(hh, w->clu.waits, &token, sizeof(token), cw);
 	if (!cw || !cw->sess)
 		return false;
 	struct session *s = cw->sess;
@@ -322,7 +323,7 @@ bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t)
 {
 	struct conn_wait *cw;
-	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
+	HASH_FIND(hh, w->clu.waits, &t->id, sizeof(t->id), cw);
 	struct conn *c = cw ? wait_end(w, cw) : NULL;
 	if (!c && imported) {
 		/* the connection went meanwhile: the session stays, offline (unless
@@ -403,11 +404,14 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct ta
 		r.blob_len = (uint32_t)blob.len;
 		log_info("client_id=%s session handed over to another node (%zu bytes)", s->client_id,
 			 blob.len);
-		if (ns && !s->moved_to)
-			s->moved_to = sess_ref(ns);
+		if (ns && !sess_moved_to(s)) {
+			if (!s->clu)
+				s->clu = hq_calloc(1, sizeof(*s->clu));
+			s->clu->moved_to = sess_ref(ns);
+		}
 		sess_end(s, false);
 	}
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	/* on its way now: the routes handed to the other workers above (in the
 	 * outboxes) must not let them forward to the new owner before it has
 	 * the session */
@@ -445,7 +449,7 @@ void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t)
 	}
 	struct clu_req r = { .kind = CRQ_TAKEOVER_IMPORTED, .worker = (uint16_t)w->id,
 			     .token = t->id, .sess = s }; /* the reference moves */
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	hq_free(t->blob);
 	t->blob = NULL;
 	hq_free(t->client_id);

@@ -71,14 +71,20 @@ struct brk_msg {
 	int64_t expire_at;        /* monotonic ms; valid when has_expiry */
 	uint64_t origin_sid;      /* session id of the publisher, 0 = broker ($SYS) */
 	uint32_t pub_hash;        /* hash of the publisher's client id (shared "hash") */
-	/* as a retained message: when and where it was written (last writer
-	 * wins across nodes, clu_hlc_cmp); set before it is stored */
-	struct clu_hlc_ts ts;
-	const char *origin;       /* node name, borrowed (config or cluster member) */
+	/* as a retained message: when and where it was written (owned; NULL
+	 * until stored retained). A side structure: only retained messages
+	 * pay for it. */
+	struct msg_stamp *stamp;
 	char *topic;              /* -> data, NUL terminated */
 	uint8_t *props;           /* -> data */
 	uint8_t *payload;         /* -> data */
 	uint8_t data[];
+};
+
+/* The retained last-writer-wins stamp (clu_hlc_cmp: time, then node). */
+struct msg_stamp {
+	struct clu_hlc_ts ts;
+	const char *origin;       /* node name, borrowed (config or cluster member) */
 };
 
 /* Allocate a message with one reference (the caller's). */
@@ -210,13 +216,26 @@ struct session {
 	bool in_offline_list;
 	/* a node session stands for another cluster member in the replicas: its
 	 * routes are that node's subscriptions; a hit becomes a FORWARD */
-	bool remote;
+	bool remote;              /* stays here: brk_route tests it on every hit */
 	bool stored;              /* the store holds its header (brk_store.c; owner only) */
-	struct clu_peer *member; /* when remote: the cluster thread's member (outlives it) */
+	/* cluster-only state, allocated for node sessions and sessions handed
+	 * over to another node only (NULL for every other session) */
+	struct sess_cluster *clu;
+};
+
+/* Cluster side of a session (brk_cluster.c). Left on struct session: remote
+ * (a flag read on the publish path, in padding) and conn_hlc (read lock-free
+ * by the cluster thread for every connected session). */
+struct sess_cluster {
+	struct clu_peer *member;  /* node session: the cluster thread's member (outlives it) */
 	/* handed over to another node: its node session (reference); deliveries
 	 * that still arrive here follow the session there */
 	struct session *moved_to;
 };
+static inline struct session *sess_moved_to(const struct session *s)
+{
+	return s->clu ? s->clu->moved_to : NULL;
+}
 
 struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
 static inline struct session *sess_ref(struct session *s)
@@ -418,6 +437,15 @@ struct match_hit {
 
 /* ---- worker ---- */
 
+/* What a worker keeps for the cluster (brk_cluster.c, brk_publish.c). */
+struct wk_cluster {
+	struct clu_req_vec out;           /* requests for the cluster thread, handed over in before-sleep */
+	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
+	uint32_t fwd_pending;             /* forwards that will release fwd_token */
+	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
+};
+
 struct worker {
 	int id;
 	struct broker *b;
@@ -452,14 +480,10 @@ struct worker {
 	 * broker_get_info */
 	_Atomic int64_t queued_local;
 	int64_t next_sys_ms;
-	/* cluster: requests for the cluster thread, handed over in before-sleep */
-	struct clu_req_vec clu_out;
-	struct gate_item *gates;          /* uthash by token: held responses */
+	/* held responses (brk_gate.c): stay here, the store's gates use them too */
+	struct gate_item *gates;          /* uthash by token */
 	uint64_t next_token;
-	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
-	uint32_t fwd_pending;             /* forwards that will release fwd_token */
-	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
-	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+	struct wk_cluster clu;            /* the worker's cluster side (embedded: one per worker) */
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 };
 

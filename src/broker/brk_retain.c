@@ -12,6 +12,7 @@
 #include "broker/brk_int.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/mem.h"
 
 #include <string.h>
 
@@ -27,12 +28,20 @@ static void retain_write(struct broker *b, uint32_t owner, const char *topic, si
 		msg_unref(old);
 }
 
+/* Stamp m (not yet shared with another thread, or under retain_lock). */
+static void msg_stamp_set(struct brk_msg *m, struct clu_hlc_ts ts, const char *origin)
+{
+	if (!m->stamp)
+		m->stamp = hq_malloc(sizeof(*m->stamp));
+	m->stamp->ts = ts;
+	m->stamp->origin = origin;
+}
+
 bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 {
 	struct broker *b = w->b;
 	pthread_mutex_lock(&b->retain_lock);
-	msg->ts = clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms());
-	msg->origin = b->cfg->node_name;
+	msg_stamp_set(msg, clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms()), b->cfg->node_name);
 	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
 	retain_write(b, (uint32_t)w->id, msg->topic, msg->topic_len,
 		     msg->payload_len ? msg_ref(msg) : NULL, msg);
@@ -41,7 +50,7 @@ bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 	if (!b->clu || msg->topic[0] == '$')
 		return false;
 	struct clu_req r = { .kind = CRQ_RETAIN, .msg = msg_ref(msg) };
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	return true;
 }
 
@@ -53,8 +62,7 @@ bool brk_retain_apply(struct broker *b, const struct brk_msg_view *v, bool del,
 	/* built outside the lock; dropped if an older write */
 	struct brk_msg *m = brk_clu_msg_new(v, now);
 	m->retain = true;
-	m->ts = ts;
-	m->origin = origin;
+	msg_stamp_set(m, ts, origin);
 	if (del)
 		m->payload_len = 0; /* what the store sees: a delete */
 	struct clu_hlc_ts seen;
@@ -63,8 +71,8 @@ bool brk_retain_apply(struct broker *b, const struct brk_msg_view *v, bool del,
 	if (clu_hlc_update(&b->hlc, ts, (uint64_t)clock_wall_ms(), &seen) != HQ_OK)
 		*ahead_ms = (int64_t)(ts.wall_ms - (uint64_t)clock_wall_ms());
 	struct brk_msg *cur = retain_tree_get(b->retained, v->topic, v->topic_len);
-	struct clu_hlc_ts cts = cur ? cur->ts : (struct clu_hlc_ts){ 0, 0 };
-	bool write = newer(ctx, cts, cur ? cur->origin : NULL);
+	const struct msg_stamp *cs = cur ? cur->stamp : NULL;
+	bool write = newer(ctx, cs ? cs->ts : (struct clu_hlc_ts){ 0, 0 }, cs ? cs->origin : NULL);
 	if (write)
 		retain_write(b, 0, v->topic, v->topic_len, del ? NULL : msg_ref(m), m);
 	pthread_mutex_unlock(&b->retain_lock);

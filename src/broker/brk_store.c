@@ -125,9 +125,10 @@ static void msg_to_store(int64_t now_mono, const struct brk_msg *m, struct store
 		.expire_at = m->has_expiry ? mono_to_wall(now_mono, m->expire_at) : 0,
 		.expiry = m->expiry,
 		.pub_hash = m->pub_hash,
-		.ts_wall = m->ts.wall_ms,
-		.ts_logical = m->ts.logical,
-		.origin = m->origin ? BYTES(m->origin, strlen(m->origin)) : BYTES(NULL, 0),
+		.ts_wall = m->stamp ? m->stamp->ts.wall_ms : 0,
+		.ts_logical = m->stamp ? m->stamp->ts.logical : 0,
+		.origin = m->stamp ? BYTES(m->stamp->origin, strlen(m->stamp->origin))
+				   : BYTES(NULL, 0),
 		.qos = m->qos,
 		.retain = m->retain,
 		.has_expiry = m->has_expiry,

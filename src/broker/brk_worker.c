@@ -560,9 +560,9 @@ void broker_free(struct broker *b)
 			hq_free(w->outbox[j].v);
 		}
 		hq_free(w->outbox);
-		for (uint32_t k = 0; k < w->clu_out.len; k++)
-			clu_req_release(&w->clu_out.v[k]);
-		hq_free(w->clu_out.v);
+		for (uint32_t k = 0; k < w->clu.out.len; k++)
+			clu_req_release(&w->clu.out.v[k]);
+		hq_free(w->clu.out.v);
 		store_batch_free(w->store_batch);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
