@@ -41,7 +41,6 @@ struct hq_config *brk_clu_config(struct broker *b);
 bool brk_clu_stopping(const struct broker *b);
 /* The node's hybrid logical clock, now (shared with retained writes). */
 struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
-struct brk_post;
 
 /* ---- sessions ---- */
 
@@ -60,6 +59,9 @@ const char *brk_clu_session_client_id(const struct session *s);
  * lock: fn must not call the broker). */
 typedef void brk_clu_client_fn(void *ctx, const char *client_id, struct clu_hlc_ts since);
 void brk_clu_clients_each(struct broker *b, brk_clu_client_fn *fn, void *ctx);
+/* A session handed over by another node is rebuilt on its owning worker:
+ * brk_post_takeover_import below. */
+
 /* ---- messages ---- */
 
 /* What the cluster encodes of a message (FORWARD, RETAIN_SET); pointers are
