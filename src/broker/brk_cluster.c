@@ -1,7 +1,7 @@
 /*
  * brk_cluster.c - the broker's side of the cluster runtime (cluster.h).
  *
- * What a worker tells the cluster thread (through w->clu_out, handed over
+ * What a worker tells the cluster thread (through w->clu.out, handed over
  * once per loop turn): a local route appeared or disappeared, a SUBACK waits
  * for a barrier, a message goes to another node. What the cluster thread
  * tells a worker (through its inbox): a route of another node (WQ_ROUTE_*
@@ -9,9 +9,9 @@
  * (WQ_FWD_IN), a confirmation (WQ_GATE_RELEASE).
  */
 #include "broker/brk_int.h"
-#include "cluster/cluster.h"
 #include "broker/sess_serial.h"
-#include "cluster/clu_proto.h"
+#include "cluster/cluster.h"
+#include "cluster/clu_types.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -29,7 +29,8 @@ struct session *sess_new_remote(struct broker *b, const char *name, struct clu_p
 	s->client_id = hq_strdup(name);
 	s->client_hash = brk_hash(name, strlen(name));
 	s->remote = true;
-	s->member = m;
+	s->clu = hq_calloc(1, sizeof(*s->clu));
+	s->clu->member = m;
 	return s;
 }
 
@@ -39,7 +40,7 @@ void brk_cluster_route(struct worker *w, bool add, const char *filter)
 		return;
 	struct clu_req r = { .kind = add ? CRQ_ROUTE_ADD : CRQ_ROUTE_DEL };
 	r.key = hq_strdup(filter);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void brk_cluster_barrier(struct conn *c)
@@ -52,25 +53,25 @@ void brk_cluster_barrier(struct conn *c)
 	uint64_t tok = gate_token_new(w);
 	gate_open(c, tok, 1);
 	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void brk_cluster_flush(struct worker *w)
 {
-	if (w->clu_out.len)
-		clu_submit(w->b->clu, &w->clu_out);
+	if (w->clu.out.len)
+		clu_submit(w->b->clu, &w->clu.out);
 }
 
 void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 {
 	struct worker *w = s->w;
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
-			     .member = s->moved_to->member, .msg = d->msg,
+			     .member = s->clu->moved_to->clu->member, .msg = d->msg,
 			     .dqos = d->qos, .dretain = d->flags & DV_RETAIN };
 	r.key = hq_strdup(s->client_id);
 	d->msg = NULL; /* the reference moves to the request */
 	deliv_release(d);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 /* A shared-group delivery whose member left, to the group's members on the
@@ -81,13 +82,13 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d)
 {
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
-			     .member = node_sess->member, .msg = d->msg, .n_groups = 1 };
+			     .member = node_sess->clu->member, .msg = d->msg, .n_groups = 1 };
 	r.groups = hq_calloc(1, sizeof(*r.groups));
 	r.groups[0] = d->share_group; /* the string moves to the request */
 	d->share_group = NULL;
 	d->msg = NULL; /* and the reference */
 	deliv_release(d);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 void fwd_in_release(struct fwd_in *f)
@@ -133,16 +134,16 @@ void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 		deliver_to_client(w, f);
 	} else {
 		w->congested = NULL;
-		w->fwd_from = f;
+		w->clu.fwd_from = f;
 		brk_route(w, f->msg);
-		w->fwd_from = NULL;
+		w->clu.fwd_from = NULL;
 		w->congested = NULL; /* no publisher here to slow down */
 	}
 	if (f->seq) {
 		/* accepted: it is in the queues of this node's subscribers */
 		struct clu_req r = { .kind = CRQ_FWD_DONE, .member = f->member,
 				     .link_gen = f->link_gen, .token = f->seq };
-		clu_req_push(&w->clu_out, &r);
+		clu_req_push(&w->clu.out, &r);
 	}
 	fwd_in_release(f);
 }
@@ -233,7 +234,7 @@ bool brk_cluster_takeover_begin(struct conn *c)
 	struct conn_wait *cw = hq_calloc(1, sizeof(*cw));
 	cw->token = gate_token_new(w);
 	cw->c = c;
-	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	HASH_ADD(hh, w->clu.waits, token, sizeof(cw->token), cw);
 	/* not read until the answer: what the client pipelined waits in the socket */
 	c->state = CS_WAIT;
 	c->paused = true;
@@ -242,7 +243,7 @@ bool brk_cluster_takeover_begin(struct conn *c)
 	struct clu_req r = { .kind = CRQ_TAKEOVER, .worker = (uint16_t)w->id, .token = cw->token,
 			     .plain = c->clean_start };
 	r.key = hq_strdup(c->client_id);
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	return true;
 }
 
@@ -251,9 +252,9 @@ void brk_cluster_conn_free(struct conn *c)
 	if (!c->cluster_wait)
 		return;
 	struct conn_wait *cw, *tmp;
-	HASH_ITER(hh, c->w->waits, cw, tmp) {
+	HASH_ITER(hh, c->w->clu.waits, cw, tmp) {
 		if (cw->c == c) {
-			HASH_DEL(c->w->waits, cw);
+			HASH_DEL(c->w->clu.waits, cw);
 			if (cw->sess)
 				sess_unref(cw->sess);
 			hq_free(cw);
@@ -276,20 +277,20 @@ void brk_cluster_attach_after_barrier(struct conn *c, struct session *s)
 	cw->token = gate_token_new(w);
 	cw->c = c;
 	cw->sess = sess_ref(s);
-	HASH_ADD(hh, w->waits, token, sizeof(cw->token), cw);
+	HASH_ADD(hh, w->clu.waits, token, sizeof(cw->token), cw);
 	c->state = CS_WAIT;
 	c->paused = true;
 	c->cluster_wait = true;
 	ev_io_set(w->loop, &c->io, 0);
 	struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = cw->token };
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 }
 
 /* The wait of cw is over: c is read again. Returns c if its CONNECT goes on. */
 static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
 {
 	struct conn *c = cw->c;
-	HASH_DEL(w->waits, cw);
+	HASH_DEL(w->clu.waits, cw);
 	hq_free(cw);
 	c->cluster_wait = false;
 	if (c->state != CS_WAIT)
@@ -305,7 +306,7 @@ static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
 bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 {
 	struct conn_wait *cw;
-	HASH_FIND(hh, w->waits, &token, sizeof(token), cw);
+	HASH_FIND(hh, w->clu.waits, &token, sizeof(token), cw);
 	if (!cw || !cw->sess)
 		return false;
 	struct session *s = cw->sess;
@@ -319,15 +320,15 @@ bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 	return true;
 }
 
-void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t)
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t)
 {
 	struct conn_wait *cw;
-	HASH_FIND(hh, w->waits, &t->id, sizeof(t->id), cw);
+	HASH_FIND(hh, w->clu.waits, &t->id, sizeof(t->id), cw);
 	struct conn *c = cw ? wait_end(w, cw) : NULL;
 	if (!c && imported) {
 		/* the connection went meanwhile: the session stays, offline (unless
 		 * a newer connection elsewhere won it) */
-		if (t->status == CLU_TKO_REFUSED)
+		if (t->status == CLU_TAKEOVER_REFUSED)
 			sess_end(imported, false);
 		else
 			brk_session_import(w, imported);
@@ -344,10 +345,10 @@ void brk_cluster_takeover_done(struct worker *w, struct session *imported, struc
 /* Another node takes over s: close its connection (0x8E) and hand the
  * session over, unless it ends here (clean start, or a session that does not
  * outlive its connection). */
-void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tko_msg *t)
+void brk_cluster_takeover_out(struct worker *w, struct session *given, struct takeover_msg *t)
 {
 	struct clu_req r = { .kind = CRQ_TAKEOVER_RESP, .member = t->member, .link_gen = t->link_gen,
-			     .token = t->id, .rc = CLU_TKO_OK };
+			     .token = t->id, .rc = CLU_TAKEOVER_OK };
 	struct session *s = given;
 	if (!s) {
 		/* a connect of this id just completed here: the registry has its
@@ -360,9 +361,9 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		pthread_mutex_unlock(&b->reg_lock);
 		if (s && s->w != w) {
 			/* resumed on another worker: its owner answers */
-			struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
-			e.u.tko = *t;
-			e.u.tko.client_id = NULL;
+			struct wq_entry e = { .kind = WQ_TAKEOVER_OUT, .sess = s };
+			e.u.takeover = *t;
+			e.u.takeover.client_id = NULL;
 			t->node_sess = NULL; /* the reference moves on */
 			wk_post(w, s->w, &e);
 			return;
@@ -372,9 +373,9 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 	hq_free(t->client_id);
 	t->client_id = NULL;
 	if (!s) {
-		r.rc = CLU_TKO_NONE;
+		r.rc = CLU_TAKEOVER_NONE;
 	} else if (s->ended) {
-		r.rc = CLU_TKO_NONE;
+		r.rc = CLU_TAKEOVER_NONE;
 	} else if (t->clean_start || s->expiry == 0) {
 		log_info("client_id=%s taken over by a connection on another node", s->client_id);
 		sess_kill(s, MQTT_RC_SESSION_TAKEN_OVER);
@@ -387,7 +388,7 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		sess_serialize(s, &blob);
 		/* until the new owner's own routes arrive, what this node matches for
 		 * the session goes to the new owner: no gap in delivery. The cluster
-		 * thread keeps these routes provisional (clu_tko_resp_req). */
+		 * thread keeps these routes provisional (clu_takeover_resp_req). */
 		struct session *ns = t->node_sess;
 		if (ns && s->n_subs) {
 			struct sess_sub *sub, *tmp;
@@ -403,15 +404,54 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct tk
 		r.blob_len = (uint32_t)blob.len;
 		log_info("client_id=%s session handed over to another node (%zu bytes)", s->client_id,
 			 blob.len);
-		if (ns && !s->moved_to)
-			s->moved_to = sess_ref(ns);
+		if (ns && !sess_moved_to(s)) {
+			if (!s->clu)
+				s->clu = hq_calloc(1, sizeof(*s->clu));
+			s->clu->moved_to = sess_ref(ns);
+		}
 		sess_end(s, false);
 	}
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	/* on its way now: the routes handed to the other workers above (in the
 	 * outboxes) must not let them forward to the new owner before it has
 	 * the session */
 	brk_cluster_flush(w);
 	if (s && !given)
 		sess_unref(s);
+}
+
+/*
+ * A session handed over by another node, rebuilt on the worker that will own
+ * it, and its routes put in every replica (this worker's at once, the others
+ * through the outboxes, flushed in this turn's before-sleep ahead of the
+ * answer to the cluster thread). The cluster thread holds everything else it
+ * has for the workers until this answer arrives (clu_takeover.c), so a
+ * message forwarded right behind the session finds its routes on every
+ * worker.
+ */
+void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t)
+{
+	struct session *s = NULL;
+	if (sess_deserialize(w, t->blob, t->blob_len, ev_now_ms(w->loop), &s) != HQ_OK ||
+	    strcmp(s->client_id, t->client_id) != 0) {
+		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
+			    "afresh", t->client_id);
+		if (s)
+			sess_unref(s);
+		s = NULL;
+	}
+	if (s) {
+		struct sess_sub *sub, *tmp;
+		HASH_ITER(hh, s->subs, sub, tmp) {
+			brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+			brk_cluster_route(w, true, sub->filter);
+		}
+	}
+	struct clu_req r = { .kind = CRQ_TAKEOVER_IMPORTED, .worker = (uint16_t)w->id,
+			     .token = t->id, .sess = s }; /* the reference moves */
+	clu_req_push(&w->clu.out, &r);
+	hq_free(t->blob);
+	t->blob = NULL;
+	hq_free(t->client_id);
+	t->client_id = NULL;
 }

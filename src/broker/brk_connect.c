@@ -13,7 +13,7 @@
  */
 #include "broker/brk_int.h"
 #include "broker/sess_serial.h"
-#include "cluster/clu_proto.h"
+#include "cluster/clu_types.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -431,7 +431,7 @@ void brk_connect_attach(struct conn *c, struct session *s)
 void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported)
 {
 	WK_ASSERT_OWNER(c->w);
-	if (status == CLU_TKO_REFUSED) {
+	if (status == CLU_TAKEOVER_REFUSED) {
 		if (imported)
 			sess_end(imported, false);
 		refuse(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,

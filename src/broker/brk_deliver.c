@@ -284,7 +284,7 @@ void sess_deliver(struct session *s, struct deliv *d)
 {
 	WK_ASSERT_OWNER(s->w);
 	struct conn *c = s->conn;
-	if (s->ended && s->moved_to && d->msg) {
+	if (s->ended && sess_moved_to(s) && d->msg) {
 		brk_cluster_forward_moved(s, d);
 		return;
 	}
@@ -525,7 +525,7 @@ void sess_redispatch_shared(struct session *s)
 	/* handed over to another node: the session's blob carries these
 	 * messages to their new owner, giving them away too would duplicate
 	 * them */
-	if (s->moved_to)
+	if (sess_moved_to(s))
 		return;
 	for (uint32_t i = 0; i < s->n_inflight;) {
 		struct deliv *d = &s->inflight[i];

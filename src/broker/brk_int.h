@@ -40,12 +40,14 @@
 
 #include <uthash.h>
 
+#include "broker/brk_clu.h"
 #include "broker/broker.h"
 #include "broker/topic.h"
-#include "cluster/clu_hlc.h"
+#include "cluster/clu_types.h"
 #include "cluster/cluster.h"
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/inbox.h"
 #include "mqtt/mqtt.h"
 #include "net/accept_guard.h"
 #include "net/ev.h"
@@ -70,14 +72,20 @@ struct brk_msg {
 	int64_t expire_at;        /* monotonic ms; valid when has_expiry */
 	uint64_t origin_sid;      /* session id of the publisher, 0 = broker ($SYS) */
 	uint32_t pub_hash;        /* hash of the publisher's client id (shared "hash") */
-	/* as a retained message: when and where it was written (last writer
-	 * wins across nodes, clu_hlc_cmp); set before it is stored */
-	struct clu_hlc_ts ts;
-	const char *origin;       /* node name, borrowed (config or cluster member) */
+	/* as a retained message: when and where it was written (owned; NULL
+	 * until stored retained). A side structure: only retained messages
+	 * pay for it. */
+	struct msg_stamp *stamp;
 	char *topic;              /* -> data, NUL terminated */
 	uint8_t *props;           /* -> data */
 	uint8_t *payload;         /* -> data */
 	uint8_t data[];
+};
+
+/* The retained last-writer-wins stamp (clu_hlc_cmp: time, then node). */
+struct msg_stamp {
+	struct clu_hlc_ts ts;
+	const char *origin;       /* node name, borrowed (config or cluster member) */
 };
 
 /* Allocate a message with one reference (the caller's). */
@@ -209,13 +217,26 @@ struct session {
 	bool in_offline_list;
 	/* a node session stands for another cluster member in the replicas: its
 	 * routes are that node's subscriptions; a hit becomes a FORWARD */
-	bool remote;
+	bool remote;              /* stays here: brk_route tests it on every hit */
 	bool stored;              /* the store holds its header (brk_store.c; owner only) */
-	struct clu_peer *member; /* when remote: the cluster thread's member (outlives it) */
+	/* cluster-only state, allocated for node sessions and sessions handed
+	 * over to another node only (NULL for every other session) */
+	struct sess_cluster *clu;
+};
+
+/* Cluster side of a session (brk_cluster.c). Left on struct session: remote
+ * (a flag read on the publish path, in padding) and conn_hlc (read lock-free
+ * by the cluster thread for every connected session). */
+struct sess_cluster {
+	struct clu_peer *member;  /* node session: the cluster thread's member (outlives it) */
 	/* handed over to another node: its node session (reference); deliveries
 	 * that still arrive here follow the session there */
 	struct session *moved_to;
 };
+static inline struct session *sess_moved_to(const struct session *s)
+{
+	return s->clu ? s->clu->moved_to : NULL;
+}
 
 struct session *sess_new(struct worker *w, const char *client_id, size_t id_len);
 static inline struct session *sess_ref(struct session *s)
@@ -348,37 +369,28 @@ enum wq_kind {
 	WQ_KICK,                  /* close sess's connection (admin / shutdown) */
 	WQ_FWD_IN,                /* a message forwarded by another node: deliver here */
 	WQ_GATE_RELEASE,          /* the cluster confirmed gate token u.token */
-	WQ_TKO_DONE,              /* the other nodes answered about a connecting client id */
-	WQ_TKO_OUT,               /* another node takes sess over: close, hand it out */
+	WQ_TAKEOVER_IMPORT,       /* a session handed over by another node: rebuild it here */
+	WQ_TAKEOVER_DONE,         /* the other nodes answered about a connecting client id */
+	WQ_TAKEOVER_OUT,          /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 	WQ_CLOSE_LISTENERS,       /* shutdown drain: stop accepting (broker_drain) */
 };
 
-/* WQ_TKO_DONE / WQ_TKO_OUT */
-struct tko_msg {
-	uint8_t *blob;            /* OUT: unused; owned when set */
-	char *client_id;          /* OUT without a session: owned id to look up on arrival */
+/* WQ_TAKEOVER_IMPORT / DONE / OUT */
+struct takeover_msg {
+	uint8_t *blob;            /* IMPORT: the serialised session (owned) */
+	char *client_id;          /* IMPORT: owned; OUT without a session: owned id to look up */
 	struct clu_peer *member;  /* OUT: the asking node */
 	struct session *node_sess; /* OUT: its node session (reference), for routes */
-	uint64_t id;              /* DONE: the waiting connection's token; OUT: request id */
+	uint64_t id;              /* IMPORT: the cluster's takeover id; DONE: the waiting
+				   * connection's token; OUT: request id */
 	uint32_t blob_len;
 	uint32_t link_gen;        /* OUT */
 	uint8_t status;           /* DONE: enum clu_takeover_status */
 	bool clean_start;         /* OUT */
 };
 
-/* WQ_FWD_IN: what the origin node asked this node to deliver. */
-struct fwd_in {
-	struct brk_msg *msg;      /* reference */
-	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
-	char *client_id;          /* owned: for this client's session only, or NULL */
-	struct session *target;   /* reference: that session when not registered yet, or NULL */
-	struct clu_peer *member; /* origin node (for the acknowledgement) */
-	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
-	uint32_t link_gen;
-	uint16_t n_groups;
-	bool plain;               /* deliver to the non-shared subscribers */
-};
+/* WQ_FWD_IN: struct fwd_in, in brk_clu.h (the cluster builds it). */
 
 struct wq_entry {
 	uint8_t kind;
@@ -391,7 +403,7 @@ struct wq_entry {
 		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
 		struct fwd_in fwd;    /* WQ_FWD_IN */
 		uint64_t token;       /* WQ_GATE_RELEASE */
-		struct tko_msg tko;   /* WQ_TKO_* */
+		struct takeover_msg takeover; /* WQ_TAKEOVER_* */
 		struct store_batch *batch; /* WQ_STORE_DONE: owned */
 	} u;
 };
@@ -427,6 +439,15 @@ struct match_hit {
 
 /* ---- worker ---- */
 
+/* What a worker keeps for the cluster (brk_cluster.c, brk_publish.c). */
+struct wk_cluster {
+	struct clu_req_vec out;           /* requests for the cluster thread, handed over in before-sleep */
+	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
+	uint32_t fwd_pending;             /* forwards that will release fwd_token */
+	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
+};
+
 struct worker {
 	int id;
 	struct broker *b;
@@ -445,10 +466,9 @@ struct worker {
 	struct session *offline;          /* offline sessions with a timer (expiry/will) */
 	struct conn_thr *throttled;       /* publishers paused for back-pressure */
 	struct session *congested;        /* set by brk_route: a live target whose queue is long */
-	/* inbox: filled by other workers, swapped by this one */
-	pthread_mutex_t inbox_lock;
-	struct wq_vec inbox, inbox_spare;
-	atomic_bool wake_pending;         /* its eventfd was written and not yet drained */
+	/* inbox of struct wq_entry: filled by other workers, the cluster and
+	 * store threads, swapped by this one (core/inbox.h) */
+	struct inbox inbox;
 	/* outboxes: one per destination worker, flushed in before-sleep */
 	struct wq_vec *outbox;
 	uint8_t rbuf[65536];              /* every read lands here first (brk_conn.c) */
@@ -462,14 +482,10 @@ struct worker {
 	 * broker_get_info */
 	_Atomic int64_t queued_local;
 	int64_t next_sys_ms;
-	/* cluster: requests for the cluster thread, handed over in before-sleep */
-	struct clu_req_vec clu_out;
-	struct gate_item *gates;          /* uthash by token: held responses */
+	/* held responses (brk_gate.c): stay here, the store's gates use them too */
+	struct gate_item *gates;          /* uthash by token */
 	uint64_t next_token;
-	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
-	uint32_t fwd_pending;             /* forwards that will release fwd_token */
-	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
-	struct conn_wait *waits;          /* uthash by token: connections in cluster_wait */
+	struct wk_cluster clu;            /* the worker's cluster side (embedded: one per worker) */
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 };
 
@@ -539,6 +555,8 @@ static inline struct worker *wk_current(void)
 /* ---- functions shared between broker files ---- */
 
 /* brk_worker.c */
+/* Release what an inbox entry holds without acting on it (shutdown). */
+void wq_entry_release(struct wq_entry *e);
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
 /* Hand every outbox to its worker now (normally done once per loop turn). */
 void wk_flush_outboxes(struct worker *w);
@@ -610,7 +628,7 @@ void sess_retained_free(struct session *s);
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
 void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
-/* Store (or, empty, delete) a retained message written on this node and
+/* brk_retain.c (the one retained writer; brk_retain_apply in brk_clu.h). Store (or, empty, delete) a retained message written on this node and
  * tell the other nodes. True if they were told (a QoS > 0 publisher may then
  * wait for them: brk_cluster_retain_barrier). */
 bool brk_retain_store(struct worker *w, struct brk_msg *msg);
@@ -645,9 +663,11 @@ void fwd_in_release(struct fwd_in *f);
 void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */
 /* CONNECT: ask the other nodes about c's client id first (true: c waits). */
 bool brk_cluster_takeover_begin(struct conn *c);
-/* imported: a session handed over (WQ_TKO_DONE's sess, borrowed) or NULL */
-void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct tko_msg *t);
-void brk_cluster_takeover_out(struct worker *w, struct session *s, struct tko_msg *t);
+/* imported: a session handed over (WQ_TAKEOVER_DONE's sess, borrowed) or NULL */
+void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t);
+void brk_cluster_takeover_out(struct worker *w, struct session *s, struct takeover_msg *t);
+/* WQ_TAKEOVER_IMPORT: rebuild the session on its owner, route it, tell the cluster. */
+void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t);
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);
@@ -699,7 +719,9 @@ void brk_store_flush(struct worker *w);  /* before-sleep: hand the turn's batch 
 void brk_store_done(struct worker *w, struct store_batch *sb);   /* WQ_STORE_DONE */
 /* The turn's batch releases gate token when stored (fails it otherwise). */
 void brk_store_hold(struct worker *w, uint64_t token);
-void brk_store_retain(struct worker *w, const struct brk_msg *m); /* empty payload: delete */
+/* Under retain_lock, from the one retained writer (brk_retain.c): one batch
+ * per write, completed on worker `owner`. Empty payload: delete. */
+void brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m);
 /* Header of s if persistent (expiry > 0); first time with its subscriptions.
  * s no longer persistent: deleted. */
 void brk_store_session_put(struct session *s);

@@ -24,8 +24,7 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 	m->payload_len = (uint32_t)payload_len;
 	m->origin_sid = 0;
 	m->pub_hash = 0;
-	m->ts = (struct clu_hlc_ts){ 0, 0 };
-	m->origin = NULL;
+	m->stamp = NULL;
 	m->topic = (char *)m->data;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';
@@ -40,8 +39,10 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 
 void msg_unref(struct brk_msg *m)
 {
-	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		hq_free(m->stamp);
 		hq_free(m);
+	}
 }
 
 void msg_unref_cb(void *m)

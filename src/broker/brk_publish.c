@@ -22,29 +22,6 @@
 
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 
-bool brk_retain_store(struct worker *w, struct brk_msg *msg)
-{
-	WK_ASSERT_OWNER(w);
-	struct broker *b = w->b;
-	void *old = NULL;
-	pthread_mutex_lock(&b->retain_lock);
-	msg->ts = clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms());
-	msg->origin = b->cfg->node_name;
-	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
-	retain_tree_set(b->retained, msg->topic, msg->topic_len,
-			msg->payload_len ? msg_ref(msg) : NULL, &old);
-	pthread_mutex_unlock(&b->retain_lock);
-	if (old)
-		msg_unref(old);
-	brk_store_retain(w, msg);
-	/* $-topics ($SYS/brokers/<node>/...) belong to their node */
-	if (!b->clu || msg->topic[0] == '$')
-		return false;
-	struct clu_req r = { .kind = CRQ_RETAIN, .msg = msg_ref(msg) };
-	clu_req_push(&w->clu_out, &r);
-	return true;
-}
-
 static void push_hit(struct worker *w, const struct topic_sub *sub, const char *group)
 {
 	if (w->n_hits == w->cap_hits) {
@@ -74,7 +51,7 @@ static bool online_cb(void *ctx, const struct topic_sub *sub)
 	struct worker *w = ctx;
 	const struct session *t = sub->owner;
 	/* a forwarded message picks among this node's members only */
-	if (w->fwd_from && t->remote)
+	if (w->clu.fwd_from && t->remote)
 		return false;
 	return atomic_load_explicit(&t->online, memory_order_relaxed);
 }
@@ -86,7 +63,7 @@ static bool online_cb(void *ctx, const struct topic_sub *sub)
 static uint32_t forward_hits(struct worker *w, struct brk_msg *msg, uint32_t i)
 {
 	struct session *t = w->hits[i].sess;
-	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id, .member = t->member };
+	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id, .member = t->clu->member };
 	uint32_t j = i;
 	for (; j < w->n_hits && w->hits[j].sess == t; j++) {
 		if (!w->hits[j].share_group) {
@@ -98,14 +75,14 @@ static uint32_t forward_hits(struct worker *w, struct brk_msg *msg, uint32_t i)
 		r.groups = hq_realloc(r.groups, (r.n_groups + 1u) * sizeof(*r.groups));
 		r.groups[r.n_groups++] = hq_strdup(w->hits[j].share_group);
 	}
-	if (w->fwd_from)
+	if (w->clu.fwd_from)
 		goto skip; /* never forward a forwarded message again */
 	r.msg = msg_ref(msg);
-	if (msg->qos && w->fwd_token) {
-		r.token = w->fwd_token;
-		w->fwd_pending++;
+	if (msg->qos && w->clu.fwd_token) {
+		r.token = w->clu.fwd_token;
+		w->clu.fwd_pending++;
 	}
-	clu_req_push(&w->clu_out, &r);
+	clu_req_push(&w->clu.out, &r);
 	return j;
 skip:
 	for (uint16_t k = 0; k < r.n_groups; k++)
@@ -151,8 +128,8 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 			i = forward_hits(w, msg, i);
 			continue;
 		}
-		if (w->fwd_from && (h->share_group ? !fwd_has_group(w->fwd_from, h->share_group)
-						   : !w->fwd_from->plain)) {
+		if (w->clu.fwd_from && (h->share_group ? !fwd_has_group(w->clu.fwd_from, h->share_group)
+						   : !w->clu.fwd_from->plain)) {
 			i++; /* the origin node chose elsewhere for this one */
 			continue;
 		}
@@ -308,20 +285,20 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		w->congested = NULL;
 		/* QoS > 0 forwards to other nodes release this token when accepted */
 		uint64_t tok = pb->qos && b->clu ? gate_token_new(w) : 0;
-		w->fwd_token = tok;
-		w->fwd_pending = 0;
+		w->clu.fwd_token = tok;
+		w->clu.fwd_pending = 0;
 		if (pb->retain && brk_retain_store(w, m) && tok && clu_peers_up(b->clu)) {
 			/* acknowledged once every node stored it too */
 			struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
-			clu_req_push(&w->clu_out, &r);
-			w->fwd_pending++;
+			clu_req_push(&w->clu.out, &r);
+			w->clu.fwd_pending++;
 		}
 		brk_route(w, m);
-		w->fwd_token = 0;
-		if (w->fwd_pending) {
+		w->clu.fwd_token = 0;
+		if (w->clu.fwd_pending) {
 			/* the PUBACK / PUBREC below waits for every destination node */
-			gate_open(c, tok, w->fwd_pending);
-			w->fwd_pending = 0;
+			gate_open(c, tok, w->clu.fwd_pending);
+			w->clu.fwd_pending = 0;
 		}
 		msg_unref(m);
 		if (w->congested) {

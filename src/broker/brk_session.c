@@ -66,8 +66,12 @@ void sess_unref(struct session *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	sess_free_contents(s);
-	if (s->moved_to)
-		sess_unref(s->moved_to);
+	if (s->clu) {
+		if (s->clu->moved_to)
+			sess_unref(s->clu->moved_to);
+		hq_free(s->clu);
+		s->clu = NULL;
+	}
 	hq_free(s->client_id);
 	hq_free(s);
 }

@@ -11,8 +11,9 @@
  *
  * A backend that does not survive a restart (memory) gets no runner:
  * b->store_run stays NULL and every hook returns after one test, so nothing
- * is built on the hot path. Persisted today: retained messages written on
- * this node, persistent sessions' headers and subscriptions. Messages, queue
+ * is built on the hot path. Persisted today: retained messages (every write,
+ * this node's and the cluster's), persistent sessions' headers and
+ * subscriptions. Messages, queue
  * entries and QoS 2 ids (and the PUBACK/PUBREC gate) come with issue 9.
  */
 #include "broker/brk_int.h"
@@ -105,41 +106,52 @@ void brk_store_done(struct worker *w, struct store_batch *sb)
 }
 
 /* Monotonic ms (the broker's clock) as wall ms (the store's: it outlives
- * the process); 0 stays 0. */
-static int64_t to_wall(const struct worker *w, int64_t mono)
+ * the process); 0 stays 0. now_mono: the caller's monotonic now. */
+static int64_t mono_to_wall(int64_t now_mono, int64_t mono)
 {
 	if (!mono)
 		return 0;
-	return mono - ev_now_ms(w->loop) + clock_wall_ms();
+	return mono - now_mono + clock_wall_ms();
 }
 
-static void msg_to_store(const struct worker *w, const struct brk_msg *m, struct store_msg *out)
+static int64_t to_wall(const struct worker *w, int64_t mono)
+{
+	return mono_to_wall(ev_now_ms(w->loop), mono);
+}
+
+static void msg_to_store(int64_t now_mono, const struct brk_msg *m, struct store_msg *out)
 {
 	*out = (struct store_msg){
 		.topic = BYTES(m->topic, m->topic_len),
 		.props = BYTES(m->props, m->props_len),
 		.payload = BYTES(m->payload, m->payload_len),
-		.expire_at = m->has_expiry ? to_wall(w, m->expire_at) : 0,
+		.expire_at = m->has_expiry ? mono_to_wall(now_mono, m->expire_at) : 0,
 		.expiry = m->expiry,
 		.pub_hash = m->pub_hash,
-		.ts_wall = m->ts.wall_ms,
-		.ts_logical = m->ts.logical,
-		.origin = m->origin ? BYTES(m->origin, strlen(m->origin)) : BYTES(NULL, 0),
+		.ts_wall = m->stamp ? m->stamp->ts.wall_ms : 0,
+		.ts_logical = m->stamp ? m->stamp->ts.logical : 0,
+		.origin = m->stamp ? BYTES(m->stamp->origin, strlen(m->stamp->origin))
+				   : BYTES(NULL, 0),
 		.qos = m->qos,
 		.retain = m->retain,
 		.has_expiry = m->has_expiry,
 	};
 }
 
-void brk_store_retain(struct worker *w, const struct brk_msg *m)
+/* Retained writes come from the workers and the cluster thread: each is its
+ * own batch, submitted under retain_lock by the one writer (brk_retain.c),
+ * so the store applies them in the order the retained tree saw them. */
+void brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m)
 {
-	WK_ASSERT_OWNER(w);
+	/* any thread (workers, the cluster thread): serialised by retain_lock */
 	/* $-topics ($SYS/brokers/<node>/...) are the node's live state */
-	if (!w->b->store_run || m->topic[0] == '$')
+	if (!b->store_run || m->topic[0] == '$')
 		return;
 	struct store_ev e = { .kind = m->payload_len ? STORE_EV_RETAIN_PUT : STORE_EV_RETAIN_DEL };
-	msg_to_store(w, m, &e.u.msg);
-	store_batch_add(batch(w), &e);
+	msg_to_store(clock_mono_ms(), m, &e.u.msg);
+	struct store_batch *sb = store_batch_new(owner);
+	store_batch_add(sb, &e);
+	store_runner_submit(b->store_run, sb);
 }
 
 static struct store_ev sess_ev(const struct session *s, uint8_t kind)
@@ -175,7 +187,7 @@ void brk_store_session_put(struct session *s)
 	e.u.sess.version = s->version;
 	if (s->will) {
 		e.u.sess.has_will = true;
-		msg_to_store(w, s->will, &e.u.sess.will);
+		msg_to_store(ev_now_ms(w->loop), s->will, &e.u.sess.will);
 	}
 	store_batch_add(batch(w), &e);
 	if (!s->stored) {

@@ -21,8 +21,8 @@ void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 	if (kind == WQ_ROUTE_ADD) {
 		/* no check of s->ended here: it belongs to another thread; a
 		 * ROUTE_DEL from the owner always follows in the same channel (or,
-		 * for a session taken over from another node, the cluster thread
-		 * delivers its adds before the owner can act: clu_takeover.c) */
+		 * for a session taken over from another node, its owner posts
+		 * the adds when it rebuilds it: brk_cluster_takeover_import) */
 		bool replaced = false;
 		if (topic_tree_add(w->routes, filter, len, s, options, sub_id, &replaced) == HQ_OK &&
 		    !replaced)

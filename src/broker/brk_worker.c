@@ -62,8 +62,7 @@ void wk_conn_remove(struct worker *w, struct conn *c)
 	c->prev = c->next = NULL;
 }
 
-/* Release what an entry holds without acting on it (shutdown). */
-static void wq_entry_release(struct wq_entry *e)
+void wq_entry_release(struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:
@@ -82,12 +81,13 @@ static void wq_entry_release(struct wq_entry *e)
 	case WQ_STORE_DONE:
 		store_batch_free(e->u.batch);
 		break;
-	case WQ_TKO_DONE:
-	case WQ_TKO_OUT:
-		hq_free(e->u.tko.blob);
-		hq_free(e->u.tko.client_id);
-		if (e->u.tko.node_sess)
-			sess_unref(e->u.tko.node_sess);
+	case WQ_TAKEOVER_IMPORT:
+	case WQ_TAKEOVER_DONE:
+	case WQ_TAKEOVER_OUT:
+		hq_free(e->u.takeover.blob);
+		hq_free(e->u.takeover.client_id);
+		if (e->u.takeover.node_sess)
+			sess_unref(e->u.takeover.node_sess);
 		break;
 	default:
 		break;
@@ -130,14 +130,17 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		if (!gate_release(w, e->u.token))
 			brk_cluster_wait_release(w, e->u.token);
 		break;
-	case WQ_TKO_DONE:
-		brk_cluster_takeover_done(w, e->sess, &e->u.tko);
+	case WQ_TAKEOVER_IMPORT:
+		brk_cluster_takeover_import(w, &e->u.takeover);
 		break;
-	case WQ_TKO_OUT:
-		brk_cluster_takeover_out(w, e->sess, &e->u.tko);
-		hq_free(e->u.tko.client_id);
-		if (e->u.tko.node_sess)
-			sess_unref(e->u.tko.node_sess);
+	case WQ_TAKEOVER_DONE:
+		brk_cluster_takeover_done(w, e->sess, &e->u.takeover);
+		break;
+	case WQ_TAKEOVER_OUT:
+		brk_cluster_takeover_out(w, e->sess, &e->u.takeover);
+		hq_free(e->u.takeover.client_id);
+		if (e->u.takeover.node_sess)
+			sess_unref(e->u.takeover.node_sess);
 		break;
 	case WQ_STORE_DONE:
 		brk_store_done(w, e->u.batch);
@@ -153,19 +156,12 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 static void on_wakeup(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
-	/* cleared before taking the batch: a producer appending after this
-	 * point writes the eventfd again, so nothing is left unseen */
-	atomic_store(&w->wake_pending, false);
-	pthread_mutex_lock(&w->inbox_lock);
-	struct wq_vec batch = w->inbox;
-	w->inbox = w->inbox_spare;
-	pthread_mutex_unlock(&w->inbox_lock);
+	(void)l;
+	struct inbox_vec batch = inbox_take(&w->inbox);
+	struct wq_entry *v = batch.v;
 	for (uint32_t i = 0; i < batch.len; i++)
-		wq_entry_run(w, &batch.v[i]);
-	batch.len = 0;
-	pthread_mutex_lock(&w->inbox_lock);
-	w->inbox_spare = batch;
-	pthread_mutex_unlock(&w->inbox_lock);
+		wq_entry_run(w, &v[i]);
+	inbox_give_back(&w->inbox, batch);
 }
 
 /*
@@ -177,24 +173,14 @@ static void on_wakeup(struct ev_loop *l, void *arg)
 static void after_wait(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
-	if (atomic_load(&w->wake_pending))
+	if (inbox_wake_pending(&w->inbox))
 		on_wakeup(l, w);
 }
 
 void wk_inbox_append(struct worker *to, const struct wq_entry *v, uint32_t n)
 {
-	pthread_mutex_lock(&to->inbox_lock);
-	struct wq_vec *in = &to->inbox;
-	if (in->len + n > in->cap) {
-		while (in->len + n > in->cap)
-			in->cap = in->cap ? in->cap * 2 : 64;
-		in->v = hq_realloc(in->v, in->cap * sizeof(*in->v));
-	}
-	memcpy(in->v + in->len, v, n * sizeof(*v));
-	in->len += n;
-	pthread_mutex_unlock(&to->inbox_lock);
 	/* one eventfd write per wakeup, however many batches come meanwhile */
-	if (!atomic_exchange(&to->wake_pending, true))
+	if (inbox_append(&to->inbox, v, n))
 		ev_wakeup(to->loop);
 }
 
@@ -468,7 +454,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 			goto fail;
 		}
 		w->routes = topic_tree_new();
-		pthread_mutex_init(&w->inbox_lock, NULL);
+		inbox_init(&w->inbox, sizeof(struct wq_entry));
 		w->outbox = hq_calloc((size_t)b->n_workers, sizeof(*w->outbox));
 		w->lfds = hq_calloc(CONF_MAX_LISTENERS, sizeof(int));
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
@@ -561,10 +547,7 @@ static void drain_all(struct broker *b)
 			if (!w->loop)
 				continue;
 			/* under the lock: the store thread may still post completions */
-			pthread_mutex_lock(&w->inbox_lock);
-			bool pending = w->inbox.len > 0;
-			pthread_mutex_unlock(&w->inbox_lock);
-			if (!pending)
+			if (!inbox_pending(&w->inbox))
 				continue;
 			work = true;
 			wk_act_as(w);
@@ -632,19 +615,19 @@ void broker_free(struct broker *b)
 	for (int i = 0; i < b->n_workers && b->workers; i++) {
 		struct worker *w = &b->workers[i];
 		wk_act_as(w); /* what is left in its queues is w's to release */
-		for (uint32_t k = 0; k < w->inbox.len; k++)
-			wq_entry_release(&w->inbox.v[k]);
-		hq_free(w->inbox.v);
-		hq_free(w->inbox_spare.v);
+		struct inbox_vec left = inbox_take(&w->inbox);
+		for (uint32_t k = 0; k < left.len; k++)
+			wq_entry_release((struct wq_entry *)left.v + k);
+		inbox_give_back(&w->inbox, left);
 		for (int j = 0; j < b->n_workers && w->outbox; j++) {
 			for (uint32_t k = 0; k < w->outbox[j].len; k++)
 				wq_entry_release(&w->outbox[j].v[k]);
 			hq_free(w->outbox[j].v);
 		}
 		hq_free(w->outbox);
-		for (uint32_t k = 0; k < w->clu_out.len; k++)
-			clu_req_release(&w->clu_out.v[k]);
-		hq_free(w->clu_out.v);
+		for (uint32_t k = 0; k < w->clu.out.len; k++)
+			clu_req_release(&w->clu.out.v[k]);
+		hq_free(w->clu.out.v);
 		store_batch_free(w->store_batch);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
@@ -657,7 +640,7 @@ void broker_free(struct broker *b)
 		linger_set_free(w->linger);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
-		pthread_mutex_destroy(&w->inbox_lock);
+		inbox_destroy(&w->inbox);
 	}
 	wk_act_as(NULL);
 	if (b->clu)

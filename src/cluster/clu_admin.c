@@ -192,18 +192,18 @@ static int admin_call(struct clu_node *n, struct clu_admin *a)
 {
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	pthread_mutex_lock(&n->inbox_lock);
-	bool open = n->started && !atomic_load(&n->b->stopping);
+	pthread_mutex_lock(&n->admin_lock);
+	bool open = n->started && !brk_clu_stopping(n->b);
 	if (open) {
 		a->next = n->admin_q;
 		n->admin_q = a;
 	}
-	pthread_mutex_unlock(&n->inbox_lock);
+	pthread_mutex_unlock(&n->admin_lock);
 	if (!open) {
 		a->rc = HQ_EPROTOCOL;
 		clu_fmt(a->err, sizeof(a->err), "the node is not running");
 	} else {
-		if (!atomic_exchange(&n->wake_pending, true))
+		if (inbox_want_wake(&n->inbox))
 			ev_wakeup(n->loop);
 		pthread_mutex_lock(&a->mu);
 		while (!a->done)

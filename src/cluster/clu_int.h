@@ -3,9 +3,9 @@
  *
  * Threading: everything here belongs to the cluster thread (clu_node.c runs
  * its event loop), except what cluster.h says is thread safe: the request
- * inbox (under inbox_lock), the admin queue (same lock), peers_up and the
- * statistics (atomics). Workers are reached only through their inboxes
- * (wk_inbox_append), batched per loop turn in `wout`.
+ * inbox (core/inbox.h), the admin queue (admin_lock), peers_up and the
+ * statistics (atomics). The broker is reached only through broker/brk_clu.h;
+ * workers only through their inboxes, batched per loop turn in `wout`.
  *
  * Ownership:
  *  - struct clu_peer is owned by the node's member table and is never freed
@@ -14,7 +14,7 @@
  *    fwd_in.member). Its node session holds one reference of its own.
  *  - struct clu_link is owned by the node's link list; closing a link moves
  *    it to `closed`, freed in before-sleep (never during its own callback).
- *  - The remote routes of a member (clu_rroute) mirror exactly what was
+ *  - The remote routes of a member (clu_remote_route) mirror exactly what was
  *    posted to the workers' replicas: every add posted once, every delete
  *    once, and all of them deleted when its link goes down.
  */
@@ -28,23 +28,25 @@
 
 #include <uthash.h>
 
-#include "broker/brk_int.h"
+#include "broker/brk_clu.h"
 #include "cluster/clu_proto.h"
 #include "cluster/cluster.h"
 #include "core/buf.h"
+#include "core/inbox.h"
 #include "net/ev.h"
 
 #define CLU_HANDSHAKE_MAX_BODY 4096      /* before authentication */
 #define CLU_HANDSHAKE_TIMEOUT_MS 5000
 #define CLU_DIAL_BACKOFF_MS 1000
 #define CLU_JOIN_TIMEOUT_MS 5000
+#define CLU_MEMBERS_FILE "cluster.members"  /* in node.data_dir */
 #define CLU_QOS0_QUEUE_MAX (16u << 20)   /* bytes queued on a link before QoS 0 is dropped */
 #define CLU_LINK_QUEUE_MAX (256u << 20)  /* ... before anything is dropped */
 
 struct clu_link;
 
 /* A route owned by another node, as posted to the workers' replicas. */
-struct clu_rroute {
+struct clu_remote_route {
 	char *key;                /* owned: "$share/g/f" or a plain filter */
 	uint32_t gen;             /* sync generation that last (re)added it */
 	int64_t provisional_until; /* set by a session hand-over until the node confirms */
@@ -71,7 +73,7 @@ struct clu_peer {
 	struct clu_link *dial;           /* our outgoing link being set up, or NULL */
 	int64_t next_dial_ms;            /* monotonic */
 	struct session *node_sess;       /* reference (see file comment) */
-	struct clu_rroute *routes;       /* uthash by key */
+	struct clu_remote_route *routes;       /* uthash by key */
 	uint32_t sync_gen;
 	uint32_t n_provisional;          /* routes with provisional_until set */
 	uint32_t link_gen;               /* bumped when a link comes up */
@@ -126,6 +128,12 @@ struct clu_route_op {                /* a change still to tell every peer */
 	bool add;
 };
 
+struct clu_owed_ack {                /* a BARRIER answered once wout is flushed */
+	struct clu_peer *m;
+	uint32_t link_gen;
+	uint64_t id;
+};
+
 struct clu_barrier {
 	uint64_t id;
 	uint64_t token;
@@ -162,11 +170,10 @@ struct clu_node {
 	struct clu_peer **m;           /* m[0] is this node */
 	size_t n_m, cap_m;
 	struct clu_link *links, *closed;
-	/* from workers and admin callers */
-	pthread_mutex_t inbox_lock;
-	struct clu_req_vec inbox, spare;
+	/* from workers (struct clu_req, core/inbox.h) and admin callers */
+	struct inbox inbox;
+	pthread_mutex_t admin_lock;      /* guards admin_q and started */
 	struct clu_admin *admin_q;
-	atomic_bool wake_pending;
 	bool stopping;                   /* loop thread only */
 	/* local routes */
 	struct clu_lroute *lroutes;
@@ -178,11 +185,16 @@ struct clu_node {
 	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
 	struct clu_tomb *tombs;          /* uthash by topic */
 	int64_t next_tomb_sweep_ms;
-	struct clu_tko *tkos;            /* CONNECTs waiting for the other nodes */
-	struct clu_tko_recent *recent;   /* ... and those that just finished (uthash) */
-	uint64_t next_tko;
-	/* to workers, flushed in before-sleep */
-	struct wq_vec *wout;
+	struct clu_takeover *takeovers;            /* CONNECTs waiting for the other nodes */
+	struct clu_takeover_recent *recent;   /* ... and those that just finished (uthash) */
+	uint64_t next_takeover;
+	/* to workers, flushed in before-sleep; held while imports_pending
+	 * (sessions handed over, being rebuilt on their workers) */
+	struct brk_post *wout;
+	uint32_t imports_pending;
+	/* BARRIER_ACKs owed while wout is held: sent once it is flushed */
+	struct clu_owed_ack *owed_acks;
+	uint32_t n_owed_acks, cap_owed_acks;
 	char data_path[4096];            /* <data_dir>/cluster.members */
 	int64_t next_discovery_ms;
 	/* dns discovery on its own thread (clu_node.c dns_*) */
@@ -199,7 +211,7 @@ struct clu_node {
 	_Atomic uint64_t st_fwd_out, st_fwd_in, st_fwd_lost;
 };
 
-/* clu_node.c */
+/* clu_node.c (the thread) and clu_member.c (the member list) */
 /* snprintf for operator messages, where cutting a long name short is fine */
 void clu_fmt(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 struct clu_peer *clu_member_find(struct clu_node *n, const char *name, size_t len);
@@ -208,8 +220,9 @@ struct clu_peer *clu_member_add(struct clu_node *n, const char *name, size_t len
 /* The member is gone (left, force-left): tombstone, link closed, routes dropped. */
 void clu_member_remove(struct clu_node *n, struct clu_peer *m, const char *why);
 void clu_members_save(struct clu_node *n);
+void clu_members_load(struct clu_node *n);   /* at start: node.data_dir/cluster.members */
+void clu_count_running(struct clu_node *n);  /* members running, for metrics */
 void clu_members_broadcast(struct clu_node *n, struct clu_link *except);
-void clu_wout_push(struct clu_node *n, int worker, const struct wq_entry *e);
 void clu_wout_flush(struct clu_node *n);
 void clu_gate_release(struct clu_node *n, uint16_t worker, uint64_t token);
 void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *err);
@@ -262,7 +275,7 @@ void clu_retain_tick(struct clu_node *n, int64_t now);
 
 /* clu_takeover.c: one connection per client id in the cluster */
 #define CLU_TAKEOVER_TIMEOUT_MS 3000
-struct clu_tko {                     /* a CONNECT here asking the other nodes */
+struct clu_takeover {                     /* a CONNECT here asking the other nodes */
 	uint64_t id;
 	uint64_t token;                  /* the waiting connection's, on worker */
 	uint16_t worker;
@@ -274,8 +287,14 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint32_t n_wait;
 	uint8_t *blob;                   /* owned: the session handed over */
 	uint32_t blob_len;
-	/* that session, rebuilt and routed as soon as it arrived (reference) */
+	/* that session, rebuilt and routed on its worker as soon as it arrived
+	 * (reference); importing while the worker has not answered yet */
 	struct session *imported;
+	bool importing;
+	/* FORWARDs following the session (CLIENT) that came while importing:
+	 * posted with the session as target once it is rebuilt */
+	struct fwd_in *deferred;
+	uint32_t n_deferred, cap_deferred;
 	/* a newer connection elsewhere asked while this one waited: it gets the
 	 * session once this request completes (deferred answer) */
 	struct clu_peer *pass_to;
@@ -283,33 +302,39 @@ struct clu_tko {                     /* a CONNECT here asking the other nodes */
 	uint32_t pass_gen;
 	bool pass_clean;
 	int64_t started_ms, deadline_ms;
-	struct clu_tko *next;
+	struct clu_takeover *next;
 };
 /* A connect that completed here moments ago: its worker may not have
  * registered the session yet, so requests for the id go to that worker. */
-struct clu_tko_recent {
+struct clu_takeover_recent {
 	char *client_id;                 /* owned */
 	uint16_t worker;
 	int64_t until_ms;
 	UT_hash_handle hh;               /* clu_node.recent by client_id */
 };
-void clu_tko_req(struct clu_node *n, struct clu_req *r);
-void clu_tko_resp_req(struct clu_node *n, struct clu_req *r);
-void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
-void clu_tko_link_down(struct clu_node *n, struct clu_peer *m);
-void clu_tko_send_clients(struct clu_node *n, struct clu_link *l);
-void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
+void clu_takeover_req(struct clu_node *n, struct clu_req *r);
+void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r);
+void clu_takeover_imported(struct clu_node *n, struct clu_req *r);
+/* A FORWARD for client_id's session while it is being imported here: kept
+ * (f's contents move) and posted once the session exists. */
+bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str client_id, struct fwd_in *f);
+void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
+void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m);
+void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l);
+void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
 /* The worker that holds (or is about to hold) client_id's session, or -1. */
-int clu_tko_worker_of(struct clu_node *n, struct clu_str client_id);
+int clu_takeover_worker_of(struct clu_node *n, struct clu_str client_id);
 /* A session handed over here whose connect is still pending: a reference
  * and its worker, or NULL. */
-struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
-void clu_tko_tick(struct clu_node *n, int64_t now);
-void clu_tko_free(struct clu_node *n);
+struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
+void clu_takeover_tick(struct clu_node *n, int64_t now);
+void clu_takeover_free(struct clu_node *n);
 
 /* clu_route.c */
 void clu_route_local(struct clu_node *n, char *key, bool add); /* consumes key */
 void clu_route_barrier(struct clu_node *n, struct clu_req *r);
+/* wout was flushed after a hold: answer the BARRIERs owed meanwhile. */
+void clu_route_owed_acks(struct clu_node *n);
 void clu_route_forward(struct clu_node *n, struct clu_req *r);
 void clu_route_fwd_done(struct clu_node *n, struct clu_req *r);
 void clu_route_flush_ops(struct clu_node *n);

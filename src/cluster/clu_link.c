@@ -392,10 +392,10 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 			return;
 		case CLU_MSG_TAKEOVER_REQ:
 		case CLU_MSG_TAKEOVER_RESP:
-			clu_tko_frame(n, l, m);
+			clu_takeover_frame(n, l, m);
 			return;
 		case CLU_MSG_CLIENTS:
-			clu_tko_clients(n, l, m->list);
+			clu_takeover_clients(n, l, m->list);
 			return;
 		default:
 			clu_route_frame(n, l, m);

@@ -94,7 +94,7 @@
  *                                        [mbody] if SET
  * 0x50 SESSION_TAKEOVER_REQ req_id:u64  tflags:u8 (CLEAN_START 0x01)        both
  *                           hlc (of the new connection)  client_id:cid
- * 0x51 SESSION_TAKEOVER_RESP req_id:u64  status:u8 (CLU_TKO_*, 0..2)        both
+ * 0x51 SESSION_TAKEOVER_RESP req_id:u64  status:u8 (CLU_TAKEOVER_*, 0..2)        both
  *                           client_id:cid  session:bin (sess_serial blob;
  *                           empty unless status OK)
  * 0x52 CLIENTS              n:u32  client * n                               both
@@ -173,7 +173,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster/clu_hlc.h"
+#include "cluster/clu_types.h"
 #include "core/buf.h"
 
 #define CLU_PROTO_VERSION 1
@@ -232,15 +232,11 @@ enum clu_member_state {
 	CLU_MEMBER_LEFT = 3,       /* tombstone: left or force-left */
 };
 
-enum clu_takeover_status {
-	CLU_TKO_OK = 0,
-	CLU_TKO_NONE = 1,
-	CLU_TKO_REFUSED = 2,
-};
+/* enum clu_takeover_status: clu_types.h (the broker needs it too) */
 
 #define CLU_LEAVE_FORCE 0x01
 #define CLU_HELLO_JOIN 0x01
-#define CLU_TKO_CLEAN_START 0x01
+#define CLU_TAKEOVER_CLEAN_START 0x01
 
 /* Borrowed byte ranges. Decoded ones point into the frame and live as long as it. */
 struct clu_str {

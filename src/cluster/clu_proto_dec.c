@@ -267,8 +267,8 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		uint8_t fl;
 		m->treq.req_id = bytes_rd_u64(&r);
 		fl = bytes_rd_u8(&r);
-		bytes_rd_check(&r, !(fl & ~CLU_TKO_CLEAN_START), "reserved TAKEOVER_REQ flag");
-		m->treq.clean_start = fl & CLU_TKO_CLEAN_START;
+		bytes_rd_check(&r, !(fl & ~CLU_TAKEOVER_CLEAN_START), "reserved TAKEOVER_REQ flag");
+		m->treq.clean_start = fl & CLU_TAKEOVER_CLEAN_START;
 		m->treq.ts = rd_hlc(&r);
 		m->treq.client_id = rd_str(&r, CLU_D_CID);
 		break;
@@ -278,8 +278,8 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		m->tresp.status = bytes_rd_u8(&r);
 		m->tresp.client_id = rd_str(&r, CLU_D_CID);
 		m->tresp.session = rd_bin(&r);
-		bytes_rd_check(&r, m->tresp.status <= CLU_TKO_REFUSED &&
-				   (m->tresp.status == CLU_TKO_OK || m->tresp.session.len == 0),
+		bytes_rd_check(&r, m->tresp.status <= CLU_TAKEOVER_REFUSED &&
+				   (m->tresp.status == CLU_TAKEOVER_OK || m->tresp.session.len == 0),
 			       "invalid TAKEOVER_RESP");
 		break;
 	default:

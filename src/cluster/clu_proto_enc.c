@@ -171,13 +171,13 @@ static void enc_body(struct bytes_wr *w, const struct clu_msg *m)
 		break;
 	case CLU_MSG_TAKEOVER_REQ:
 		bytes_wr_u64(w, m->treq.req_id);
-		bytes_wr_u8(w, m->treq.clean_start ? CLU_TKO_CLEAN_START : 0);
+		bytes_wr_u8(w, m->treq.clean_start ? CLU_TAKEOVER_CLEAN_START : 0);
 		wr_hlc(w, m->treq.ts);
 		wr_str(w, CLU_D_CID, m->treq.client_id);
 		break;
 	case CLU_MSG_TAKEOVER_RESP:
-		bytes_wr_check(w, m->tresp.status <= CLU_TKO_REFUSED &&
-				  (m->tresp.status == CLU_TKO_OK || m->tresp.session.len == 0),
+		bytes_wr_check(w, m->tresp.status <= CLU_TAKEOVER_REFUSED &&
+				  (m->tresp.status == CLU_TAKEOVER_OK || m->tresp.session.len == 0),
 			       "invalid TAKEOVER_RESP");
 		bytes_wr_u64(w, m->tresp.req_id);
 		bytes_wr_u8(w, m->tresp.status);

@@ -3,7 +3,7 @@
  *
  * Every node keeps the full retained set in its own retained tree (reads stay
  * local and lock-light). A write on any node is stamped with the node's
- * hybrid logical clock (brk_retain_store, under retain_lock) and sent to
+ * hybrid logical clock (brk_retain_store, the broker's one retained writer) and sent to
  * every peer as RETAIN_SET; a peer applies it only if it is newer than what
  * it holds for that topic by clu_hlc_cmp (timestamp, then node name), so all
  * nodes pick the same last writer whatever the arrival order. A delete (an
@@ -51,22 +51,21 @@ static void tomb_del(struct clu_node *n, const char *topic, size_t len)
 
 static struct clu_retained retained_of(const struct brk_msg *m, int64_t now)
 {
-	struct clu_retained r = { .ts = m->ts, .origin = clu_str(m->origin) };
-	r.del = m->payload_len == 0;
-	r.msg.qos = m->qos;
+	struct brk_msg_view v;
+	brk_clu_msg_view(m, now, &v);
+	struct clu_retained r = { .ts = v.ts, .origin = clu_str(v.origin) };
+	r.del = v.payload_len == 0;
+	r.msg.qos = v.qos;
 	r.msg.retain = true;
-	r.msg.has_expiry = m->has_expiry;
-	if (m->has_expiry) {
-		uint32_t left = msg_remaining(m, now);
-		r.msg.expiry = left ? left : 1;
-	}
-	r.msg.pub_hash = m->pub_hash;
-	r.msg.topic.p = m->topic;
-	r.msg.topic.len = m->topic_len;
-	r.msg.props.p = m->props;
-	r.msg.props.len = m->props_len;
-	r.msg.payload.p = m->payload;
-	r.msg.payload.len = m->payload_len;
+	r.msg.has_expiry = v.has_expiry;
+	r.msg.expiry = v.expiry;
+	r.msg.pub_hash = v.pub_hash;
+	r.msg.topic.p = v.topic;
+	r.msg.topic.len = v.topic_len;
+	r.msg.props.p = v.props;
+	r.msg.props.len = v.props_len;
+	r.msg.payload.p = v.payload;
+	r.msg.payload.len = v.payload_len;
 	return r;
 }
 
@@ -87,65 +86,65 @@ static void send_one(struct clu_link *l, const struct clu_retained *r)
 /* A retained write on this node: remember deletes, tell every peer. */
 void clu_retain_req(struct clu_node *n, struct clu_req *r)
 {
-	struct brk_msg *m = r->msg;
-	if (m->payload_len == 0)
-		tomb_set(n, m->topic, m->topic_len, m->ts, m->origin, strlen(m->origin));
+	struct clu_retained rr = retained_of(r->msg, clu_now(n));
+	const struct clu_message *cm = &rr.msg;
+	if (rr.del)
+		tomb_set(n, cm->topic.p, cm->topic.len, rr.ts, rr.origin.p, rr.origin.len);
 	else
-		tomb_del(n, m->topic, m->topic_len);
-	struct clu_retained rr = retained_of(m, clu_now(n));
+		tomb_del(n, cm->topic.p, cm->topic.len);
 	for (struct clu_link *l = n->links; l; l = l->next)
 		if (l->st == LS_UP)
 			send_one(l, &rr);
 }
 
+struct lww {
+	struct clu_node *n;
+	const struct clu_retained *e;
+};
+
+/* Last writer wins (run by the broker's retained writer, under its lock):
+ * e is applied only if newer than what is held and than a tombstone. */
+static bool lww_newer(void *ctx, struct clu_hlc_ts cur_ts, const char *cur_origin)
+{
+	struct lww *x = ctx;
+	const struct clu_retained *e = x->e;
+	if (cur_origin && clu_hlc_cmp(e->ts, e->origin.p, e->origin.len, cur_ts, cur_origin,
+				      strlen(cur_origin)) <= 0)
+		return false;
+	struct clu_tomb *t;
+	HASH_FIND(hh, x->n->tombs, e->msg.topic.p, e->msg.topic.len, t);
+	return !t || clu_hlc_cmp(e->ts, e->origin.p, e->origin.len, t->ts, t->origin,
+				 strlen(t->origin)) > 0;
+}
+
 /* Apply one write from a peer if it is the newest we know of. */
 static void apply(struct clu_node *n, struct clu_peer *from, const struct clu_retained *e)
 {
-	struct broker *b = n->b;
 	const struct clu_message *cm = &e->msg;
-	struct clu_hlc_ts ts;
 	if (cm->topic.len && cm->topic.p[0] == '$')
 		return; /* $-topics are node-local (see brk_retain_store) */
-	pthread_mutex_lock(&b->retain_lock);
-	if (clu_hlc_update(&b->hlc, e->ts, (uint64_t)clock_wall_ms(), &ts) != HQ_OK)
-		log_warning("cluster: retained write from %s is %llu ms ahead of this clock "
-			    "(clocks out of sync?)", from->name,
-			    (unsigned long long)(e->ts.wall_ms - (uint64_t)clock_wall_ms()));
-	struct brk_msg *cur = retain_tree_get(b->retained, cm->topic.p, cm->topic.len);
-	bool newer = true;
-	if (cur && cur->origin)
-		newer = clu_hlc_cmp(e->ts, e->origin.p, e->origin.len, cur->ts, cur->origin,
-				    strlen(cur->origin)) > 0;
-	struct clu_tomb *t;
-	HASH_FIND(hh, n->tombs, cm->topic.p, cm->topic.len, t);
-	if (newer && t)
-		newer = clu_hlc_cmp(e->ts, e->origin.p, e->origin.len, t->ts, t->origin,
-				    strlen(t->origin)) > 0;
-	if (!newer) {
-		pthread_mutex_unlock(&b->retain_lock);
-		return;
-	}
 	/* the origin's name must outlive the message: the member's (never freed) */
 	struct clu_peer *om = clu_member_find(n, e->origin.p, e->origin.len);
 	const char *origin = om ? om->name : from->name;
-	void *old = NULL;
-	if (e->del) {
-		retain_tree_set(b->retained, cm->topic.p, cm->topic.len, NULL, &old);
-		pthread_mutex_unlock(&b->retain_lock);
+	struct brk_msg_view v = {
+		.topic = cm->topic.p, .topic_len = (uint32_t)cm->topic.len,
+		.props = cm->props.p, .props_len = (uint32_t)cm->props.len,
+		.payload = cm->payload.p, .payload_len = (uint32_t)cm->payload.len,
+		.qos = cm->qos, .retain = true, .has_expiry = cm->has_expiry,
+		.expiry = cm->expiry, .pub_hash = cm->pub_hash,
+	};
+	struct lww x = { n, e };
+	int64_t ahead = 0;
+	bool written = brk_retain_apply(n->b, &v, e->del, e->ts, origin, lww_newer, &x, &ahead);
+	if (ahead > 0)
+		log_warning("cluster: retained write from %s is %lld ms ahead of this clock "
+			    "(clocks out of sync?)", from->name, (long long)ahead);
+	if (!written)
+		return;
+	if (e->del)
 		tomb_set(n, cm->topic.p, cm->topic.len, e->ts, e->origin.p, e->origin.len);
-	} else {
-		struct brk_msg *m = msg_new(cm->topic.p, cm->topic.len, cm->props.p, cm->props.len,
-					    cm->payload.p, cm->payload.len, cm->qos, true,
-					    cm->has_expiry, cm->expiry, clu_now(n));
-		m->pub_hash = cm->pub_hash;
-		m->ts = e->ts;
-		m->origin = origin;
-		retain_tree_set(b->retained, cm->topic.p, cm->topic.len, m, &old);
-		pthread_mutex_unlock(&b->retain_lock);
+	else
 		tomb_del(n, cm->topic.p, cm->topic.len);
-	}
-	if (old)
-		msg_unref(old);
 }
 
 void clu_retain_frame(struct clu_node *n, struct clu_link *l, struct clu_list list)
@@ -156,27 +155,6 @@ void clu_retain_frame(struct clu_node *n, struct clu_link *l, struct clu_list li
 }
 
 /* ---- resynchronisation: everything we hold, to a new link ---- */
-
-struct sync_ctx {
-	struct brk_msg **v;
-	size_t n, cap;
-};
-
-static bool collect(void *ctx, const char *topic, size_t len, void *value)
-{
-	struct sync_ctx *c = ctx;
-	(void)topic;
-	(void)len;
-	struct brk_msg *m = value;
-	if (!m->origin)
-		return true; /* stored before it was stamped: not ours to spread */
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 256;
-		c->v = hq_realloc(c->v, c->cap * sizeof(*c->v));
-	}
-	c->v[c->n++] = msg_ref(m);
-	return true;
-}
 
 /* Open a RETAIN_SET batch on l, or start a new one past 1 MiB. */
 static void batch_room(struct clu_batch *b, bool *open, struct clu_link *l)
@@ -193,10 +171,11 @@ static void batch_room(struct clu_batch *b, bool *open, struct clu_link *l)
 
 void clu_retain_sync(struct clu_node *n, struct clu_link *l)
 {
-	struct sync_ctx c = { 0 };
-	pthread_mutex_lock(&n->b->retain_lock);
-	retain_tree_match(n->b->retained, "#", 1, collect, &c);
-	pthread_mutex_unlock(&n->b->retain_lock);
+	struct {
+		struct brk_msg **v;
+		size_t n;
+	} c;
+	c.v = brk_clu_retained_snapshot(n->b, &c.n);
 	int64_t now = clu_now(n);
 	struct clu_batch b;
 	bool open = false;
@@ -204,7 +183,7 @@ void clu_retain_sync(struct clu_node *n, struct clu_link *l)
 		batch_room(&b, &open, l);
 		struct clu_retained r = retained_of(c.v[i], now);
 		clu_batch_retained(&b, &r);
-		msg_unref(c.v[i]);
+		brk_clu_msg_unref(c.v[i]);
 	}
 	struct clu_tomb *t, *tmp;
 	HASH_ITER(hh, n->tombs, t, tmp) {

@@ -8,7 +8,7 @@
  * ROUTE_SYNC_BEGIN and ROUTE_SYNC_END.
  *
  * Remote routes: what a peer sent us is mirrored into every worker's replica
- * as subscriptions of the peer's node session (WQ_ROUTE_ADD/DEL), and all of
+ * as subscriptions of the peer's node session (brk_post_route), and all of
  * it is withdrawn when its link goes down: a node that is gone gets nothing
  * routed to it, and a returning one resends everything.
  *
@@ -16,7 +16,7 @@
  * QoS > 0 one carries a sequence number; the destination acknowledges it once
  * its workers have queued it for every local subscriber (CRQ_FWD_DONE ->
  * FORWARD_ACK, batched per loop turn), and the publisher's held PUBACK/PUBREC
- * is released (WQ_GATE_RELEASE). A link that dies releases what it held
+ * is released (brk_post_gate_release). A link that dies releases what it held
  * (counted as lost forwards): the destination's subscribers are gone with
  * it, and the publisher must not wait forever.
  *
@@ -25,7 +25,6 @@
  * which every worker drains before reading its next PUBLISH.
  */
 #include "cluster/clu_int.h"
-#include "broker/topic.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -164,13 +163,8 @@ void clu_route_sync(struct clu_node *n, struct clu_link *l)
 
 static void post_route(struct clu_node *n, struct clu_peer *m, const char *key, bool add)
 {
-	for (int i = 0; i < n->b->n_workers; i++) {
-		struct wq_entry e = { .kind = add ? WQ_ROUTE_ADD : WQ_ROUTE_DEL,
-				      .options = 2, /* QoS 2: the node applies its own */
-				      .sess = sess_ref(m->node_sess) };
-		e.u.filter = hq_strdup(key);
-		clu_wout_push(n, i, &e);
-	}
+	/* QoS 2: the node applies its own */
+	brk_post_route(n->wout, m->node_sess, key, add, 2, 0);
 }
 
 /* The replicas' key of a wire route: the filter, or "$share/group/filter". */
@@ -187,7 +181,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	char key[65536 + 300];
 	if (!route_key(r, key, sizeof(key)))
 		return;
-	struct clu_rroute *rr;
+	struct clu_remote_route *rr;
 	HASH_FIND_STR(m->routes, key, rr);
 	if (rr) {
 		rr->gen = m->sync_gen;
@@ -204,7 +198,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	post_route(n, m, rr->key, true);
 }
 
-static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_rroute *rr)
+static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_remote_route *rr)
 {
 	if (rr->provisional_until)
 		m->n_provisional--;
@@ -219,7 +213,7 @@ static void remote_del_route(struct clu_node *n, struct clu_peer *m, const struc
 	char key[65536 + 300];
 	if (!route_key(r, key, sizeof(key)))
 		return;
-	struct clu_rroute *rr;
+	struct clu_remote_route *rr;
 	HASH_FIND_STR(m->routes, key, rr);
 	if (rr)
 		remote_del(n, m, rr);
@@ -270,11 +264,12 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
 	struct clu_link *l = m ? m->link : NULL;
-	struct brk_msg *msg = r->msg;
+	struct brk_msg_view msg;
+	brk_clu_msg_view(r->msg, clu_now(n), &msg);
 	bool sent = false;
 	if (l && l->st == LS_UP) {
 		size_t queued = buf_avail(&l->out);
-		if (queued < (msg->qos ? CLU_LINK_QUEUE_MAX : CLU_QOS0_QUEUE_MAX)) {
+		if (queued < (msg.qos ? CLU_LINK_QUEUE_MAX : CLU_QOS0_QUEUE_MAX)) {
 			struct clu_group *groups = NULL;
 			if (r->n_groups)
 				groups = hq_calloc(r->n_groups, sizeof(*groups));
@@ -291,7 +286,7 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 				ng++;
 			}
 			struct clu_msg fm = { .type = CLU_MSG_FORWARD };
-			uint8_t qos = r->key ? r->dqos : msg->qos;
+			uint8_t qos = r->key ? r->dqos : msg.qos;
 			fm.fwd.seq = qos ? m->next_seq + 1 : 0;
 			fm.fwd.plain = r->plain && !r->key;
 			if (r->key)
@@ -300,19 +295,16 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 			fm.fwd.n_groups = ng;
 			fm.fwd.groups = groups;
 			fm.fwd.msg.qos = qos;
-			fm.fwd.msg.retain = r->key ? r->dretain : msg->retain;
-			fm.fwd.msg.has_expiry = msg->has_expiry;
-			if (msg->has_expiry) {
-				uint32_t left = msg_remaining(msg, clu_now(n));
-				fm.fwd.msg.expiry = left ? left : 1;
-			}
-			fm.fwd.msg.pub_hash = msg->pub_hash;
-			fm.fwd.msg.topic.p = msg->topic;
-			fm.fwd.msg.topic.len = msg->topic_len;
-			fm.fwd.msg.props.p = msg->props;
-			fm.fwd.msg.props.len = msg->props_len;
-			fm.fwd.msg.payload.p = msg->payload;
-			fm.fwd.msg.payload.len = msg->payload_len;
+			fm.fwd.msg.retain = r->key ? r->dretain : msg.retain;
+			fm.fwd.msg.has_expiry = msg.has_expiry;
+			fm.fwd.msg.expiry = msg.expiry;
+			fm.fwd.msg.pub_hash = msg.pub_hash;
+			fm.fwd.msg.topic.p = msg.topic;
+			fm.fwd.msg.topic.len = msg.topic_len;
+			fm.fwd.msg.props.p = msg.props;
+			fm.fwd.msg.props.len = msg.props_len;
+			fm.fwd.msg.payload.p = msg.payload;
+			fm.fwd.msg.payload.len = msg.payload_len;
 			if ((fm.fwd.plain || ng || r->key) && clu_encode(&l->out, &fm) == HQ_OK) {
 				sent = true;
 				atomic_fetch_add_explicit(&n->st_fwd_out, 1, memory_order_relaxed);
@@ -332,7 +324,7 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 		if (now - n->drops_logged_ms >= 10000) {
 			log_warning("cluster: %llu message(s) not forwarded (latest: %s to %s: %s); "
 				    "see hamqtt_cluster_forwards_lost_total",
-				    (unsigned long long)n->drops_unlogged, msg->topic, m ? m->name : "?",
+				    (unsigned long long)n->drops_unlogged, msg.topic, m ? m->name : "?",
 				    l ? "link queue full" : "no link");
 			n->drops_logged_ms = now;
 			n->drops_unlogged = 0;
@@ -450,42 +442,46 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 {
 	struct clu_peer *m = l->m;
 	const struct clu_message *cm = &f->msg;
-	struct brk_msg *msg = msg_new(cm->topic.p, cm->topic.len, cm->props.p, cm->props.len,
-				      cm->payload.p, cm->payload.len, cm->qos, cm->retain,
-				      cm->has_expiry, cm->expiry, clu_now(n));
-	msg->origin_sid = 0;
-	msg->pub_hash = cm->pub_hash;
-	struct wq_entry e = { .kind = WQ_FWD_IN };
-	e.u.fwd.msg = msg;
-	e.u.fwd.member = m;
-	e.u.fwd.seq = f->seq;
-	e.u.fwd.link_gen = m->link_gen;
-	e.u.fwd.plain = f->plain;
+	struct brk_msg_view v = {
+		.topic = cm->topic.p, .topic_len = (uint32_t)cm->topic.len,
+		.props = cm->props.p, .props_len = (uint32_t)cm->props.len,
+		.payload = cm->payload.p, .payload_len = (uint32_t)cm->payload.len,
+		.qos = cm->qos, .retain = cm->retain, .has_expiry = cm->has_expiry,
+		.expiry = cm->expiry, .pub_hash = cm->pub_hash,
+	};
+	struct fwd_in fw = { .msg = brk_clu_msg_new(&v, clu_now(n)) };
+	fw.member = m;
+	fw.seq = f->seq;
+	fw.link_gen = m->link_gen;
+	fw.plain = f->plain;
 	if (f->n_groups) {
 		struct clu_list gl = f->glist;
 		struct clu_group g;
-		e.u.fwd.groups = hq_calloc(f->n_groups, sizeof(char *));
+		fw.groups = hq_calloc(f->n_groups, sizeof(char *));
 		while (clu_next_group(&gl, &g)) {
 			size_t len = 8 + g.group.len + g.filter.len;
 			char *s = hq_malloc(len + 1);
 			snprintf(s, len + 1, "$share/%.*s/%.*s", (int)g.group.len, g.group.p,
 				 (int)g.filter.len, g.filter.p);
-			e.u.fwd.groups[e.u.fwd.n_groups++] = s;
+			fw.groups[fw.n_groups++] = s;
 		}
 	}
 	atomic_fetch_add_explicit(&n->st_fwd_in, 1, memory_order_relaxed);
 	/* one publisher's messages always go to the same worker: order kept */
-	int worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
+	int n_workers = brk_clu_n_workers(n->b);
+	int worker = (int)(cm->pub_hash % (uint32_t)n_workers);
 	if (f->client.len) {
 		/* after the session's import: through the worker that runs it */
-		e.u.fwd.client_id = hq_strndup(f->client.p, f->client.len);
-		e.u.fwd.target = clu_tko_pending_session(n, f->client, &worker);
-		if (!e.u.fwd.target)
-			worker = clu_tko_worker_of(n, f->client);
+		fw.client_id = hq_strndup(f->client.p, f->client.len);
+		if (clu_takeover_defer_forward(n, f->client, &fw))
+			return;
+		fw.target = clu_takeover_pending_session(n, f->client, &worker);
+		if (!fw.target)
+			worker = clu_takeover_worker_of(n, f->client);
 		if (worker < 0)
-			worker = (int)(cm->pub_hash % (uint32_t)n->b->n_workers);
+			worker = (int)(cm->pub_hash % (uint32_t)n_workers);
 	}
-	clu_wout_push(n, worker, &e);
+	brk_post_forward(n->wout, worker, &fw);
 }
 
 void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *msg)
@@ -509,7 +505,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		break;
 	case CLU_MSG_ROUTE_SYNC_END: {
 		/* what was not re-sent since BEGIN is gone */
-		struct clu_rroute *rr, *tmp;
+		struct clu_remote_route *rr, *tmp;
 		HASH_ITER(hh, m->routes, rr, tmp)
 			if (rr->gen != m->sync_gen)
 				remote_del(n, m, rr);
@@ -527,6 +523,18 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		break;
 	}
 	case CLU_MSG_BARRIER: {
+		if (n->imports_pending) {
+			/* the hand-off is held (a session is being imported):
+			 * answer once it is flushed, in order */
+			if (n->n_owed_acks == n->cap_owed_acks) {
+				n->cap_owed_acks = n->cap_owed_acks ? n->cap_owed_acks * 2 : 8;
+				n->owed_acks = hq_realloc(n->owed_acks,
+							  n->cap_owed_acks * sizeof(*n->owed_acks));
+			}
+			n->owed_acks[n->n_owed_acks++] = (struct clu_owed_ack){
+				.m = m, .link_gen = m->link_gen, .id = msg->barrier_id };
+			break;
+		}
 		/* everything before it is in our workers' hands once they get
 		 * this turn's hand-off: flush it now, then answer */
 		clu_wout_flush(n);
@@ -546,9 +554,22 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 	}
 }
 
+void clu_route_owed_acks(struct clu_node *n)
+{
+	for (uint32_t i = 0; i < n->n_owed_acks; i++) {
+		struct clu_owed_ack *oa = &n->owed_acks[i];
+		if (!oa->m->link || oa->m->link_gen != oa->link_gen)
+			continue; /* that link is gone; its barrier with it */
+		struct clu_msg ack = { .type = CLU_MSG_BARRIER_ACK };
+		ack.barrier_id = oa->id;
+		clu_link_send(oa->m->link, &ack);
+	}
+	n->n_owed_acks = 0;
+}
+
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l)
 {
-	struct clu_rroute *rr, *tmp;
+	struct clu_remote_route *rr, *tmp;
 	HASH_ITER(hh, m->routes, rr, tmp)
 		remote_del(n, m, rr);
 	/* forwards it will never acknowledge */
@@ -583,13 +604,14 @@ void clu_route_free(struct clu_node *n)
 	for (uint32_t i = 0; i < n->n_ops; i++)
 		hq_free(n->ops[i].key);
 	hq_free(n->ops);
+	hq_free(n->owed_acks);
 	while (n->barriers) {
 		struct clu_barrier *b = n->barriers;
 		n->barriers = b->next;
 		hq_free(b);
 	}
 	for (size_t i = 0; i < n->n_m; i++) {
-		struct clu_rroute *rr, *t2;
+		struct clu_remote_route *rr, *t2;
 		HASH_ITER(hh, n->m[i]->routes, rr, t2) {
 			HASH_DEL(n->m[i]->routes, rr);
 			hq_free(rr->key);
@@ -605,7 +627,7 @@ void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link
 {
 	bool live = m->link && m->link_gen == link_gen;
 	for (uint16_t i = 0; i < n_keys; i++) {
-		struct clu_rroute *rr;
+		struct clu_remote_route *rr;
 		HASH_FIND_STR(m->routes, keys[i], rr);
 		if (rr)
 			continue; /* m had it already: the worker's add only refreshed it */
@@ -632,7 +654,7 @@ void clu_route_tick(struct clu_node *n, int64_t now)
 		struct clu_peer *m = n->m[i];
 		if (!m->n_provisional)
 			continue;
-		struct clu_rroute *rr, *tmp;
+		struct clu_remote_route *rr, *tmp;
 		HASH_ITER(hh, m->routes, rr, tmp)
 			if (rr->provisional_until && now > rr->provisional_until)
 				remote_del(n, m, rr);

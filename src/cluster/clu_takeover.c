@@ -21,7 +21,7 @@
  * asked; a member whose link is lost (stopped) is not waited for, and a link
  * that closes while its answer is awaited (EOF or RST: a killed node's
  * kernel closes its sockets at once) releases the request at once
- * (clu_tko_link_down). Only a peer that is linked but silent (frozen, cut
+ * (clu_takeover_link_down). Only a peer that is linked but silent (frozen, cut
  * off without a FIN) holds a CONNACK, until its answer, the loss of its link
  * (cluster.heartbeat_timeout) or CLU_TAKEOVER_TIMEOUT_MS, whichever is first.
  *
@@ -30,7 +30,6 @@
  * (a route-handover protocol would close it).
  */
 #include "cluster/clu_int.h"
-#include "broker/sess_serial.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -52,30 +51,21 @@ static void send_resp(struct clu_link *l, uint64_t req_id, uint8_t status, struc
 
 /* Answer a peer's request from what this node holds: nothing (NONE), or the
  * session in the registry, which its worker closes and hands out (the worker
- * answers: clu_tko_resp_req). */
+ * answers: clu_takeover_resp_req). */
 static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_t gen,
 				 uint64_t req_id, bool clean_start, struct clu_str cid)
 {
-	struct broker *b = n->b;
-	struct session *s;
 	if (!m->link || m->link_gen != gen)
 		return;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, cid.p, cid.len, s);
-	if (s)
-		sess_ref(s);
-	pthread_mutex_unlock(&b->reg_lock);
+	int worker;
+	struct session *s = brk_clu_session_find(n->b, cid.p, cid.len, &worker);
 	if (!s) {
-		send_resp(m->link, req_id, CLU_TKO_NONE, cid, NULL, 0);
+		send_resp(m->link, req_id, CLU_TAKEOVER_NONE, cid, NULL, 0);
 		return;
 	}
-	struct wq_entry e = { .kind = WQ_TKO_OUT, .sess = s };
-	e.u.tko.member = m;
-	e.u.tko.node_sess = m->node_sess ? sess_ref(m->node_sess) : NULL;
-	e.u.tko.id = req_id;
-	e.u.tko.link_gen = gen;
-	e.u.tko.clean_start = clean_start;
-	clu_wout_push(n, s->w->id, &e);
+	brk_post_takeover_out(n->wout, worker, s, NULL, 0, m,
+			      m->node_sess ? brk_clu_session_ref(m->node_sess) : NULL, req_id, gen,
+			      clean_start);
 }
 
 /*
@@ -83,38 +73,25 @@ static void answer_from_registry(struct clu_node *n, struct clu_peer *m, uint32_
  * every worker's replica now, ahead of any message forwarded after it: a
  * delivery that reaches this node right behind the session finds it.
  */
-static struct session *tko_import(struct clu_node *n, struct clu_tko *t)
+/*
+ * Rebuild the session handed over on the worker that will own it (t->worker):
+ * it puts the session's routes in every worker's replica and answers
+ * (clu_takeover_imported). Until then everything else for the workers is
+ * held (clu_wout_flush) and BARRIERs are answered late: whatever reaches a
+ * worker after the session (a FORWARD right behind the answer) finds its
+ * routes there, and whatever the owner does with the session next (a
+ * ROUTE_DEL when it ends) comes after these adds on every worker.
+ */
+static void takeover_import(struct clu_node *n, struct clu_takeover *t)
 {
-	struct worker *w = &n->b->workers[t->worker];
-	struct session *s = NULL;
-	if (sess_deserialize(w, t->blob, t->blob_len, clock_mono_ms(), &s) != HQ_OK ||
-	    strcmp(s->client_id, t->client_id) != 0) {
-		log_warning("cluster: client_id=%s: the session handed over is unreadable: starting "
-			    "afresh", t->client_id);
-		if (s)
-			sess_unref(s);
-		return NULL;
-	}
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		for (int i = 0; i < n->b->n_workers; i++) {
-			struct wq_entry e = { .kind = WQ_ROUTE_ADD, .options = sub->options,
-					      .sub_id = sub->sub_id, .sess = sess_ref(s) };
-			e.u.filter = hq_strdup(sub->filter);
-			clu_wout_push(n, i, &e);
-		}
-		clu_route_local(n, hq_strdup(sub->filter), true);
-	}
-	/* in every inbox now, before WQ_TKO_DONE can reach the owner: whatever
-	 * the owner does with the session next (a ROUTE_DEL when it ends) comes
-	 * after these adds on every worker (brk_route_apply relies on it) */
-	clu_wout_flush(n);
-	return s; /* sess_deserialize's reference, for the worker */
+	t->importing = true;
+	n->imports_pending++;
+	brk_post_takeover_import(n->wout, t->worker, t->id, t->blob, t->blob_len, t->client_id);
 }
 
-static void tko_finish(struct clu_node *n, struct clu_tko *t)
+static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 {
-	for (struct clu_tko **p = &n->tkos; *p; p = &(*p)->next) {
+	for (struct clu_takeover **p = &n->takeovers; *p; p = &(*p)->next) {
 		if (*p == t) {
 			*p = t->next;
 			break;
@@ -126,7 +103,7 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 		struct clu_str cid = clu_str(t->client_id);
 		t->refused = true;
 		if (t->blob && m->link && m->link_gen == t->pass_gen)
-			send_resp(m->link, t->pass_req, CLU_TKO_OK, cid, t->pass_clean ? NULL : t->blob,
+			send_resp(m->link, t->pass_req, CLU_TAKEOVER_OK, cid, t->pass_clean ? NULL : t->blob,
 				  t->pass_clean ? 0 : t->blob_len);
 		else if (!t->blob)
 			answer_from_registry(n, m, t->pass_gen, t->pass_req, t->pass_clean, cid);
@@ -136,7 +113,7 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	if (!t->refused) {
 		/* until its worker has run this answer, the registry may not show
 		 * the id: a request meanwhile must go through that worker */
-		struct clu_tko_recent *rc;
+		struct clu_takeover_recent *rc;
 		HASH_FIND_STR(n->recent, t->client_id, rc);
 		if (!rc) {
 			rc = hq_calloc(1, sizeof(*rc));
@@ -149,20 +126,19 @@ static void tko_finish(struct clu_node *n, struct clu_tko *t)
 	log_debug("cluster: client_id=%s: takeover request settled in %lld ms (%s)", t->client_id,
 		  (long long)(clu_now(n) - t->started_ms),
 		  t->refused ? "refused" : t->blob ? "session handed over" : "no session elsewhere");
-	struct wq_entry e = { .kind = WQ_TKO_DONE };
-	e.u.tko.id = t->token;
-	e.u.tko.status = t->refused ? CLU_TKO_REFUSED : t->blob ? CLU_TKO_OK : CLU_TKO_NONE;
+	uint8_t status = t->refused ? CLU_TAKEOVER_REFUSED
+			 : t->blob ? CLU_TAKEOVER_OK : CLU_TAKEOVER_NONE;
 	/* refused, it is ended there (brk_connect_resume), taking its routes along */
-	e.sess = t->imported;
+	brk_post_takeover_done(n->wout, t->worker, t->token, status, t->imported);
 	t->imported = NULL;
 	hq_free(t->blob);
-	clu_wout_push(n, t->worker, &e);
 	hq_free(t->client_id);
 	hq_free(t->wait);
+	hq_free(t->deferred); /* empty: posted when the import was answered */
 	hq_free(t);
 }
 
-static void tko_answered(struct clu_node *n, struct clu_tko *t, struct clu_peer *m)
+static void takeover_answered(struct clu_node *n, struct clu_takeover *t, struct clu_peer *m)
 {
 	for (uint32_t i = 0; i < t->n_wait; i++) {
 		if (t->wait[i] == m) {
@@ -170,15 +146,15 @@ static void tko_answered(struct clu_node *n, struct clu_tko *t, struct clu_peer 
 			break;
 		}
 	}
-	if (!t->n_wait)
-		tko_finish(n, t);
+	if (!t->n_wait && !t->importing)
+		takeover_finish(n, t);
 }
 
 /* A CONNECT here: ask every linked peer. */
-void clu_tko_req(struct clu_node *n, struct clu_req *r)
+void clu_takeover_req(struct clu_node *n, struct clu_req *r)
 {
-	struct clu_tko *t = hq_calloc(1, sizeof(*t));
-	t->id = ++n->next_tko;
+	struct clu_takeover *t = hq_calloc(1, sizeof(*t));
+	t->id = ++n->next_takeover;
 	t->token = r->token;
 	t->worker = r->worker;
 	t->clean_start = r->plain;
@@ -186,12 +162,10 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 	r->key = NULL;
 	t->started_ms = clu_now(n);
 	t->deadline_ms = t->started_ms + CLU_TAKEOVER_TIMEOUT_MS;
-	pthread_mutex_lock(&n->b->retain_lock); /* the node's clock lives under it */
-	t->ts = clu_hlc_now(&n->b->hlc, (uint64_t)clock_wall_ms());
-	pthread_mutex_unlock(&n->b->retain_lock);
+	t->ts = brk_clu_hlc_now(n->b);
 	t->wait = hq_calloc(n->n_m, sizeof(*t->wait));
-	t->next = n->tkos;
-	n->tkos = t;
+	t->next = n->takeovers;
+	n->takeovers = t;
 	struct clu_msg m = { .type = CLU_MSG_TAKEOVER_REQ };
 	m.treq.req_id = t->id;
 	m.treq.clean_start = t->clean_start;
@@ -212,7 +186,7 @@ void clu_tko_req(struct clu_node *n, struct clu_req *r)
 		t->wait[t->n_wait++] = p;
 	}
 	if (!t->n_wait)
-		tko_finish(n, t);
+		takeover_finish(n, t);
 }
 
 /* A peer asks about a client id connecting there. */
@@ -220,13 +194,13 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 {
 	struct clu_peer *self = n->m[0];
 	/* one of ours for the same id in flight: the newer connection wins */
-	for (struct clu_tko *t = n->tkos; t; t = t->next) {
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
 		if (strlen(t->client_id) != q->client_id.len ||
 		    memcmp(t->client_id, q->client_id.p, q->client_id.len))
 			continue;
 		if (clu_hlc_cmp(t->ts, self->name, strlen(self->name), q->ts, l->peer,
 				strlen(l->peer)) > 0) {
-			send_resp(l, q->req_id, CLU_TKO_REFUSED, q->client_id, NULL, 0);
+			send_resp(l, q->req_id, CLU_TAKEOVER_REFUSED, q->client_id, NULL, 0);
 			return;
 		}
 		/* theirs is newer: ours gives up, and whatever session ours is
@@ -235,7 +209,7 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 		if (t->pass_to) {
 			struct clu_peer *old = t->pass_to;
 			if (old->link && old->link_gen == t->pass_gen)
-				send_resp(old->link, t->pass_req, CLU_TKO_REFUSED, q->client_id, NULL, 0);
+				send_resp(old->link, t->pass_req, CLU_TAKEOVER_REFUSED, q->client_id, NULL, 0);
 		}
 		t->pass_to = l->m;
 		t->pass_req = q->req_id;
@@ -243,24 +217,19 @@ static void on_req(struct clu_node *n, struct clu_link *l, const struct clu_take
 		t->pass_clean = q->clean_start;
 		return;
 	}
-	struct clu_tko_recent *rc;
+	struct clu_takeover_recent *rc;
 	HASH_FIND(hh, n->recent, q->client_id.p, q->client_id.len, rc);
 	if (rc) {
-		struct wq_entry e = { .kind = WQ_TKO_OUT };
-		e.u.tko.client_id = hq_strndup(q->client_id.p, q->client_id.len);
-		e.u.tko.member = l->m;
-		e.u.tko.node_sess = l->m->node_sess ? sess_ref(l->m->node_sess) : NULL;
-		e.u.tko.id = q->req_id;
-		e.u.tko.link_gen = l->m->link_gen;
-		e.u.tko.clean_start = q->clean_start;
-		clu_wout_push(n, rc->worker, &e);
+		brk_post_takeover_out(n->wout, rc->worker, NULL, q->client_id.p, q->client_id.len, l->m,
+				      l->m->node_sess ? brk_clu_session_ref(l->m->node_sess) : NULL,
+				      q->req_id, l->m->link_gen, q->clean_start);
 		return;
 	}
 	answer_from_registry(n, l->m, l->m->link_gen, q->req_id, q->clean_start, q->client_id);
 }
 
 /* The worker's answer to a peer's request. */
-void clu_tko_resp_req(struct clu_node *n, struct clu_req *r)
+void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
 	clu_route_provisional(n, m, r->link_gen, r->groups, r->n_groups);
@@ -271,26 +240,26 @@ void clu_tko_resp_req(struct clu_node *n, struct clu_req *r)
 
 static void on_resp(struct clu_node *n, struct clu_link *l, const struct clu_takeover_resp *p)
 {
-	struct clu_tko *t = n->tkos;
+	struct clu_takeover *t = n->takeovers;
 	while (t && t->id != p->req_id)
 		t = t->next;
 	if (!t)
 		return; /* timed out already */
-	if (p->status == CLU_TKO_REFUSED) {
+	if (p->status == CLU_TAKEOVER_REFUSED) {
 		t->refused = true;
-	} else if (p->status == CLU_TKO_OK && p->session.len && !t->blob) {
+	} else if (p->status == CLU_TAKEOVER_OK && p->session.len && !t->blob) {
 		t->blob = hq_malloc(p->session.len);
 		memcpy(t->blob, p->session.p, p->session.len);
 		t->blob_len = (uint32_t)p->session.len;
 		/* at once, not when every node answered: what the old node forwards
 		 * right behind this answer must find the session's routes here */
 		if (!t->clean_start)
-			t->imported = tko_import(n, t);
+			takeover_import(n, t);
 	}
-	tko_answered(n, t, l->m);
+	takeover_answered(n, t, l->m);
 }
 
-void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m)
+void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m)
 {
 	if (m->type == CLU_MSG_TAKEOVER_REQ)
 		on_req(n, l, &m->treq);
@@ -299,75 +268,77 @@ void clu_tko_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg 
 }
 
 /* A new link: our connected client ids, so duplicates from a partition end. */
-void clu_tko_send_clients(struct clu_node *n, struct clu_link *l)
-{
-	struct broker *b = n->b;
+struct clients_out {
+	struct clu_link *l;
 	struct clu_batch bt;
-	bool open = false;
-	struct session *s, *tmp;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_ITER(reg_hh, b->registry, s, tmp) {
-		uint64_t ts = atomic_load_explicit(&s->conn_hlc, memory_order_relaxed);
-		if (!ts || !atomic_load_explicit(&s->online, memory_order_relaxed))
-			continue;
-		if (open && clu_batch_size(&bt) > 60000) {
-			clu_batch_end(&bt);
-			open = false;
-		}
-		if (!open) {
-			clu_batch_begin(&bt, &l->out, CLU_MSG_CLIENTS);
-			open = true;
-		}
-		struct clu_client c = { .client_id = clu_str(s->client_id), .ts = clu_hlc_unpack(ts) };
-		clu_batch_client(&bt, &c);
+	bool open;
+};
+
+static void client_out(void *ctx, const char *client_id, struct clu_hlc_ts since)
+{
+	struct clients_out *o = ctx;
+	if (o->open && clu_batch_size(&o->bt) > 60000) {
+		clu_batch_end(&o->bt);
+		o->open = false;
 	}
-	pthread_mutex_unlock(&b->reg_lock);
-	if (open)
-		clu_batch_end(&bt);
+	if (!o->open) {
+		clu_batch_begin(&o->bt, &o->l->out, CLU_MSG_CLIENTS);
+		o->open = true;
+	}
+	struct clu_client c = { .client_id = clu_str(client_id), .ts = since };
+	clu_batch_client(&o->bt, &c);
+}
+
+void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l)
+{
+	struct clients_out o = { .l = l };
+	brk_clu_clients_each(n->b, client_out, &o);
+	if (o.open)
+		clu_batch_end(&o.bt);
 }
 
 /* The peer's connected ids: close ours where theirs is newer. */
-void clu_tko_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
+void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list)
 {
-	struct broker *b = n->b;
 	const char *self = n->m[0]->name;
 	struct clu_client c;
 	while (clu_next_client(&list, &c)) {
-		struct session *s;
-		pthread_mutex_lock(&b->reg_lock);
-		HASH_FIND(reg_hh, b->registry, c.client_id.p, c.client_id.len, s);
-		uint64_t ts = s ? atomic_load_explicit(&s->conn_hlc, memory_order_relaxed) : 0;
-		if (s && ts && atomic_load_explicit(&s->online, memory_order_relaxed) &&
-		    clu_hlc_cmp(clu_hlc_unpack(ts), self, strlen(self), c.ts, l->peer,
-				strlen(l->peer)) < 0) {
+		int worker;
+		struct session *s = brk_clu_session_find(n->b, c.client_id.p, c.client_id.len, &worker);
+		if (!s)
+			continue;
+		struct clu_hlc_ts since;
+		if (brk_clu_session_connected(s, &since) &&
+		    clu_hlc_cmp(since, self, strlen(self), c.ts, l->peer, strlen(l->peer)) < 0) {
 			log_notice("cluster: client_id=%s is connected here and, more recently, on %s "
-				   "(a partition healed): closing it here", s->client_id, l->peer);
-			struct wq_entry e = { .kind = WQ_KILL, .sess = sess_ref(s) };
-			clu_wout_push(n, s->w->id, &e);
+				   "(a partition healed): closing it here", brk_clu_session_client_id(s),
+				   l->peer);
+			brk_post_kill(n->wout, s);
+		} else {
+			brk_clu_session_unref(s);
 		}
-		pthread_mutex_unlock(&b->reg_lock);
 	}
 }
 
-void clu_tko_link_down(struct clu_node *n, struct clu_peer *m)
+void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m)
 {
-	struct clu_tko *t = n->tkos, *next;
+	struct clu_takeover *t = n->takeovers, *next;
 	for (; t; t = next) {
 		next = t->next;
 		for (uint32_t i = 0; i < t->n_wait; i++) {
 			if (t->wait[i] == m) {
 				log_debug("cluster: client_id=%s: not waiting for %s (link lost)",
 					  t->client_id, m->name);
-				tko_answered(n, t, m);
+				takeover_answered(n, t, m);
 				break;
 			}
 		}
 	}
 }
 
-void clu_tko_tick(struct clu_node *n, int64_t now)
+void clu_takeover_tick(struct clu_node *n, int64_t now)
 {
-	struct clu_tko_recent *rc, *rtmp;
+	struct clu_takeover_recent *rc, *rtmp;
 	HASH_ITER(hh, n->recent, rc, rtmp) {
 		if (now < rc->until_ms)
 			continue;
@@ -375,61 +346,107 @@ void clu_tko_tick(struct clu_node *n, int64_t now)
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
-	struct clu_tko *t = n->tkos, *next;
+	struct clu_takeover *t = n->takeovers, *next;
 	for (; t; t = next) {
 		next = t->next;
-		if (now > t->deadline_ms) {
+		if (now > t->deadline_ms && !t->importing) { /* a worker answers within a turn */
 			log_warning("cluster: client_id=%s: %u node(s) did not answer within %d ms; "
 				    "connecting anyway", t->client_id, t->n_wait, CLU_TAKEOVER_TIMEOUT_MS);
-			tko_finish(n, t);
+			takeover_finish(n, t);
 		}
 	}
 }
 
-void clu_tko_free(struct clu_node *n)
+void clu_takeover_free(struct clu_node *n)
 {
-	struct clu_tko_recent *rc, *rtmp;
+	struct clu_takeover_recent *rc, *rtmp;
 	HASH_ITER(hh, n->recent, rc, rtmp) {
 		HASH_DEL(n->recent, rc);
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
-	while (n->tkos) {
-		struct clu_tko *t = n->tkos;
-		n->tkos = t->next;
+	while (n->takeovers) {
+		struct clu_takeover *t = n->takeovers;
+		n->takeovers = t->next;
 		hq_free(t->client_id);
 		hq_free(t->wait);
 		hq_free(t->blob);
 		if (t->imported)
-			sess_unref(t->imported);
+			brk_clu_session_unref(t->imported);
+		/* released with whatever else never reached a worker */
+		for (uint32_t i = 0; i < t->n_deferred; i++)
+			brk_post_forward(n->wout, t->worker, &t->deferred[i]);
+		hq_free(t->deferred);
 		hq_free(t);
 	}
 }
 
-int clu_tko_worker_of(struct clu_node *n, struct clu_str cid)
+int clu_takeover_worker_of(struct clu_node *n, struct clu_str cid)
 {
-	struct clu_tko_recent *rc;
+	struct clu_takeover_recent *rc;
 	HASH_FIND(hh, n->recent, cid.p, cid.len, rc);
 	if (rc)
 		return rc->worker;
 	int w = -1;
-	struct session *s;
-	pthread_mutex_lock(&n->b->reg_lock);
-	HASH_FIND(reg_hh, n->b->registry, cid.p, cid.len, s);
+	struct session *s = brk_clu_session_find(n->b, cid.p, cid.len, &w);
 	if (s)
-		w = s->w->id;
-	pthread_mutex_unlock(&n->b->reg_lock);
+		brk_clu_session_unref(s);
 	return w;
 }
 
-struct session *clu_tko_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
+struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
 {
-	for (struct clu_tko *t = n->tkos; t; t = t->next) {
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
 		if (t->imported && strlen(t->client_id) == cid.len &&
 		    !memcmp(t->client_id, cid.p, cid.len)) {
 			*worker = t->worker;
-			return sess_ref(t->imported);
+			return brk_clu_session_ref(t->imported);
 		}
 	}
 	return NULL;
+}
+
+/* The worker rebuilt (or failed to rebuild) a session handed over. */
+void clu_takeover_imported(struct clu_node *n, struct clu_req *r)
+{
+	n->imports_pending--;
+	struct clu_takeover *t = n->takeovers;
+	while (t && t->id != r->token)
+		t = t->next;
+	if (t) {
+		t->importing = false;
+		t->imported = r->sess; /* the reference moves */
+		r->sess = NULL;
+		for (uint32_t i = 0; i < t->n_deferred; i++) {
+			struct fwd_in *f = &t->deferred[i];
+			if (t->imported)
+				f->target = brk_clu_session_ref(t->imported);
+			brk_post_forward(n->wout, t->worker, f);
+		}
+		t->n_deferred = 0;
+	}
+	if (!n->imports_pending) {
+		/* the routes are in the inboxes: let the rest go, then answer */
+		clu_wout_flush(n);
+		clu_route_owed_acks(n);
+	}
+	if (t && !t->n_wait)
+		takeover_finish(n, t);
+}
+
+bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str cid, struct fwd_in *f)
+{
+	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
+		if (!t->importing || strlen(t->client_id) != cid.len ||
+		    memcmp(t->client_id, cid.p, cid.len))
+			continue;
+		if (t->n_deferred == t->cap_deferred) {
+			t->cap_deferred = t->cap_deferred ? t->cap_deferred * 2 : 8;
+			t->deferred = hq_realloc(t->deferred, t->cap_deferred * sizeof(*t->deferred));
+		}
+		t->deferred[t->n_deferred++] = *f;
+		memset(f, 0, sizeof(*f));
+		return true;
+	}
+	return false;
 }

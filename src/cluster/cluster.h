@@ -7,8 +7,9 @@
  * they append requests (struct clu_req) to a per-worker vector during their
  * loop turn and hand the vector over with clu_submit() (one lock and at most
  * one wakeup per turn, like the worker inboxes). The cluster thread answers
- * through the workers' inboxes (WQ_RROUTE_*, WQ_FWD_IN, WQ_GATE_RELEASE in
- * brk_int.h). Requests from one worker keep their order, so a route change is
+ * through the workers' inboxes (broker/brk_clu.h: brk_post_route,
+ * brk_post_forward, brk_post_gate_release, ...); it reaches the broker only
+ * through brk_clu.h. Requests from one worker keep their order, so a route change is
  * never overtaken by the BARRIER that depends on it.
  *
  * Remote routes live in every worker's replica of the subscription index as
@@ -41,6 +42,7 @@ enum clu_req_kind {
 	CRQ_RETAIN,          /* msg was stored retained here (empty payload: deleted) */
 	CRQ_TAKEOVER,        /* key: a client id connecting here (plain: clean start) */
 	CRQ_TAKEOVER_RESP,   /* our answer to member's request token (rc: status) */
+	CRQ_TAKEOVER_IMPORTED, /* token (takeover id): sess rebuilt and routed on worker, or NULL */
 };
 
 struct clu_req {
@@ -60,6 +62,7 @@ struct clu_req {
 	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id;
 				   * FORWARD: the client whose session moved there, or NULL */
 	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
+	struct session *sess;     /* TAKEOVER_IMPORTED: reference or NULL */
 	uint32_t blob_len;
 };
 

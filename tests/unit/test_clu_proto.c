@@ -245,7 +245,7 @@ static void enc_takeover(struct buf *b, int type)
 		m.treq.client_id = S("client-\xf0\x9f\x98\x80");
 	} else {
 		m.tresp.req_id = 9;
-		m.tresp.status = CLU_TKO_OK;
+		m.tresp.status = CLU_TAKEOVER_OK;
 		m.tresp.client_id = S("client-1");
 		m.tresp.session.p = blob;
 		m.tresp.session.len = sizeof(blob);
@@ -285,7 +285,7 @@ static size_t make_samples(struct frame *v)
 	{
 		struct clu_msg m = { .type = CLU_MSG_TAKEOVER_RESP };
 		m.tresp.req_id = 10;
-		m.tresp.status = CLU_TKO_REFUSED;
+		m.tresp.status = CLU_TAKEOVER_REFUSED;
 		m.tresp.client_id = S("c");
 		ADD(encode_ok(&b, &m));
 	}
@@ -766,7 +766,7 @@ static void test_takeover(void **state)
 	enc_takeover(&b, CLU_MSG_TAKEOVER_RESP);
 	f = take_frame(&b);
 	assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_OK);
-	assert_true(m.tresp.req_id == 9 && m.tresp.status == CLU_TKO_OK);
+	assert_true(m.tresp.req_id == 9 && m.tresp.status == CLU_TAKEOVER_OK);
 	assert_true(str_eq(m.tresp.client_id, "client-1"));
 	assert_true(bin_eq(m.tresp.session, blob, sizeof(blob)));
 	hq_free(keep);
@@ -988,7 +988,7 @@ static void test_encode_invalid(void **state)
 	assert_int_equal(buf_avail(&b), 3);
 
 	m = (struct clu_msg){ .type = CLU_MSG_TAKEOVER_RESP };
-	m.tresp.status = CLU_TKO_NONE;
+	m.tresp.status = CLU_TAKEOVER_NONE;
 	m.tresp.client_id = S("c");
 	m.tresp.session.p = blob;
 	m.tresp.session.len = 1;   /* only OK carries a session */

@@ -41,12 +41,14 @@ static int setup(void **state)
 	struct fixture *f = hq_calloc(1, sizeof(*f));
 	atomic_init(&f->b.next_id, 1);
 	f->w.b = &f->b;
+	wk_cur = &f->w; /* this thread plays the worker that owns the sessions */
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
+	wk_cur = NULL;
 	hq_free(*state);
 	return 0;
 }
