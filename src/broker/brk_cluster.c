@@ -36,6 +36,7 @@ struct session *sess_new_remote(struct broker *b, const char *name, struct clu_p
 
 void brk_cluster_route(struct worker *w, bool add, const char *filter)
 {
+	WK_ASSERT_OWNER(w);
 	if (!w->b->clu)
 		return;
 	struct clu_req r = { .kind = add ? CRQ_ROUTE_ADD : CRQ_ROUTE_DEL };
@@ -45,6 +46,7 @@ void brk_cluster_route(struct worker *w, bool add, const char *filter)
 
 void brk_cluster_barrier(struct conn *c)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct worker *w = c->w;
 	/* alone: nobody to wait for. A peer that links later gets every route in
 	 * its resynchronisation before it can forward anything to us. */
@@ -58,12 +60,14 @@ void brk_cluster_barrier(struct conn *c)
 
 void brk_cluster_flush(struct worker *w)
 {
+	WK_ASSERT_OWNER(w);
 	if (w->clu.out.len)
 		clu_submit(w->b->clu, &w->clu.out);
 }
 
 void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 {
+	WK_ASSERT_OWNER(s->w);
 	struct worker *w = s->w;
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
 			     .member = s->clu->moved_to->clu->member, .msg = d->msg,
@@ -81,6 +85,7 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
  * (token 0), and a duplicate is possible, a loss is not (at least once). */
 void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d)
 {
+	WK_ASSERT_OWNER(w);
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id,
 			     .member = node_sess->clu->member, .msg = d->msg, .n_groups = 1 };
 	r.groups = hq_calloc(1, sizeof(*r.groups));
@@ -130,6 +135,7 @@ static void deliver_to_client(struct worker *w, struct fwd_in *f)
 
 void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 {
+	WK_ASSERT_OWNER(w);
 	if (f->client_id) {
 		deliver_to_client(w, f);
 	} else {
@@ -227,6 +233,7 @@ int broker_cluster_force_leave(struct broker *b, const char *node, char *err, si
 
 bool brk_cluster_takeover_begin(struct conn *c)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct worker *w = c->w;
 	struct broker *b = w->b;
 	if (!b->clu || !clu_peers_up(b->clu))
@@ -268,6 +275,7 @@ void brk_cluster_conn_free(struct conn *c)
  * published anywhere after the CONNACK reaches it. */
 void brk_cluster_attach_after_barrier(struct conn *c, struct session *s)
 {
+	WK_ASSERT_OWNER(c->w);
 	struct worker *w = c->w;
 	if (!w->b->clu || !clu_peers_up(w->b->clu)) {
 		brk_connect_attach(c, s);
@@ -305,6 +313,7 @@ static struct conn *wait_end(struct worker *w, struct conn_wait *cw)
 
 bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 {
+	WK_ASSERT_OWNER(w);
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->clu.waits, &token, sizeof(token), cw);
 	if (!cw || !cw->sess)
@@ -322,6 +331,7 @@ bool brk_cluster_wait_release(struct worker *w, uint64_t token)
 
 void brk_cluster_takeover_done(struct worker *w, struct session *imported, struct takeover_msg *t)
 {
+	WK_ASSERT_OWNER(w);
 	struct conn_wait *cw;
 	HASH_FIND(hh, w->clu.waits, &t->id, sizeof(t->id), cw);
 	struct conn *c = cw ? wait_end(w, cw) : NULL;
@@ -347,6 +357,7 @@ void brk_cluster_takeover_done(struct worker *w, struct session *imported, struc
  * outlive its connection). */
 void brk_cluster_takeover_out(struct worker *w, struct session *given, struct takeover_msg *t)
 {
+	WK_ASSERT_OWNER(w);
 	struct clu_req r = { .kind = CRQ_TAKEOVER_RESP, .member = t->member, .link_gen = t->link_gen,
 			     .token = t->id, .rc = CLU_TAKEOVER_OK };
 	struct session *s = given;
@@ -431,6 +442,7 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct ta
  */
 void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t)
 {
+	WK_ASSERT_OWNER(w);
 	struct session *s = NULL;
 	if (sess_deserialize(w, t->blob, t->blob_len, ev_now_ms(w->loop), &s) != HQ_OK ||
 	    strcmp(s->client_id, t->client_id) != 0) {
