@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/sock.h"
@@ -232,26 +233,6 @@ static void accept_cb(struct ev_loop *loop, struct ev_io *io, unsigned events)
 /* ---- lifecycle ---- */
 
 /* mkdir -p: node.data_dir may be a fresh nested path (/var/lib/hamqtt). */
-static int make_dir(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-	if (n == 0 || n >= sizeof(tmp))
-		return HQ_EINVAL;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return HQ_EIO;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) == 0 || errno == EEXIST)
-		return HQ_OK;
-	return HQ_EIO;
-}
-
 struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 {
 	struct hq_config *cfg = brk_clu_config(b);
@@ -290,7 +271,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	ev_io_init(&n->lio, n->lfd, accept_cb, n);
 	ev_io_set(n->loop, &n->lio, EV_READ);
 	n->wout = brk_post_new(b);
-	if (make_dir(cfg->node_data_dir) != HQ_OK)
+	if (fs_mkdir_p(cfg->node_data_dir) != HQ_OK)
 		log_warning("cluster: cannot create node.data_dir %s: %s (the member list will not "
 			    "be kept)", cfg->node_data_dir, strerror(errno));
 	clu_fmt(n->data_path, sizeof(n->data_path), "%s/%s", cfg->node_data_dir, CLU_MEMBERS_FILE);

@@ -1,6 +1,7 @@
 /* lockfile.c - one node per data directory (see lockfile.h). */
 #include "core/lockfile.h"
 #include "core/err.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,29 +11,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* mkdir -p: node.data_dir may be a fresh nested path (/var/lib/hamqtt). */
-static int make_dir(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-	if (n == 0 || n >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return HQ_EINVAL;
-	}
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return HQ_EIO;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) == 0 || errno == EEXIST)
-		return HQ_OK;
-	return HQ_EIO;
-}
 
 /* The pid the holder wrote, or 0 if none yet (it writes right after locking). */
 static long holder_pid(int fd)
@@ -49,7 +27,7 @@ static long holder_pid(int fd)
 int lockfile_acquire(const char *dir, char *err, size_t errlen)
 {
 	char path[4096];
-	if (make_dir(dir) != HQ_OK) {
+	if (fs_mkdir_p(dir) != HQ_OK) {
 		int e = errno;
 		snprintf(err, errlen, "node.data_dir: cannot create %s: %s", dir, strerror(e));
 		errno = e;

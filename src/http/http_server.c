@@ -160,16 +160,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_resp(c, &resp);
 }
 
+/* host and port of dashboard.listeners.http.bind, or HQ_EINVAL with err set */
+static int parse_bind(const struct hq_config *cfg, char *host, size_t hostlen, int *port,
+		      char *err, size_t errlen)
+{
+	if (cfg->dashboard_bind &&
+	    conf_parse_hostport(cfg->dashboard_bind, host, hostlen, port) == HQ_OK)
+		return HQ_OK;
+	snprintf(err, errlen, "dashboard.listeners.http.bind: bad address '%s'",
+		 cfg->dashboard_bind ? cfg->dashboard_bind : "");
+	return HQ_EINVAL;
+}
+
 int http_server_check(const struct hq_config *cfg, char *err, size_t errlen)
 {
 	char host[256];
 	int port;
-	if (!cfg->dashboard_bind ||
-	    conf_parse_hostport(cfg->dashboard_bind, host, sizeof(host), &port) != HQ_OK) {
-		snprintf(err, errlen, "dashboard.listeners.http.bind: bad address '%s'",
-			 cfg->dashboard_bind ? cfg->dashboard_bind : "");
+	if (parse_bind(cfg, host, sizeof(host), &port, err, errlen) != HQ_OK)
 		return HQ_EINVAL;
-	}
 	if (port == 0 || sock_port_free(host, port) == HQ_OK)
 		return HQ_OK;
 	if (errno == EADDRINUSE)
@@ -185,12 +193,8 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 {
 	char host[256];
 	int port;
-	if (!cfg->dashboard_bind ||
-	    conf_parse_hostport(cfg->dashboard_bind, host, sizeof(host), &port) != HQ_OK) {
-		snprintf(err, errlen, "dashboard.listeners.http.bind: bad address '%s'",
-			 cfg->dashboard_bind ? cfg->dashboard_bind : "");
+	if (parse_bind(cfg, host, sizeof(host), &port, err, errlen) != HQ_OK)
 		return NULL;
-	}
 	int fd = sock_listen_tcp(host, port, HTTP_BACKLOG, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "dashboard.listeners.http.bind: cannot listen on %s: %s",
