@@ -103,6 +103,8 @@ def test_aborted_requests_free_their_slots(broker):
 def test_health_checks_leave_no_log_noise(broker):
     """At log.level = info, 20 health checks add no line to the log."""
     b = started(broker, {"log.level": "info"})
+    # the start's last line comes a moment after the listeners are up
+    b.wait_log("hamqttd started")
     before = b.log_text().splitlines()
     for _ in range(20):
         assert http(b, STATUS)[0] == 200
