@@ -280,6 +280,7 @@ class Broker:
                 return self
             try:
                 self.wait_listening(self.port)
+                self.wait_running()
                 return self
             except AssertionError:
                 if self.proc.poll() is None or attempt == 2:
@@ -295,6 +296,32 @@ class Broker:
     def port_race(self, log):
         return port_race(self.proc.returncode, log,
                          (self.port, self.http_port, self.cluster_port))
+
+    def wait_running(self, timeout=10.0):
+        """The HTTP server starts before MQTT and says 503 "starting" until
+        the node runs (cluster thread included): wait for its 200, so a test
+        never talks to a half-started node. No dashboard listener, or one
+        that never says 200 (a test of the phases), is left to the test."""
+        deadline = time.monotonic() + T(timeout)
+        while time.monotonic() < deadline and self.http_port:
+            if self.proc.poll() is not None:
+                raise AssertionError("hamqttd exited with %s while starting; log:\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            try:
+                s = socket.create_connection(("127.0.0.1", self.http_port), timeout=T(2))
+            except OSError:
+                return  # no dashboard here (a custom configuration)
+            try:
+                s.settimeout(T(2))
+                s.sendall(b"GET /api/v5/status HTTP/1.0\r\nHost: x\r\n\r\n")
+                head = s.recv(64)
+            except OSError:
+                head = b""
+            finally:
+                s.close()
+            if head.startswith(b"HTTP/1.") and head[9:12] == b"200":
+                return
+            time.sleep(0.02)
 
     def wait_listening(self, port, timeout=10.0):
         deadline = time.monotonic() + T(timeout)
