@@ -1,4 +1,4 @@
-"""26 session hand-over between nodes, what test_21 does not pin: QoS 2
+"""31 session hand-over between nodes, what test_21 does not pin: QoS 2
 exactly once across a takeover (receiving and sending side), and the will
 delay against the session expiry when the client comes back on another
 node. Three real nodes (cluster.py), raw v5 clients.
@@ -11,21 +11,7 @@ import pytest
 
 import mqttraw as m
 from mqttraw import T
-
-EXPIRY_300 = [(m.SESSION_EXPIRY, 300)]
-
-
-@pytest.fixture
-def c3(cluster):
-    cl = cluster(3)
-    cl.join_all()
-    return cl
-
-
-def client(node, cid, auto_ack=True, **kw):
-    c = node.raw(version=5, auto_ack=auto_ack)
-    c.connect(cid, **kw)
-    return c
+from test_21_cluster import EXPIRY_300, c3, client  # noqa: F401 (c3: fixture)
 
 
 def publishes(c, seconds):
