@@ -7,8 +7,6 @@ Statement ids are MQTT 5.0."""
 
 import time
 
-import pytest
-
 import mqttraw as m
 from mqttraw import T
 from test_21_cluster import EXPIRY_300, c3, client  # noqa: F401 (c3: fixture)
