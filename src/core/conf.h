@@ -50,7 +50,14 @@ struct hq_config {
 	int n_listeners;
 	/* sessions */
 	enum conf_store session_store;
+	bool session_local_fsync;      /* fsync per group commit */
+	uint64_t session_local_max_size; /* bytes: the LMDB map size */
 	char *session_redis_server;    /* host:port */
+	char *session_redis_password;  /* "" = none */
+	int session_redis_database;
+	char *session_redis_sentinels; /* "" = no Sentinel; comma separated host:port */
+	char *session_redis_master_name;
+	int session_redis_timeout;     /* seconds */
 	/* dashboard / http */
 	char *dashboard_bind;          /* host:port */
 	/* log */

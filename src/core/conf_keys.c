@@ -77,6 +77,36 @@ static bool check_hostport(const char *v)
 	return conf_parse_hostport(v, host, sizeof(host), &port) == HQ_OK;
 }
 
+/* Comma separated host:port list (Redis Sentinels); may be empty. */
+static bool check_hostports(const char *v)
+{
+	char item[300];
+	const char *p = v;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return true;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - p) >= sizeof(item))
+			return false;
+		memcpy(item, p, (size_t)(t - p));
+		item[t - p] = 0;
+		if (!check_hostport(item))
+			return false;
+		if (!*e)
+			return true;
+		p = e + 1;
+	}
+}
+
 /* ---- the schema ---- */
 
 static const char *const disc_names[] = { "manual", "static", "dns", NULL };
@@ -152,8 +182,23 @@ const struct conf_key conf_keys[] = {
 
 	K_ENUM("session.store", session_store, store_names, "memory",
 	       "where persistent sessions live: memory | local (data_dir) | redis"),
+	K_BOOL("session.local.fsync", session_local_fsync, "false",
+	       "local store: fsync every group commit (survives power loss) instead of leaving "
+	       "writes to the page cache (survives a crash of the process)"),
+	K_SIZE("session.local.max_size", session_local_max_size, 1 << 20, INT64_MAX, "8GB",
+	       "local store: the most disk the store file may grow to"),
 	K_STR("session.redis.server", session_redis_server, check_hostport, "host:port", "127.0.0.1:6379",
-	      "Redis server for session.store = redis"),
+	      "Redis server for session.store = redis (unused when sentinels are set)"),
+	K_STR("session.redis.password", session_redis_password, NULL, NULL, "",
+	      "Redis AUTH password; empty = none"),
+	K_INT("session.redis.database", session_redis_database, 0, 65535, "0",
+	      "Redis database number (SELECT)"),
+	K_STR("session.redis.sentinels", session_redis_sentinels, check_hostports, "host:port,...", "",
+	      "Redis Sentinels (comma separated) asked for the master; empty = use session.redis.server"),
+	K_STR("session.redis.master_name", session_redis_master_name, NULL, NULL, "mymaster",
+	      "the master's name as the Sentinels know it"),
+	K_DUR("session.redis.timeout", session_redis_timeout, 1, 3600, "2s",
+	      "a Redis command or connect slower than this counts as a failure (retried)"),
 	K_STR("dashboard.listeners.http.bind", dashboard_bind, check_hostport, "host:port", "0.0.0.0:18083",
 	      "dashboard, REST API, health and Prometheus metrics"),
 

@@ -74,6 +74,8 @@ struct store_msg {
 
 /* A session header (what is not subscriptions, queue entries or rx ids). */
 struct store_sess {
+	struct store_bytes owner; /* node holding it (node.name); a shared store (redis)
+				   * loads at start only the sessions its node owns */
 	int64_t expire_at;        /* wall ms when it expires if still offline; 0 = online / never */
 	int64_t will_at;          /* wall ms the will is due (delayed will); 0 = none pending */
 	uint32_t expiry;          /* session expiry interval, s (UINT32_MAX = never) */
@@ -163,6 +165,12 @@ struct hq_config;
  * RETAIN_PUT. A non-HQ_OK return stops the load and is returned by it. */
 typedef int (*store_load_cb)(void *ctx, const struct store_ev *ev);
 
+/* Errors of apply/sync: HQ_EIO means transient (backend down or slow, disk
+ * full, connection lost): the runner keeps the batch, reports itself
+ * unhealthy and retries it with backoff, so nothing is lost and nothing is
+ * acknowledged meanwhile. Any other error is permanent for that batch: it
+ * completes failed (nothing of it applied). */
+
 struct store_ops {
 	const char *name;
 	bool durable;             /* survives a restart: worth writing to */
@@ -172,8 +180,25 @@ struct store_ops {
 	/* Make what was applied durable (group commit: once per group of
 	 * batches). NULL = nothing to do. An error fails the whole group. */
 	int (*sync)(struct store *st);
+	/* Everything this node owns (order above). A shared backend loads the
+	 * sessions whose header names this node as owner, the messages their
+	 * entries reference and every retained message. */
 	int (*load)(struct store *st, store_load_cb cb, void *ctx);
+	/* After load: the first message id this node may use. Greater than the
+	 * id of every message this node ever stored that may still be stored;
+	 * ids issued by different nodes sharing one store never collide. */
+	uint64_t (*next_msg_id)(struct store *st);
 	void (*close)(struct store *st);  /* frees impl, not st */
+	/* Shared backends only (NULL for node-local ones): several nodes use
+	 * the same store, so a session can move between them. */
+	/* One session whatever its owner, in load order (its messages, header,
+	 * subscriptions, entries, rx ids); HQ_ENOTFOUND when not stored. */
+	int (*load_session)(struct store *st, struct store_bytes client_id, store_load_cb cb, void *ctx);
+	/* The SESSION_PUT of every session whose owner is `owner`. */
+	int (*list_sessions)(struct store *st, struct store_bytes owner, store_load_cb cb, void *ctx);
+	/* A short description of the backend's state for logs and status
+	 * ("connected to 127.0.0.1:6379 (master mymaster)"); NULL = none. */
+	const char *(*describe)(struct store *st);
 };
 
 struct store {
@@ -186,6 +211,10 @@ int store_open_backend(const struct hq_config *cfg, struct store **out, char *er
 void store_free(struct store *st);
 /* The in-memory backend (also used by unit tests). */
 struct store *store_mem_new(void);
+/* The durable backends (store_lmdb.c, store_redis.c): HQ_OK, or an error with
+ * err set (the caller refuses to start). */
+int store_lmdb_open(const struct hq_config *cfg, struct store **out, char *err, size_t errlen);
+int store_redis_open(const struct hq_config *cfg, struct store **out, char *err, size_t errlen);
 
 /* ---- the runner: one thread applying batches in order (store_runner.c) ---- */
 

@@ -22,7 +22,7 @@ struct store_chunk {
 
 static const uint8_t empty[1];
 
-/* Pointers to the byte strings ev's kind uses (at most 6). */
+/* Pointers to the byte strings ev's kind uses (at most 7). */
 static int ev_strings(struct store_ev *ev, struct store_bytes **v)
 {
 	int n = 0;
@@ -30,6 +30,7 @@ static int ev_strings(struct store_ev *ev, struct store_bytes **v)
 	switch (ev->kind) {
 	case STORE_EV_SESSION_PUT:
 		v[n++] = &ev->client_id;
+		v[n++] = &ev->u.sess.owner;
 		if (ev->u.sess.has_will)
 			m = &ev->u.sess.will;
 		break;
@@ -157,7 +158,7 @@ void store_batch_add(struct store_batch *b, const struct store_ev *ev)
 	}
 	struct store_ev *e = &b->ev[b->n_ev++];
 	*e = ev_trim(ev);
-	struct store_bytes *v[6];
+	struct store_bytes *v[8];
 	int n = ev_strings(e, v);
 	for (int i = 0; i < n; i++) {
 		if (!v[i]->len) {
@@ -182,7 +183,7 @@ void store_batch_add_token(struct store_batch *b, uint64_t token)
 struct store_ev *store_ev_clone(const struct store_ev *ev)
 {
 	struct store_ev e = ev_trim(ev);
-	struct store_bytes *v[6];
+	struct store_bytes *v[8];
 	int n = ev_strings(&e, v);
 	size_t total = sizeof(e);
 	for (int i = 0; i < n; i++)

@@ -485,12 +485,24 @@ static void mem_close(struct store *st)
 	hq_free(m);
 }
 
+static uint64_t mem_next_msg_id(struct store *st)
+{
+	struct mem_store *m = st->impl;
+	uint64_t max = 0;
+	struct mem_msg *mm, *tmp;
+	HASH_ITER(hh, m->msgs, mm, tmp)
+		if (mm->id > max)
+			max = mm->id;
+	return max + 1;
+}
+
 static const struct store_ops mem_ops = {
 	.name = "memory",
 	.durable = false,
 	.apply = mem_apply,
 	.sync = NULL,
 	.load = mem_load,
+	.next_msg_id = mem_next_msg_id,
 	.close = mem_close,
 };
 
@@ -500,28 +512,4 @@ struct store *store_mem_new(void)
 	st->ops = &mem_ops;
 	st->impl = hq_calloc(1, sizeof(struct mem_store));
 	return st;
-}
-
-int store_open_backend(const struct hq_config *cfg, struct store **out, char *err, size_t errlen)
-{
-	switch (cfg->session_store) {
-	case CONF_STORE_MEMORY:
-		*out = store_mem_new();
-		return HQ_OK;
-	case CONF_STORE_LOCAL:
-	case CONF_STORE_REDIS:
-		break;
-	}
-	snprintf(err, errlen, "session.store = %s: this backend is not built yet; use memory",
-		 cfg->session_store == CONF_STORE_LOCAL ? "local" : "redis");
-	*out = NULL;
-	return HQ_EINVAL;
-}
-
-void store_free(struct store *st)
-{
-	if (!st)
-		return;
-	st->ops->close(st);
-	hq_free(st);
 }
