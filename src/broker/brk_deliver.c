@@ -67,6 +67,9 @@ static bool send_publish(struct session *s, struct deliv *d)
 		}
 	}
 	size_t size = mqtt_pub_out_size(c->version, &o);
+	/* behind a QoS 2 PUBLISH waiting for the store: held in the gate too */
+	bool held = c->gate && c->gate->n_out;
+	size_t mark = buf_avail(&c->out);
 	if (c->peer_max_packet && size > c->peer_max_packet) {
 		brk_drop_count(w, BRK_DROP_TOO_LARGE);
 		log_debug("client_id=%s message on %s skipped: %zu bytes > client maximum %u",
@@ -80,13 +83,15 @@ static bool send_publish(struct session *s, struct deliv *d)
 		c->alias_out_next++;
 		HASH_ADD_KEYPTR(hh, c->alias_out, a->topic, m->topic_len, a);
 	}
-	if (m->payload_len >= OUT_SEG_MIN) {
+	if (m->payload_len >= OUT_SEG_MIN && !held) {
 		/* the payload goes from the message itself: no copy */
 		mqtt_pub_out_encode_head(&c->out, c->version, &o);
 		conn_add_payload_seg(c, m);
 	} else {
 		mqtt_pub_out_encode(&c->out, c->version, &o);
 	}
+	if (held)
+		gate_capture(c, mark);
 	d->flags |= DV_SENT;
 	STAT_ADD(w->st.msgs_out, 1);
 	conn_mark_dirty(c);
@@ -156,7 +161,11 @@ static struct deliv *inflight_append_slot(struct session *s)
 
 static void progress(struct session *s);
 
-/* Put d (owned) into the window and send it. */
+/* Put d (owned) into the window and send it. A persistent session's QoS 2
+ * delivery leaves only once its packet id is stored: sent under another id
+ * after a crash, the client would take it for a new message. QoS 1 needs no
+ * such wait (a resend under a new id is a duplicate QoS 1 allows), so a QoS 1
+ * entry taken from the queue stays "queued" in the store. */
 static void start_inflight(struct session *s, struct deliv *d)
 {
 	/* the clock of a stuck consumer starts with its oldest unacknowledged
@@ -166,14 +175,28 @@ static void start_inflight(struct session *s, struct deliv *d)
 	d->pid = alloc_pid(s);
 	struct deliv *slot = inflight_append_slot(s);
 	*slot = *d;
-	if (!send_publish(s, slot))
+	if (brk_store_persisting(s)) {
+		if (!slot->seq)
+			brk_store_qent_put(s, slot);
+		else if (slot->qos == 2)
+			brk_store_qent_update(s, slot);
+		if (slot->qos == 2 && slot->seq) {
+			uint64_t tok = gate_token_new(s->w);
+			gate_open_out(s->conn, tok);
+			brk_store_hold(s->w, tok);
+		}
+	}
+	if (!send_publish(s, slot)) {
+		brk_store_qent_del(s, slot);
 		inflight_remove(s, s->n_inflight - 1);
+	}
 }
 
 static void drop_counted(struct session *s, struct deliv *d, enum broker_drop_reason why)
 {
 	s->dropped++;
 	brk_drop_count(s->w, why);
+	brk_store_qent_del(s, d);
 	/* the node-wide bound logs its own line per interval (brk_qbound.c) */
 	if (why != BRK_DROP_NODE_FULL && (s->dropped == 1 || s->dropped % 1000 == 0))
 		log_warning("client_id=%s %s: dropped %s message on %s (%llu dropped so far)",
@@ -275,6 +298,7 @@ static void enqueue(struct session *s, struct deliv *d)
 			return;
 		}
 	}
+	brk_store_qent_put(s, d);
 	q_account(s, d, +1);
 	dq_push(&s->queue, d);
 	q_publish_len(s);
@@ -315,6 +339,26 @@ void sess_deliver(struct session *s, struct deliv *d)
 		enqueue(s, d);
 }
 
+void sess_load_deliv(struct session *s, struct deliv *d, bool inflight)
+{
+	WK_ASSERT_OWNER(s->w);
+	if (inflight && d->pid && !pid_in_flight(s, d->pid)) {
+		*inflight_append_slot(s) = *d;
+		if ((uint16_t)(d->pid + 1) != 0)
+			s->next_pid = (uint16_t)(d->pid + 1);
+		return;
+	}
+	if (!d->msg) { /* waiting for PUBCOMP under an id already in use: done */
+		deliv_release(d);
+		return;
+	}
+	d->pid = 0;
+	d->flags &= (uint8_t)~DV_PUBREL;
+	q_account(s, d, +1);
+	dq_push(&s->queue, d);
+	q_publish_len(s);
+}
+
 /* Send what the window and the socket take: retained messages of new
  * subscriptions first (brk_retained_out.c), then the queue. */
 void sess_pump(struct session *s)
@@ -336,6 +380,7 @@ void sess_pump(struct session *s)
 			dequeue(s, &d);
 		}
 		if (d.msg->has_expiry && msg_expired(d.msg, ev_now_ms(s->w->loop))) {
+			brk_store_qent_del(s, &d);
 			deliv_release(&d);
 			continue;
 		}
@@ -361,6 +406,7 @@ void sess_resend_inflight(struct session *s)
 		} else if (send_publish(s, d)) {
 			i++;
 		} else {
+			brk_store_qent_del(s, d);
 			inflight_remove(s, i);
 		}
 	}
@@ -384,13 +430,16 @@ void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t r
 	progress(s);
 	switch (type) {
 	case MQTT_PUBACK:
-		if (d->qos == 1)
+		if (d->qos == 1) {
+			brk_store_qent_del(s, d);
 			inflight_remove(s, i);
+		}
 		break;
 	case MQTT_PUBREC:
 		if (d->qos != 2)
 			break;
 		if (reason >= 0x80) {
+			brk_store_qent_del(s, d);
 			inflight_remove(s, i); /* the receiver refused it: done */
 			break;
 		}
@@ -399,11 +448,14 @@ void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t r
 			d->msg = NULL;
 		}
 		d->flags |= DV_PUBREL;
+		brk_store_qent_update(s, d);
 		conn_send_ack(s->conn, MQTT_PUBREL, pid, 0);
 		break;
 	case MQTT_PUBCOMP:
-		if (d->flags & DV_PUBREL)
+		if (d->flags & DV_PUBREL) {
+			brk_store_qent_del(s, d);
 			inflight_remove(s, i);
+		}
 		break;
 	}
 	sess_pump(s);
@@ -460,18 +512,30 @@ static void deliver_to(struct worker *w, struct session *t, struct deliv *d)
 	}
 	struct wq_entry e = { .kind = WQ_DELIVER, .sess = sess_ref(t) };
 	e.u.d = *d;
+	if (d->qos && w->store_tok) {
+		/* the publisher's PUBACK waits until the owner stored it */
+		e.ack_token = brk_store_tok_remote(w->id, w->store_tok);
+		w->store_tok_remote++;
+	}
 	wk_post(w, t->w, &e);
 }
 
-void sess_deliver_posted(struct session *s, struct deliv *d, bool run)
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t ack_token)
 {
 	WK_ASSERT_OWNER(s->w);
 	uint8_t qos = d->qos;
 	uint64_t bytes = deliv_bytes(d);
+	uint32_t mark = brk_store_mark(s->w);
 	if (run)
 		sess_deliver(s, d);
 	else
 		deliv_release(d);
+	if (ack_token) {
+		if (run && brk_store_mark(s->w) != mark)
+			brk_store_hold(s->w, ack_token); /* released when stored */
+		else
+			brk_store_ack(s->w, ack_token, false); /* nothing to wait for */
+	}
 	/* only after the queue published its new length: for a moment the
 	 * delivery counts twice, never zero times */
 	if (qos) {
@@ -505,11 +569,13 @@ static bool redispatch_one(struct session *s, struct deliv *d)
 	log_debug("client_id=%s left: message on %s redispatched in %s%s%s", s->client_id,
 		  d->msg->topic, d->share_group, r.remote ? " to " : "",
 		  r.remote ? r.chosen->client_id : "");
+	brk_store_qent_del(s, d); /* the member taking it stores it anew */
 	if (r.remote) {
 		brk_cluster_forward_shared(w, r.chosen, d); /* empties d */
 		return true;
 	}
 	struct deliv nd = *d;
+	nd.seq = 0;
 	uint8_t granted = r.options & MQTT_SUBOPT_QOS_MASK;
 	nd.qos = d->msg->qos < granted ? d->msg->qos : granted;
 	nd.flags = DV_SHARED;

@@ -101,7 +101,11 @@ static int handle_ack(struct conn *c, const struct mqtt_packet *p)
 static int handle_pubrel(struct conn *c, const struct mqtt_packet *p)
 {
 	uint16_t pid = p->u.ack.packet_id;
+	uint32_t mark = brk_store_mark(c->w);
 	bool known = sess_rx_pid_del(c->sess, pid);
+	/* PUBCOMP only once the id is free in the store too: the client may
+	 * reuse it at once, and a stale stored id would drop that message */
+	brk_store_gate(c, mark, 0, 0);
 	/* [MQTT-4.3.3-11] PUBCOMP even when unknown; v5 says so with 0x92 */
 	conn_send_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 	return HQ_OK;

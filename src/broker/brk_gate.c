@@ -8,6 +8,11 @@
  * is sent (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) queues behind it, so
  * responses keep the order of the requests [MQTT-4.6.0-2]. A
  * connection that is never gated pays one NULL test per response.
+ * The store uses gates too (brk_store.c): a response waits until what its
+ * request changed is stored, and an outgoing QoS 2 PUBLISH to a persistent
+ * session waits until its packet id is stored (gate_open_out), so a crash
+ * cannot make the node send it again under another id; every later write
+ * to that connection queues behind it, keeping the order of deliveries.
  *
  * Ownership: the items belong to their connection (c->gate); the worker's
  * hash (w->gates) only indexes the ones with a token, so a confirmation for
@@ -44,6 +49,8 @@ static struct gate_item *item_new(struct conn *c, uint64_t token, uint32_t remai
 
 static void item_free(struct worker *w, struct gate_item *it)
 {
+	if (it->out && it->c->gate)
+		it->c->gate->n_out--;
 	if (it->token)
 		HASH_DEL(w->gates, it);
 	buf_free(&it->bytes);
@@ -54,6 +61,14 @@ void gate_open(struct conn *c, uint64_t token, uint32_t remaining)
 {
 	WK_ASSERT_OWNER(c->w);
 	item_new(c, token, remaining);
+}
+
+void gate_open_out(struct conn *c, uint64_t token)
+{
+	WK_ASSERT_OWNER(c->w);
+	struct gate_item *it = item_new(c, token, 1);
+	it->out = true;
+	c->gate->n_out++;
 }
 
 void gate_capture(struct conn *c, size_t mark)

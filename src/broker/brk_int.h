@@ -71,6 +71,9 @@ struct brk_msg {
 	uint32_t expiry;          /* message expiry interval as published, seconds */
 	int64_t expire_at;        /* monotonic ms; valid when has_expiry */
 	uint64_t origin_sid;      /* session id of the publisher, 0 = broker ($SYS) */
+	/* id of its one stored copy (brk_store.c), 0 until a persistent session
+	 * queues it; set once by whichever worker stores it first (CAS) */
+	_Atomic uint64_t store_id;
 	uint32_t pub_hash;        /* hash of the publisher's client id (shared "hash") */
 	/* as a retained message: when and where it was written (owned; NULL
 	 * until stored retained). A side structure: only retained messages
@@ -113,6 +116,7 @@ void msg_unref_cb(void *m);   /* for retain_tree_free */
 
 struct deliv {
 	struct brk_msg *msg;      /* reference; NULL once in DV_PUBREL state */
+	uint64_t seq;             /* its queue entry in the store (brk_store.c); 0 = not stored */
 	uint32_t *sub_ids;        /* owned, when n_sub_ids > 1 */
 	char *share_group;        /* owned "$share/g/f", when DV_SHARED */
 	uint32_t sub_id;          /* when n_sub_ids == 1 */
@@ -196,6 +200,7 @@ struct session {
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
 	UT_hash_handle reg_hh;    /* the node's client-id registry, keyed by client_id */
 	uint64_t dropped;         /* messages dropped by the queue policy */
+	uint64_t store_seq;       /* the last queue entry seq given out (brk_store.c; owner only) */
 	atomic_int refs;
 	uint32_t client_hash;
 	uint32_t expiry;          /* session expiry interval, s (SESS_NEVER_EXPIRE) */
@@ -291,11 +296,15 @@ struct gate_item {
 	uint32_t remaining;       /* confirmations still awaited */
 	struct buf bytes;         /* encoded packets released together */
 	struct conn *c;
+	bool out;                 /* counted in conn_gate.n_out */
 	struct gate_item *next;   /* the connection's FIFO */
 	UT_hash_handle hh;        /* worker.gates by token */
 };
 struct conn_gate {
 	struct gate_item *head, *tail;
+	uint32_t n_out;           /* items holding outgoing PUBLISHes (QoS 2 to a
+				   * persistent session, until stored): later
+				   * PUBLISHes queue behind them too */
 };
 
 struct alias_in {             /* client->server topic alias */
@@ -394,9 +403,12 @@ struct takeover_msg {
 
 struct wq_entry {
 	uint8_t kind;
-	uint8_t options;
+	uint8_t options;          /* WQ_ROUTE_*: options; WQ_GATE_RELEASE: 1 = failed */
 	uint32_t sub_id;
 	struct session *sess;     /* reference */
+	/* WQ_DELIVER: the publisher's gate (brk_store_tok_remote) released once
+	 * the delivery is stored, or at once if it needs no storing; 0 = none */
+	uint64_t ack_token;
 	union {
 		struct deliv d;       /* WQ_DELIVER */
 		char *filter;         /* WQ_ROUTE_*: owned */
@@ -487,6 +499,12 @@ struct worker {
 	uint64_t next_token;
 	struct wk_cluster clu;            /* the worker's cluster side (embedded: one per worker) */
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
+	struct store_seen *store_msgs;    /* message ids put in store_batch (uthash; brk_store.c) */
+	/* the gate token of the request being handled whose response waits for
+	 * what the request stores (a QoS>=1 PUBLISH): deliveries posted to other
+	 * workers carry it (brk_deliver.c); 0 = none */
+	uint64_t store_tok;
+	uint32_t store_tok_remote;        /* such deliveries posted (counted in the gate) */
 };
 
 struct conn_wait {
@@ -525,8 +543,13 @@ struct broker {
 	_Atomic uint64_t node_full_logged; /* node_full_drops at the last line */
 	struct store *store;
 	struct store_runner *store_run;   /* the store thread; NULL when not durable */
+	_Atomic uint64_t next_msg_id;     /* stored message ids (brk_store.c) */
 	struct clu_node *clu;             /* NULL when clustering is off */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
+	/* node names of loaded retained stamps (msg_stamp.origin borrows them;
+	 * owned, freed with the broker) */
+	char **origins;
+	uint32_t n_origins;
 };
 
 /* ---- thread ownership, checked ---- */
@@ -560,6 +583,8 @@ void wq_entry_release(struct wq_entry *e);
 void wk_post(struct worker *from, struct worker *to, const struct wq_entry *e);
 /* Hand every outbox to its worker now (normally done once per loop turn). */
 void wk_flush_outboxes(struct worker *w);
+/* Start-up load and shutdown only: the main thread acts as worker w (NULL: none). */
+void wk_act_as(struct worker *w);
 void wk_conn_add(struct worker *w, struct conn *c);
 void wk_conn_remove(struct worker *w, struct conn *c);
 
@@ -612,6 +637,9 @@ void sess_pump(struct session *s);
 void sess_resend_inflight(struct session *s);
 void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason);
 void sess_redispatch_shared(struct session *s);
+/* Start-up (brk_store_load.c): d (owned) back into s's window (in flight,
+ * its packet id kept) or queue, in the stored order. */
+void sess_load_deliv(struct session *s, struct deliv *d, bool inflight);
 
 /* brk_retained_out.c: retained messages on subscribe, paced by the window */
 void sess_retained_start(struct session *s, const char *filter, uint8_t options, uint32_t sub_id);
@@ -632,6 +660,9 @@ void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
  * tell the other nodes. True if they were told (a QoS > 0 publisher may then
  * wait for them: brk_cluster_retain_barrier). */
 bool brk_retain_store(struct worker *w, struct brk_msg *msg);
+/* Start-up (brk_store_load.c): m (a reference, consumed) becomes its topic's
+ * retained message with its stored stamp; origin outlives the broker's use. */
+void brk_retain_load(struct broker *b, struct brk_msg *m, struct clu_hlc_ts ts, const char *origin);
 
 /* brk_subscribe.c */
 int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p);
@@ -645,6 +676,8 @@ void brk_route_apply(struct worker *w, enum wq_kind kind, struct session *s,
 uint64_t gate_token_new(struct worker *w);
 /* Hold every response of c from now on until token is released `remaining` times. */
 void gate_open(struct conn *c, uint64_t token, uint32_t remaining);
+/* The same for an outgoing PUBLISH: every later write to c waits too. */
+void gate_open_out(struct conn *c, uint64_t token);
 /* Move the bytes c->out got since `mark` into the gate if c is gated. */
 void gate_capture(struct conn *c, size_t mark);
 bool gate_release(struct worker *w, uint64_t token);   /* false: no such gate */
@@ -707,7 +740,7 @@ uint32_t brk_hash(const char *s, size_t n);
 void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 /* The owner takes in a WQ_DELIVER entry (or releases it at shutdown): the
  * delivery no longer counts as in transit (session.inbound). */
-void sess_deliver_posted(struct session *s, struct deliv *d, bool run);
+void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t ack_token);
 
 /* brk_store.c: state changes as store events (ARCHITECTURE.md "Persistence").
  * Each hook runs on the state's owning worker and costs one test when the
@@ -721,12 +754,36 @@ void brk_store_done(struct worker *w, struct store_batch *sb);   /* WQ_STORE_DON
 void brk_store_hold(struct worker *w, uint64_t token);
 /* Under retain_lock, from the one retained writer (brk_retain.c): one batch
  * per write, completed on worker `owner`. Empty payload: delete. */
-void brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m);
+bool brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m, uint64_t token);
 /* Header of s if persistent (expiry > 0); first time with its subscriptions.
  * s no longer persistent: deleted. */
 void brk_store_session_put(struct session *s);
 void brk_store_session_delete(struct session *s);
 void brk_store_sub_put(struct session *s, const struct sess_sub *sub);
 void brk_store_sub_delete(struct session *s, const char *filter);
+/* Queue entries of persistent sessions (QoS >= 1 only; no-ops otherwise).
+ * put: d enters the queue or the window (gets d->seq); update: d's state
+ * (in flight with its packet id, or waiting for PUBCOMP) changed; del: d is
+ * done (acknowledged, dropped, expired, given to another session). */
+void brk_store_qent_put(struct session *s, struct deliv *d);
+void brk_store_qent_update(struct session *s, const struct deliv *d);
+void brk_store_qent_del(struct session *s, struct deliv *d);
+void brk_store_rxid(struct session *s, uint16_t pid, bool add);
+/* Does s's state go to the store? (persistent session, durable backend) */
+bool brk_store_persisting(const struct session *s);
+/* Events appended by w so far (a mark: compare before and after a request). */
+uint32_t brk_store_mark(const struct worker *w);
+/* Gate tokens: a token of worker wid as another worker's batch carries it. */
+uint64_t brk_store_tok_remote(int wid, uint64_t token);
+/* Release (or fail) such a token: to its worker through w's outbox. */
+void brk_store_ack(struct worker *w, uint64_t remote_token, bool failed);
+/* The response of the request just handled on c waits for what it stored
+ * since mark (and for `pending` other confirmations); returns whether a
+ * gate was opened. tok: the request's token or 0 (then one is made). */
+bool brk_store_gate(struct conn *c, uint32_t mark, uint64_t tok, uint32_t pending);
+/* Start-up: rebuild sessions and retained messages from the store, then
+ * start the store thread (after the cluster node exists, before workers run). */
+int brk_store_load(struct broker *b, char *err, size_t errlen);
+int brk_store_start(struct broker *b, char *err, size_t errlen);   /* the store thread */
 
 #endif

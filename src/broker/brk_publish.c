@@ -254,6 +254,8 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 	if (pb->retain && !cfg->retain_available)
 		return fail(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
 
+	/* what this PUBLISH stores from here on, its PUBACK/PUBREC waits for */
+	uint32_t mark = brk_store_mark(w);
 	if (pb->qos == 2) {
 		if (sess_rx_pid_add(s, pb->packet_id) == HQ_EEXIST) {
 			/* a resent QoS 2 PUBLISH before PUBREL: acknowledge, do not deliver again */
@@ -283,10 +285,13 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		m->origin_sid = s->sid;
 		m->pub_hash = s->client_hash;
 		w->congested = NULL;
-		/* QoS > 0 forwards to other nodes release this token when accepted */
-		uint64_t tok = pb->qos && b->clu ? gate_token_new(w) : 0;
-		w->clu.fwd_token = tok;
+		/* QoS > 0: forwards to other nodes release this token when
+		 * accepted, store writes when stored */
+		uint64_t tok = pb->qos && (b->clu || b->store_run) ? gate_token_new(w) : 0;
+		w->clu.fwd_token = b->clu ? tok : 0;
 		w->clu.fwd_pending = 0;
+		w->store_tok = b->store_run ? tok : 0;
+		w->store_tok_remote = 0;
 		if (pb->retain && brk_retain_store(w, m) && tok && clu_peers_up(b->clu)) {
 			/* acknowledged once every node stored it too */
 			struct clu_req r = { .kind = CRQ_BARRIER, .worker = (uint16_t)w->id, .token = tok };
@@ -295,17 +300,23 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		}
 		brk_route(w, m);
 		w->clu.fwd_token = 0;
-		if (w->clu.fwd_pending) {
-			/* the PUBACK / PUBREC below waits for every destination node */
-			gate_open(c, tok, w->clu.fwd_pending);
-			w->clu.fwd_pending = 0;
-		}
+		w->store_tok = 0;
+		/* the PUBACK / PUBREC below waits for every destination node and
+		 * for every session that stores the message (ARCHITECTURE.md,
+		 * "Persistence") */
+		if (tok)
+			brk_store_gate(c, mark, tok, w->clu.fwd_pending + w->store_tok_remote);
+		w->clu.fwd_pending = 0;
+		w->store_tok_remote = 0;
+		mark = UINT32_MAX; /* gated above */
 		msg_unref(m);
 		if (w->congested) {
 			conn_throttle(c, w->congested);
 			w->congested = NULL;
 		}
 	}
+	if (mark != UINT32_MAX && pb->qos)
+		brk_store_gate(c, mark, 0, 0); /* $SYS: only the QoS 2 id was stored */
 	if (pb->qos == 1)
 		conn_send_ack(c, MQTT_PUBACK, pb->packet_id, 0);
 	else if (pb->qos == 2)

@@ -17,15 +17,17 @@
 #include <string.h>
 
 /* Under retain_lock: topic's message becomes m (a reference, consumed; NULL:
- * removed). m's stamp (ts, origin) is set. */
-static void retain_write(struct broker *b, uint32_t owner, const char *topic, size_t len,
-			 struct brk_msg *m, const struct brk_msg *stamped)
+ * removed). m's stamp (ts, origin) is set. token: a gate of worker `owner`
+ * released once stored (0: none); true if the store took it. */
+static bool retain_write(struct broker *b, uint32_t owner, const char *topic, size_t len,
+			 struct brk_msg *m, const struct brk_msg *stamped, uint64_t token)
 {
 	void *old = NULL;
 	retain_tree_set(b->retained, topic, len, m, &old);
-	brk_store_retain(b, owner, stamped);
+	bool held = brk_store_retain(b, owner, stamped, token);
 	if (old)
 		msg_unref(old);
+	return held;
 }
 
 /* Stamp m (not yet shared with another thread, or under retain_lock). */
@@ -44,8 +46,10 @@ bool brk_retain_store(struct worker *w, struct brk_msg *msg)
 	pthread_mutex_lock(&b->retain_lock);
 	msg_stamp_set(msg, clu_hlc_now(&b->hlc, (uint64_t)clock_wall_ms()), b->cfg->node_name);
 	/* [MQTT-3.3.1-10] an empty payload removes the retained message */
-	retain_write(b, (uint32_t)w->id, msg->topic, msg->topic_len,
-		     msg->payload_len ? msg_ref(msg) : NULL, msg);
+	/* a QoS > 0 publisher's acknowledgement waits for the store too */
+	if (retain_write(b, (uint32_t)w->id, msg->topic, msg->topic_len,
+			 msg->payload_len ? msg_ref(msg) : NULL, msg, w->store_tok))
+		w->store_tok_remote++;
 	pthread_mutex_unlock(&b->retain_lock);
 	/* $-topics ($SYS/brokers/<node>/...) belong to their node */
 	if (!b->clu || msg->topic[0] == '$')
@@ -75,8 +79,22 @@ bool brk_retain_apply(struct broker *b, const struct brk_msg_view *v, bool del,
 	const struct msg_stamp *cs = cur ? cur->stamp : NULL;
 	bool write = newer(ctx, cs ? cs->ts : (struct clu_hlc_ts){ 0, 0 }, cs ? cs->origin : NULL);
 	if (write)
-		retain_write(b, 0, v->topic, v->topic_len, del ? NULL : msg_ref(m), m);
+		retain_write(b, 0, v->topic, v->topic_len, del ? NULL : msg_ref(m), m, 0);
 	pthread_mutex_unlock(&b->retain_lock);
 	msg_unref(m);
 	return write;
+}
+
+void brk_retain_load(struct broker *b, struct brk_msg *m, struct clu_hlc_ts ts, const char *origin)
+{
+	msg_stamp_set(m, ts, origin);
+	pthread_mutex_lock(&b->retain_lock);
+	struct clu_hlc_ts seen;
+	/* the node's clock stays ahead of every stamp it has written */
+	(void)clu_hlc_update(&b->hlc, ts, (uint64_t)clock_wall_ms(), &seen);
+	void *old = NULL;
+	retain_tree_set(b->retained, m->topic, m->topic_len, m, &old);
+	pthread_mutex_unlock(&b->retain_lock);
+	if (old)
+		msg_unref(old);
 }

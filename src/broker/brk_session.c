@@ -250,8 +250,10 @@ void sess_timers(struct worker *w, int64_t now)
 	WK_ASSERT_OWNER(w);
 	struct session *s, *tmp;
 	DL_FOREACH_SAFE2(w->offline, s, tmp, off_next) {
-		if (s->will_at && now >= s->will_at)
+		if (s->will_at && now >= s->will_at) {
 			sess_publish_will(s);
+			brk_store_session_put(s); /* published: not again after a restart */
+		}
 		if (s->expire_at && now >= s->expire_at) {
 			log_info("session expired client_id=%s", s->client_id);
 			sess_end(s, true);
@@ -272,6 +274,7 @@ int sess_rx_pid_add(struct session *s, uint16_t pid)
 		s->rx_pids = hq_realloc(s->rx_pids, s->cap_rx_pids * sizeof(*s->rx_pids));
 	}
 	s->rx_pids[s->n_rx_pids++] = pid;
+	brk_store_rxid(s, pid, true);
 	return HQ_OK;
 }
 
@@ -281,6 +284,7 @@ bool sess_rx_pid_del(struct session *s, uint16_t pid)
 	for (uint32_t i = 0; i < s->n_rx_pids; i++)
 		if (s->rx_pids[i] == pid) {
 			s->rx_pids[i] = s->rx_pids[--s->n_rx_pids];
+			brk_store_rxid(s, pid, false);
 			return true;
 		}
 	return false;

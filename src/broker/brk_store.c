@@ -11,19 +11,36 @@
  *
  * A backend that does not survive a restart (memory) gets no runner:
  * b->store_run stays NULL and every hook returns after one test, so nothing
- * is built on the hot path. Persisted today: retained messages (every write,
- * this node's and the cluster's), persistent sessions' headers and
- * subscriptions. Messages, queue
- * entries and QoS 2 ids (and the PUBACK/PUBREC gate) come with issue 9.
+ * is built on the hot path. Persisted: retained messages (every write, this
+ * node's and the cluster's), persistent sessions' headers, subscriptions,
+ * QoS >= 1 queue entries with their messages (one stored copy per message,
+ * put again in every batch that references it: a batch never depends on
+ * another worker's), and incoming QoS 2 ids.
+ *
+ * Gates: a request's response waits for what the request stored
+ * (brk_store_gate: its worker's batch holds the token) and for the
+ * deliveries it posted to other workers (their batches hold the token,
+ * encoded with the publisher's worker id: brk_store_tok_remote; the
+ * completion posts it back, brk_store_ack).
  */
 #include "broker/brk_int.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "store/store.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* A message id already put in the worker's current batch. */
+struct store_seen {
+	uint64_t id;
+	UT_hash_handle hh;
+};
+
+#define TOK_WORKER_SHIFT 56
+#define TOK_MASK ((UINT64_C(1) << TOK_WORKER_SHIFT) - 1)
 
 #define BYTES(p, n) ((struct store_bytes){ (const uint8_t *)(p), (uint32_t)(n) })
 
@@ -37,12 +54,15 @@ static void store_done_post(void *arg, struct store_batch *sb)
 
 int brk_store_open(struct broker *b, char *err, size_t errlen)
 {
-	int rc = store_open_backend(b->cfg, &b->store, err, errlen);
-	if (rc != HQ_OK || !b->store->ops->durable)
-		return rc;
-	/* issue 9: rebuild sessions and retained messages from
-	 * b->store->ops->load here, before any worker runs */
-	rc = store_runner_start(b->store, store_done_post, b, &b->store_run);
+	return store_open_backend(b->cfg, &b->store, err, errlen);
+}
+
+/* After the load (brk_store_load.c): the store thread. */
+int brk_store_start(struct broker *b, char *err, size_t errlen)
+{
+	if (!b->store->ops->durable)
+		return HQ_OK;
+	int rc = store_runner_start(b->store, store_done_post, b, &b->store_run);
 	if (rc != HQ_OK)
 		snprintf(err, errlen, "store %s: cannot start its thread", b->store->ops->name);
 	return rc;
@@ -70,6 +90,15 @@ static struct store_batch *batch(struct worker *w)
 	return w->store_batch;
 }
 
+static void seen_clear(struct worker *w)
+{
+	struct store_seen *e, *tmp;
+	HASH_ITER(hh, w->store_msgs, e, tmp) {
+		HASH_DEL(w->store_msgs, e);
+		hq_free(e);
+	}
+}
+
 void brk_store_flush(struct worker *w)
 {
 	WK_ASSERT_OWNER(w);
@@ -77,6 +106,7 @@ void brk_store_flush(struct worker *w)
 	if (!sb)
 		return;
 	w->store_batch = NULL;
+	seen_clear(w);
 	if (!w->b->store_run) { /* stopping: nothing takes it any more */
 		store_batch_free(sb);
 		return;
@@ -90,15 +120,54 @@ void brk_store_hold(struct worker *w, uint64_t token)
 	store_batch_add_token(batch(w), token);
 }
 
+uint32_t brk_store_mark(const struct worker *w)
+{
+	return w->store_batch ? w->store_batch->n_ev : 0;
+}
+
+uint64_t brk_store_tok_remote(int wid, uint64_t token)
+{
+	assert(token <= TOK_MASK);
+	return ((uint64_t)(wid + 1) << TOK_WORKER_SHIFT) | token;
+}
+
+void brk_store_ack(struct worker *w, uint64_t remote_token, bool failed)
+{
+	WK_ASSERT_OWNER(w);
+	int wid = (int)(remote_token >> TOK_WORKER_SHIFT) - 1;
+	uint64_t token = remote_token & TOK_MASK;
+	if (wid < 0 || wid == w->id) {
+		if (failed)
+			gate_fail(w, token, "store write failed");
+		else
+			gate_release(w, token);
+		return;
+	}
+	struct wq_entry e = { .kind = WQ_GATE_RELEASE, .options = failed };
+	e.u.token = token;
+	wk_post(w, &w->b->workers[wid], &e);
+}
+
+bool brk_store_gate(struct conn *c, uint32_t mark, uint64_t tok, uint32_t pending)
+{
+	struct worker *w = c->w;
+	WK_ASSERT_OWNER(w);
+	bool local = brk_store_mark(w) != mark;
+	if (!local && !pending)
+		return false;
+	if (!tok)
+		tok = gate_token_new(w);
+	if (local)
+		brk_store_hold(w, tok);
+	gate_open(c, tok, pending + local);
+	return true;
+}
+
 void brk_store_done(struct worker *w, struct store_batch *sb)
 {
 	WK_ASSERT_OWNER(w);
-	for (uint32_t i = 0; i < sb->n_tokens; i++) {
-		if (sb->status == HQ_OK)
-			gate_release(w, sb->tokens[i]);
-		else
-			gate_fail(w, sb->tokens[i], "store write failed");
-	}
+	for (uint32_t i = 0; i < sb->n_tokens; i++)
+		brk_store_ack(w, sb->tokens[i], sb->status != HQ_OK);
 	if (sb->status != HQ_OK)
 		log_warning("store: %u changes of worker %d not stored: %s", sb->n_ev, w->id,
 			    hq_strerror(sb->status));
@@ -141,17 +210,20 @@ static void msg_to_store(int64_t now_mono, const struct brk_msg *m, struct store
 /* Retained writes come from the workers and the cluster thread: each is its
  * own batch, submitted under retain_lock by the one writer (brk_retain.c),
  * so the store applies them in the order the retained tree saw them. */
-void brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m)
+bool brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m, uint64_t token)
 {
 	/* any thread (workers, the cluster thread): serialised by retain_lock */
 	/* $-topics ($SYS/brokers/<node>/...) are the node's live state */
 	if (!b->store_run || m->topic[0] == '$')
-		return;
+		return false;
 	struct store_ev e = { .kind = m->payload_len ? STORE_EV_RETAIN_PUT : STORE_EV_RETAIN_DEL };
 	msg_to_store(clock_mono_ms(), m, &e.u.msg);
 	struct store_batch *sb = store_batch_new(owner);
 	store_batch_add(sb, &e);
+	if (token)
+		store_batch_add_token(sb, token);
 	store_runner_submit(b->store_run, sb);
+	return token != 0;
 }
 
 static struct store_ev sess_ev(const struct session *s, uint8_t kind)
@@ -168,6 +240,21 @@ static void sub_put(struct worker *w, const struct session *s, const struct sess
 	store_batch_add(batch(w), &e);
 }
 
+static void qent_put_any(struct session *s, struct deliv *d);
+
+static void store_contents(struct worker *w, struct session *s)
+{
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp)
+		sub_put(w, s, sub);
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		qent_put_any(s, &s->inflight[i]);
+	for (uint32_t i = 0; i < s->queue.len; i++)
+		qent_put_any(s, dq_at(&s->queue, i));
+	for (uint32_t i = 0; i < s->n_rx_pids; i++)
+		brk_store_rxid(s, s->rx_pids[i], true);
+}
+
 void brk_store_session_put(struct session *s)
 {
 	WK_ASSERT_OWNER(s->w);
@@ -180,6 +267,8 @@ void brk_store_session_put(struct session *s)
 		return;
 	}
 	struct store_ev e = sess_ev(s, STORE_EV_SESSION_PUT);
+	const char *node = w->b->cfg->node_name;
+	e.u.sess.owner = BYTES(node, strlen(node));
 	e.u.sess.expiry = s->expiry;
 	e.u.sess.expire_at = to_wall(w, s->expire_at);
 	e.u.sess.will_at = to_wall(w, s->will_at);
@@ -191,11 +280,11 @@ void brk_store_session_put(struct session *s)
 	}
 	store_batch_add(batch(w), &e);
 	if (!s->stored) {
-		/* first time in the store: what it already holds goes along */
+		/* first time in the store: what it already holds goes along (a
+		 * session handed over by another node, or one that just became
+		 * persistent) */
 		s->stored = true;
-		struct sess_sub *sub, *tmp;
-		HASH_ITER(hh, s->subs, sub, tmp)
-			sub_put(w, s, sub);
+		store_contents(w, s);
 	}
 }
 
@@ -225,5 +314,124 @@ void brk_store_sub_delete(struct session *s, const char *filter)
 		return;
 	struct store_ev e = sess_ev(s, STORE_EV_SUB_DEL);
 	e.u.sub.filter = BYTES(filter, strlen(filter));
+	store_batch_add(batch(s->w), &e);
+}
+
+/* ---- queue entries, QoS 2 ids ---- */
+
+bool brk_store_persisting(const struct session *s)
+{
+	return s->stored && s->w->b->store_run && !s->remote;
+}
+
+/* The id of m's one stored copy: given once, by whichever worker asks first. */
+static uint64_t msg_store_id(struct broker *b, struct brk_msg *m)
+{
+	uint64_t id = atomic_load_explicit(&m->store_id, memory_order_acquire);
+	if (id)
+		return id;
+	uint64_t mine = atomic_fetch_add_explicit(&b->next_msg_id, 1, memory_order_relaxed);
+	if (atomic_compare_exchange_strong_explicit(&m->store_id, &id, mine, memory_order_acq_rel,
+						    memory_order_acquire))
+		return mine;
+	return id; /* another worker's, taken meanwhile */
+}
+
+/* MSG_PUT of m into w's batch unless this batch has it already. */
+static uint64_t msg_put(struct worker *w, struct brk_msg *m)
+{
+	uint64_t id = msg_store_id(w->b, m);
+	struct store_seen *e;
+	HASH_FIND(hh, w->store_msgs, &id, sizeof(id), e);
+	if (e)
+		return id;
+	e = hq_malloc(sizeof(*e));
+	e->id = id;
+	HASH_ADD(hh, w->store_msgs, id, sizeof(e->id), e);
+	struct store_ev ev = { .kind = STORE_EV_MSG_PUT };
+	msg_to_store(ev_now_ms(w->loop), m, &ev.u.msg);
+	ev.u.msg.id = id;
+	store_batch_add(batch(w), &ev);
+	return id;
+}
+
+static void qent_state(const struct deliv *d, struct store_qent *q)
+{
+	q->seq = d->seq;
+	q->qos = d->qos;
+	q->pid = d->pid;
+	q->flags = (d->flags & DV_RETAIN) ? STORE_QF_RETAIN : 0;
+	if (d->flags & DV_PUBREL) {
+		q->state = STORE_Q_PUBREL;
+	} else if (d->pid) {
+		q->state = STORE_Q_INFLIGHT;
+		q->flags |= STORE_QF_SENT; /* sent (or being sent): a resend carries DUP */
+	} else {
+		q->state = STORE_Q_QUEUED;
+	}
+}
+
+void brk_store_qent_put(struct session *s, struct deliv *d)
+{
+	WK_ASSERT_OWNER(s->w);
+	if (!d->qos || !d->msg || d->seq || !brk_store_persisting(s))
+		return;
+	struct worker *w = s->w;
+	struct store_ev e = sess_ev(s, STORE_EV_QENT_PUT);
+	e.u.qent.msg_id = msg_put(w, d->msg);
+	d->seq = ++s->store_seq;
+	qent_state(d, &e.u.qent);
+	e.u.qent.sub_ids = d->n_sub_ids ? BYTES(deliv_sub_ids(d), d->n_sub_ids * sizeof(uint32_t))
+					: BYTES(NULL, 0);
+	if (d->share_group)
+		e.u.qent.share_group = BYTES(d->share_group, strlen(d->share_group));
+	store_batch_add(batch(w), &e);
+}
+
+void brk_store_qent_update(struct session *s, const struct deliv *d)
+{
+	WK_ASSERT_OWNER(s->w);
+	if (!d->seq || !brk_store_persisting(s))
+		return;
+	struct store_ev e = sess_ev(s, STORE_EV_QENT_UPDATE);
+	qent_state(d, &e.u.qent);
+	store_batch_add(batch(s->w), &e);
+}
+
+void brk_store_qent_del(struct session *s, struct deliv *d)
+{
+	WK_ASSERT_OWNER(s->w);
+	uint64_t seq = d->seq;
+	d->seq = 0;
+	if (!seq || !brk_store_persisting(s))
+		return;
+	struct store_ev e = sess_ev(s, STORE_EV_QENT_DEL);
+	e.u.qent.seq = seq;
+	store_batch_add(batch(s->w), &e);
+}
+
+void brk_store_rxid(struct session *s, uint16_t pid, bool add)
+{
+	WK_ASSERT_OWNER(s->w);
+	if (!brk_store_persisting(s))
+		return;
+	struct store_ev e = sess_ev(s, add ? STORE_EV_RXID_ADD : STORE_EV_RXID_DEL);
+	e.u.pid = pid;
+	store_batch_add(batch(s->w), &e);
+}
+
+/* An entry the store has not seen, whatever its state (store_contents). */
+static void qent_put_any(struct session *s, struct deliv *d)
+{
+	d->seq = 0;
+	if (d->msg) {
+		brk_store_qent_put(s, d);
+		return;
+	}
+	if (!(d->flags & DV_PUBREL) || !brk_store_persisting(s))
+		return;
+	struct store_ev e = sess_ev(s, STORE_EV_QENT_PUT);
+	d->seq = ++s->store_seq;
+	qent_state(d, &e.u.qent);
 	store_batch_add(batch(s->w), &e);
 }

@@ -64,6 +64,7 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 	struct hq_config *cfg = w->b->cfg;
 	bool v5 = c->version == MQTT_V5;
 	uint32_t sub_id = 0;
+	uint32_t mark = brk_store_mark(w); /* SUBACK waits for the stored subscriptions */
 
 	if (v5 && (sb->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))) {
 		if (sb->props.n_sub_ids > 1) {
@@ -154,6 +155,7 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 	wk_flush_outboxes(w);
 	if (i)
 		brk_cluster_barrier(c);
+	brk_store_gate(c, mark, 0, 0);
 	struct mqtt_packet ack = { .type = MQTT_SUBACK };
 	ack.u.suback.packet_id = sb->packet_id;
 	ack.u.suback.codes = codes;
@@ -179,6 +181,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 	struct session *s = c->sess;
 	uint8_t *codes = hq_malloc(ub->count);
 	uint32_t cursor = 0, i = 0;
+	uint32_t mark = brk_store_mark(c->w);
 	struct mqtt_str f;
 	while (mqtt_unsub_next(ub, &cursor, &f)) {
 		struct sess_sub *sub;
@@ -197,6 +200,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 		codes[i++] = MQTT_RC_SUCCESS;
 	}
 	wk_flush_outboxes(c->w); /* route removals reach every worker before UNSUBACK */
+	brk_store_gate(c, mark, 0, 0);
 	/* [MQTT-3.10.4-4] [MQTT-3.10.4-5] UNSUBACK even when nothing matched */
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
 	ack.u.suback.packet_id = ub->packet_id;

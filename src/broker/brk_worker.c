@@ -24,11 +24,15 @@
 
 _Thread_local struct worker *wk_cur;
 
-/* Shutdown only (broker_shutdown, broker_free): every worker thread has
+/* Start-up load and shutdown only (brk_store_load, broker_shutdown,
+ * broker_free): no worker thread runs (yet, or any more), and the main
+ * thread does worker w's work as w itself, so
+ * the ownership checks (WK_ASSERT_OWNER) hold as they do on a worker.
+ * Shutdown: every worker thread has
  * ended, and the main thread does worker w's remaining work as w itself, so
  * the ownership checks (WK_ASSERT_OWNER) hold as they do on a worker. NULL:
  * back to a thread that owns nothing. */
-static void wk_act_as(struct worker *w)
+void wk_act_as(struct worker *w)
 {
 	wk_cur = w;
 }
@@ -66,7 +70,7 @@ void wq_entry_release(struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:
-		sess_deliver_posted(e->sess, &e->u.d, false);
+		sess_deliver_posted(e->sess, &e->u.d, false, e->ack_token);
 		break;
 	case WQ_ROUTE_ADD:
 	case WQ_ROUTE_DEL:
@@ -102,7 +106,7 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 {
 	switch (e->kind) {
 	case WQ_DELIVER:
-		sess_deliver_posted(e->sess, &e->u.d, true);
+		sess_deliver_posted(e->sess, &e->u.d, true, e->ack_token);
 		break;
 	case WQ_ROUTE_ADD:
 	case WQ_ROUTE_DEL:
@@ -127,7 +131,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		brk_route_forwarded(w, &e->u.fwd);
 		break;
 	case WQ_GATE_RELEASE:
-		if (!gate_release(w, e->u.token))
+		if (e->options) /* a delivery this gate waited for was not stored */
+			gate_fail(w, e->u.token, "store write failed");
+		else if (!gate_release(w, e->u.token))
 			brk_cluster_wait_release(w, e->u.token);
 		break;
 	case WQ_TAKEOVER_IMPORT:
@@ -478,6 +484,9 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->clu = clu_node_new(b, err, errlen);
 	if (!b->clu && err[0])
 		goto fail;
+	/* after the cluster node: loaded subscriptions become cluster routes */
+	if (brk_store_load(b, err, errlen) != HQ_OK)
+		goto fail;
 	return b;
 fail:
 	broker_free(b);
@@ -647,6 +656,9 @@ void broker_free(struct broker *b)
 		clu_node_free(b->clu);
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
+	for (uint32_t i = 0; i < b->n_origins; i++)
+		hq_free(b->origins[i]);
+	hq_free(b->origins);
 	hq_free(b->workers);
 	pthread_mutex_destroy(&b->reg_lock);
 	pthread_mutex_destroy(&b->retain_lock);
