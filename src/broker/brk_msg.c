@@ -23,6 +23,7 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 	m->props_len = (uint32_t)props_len;
 	m->payload_len = (uint32_t)payload_len;
 	m->origin_sid = 0;
+	atomic_init(&m->store_id, 0);
 	m->pub_hash = 0;
 	m->stamp = NULL;
 	m->topic = (char *)m->data;
