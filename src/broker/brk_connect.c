@@ -166,6 +166,12 @@ void brk_adopt(struct worker *w, struct conn *c, struct session *s)
 		 * closes it: the new connection starts a fresh session */
 		sess_kill(s, MQTT_RC_SESSION_TAKEN_OVER);
 	}
+	if (!s->ended && !s->conn && s->expire_at && ev_now_ms(w->loop) >= s->expire_at) {
+		/* expired, and the timer has not run yet (a restart that loaded
+		 * it from the store, or within a tick): it is over */
+		log_info("session expired client_id=%s", s->client_id);
+		sess_end(s, true);
+	}
 	if (s->ended) {
 		/* ended while c was in transit (a clean start won the race) or
 		 * just above: register again from here */
