@@ -1,6 +1,6 @@
 /*
  * test_store.c - the store interface (src/store/store.h), run against every
- * backend in `backends` below (today: memory; issue 9 adds local and redis).
+ * backend in `backends` below (memory, local; issue 9 adds redis).
  *
  * What a backend must do: every event kind round-trips through apply + load;
  * one stored copy of a message however many queue entries reference it, gone
@@ -27,6 +27,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store_test.h"
 
 #define B(s) ((struct store_bytes){ (const uint8_t *)(s), (uint32_t)strlen(s) })
 
@@ -35,17 +36,35 @@
 struct backend {
 	const char *name;
 	struct store *(*open)(void);
+	void (*cleanup)(void);    /* after store_free; NULL = nothing to do */
 };
 
+/* local: a fresh data dir per test, removed after it */
+static struct lmdb_tmp lmdb_dir;
+
+static struct store *open_lmdb(void)
+{
+	lmdb_tmp_init(&lmdb_dir, 64ull << 20, false);
+	return lmdb_tmp_open(&lmdb_dir);
+}
+
+static void cleanup_lmdb(void)
+{
+	lmdb_tmp_remove(&lmdb_dir);
+}
+
 static const struct backend backends[] = {
-	{ "memory", store_mem_new },
+	{ "memory", store_mem_new, NULL },
+	{ "local", open_lmdb, cleanup_lmdb },
 };
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
+static const struct backend *cur_backend; /* the one the running test uses */
+
 static int setup(void **state)
 {
-	const struct backend *be = *state;
-	struct store *st = be->open();
+	cur_backend = *state;
+	struct store *st = cur_backend->open();
 	assert_non_null(st);
 	*state = st;
 	return 0;
@@ -54,6 +73,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	store_free(*state);
+	if (cur_backend->cleanup)
+		cur_backend->cleanup();
 	return 0;
 }
 
