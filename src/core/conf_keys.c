@@ -180,7 +180,7 @@ const struct conf_key conf_keys[] = {
 	  LF(enabled), .max = 1, .def = "true",
 	  .doc = "false keeps the listener configured but closed" },
 
-	K_ENUM("session.store", session_store, store_names, "memory",
+	K_ENUM("session.store", session_store, store_names, "local",
 	       "where persistent sessions live: memory | local (data_dir) | redis"),
 	K_BOOL("session.local.fsync", session_local_fsync, "false",
 	       "local store: fsync every group commit (survives power loss) instead of leaving "

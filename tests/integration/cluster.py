@@ -38,7 +38,7 @@ import sys
 import time
 
 from conftest import (SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path,
-                      pid_listens_on, port_race, wait_until, workers_count)
+                      pid_listens_on, port_race, store_kind, wait_until, workers_count)
 from mqttraw import T, RawClient
 import netns as nsmod
 
@@ -159,6 +159,7 @@ class ClusterNode:
             ("listeners.tcp.default.bind", "%s:%d" % (self.host, self.port)),
             ("dashboard.listeners.http.bind", "%s:%d" % (self.host, self.http_port)),
             ("log.level", "debug"),
+            ("session.store", store_kind()),
         ]
         out = [(k, v) for k, v in items if k not in self.overrides]
         out += list(self.overrides.items())

@@ -19,7 +19,8 @@ Fixtures:
 
 Environment: HAMQTT_BUILD (directory holding hamqttd; default build/),
 HAMQTT_TEST_TIMEOUT_MULT (default 1) multiplies every timeout,
-HAMQTT_TEST_WORKERS (default 2) is node.workers of every broker and cluster
+HAMQTT_TEST_STORE (default local) is session.store of every broker that
+does not set it, HAMQTT_TEST_WORKERS (default 2) is node.workers of every broker and cluster
 node the suite starts (`make test` also runs the suite with 1 and with 4, so
 that single-worker and many-worker paths are exercised), CI (=true: a test
 that would be skipped for want of haproxy, root or network namespaces fails
@@ -65,6 +66,12 @@ def workers_count():
     if n < 1:
         raise ValueError("HAMQTT_TEST_WORKERS must be >= 1, not %r" % v)
     return n
+
+
+def store_kind():
+    """session.store of every broker the suite starts unless a test sets it:
+    HAMQTT_TEST_STORE (default local, the shipped default)."""
+    return os.environ.get("HAMQTT_TEST_STORE", "local")
 
 
 def under_ci():
@@ -244,6 +251,7 @@ class Broker:
             ("dashboard.listeners.http.bind", "127.0.0.1:%d" % self.http_port),
             ("cluster.port", self.cluster_port),
             ("log.level", "debug"),
+            ("session.store", store_kind()),
         ]
         lines = ["# written by tests/integration/conftest.py"]
         for k, v in defaults:

@@ -112,7 +112,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c->listeners[0].bind, "0.0.0.0:1883");
 	assert_false(c->listeners[0].proxy_protocol);
 	assert_true(c->listeners[0].enabled);
-	assert_int_equal(c->session_store, CONF_STORE_MEMORY);
+	assert_int_equal(c->session_store, CONF_STORE_LOCAL);
 	assert_string_equal(c->session_redis_server, "127.0.0.1:6379");
 	assert_string_equal(c->dashboard_bind, "0.0.0.0:18083");
 	assert_int_equal(c->log_level, LOG_INFO);
@@ -331,10 +331,10 @@ static void test_enums(void **state)
 	assert_int_equal(c->log_level, LOG_WARNING);
 	assert_int_equal(c->log_format, LOG_FMT_JSON);
 	assert_int_equal(c->shared_strategy, CONF_SHARED_HASH_CLIENTID);
-	load_ok(c, "log.level = none\nsession.store = local\ncluster.discovery_strategy = static\n"
+	load_ok(c, "log.level = none\nsession.store = memory\ncluster.discovery_strategy = static\n"
 		   "mqtt.shared_subscription_strategy = random\n");
 	assert_int_equal(c->log_level, LOG_NONE);
-	assert_int_equal(c->session_store, CONF_STORE_LOCAL);
+	assert_int_equal(c->session_store, CONF_STORE_MEMORY);
 	assert_int_equal(c->cluster_discovery, CONF_DISC_STATIC);
 	assert_int_equal(c->shared_strategy, CONF_SHARED_RANDOM);
 	load_err(c, "t.conf", "session.store = disk\n",
