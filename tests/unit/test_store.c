@@ -24,9 +24,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/conf.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "store/store.h"
+
+#include "redis_fixture.inc"
 
 #define B(s) ((struct store_bytes){ (const uint8_t *)(s), (uint32_t)strlen(s) })
 
@@ -35,10 +38,29 @@
 struct backend {
 	const char *name;
 	struct store *(*open)(void);
+	bool needs_redis;         /* skipped (failed when CI=true) without redis-server */
 };
 
+/* One redis-server for the whole run, emptied before each test. */
+static struct store *redis_open(void)
+{
+	static struct rfx_proc srv;
+	if (!srv.pid && !rfx_start_server(&srv, 0))
+		return NULL;
+	redisReply *r = rfx_cmd(srv.port, "FLUSHALL");
+	if (!r)
+		return NULL;
+	freeReplyObject(r);
+	struct hq_config cfg;
+	rfx_config(&cfg, "n1@127.0.0.1", srv.port, NULL);
+	struct store *st;
+	char err[256];
+	return store_redis_open(&cfg, &st, err, sizeof(err)) == HQ_OK ? st : NULL;
+}
+
 static const struct backend backends[] = {
-	{ "memory", store_mem_new },
+	{ "memory", store_mem_new, false },
+	{ "redis", redis_open, true },
 };
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
@@ -646,6 +668,10 @@ int main(void)
 	int failed = 0;
 	for (size_t i = 0; i < N_BACKENDS; i++) {
 		void *be = (void *)&backends[i];
+		if (backends[i].needs_redis && !rfx_available()) {
+			failed += rfx_missing("store[redis]");
+			continue;
+		}
 #define T(f) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, be)
 		const struct CMUnitTest tests[] = {
 			T(test_empty_load),
