@@ -9,8 +9,10 @@
  * put/overwrite/delete; a batch is all or nothing. The runner applies
  * batches in submission order and completes each exactly once with its
  * status and gate tokens; a failing backend (the `failing` wrapper: a test
- * double around the backend under test, for error paths only) is reported
- * as failed batches and an unhealthy runner, which heals on the next success.
+ * double around the backend under test, for error paths only) is retried
+ * while its errors are transient (HQ_EIO: nothing lost, order kept, the
+ * runner unhealthy meanwhile), its batches fail on a permanent error, and a
+ * stop with a dead backend returns within bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -692,6 +694,8 @@ int main(void)
 			T(test_runner_tokens_and_status),
 			T(test_runner_apply_failure),
 			T(test_runner_sync_failure),
+			T(test_runner_transient_retried),
+			T(test_runner_stop_dead_backend),
 			T(test_runner_stop_drains),
 		};
 #undef T
