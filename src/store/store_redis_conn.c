@@ -227,7 +227,7 @@ static int connect_master(struct rconn *rc, char *why, size_t wlen)
 			freeReplyObject(r);
 	}
 	if (!ok) {
-		snprintf(why, wlen, "%s:%d: %s", rc->host, rc->port, w);
+		snprintf(why, wlen, "%.100s:%d: %.190s", rc->host, rc->port, w);
 		redisFree(c);
 		return HQ_EIO;
 	}
