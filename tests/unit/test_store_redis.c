@@ -365,6 +365,47 @@ static void test_open_down_load_waits(void **state)
 	rfx_kill(&srv);
 }
 
+static int apply_until_ok(struct store *st, const char *v)
+{
+	int rc = HQ_EIO;
+	for (int i = 0; i < 100 && rc == HQ_EIO; i++) { /* the backoff is at most 2 s */
+		rc = APPLY(st, ev_retain("r", v));
+		if (rc == HQ_EIO)
+			usleep(50 * 1000);
+	}
+	return rc;
+}
+
+/* A server that is (or becomes) a replica is not written to: the connect
+ * checks ROLE, and a READONLY reply drops the connection; both HQ_EIO,
+ * and writes resume once it is a master again. */
+static void test_replica_refused(void **state)
+{
+	(void)state;
+	struct rfx_proc m = { 0 }, rep = { 0 };
+	assert_true(rfx_start_server(&m, 0));
+	assert_true(rfx_start_server(&rep, m.port));
+	struct store *st = open_node(NODE_A, rep.port, NULL);
+	assert_int_equal(APPLY(st, ev_retain("r", "1")), HQ_EIO);
+	assert_non_null(strstr(st->ops->describe(st), "not a master"));
+	redisReply *r = rfx_cmd(rep.port, "REPLICAOF NO ONE");
+	assert_non_null(r);
+	freeReplyObject(r);
+	assert_int_equal(apply_until_ok(st, "2"), HQ_OK);
+	/* demoted under our feet: READONLY */
+	r = rfx_cmd(rep.port, "REPLICAOF 127.0.0.1 %d", m.port);
+	assert_non_null(r);
+	freeReplyObject(r);
+	assert_int_equal(APPLY(st, ev_retain("r", "3")), HQ_EIO);
+	assert_non_null(strstr(st->ops->describe(st), "READONLY"));
+	r = rfx_cmd(rep.port, "REPLICAOF NO ONE");
+	freeReplyObject(r);
+	assert_int_equal(apply_until_ok(st, "4"), HQ_OK);
+	store_free(st);
+	rfx_kill(&rep);
+	rfx_kill(&m);
+}
+
 /* ---- Sentinel ---- */
 
 static bool replica_synced(int port)
@@ -496,6 +537,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throughput, setup_shared, teardown_shared),
 		cmocka_unit_test(test_redis_killed_and_back),
 		cmocka_unit_test(test_open_down_load_waits),
+		cmocka_unit_test(test_replica_refused),
 		cmocka_unit_test(test_sentinel_failover),
 	};
 	return cmocka_run_group_tests_name("store_redis", tests, NULL, NULL);
