@@ -33,8 +33,9 @@
 static void set_desc(struct rconn *rc, const char *why)
 {
 	pthread_mutex_lock(&rc->desc_lock);
-	int n = snprintf(rc->desc, sizeof(rc->desc), "redis %s:%d db %d", rc->host[0] ? rc->host : "?",
-			 rc->port, rc->db);
+	int n = rc->host[0] ? snprintf(rc->desc, sizeof(rc->desc), "redis %s:%d db %d", rc->host, rc->port,
+				       rc->db)
+			    : snprintf(rc->desc, sizeof(rc->desc), "redis (master not found yet) db %d", rc->db);
 	if (n > 0 && (size_t)n < sizeof(rc->desc) && rc->n_sentinels)
 		n += snprintf(rc->desc + n, sizeof(rc->desc) - (size_t)n, " (via sentinel %s)",
 			      rc->master_name);
