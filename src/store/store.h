@@ -235,5 +235,8 @@ void store_runner_stop(struct store_runner *r);
 bool store_runner_healthy(const struct store_runner *r);
 /* Batches completed so far, failed ones included. Any thread. */
 uint64_t store_runner_completed(const struct store_runner *r);
+/* Transient failures retried so far, and batches completed failed (a
+ * permanent error, or given up at stop). Any thread. */
+void store_runner_stats(const struct store_runner *r, uint64_t *retries, uint64_t *failed);
 
 #endif

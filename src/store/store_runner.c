@@ -4,18 +4,32 @@
  *
  * Producers (workers) append to a FIFO under one mutex and signal a condition
  * variable. The thread takes the whole FIFO at once (a group), applies every
- * batch in order, makes the group durable with one ops->sync (group commit),
- * then calls done() for each batch in the same order. A failed sync fails
- * every batch of the group that had been applied: none of them may be
- * acknowledged. Stopping applies and completes everything already submitted.
+ * batch in order, makes what it applied durable with one ops->sync (group
+ * commit), then calls done() for each batch in the same order. A failed sync
+ * fails every batch it covered: none of them may be acknowledged.
+ *
+ * Transient errors (HQ_EIO from apply or sync: backend down, connection
+ * lost) do not fail batches: the runner completes what it applied before,
+ * marks itself unhealthy and retries the same batch with a backoff of 100 ms
+ * doubling to 2 s, holding every later batch behind it (order is kept,
+ * nothing is lost, nothing is acknowledged meanwhile). Any other error fails
+ * that batch only. Stopping applies and completes everything submitted; if
+ * the backend still fails STOP_GRACE_MS after the stop request, the rest
+ * completes failed (HQ_EIO) so that a stop never hangs.
  */
 #include "store/store.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+#define STOP_GRACE_MS 5000
 
 struct store_runner {
 	struct store *st;             /* borrowed */
@@ -23,11 +37,13 @@ struct store_runner {
 	void *arg;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;              /* CLOCK_MONOTONIC, for the backoff waits */
 	struct store_batch *head, *tail;  /* under lock */
 	bool stopping;                    /* under lock */
+	int64_t stop_at;                  /* under lock: monotonic ms of the stop request */
+	bool gave_up;                     /* runner thread: stopping, and the grace is over */
 	atomic_bool healthy;
-	_Atomic uint64_t completed;
+	_Atomic uint64_t completed, retries, failed;
 };
 
 static void set_health(struct store_runner *r, bool ok, int rc)
@@ -40,44 +56,117 @@ static void set_health(struct store_runner *r, bool ok, int rc)
 		log_notice("store %s: writes succeed again", r->st->ops->name);
 }
 
-static void run_group(struct store_runner *r, struct store_batch *group)
+/* Wait ms, or less when a stop's grace ends first. */
+static void backoff_wait(struct store_runner *r, int ms)
+{
+	int64_t until = clock_mono_ms() + ms;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		int64_t end = until;
+		if (r->stopping && r->stop_at + STOP_GRACE_MS < end)
+			end = r->stop_at + STOP_GRACE_MS;
+		if (clock_mono_ms() >= end)
+			break;
+		struct timespec ts = { .tv_sec = end / 1000, .tv_nsec = (end % 1000) * 1000000 };
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts); /* a submit or stop wakes it early */
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool grace_over(struct store_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool over = r->stopping && clock_mono_ms() >= r->stop_at + STOP_GRACE_MS;
+	pthread_mutex_unlock(&r->lock);
+	return over;
+}
+
+/* apply(b) (or sync when b is NULL) until it is not transient; first_rc is
+ * the first attempt's result. HQ_EIO once the stop grace is over. */
+static int retry(struct store_runner *r, struct store_batch *b, int first_rc)
 {
 	const struct store_ops *ops = r->st->ops;
-	int last_err = HQ_OK;
-	bool any_ok = false;
-	for (struct store_batch *b = group; b; b = b->next) {
-		b->status = ops->apply(r->st, b);
-		if (b->status == HQ_OK)
-			any_ok = true;
-		else
-			last_err = b->status;
+	int rc = first_rc, backoff = RETRY_MIN_MS;
+	while (rc == HQ_EIO && !r->gave_up) {
+		set_health(r, false, rc);
+		if (grace_over(r)) {
+			r->gave_up = true;
+			log_error("store %s: still failing %d s after the stop request: what is left "
+				  "completes failed", ops->name, STOP_GRACE_MS / 1000);
+			break;
+		}
+		atomic_fetch_add_explicit(&r->retries, 1, memory_order_relaxed);
+		backoff_wait(r, backoff);
+		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+		rc = b ? ops->apply(r->st, b) : ops->sync(r->st);
 	}
+	return rc;
+}
+
+/* Make the applied batches of *pend durable, then complete them in order. */
+static void finish(struct store_runner *r, struct store_batch **pend)
+{
+	const struct store_ops *ops = r->st->ops;
+	bool any_ok = false;
+	for (struct store_batch *b = *pend; b; b = b->next)
+		any_ok |= b->status == HQ_OK;
+	int last_err = HQ_OK;
 	if (any_ok && ops->sync) {
-		int rc = ops->sync(r->st);
-		if (rc != HQ_OK) {
-			last_err = rc;
-			for (struct store_batch *b = group; b; b = b->next)
+		int rc = r->gave_up ? HQ_EIO : ops->sync(r->st);
+		if (rc == HQ_EIO)
+			rc = retry(r, NULL, rc);
+		if (rc != HQ_OK)
+			for (struct store_batch *b = *pend; b; b = b->next)
 				if (b->status == HQ_OK)
 					b->status = rc;
-		}
 	}
-	/* the flag reflects the group's end state: a later success heals it */
+	/* the flag reflects the end state: a later success heals it */
 	bool ok = true;
 	unsigned failed = 0;
-	for (struct store_batch *b = group; b; b = b->next) {
+	for (struct store_batch *b = *pend; b; b = b->next) {
 		ok = b->status == HQ_OK;
-		failed += !ok;
+		if (!ok) {
+			failed++;
+			last_err = b->status;
+		}
 	}
+	if (!*pend)
+		return;
 	if (failed && ok)
 		log_warning("store %s: %u batches failed (%s)", ops->name, failed, hq_strerror(last_err));
 	set_health(r, ok, last_err);
-	while (group) {
-		struct store_batch *next = group->next;
-		group->next = NULL;
+	atomic_fetch_add_explicit(&r->failed, failed, memory_order_relaxed);
+	struct store_batch *b = *pend;
+	*pend = NULL;
+	while (b) {
+		struct store_batch *next = b->next;
+		b->next = NULL;
 		atomic_fetch_add_explicit(&r->completed, 1, memory_order_relaxed);
-		r->done(r->arg, group);   /* ownership passes on */
-		group = next;
+		r->done(r->arg, b);   /* ownership passes on */
+		b = next;
 	}
+}
+
+static void run_group(struct store_runner *r, struct store_batch *group)
+{
+	const struct store_ops *ops = r->st->ops;
+	struct store_batch *pend = NULL, **tail = &pend; /* applied, not yet synced */
+	while (group) {
+		struct store_batch *b = group;
+		group = b->next;
+		b->next = NULL;
+		int rc = r->gave_up ? HQ_EIO : ops->apply(r->st, b);
+		if (rc == HQ_EIO && !r->gave_up) {
+			/* what was applied before need not wait for the backend's return */
+			finish(r, &pend);
+			tail = &pend;
+			rc = retry(r, b, rc);
+		}
+		b->status = rc;
+		*tail = b;
+		tail = &b->next;
+	}
+	finish(r, &pend);
 }
 
 static void *runner_main(void *arg)
@@ -108,8 +197,14 @@ int store_runner_start(struct store *st, store_done_fn done, void *arg, struct s
 	r->arg = arg;
 	atomic_init(&r->healthy, true);
 	atomic_init(&r->completed, 0);
+	atomic_init(&r->retries, 0);
+	atomic_init(&r->failed, 0);
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
 		pthread_cond_destroy(&r->cond);
 		pthread_mutex_destroy(&r->lock);
@@ -140,6 +235,7 @@ void store_runner_stop(struct store_runner *r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
+	r->stop_at = clock_mono_ms();
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
@@ -156,4 +252,11 @@ bool store_runner_healthy(const struct store_runner *r)
 uint64_t store_runner_completed(const struct store_runner *r)
 {
 	return atomic_load_explicit(&((struct store_runner *)r)->completed, memory_order_relaxed);
+}
+
+void store_runner_stats(const struct store_runner *r, uint64_t *retries, uint64_t *failed)
+{
+	struct store_runner *m = (struct store_runner *)r;
+	*retries = atomic_load_explicit(&m->retries, memory_order_relaxed);
+	*failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
 }
