@@ -194,6 +194,12 @@ static void connect_register(struct worker *w, struct conn *c)
 	size_t idlen = strlen(c->client_id);
 	pthread_mutex_lock(&b->reg_lock);
 	HASH_FIND(reg_hh, b->registry, c->client_id, idlen, e);
+	if (!e && !c->clean_start && !c->store_read && brk_store_shared(b)) {
+		/* held by no node: a dead node may have stored it */
+		pthread_mutex_unlock(&b->reg_lock);
+		brk_store_connect_read(c);
+		return;
+	}
 	if (!e) {
 		struct session *s = sess_new(w, c->client_id, idlen);
 		/* the registry keeps sess_new's reference */
@@ -455,4 +461,60 @@ void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported
 		sess_end(imported, false);
 	}
 	connect_register(c->w, c);
+}
+
+/*
+ * The shared store was read for c's client id (brk_store_shared.c): s is the
+ * session it held (one reference, consumed) or NULL. A session that
+ * registered meanwhile (a racing connect) wins over the stored copy.
+ */
+void brk_connect_stored(struct conn *c, struct session *s, bool failed)
+{
+	struct worker *w = c->w;
+	WK_ASSERT_OWNER(w);
+	struct broker *b = w->b;
+	if (failed) {
+		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE,
+		       "the session store could not be read");
+		return;
+	}
+	if (!s) {
+		connect_register(w, c);
+		return;
+	}
+	size_t idlen = strlen(s->client_id);
+	struct session *e;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
+	if (!e) {
+		s->in_registry = true;
+		sess_ref(s); /* the registry's */
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
+	}
+	pthread_mutex_unlock(&b->reg_lock);
+	if (e) {
+		sess_unref(s); /* never registered nor routed: just freed */
+		connect_register(w, c);
+		return;
+	}
+	/* this node owns it now, in the store too (the old owner's late
+	 * writes are dropped there) */
+	brk_store_session_put(s);
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp) {
+		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+		brk_cluster_route(w, true, sub->filter);
+	}
+	wk_flush_outboxes(w);
+	log_info("client_id=%s session resumed from the store (%u subscriptions, %u queued, "
+		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
+	if (s->expire_at && ev_now_ms(w->loop) >= s->expire_at) {
+		log_info("session expired client_id=%s", s->client_id);
+		sess_end(s, true);
+		sess_unref(s);
+		connect_register(w, c);
+		return;
+	}
+	brk_cluster_attach_after_barrier(c, s);
+	sess_unref(s);
 }

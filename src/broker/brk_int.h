@@ -365,6 +365,8 @@ struct conn {
 	bool request_problem_info;
 	bool request_response_info;
 	bool cluster_wait;        /* CS_WAIT: other nodes are asked about its client id */
+	bool store_wait;          /* CS_WAIT: the shared store is read for its session */
+	bool store_read;          /* the shared store was read for it already */
 };
 
 /* ---- worker inbox entries ---- */
@@ -500,6 +502,7 @@ struct worker {
 	struct wk_cluster clu;            /* the worker's cluster side (embedded: one per worker) */
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 	struct store_seen *store_msgs;    /* message ids put in store_batch (uthash; brk_store.c) */
+	struct store_wait *store_waits;   /* connections waiting for a store read (uthash by token) */
 	/* the gate token of the request being handled whose response waits for
 	 * what the request stores (a QoS>=1 PUBLISH): deliveries posted to other
 	 * workers carry it (brk_deliver.c); 0 = none */
@@ -785,5 +788,19 @@ bool brk_store_gate(struct conn *c, uint32_t mark, uint64_t tok, uint32_t pendin
  * start the store thread (after the cluster node exists, before workers run). */
 int brk_store_load(struct broker *b, char *err, size_t errlen);
 int brk_store_start(struct broker *b, char *err, size_t errlen);   /* the store thread */
+/* Run time: the session a read batch returned, built on w (one reference,
+ * the caller's; not registered, no routes yet), or NULL. */
+struct session *brk_store_build(struct worker *w, const struct store_batch *sb);
+
+/* brk_store_shared.c: a store every node shares (redis) */
+bool brk_store_shared(const struct broker *b);
+/* CONNECT of c found no session on any node: read the store first (true: c
+ * waits, the connect goes on in brk_connect_stored). */
+bool brk_store_connect_read(struct conn *c);
+void brk_store_read_done(struct worker *w, struct store_batch *sb);
+void brk_store_conn_free(struct conn *c);
+/* brk_connect.c: the connect of c goes on with the stored session s
+ * (reference consumed) or NULL (none stored, or failed: refuse). */
+void brk_connect_stored(struct conn *c, struct session *s, bool failed);
 
 #endif

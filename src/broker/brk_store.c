@@ -166,6 +166,11 @@ bool brk_store_gate(struct conn *c, uint32_t mark, uint64_t tok, uint32_t pendin
 void brk_store_done(struct worker *w, struct store_batch *sb)
 {
 	WK_ASSERT_OWNER(w);
+	if (sb->read) {
+		brk_store_read_done(w, sb);
+		store_batch_free(sb);
+		return;
+	}
 	for (uint32_t i = 0; i < sb->n_tokens; i++)
 		brk_store_ack(w, sb->tokens[i], sb->status != HQ_OK);
 	if (sb->status != HQ_OK)
@@ -263,6 +268,16 @@ void brk_store_session_put(struct session *s)
 		return;
 	if (s->expiry == 0) {
 		/* not persistent (any more): it ends with its connection */
+		if (!s->stored && brk_store_shared(w->b) && s->conn) {
+			/* a clean start discards what any node stored for this id
+			 * [MQTT-3.1.2-4]: take it (fencing) and drop it */
+			struct store_ev put = sess_ev(s, STORE_EV_SESSION_PUT);
+			const char *node = w->b->cfg->node_name;
+			put.u.sess.owner = BYTES(node, strlen(node));
+			store_batch_add(batch(w), &put);
+			struct store_ev del = sess_ev(s, STORE_EV_SESSION_DEL);
+			store_batch_add(batch(w), &del);
+		}
 		brk_store_session_delete(s);
 		return;
 	}
@@ -277,6 +292,13 @@ void brk_store_session_put(struct session *s)
 	if (s->will) {
 		e.u.sess.has_will = true;
 		msg_to_store(ev_now_ms(w->loop), s->will, &e.u.sess.will);
+	}
+	if (!s->stored && brk_store_shared(w->b)) {
+		/* another node may have left records of this client id: take
+		 * them (the header names this node), drop them, start afresh */
+		store_batch_add(batch(w), &e);
+		struct store_ev del = sess_ev(s, STORE_EV_SESSION_DEL);
+		store_batch_add(batch(w), &del);
 	}
 	store_batch_add(batch(w), &e);
 	if (!s->stored) {

@@ -35,6 +35,7 @@ struct loaded_msg {
 
 struct load {
 	struct broker *b;
+	struct worker *w;         /* a read at run time (brk_store_build): its worker */
 	int64_t now_mono, now_wall;
 	struct loaded_msg *msgs;  /* by id */
 	struct session *s;        /* the session being rebuilt (reference) */
@@ -74,8 +75,8 @@ static const char *origin_intern(struct broker *b, struct store_bytes o)
 static void session_done(struct load *L)
 {
 	struct session *s = L->s;
-	if (!s)
-		return;
+	if (!s || L->w)
+		return; /* run time: the caller keeps it */
 	sess_offline_update(s);
 	sess_unref(s);
 	L->s = NULL;
@@ -86,8 +87,9 @@ static void session_begin(struct load *L, const struct store_ev *ev)
 	struct broker *b = L->b;
 	const struct store_sess *h = &ev->u.sess;
 	uint32_t hash = brk_hash((const char *)ev->client_id.p, ev->client_id.len);
-	struct worker *w = &b->workers[hash % (uint32_t)b->n_workers];
-	wk_act_as(w);
+	struct worker *w = L->w ? L->w : &b->workers[hash % (uint32_t)b->n_workers];
+	if (!L->w)
+		wk_act_as(w);
 	struct session *s = sess_new(w, (const char *)ev->client_id.p, ev->client_id.len);
 	s->expiry = h->expiry;
 	s->version = h->version;
@@ -113,6 +115,11 @@ static void session_begin(struct load *L, const struct store_ev *ev)
 		 * connection that ended normally */
 		msg_unref(s->will);
 		s->will = NULL;
+	}
+	if (L->w) { /* run time: the caller registers it */
+		L->s = s;
+		L->n_sess++;
+		return;
 	}
 	pthread_mutex_lock(&b->reg_lock);
 	struct session *e;
@@ -148,6 +155,9 @@ static void sub_add(struct load *L, const struct store_sub *su)
 	sub->sub_id = su->sub_id;
 	HASH_ADD_KEYPTR(hh, s->subs, sub->filter, su->filter.len, sub);
 	s->n_subs++;
+	L->n_subs++;
+	if (L->w)
+		return; /* run time: routed by the caller once registered */
 	/* every replica at once: no worker runs, none may miss a message */
 	for (int i = 0; i < b->n_workers; i++) {
 		wk_act_as(&b->workers[i]);
@@ -155,7 +165,6 @@ static void sub_add(struct load *L, const struct store_sub *su)
 	}
 	wk_act_as(s->w);
 	brk_cluster_route(s->w, true, sub->filter);
-	L->n_subs++;
 }
 
 static void qent_add(struct load *L, const struct store_qent *q)
@@ -210,6 +219,8 @@ static int load_cb(void *ctx, const struct store_ev *ev)
 		HASH_ADD(hh, L->msgs, id, sizeof(lm->id), lm);
 		break;
 	case STORE_EV_SESSION_PUT:
+		if (L->w && L->s)
+			break; /* a read returns one session */
 		session_done(L);
 		session_begin(L, ev);
 		break;
@@ -226,6 +237,8 @@ static int load_cb(void *ctx, const struct store_ev *ev)
 			sess_rx_pid_add(L->s, ev->u.pid);
 		break;
 	case STORE_EV_RETAIN_PUT: {
+		if (L->w)
+			break;
 		session_done(L);
 		const struct store_msg *sm = &ev->u.msg;
 		struct brk_msg *m = msg_from_store(L, sm);
@@ -246,6 +259,8 @@ static int load_cb(void *ctx, const struct store_ev *ev)
 	return HQ_OK;
 }
 
+static void free_msgs(struct load *L);
+
 int brk_store_load(struct broker *b, char *err, size_t errlen)
 {
 	struct store *st = b->store;
@@ -255,12 +270,7 @@ int brk_store_load(struct broker *b, char *err, size_t errlen)
 	int rc = st->ops->load(st, load_cb, &L);
 	session_done(&L);
 	wk_act_as(NULL);
-	struct loaded_msg *lm, *tmp;
-	HASH_ITER(hh, L.msgs, lm, tmp) {
-		HASH_DEL(L.msgs, lm);
-		msg_unref(lm->m);
-		hq_free(lm);
-	}
+	free_msgs(&L);
 	if (rc != HQ_OK) {
 		snprintf(err, errlen, "store %s: cannot load the stored sessions: %s", st->ops->name,
 			 hq_strerror(rc));
@@ -274,4 +284,28 @@ int brk_store_load(struct broker *b, char *err, size_t errlen)
 		   "messages) and %u retained messages in %lld ms", st->ops->name, L.n_sess,
 		   L.n_subs, L.n_qents, L.n_retained, (long long)(clock_mono_ms() - L.now_mono));
 	return brk_store_start(b, err, errlen);
+}
+
+static void free_msgs(struct load *L)
+{
+	struct loaded_msg *lm, *tmp;
+	HASH_ITER(hh, L->msgs, lm, tmp) {
+		HASH_DEL(L->msgs, lm);
+		msg_unref(lm->m);
+		hq_free(lm);
+	}
+}
+
+struct session *brk_store_build(struct worker *w, const struct store_batch *sb)
+{
+	WK_ASSERT_OWNER(w);
+	struct load L = { .b = w->b, .w = w, .now_mono = ev_now_ms(w->loop),
+			  .now_wall = clock_wall_ms() };
+	for (uint32_t i = 0; i < sb->n_ev; i++)
+		load_cb(&L, &sb->ev[i]);
+	free_msgs(&L);
+	if (L.n_missing && L.s)
+		log_warning("store: client_id=%s: %u queued messages refer to a message that is not "
+			    "stored: skipped", L.s->client_id, L.n_missing);
+	return L.s;
 }

@@ -139,12 +139,25 @@ struct store_batch {
 	uint64_t *tokens;         /* owned: gate tokens released when the batch completes */
 	uint32_t n_tokens, cap_tokens;
 	uint32_t owner;           /* who gets the completion (the broker: a worker id) */
+	/* A read instead of a write (store_batch_read): the runner fills ev with
+	 * what the backend returns (load_session / list_sessions), in order with
+	 * the writes before it. */
+	uint8_t read;             /* enum store_read */
+	struct store_bytes read_key; /* in the arena */
 	int status;               /* set by the runner: HQ_OK or the apply/sync error */
 	struct store_chunk *chunks; /* owned arena of the events' bytes */
 	struct store_batch *next; /* the runner's queue */
 };
 
+enum store_read {
+	STORE_READ_NONE = 0,
+	STORE_READ_SESSION,       /* key = client id: ops->load_session (nothing if not stored) */
+	STORE_READ_OWNED,         /* key = node name: ops->list_sessions */
+};
+
 struct store_batch *store_batch_new(uint32_t owner);
+/* A batch that reads instead (shared backends only): kind and key copied. */
+struct store_batch *store_batch_read(uint32_t owner, uint8_t kind, const void *key, size_t len);
 void store_batch_free(struct store_batch *b);
 /* Append a copy of ev (and of every byte string its kind uses). */
 void store_batch_add(struct store_batch *b, const struct store_ev *ev);

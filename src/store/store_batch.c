@@ -217,3 +217,14 @@ const char *store_ev_kind_name(uint8_t kind)
 		return "unknown";
 	return names[kind];
 }
+
+struct store_batch *store_batch_read(uint32_t owner, uint8_t kind, const void *key, size_t len)
+{
+	struct store_batch *b = store_batch_new(owner);
+	b->read = kind;
+	uint8_t *p = arena_alloc(b, len ? len : 1);
+	if (len)
+		memcpy(p, key, len);
+	b->read_key = (struct store_bytes){ p, (uint32_t)len };
+	return b;
+}

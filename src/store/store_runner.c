@@ -81,6 +81,32 @@ static bool grace_over(struct store_runner *r)
 	return over;
 }
 
+static int read_cb(void *ctx, const struct store_ev *ev)
+{
+	store_batch_add(ctx, ev);
+	return HQ_OK;
+}
+
+/* A batch's work: its writes, or the read it asks for (a read sees every
+ * write submitted before it). A read of nothing is not an error. */
+static int run_one(struct store_runner *r, struct store_batch *b)
+{
+	const struct store_ops *ops = r->st->ops;
+	if (!b->read)
+		return ops->apply(r->st, b);
+	b->n_ev = 0; /* a retry starts over */
+	int rc = HQ_EINVAL;
+	if (b->read == STORE_READ_SESSION && ops->load_session)
+		rc = ops->load_session(r->st, b->read_key, read_cb, b);
+	else if (b->read == STORE_READ_OWNED && ops->list_sessions)
+		rc = ops->list_sessions(r->st, b->read_key, read_cb, b);
+	if (rc == HQ_ENOTFOUND) {
+		b->n_ev = 0;
+		rc = HQ_OK;
+	}
+	return rc;
+}
+
 /* apply(b) (or sync when b is NULL) until it is not transient; first_rc is
  * the first attempt's result. HQ_EIO once the stop grace is over. */
 static int retry(struct store_runner *r, struct store_batch *b, int first_rc)
@@ -98,7 +124,7 @@ static int retry(struct store_runner *r, struct store_batch *b, int first_rc)
 		atomic_fetch_add_explicit(&r->retries, 1, memory_order_relaxed);
 		backoff_wait(r, backoff);
 		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
-		rc = b ? ops->apply(r->st, b) : ops->sync(r->st);
+		rc = b ? run_one(r, b) : ops->sync(r->st);
 	}
 	return rc;
 }
@@ -149,13 +175,12 @@ static void finish(struct store_runner *r, struct store_batch **pend)
 
 static void run_group(struct store_runner *r, struct store_batch *group)
 {
-	const struct store_ops *ops = r->st->ops;
 	struct store_batch *pend = NULL, **tail = &pend; /* applied, not yet synced */
 	while (group) {
 		struct store_batch *b = group;
 		group = b->next;
 		b->next = NULL;
-		int rc = r->gave_up ? HQ_EIO : ops->apply(r->st, b);
+		int rc = r->gave_up ? HQ_EIO : run_one(r, b);
 		if (rc == HQ_EIO && !r->gave_up) {
 			/* what was applied before need not wait for the backend's return */
 			finish(r, &pend);
