@@ -90,14 +90,28 @@ class Monkey(threading.Thread):
     """SIGKILLs a random node at about every kill_every s (+-10 %) until
     `until`, restarting it restart_after s later; records what it did."""
 
-    def __init__(self, cl, args, t0):
+    def __init__(self, cl, hp, args, t0):
         super().__init__(daemon=True)
-        self.cl, self.args, self.t0 = cl, args, t0
+        self.cl, self.hp, self.args, self.t0 = cl, hp, args, t0
         self.rng = random.Random(args.seed)
         self.stop_at = t0 + args.duration
-        self.events = []     # (t kill, node, t restarted or None, ready after s, problem)
+        self.events = []     # one dict per kill, see run()
         self.error = None
         self.halt = threading.Event()
+
+    def watch(self, node, state, until):
+        """Poll HAProxy (every 50 ms, until `until`) for node's server to reach
+        state (DOWN, or UP); returns the time it did, or None."""
+        name = self.hp.name(node)
+        while True:
+            try:
+                if self.hp.servers()[name]["status"] == state:
+                    return time.monotonic()
+            except (OSError, KeyError):
+                pass
+            if time.monotonic() >= until:
+                return None
+            time.sleep(0.05)
 
     def run(self):
         a = self.args
@@ -117,19 +131,25 @@ class Monkey(threading.Thread):
                 last = victim
                 t_kill = time.monotonic()
                 victim.kill()
-                self.halt.wait(a.restart_after)   # restart even when halted: all up at the end
+                # restart even when halted: every node is up for the drain
+                t_down = self.watch(victim, "DOWN", t_kill + a.restart_after)
+                self.halt.wait(max(0.0, t_kill + a.restart_after - time.monotonic()))
                 t_start = time.monotonic()
                 victim.restart()
                 ready = time.monotonic() - t_start
                 problem = None
+                next_kill = at + a.kill_every - 1.0
                 if len(self.cl.nodes) > 1:
-                    left = max(1.0, at + a.kill_every - time.monotonic() - 1.0)
+                    left = max(1.0, next_kill - time.monotonic())
                     try:
                         self.cl.wait_all_running(timeout=min(left, 30.0))
                     except AssertionError as e:
                         problem = "not rejoined: %s" % str(e).splitlines()[0]
-                self.events.append((t_kill - self.t0, victim.name, t_start - self.t0, ready,
-                                    problem))
+                t_up = self.watch(victim, "UP", max(next_kill, time.monotonic() + 1.0))
+                self.events.append({"kill": t_kill - self.t0, "node": victim.name,
+                                    "down": t_down and t_down - t_kill,
+                                    "start": t_start - self.t0, "ready": ready,
+                                    "up": t_up and t_up - t_start, "problem": problem})
                 k += 1
         except Exception as e:  # a node that does not come back ends the run
             self.error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
@@ -225,7 +245,7 @@ def main(argv):
     for p in pubs:
         p.start()
     t0 = time.monotonic()
-    monkey = Monkey(cl, args, t0)
+    monkey = Monkey(cl, hp, args, t0)
     monkey.start()
     load(pubs, args, t0)
     t_load = time.monotonic()

@@ -95,19 +95,26 @@ class Link:
 
     def timeline(self, since, until):
         """(reconnects, {session present: count} of reconnects, seconds without
-        a connection between since and until, longest such gap)."""
+        a connection between since and until, longest such gap). An outage runs
+        from the first disconnect while connected to the next good CONNACK (a
+        failed attempt in between is one more disconnect, not a new outage)."""
         with self.lock:
+            events = sorted([(a[0], "up") for a in self.connacks if a[2] == 0] +
+                            [(d[0], "down") for d in self.disconnects])
             acks = [a for a in self.connacks if a[2] == 0]
-            downs = [d[0] for d in self.disconnects]
         sp = collections.Counter(a[1] for a in acks[1:])
-        gaps = []
-        for d in downs:
-            back = [a[0] for a in acks if a[0] > d]
-            end = min(back[0] if back else until, until)
-            start = max(d, since)
-            if end > start:
-                gaps.append(end - start)
-        return len(acks) - 1, dict(sp), sum(gaps), max(gaps or [0.0])
+        gaps, down_since = [], None
+        for t, what in events:
+            if what == "down" and down_since is None:
+                down_since = t
+            elif what == "up" and down_since is not None:
+                gaps.append((down_since, t))
+                down_since = None
+        if down_since is not None:
+            gaps.append((down_since, until))
+        spans = [min(e, until) - max(b, since) for b, e in gaps]
+        spans = [x for x in spans if x > 0]
+        return len(acks) - 1, dict(sp), sum(spans), max(spans or [0.0])
 
 
 def _acknowledged(info):

@@ -11,6 +11,10 @@ def _sp(counter):
     return " ".join("sp%d=%d" % (k, v) for k, v in sorted(counter.items())) or "-"
 
 
+def _secs(v, fmt, none):
+    return none if v is None else fmt % v
+
+
 def haproxy_cuts(lines):
     """Connections HAProxy ended itself (termination D: the server was marked
     down, shutdown-sessions; K: an admin; s: a server timeout), and how many
@@ -35,19 +39,21 @@ def print_report(label, args, pubs, subs, monkey, closed, times, why):
     print("phases: load %.1fs, drain %.1fs: %s" % (t_load - t0, t_end - t_load, why))
 
     # kills: what the clients did around each one
-    for t_kill, node, t_start, ready, problem in monkey.events:
-        at = t0 + t_kill
+    for ev in monkey.events:
+        at = t0 + ev["kill"]
         cut = [c for c in subs + pubs if any(at <= d[0] < at + 1.0 for d in c.disconnects)]
         back = []
         for c in cut:
             acks = [a[0] for a in c.connacks if a[0] > at and a[2] == 0]
             if acks:
                 back.append(acks[0] - at)
-        print("kill t=%5.1fs %s: %d clients cut; restarted t=%.1fs, ready in %.1fs; "
-              "cut clients back after %s%s" % (
-                  t_kill, node, len(cut), t_start, ready,
+        print("kill t=%5.1fs %s: %d clients cut; haproxy DOWN %s; restarted t=%.1fs, "
+              "ready in %.1fs, haproxy UP %s; cut clients back after %s%s" % (
+                  ev["kill"], ev["node"], len(cut),
+                  _secs(ev["down"], "after %.1fs", "not before the restart"), ev["start"],
+                  ev["ready"], _secs(ev["up"], "%.1fs later", "not seen"),
                   "%.1f..%.1fs (%d/%d)" % (min(back), max(back), len(back), len(cut))
-                  if back else "-", "; " + problem if problem else ""))
+                  if back else "-", "; " + ev["problem"] if ev["problem"] else ""))
     if monkey.error:
         print("kill/restart stopped: %s" % monkey.error)
 
