@@ -25,7 +25,7 @@ import pytest
 
 import mqttraw as m
 from mqttraw import T
-from test_17_haproxy import HAPROXY, HAProxy
+from haproxy import HAPROXY, HAProxy
 from test_22_guide import GUIDE_NODE
 from conftest import require
 

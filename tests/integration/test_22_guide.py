@@ -29,7 +29,7 @@ import mqttraw as m
 from cluster import HEARTBEAT
 from helpers import MosquittoSub, mosquitto_pub
 from mqttraw import T
-from test_17_haproxy import HAPROXY, HAProxy
+from haproxy import HAPROXY, HAProxy
 
 pytestmark = require(None if HAPROXY else "binary not found (apt-get install haproxy; "
                                              "scripts/deps.sh installs it)", "haproxy")

@@ -1,0 +1,43 @@
+"""33 the chaos test's short variant (tests/chaos/chaos.py, `make chaos-short`):
+SIGKILL nodes under load behind HAProxy, twice in 20 s, and require that no
+acknowledged message is lost by any persistent subscriber (nor, at QoS 2,
+duplicated): `--store local` with one node (restarted on its data dir; QoS 2,
+MQTT 5) and `--store redis` with three (the killed node's sessions resume
+elsewhere; QoS 1, MQTT 3.1.1), the two runs of `make chaos-short`.
+
+Expected to fail until issue 9's durable stores are wired into the broker
+(with `memory` the sessions die with their node: tests/chaos reports the
+losses); the lead engineer turns the xfail off when they land."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, build_dir, require
+from haproxy import HAPROXY
+from mqttraw import T
+
+CHAOS = os.path.join(REPO, "tests", "chaos", "chaos.py")
+SHORT = ["--pubs", "5", "--subs", "5", "--rate", "10", "--duration", "20", "--kill-every", "7",
+         "--restart-after", "3", "--drain", "20"]
+
+pytestmark = require(None if HAPROXY else "binary not found (apt-get install haproxy)",
+                     "haproxy")
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9: durable store wiring in progress")
+@pytest.mark.parametrize("store,nodes,qos,mqtt", [("local", 1, 2, "5"), ("redis", 3, 1, "3.1.1")])
+def test_chaos_short(store, nodes, qos, mqtt):
+    cmd = [sys.executable, CHAOS, "--build", build_dir(), "--store", store,
+           "--nodes", str(nodes), "--qos", str(qos), "--mqtt", mqtt, "--seed", "33"] + SHORT
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           timeout=T(240))
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("chaos.py did not finish within %.0fs:\n%s"
+                             % (T(240), (e.stdout or b"")[-4000:]))
+    summary = [ln for ln in r.stdout.splitlines() if ln.startswith("CHAOS ")]
+    assert r.returncode == 0 and summary and summary[-1].endswith("-> PASS"), (
+        "exit %d\n%s\n%s" % (r.returncode, r.stdout[-6000:], r.stderr[-3000:]))
