@@ -240,6 +240,27 @@ void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token)
 	push(p, worker, &e);
 }
 
+void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token)
+{
+	if (!token || worker < 0 || worker >= p->b->n_workers)
+		return;
+	struct wq_entry e = { .kind = WQ_GATE_RELEASE, .options = 1 };
+	e.u.token = token;
+	push(p, worker, &e);
+}
+
+void brk_post_adopt(struct brk_post *p, const char *owner)
+{
+	struct wq_entry e = { .kind = WQ_ADOPT_NODE };
+	e.u.filter = hq_strdup(owner);
+	push(p, 0, &e);
+}
+
+bool brk_clu_store_shared(const struct broker *b)
+{
+	return brk_store_shared(b);
+}
+
 void brk_post_kill(struct brk_post *p, struct session *s)
 {
 	struct wq_entry e = { .kind = WQ_KILL, .sess = s };

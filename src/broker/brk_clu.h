@@ -39,6 +39,10 @@ struct hq_config;
 int brk_clu_n_workers(const struct broker *b);
 struct hq_config *brk_clu_config(struct broker *b);
 bool brk_clu_stopping(const struct broker *b);
+/* Does the node's session store live outside it, shared by every node
+ * (redis)? Then a dead node's sessions are resumed elsewhere, and what was
+ * routed to it must not be acknowledged unstored. */
+bool brk_clu_store_shared(const struct broker *b);
 /* The node's hybrid logical clock, now (shared with retained writes). */
 struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
 
@@ -127,6 +131,11 @@ void brk_post_route(struct brk_post *p, struct session *s, const char *filter, b
 		    uint8_t options, uint32_t sub_id);
 void brk_post_forward(struct brk_post *p, int worker, struct fwd_in *f); /* f's contents move */
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token);
+/* What token waited for failed: the waiting response never leaves, its
+ * connection is closed and the client sends again. */
+void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token);
+/* Node `owner` is gone: take over its sessions from the shared store. */
+void brk_post_adopt(struct brk_post *p, const char *owner);
 /* s's connection is closed and the session ends (0x8E); consumes s. */
 void brk_post_kill(struct brk_post *p, struct session *s);
 /* The other nodes answered about the CONNECT waiting on token; imported

@@ -385,6 +385,7 @@ enum wq_kind {
 	WQ_TAKEOVER_OUT,          /* another node takes sess over: close, hand it out */
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 	WQ_CLOSE_LISTENERS,       /* shutdown drain: stop accepting (broker_drain) */
+	WQ_ADOPT_NODE,            /* u.filter (owned): a dead node's name; take its sessions */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -413,7 +414,7 @@ struct wq_entry {
 	uint64_t ack_token;
 	union {
 		struct deliv d;       /* WQ_DELIVER */
-		char *filter;         /* WQ_ROUTE_*: owned */
+		char *filter;         /* WQ_ROUTE_*, WQ_ADOPT_NODE: owned */
 		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
 		struct fwd_in fwd;    /* WQ_FWD_IN */
 		uint64_t token;       /* WQ_GATE_RELEASE */
@@ -799,6 +800,8 @@ bool brk_store_shared(const struct broker *b);
 bool brk_store_connect_read(struct conn *c);
 void brk_store_read_done(struct worker *w, struct store_batch *sb);
 void brk_store_conn_free(struct conn *c);
+/* A dead node's sessions still in the store: resumed here, offline. */
+void brk_store_adopt_node(struct worker *w, const char *owner);
 /* brk_connect.c: the connect of c goes on with the stored session s
  * (reference consumed) or NULL (none stored, or failed: refuse). */
 void brk_connect_stored(struct conn *c, struct session *s, bool failed);

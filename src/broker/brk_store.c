@@ -266,7 +266,11 @@ void brk_store_session_put(struct session *s)
 	struct worker *w = s->w;
 	if (!w->b->store_run || s->remote)
 		return;
-	if (s->expiry == 0) {
+	/* a session that ends with its connection is stored only while a will
+	 * waits on that connection: if the node dies, the will still goes out
+	 * (after a restart, or from the node that adopts it) */
+	bool will_only = s->expiry == 0 && s->will && s->conn;
+	if (s->expiry == 0 && !will_only) {
 		/* not persistent (any more): it ends with its connection */
 		if (!s->stored && brk_store_shared(w->b) && s->conn) {
 			/* a clean start discards what any node stored for this id
@@ -306,7 +310,8 @@ void brk_store_session_put(struct session *s)
 		 * session handed over by another node, or one that just became
 		 * persistent) */
 		s->stored = true;
-		store_contents(w, s);
+		if (!will_only)
+			store_contents(w, s);
 	}
 }
 
@@ -325,7 +330,7 @@ void brk_store_session_delete(struct session *s)
 void brk_store_sub_put(struct session *s, const struct sess_sub *sub)
 {
 	WK_ASSERT_OWNER(s->w);
-	if (s->stored && s->w->b->store_run)
+	if (s->stored && s->expiry && s->w->b->store_run)
 		sub_put(s->w, s, sub);
 }
 
@@ -343,7 +348,8 @@ void brk_store_sub_delete(struct session *s, const char *filter)
 
 bool brk_store_persisting(const struct session *s)
 {
-	return s->stored && s->w->b->store_run && !s->remote;
+	/* expiry 0: stored for its will only (brk_store_session_put) */
+	return s->stored && s->expiry && s->w->b->store_run && !s->remote;
 }
 
 /* The id of m's one stored copy: given once, by whichever worker asks first. */

@@ -12,6 +12,15 @@
  * first write names this node the owner in the store, after which the old
  * owner's late writes are ignored there (fencing in the backend).
  *
+ * A node unreachable for cluster.heartbeat_timeout (clu_route.c) has its
+ * sessions adopted by one survivor (the first name among the nodes up): it
+ * lists the sessions the store still names the dead node owner of, reads
+ * each, and resumes it here offline (routes, expiry, a pending will: a
+ * client connected to the dead node lost its connection without DISCONNECT,
+ * so its will goes out after its delay). From then on what is published for
+ * them is queued here, and the dead node, when it returns, loads none of
+ * them.
+ *
  * Ownership: struct store_wait entries belong to the worker's
  * w->store_waits and point at a connection of that worker; a connection that
  * closes while waiting removes its entry (brk_store_conn_free), so a late
@@ -78,9 +87,20 @@ static struct conn *wait_end(struct worker *w, struct store_wait *sw)
 	return c;
 }
 
+static void adopt_list_done(struct worker *w, struct store_batch *sb);
+static void adopt_session_done(struct worker *w, struct store_batch *sb);
+
 void brk_store_read_done(struct worker *w, struct store_batch *sb)
 {
 	WK_ASSERT_OWNER(w);
+	if (sb->read == STORE_READ_OWNED) {
+		adopt_list_done(w, sb);
+		return;
+	}
+	if (!sb->n_tokens) {
+		adopt_session_done(w, sb);
+		return;
+	}
 	struct store_wait *sw = NULL;
 	if (sb->n_tokens)
 		HASH_FIND(hh, w->store_waits, &sb->tokens[0], sizeof(sb->tokens[0]), sw);
@@ -110,4 +130,75 @@ void brk_store_conn_free(struct conn *c)
 		}
 	}
 	c->store_wait = false;
+}
+
+/* ---- adopting a dead node's sessions ---- */
+
+void brk_store_adopt_node(struct worker *w, const char *owner)
+{
+	WK_ASSERT_OWNER(w);
+	struct broker *b = w->b;
+	if (!brk_store_shared(b))
+		return;
+	brk_store_flush(w);
+	store_runner_submit(b->store_run,
+			    store_batch_read((uint32_t)w->id, STORE_READ_OWNED, owner, strlen(owner)));
+}
+
+static void adopt_list_done(struct worker *w, struct store_batch *sb)
+{
+	struct broker *b = w->b;
+	if (sb->status != HQ_OK) {
+		log_error("store: the sessions of a dead node could not be listed: %s",
+			  hq_strerror(sb->status));
+		return;
+	}
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < sb->n_ev; i++) {
+		const struct store_ev *ev = &sb->ev[i];
+		if (ev->kind != STORE_EV_SESSION_PUT)
+			continue;
+		/* each on the worker its client id hashes to, like a load */
+		uint32_t hash = brk_hash((const char *)ev->client_id.p, ev->client_id.len);
+		struct store_batch *rb = store_batch_read(hash % (uint32_t)b->n_workers,
+							  STORE_READ_SESSION, ev->client_id.p,
+							  ev->client_id.len);
+		store_runner_submit(b->store_run, rb);
+		n++;
+	}
+	log_notice("store: resuming %u sessions of a dead node", n);
+}
+
+static void adopt_session_done(struct worker *w, struct store_batch *sb)
+{
+	if (sb->status != HQ_OK || !sb->n_ev)
+		return; /* gone meanwhile (its client reconnected elsewhere and ended it) */
+	struct session *s = brk_store_build(w, sb);
+	if (!s)
+		return;
+	struct broker *b = w->b;
+	size_t idlen = strlen(s->client_id);
+	struct session *e;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
+	if (!e) {
+		s->in_registry = true;
+		sess_ref(s); /* the registry's */
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
+	}
+	pthread_mutex_unlock(&b->reg_lock);
+	if (e) { /* its client is back here already: that session wins */
+		sess_unref(s);
+		return;
+	}
+	brk_store_session_put(s); /* this node owns it now, in the store too */
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp) {
+		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+		brk_cluster_route(w, true, sub->filter);
+	}
+	sess_offline_update(s);
+	log_info("client_id=%s session of a dead node resumed here (%u subscriptions, %u queued, "
+		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
+	sess_unref(s);
 }

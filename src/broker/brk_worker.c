@@ -74,6 +74,7 @@ void wq_entry_release(struct wq_entry *e)
 		break;
 	case WQ_ROUTE_ADD:
 	case WQ_ROUTE_DEL:
+	case WQ_ADOPT_NODE:
 		hq_free(e->u.filter);
 		break;
 	case WQ_ADOPT:
@@ -153,6 +154,10 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_CLOSE_LISTENERS:
 		listeners_close(w);
+		break;
+	case WQ_ADOPT_NODE:
+		brk_store_adopt_node(w, e->u.filter);
+		hq_free(e->u.filter);
 		break;
 	}
 	if (e->sess)

@@ -77,6 +77,10 @@ struct clu_peer {
 	uint32_t sync_gen;
 	uint32_t n_provisional;          /* routes with provisional_until set */
 	uint32_t link_gen;               /* bumped when a link comes up */
+	/* shared store: its routes are kept while it is unreachable (a hit
+	 * fails the publisher's gate) until this monotonic ms + the heartbeat
+	 * timeout; then withdrawn and its sessions adopted. 0 = not down */
+	int64_t routes_down_ms;
 	/* forwards in flight on the current link, ascending seq, from ph */
 	struct clu_pending *pend;
 	uint32_t ph, pn, pcap;
@@ -225,6 +229,9 @@ void clu_count_running(struct clu_node *n);  /* members running, for metrics */
 void clu_members_broadcast(struct clu_node *n, struct clu_link *except);
 void clu_wout_flush(struct clu_node *n);
 void clu_gate_release(struct clu_node *n, uint16_t worker, uint64_t token);
+/* A forward that was not delivered: with a shared store the publisher must
+ * send again (its gate fails); otherwise released (counted as lost). */
+void clu_gate_undelivered(struct clu_node *n, uint16_t worker, uint64_t token);
 void clu_join_done(struct clu_node *n, struct clu_peer *m, int rc, const char *err);
 int64_t clu_now(const struct clu_node *n);
 /* Link events that change membership (clu_link.c calls them). */

@@ -51,6 +51,14 @@ void clu_gate_release(struct clu_node *n, uint16_t worker, uint64_t token)
 	brk_post_gate_release(n->wout, worker, token);
 }
 
+void clu_gate_undelivered(struct clu_node *n, uint16_t worker, uint64_t token)
+{
+	if (brk_clu_store_shared(n->b))
+		brk_post_gate_fail(n->wout, worker, token);
+	else
+		brk_post_gate_release(n->wout, worker, token);
+}
+
 /* ---- worker requests ---- */
 
 void clu_req_push(struct clu_req_vec *v, const struct clu_req *r)

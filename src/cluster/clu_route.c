@@ -25,6 +25,7 @@
  * which every worker drains before reading its next PUBLISH.
  */
 #include "cluster/clu_int.h"
+#include "core/conf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -329,7 +330,7 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 			n->drops_logged_ms = now;
 			n->drops_unlogged = 0;
 		}
-		clu_gate_release(n, r->worker, r->token);
+		clu_gate_undelivered(n, r->worker, r->token);
 	}
 }
 
@@ -569,14 +570,21 @@ void clu_route_owed_acks(struct clu_node *n)
 
 void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link *l)
 {
-	struct clu_remote_route *rr, *tmp;
-	HASH_ITER(hh, m->routes, rr, tmp)
-		remote_del(n, m, rr);
+	if (brk_clu_store_shared(n->b) && !n->stopping) {
+		/* its sessions are in the shared store: what matches them is not
+		 * acknowledged (the publisher sends again) until the node is
+		 * back or its sessions are adopted (clu_route_tick) */
+		m->routes_down_ms = clu_now(n);
+	} else {
+		struct clu_remote_route *rr, *tmp;
+		HASH_ITER(hh, m->routes, rr, tmp)
+			remote_del(n, m, rr);
+	}
 	/* forwards it will never acknowledge */
 	uint64_t lost = 0;
 	for (uint32_t i = m->ph; i < m->pn; i++) {
 		if (!m->pend[i].done) {
-			clu_gate_release(n, m->pend[i].worker, m->pend[i].token);
+			clu_gate_undelivered(n, m->pend[i].worker, m->pend[i].token);
 			lost++;
 		}
 	}
@@ -648,10 +656,48 @@ void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link
 
 /* Provisional routes the new owner never confirmed (it failed to take the
  * session, or had nothing to add) go after PROVISIONAL_MS. */
+/* Of the nodes that are up, the one that adopts a dead node's sessions: the
+ * first name in order, so every survivor picks the same one. */
+static bool adopter_is_self(struct clu_node *n)
+{
+	const char *self = n->m[0]->name;
+	for (size_t i = 1; i < n->n_m; i++) {
+		struct clu_peer *m = n->m[i];
+		if (m->link && !m->left && strcmp(m->name, self) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* A node unreachable for the heartbeat timeout with a shared store: its
+ * routes go, and the adopter takes its sessions out of the store. */
+static void routes_down_tick(struct clu_node *n, struct clu_peer *m, int64_t now)
+{
+	if (m->link) {
+		m->routes_down_ms = 0; /* back: its route sync replaced them */
+		return;
+	}
+	if (now - m->routes_down_ms < (int64_t)n->cfg->cluster_heartbeat_timeout * 1000)
+		return;
+	m->routes_down_ms = 0;
+	unsigned k = HASH_COUNT(m->routes);
+	struct clu_remote_route *rr, *tmp;
+	HASH_ITER(hh, m->routes, rr, tmp)
+		remote_del(n, m, rr);
+	bool adopt = adopter_is_self(n);
+	log_notice("cluster: %s unreachable for %d s: its %u routes withdrawn%s", m->name,
+		   n->cfg->cluster_heartbeat_timeout, k,
+		   adopt ? "; this node resumes its sessions from the store" : "");
+	if (adopt)
+		brk_post_adopt(n->wout, m->name);
+}
+
 void clu_route_tick(struct clu_node *n, int64_t now)
 {
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];
+		if (m->routes_down_ms)
+			routes_down_tick(n, m, now);
 		if (!m->n_provisional)
 			continue;
 		struct clu_remote_route *rr, *tmp;
