@@ -45,6 +45,7 @@ struct rstore {
 	uint32_t cap;
 	uint64_t next_id;             /* valid when have_next_id */
 	bool have_next_id;
+	uint64_t fenced;              /* events dropped by the fence (atomic: read by any thread) */
 };
 
 /* ---- commands for pipelines ---- */
@@ -124,8 +125,8 @@ static int r_apply(struct store *st, const struct store_batch *b)
 	struct rstore *s = st->impl;
 	if (!b->n_ev)
 		return HQ_OK;
-	if (b->n_ev + 3 > s->cap) {
-		s->cap = b->n_ev + 3;
+	if (b->n_ev + 4 > s->cap) {
+		s->cap = b->n_ev + 4;
 		s->offs = hq_realloc(s->offs, s->cap * sizeof(*s->offs));
 		s->lens = hq_realloc(s->lens, s->cap * sizeof(*s->lens));
 		s->argv = hq_realloc(s->argv, s->cap * sizeof(*s->argv));
@@ -140,15 +141,29 @@ static int r_apply(struct store *st, const struct store_batch *b)
 	s->offs[b->n_ev] = s->buf.len;
 	s->argv[2] = "0"; /* no KEYS: the script derives them from the events */
 	s->lens[2] = 1;
+	s->argv[3] = s->node; /* the fence: sessions another node owns are not written */
+	s->lens[3] = strlen(s->node);
 	for (uint32_t i = 0; i < b->n_ev; i++) {
-		s->argv[3 + i] = (const char *)s->buf.p + s->offs[i];
-		s->lens[3 + i] = s->offs[i + 1] - s->offs[i];
+		s->argv[4 + i] = (const char *)s->buf.p + s->offs[i];
+		s->lens[4 + i] = s->offs[i + 1] - s->offs[i];
 	}
 	redisReply *r;
-	int rc = rconn_eval(&s->conn, RSCRIPT_BATCH, (int)b->n_ev + 3, s->argv, s->lens, &r);
+	int rc = rconn_eval(&s->conn, RSCRIPT_BATCH, (int)b->n_ev + 4, s->argv, s->lens, &r);
+	if (rc == HQ_OK && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+		/* expected after a session moved: this node's late writes for it */
+		__atomic_add_fetch(&s->fenced, (uint64_t)r->integer, __ATOMIC_RELAXED);
+		log_debug("store redis: %lld event(s) of a batch of %u dropped: their sessions "
+			  "belong to another node now", r->integer, b->n_ev);
+	}
 	if (r)
 		freeReplyObject(r);
 	return rc;
+}
+
+uint64_t store_redis_fenced(const struct store *st)
+{
+	const struct rstore *s = st->impl;
+	return __atomic_load_n(&s->fenced, __ATOMIC_RELAXED);
 }
 
 /* ---- reading sessions ---- */

@@ -96,4 +96,10 @@ int rdecode_msg(struct store_ev *ev, uint8_t kind, const char *id8, const char *
 uint64_t rget64(const void *p);  /* big endian */
 void rput64(void *p, uint64_t v);
 
+/* ---- the ops (store_redis.c) ---- */
+
+/* How many session-scoped events the batches of st (a redis store) had dropped by the
+ * fence (their session belonged to another node by then). Any thread. */
+uint64_t store_redis_fenced(const struct store *st);
+
 #endif

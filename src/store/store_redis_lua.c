@@ -2,13 +2,22 @@
  * store_redis_lua.c - the two server-side scripts of the redis backend.
  *
  * RSCRIPT_BATCH applies one whole batch atomically (a script runs alone in
- * Redis): ARGV[i] is event i as encoded by rcodec_event (kind | len4 a | a |
- * len4 b | b | rest). It first checks every put against the stored state and
- * the batch's earlier events (as store_mem.c's check pass does) and returns
- * an error reply before writing anything; then it applies the events in
- * order, counting message references server side (messages are shared by
- * every node using this Redis), drops the batch's messages that nothing
- * references at its end and raises the id high-water mark of each node tag.
+ * Redis): ARGV[1] is the writing node's name, ARGV[1 + i] is event i as
+ * encoded by rcodec_event (kind | len4 a | a | len4 b | b | rest). It first
+ * checks every put against the stored state and the batch's earlier events
+ * (as store_mem.c's check pass does) and returns an error reply before
+ * writing anything; then it applies the events in order, counting message
+ * references server side (messages are shared by every node using this
+ * Redis), drops the batch's messages that nothing references at its end and
+ * raises the id high-water mark of each node tag.
+ *
+ * Fencing: two nodes' batches reach Redis in no particular order, so the old
+ * owner of a session that moved may write after the new one. SESSION_PUT
+ * always applies (it takes the session); any other session-scoped event of a
+ * session whose owner (as stored, or as set by the batch's earlier events) is
+ * another node is skipped: not checked, not applied, not an error. The reply
+ * is the number of skipped events. A message only a skipped entry referenced
+ * is dropped at the batch's end like any unreferenced one.
  *
  * Keys (all "hq:"): hq:sess (hash cid -> header record), hq:sown (hash cid ->
  * owner node), hq:own:<node> (set of cids: the owner index), hq:sub:<cid>
@@ -26,14 +35,21 @@
 
 static const char batch_lua[] =
 	"local Z8 = string.rep('\\0', 8)\n"
+	"local node = ARGV[1]\n"
 	"local ev = {}\n"
-	"for i = 1, #ARGV do\n"
+	"for i = 2, #ARGV do\n"
 	"  local a = ARGV[i]\n"
 	"  local k, x, y, p = struct.unpack('>BI4c0I4c0', a)\n"
-	"  ev[i] = { k, x, y, string.sub(a, p) }\n"
+	"  ev[i - 1] = { k, x, y, string.sub(a, p) }\n"
 	"end\n"
-	/* check pass: sess/msgs hold what the batch so far makes exist */
-	"local sess, msgs = {}, {}\n"
+	/* check pass: sess/msgs hold what the batch so far makes exist, own
+	 * each session's owner so far (false: none); skip[i] = event i fenced */
+	"local sess, msgs, own, skip, fenced = {}, {}, {}, {}, 0\n"
+	"local function owner(c)\n"
+	"  local v = own[c]\n"
+	"  if v == nil then v = redis.call('HGET', 'hq:sown', c); own[c] = v end\n"
+	"  return v\n"
+	"end\n"
 	"local function has_sess(c)\n"
 	"  local v = sess[c]\n"
 	"  if v == nil then v = redis.call('HEXISTS', 'hq:sess', c) == 1; sess[c] = v end\n"
@@ -47,8 +63,10 @@ static const char batch_lua[] =
 	"for i = 1, #ev do\n"
 	"  local e = ev[i]\n"
 	"  local k = e[1]\n"
-	"  if k == 1 then sess[e[2]] = true\n"
-	"  elseif k == 2 then sess[e[2]] = false\n"
+	"  if k == 1 then sess[e[2]] = true; own[e[2]] = e[3]\n"
+	"  elseif k ~= 5 and k ~= 11 and k ~= 12 and owner(e[2]) and owner(e[2]) ~= node then\n"
+	"    skip[i] = true; fenced = fenced + 1\n"
+	"  elseif k == 2 then sess[e[2]] = false; own[e[2]] = false\n"
 	"  elseif k == 3 or k == 9 then\n"
 	"    if not has_sess(e[2]) then return redis.error_reply('NOTFOUND session of event ' .. i) end\n"
 	"  elseif k == 5 then msgs[e[2]] = true\n"
@@ -75,7 +93,8 @@ static const char batch_lua[] =
 	"for i = 1, #ev do\n"
 	"  local e = ev[i]\n"
 	"  local k, c, y, v = e[1], e[2], e[3], e[4]\n"
-	"  if k == 1 then\n"
+	"  if skip[i] then -- fenced: another node owns c\n"
+	"  elseif k == 1 then\n"
 	"    local prev = redis.call('HGET', 'hq:sown', c)\n"
 	"    if prev and prev ~= y then redis.call('SREM', 'hq:own:' .. prev, c) end\n"
 	"    redis.call('HSET', 'hq:sess', c, v)\n"
@@ -137,7 +156,7 @@ static const char batch_lua[] =
 	"  local cur = tonumber(redis.call('HGET', 'hq:idhw', t) or '0')\n"
 	"  if l > cur then redis.call('HSET', 'hq:idhw', t, string.format('%.0f', l)) end\n"
 	"end\n"
-	"return #ev\n";
+	"return fenced\n";
 
 /* ARGV[1] = node name: its tag (allocated on first use, 1..65534) and the
  * high-water mark of the ids stored under it, as a decimal string. */

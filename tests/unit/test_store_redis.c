@@ -7,7 +7,8 @@
  *  - two nodes: each loads only the sessions it owns; load_session reads any
  *    one; list_sessions follows the owner index, also when a session is
  *    taken over; message references count across nodes; the message ids of
- *    two nodes never collide and a restarted node never reuses one;
+ *    two nodes never collide and a restarted node never reuses one; the late
+ *    writes of a node that no longer owns a session are dropped (fence);
  *  - Redis killed: apply is HQ_EIO (transient), and works again once Redis is
  *    back; open does not need Redis, load waits for it;
  *  - Sentinel: a failover during writes costs HQ_EIO for a while, then the
@@ -28,6 +29,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "store/store.h"
+#include "store/store_redis_int.h"
 
 #include "redis_fixture.inc"
 
@@ -289,6 +291,122 @@ static void test_refcount_across_nodes(void **state)
 	freeReplyObject(r);
 }
 
+/* hq:mref of id (0 when absent) and whether hq:msg holds it. */
+static long long mref(uint64_t id, bool *stored)
+{
+	uint8_t k[8];
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(id >> (56 - 8 * i));
+	redisReply *r = rfx_cmd(shared_srv.port, "HGET hq:mref %b", k, (size_t)8);
+	assert_non_null(r);
+	long long n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+	freeReplyObject(r);
+	r = rfx_cmd(shared_srv.port, "HEXISTS hq:msg %b", k, (size_t)8);
+	assert_non_null(r);
+	*stored = r->integer == 1;
+	freeReplyObject(r);
+	return n;
+}
+
+/* The seq -> message id of session cid's entries in s (0 = no such entry). */
+static uint64_t qent_msg(const struct snap *s, const char *cid, uint64_t seq)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->kind == STORE_EV_QENT_PUT && bytes_eq(s->v[i]->client_id, cid) &&
+		    s->v[i]->u.qent.seq == seq)
+			return s->v[i]->u.qent.msg_id;
+	return 0;
+}
+
+static bool has_sub(const struct snap *s, const char *cid, const char *filter)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->kind == STORE_EV_SUB_PUT && bytes_eq(s->v[i]->client_id, cid) &&
+		    bytes_eq(s->v[i]->u.sub.filter, filter))
+			return true;
+	return false;
+}
+
+/* b takes s over from a; a's batches written before it knew arrive late.
+ * Those of s are dropped (b's state unchanged, references exact), a's
+ * events for o, which a still owns, apply. */
+static void test_fence_late_writes_of_old_owner(void **state)
+{
+	struct store **two = *state, *a = two[0], *b = two[1];
+	const uint64_t m1 = 11, m2 = 12, m3 = 13, m4 = 14, missing = 99;
+	assert_int_equal(APPLY(a, ev_sess("s", NODE_A), ev_sub("s", "a/#"), ev_msg(m1, "1"),
+			       ev_qent(STORE_EV_QENT_PUT, "s", 1, m1), ev_qent(STORE_EV_QENT_PUT, "s", 2, m1),
+			       ev_sess("o", NODE_A)), HQ_OK);
+	/* the hand-over: b takes s and rewrites it (seq 1 now m2, a new seq 3) */
+	assert_int_equal(APPLY(b, ev_sess("s", NODE_B), ev_sub("s", "b/#"), ev_msg(m2, "2"),
+			       ev_qent(STORE_EV_QENT_PUT, "s", 1, m2), ev_qent(STORE_EV_QENT_PUT, "s", 3, m2)),
+			 HQ_OK);
+	bool in;
+	assert_int_equal(mref(m1, &in), 1);
+	assert_int_equal(mref(m2, &in), 2);
+
+	/* a's late batch: everything for s is fenced, even a put that would
+	 * fail the check (a message nobody stored); o's events apply */
+	struct store_ev upd = ev_qent(STORE_EV_QENT_UPDATE, "s", 3, 0);
+	upd.u.qent.state = 1;
+	upd.u.qent.pid = 5;
+	struct store_ev subdel = { .kind = STORE_EV_SUB_DEL, .client_id = B("s") };
+	subdel.u.sub.filter = B("b/#");
+	struct store_ev rx = { .kind = STORE_EV_RXID_ADD, .client_id = B("s"), .u.pid = 7 };
+	struct store_ev sdel = { .kind = STORE_EV_SESSION_DEL, .client_id = B("s") };
+	assert_int_equal(APPLY(a, ev_msg(m3, "3"), ev_qent(STORE_EV_QENT_PUT, "s", 4, m3),
+			       ev_qent(STORE_EV_QENT_PUT, "s", 5, missing), ev_qent(STORE_EV_QENT_DEL, "s", 2, 0),
+			       ev_qent(STORE_EV_QENT_DEL, "s", 1, 0), upd, ev_sub("s", "late/#"), subdel, rx,
+			       ev_sub("o", "o/#"), ev_qent(STORE_EV_QENT_PUT, "o", 1, m3), sdel),
+			 HQ_OK);
+
+	struct snap s = load(b);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "s"), 1);
+	assert_int_equal(count(&s, STORE_EV_SUB_PUT, "s"), 2);
+	assert_true(has_sub(&s, "s", "a/#"));
+	assert_true(has_sub(&s, "s", "b/#"));
+	assert_int_equal(count(&s, STORE_EV_QENT_PUT, "s"), 3);
+	assert_int_equal(qent_msg(&s, "s", 1), m2);
+	assert_int_equal(qent_msg(&s, "s", 2), m1);
+	assert_int_equal(qent_msg(&s, "s", 3), m2);
+	for (size_t i = 0; i < s.n; i++)
+		if (s.v[i]->kind == STORE_EV_QENT_PUT)
+			assert_int_equal(s.v[i]->u.qent.state, 0); /* the update was dropped */
+	assert_int_equal(count(&s, STORE_EV_RXID_ADD, "s"), 0);
+	assert_int_equal(count(&s, STORE_EV_MSG_PUT, NULL), 2); /* m1, m2 */
+	snap_free(&s);
+	s = load(a);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, NULL), 1);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "o"), 1);
+	assert_true(has_sub(&s, "o", "o/#"));
+	assert_int_equal(qent_msg(&s, "o", 1), m3);
+	snap_free(&s);
+	/* a batch whose only entry is fenced keeps no message */
+	assert_int_equal(APPLY(a, ev_msg(m4, "4"), ev_qent(STORE_EV_QENT_PUT, "s", 6, m4)), HQ_OK);
+	assert_int_equal(mref(m1, &in), 1);
+	assert_true(in);
+	assert_int_equal(mref(m2, &in), 2);
+	assert_true(in);
+	assert_int_equal(mref(m3, &in), 1); /* o's entry only */
+	assert_true(in);
+	assert_int_equal(mref(m4, &in), 0);
+	assert_false(in);
+	redisReply *r = rfx_cmd(shared_srv.port, "HLEN hq:msg");
+	assert_int_equal(r->integer, 3);
+	freeReplyObject(r);
+	assert_int_equal(store_redis_fenced(a), 9 + 1);
+	assert_int_equal(store_redis_fenced(b), 0);
+
+	/* a SESSION_PUT always applies: a takes s back, and its writes count again */
+	assert_int_equal(APPLY(a, ev_sess("s", NODE_A), ev_qent(STORE_EV_QENT_DEL, "s", 2, 0)), HQ_OK);
+	assert_int_equal(store_redis_fenced(a), 10);
+	assert_int_equal(mref(m1, &in), 0);
+	assert_false(in);
+	assert_int_equal(APPLY(b, ev_qent(STORE_EV_QENT_DEL, "s", 1, 0)), HQ_OK);
+	assert_int_equal(store_redis_fenced(b), 1);
+	assert_int_equal(mref(m2, &in), 2);
+}
+
 static void test_msg_ids_never_collide(void **state)
 {
 	struct store **two = *state, *a = two[0], *b = two[1];
@@ -533,6 +651,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_session_and_list, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_takeover_moves_owner, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_refcount_across_nodes, setup_shared, teardown_shared),
+		cmocka_unit_test_setup_teardown(test_fence_late_writes_of_old_owner, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_msg_ids_never_collide, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_throughput, setup_shared, teardown_shared),
 		cmocka_unit_test(test_redis_killed_and_back),
