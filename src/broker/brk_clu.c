@@ -256,6 +256,11 @@ void brk_post_adopt(struct brk_post *p, const char *owner)
 	push(p, 0, &e);
 }
 
+void brk_clu_node_session_up(struct session *node_sess, bool up)
+{
+	atomic_store_explicit(&node_sess->online, up, memory_order_relaxed);
+}
+
 bool brk_clu_store_shared(const struct broker *b)
 {
 	return brk_store_shared(b);

@@ -52,6 +52,10 @@ struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
  * are m's subscriptions; a match becomes a FORWARD to m). */
 struct session *brk_clu_node_session_new(struct broker *b, const char *name, struct clu_peer *m);
 struct session *brk_clu_session_ref(struct session *s);
+/* A node session's node is linked (up) or not: publishers on the workers
+ * read it (brk_route: with a shared store, a publish matching an unreachable
+ * node's routes is refused, not acknowledged). */
+void brk_clu_node_session_up(struct session *node_sess, bool up);
 void brk_clu_session_unref(struct session *s);
 /* The registered session of a client id (a reference) and its worker, or NULL. */
 struct session *brk_clu_session_find(struct broker *b, const char *client_id, size_t len,

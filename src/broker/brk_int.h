@@ -659,7 +659,9 @@ void sess_retained_free(struct session *s);
 
 /* brk_publish.c */
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p);
-void brk_route(struct worker *w, struct brk_msg *msg);   /* borrows msg */
+/* Borrows msg. False: refused, nothing delivered (a QoS > 0 publish while a
+ * node with matching routes is unreachable and the store is shared). */
+bool brk_route(struct worker *w, struct brk_msg *msg);
 /* brk_retain.c (the one retained writer; brk_retain_apply in brk_clu.h). Store (or, empty, delete) a retained message written on this node and
  * tell the other nodes. True if they were told (a QoS > 0 publisher may then
  * wait for them: brk_cluster_retain_barrier). */

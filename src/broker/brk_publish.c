@@ -109,7 +109,23 @@ static int hit_cmp(const void *a, const void *b)
 	return (x->share_group != NULL) - (y->share_group != NULL);
 }
 
-void brk_route(struct worker *w, struct brk_msg *msg)
+/* With a shared store, a QoS > 0 publish that matches the routes of a node
+ * that is unreachable cannot be stored for that node's sessions (they are
+ * in the store, owned by it, until it returns or they are adopted): it is
+ * refused as a whole, before anything is delivered, so the client's resend
+ * neither loses nor duplicates. */
+static bool hits_unreachable(const struct worker *w)
+{
+	for (uint32_t i = 0; i < w->n_hits; i++) {
+		const struct session *t = w->hits[i].sess;
+		if (t->remote && !w->hits[i].share_group &&
+		    !atomic_load_explicit(&t->online, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+bool brk_route(struct worker *w, struct brk_msg *msg)
 {
 	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
@@ -118,6 +134,10 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 	topic_tree_match(w->routes, msg->topic, msg->topic_len,
 			 (enum topic_shared_strategy)b->cfg->shared_strategy, msg->pub_hash,
 			 hit_cb, shared_hit_cb, online_cb, w);
+	if (w->store_tok && !w->clu.fwd_from && brk_store_shared(b) && hits_unreachable(w)) {
+		w->n_hits = 0;
+		return false;
+	}
 	if (w->n_hits > 1)
 		qsort(w->hits, w->n_hits, sizeof(*w->hits), hit_cmp);
 	for (uint32_t i = 0; i < w->n_hits;) {
@@ -195,6 +215,7 @@ void brk_route(struct worker *w, struct brk_msg *msg)
 		i = j;
 	}
 	w->n_hits = 0;
+	return true;
 }
 
 static int fail(struct conn *c, int reason, const char *why)
@@ -298,9 +319,19 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			clu_req_push(&w->clu.out, &r);
 			w->clu.fwd_pending++;
 		}
-		brk_route(w, m);
+		bool routed = brk_route(w, m);
 		w->clu.fwd_token = 0;
 		w->store_tok = 0;
+		if (!routed) {
+			w->clu.fwd_pending = 0;
+			w->store_tok_remote = 0;
+			w->congested = NULL;
+			msg_unref(m);
+			if (pb->qos == 2)
+				sess_rx_pid_del(s, pb->packet_id); /* not received: the resend is new */
+			return fail(c, MQTT_RC_UNSPECIFIED,
+				    "a node holding subscribers of this topic is unreachable: send again");
+		}
 		/* the PUBACK / PUBREC below waits for every destination node and
 		 * for every session that stores the message (ARCHITECTURE.md,
 		 * "Persistence") */

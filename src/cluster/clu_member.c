@@ -291,6 +291,7 @@ void clu_on_link_up(struct clu_node *n, struct clu_link *l)
 	m->next_seq = 0;
 	if (!m->node_sess)
 		m->node_sess = brk_clu_node_session_new(n->b, m->name, m);
+	brk_clu_node_session_up(m->node_sess, true);
 	atomic_fetch_add(&n->peers_up, 1);
 	clu_count_running(n);
 	log_notice("cluster: linked with %s (%s, %s)", m->name, l->addr,
@@ -314,6 +315,8 @@ void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why)
 	if (!m || m->link != l)
 		return;
 	m->link = NULL;
+	if (m->node_sess)
+		brk_clu_node_session_up(m->node_sess, false);
 	atomic_fetch_sub(&n->peers_up, 1);
 	clu_route_link_down(n, m, l);
 	clu_takeover_link_down(n, m);
