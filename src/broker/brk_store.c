@@ -463,3 +463,25 @@ static void qent_put_any(struct session *s, struct deliv *d)
 	qent_state(d, &e.u.qent);
 	store_batch_add(batch(s->w), &e);
 }
+
+/* Management threads (broker.h). b->store lives until broker_free, after the
+ * HTTP server stopped; the runner goes away in broker_shutdown, after
+ * b->stopping is set, so it is read only before. */
+void broker_store_info(struct broker *b, struct broker_store_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->backend = b->store->ops->name;
+	out->durable = b->store->ops->durable;
+	out->healthy = true;
+	const char *d = b->store->ops->describe ? b->store->ops->describe(b->store) : NULL;
+	snprintf(out->description, sizeof(out->description), "%s", d ? d : "");
+	struct store_runner *r = b->store_run;
+	if (atomic_load(&b->stopping) || !r)
+		return;
+	out->healthy = store_runner_healthy(r);
+	out->batches = store_runner_completed(r);
+	store_runner_stats(r, &out->retries, &out->failed);
+	int64_t since = store_runner_down_since(r);
+	if (!out->healthy && since)
+		out->down_ms = clock_mono_ms() - since;
+}

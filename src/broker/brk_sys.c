@@ -92,4 +92,8 @@ void brk_sys_publish(struct worker *w)
 	sys_u64(w, "bytes/received", in.bytes_in);
 	sys_u64(w, "bytes/sent", in.bytes_out);
 	sys_u64(w, "retained/count", in.retained);
+	struct broker_store_info si;
+	broker_store_info(w->b, &si);
+	sys_pub(w, "store/backend", si.backend);
+	sys_u64(w, "store/healthy", si.healthy ? 1 : 0);
 }

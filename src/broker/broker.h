@@ -73,6 +73,22 @@ struct broker_info {
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 
+/* The session store's health for the management side (/api/v5/status,
+ * /metrics, $SYS; ARCHITECTURE.md "Persistence", Errors). Any thread; while
+ * the broker stops (its store thread going away) only the backend is told. */
+struct broker_store_info {
+	const char *backend;      /* "memory", "local", "redis" (static string) */
+	bool durable;             /* survives a restart: a store thread writes to it */
+	bool healthy;             /* writes succeed (always true when not durable) */
+	char description[400];    /* the backend's own account ("redis 127.0.0.1:6379 db 0
+				     disconnected: ..."); empty when it has none */
+	uint64_t batches;         /* batches completed (failed ones included) */
+	uint64_t retries;         /* transient failures retried */
+	uint64_t failed;          /* batches completed failed: nothing of them acknowledged */
+	int64_t down_ms;          /* how long it has been unhealthy; 0 while healthy */
+};
+void broker_store_info(struct broker *b, struct broker_store_info *out);
+
 /*
  * Cluster administration (the HTTP API's cluster endpoints and hamqtt-ctl).
  * Thread safe: each call hands the request to the cluster thread and waits

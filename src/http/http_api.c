@@ -11,6 +11,7 @@
  */
 #include "http/http_int.h"
 #include "broker/broker.h"
+#include "core/clock.h"
 #include "core/conf.h"
 #include "core/version.h"
 
@@ -57,9 +58,31 @@ struct broker *http_broker(struct http_ctx *ctx, struct http_resp *resp)
 	return b;
 }
 
+/* The "store" object of the status: {backend, durable, healthy,
+ * description, down_since_s (unix time the outage began) and down_for_s
+ * (its length), both null while healthy}. */
+static bool add_store(cJSON *doc, struct broker *b)
+{
+	struct broker_store_info si;
+	broker_store_info(b, &si);
+	cJSON *o = cJSON_AddObjectToObject(doc, "store");
+	if (!o || !cJSON_AddStringToObject(o, "backend", si.backend) ||
+	    !cJSON_AddBoolToObject(o, "durable", si.durable) ||
+	    !cJSON_AddBoolToObject(o, "healthy", si.healthy) ||
+	    !cJSON_AddStringToObject(o, "description", si.description))
+		return false;
+	if (si.healthy)
+		return cJSON_AddNullToObject(o, "down_since_s") && cJSON_AddNullToObject(o, "down_for_s");
+	return cJSON_AddNumberToObject(o, "down_since_s", (double)((clock_wall_ms() - si.down_ms) / 1000)) &&
+	       cJSON_AddNumberToObject(o, "down_for_s", (double)si.down_ms / 1000.0);
+}
+
 /* GET /api/v5/status: the load balancer's health check. 200 while the node
  * accepts MQTT, 503 while it starts or shuts down (http.h: the phases).
- * Never logs. */
+ * A store that is down does not change the code, only the body's "store"
+ * (ARCHITECTURE.md "Persistence", Errors: the node still serves everything
+ * that needs no store, and a shared Redis down would take every node out of
+ * the load balancer at once). Never logs. */
 static void api_status(struct http_ctx *ctx, const struct http_req *req,
 		       struct http_resp *resp)
 {
@@ -85,7 +108,7 @@ static void api_status(struct http_ctx *ctx, const struct http_req *req,
 	    !cJSON_AddStringToObject(doc, "status", "running") ||
 	    !cJSON_AddNumberToObject(doc, "uptime", (double)info.uptime_s) ||
 	    !cJSON_AddNumberToObject(doc, "connections", (double)info.connections) ||
-	    !cJSON_AddStringToObject(doc, "version", HAMQTT_VERSION))
+	    !cJSON_AddStringToObject(doc, "version", HAMQTT_VERSION) || !add_store(doc, b))
 		goto fail;
 	http_resp_json(resp, 200, doc);
 	return;

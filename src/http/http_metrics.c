@@ -79,6 +79,28 @@ static void accept_metrics(struct buf *b, const char *node, const struct broker_
 		       "%" PRIu64 "\n", node, kinds[k], c[k]->refused);
 }
 
+/* The session store (broker_store_info): up, and the store thread's counters. */
+static void store_metrics(struct buf *b, const char *node, struct broker *br)
+{
+	struct broker_store_info si;
+	char backend[64];
+	broker_store_info(br, &si);
+	label_escape(si.backend, backend, sizeof(backend));
+	put(b, "# HELP hamqtt_store_up 1 while writes to the session store succeed (always 1 when "
+	       "session.store = memory); 0 while it is down: nothing that needs it is acknowledged.\n"
+	       "# TYPE hamqtt_store_up gauge\n"
+	       "hamqtt_store_up{node=\"%s\",backend=\"%s\"} %d\n", node, backend, si.healthy ? 1 : 0);
+	metric(b, "hamqtt_store_batches_total", "counter",
+	       "Batches of state changes the store thread completed (failed ones included).", node,
+	       si.batches);
+	metric(b, "hamqtt_store_retries_total", "counter",
+	       "Store writes retried after a transient failure (backend down, connection lost, disk full).",
+	       node, si.retries);
+	metric(b, "hamqtt_store_failed_batches_total", "counter",
+	       "Batches the store could not apply: nothing depending on them was acknowledged.", node,
+	       si.failed);
+}
+
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct broker_info in;
@@ -135,6 +157,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	       "Messages for another node that could not be sent (no link, link queue full) or were "
 	       "never acknowledged before its link went down.", node, in.forwards_lost);
 	accept_metrics(&b, node, &in);
+	store_metrics(&b, node, br);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -251,5 +251,8 @@ uint64_t store_runner_completed(const struct store_runner *r);
 /* Transient failures retried so far, and batches completed failed (a
  * permanent error, or given up at stop). Any thread. */
 void store_runner_stats(const struct store_runner *r, uint64_t *retries, uint64_t *failed);
+/* While unhealthy: the monotonic ms (clock_mono_ms) of the episode's first
+ * failure; 0 while healthy. Any thread. */
+int64_t store_runner_down_since(const struct store_runner *r);
 
 #endif

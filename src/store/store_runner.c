@@ -30,6 +30,7 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 2000
 #define STOP_GRACE_MS 5000
+#define REMIND_MS 10000   /* while down: one reminder log line per 10 s, no flood */
 
 struct store_runner {
 	struct store *st;             /* borrowed */
@@ -42,18 +43,56 @@ struct store_runner {
 	bool stopping;                    /* under lock */
 	int64_t stop_at;                  /* under lock: monotonic ms of the stop request */
 	bool gave_up;                     /* runner thread: stopping, and the grace is over */
+	uint64_t submitted;               /* under lock: batches ever submitted */
+	int64_t reminded_at;              /* runner thread: monotonic ms of the last down log line */
 	atomic_bool healthy;
+	_Atomic int64_t down_since;       /* monotonic ms of the first failure of this episode; 0 = up */
 	_Atomic uint64_t completed, retries, failed;
 };
 
+static const char *describe(struct store_runner *r)
+{
+	const char *d = r->st->ops->describe ? r->st->ops->describe(r->st) : NULL;
+	return d ? d : "";
+}
+
+/* Batches submitted and not completed yet: those the outage held back. */
+static uint64_t waiting(struct store_runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t n = r->submitted;
+	pthread_mutex_unlock(&r->lock);
+	uint64_t done = atomic_load_explicit(&r->completed, memory_order_relaxed);
+	return n > done ? n - done : 0;
+}
+
+/* The health flag and its log lines: one when the store goes down (with the
+ * backend's own account: which server, why), one when it is back, and in
+ * between at most one reminder per REMIND_MS, however fast the retries. */
 static void set_health(struct store_runner *r, bool ok, int rc)
 {
+	const char *name = r->st->ops->name;
 	bool was = atomic_exchange(&r->healthy, ok);
-	if (was && !ok)
-		log_error("store %s: write failed (%s): nothing depending on it is acknowledged",
-			  r->st->ops->name, hq_strerror(rc));
-	else if (!was && ok)
-		log_notice("store %s: writes succeed again", r->st->ops->name);
+	int64_t now = clock_mono_ms();
+	if (was && !ok) {
+		atomic_store(&r->down_since, now > 0 ? now : 1);
+		r->reminded_at = now;
+		if (rc == HQ_EIO)
+			log_error("store %s: down (%s): %s: nothing depending on it is acknowledged, "
+				  "retrying", name, hq_strerror(rc), describe(r));
+		else
+			log_error("store %s: a write failed (%s): %s: nothing depending on it was "
+				  "acknowledged", name, hq_strerror(rc), describe(r));
+	} else if (!was && ok) {
+		int64_t since = atomic_exchange(&r->down_since, 0);
+		log_notice("store %s: back after %.1f s, %llu batches waited: %s", name,
+			   (double)(now - since) / 1000.0, (unsigned long long)waiting(r), describe(r));
+	} else if (!ok && now - r->reminded_at >= REMIND_MS) {
+		r->reminded_at = now;
+		log_warning("store %s: still down after %lld s (%s): %s: %llu batches waiting", name,
+			    (long long)((now - atomic_load(&r->down_since)) / 1000), hq_strerror(rc),
+			    describe(r), (unsigned long long)waiting(r));
+	}
 }
 
 /* Wait ms, or less when a stop's grace ends first. */
@@ -221,6 +260,7 @@ int store_runner_start(struct store *st, store_done_fn done, void *arg, struct s
 	r->done = done;
 	r->arg = arg;
 	atomic_init(&r->healthy, true);
+	atomic_init(&r->down_since, 0);
 	atomic_init(&r->completed, 0);
 	atomic_init(&r->retries, 0);
 	atomic_init(&r->failed, 0);
@@ -245,6 +285,7 @@ void store_runner_submit(struct store_runner *r, struct store_batch *b)
 {
 	b->next = NULL;
 	pthread_mutex_lock(&r->lock);
+	r->submitted++;
 	if (r->tail)
 		r->tail->next = b;
 	else
@@ -284,4 +325,9 @@ void store_runner_stats(const struct store_runner *r, uint64_t *retries, uint64_
 	struct store_runner *m = (struct store_runner *)r;
 	*retries = atomic_load_explicit(&m->retries, memory_order_relaxed);
 	*failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
+}
+
+int64_t store_runner_down_since(const struct store_runner *r)
+{
+	return atomic_load(&((struct store_runner *)r)->down_since);
 }
