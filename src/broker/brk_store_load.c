@@ -126,7 +126,8 @@ static void session_begin(struct load *L, const struct store_ev *ev)
 	HASH_FIND(reg_hh, b->registry, s->client_id, ev->client_id.len, e);
 	if (!e) {
 		s->in_registry = true;
-		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, ev->client_id.len, sess_ref(s));
+		sess_ref(s); /* the registry's (not inside HASH_ADD: a macro evaluates it often) */
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, ev->client_id.len, s);
 	}
 	pthread_mutex_unlock(&b->reg_lock);
 	if (e) {
