@@ -133,9 +133,24 @@ static void deliver_to_client(struct worker *w, struct fwd_in *f)
 	sess_unref(s);
 }
 
+/* A FORWARD_ACK held until what the forwarded message stored here is stored
+ * (the origin acknowledges its publisher on it). */
+struct fwd_wait {
+	uint64_t token;           /* this worker's gate token */
+	uint32_t remaining;       /* store confirmations still awaited */
+	struct clu_req r;         /* the CRQ_FWD_DONE to send then */
+	UT_hash_handle hh;
+};
+
 void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 {
 	WK_ASSERT_OWNER(w);
+	/* a durable store: deliveries to persistent sessions (here and on the
+	 * other workers) hold the acknowledgement until they are stored */
+	uint64_t tok = f->seq && w->b->store_run ? gate_token_new(w) : 0;
+	w->store_tok = tok;
+	w->store_tok_remote = 0;
+	uint32_t mark = brk_store_mark(w);
 	if (f->client_id) {
 		deliver_to_client(w, f);
 	} else {
@@ -145,13 +160,54 @@ void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 		w->clu.fwd_from = NULL;
 		w->congested = NULL; /* no publisher here to slow down */
 	}
+	w->store_tok = 0;
 	if (f->seq) {
 		/* accepted: it is in the queues of this node's subscribers */
 		struct clu_req r = { .kind = CRQ_FWD_DONE, .member = f->member,
 				     .link_gen = f->link_gen, .token = f->seq };
-		clu_req_push(&w->clu.out, &r);
+		bool local = brk_store_mark(w) != mark;
+		uint32_t pending = w->store_tok_remote + local;
+		if (!pending) {
+			clu_req_push(&w->clu.out, &r);
+		} else {
+			if (local)
+				brk_store_hold(w, tok);
+			struct fwd_wait *fw = hq_calloc(1, sizeof(*fw));
+			fw->token = tok;
+			fw->remaining = pending;
+			fw->r = r;
+			HASH_ADD(hh, w->clu.fwd_waits, token, sizeof(fw->token), fw);
+		}
 	}
+	w->store_tok_remote = 0;
 	fwd_in_release(f);
+}
+
+bool brk_cluster_fwd_wait_done(struct worker *w, uint64_t token, bool failed)
+{
+	WK_ASSERT_OWNER(w);
+	struct fwd_wait *fw;
+	HASH_FIND(hh, w->clu.fwd_waits, &token, sizeof(token), fw);
+	if (!fw)
+		return false;
+	if (!failed && --fw->remaining)
+		return true;
+	HASH_DEL(w->clu.fwd_waits, fw);
+	/* not stored: no acknowledgement, the origin fails its publisher's
+	 * gate when the link goes (the publisher sends again) */
+	if (!failed)
+		clu_req_push(&w->clu.out, &fw->r);
+	hq_free(fw);
+	return true;
+}
+
+void brk_cluster_fwd_waits_free(struct worker *w)
+{
+	struct fwd_wait *fw, *tmp;
+	HASH_ITER(hh, w->clu.fwd_waits, fw, tmp) {
+		HASH_DEL(w->clu.fwd_waits, fw);
+		hq_free(fw);
+	}
 }
 
 /* Shutdown: the replicas' entries of node sessions hold references. */

@@ -147,3 +147,15 @@ void gate_conn_free(struct conn *c)
 	hq_free(c->gate);
 	c->gate = NULL;
 }
+
+void brk_token_done(struct worker *w, uint64_t token, bool failed)
+{
+	WK_ASSERT_OWNER(w);
+	if (failed) {
+		if (!gate_fail(w, token, "a message could not be stored or forwarded: send again"))
+			brk_cluster_fwd_wait_done(w, token, true);
+		return;
+	}
+	if (!gate_release(w, token) && !brk_cluster_wait_release(w, token))
+		brk_cluster_fwd_wait_done(w, token, false);
+}

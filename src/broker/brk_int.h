@@ -461,6 +461,7 @@ struct wk_cluster {
 	uint64_t fwd_token;               /* set by the publish path: gate for QoS>0 forwards */
 	uint32_t fwd_pending;             /* forwards that will release fwd_token */
 	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
+	struct fwd_wait *fwd_waits;       /* FORWARD_ACKs waiting for the store (uthash by token) */
 };
 
 struct worker {
@@ -700,6 +701,12 @@ void brk_cluster_flush(struct worker *w);
 void brk_route_forwarded(struct worker *w, struct fwd_in *f);  /* consumes f */
 void fwd_in_release(struct fwd_in *f);
 void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */
+/* A store confirmation (or failure) for a held FORWARD_ACK; false: not one. */
+bool brk_cluster_fwd_wait_done(struct worker *w, uint64_t token, bool failed);
+void brk_cluster_fwd_waits_free(struct worker *w);       /* shutdown */
+/* A gate token's confirmation, whatever waits on it: a held response, a
+ * connection waiting for the cluster, a held FORWARD_ACK. */
+void brk_token_done(struct worker *w, uint64_t token, bool failed);
 /* CONNECT: ask the other nodes about c's client id first (true: c waits). */
 bool brk_cluster_takeover_begin(struct conn *c);
 /* imported: a session handed over (WQ_TAKEOVER_DONE's sess, borrowed) or NULL */

@@ -137,10 +137,7 @@ void brk_store_ack(struct worker *w, uint64_t remote_token, bool failed)
 	int wid = (int)(remote_token >> TOK_WORKER_SHIFT) - 1;
 	uint64_t token = remote_token & TOK_MASK;
 	if (wid < 0 || wid == w->id) {
-		if (failed)
-			gate_fail(w, token, "store write failed");
-		else
-			gate_release(w, token);
+		brk_token_done(w, token, failed);
 		return;
 	}
 	struct wq_entry e = { .kind = WQ_GATE_RELEASE, .options = failed };

@@ -132,10 +132,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		brk_route_forwarded(w, &e->u.fwd);
 		break;
 	case WQ_GATE_RELEASE:
-		if (e->options) /* a delivery this gate waited for was not stored */
-			gate_fail(w, e->u.token, "store write failed");
-		else if (!gate_release(w, e->u.token))
-			brk_cluster_wait_release(w, e->u.token);
+		/* options: what the token waited for failed (not stored, or a
+		 * forward that never arrived) */
+		brk_token_done(w, e->u.token, e->options);
 		break;
 	case WQ_TAKEOVER_IMPORT:
 		brk_cluster_takeover_import(w, &e->u.takeover);
@@ -643,6 +642,7 @@ void broker_free(struct broker *b)
 			clu_req_release(&w->clu.out.v[k]);
 		hq_free(w->clu.out.v);
 		store_batch_free(w->store_batch);
+		brk_cluster_fwd_waits_free(w);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);

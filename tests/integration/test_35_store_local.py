@@ -196,6 +196,7 @@ def test_will_of_client_connected_at_kill(broker, paho):
     b = broker(LOCAL)
     w = Paho(b.port, "will-dev", version=4, clean=False,
              will={"topic": "presence/will-dev", "payload": b"offline", "qos": 1, "retain": True})
+    time.sleep(0.5)  # connected for a moment: its session (and will) reach the store
     try:
         restart(b)
     finally:

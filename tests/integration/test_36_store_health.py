@@ -19,69 +19,16 @@ the Redis side, another story).
 """
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 import mqttraw as m
-from conftest import NODE_NAME, free_port, require, wait_until
+from conftest import NODE_NAME, require, wait_until
+from redisfx import REDIS, redis  # noqa: F401 (the fixture)
 from mqttraw import PUBACK, PUBLISH, T
 
-REDIS = shutil.which("redis-server")
 SYS = "$SYS/brokers/%s/" % NODE_NAME
-
-
-class RedisServer:
-    """One redis-server on 127.0.0.1:port, files in dir; every wait bounded."""
-
-    def __init__(self, dir_, port=None):
-        self.dir = str(dir_)
-        self.port = port or free_port()
-        self.proc = None
-
-    def start(self):
-        logf = open(os.path.join(self.dir, "redis.log"), "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
-                 "--daemonize", "no"],
-                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        finally:
-            logf.close()
-        wait_until(self._answers, 10, 0.05, "redis-server answering PING on %d" % self.port)
-        return self
-
-    def _answers(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("redis-server exited with %s" % self.proc.returncode)
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis(tmp_path):
-    d = tmp_path / "redis"
-    d.mkdir()
-    r = RedisServer(d).start()
-    yield r
-    r.kill()
 
 
 def http(b, path):

@@ -1,0 +1,134 @@
+"""
+test_37_store_redis_cluster.py - session.store = redis in a 3-node cluster:
+a node killed with SIGKILL and never restarted loses nothing acknowledged.
+
+Every node shares one real redis-server (redisfx). Node 2 is killed:
+  - a persistent session that was on it resumes on another node when its
+    client reconnects there (session present, its subscription live, every
+    message acknowledged before the kill delivered), read from the store at
+    once, without waiting for the dead node;
+  - a persistent session whose client stays away is adopted by a survivor
+    once node 2 has been unreachable for cluster.heartbeat_timeout: QoS 1
+    messages published meanwhile are not acknowledged until they can be
+    stored for it (the publisher is told to send again), and all reach the
+    client when it comes back;
+  - the will of a client that was connected to node 2 is published by a
+    survivor [MQTT-3.1.2-8];
+  - node 2, restarted after its sessions moved, loads none of them.
+"""
+
+import time
+
+from conftest import require
+from mqttraw import PUBLISH, T, Closed
+from redisfx import REDIS, redis  # noqa: F401 (the fixture)
+
+
+def start(cluster, redis):  # noqa: F811
+    cl = cluster(3, {"session.store": "redis",
+                     "session.redis.server": "127.0.0.1:%d" % redis.port})
+    cl.join_all()
+    cl.wait_all_running()
+    return cl
+
+
+def drain(c, n, timeout=10.0):
+    """Up to n distinct PUBLISH payloads (acknowledged), within timeout."""
+    got = []
+    deadline = time.monotonic() + T(timeout)
+    while len(set(got)) < n and time.monotonic() < deadline:
+        p = c.try_recv(0.3)
+        if p is not None and p.type == PUBLISH:
+            got.append(bytes(p.payload))
+            c.ack(p)
+    return got
+
+
+def publish_until_acked(node, topic, payloads, timeout=20.0):
+    """QoS 1 publish of each payload from a persistent publisher, sending
+    again on a new connection whenever the node refuses (closes) until it
+    is acknowledged. Returns the number of refusals."""
+    refused = 0
+    deadline = time.monotonic() + T(timeout)
+    c = None
+    for pl in payloads:
+        while True:
+            assert time.monotonic() < deadline, "%r never acknowledged" % pl
+            if c is None:
+                c = node.raw()
+                c.connect("rc-pub", clean=False)
+            try:
+                c.publish(topic, pl, qos=1)
+                break
+            except (Closed, AssertionError, OSError):
+                refused += 1
+                c.close()
+                c = None
+                time.sleep(0.2)
+    if c is not None:
+        c.close()
+    return refused
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_session_of_dead_node_resumes_elsewhere(redis, cluster):  # noqa: F811
+    cl = start(cluster, redis)
+    n1, n2, n3 = cl.nodes
+    s = n2.raw()
+    s.connect("rc-sub", clean=False)
+    s.subscribe("rc/#", qos=1)
+    s.close()
+    publish_until_acked(n1, "rc/a", [b"k%d" % i for i in range(20)])
+    n2.kill()
+    s = n3.raw()
+    t0 = time.monotonic()
+    ack = s.connect("rc-sub", clean=False)
+    took = time.monotonic() - t0
+    assert ack.session_present, "the dead node's session was not resumed from the store"
+    assert took < T(1.5), "resuming waited %.1fs for the dead node" % took
+    got = drain(s, 20)
+    assert set(got) == {b"k%d" % i for i in range(20)}
+    # its subscription is live here without a new SUBSCRIBE
+    publish_until_acked(n1, "rc/b", [b"after"])
+    assert drain(s, 1) == [b"after"]
+    n3.wait_log(r"client_id=rc-sub session resumed from the store")
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_offline_session_of_dead_node_adopted(redis, cluster):  # noqa: F811
+    cl = start(cluster, redis)
+    n1, n2, n3 = cl.nodes
+    s = n2.raw()
+    s.connect("rc-off", clean=False)
+    s.subscribe("off/#", qos=1)
+    s.close()
+    n2.kill()
+    # published while no node holds the session: acknowledged only once a
+    # survivor adopted it from the store
+    refused = publish_until_acked(n1, "off/x", [b"o%d" % i for i in range(10)])
+    adopter = [n for n in (n1, n3) if n.log_lines(r"session of a dead node resumed here")]
+    assert adopter, "no survivor adopted the dead node's sessions"
+    s = n3.raw()
+    assert s.connect("rc-off", clean=False).session_present
+    got = drain(s, 10)
+    assert set(got) == {b"o%d" % i for i in range(10)}, "lost: %r (refused %d)" % (
+        sorted({b"o%d" % i for i in range(10)} - set(got)), refused)
+    # the dead node comes back: its sessions live elsewhere now
+    n2.restart()
+    n2.wait_log(r"store redis: loaded 0 sessions")
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_will_of_client_on_dead_node(redis, cluster):  # noqa: F811
+    cl = start(cluster, redis)
+    n1, n2, n3 = cl.nodes
+    w = n1.raw()
+    w.connect("watcher")
+    w.subscribe("presence/#", qos=1)
+    dev = n2.raw()
+    dev.connect("dev-1", clean=True, will_topic="presence/dev-1", will_payload=b"offline",
+                will_qos=1)
+    time.sleep(0.5)  # its connection (and will) reach the store
+    n2.kill()
+    p = w.expect(PUBLISH, timeout=T(15))
+    assert (p.topic, bytes(p.payload)) == ("presence/dev-1", b"offline")
