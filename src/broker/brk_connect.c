@@ -412,6 +412,16 @@ bool brk_session_import(struct worker *w, struct session *s)
 	size_t idlen = strlen(s->client_id);
 	pthread_mutex_lock(&b->reg_lock);
 	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
+	struct session *stale = NULL;
+	if (e && !atomic_load_explicit(&e->conn_hlc, memory_order_relaxed)) {
+		/* ours was loaded from this node's store at start and no client
+		 * attached since (the node was down while its client moved on):
+		 * the session handed over is the newer one */
+		HASH_DELETE(reg_hh, b->registry, e);
+		e->in_registry = false;
+		stale = e; /* the registry's reference, now ours */
+		e = NULL;
+	}
 	if (e) {
 		pthread_mutex_unlock(&b->reg_lock);
 		sess_end(s, false);
@@ -421,6 +431,17 @@ bool brk_session_import(struct worker *w, struct session *s)
 	sess_ref(s); /* the registry's (not inside HASH_ADD: a macro evaluates it often) */
 	HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
 	pthread_mutex_unlock(&b->reg_lock);
+	if (stale) {
+		log_info("client_id=%s the session stored here before this node stopped is replaced "
+			 "by the newer one of another node", s->client_id);
+		if (stale->w == w) {
+			sess_kill(stale, MQTT_RC_SESSION_TAKEN_OVER);
+			sess_unref(stale);
+		} else {
+			struct wq_entry q = { .kind = WQ_KILL, .sess = stale };
+			wk_post(w, stale->w, &q);
+		}
+	}
 	sess_offline_update(s); /* its expiry runs if no connection attaches */
 	log_info("client_id=%s session taken over from another node (%u subscriptions, %u queued, "
 		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
