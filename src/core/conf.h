@@ -58,6 +58,7 @@ struct hq_config {
 	char *session_redis_sentinels; /* "" = no Sentinel; comma separated host:port */
 	char *session_redis_master_name;
 	int session_redis_timeout;     /* seconds */
+	int session_redis_wait_replicas; /* WAIT for this many replicas per group commit */
 	/* dashboard / http */
 	char *dashboard_bind;          /* host:port */
 	/* log */

@@ -197,6 +197,8 @@ const struct conf_key conf_keys[] = {
 	      "Redis Sentinels (comma separated) asked for the master; empty = use session.redis.server"),
 	K_STR("session.redis.master_name", session_redis_master_name, NULL, NULL, "mymaster",
 	      "the master's name as the Sentinels know it"),
+	K_INT("session.redis.wait_replicas", session_redis_wait_replicas, 0, 16, "0",
+	      "replicas that must have each group of writes before it counts as stored (WAIT)"),
 	K_DUR("session.redis.timeout", session_redis_timeout, 1, 3600, "2s",
 	      "a Redis command or connect slower than this counts as a failure (retried)"),
 	K_STR("dashboard.listeners.http.bind", dashboard_bind, check_hostport, "host:port", "0.0.0.0:18083",

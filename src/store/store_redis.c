@@ -46,6 +46,9 @@ struct rstore {
 	uint64_t next_id;             /* valid when have_next_id */
 	bool have_next_id;
 	uint64_t fenced;              /* events dropped by the fence (atomic: read by any thread) */
+	int wait_replicas;            /* session.redis.wait_replicas */
+	uint64_t group_gen;           /* connection of the group's applies; 0 = none yet */
+	bool group_mixed;             /* the group's applies were on more than one connection */
 };
 
 /* ---- commands for pipelines ---- */
@@ -149,6 +152,11 @@ static int r_apply(struct store *st, const struct store_batch *b)
 	}
 	redisReply *r;
 	int rc = rconn_eval(&s->conn, RSCRIPT_BATCH, (int)b->n_ev + 4, s->argv, s->lens, &r);
+	if (rc == HQ_OK) {
+		if (s->group_gen && s->group_gen != s->conn.gen)
+			s->group_mixed = true;
+		s->group_gen = s->conn.gen;
+	}
 	if (rc == HQ_OK && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
 		/* expected after a session moved: this node's late writes for it */
 		__atomic_add_fetch(&s->fenced, (uint64_t)r->integer, __ATOMIC_RELAXED);
@@ -158,6 +166,56 @@ static int r_apply(struct store *st, const struct store_batch *b)
 	if (r)
 		freeReplyObject(r);
 	return rc;
+}
+
+/* Group commit with replicas: WAIT until session.redis.wait_replicas replicas
+ * have every write of this connection, so a Sentinel failover cannot lose an
+ * acknowledged message. A group whose writes went over two connections (the
+ * first master may have died with them) is not confirmed: it fails, and its
+ * clients send again. */
+static int r_sync(struct store *st)
+{
+	struct rstore *s = st->impl;
+	uint64_t gen = s->group_gen;
+	bool mixed = s->group_mixed;
+	if (!s->wait_replicas || !gen) {
+		s->group_gen = 0;
+		s->group_mixed = false;
+		return HQ_OK;
+	}
+	if (mixed || gen != s->conn.gen) {
+		s->group_gen = 0;
+		s->group_mixed = false;
+		log_warning("store redis: the connection changed during a group of writes: they are "
+			    "not confirmed (their clients send again)");
+		return HQ_EINVAL;
+	}
+	/* until confirmed, the group stays pending: a retry WAITs again, or
+	 * fails it above if the connection changed meanwhile */
+	char n[16], ms[16];
+	snprintf(n, sizeof(n), "%d", s->wait_replicas);
+	/* half the command timeout: WAIT's own answer must beat the socket's */
+	snprintf(ms, sizeof(ms), "%d", s->conn.timeout_ms / 2 > 0 ? s->conn.timeout_ms / 2 : 1);
+	const char *argv[] = { "WAIT", n, ms };
+	const size_t lens[] = { 4, strlen(n), strlen(ms) };
+	const char *const *av[] = { argv };
+	const size_t *lv[] = { lens };
+	int argc[] = { 3 };
+	redisReply *r = NULL;
+	int rc = rconn_pipeline(&s->conn, 1, argc, av, lv, &r);
+	if (rc != HQ_OK)
+		return rc;
+	long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	if (got < s->wait_replicas) {
+		/* transient: retried (a replica is resyncing); nothing is
+		 * acknowledged meanwhile */
+		log_warning("store redis: %lld of %d replicas confirmed the writes within %d ms",
+			    got, s->wait_replicas, s->conn.timeout_ms / 2);
+		return HQ_EIO;
+	}
+	s->group_gen = 0;
+	return HQ_OK;
 }
 
 uint64_t store_redis_fenced(const struct store *st)
@@ -541,7 +599,7 @@ static const struct store_ops redis_ops = {
 	.name = "redis",
 	.durable = true,
 	.apply = r_apply,
-	.sync = NULL, /* Redis' own persistence (AOF/RDB, replicas) decides durability */
+	.sync = r_sync, /* WAIT for replicas when asked; else Redis' own persistence decides */
 	.load = r_load,
 	.next_msg_id = r_next_msg_id,
 	.close = r_close,
@@ -560,6 +618,7 @@ int store_redis_open(const struct hq_config *cfg, struct store **out, char *err,
 		return HQ_EINVAL;
 	}
 	s->node = hq_strdup(cfg->node_name ? cfg->node_name : "");
+	s->wait_replicas = cfg->session_redis_wait_replicas;
 	/* a first attempt now so describe() tells the truth from the start;
 	 * Redis being down is not an error here (the runner retries) */
 	(void)rconn_ensure(&s->conn);

@@ -257,6 +257,7 @@ int rconn_ensure(struct rconn *rc)
 	if (rc->backoff_ms)
 		log_notice("store redis: connected to %s:%d again", rc->host, rc->port);
 	rc->backoff_ms = 0;
+	rc->gen++;
 	set_desc(rc, NULL);
 	return HQ_OK;
 }

@@ -35,6 +35,7 @@ struct rconn {
 	char host[256];               /* the server in use (or last tried) */
 	int port;
 	int64_t next_try_ms;          /* monotonic: no connect attempt before */
+	uint64_t gen;                 /* connections made so far (sync: same one as the applies?) */
 	int backoff_ms;               /* 0 after a success; 100 .. 2000 */
 	char sha[RSCRIPT_N][41];      /* SCRIPT LOAD results */
 	pthread_mutex_t desc_lock;
