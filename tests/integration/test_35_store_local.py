@@ -205,3 +205,31 @@ def test_will_of_client_connected_at_kill(broker, paho):
     s.subscribe("presence/#", qos=1)
     m = s.get(timeout=10)
     assert (m.topic, bytes(m.payload)) == ("presence/will-dev", b"offline")
+
+
+def test_queue_limit_holds_on_disk(broker, raw):
+    """mqtt.max_queued_messages holds in the store as in memory: the messages
+    the queue policy dropped stay dropped after kill -9 (the newest 5 of 20
+    come back, not all 20)."""
+    b = broker(dict(LOCAL, **{"mqtt.max_queued_messages": 5}))
+    sub = raw(b)
+    sub.connect("ql-sub", clean=False)
+    sub.subscribe("ql/t", qos=1)
+    sub.disconnect()
+    pub = raw(b)
+    pub.connect("ql-pub")
+    for i in range(20):
+        pub.publish("ql/t", b"q%d" % i, qos=1)
+    pub.close()
+    time.sleep(0.3)
+    restart(b)
+    sub = raw(b)
+    assert sub.connect("ql-sub", clean=False).session_present
+    got = []
+    deadline = time.monotonic() + T(3)
+    while time.monotonic() < deadline:
+        p = sub.try_recv(0.3)
+        if p is not None and p.type == PUBLISH:
+            got.append(bytes(p.payload))
+            sub.ack(p)
+    assert got == [b"q%d" % i for i in range(15, 20)], got
