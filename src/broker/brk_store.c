@@ -160,6 +160,45 @@ bool brk_store_gate(struct conn *c, uint32_t mark, uint64_t tok, uint32_t pendin
 	return true;
 }
 
+static struct store_ev sess_ev(const struct session *s, uint8_t kind);
+
+/* A batch failed because the store lacks what it builds on (a session
+ * header or message: the store lost data, e.g. a Redis that came back
+ * empty): the sessions it touched are written again whole from memory, so
+ * the store catches up instead of failing them for ever. */
+static void rewrite_sessions(struct worker *w, const struct store_batch *sb)
+{
+	struct broker *b = w->b;
+	struct session **done = NULL; /* rewritten already (once each) */
+	uint32_t n_done = 0;
+	for (uint32_t i = 0; i < sb->n_ev; i++) {
+		const struct store_ev *ev = &sb->ev[i];
+		if (!ev->client_id.len || ev->kind == STORE_EV_SESSION_DEL)
+			continue;
+		struct session *s;
+		pthread_mutex_lock(&b->reg_lock);
+		HASH_FIND(reg_hh, b->registry, ev->client_id.p, ev->client_id.len, s);
+		if (s)
+			sess_ref(s);
+		pthread_mutex_unlock(&b->reg_lock);
+		if (!s)
+			continue;
+		bool seen = false;
+		for (uint32_t k = 0; k < n_done && !seen; k++)
+			seen = done[k] == s;
+		if (!seen && s->w == w && s->stored && !s->ended) {
+			log_notice("store: client_id=%s written again whole (the store lacked it)",
+				   s->client_id);
+			s->stored = false;
+			brk_store_session_put(s);
+			done = hq_realloc(done, (n_done + 1) * sizeof(*done));
+			done[n_done++] = s; /* compared only, never dereferenced */
+		}
+		sess_unref(s);
+	}
+	hq_free(done);
+}
+
 void brk_store_done(struct worker *w, struct store_batch *sb)
 {
 	WK_ASSERT_OWNER(w);
@@ -173,6 +212,8 @@ void brk_store_done(struct worker *w, struct store_batch *sb)
 	if (sb->status != HQ_OK)
 		log_warning("store: %u changes of worker %d not stored: %s", sb->n_ev, w->id,
 			    hq_strerror(sb->status));
+	if (sb->status == HQ_ENOTFOUND)
+		rewrite_sessions(w, sb);
 	store_batch_free(sb);
 }
 

@@ -19,13 +19,14 @@ the Redis side, another story).
 """
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 
 import mqttraw as m
 from conftest import NODE_NAME, require, wait_until
-from redisfx import REDIS, redis  # noqa: F401 (the fixture)
+from redisfx import REDIS, command, redis  # noqa: F401 (the fixture)
 from mqttraw import PUBACK, PUBLISH, T
 
 SYS = "$SYS/brokers/%s/" % NODE_NAME
@@ -176,3 +177,41 @@ def test_memory_store_reported(broker, raw):
     c.connect("sys-mem")
     c.subscribe("$SYS/brokers/+/store/#", qos=0)
     assert sys_store(c) == {"healthy": "1", "backend": "memory"}
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_redis_back_empty_sessions_written_again(redis, broker, raw):
+    """Redis comes back without its data (no persistence of its own): the
+    write waiting for it fails (its session is missing), the publisher is
+    told to send again (no PUBACK for what was not stored), the node writes
+    the sessions it holds again whole, and the resent message is stored and
+    delivered; a later kill -9 of the node would find the session in Redis."""
+    import shutil
+    b = broker({"session.store": "redis", "session.redis.server": "127.0.0.1:%d" % redis.port,
+                "session.redis.timeout": "1s"})
+    sub = raw(b)
+    sub.connect("e-sub", clean=False)
+    sub.subscribe("emp/t", qos=1)
+    sub.disconnect()
+    pub = raw(b)
+    pub.connect("e-pub", clean=False)
+    redis.kill()
+    for f in os.listdir(redis.dir):  # its data is gone
+        if f.startswith(("aof-", "appendonly", "dump")):
+            p = os.path.join(redis.dir, f)
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+    pub.send(m.publish("emp/t", b"x", qos=1, mid=5))
+    time.sleep(0.5)
+    redis.start()
+    # not stored: no PUBACK, the connection closes (v3: the client sends again)
+    pub.wait_closed(timeout=T(15))
+    b.wait_log("client_id=e-sub written again whole", timeout=10)
+    pub = raw(b)
+    pub.connect("e-pub", clean=False)
+    assert pub.publish("emp/t", b"x", qos=1, dup=True, mid=5).type == PUBACK
+    sub = raw(b)
+    assert sub.connect("e-sub", clean=False).session_present
+    p = sub.expect(PUBLISH, timeout=T(5))
+    assert p.payload == b"x"
+    reply = command(redis.port, "HEXISTS", "hq:sess", "e-sub")
+    assert reply in (b":1",), reply
