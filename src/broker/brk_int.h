@@ -504,6 +504,7 @@ struct worker {
 	struct wk_cluster clu;            /* the worker's cluster side (embedded: one per worker) */
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 	struct store_seen *store_msgs;    /* message ids put in store_batch (uthash; brk_store.c) */
+	uint64_t store_nev;               /* events appended ever (brk_store_mark) */
 	struct store_wait *store_waits;   /* connections waiting for a store read (uthash by token) */
 	/* the gate token of the request being handled whose response waits for
 	 * what the request stores (a QoS>=1 PUBLISH): deliveries posted to other

@@ -87,7 +87,20 @@ static struct store_batch *batch(struct worker *w)
 {
 	if (!w->store_batch)
 		w->store_batch = store_batch_new((uint32_t)w->id);
+	w->store_nev++; /* for brk_store_mark: the caller appends one event */
 	return w->store_batch;
+}
+
+/* A turn that fans out to many sessions would make one huge batch (one
+ * publish to 10,000 offline sessions is 10,000 entries): past
+ * BATCH_MAX_EVENTS the batch is handed over and a new one begins, so no
+ * single apply (one Redis script, one LMDB transaction) runs for long.
+ * Called only where a split is harmless: before a message and its entry. */
+#define BATCH_MAX_EVENTS 4096
+static void maybe_split(struct worker *w)
+{
+	if (w->store_batch && w->store_batch->n_ev >= BATCH_MAX_EVENTS)
+		brk_store_flush(w);
 }
 
 static void seen_clear(struct worker *w)
@@ -117,12 +130,14 @@ void brk_store_flush(struct worker *w)
 void brk_store_hold(struct worker *w, uint64_t token)
 {
 	WK_ASSERT_OWNER(w);
-	store_batch_add_token(batch(w), token);
+	if (!w->store_batch)
+		w->store_batch = store_batch_new((uint32_t)w->id);
+	store_batch_add_token(w->store_batch, token); /* a token is not an event: no mark */
 }
 
 uint32_t brk_store_mark(const struct worker *w)
 {
-	return w->store_batch ? w->store_batch->n_ev : 0;
+	return (uint32_t)w->store_nev; /* compared for equality only */
 }
 
 uint64_t brk_store_tok_remote(int wid, uint64_t token)
@@ -443,6 +458,7 @@ void brk_store_qent_put(struct session *s, struct deliv *d)
 	if (!d->qos || !d->msg || d->seq || !brk_store_persisting(s))
 		return;
 	struct worker *w = s->w;
+	maybe_split(w); /* never between the message and its entry */
 	struct store_ev e = sess_ev(s, STORE_EV_QENT_PUT);
 	e.u.qent.msg_id = msg_put(w, d->msg);
 	d->seq = ++s->store_seq;

@@ -246,6 +246,10 @@ void store_runner_submit(struct store_runner *r, struct store_batch *b);
 void store_runner_stop(struct store_runner *r);
 /* False after a failed batch, true again after the next success. Any thread. */
 bool store_runner_healthy(const struct store_runner *r);
+/* store_cancel.c: drop the QENT_PUT/QENT_DEL pairs of one entry within a
+ * group of batches (and the messages only they referenced) before it is
+ * applied; returns the events dropped. Runner thread. */
+uint64_t store_cancel_group(struct store_batch *group);
 /* Batches completed so far, failed ones included. Any thread. */
 uint64_t store_runner_completed(const struct store_runner *r);
 /* Transient failures retried so far, and batches completed failed (a

@@ -48,6 +48,7 @@ struct store_runner {
 	atomic_bool healthy;
 	_Atomic int64_t down_since;       /* monotonic ms of the first failure of this episode; 0 = up */
 	_Atomic uint64_t completed, retries, failed;
+	_Atomic uint64_t cancelled;       /* events dropped before applying (store_cancel.c) */
 };
 
 static const char *describe(struct store_runner *r)
@@ -214,6 +215,7 @@ static void finish(struct store_runner *r, struct store_batch **pend)
 
 static void run_group(struct store_runner *r, struct store_batch *group)
 {
+	atomic_fetch_add_explicit(&r->cancelled, store_cancel_group(group), memory_order_relaxed);
 	struct store_batch *pend = NULL, **tail = &pend; /* applied, not yet synced */
 	while (group) {
 		struct store_batch *b = group;
