@@ -32,6 +32,7 @@
 #include "core/mem.h"
 #include "store/store.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 struct store_wait {
@@ -134,6 +135,28 @@ void brk_store_conn_free(struct conn *c)
 
 /* ---- adopting a dead node's sessions ---- */
 
+/* One adoption: the dead node's name and the session reads still out (any
+ * worker completes one: atomic). The last one tells the cluster. */
+struct adoption {
+	atomic_uint left;
+	char *owner;              /* owned */
+};
+
+static void adoption_done(struct worker *w, struct adoption *a)
+{
+	/* every worker has the adopted routes in its inbox before the cluster
+	 * withdraws the dead node's (clu_route_adopted): no publish between */
+	wk_flush_outboxes(w);
+	if (w->b->clu) {
+		struct clu_req r = { .kind = CRQ_ADOPTED };
+		r.key = a->owner; /* moves */
+		clu_req_push(&w->clu.out, &r);
+	} else {
+		hq_free(a->owner);
+	}
+	hq_free(a);
+}
+
 void brk_store_adopt_node(struct worker *w, const char *owner)
 {
 	WK_ASSERT_OWNER(w);
@@ -148,12 +171,23 @@ void brk_store_adopt_node(struct worker *w, const char *owner)
 static void adopt_list_done(struct worker *w, struct store_batch *sb)
 {
 	struct broker *b = w->b;
+	struct adoption *a = hq_calloc(1, sizeof(*a));
+	a->owner = hq_strndup((const char *)sb->read_key.p, sb->read_key.len);
 	if (sb->status != HQ_OK) {
-		log_error("store: the sessions of a dead node could not be listed: %s",
+		log_error("store: the sessions of %s could not be listed: %s", a->owner,
 			  hq_strerror(sb->status));
+		adoption_done(w, a); /* its routes go all the same: a stall is worse */
 		return;
 	}
 	uint32_t n = 0;
+	for (uint32_t i = 0; i < sb->n_ev; i++)
+		n += sb->ev[i].kind == STORE_EV_SESSION_PUT;
+	atomic_init(&a->left, n);
+	log_notice("store: resuming %u sessions of %s", n, a->owner);
+	if (!n) {
+		adoption_done(w, a);
+		return;
+	}
 	for (uint32_t i = 0; i < sb->n_ev; i++) {
 		const struct store_ev *ev = &sb->ev[i];
 		if (ev->kind != STORE_EV_SESSION_PUT)
@@ -163,13 +197,12 @@ static void adopt_list_done(struct worker *w, struct store_batch *sb)
 		struct store_batch *rb = store_batch_read(hash % (uint32_t)b->n_workers,
 							  STORE_READ_SESSION, ev->client_id.p,
 							  ev->client_id.len);
+		rb->user = a;
 		store_runner_submit(b->store_run, rb);
-		n++;
 	}
-	log_notice("store: resuming %u sessions of a dead node", n);
 }
 
-static void adopt_session_done(struct worker *w, struct store_batch *sb)
+static void adopt_one(struct worker *w, struct store_batch *sb)
 {
 	if (sb->status != HQ_OK || !sb->n_ev)
 		return; /* gone meanwhile (its client reconnected elsewhere and ended it) */
@@ -201,4 +234,15 @@ static void adopt_session_done(struct worker *w, struct store_batch *sb)
 	log_info("client_id=%s session of a dead node resumed here (%u subscriptions, %u queued, "
 		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
 	sess_unref(s);
+}
+
+static void adopt_session_done(struct worker *w, struct store_batch *sb)
+{
+	struct adoption *a = sb->user;
+	adopt_one(w, sb);
+	/* its routes into every inbox before the count says so: the last
+	 * reader's CRQ_ADOPTED must find every adopted route delivered */
+	wk_flush_outboxes(w);
+	if (a && atomic_fetch_sub_explicit(&a->left, 1, memory_order_acq_rel) == 1)
+		adoption_done(w, a);
 }

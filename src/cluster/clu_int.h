@@ -81,6 +81,7 @@ struct clu_peer {
 	 * fails the publisher's gate) until this monotonic ms + the heartbeat
 	 * timeout; then withdrawn and its sessions adopted. 0 = not down */
 	int64_t routes_down_ms;
+	bool adopting;                   /* this node resumes its sessions: routes go when done */
 	/* forwards in flight on the current link, ascending seq, from ph */
 	struct clu_pending *pend;
 	uint32_t ph, pn, pcap;
@@ -353,6 +354,8 @@ void clu_route_free(struct clu_node *n);
 /* A session handed over to m: keys its worker already routed to m. */
 void clu_route_provisional(struct clu_node *n, struct clu_peer *m, uint32_t link_gen,
 			   char **keys, uint16_t n_keys);
+/* The workers resumed the sessions of node `name` (CRQ_ADOPTED): its routes go. */
+void clu_route_adopted(struct clu_node *n, const char *name);
 void clu_route_tick(struct clu_node *n, int64_t now);
 
 #endif

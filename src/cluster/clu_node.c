@@ -138,6 +138,9 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 	case CRQ_TAKEOVER_IMPORTED:
 		clu_takeover_imported(n, r);
 		break;
+	case CRQ_ADOPTED:
+		clu_route_adopted(n, r->key);
+		break;
 	}
 	clu_req_release(r);
 }

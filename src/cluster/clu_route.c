@@ -669,27 +669,52 @@ static bool adopter_is_self(struct clu_node *n)
 	return true;
 }
 
-/* A node unreachable for the heartbeat timeout with a shared store: its
- * routes go, and the adopter takes its sessions out of the store. */
-static void routes_down_tick(struct clu_node *n, struct clu_peer *m, int64_t now)
+static void withdraw(struct clu_node *n, struct clu_peer *m, const char *why)
 {
-	if (m->link) {
-		m->routes_down_ms = 0; /* back: its route sync replaced them */
-		return;
-	}
-	if (now - m->routes_down_ms < (int64_t)n->cfg->cluster_heartbeat_timeout * 1000)
-		return;
-	m->routes_down_ms = 0;
 	unsigned k = HASH_COUNT(m->routes);
 	struct clu_remote_route *rr, *tmp;
 	HASH_ITER(hh, m->routes, rr, tmp)
 		remote_del(n, m, rr);
-	bool adopt = adopter_is_self(n);
-	log_notice("cluster: %s unreachable for %d s: its %u routes withdrawn%s", m->name,
-		   n->cfg->cluster_heartbeat_timeout, k,
-		   adopt ? "; this node resumes its sessions from the store" : "");
-	if (adopt)
+	m->routes_down_ms = 0;
+	m->adopting = false;
+	log_notice("cluster: %s: its %u routes withdrawn (%s)", m->name, k, why);
+}
+
+/* A node unreachable for the heartbeat timeout with a shared store: one
+ * survivor (the first name up) resumes its sessions from the store, and
+ * only once their routes are in every worker (CRQ_ADOPTED) are the dead
+ * node's withdrawn there, so no publish falls between the two. The other
+ * survivors withdraw them ADOPT_GRACE_MS later, by when the adopter's routes
+ * have reached them (until then a matching publish is refused, not lost). */
+#define ADOPT_GRACE_MS 3000
+static void routes_down_tick(struct clu_node *n, struct clu_peer *m, int64_t now)
+{
+	if (m->link) {
+		m->routes_down_ms = 0; /* back: its route sync replaced them */
+		m->adopting = false;
+		return;
+	}
+	int64_t down = now - m->routes_down_ms;
+	int64_t limit = (int64_t)n->cfg->cluster_heartbeat_timeout * 1000;
+	if (m->adopting || down < limit)
+		return;
+	if (adopter_is_self(n)) {
+		m->adopting = true;
+		log_notice("cluster: %s unreachable for %d s: this node resumes its sessions from "
+			   "the store", m->name, n->cfg->cluster_heartbeat_timeout);
 		brk_post_adopt(n->wout, m->name);
+		return;
+	}
+	if (down >= limit + ADOPT_GRACE_MS)
+		withdraw(n, m, "unreachable; another node resumed its sessions");
+}
+
+void clu_route_adopted(struct clu_node *n, const char *name)
+{
+	struct clu_peer *m = clu_member_find(n, name, strlen(name));
+	if (!m || m->link || !m->adopting)
+		return; /* back meanwhile: its route sync replaced its routes */
+	withdraw(n, m, "its sessions resumed here");
 }
 
 void clu_route_tick(struct clu_node *n, int64_t now)

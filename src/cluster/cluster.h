@@ -43,6 +43,8 @@ enum clu_req_kind {
 	CRQ_TAKEOVER,        /* key: a client id connecting here (plain: clean start) */
 	CRQ_TAKEOVER_RESP,   /* our answer to member's request token (rc: status) */
 	CRQ_TAKEOVER_IMPORTED, /* token (takeover id): sess rebuilt and routed on worker, or NULL */
+	CRQ_ADOPTED,         /* key: a dead node whose sessions this node resumed from the
+			      * shared store, their routes in every worker: its own go now */
 };
 
 struct clu_req {

@@ -144,6 +144,7 @@ struct store_batch {
 	 * the writes before it. */
 	uint8_t read;             /* enum store_read */
 	struct store_bytes read_key; /* in the arena */
+	void *user;               /* the submitter's, never touched by store code */
 	int status;               /* set by the runner: HQ_OK or the apply/sync error */
 	struct store_chunk *chunks; /* owned arena of the events' bytes */
 	struct store_batch *next; /* the runner's queue */
