@@ -5,6 +5,7 @@
 #                   build's integration suite with 2, 1 and 4 workers per broker),
 #                   then again under ASan+UBSan, and the integration suite under TSan
 #   make bench      side-by-side benchmark with Mosquitto (scripts/bench.sh)
+#   make bench-recovery  restart time with 10,000 offline sessions (also in make bench)
 #   make SAN=asan|tsan   sanitizer build into build-asan/ or build-tsan/
 #   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_TIME seconds each
 #   make CC=clang   clang build
@@ -126,6 +127,10 @@ test: deps
 bench: deps all
 	scripts/bench.sh
 
+# restart of a node holding 10,000 offline sessions / 1,000,000 queued messages
+bench-recovery: all
+	/usr/bin/python3 scripts/bench_recovery.py
+
 # Chaos test (tests/chaos/chaos.py): SIGKILL nodes under load behind HAProxy and count
 # what persistent sessions lost. `chaos`: the long variants of issue 9 (redis with 3 nodes,
 # local with 1; QoS 1 and 2; MQTT 3.1.1 and 5; 60 s of load each, about 25 min in all);
@@ -150,7 +155,7 @@ chaos-short: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all unit deps run integration integration-workers test bench chaos chaos-short clean \
+.PHONY: all unit deps run integration integration-workers test bench bench-recovery chaos chaos-short clean \
 	fuzz fuzz-bins
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench: hamqttd side by side with Mosquitto 2.0.11 (issue 3).
 
-Runs the scenarios S1..S10 against build/hamqttd and against Mosquitto in the
+Runs the scenarios S1..S10 (and S3P/S3R/S3PF: S3 with persistent sessions on
+the local and redis stores, see SCENARIOS) against build/hamqttd and against Mosquitto in the
 same run: for each scenario, ROUNDS rounds, each round one run per broker with
 the order alternating (H,M / M,H / H,M), a fresh broker per run on a free
 loopback port. Two tables:
@@ -37,6 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import bench_store
+from bench_store import free_port, proc_cpu_s
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -92,6 +96,19 @@ SCENARIOS = {
     "S10": dict(title="large messages: 10 pairs, 256 KiB payloads, QoS 1, window 64",
                 args=["pubsub", "-c", 10, "-q", 1, "-s", S10_SIZE], kind="rate"),
 }
+# S3 with persistent sessions (issue 9): every client connects with clean
+# session 0, so each message is stored for its subscriber's session before the
+# publisher gets its PUBACK. store: hamqttd's session.store (fsync: with
+# session.local.fsync = true); Mosquitto runs with persistence true (its
+# periodic snapshot, autosave_interval 1800 s by default). base: (the in-memory
+# scenario of the same run it is compared with, target ratio to it).
+for _name, _store, _fsync, _target, _what in (
+        ("S3P", "local", False, 0.5, "local store (LMDB, no fsync)"),
+        ("S3R", "redis", False, 0.3, "redis store (redis-server, AOF fsync every second)"),
+        ("S3PF", "local", True, 0.5, "local store with session.local.fsync = true")):
+    SCENARIOS[_name] = dict(title="S3 with persistent sessions (--no-clean), " + _what,
+                            args=SCENARIOS["S3"]["args"] + ["--no-clean"], kind="rate",
+                            store=_store, fsync=_fsync, persist=True, base=("S3", _target))
 
 # headline rows: (scenario, label, metric, unit, better, target ratio)
 # target: hamqtt / Mosquitto >= target (better=high) or <= target (better=low)
@@ -111,10 +128,15 @@ HEADLINE = [
     ("S8", "broker RSS per idle connection", "rss_per_conn", "B", "low", 1.0),
     ("S9", "seconds until all retained arrived", "secs", "s", "low", 1.0),
     ("S10", "delivered MB/s", "mbps", "MB/s", "high", 1.0),
+    # targets against the in-memory S3 of the same run: see persist_table
+    ("S3P", "delivered msg/s", "rate", "msg/s", "high", None),
+    ("S3R", "delivered msg/s", "rate", "msg/s", "high", None),
+    ("S3PF", "delivered msg/s", "rate", "msg/s", "high", None),
 ]
 
-PINNED = ["S1", "S2", "S3", "S4", "S4M", "S5", "S6", "S7", "S8", "S9", "S10"]
-UNPINNED = ["S1", "S2", "S3", "S6"]
+PINNED = ["S1", "S2", "S3", "S3P", "S3R", "S3PF", "S4", "S4M", "S5", "S6", "S7", "S8", "S9",
+          "S10"]
+UNPINNED = ["S1", "S2", "S3", "S3P", "S3R", "S3PF", "S6"]
 
 
 # ---- helpers -----------------------------------------------------------------
@@ -127,26 +149,6 @@ def sh(cmd, timeout=30):
         return p.returncode, p.stdout.decode("utf-8", "replace")
     except (OSError, subprocess.TimeoutExpired) as e:
         return -1, str(e)
-
-
-def port_free(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_port(exclude=()):
-    """A free loopback port below the ephemeral range (clients never get it)."""
-    for _ in range(500):
-        port = random.randint(20000, 32000)
-        if port not in exclude and port_free(port):
-            return port
-    raise RuntimeError("no free port found")
 
 
 def ensure_mosquitto():
@@ -203,8 +205,10 @@ def git_commit():
 class Broker:
     """One broker process: hamqttd or mosquitto, with its own config and log."""
 
-    def __init__(self, kind, exe, workdir, pinned, workers, scen):
+    def __init__(self, kind, exe, workdir, pinned, workers, scen, redis_port=None):
         self.kind = kind
+        self.redis_port = redis_port
+        self.http = None
         self.exe = exe
         self.workdir = workdir
         self.pinned = pinned
@@ -217,14 +221,16 @@ class Broker:
                                       else "mosquitto.conf")
 
     def write_config(self):
+        sc = SCENARIOS[self.scen]
         if self.kind == "hamqtt":
-            http = free_port(exclude=(self.port,))
+            http = self.http = free_port(exclude=(self.port,))
             lines = [
                 "node.name = hamqtt@127.0.0.1",
                 "cluster.port = 0",  # a standalone node: no cluster listener
                 "node.workers = %d" % self.workers,
                 "node.data_dir = %s" % os.path.join(self.workdir, "data"),
-                "session.store = memory",
+                "session.store = %s" % sc.get("store", "memory"),
+                "session.local.fsync = %s" % ("true" if sc.get("fsync") else "false"),
                 "listeners.tcp.default.bind = 127.0.0.1:%d" % self.port,
                 "dashboard.listeners.http.bind = 127.0.0.1:%d" % http,
                 "log.level = warning",
@@ -232,12 +238,14 @@ class Broker:
                 "mqtt.max_queued_messages = %d" % QUEUE_LIMIT,
                 "mqtt.max_inflight = %d" % INFLIGHT,
             ]
+            if sc.get("store") == "redis":
+                lines.append("session.redis.server = 127.0.0.1:%d" % self.redis_port)
             os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
         else:
             lines = [
                 "listener %d 127.0.0.1" % self.port,
                 "allow_anonymous true",
-                "persistence false",
+                "persistence %s" % ("true" if sc.get("persist") else "false"),
                 "max_queued_messages %d" % QUEUE_LIMIT,
                 "max_inflight_messages %d" % INFLIGHT,
                 "sys_interval 0",
@@ -245,7 +253,12 @@ class Broker:
                 "log_type error",
                 "log_type warning",
             ]
-            if SCENARIOS[self.scen].get("nodelay"):
+            if sc.get("persist"):
+                # autosave_interval left at its default (1800 s)
+                mdir = os.path.join(self.workdir, "mosquitto-db") + "/"
+                os.makedirs(mdir, exist_ok=True)
+                lines.append("persistence_location %s" % mdir)
+            if sc.get("nodelay"):
                 lines.append("set_tcp_nodelay true")
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -321,6 +334,7 @@ class Broker:
 
 
 def stop_all():
+    bench_store.stop_all()
     for b in list(LIVE):
         try:
             b.stop()
@@ -339,15 +353,6 @@ def machine_busy_s():
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + (v[4] if len(v) > 4 else 0)   # idle + iowait
     return (sum(v[:8]) - idle) / CLK_TCK
-
-
-def proc_cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def children_cpu_s():
@@ -440,12 +445,19 @@ def one_run(ctx, scen, kind, pinned, rnd):
     out_path = os.path.join(workdir, "bench.out")
     exe = ctx.hamqttd if kind == "hamqtt" else ctx.mosquitto
     workers = 1 if pinned else 2
-    b = Broker(kind, exe, workdir, pinned, workers, scen)
+    redis = ctx.redis if kind == "hamqtt" and sc.get("store") == "redis" else None
+    b = Broker(kind, exe, workdir, pinned, workers, scen, redis.port if redis else None)
     rec = dict(scenario=scen, broker=kind, pinned=pinned, round=rnd + 1, ok=False, why="", m={})
     t0 = time.monotonic()
+    if kind == "hamqtt" and sc.get("store") == "redis" and not redis:
+        rec["why"] = "no redis-server: %s" % ctx.redis_err
+        return rec
     try:
+        if redis:
+            redis.flushall()   # every run starts from an empty store
+            aof0 = bench_store.dir_bytes(redis.workdir)
         b.start()
-    except RuntimeError as e:
+    except (RuntimeError, OSError) as e:
         rec["why"] = "broker did not start: %s" % e
         return rec
     try:
@@ -472,6 +484,8 @@ def one_run(ctx, scen, kind, pinned, rnd):
                 args += ["-d", ctx.duration, "--warmup", ctx.warmup]
                 timeout = ctx.duration + ctx.warmup + 120
             load = OtherLoad(b.pid)
+            rcpu0, rt0 = (proc_cpu_s(redis.pid), time.monotonic()) if redis \
+                else (0, 0)
             rc, res, err = run_bench(ctx.bench, args, pinned, timeout, out_path)
         other = load.pct()
         alive = b.alive()
@@ -479,12 +493,17 @@ def one_run(ctx, scen, kind, pinned, rnd):
             rec["m"] = metrics_of(scen, res)
             if other is not None:
                 rec["m"]["other_cpu"] = other
+            if sc.get("store") and kind == "hamqtt" and alive:
+                bench_store.store_facts(rec["m"], b.http, os.path.join(b.workdir, "data"),
+                                        redis, aof0 if redis else 0, rcpu0, rt0)
         if not alive:
             rec["why"] = "broker died during the run (exit %s): %s" % (b.proc.returncode,
                                                                        b.log_tail(4))
         elif rc != 0 or not res:
             status = res.get("status") if res else "no RESULT line"
             rec["why"] = "hamqtt-bench exit %s (%s): %s" % (rc, status, err or "no message")
+        elif sc.get("store") and kind == "hamqtt" and not rec["m"].get("store_batches"):
+            rec["why"] = "no store batches in /metrics after the run: nothing was stored?"
         elif sc["kind"] == "conn" and fnum(res, "conns") != S8_CONNS:
             rec["why"] = "only %s of %d connections" % (res.get("conns"), S8_CONNS)
         elif sc["kind"] == "retained" and res.get("expect_reached") != "1":
@@ -561,7 +580,7 @@ def tables(results, scens, pinned, rounds):
             tcell = ("ratio >= %g" if better == "high" else "ratio <= %g") % target
             if ratio is not None:
                 ok = ratio >= target if better == "high" else ratio <= target
-                if scen == "S3" and (med(h, "lost") or 0) > 0:
+                if scen.startswith("S3") and (med(h, "lost") or 0) > 0:
                     ok = False
                 met = "yes" if ok else "**no**"
         unit_s = " (%s)" % unit if unit else ""
@@ -569,6 +588,7 @@ def tables(results, scens, pinned, rounds):
             scen, label, unit_s, fmt(hv, unit), fmt(mv, unit),
             "%.2fx" % ratio if ratio is not None else "-", tcell, met,
             gen_cell(h), gen_cell(m)))
+    out.extend(bench_store.persist_table(by, scens, SCENARIOS, med, fmt))
     out.append("")
     out.append("Details (medians of the successful runs; runs = successful / rounds; "
                "\"per run\" lists the headline metric of each run in order):")
@@ -625,6 +645,11 @@ def history_line(results, date, commit):
         if hv is not None and mv:
             parts.append("%s%s %.2fx" % (scen, "" if key in ("rate", "broker_cpu", "secs",
                                                             "mbps") else " " + key, hv / mv))
+        base = SCENARIOS[scen].get("base", ("",))[0]   # S3P: also hamqtt S3P / S3
+        bv = med([r for r in results if r["pinned"] and r["scenario"] == base and
+                  r["broker"] == "hamqtt"], key)
+        if base and hv is not None and bv:
+            parts.append("%s/%s %.2f" % (scen, base, hv / bv))
     return "- %s, %s: pinned ratios H/M: %s" % (date, commit, ", ".join(parts) or "none")
 
 
@@ -692,8 +717,13 @@ def take_lock(wait_s=1800):
 def main():
     a = parse_args()
     only = set(s.strip().upper() for s in a.only.split(",")) if a.only else None
+    if only:   # a persistent scenario is measured against its base of the same run
+        only |= set(SCENARIOS[s]["base"][0] for s in only if SCENARIOS.get(s, {}).get("base"))
     pinned_scens = [s for s in PINNED if not only or s in only]
     unpinned_scens = [] if a.no_unpinned else [s for s in UNPINNED if not only or s in only]
+    if not pinned_scens and not unpinned_scens:   # e.g. --only S11: bench.sh runs it
+        log("bench: no scenario of bench.py selected")
+        return 0
     for exe in ("hamqttd", "hamqtt-bench"):
         if not os.access(os.path.join(BUILD, exe), os.X_OK):
             sys.exit("bench: build/%s missing: run make first" % exe)
@@ -704,6 +734,7 @@ def main():
 
     ctx = Ctx()
     ctx.duration, ctx.warmup = a.duration, a.warmup
+    ctx.redis = None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     ctx.outdir = os.path.join(BUILD, "bench", stamp)
     os.makedirs(ctx.outdir, exist_ok=True)
@@ -733,6 +764,12 @@ def main():
     try:
         for pinned, scens in ((True, pinned_scens), (False, unpinned_scens)):
             for scen in scens:
+                ctx.redis, ctx.redis_err = None, ""
+                if SCENARIOS[scen].get("store") == "redis":
+                    ctx.redis, ctx.redis_err = bench_store.start_redis(
+                        os.path.join(ctx.outdir, "redis-%s-%s" % (
+                            scen, "pinned" if pinned else "unpinned")),
+                        BROKER_CPU if pinned else None)
                 for rnd in range(a.rounds):
                     order = ("hamqtt", "mosquitto") if rnd % 2 == 0 else ("mosquitto", "hamqtt")
                     for kind in order:
@@ -747,6 +784,8 @@ def main():
                             time.monotonic() - t_start, "pinned" if pinned else "unpinned",
                             scen, kind, rnd + 1, "ok    " if rec["ok"] else "FAILED",
                             show + ("" if rec["ok"] else "  -- " + rec["why"])))
+                if ctx.redis:
+                    ctx.redis.stop()
     except KeyboardInterrupt:
         interrupted = True
         log("bench: interrupted: stopping the brokers")

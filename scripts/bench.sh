@@ -1,17 +1,24 @@
 #!/bin/sh
-# make bench: hamqttd side by side with Mosquitto (scenarios S1..S10, see
-# scripts/bench.py --help and BENCHMARKS.md), then S11, the cost of crossing
-# cluster nodes (scripts/bench_s11.py). Extra arguments go to bench.py, e.g.
-# scripts/bench.sh --only S3,S5 --rounds 1 --no-write (S11 is skipped when
-# --only is given and does not name it).
+# make bench: hamqttd side by side with Mosquitto (scenarios S1..S10 and the
+# persistent S3P/S3R/S3PF, see scripts/bench.py --help and BENCHMARKS.md),
+# then S11, the cost of crossing cluster nodes (scripts/bench_s11.py), then
+# the restart of a node full of offline sessions (scripts/bench_recovery.py).
+# Extra arguments go to bench.py, e.g. scripts/bench.sh --only S3,S5 --rounds 1
+# --no-write (S11 and RECOVERY are skipped when --only does not name them).
 set -e
 cd "$(dirname "$0")/.."
 rc=0
 /usr/bin/python3 scripts/bench.py "$@" || rc=$?
-case " $* " in
-*" --only "*) case " $* " in *S11*) ;; *) exit $rc ;; esac ;;
-esac
+only=0
+case " $* " in *" --only "*) only=1 ;; esac
+# want NAME "$@": no --only, or --only names NAME
+want() { w=$1; shift; [ $only = 0 ] || case " $* " in *"$w"*) return 0 ;; *) return 1 ;; esac; }
 s11=""
 case " $* " in *" --no-write "*) s11="--no-write" ;; esac
-/usr/bin/python3 scripts/bench_s11.py $s11 || rc=$?
+if want S11 "$@"; then
+	/usr/bin/python3 scripts/bench_s11.py $s11 || rc=$?
+fi
+if want RECOVERY "$@"; then
+	/usr/bin/python3 scripts/bench_recovery.py || rc=$?
+fi
 exit $rc
