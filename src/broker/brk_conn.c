@@ -383,7 +383,9 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 	o[3] = (uint8_t)pid;
 	o[4] = reason;
 	c->out.len += v5r ? 5 : 4;
-	if (c->gate && type != MQTT_PUBREL)
+	/* a PUBREL is no response to the client, but it queues behind an
+	 * outgoing PUBLISH or PUBREL waiting for the store (gate_open_out) */
+	if (c->gate && (type != MQTT_PUBREL || c->gate->n_out))
 		gate_capture(c, buf_avail(&c->out) - (v5r ? 5 : 4));
 	conn_mark_dirty(c);
 }

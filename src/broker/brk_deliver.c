@@ -449,6 +449,15 @@ void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t r
 		}
 		d->flags |= DV_PUBREL;
 		brk_store_qent_update(s, d);
+		if (d->seq && brk_store_persisting(s)) {
+			/* PUBREL lets the client deliver and forget the id: it
+			 * leaves only once the store knows the message was
+			 * received, else after a crash the node would send the
+			 * PUBLISH again and the client take it for a new one */
+			uint64_t tok = gate_token_new(s->w);
+			gate_open_out(s->conn, tok);
+			brk_store_hold(s->w, tok);
+		}
 		conn_send_ack(s->conn, MQTT_PUBREL, pid, 0);
 		break;
 	case MQTT_PUBCOMP:
