@@ -548,7 +548,10 @@ struct broker {
 	_Atomic uint64_t node_full_drops;  /* BRK_DROP_NODE_FULL, for that line */
 	_Atomic uint64_t node_full_logged; /* node_full_drops at the last line */
 	struct store *store;
-	struct store_runner *store_run;   /* the store thread; NULL when not durable */
+	struct store_runner *store_run;   /* the store thread; NULL when not durable. Written
+					   * at start and by brk_store_stop under store_info_lock,
+					   * which the HTTP thread's reads take (broker_store_info) */
+	pthread_mutex_t store_info_lock;
 	_Atomic uint64_t next_msg_id;     /* stored message ids (brk_store.c) */
 	struct clu_node *clu;             /* NULL when clustering is off */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */

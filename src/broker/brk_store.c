@@ -71,9 +71,13 @@ int brk_store_start(struct broker *b, char *err, size_t errlen)
 void brk_store_stop(struct broker *b)
 {
 	/* everything submitted is applied and posted back to the inboxes,
-	 * which the caller drains afterwards */
-	store_runner_stop(b->store_run);
+	 * which the caller drains afterwards; no worker runs any more, only
+	 * the HTTP thread may still look (broker_store_info) */
+	pthread_mutex_lock(&b->store_info_lock);
+	struct store_runner *r = b->store_run;
 	b->store_run = NULL;
+	pthread_mutex_unlock(&b->store_info_lock);
+	store_runner_stop(r);
 }
 
 void brk_store_close(struct broker *b)
@@ -529,13 +533,17 @@ void broker_store_info(struct broker *b, struct broker_store_info *out)
 	out->healthy = true;
 	const char *d = b->store->ops->describe ? b->store->ops->describe(b->store) : NULL;
 	snprintf(out->description, sizeof(out->description), "%s", d ? d : "");
+	/* the HTTP thread: the runner is read under store_info_lock, which
+	 * brk_store_stop takes to clear the pointer before freeing it */
+	pthread_mutex_lock(&b->store_info_lock);
 	struct store_runner *r = b->store_run;
-	if (atomic_load(&b->stopping) || !r)
-		return;
-	out->healthy = store_runner_healthy(r);
-	out->batches = store_runner_completed(r);
-	store_runner_stats(r, &out->retries, &out->failed);
-	int64_t since = store_runner_down_since(r);
-	if (!out->healthy && since)
-		out->down_ms = clock_mono_ms() - since;
+	if (r) {
+		out->healthy = store_runner_healthy(r);
+		out->batches = store_runner_completed(r);
+		store_runner_stats(r, &out->retries, &out->failed);
+		int64_t since = store_runner_down_since(r);
+		if (!out->healthy && since)
+			out->down_ms = clock_mono_ms() - since;
+	}
+	pthread_mutex_unlock(&b->store_info_lock);
 }
