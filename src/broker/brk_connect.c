@@ -434,11 +434,15 @@ bool brk_session_import(struct worker *w, struct session *s)
 	if (stale) {
 		log_info("client_id=%s the session stored here before this node stopped is replaced "
 			 "by the newer one of another node", s->client_id);
+		/* its store records are replaced by the new session's first write
+		 * (SESSION_DEL then PUT, brk_store_session_put): a delete of its own
+		 * from another worker could land after that write */
 		if (stale->w == w) {
+			stale->stored = false;
 			sess_kill(stale, MQTT_RC_SESSION_TAKEN_OVER);
 			sess_unref(stale);
 		} else {
-			struct wq_entry q = { .kind = WQ_KILL, .sess = stale };
+			struct wq_entry q = { .kind = WQ_KILL, .options = 1, .sess = stale };
 			wk_post(w, stale->w, &q);
 		}
 	}

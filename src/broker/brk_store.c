@@ -354,9 +354,10 @@ void brk_store_session_put(struct session *s)
 		e.u.sess.has_will = true;
 		msg_to_store(ev_now_ms(w->loop), s->will, &e.u.sess.will);
 	}
-	if (!s->stored && brk_store_shared(w->b)) {
-		/* another node may have left records of this client id: take
-		 * them (the header names this node), drop them, start afresh */
+	if (!s->stored) {
+		/* records of this client id may exist (another node's with a
+		 * shared store, a replaced stale copy here): take them (the
+		 * header names this node: the fence), drop them, start afresh */
 		store_batch_add(batch(w), &e);
 		struct store_ev del = sess_ev(s, STORE_EV_SESSION_DEL);
 		store_batch_add(batch(w), &del);

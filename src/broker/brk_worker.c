@@ -122,6 +122,8 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 			conn_process_input(e->u.conn);
 		return;
 	case WQ_KILL:
+		if (e->options) /* replaced by a session that rewrites the store itself */
+			e->sess->stored = false;
 		sess_kill(e->sess, MQTT_RC_SESSION_TAKEN_OVER);
 		break;
 	case WQ_KICK:
