@@ -497,7 +497,6 @@ void brk_connect_stored(struct conn *c, struct session *s, bool failed)
 {
 	struct worker *w = c->w;
 	WK_ASSERT_OWNER(w);
-	struct broker *b = w->b;
 	if (failed) {
 		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_V3_SERVER_UNAVAILABLE,
 		       "the session store could not be read");
@@ -507,28 +506,9 @@ void brk_connect_stored(struct conn *c, struct session *s, bool failed)
 		connect_register(w, c);
 		return;
 	}
-	size_t idlen = strlen(s->client_id);
-	struct session *e;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
-	if (!e) {
-		s->in_registry = true;
-		sess_ref(s); /* the registry's */
-		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
-	}
-	pthread_mutex_unlock(&b->reg_lock);
-	if (e) {
-		sess_unref(s); /* never registered nor routed: just freed */
-		connect_register(w, c);
+	if (!brk_store_take(w, s)) {
+		connect_register(w, c); /* a racing connect registered the id first */
 		return;
-	}
-	/* this node owns it now, in the store too (the old owner's late
-	 * writes are dropped there) */
-	brk_store_session_put(s);
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
-		brk_cluster_route(w, true, sub->filter);
 	}
 	wk_flush_outboxes(w);
 	log_info("client_id=%s session resumed from the store (%u subscriptions, %u queued, "

@@ -812,6 +812,11 @@ bool brk_store_shared(const struct broker *b);
  * waits, the connect goes on in brk_connect_stored). */
 bool brk_store_connect_read(struct conn *c);
 void brk_store_read_done(struct worker *w, struct store_batch *sb);
+/* s (built from the store, one reference) becomes this node's: registered,
+ * owned in the store, routed on every worker and node. False if the id is
+ * registered already: then the caller's reference is released with it;
+ * true: the caller still holds it. */
+bool brk_store_take(struct worker *w, struct session *s);
 void brk_store_conn_free(struct conn *c);
 /* A dead node's sessions still in the store: resumed here, offline. */
 void brk_store_adopt_node(struct worker *w, const char *owner);

@@ -88,6 +88,35 @@ static struct conn *wait_end(struct worker *w, struct store_wait *sw)
 	return c;
 }
 
+bool brk_store_take(struct worker *w, struct session *s)
+{
+	WK_ASSERT_OWNER(w);
+	struct broker *b = w->b;
+	size_t idlen = strlen(s->client_id);
+	struct session *e;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
+	if (!e) {
+		s->in_registry = true;
+		sess_ref(s); /* the registry's */
+		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
+	}
+	pthread_mutex_unlock(&b->reg_lock);
+	if (e) {
+		sess_unref(s); /* never registered nor routed: just freed */
+		return false;
+	}
+	/* this node owns it now, in the store too (the old owner's late
+	 * writes are dropped there) */
+	brk_store_session_put(s);
+	struct sess_sub *sub, *tmp;
+	HASH_ITER(hh, s->subs, sub, tmp) {
+		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
+		brk_cluster_route(w, true, sub->filter);
+	}
+	return true;
+}
+
 static void adopt_list_done(struct worker *w, struct store_batch *sb);
 static void adopt_session_done(struct worker *w, struct store_batch *sb);
 
@@ -209,27 +238,8 @@ static void adopt_one(struct worker *w, struct store_batch *sb)
 	struct session *s = brk_store_build(w, sb);
 	if (!s)
 		return;
-	struct broker *b = w->b;
-	size_t idlen = strlen(s->client_id);
-	struct session *e;
-	pthread_mutex_lock(&b->reg_lock);
-	HASH_FIND(reg_hh, b->registry, s->client_id, idlen, e);
-	if (!e) {
-		s->in_registry = true;
-		sess_ref(s); /* the registry's */
-		HASH_ADD_KEYPTR(reg_hh, b->registry, s->client_id, idlen, s);
-	}
-	pthread_mutex_unlock(&b->reg_lock);
-	if (e) { /* its client is back here already: that session wins */
-		sess_unref(s);
-		return;
-	}
-	brk_store_session_put(s); /* this node owns it now, in the store too */
-	struct sess_sub *sub, *tmp;
-	HASH_ITER(hh, s->subs, sub, tmp) {
-		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
-		brk_cluster_route(w, true, sub->filter);
-	}
+	if (!brk_store_take(w, s))
+		return; /* its client is back here already: that session wins */
 	sess_offline_update(s);
 	log_info("client_id=%s session of a dead node resumed here (%u subscriptions, %u queued, "
 		 "%u in flight)", s->client_id, s->n_subs, s->queue.len, s->n_inflight);
