@@ -58,11 +58,88 @@ void brk_cluster_barrier(struct conn *c)
 	clu_req_push(&w->clu.out, &r);
 }
 
+/* brk_cluster_hold */
+struct clu_held {
+	uint64_t token;         /* store token awaited; 0 once stored */
+	struct clu_req_vec v;   /* owned */
+	struct clu_held *next;
+};
+
 void brk_cluster_flush(struct worker *w)
 {
 	WK_ASSERT_OWNER(w);
-	if (w->clu.out.len)
+	if (!w->clu.out.len)
+		return;
+	struct clu_held *t = w->clu.held_tail;
+	if (!t) {
 		clu_submit(w->b->clu, &w->clu.out);
+		return;
+	}
+	/* behind what is held: requests keep their order */
+	for (uint32_t i = 0; i < w->clu.out.len; i++)
+		clu_req_push(&t->v, &w->clu.out.v[i]);
+	w->clu.out.len = 0;
+}
+
+/*
+ * Exactly once across nodes with a shared store: a QoS 2 PUBLISH's packet
+ * id is stored by this node's store thread, the message's queue entries for
+ * sessions of other nodes by theirs. If another node stored its entries and
+ * this one died before the id was stored, the publisher's resend (to any
+ * node) looks new and every session gets the message twice. So the
+ * forwards of a loop turn that received a QoS 2 PUBLISH leave only once the
+ * batch holding its id is stored (one store round trip more for them).
+ */
+uint64_t brk_cluster_hold(struct worker *w)
+{
+	WK_ASSERT_OWNER(w);
+	struct broker *b = w->b;
+	if (!b->clu || !brk_store_shared(b) || (!w->clu.out.len && !w->clu.held_tail))
+		return 0;
+	struct clu_held *h = hq_calloc(1, sizeof(*h));
+	h->token = gate_token_new(w);
+	h->v = w->clu.out;
+	w->clu.out = (struct clu_req_vec){ 0 };
+	if (w->clu.held_tail)
+		w->clu.held_tail->next = h;
+	else
+		w->clu.held_head = h;
+	w->clu.held_tail = h;
+	return h->token;
+}
+
+bool brk_cluster_held_release(struct worker *w, uint64_t token)
+{
+	WK_ASSERT_OWNER(w);
+	struct clu_held *h = w->clu.held_head;
+	while (h && h->token != token)
+		h = h->next;
+	if (!h || !token)
+		return false;
+	h->token = 0; /* stored (or failed: the forwards go anyway, a loss is worse) */
+	while ((h = w->clu.held_head) && !h->token) {
+		w->clu.held_head = h->next;
+		if (!h->next)
+			w->clu.held_tail = NULL;
+		if (h->v.len)
+			clu_submit(w->b->clu, &h->v);
+		hq_free(h->v.v);
+		hq_free(h);
+	}
+	return true;
+}
+
+void brk_cluster_held_free(struct worker *w)
+{
+	struct clu_held *h;
+	while ((h = w->clu.held_head)) {
+		w->clu.held_head = h->next;
+		for (uint32_t k = 0; k < h->v.len; k++)
+			clu_req_release(&h->v.v[k]);
+		hq_free(h->v.v);
+		hq_free(h);
+	}
+	w->clu.held_tail = NULL;
 }
 
 void brk_cluster_forward_moved(struct session *s, struct deliv *d)

@@ -65,7 +65,7 @@ static size_t out_pending(const struct conn *c)
 
 bool conn_writable(const struct conn *c)
 {
-	return c->state == CS_ACTIVE && out_pending(c) < c->w->b->cfg->max_outbuf;
+	return c->state == CS_ACTIVE && !c->closing && out_pending(c) < c->w->b->cfg->max_outbuf;
 }
 
 void conn_add_payload_seg(struct conn *c, struct brk_msg *m)
@@ -473,6 +473,33 @@ void conn_close(struct conn *c, int reason, const char *why)
 	w->closed = c;
 }
 
+/*
+ * Close for a bad request, but only after the responses held for the
+ * requests before it (brk_gate.c) have left. A client that went over the
+ * Receive Maximum (paho 1.x resends every unacknowledged message at once
+ * after a reconnect, however many) otherwise never learns which of its
+ * messages were accepted: it resends them all on the next connection, goes
+ * over again, and makes no progress at all. Meanwhile nothing more is read
+ * and nothing new is sent (conn_reading, conn_writable); the close happens in
+ * gate_drain, or after CONN_CLOSING_MAX_MS (tick_cb) if the store or a peer
+ * never answers.
+ */
+void conn_close_after_gate(struct conn *c, uint8_t reason, const char *why)
+{
+	WK_ASSERT_OWNER(c->w);
+	if (c->state == CS_CLOSED || c->closing)
+		return;
+	if (!c->gate) {
+		conn_close(c, reason, why);
+		return;
+	}
+	c->closing = true;
+	c->closing_reason = reason;
+	c->closing_why = why;
+	c->closing_since = ev_now_ms(c->w->loop);
+	ev_io_set(c->w->loop, &c->io, c->io.events & EV_WRITE);
+}
+
 /* Release a closed (or never attached) connection. */
 void conn_free(struct conn *c)
 {
@@ -593,7 +620,7 @@ static void conn_unthrottle(struct conn *c, int64_t now)
 	sess_unref(c->thr->sess);
 	HQ_FREE(c->thr);
 	c->last_rx_ms = now; /* the silence was ours, not the client's */
-	ev_io_set(w->loop, &c->io, EV_READ | (c->io.events & EV_WRITE));
+	ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | (c->io.events & EV_WRITE));
 	conn_process_input(c); /* packets read before the pause */
 }
 

@@ -348,6 +348,12 @@ void sess_load_deliv(struct session *s, struct deliv *d, bool inflight)
 			s->next_pid = (uint16_t)(d->pid + 1);
 		return;
 	}
+	/* two stored entries in flight under one packet id: the store's order
+	 * should make this impossible, so say so (the chaos test reads logs) */
+	if (inflight && d->pid)
+		log_warning("store: client_id=%s has two entries in flight under packet id %u: "
+			    "the later one is %s", s->client_id, d->pid,
+			    d->msg ? "queued again under a new id" : "dropped");
 	if (!d->msg) { /* waiting for PUBCOMP under an id already in use: done */
 		deliv_release(d);
 		return;

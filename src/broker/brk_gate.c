@@ -21,6 +21,7 @@
 #include "broker/brk_int.h"
 #include "core/mem.h"
 
+#include <assert.h>
 #include <string.h>
 
 uint64_t gate_token_new(struct worker *w)
@@ -104,6 +105,8 @@ static void gate_drain(struct conn *c)
 	if (!g->head) {
 		hq_free(g);
 		c->gate = NULL;
+		if (c->closing)
+			conn_close(c, c->closing_reason, c->closing_why);
 	}
 }
 
@@ -128,10 +131,25 @@ bool gate_fail(struct worker *w, uint64_t token, const char *why)
 	if (!it)
 		return false;
 	struct conn *c = it->c;
+	/* The QoS 2 PUBLISHes still waiting were received but perhaps not
+	 * delivered everywhere (a node died holding a forward): their ids are
+	 * forgotten, so that the client's resend is delivered again rather
+	 * than acknowledged as a duplicate. A session that did store the
+	 * first copy gets a second one; none loses it. */
+	for (struct gate_item *g = c->gate->head; g; g = g->next)
+		if (g->rx_pid && g->remaining && c->sess)
+			sess_rx_pid_del(c->sess, g->rx_pid);
 	/* the held responses go first, so the DISCONNECT is not held too */
 	gate_conn_free(c);
 	conn_close(c, MQTT_RC_UNSPECIFIED, why);
 	return true;
+}
+
+void gate_tail_rx_pid(struct conn *c, uint16_t pid)
+{
+	WK_ASSERT_OWNER(c->w);
+	assert(c->gate && c->gate->tail);
+	c->gate->tail->rx_pid = pid;
 }
 
 void gate_conn_free(struct conn *c)
@@ -151,6 +169,8 @@ void gate_conn_free(struct conn *c)
 void brk_token_done(struct worker *w, uint64_t token, bool failed)
 {
 	WK_ASSERT_OWNER(w);
+	if (brk_cluster_held_release(w, token))
+		return;
 	if (failed) {
 		if (!gate_fail(w, token, "a message could not be stored or forwarded: send again"))
 			brk_cluster_fwd_wait_done(w, token, true);

@@ -297,6 +297,7 @@ struct gate_item {
 	struct buf bytes;         /* encoded packets released together */
 	struct conn *c;
 	bool out;                 /* counted in conn_gate.n_out */
+	uint16_t rx_pid;          /* a QoS 2 PUBLISH's packet id, or 0 (gate_fail) */
 	struct gate_item *next;   /* the connection's FIFO */
 	UT_hash_handle hh;        /* worker.gates by token */
 };
@@ -332,6 +333,8 @@ struct conn {
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
+	int64_t closing_since;    /* conn_close_after_gate: monotonic ms */
+	const char *closing_why;  /* static string, for the deferred conn_close */
 	struct session *sess;     /* reference while attached */
 	char *client_id;          /* for logs and hand-off: owned until attached, then
 				   * borrowed from the session (client_id_borrowed) */
@@ -367,6 +370,8 @@ struct conn {
 	bool cluster_wait;        /* CS_WAIT: other nodes are asked about its client id */
 	bool store_wait;          /* CS_WAIT: the shared store is read for its session */
 	bool store_read;          /* the shared store was read for it already */
+	bool closing;             /* conn_close_after_gate: not read, nothing new sent */
+	uint8_t closing_reason;
 };
 
 /* ---- worker inbox entries ---- */
@@ -462,6 +467,9 @@ struct wk_cluster {
 	uint32_t fwd_pending;             /* forwards that will release fwd_token */
 	const struct fwd_in *fwd_from;    /* set while routing a forwarded message */
 	struct fwd_wait *fwd_waits;       /* FORWARD_ACKs waiting for the store (uthash by token) */
+	/* requests held until a batch holding an incoming QoS 2 id is stored
+	 * (brk_cluster_hold), FIFO; owned */
+	struct clu_held *held_head, *held_tail;
 };
 
 struct worker {
@@ -505,6 +513,9 @@ struct worker {
 	struct store_batch *store_batch;  /* this turn's store events, or NULL (brk_store.c) */
 	struct store_seen *store_msgs;    /* message ids put in store_batch (uthash; brk_store.c) */
 	uint64_t store_nev;               /* events appended ever (brk_store_mark) */
+	/* store_batch holds an incoming QoS 2 id: it goes to the store before
+	 * this turn's deliveries reach other workers (brk_store_rxid) */
+	bool store_first;
 	struct store_wait *store_waits;   /* connections waiting for a store read (uthash by token) */
 	/* the gate token of the request being handled whose response waits for
 	 * what the request stores (a QoS>=1 PUBLISH): deliveries posted to other
@@ -601,6 +612,9 @@ void wk_conn_remove(struct worker *w, struct conn *c);
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy);
 void conn_mark_dirty(struct conn *c);
 void conn_close(struct conn *c, int reason, const char *why);
+void conn_close_after_gate(struct conn *c, uint8_t reason, const char *why);
+/* a closing connection whose held responses never leave is closed anyway */
+#define CONN_CLOSING_MAX_MS 5000
 void conn_free(struct conn *c);
 void conn_flush(struct conn *c);
 void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events);
@@ -612,7 +626,7 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);
 static inline bool conn_reading(const struct conn *c)
 {
-	return !c->paused && !c->thr && c->state != CS_CLOSED;
+	return !c->paused && !c->thr && !c->closing && c->state != CS_CLOSED;
 }
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);
@@ -695,6 +709,8 @@ bool gate_release(struct worker *w, uint64_t token);   /* false: no such gate */
 /* What token waited for failed: its responses never leave; the connection
  * is closed (v5: DISCONNECT 0x80 with why) so the client sends again. */
 bool gate_fail(struct worker *w, uint64_t token, const char *why);
+/* The newest gate of c holds the PUBREC of incoming QoS 2 packet id pid. */
+void gate_tail_rx_pid(struct conn *c, uint16_t pid);
 void gate_conn_free(struct conn *c);
 
 /* brk_cluster.c: the broker side of the cluster runtime */
@@ -702,6 +718,12 @@ void brk_cluster_route(struct worker *w, bool add, const char *filter);
 /* After route changes: gate c's SUBACK until every peer has them (no-op alone). */
 void brk_cluster_barrier(struct conn *c);
 void brk_cluster_flush(struct worker *w);
+/* Before a store batch holding an incoming QoS 2 id is submitted: hold the
+ * requests so far (and all later ones) until that batch is stored; returns
+ * the token to put in the batch, 0 if nothing needs holding. */
+uint64_t brk_cluster_hold(struct worker *w);
+bool brk_cluster_held_release(struct worker *w, uint64_t token); /* false: not ours */
+void brk_cluster_held_free(struct worker *w);
 void brk_route_forwarded(struct worker *w, struct fwd_in *f);  /* consumes f */
 void fwd_in_release(struct fwd_in *f);
 void brk_cluster_drop_remote_routes(struct worker *w);   /* shutdown */

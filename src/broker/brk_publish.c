@@ -218,9 +218,14 @@ bool brk_route(struct worker *w, struct brk_msg *msg)
 	return true;
 }
 
+/* The responses to the PUBLISHes before this one still leave: the client
+ * learns which of them were accepted (conn_close_after_gate). */
 static int fail(struct conn *c, int reason, const char *why)
 {
-	conn_close(c, reason, why);
+	if (reason >= 0)
+		conn_close_after_gate(c, (uint8_t)reason, why);
+	else
+		conn_close(c, reason, why);
 	return HQ_EPROTOCOL;
 }
 
@@ -335,8 +340,9 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		/* the PUBACK / PUBREC below waits for every destination node and
 		 * for every session that stores the message (ARCHITECTURE.md,
 		 * "Persistence") */
-		if (tok)
-			brk_store_gate(c, mark, tok, w->clu.fwd_pending + w->store_tok_remote);
+		if (tok && brk_store_gate(c, mark, tok, w->clu.fwd_pending + w->store_tok_remote) &&
+		    pb->qos == 2)
+			gate_tail_rx_pid(c, pb->packet_id);
 		w->clu.fwd_pending = 0;
 		w->store_tok_remote = 0;
 		mark = UINT32_MAX; /* gated above */

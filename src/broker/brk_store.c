@@ -123,6 +123,7 @@ void brk_store_flush(struct worker *w)
 	if (!sb)
 		return;
 	w->store_batch = NULL;
+	w->store_first = false;
 	seen_clear(w);
 	if (!w->b->store_run) { /* stopping: nothing takes it any more */
 		store_batch_free(sb);
@@ -505,6 +506,14 @@ void brk_store_rxid(struct session *s, uint16_t pid, bool add)
 	struct store_ev e = sess_ev(s, add ? STORE_EV_RXID_ADD : STORE_EV_RXID_DEL);
 	e.u.pid = pid;
 	store_batch_add(batch(s->w), &e);
+	/* Exactly once: the id must not be stored after the entries another
+	 * worker stores for the same message, or a crash between the two
+	 * leaves the message queued while the publisher's resend looks new.
+	 * The runner applies batches in the order they are submitted, so this
+	 * batch is submitted before the deliveries are posted (before_sleep,
+	 * mid_batch in brk_worker.c). */
+	if (add)
+		s->w->store_first = true;
 }
 
 /* An entry the store has not seen, whatever its state (store_contents). */

@@ -222,6 +222,24 @@ static void flush_dirty(struct worker *w)
 	}
 }
 
+/*
+ * Deliveries to other workers and nodes leave after the store batch holding
+ * an incoming QoS 2 id (w->store_first, brk_store_rxid): this node's store
+ * thread applies batches in submission order, and other nodes get the
+ * forwards once it is stored (brk_cluster_hold).
+ */
+static void flush_ordered(struct worker *w)
+{
+	if (w->store_first) {
+		uint64_t tok = brk_cluster_hold(w);
+		if (tok)
+			brk_store_hold(w, tok);
+		brk_store_flush(w);
+	}
+	wk_flush_outboxes(w);
+	brk_cluster_flush(w);
+}
+
 static void before_sleep(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
@@ -236,8 +254,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 			wq_entry_run(w, &self.v[i]);
 		hq_free(self.v);
 	}
-	wk_flush_outboxes(w);
-	brk_cluster_flush(w);
+	flush_ordered(w);
 	brk_store_flush(w);
 	flush_dirty(w);
 	while (w->closed) {
@@ -269,8 +286,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 static void mid_batch(struct ev_loop *l, void *arg)
 {
 	struct worker *w = arg;
-	wk_flush_outboxes(w);
-	brk_cluster_flush(w);
+	flush_ordered(w);
 	flush_dirty(w);
 }
 
@@ -332,6 +348,9 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		if (c->state == CS_NEW) {
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
 				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
+		} else if (c->closing && now - c->closing_since > CONN_CLOSING_MAX_MS) {
+			conn_close(c, c->closing_reason, c->closing_why);
+			continue;
 		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr &&
 			   now - c->last_rx_ms > (int64_t)c->keepalive * 1500) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
@@ -644,6 +663,7 @@ void broker_free(struct broker *b)
 		for (uint32_t k = 0; k < w->clu.out.len; k++)
 			clu_req_release(&w->clu.out.v[k]);
 		hq_free(w->clu.out.v);
+		brk_cluster_held_free(w);
 		store_batch_free(w->store_batch);
 		brk_cluster_fwd_waits_free(w);
 		if (w->routes) {

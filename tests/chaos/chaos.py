@@ -55,6 +55,7 @@ from clients import Publisher, Subscriber
 
 QUIET = 10.0            # drain: stop once nothing moved for this long with all clients up
 SETUP_TIMEOUT = 60.0    # all subscribers connected and subscribed
+HARNESS_CPU_MAX = 0.85  # share of one core above which the harness is the bottleneck
 MAX_SEQ = 60000         # paho's packet ids wrap at 65535: keep a run's messages below
 
 
@@ -245,6 +246,7 @@ def main(argv):
     for p in pubs:
         p.start()
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     monkey = Monkey(cl, hp, args, t0)
     monkey.start()
     load(pubs, args, t0)
@@ -256,10 +258,15 @@ def main(argv):
             n.restart()
     why = drain(pubs, subs, args)
     t_end = time.monotonic()
+    cpu = (time.process_time() - cpu0) / max(t_end - t0, 1e-3)
     for c in subs + pubs:
         c.stop()
     ok = report.print_report(label, args, pubs, subs, monkey,
                              infra.closed_connections(hp), (t0, t_load, t_end), why)
+    # every client lives in this one Python process: if it ran out of CPU,
+    # a slow drain says more about the harness than about the broker
+    print("harness: this process used %.0f%% of a core during load and drain%s" % (
+        cpu * 100, " - SATURATED: lower --rate, --pubs or --subs" if cpu > HARNESS_CPU_MAX else ""))
     problems = [] if monkey.error is None else ["kill/restart: " + monkey.error]
     problems += cl.teardown()   # SIGTERM: every node must exit 0, no sanitizer report
     for p in problems:

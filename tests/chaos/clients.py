@@ -173,6 +173,7 @@ class Subscriber(Link):
         self.got = {i: set() for i in range(npubs)}
         self.received = 0                    # unique deliveries
         self.duplicates = 0
+        self.dup_msgs = collections.Counter()  # (publisher, seq) -> second copies
         self.garbage = 0                     # payloads that are not "<pub>:<seq>"
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
@@ -201,6 +202,7 @@ class Subscriber(Link):
             self.garbage += 1
         elif seq in seen:
             self.duplicates += 1
+            self.dup_msgs[(pub, seq)] += 1
         else:
             seen.add(seq)
             self.received += 1

@@ -101,6 +101,7 @@ def node_overrides(store, redis):
         # dropped on purpose: an outage of a few seconds queues rate x pubs x s
         "mqtt.max_queued_messages": 1000000,
         "mqtt.max_queued_bytes": 0,
+        "mqtt.receive_maximum": int(os.environ.get("CHAOS_RECVMAX", "128")),
     }
     if redis is not None:
         ov["session.redis.server"] = "127.0.0.1:%d" % redis.port

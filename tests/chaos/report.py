@@ -75,6 +75,20 @@ def print_report(label, args, pubs, subs, monkey, closed, times, why):
                                      down, longest,
                                      " garbage %d" % s.garbage if s.garbage else ""))
 
+    # which messages, so that a node's log can be searched for them
+    # ("chaos/p<publisher>", payload "<publisher>:<seq>")
+    def _ids(keys):
+        keys = sorted(keys)
+        more = " (+%d more)" % (len(keys) - 10) if len(keys) > 10 else ""
+        return " ".join("%d:%d" % k for k in keys[:10]) + more
+    dup_msgs = collections.Counter()
+    for s in subs:
+        dup_msgs.update(s.dup_msgs)
+    if lost_msgs:
+        print("lost messages: %s" % _ids(lost_msgs))
+    if dup_msgs:
+        print("duplicated messages: %s" % _ids(dup_msgs))
+
     # publishers, together
     sp_all = collections.Counter()
     recon, down_all, longest_all = 0, 0.0, 0.0

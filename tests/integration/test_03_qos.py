@@ -250,6 +250,38 @@ def test_receive_maximum_exceeded_by_client(broker, raw):
     b.wait_log("client_id=rm-exceed", count=2)
 
 
+def test_receive_maximum_exceeded_acks_before_disconnect(broker, raw):
+    """A burst over Receive Maximum (paho 1.x resends every unacknowledged
+    message at once after a reconnect) still gets the PUBRECs of the
+    PUBLISHes accepted before the excess, then DISCONNECT 0x93 [MQTT-3.3.4-7]:
+    the client knows what was received and the next connection makes
+    progress. Persistent sessions, so the PUBRECs wait for the store."""
+    b = broker({"mqtt.receive_maximum": 2})
+    persist = [(m.SESSION_EXPIRY, 300)]
+    sub = raw(b, version=5)
+    sub.connect("rmg-sub", clean=False, props=persist)
+    sub.subscribe("rmg/t", qos=1)
+    c = raw(b, version=5)
+    c.connect("rmg-pub", clean=False, props=persist)
+    c.send(b"".join(m.publish("rmg/t", b"%d" % mid, qos=2, mid=mid, version=5)
+                    for mid in (1, 2, 3)))
+    got = c.wait_closed()
+    assert [(p.type, p.mid) for p in got[:2]] == [(m.PUBREC, 1), (m.PUBREC, 2)], got
+    assert got[2].type == m.DISCONNECT and got[2].rc == m.RC_RECEIVE_MAXIMUM_EXCEEDED, got
+    # the next connection completes 1 and 2, and 3 is new
+    c = raw(b, version=5)
+    assert c.connect("rmg-pub", clean=False, props=persist).session_present
+    for mid in (1, 2):
+        c.send(m.pubrel(mid, version=5))
+        assert c.expect(m.PUBCOMP).mid == mid
+    c.send(m.publish("rmg/t", b"3", qos=2, mid=3, version=5))
+    assert c.expect(m.PUBREC).mid == 3
+    c.send(m.pubrel(3, version=5))
+    assert c.expect(m.PUBCOMP).mid == 3
+    assert sorted(p.payload for p in sub.publishes(3)) == [b"1", b"2", b"3"]
+    sub.expect_nothing(0.3, ptype=m.PUBLISH)
+
+
 def test_packet_ids_unique_while_in_flight(node, raw):
     """[MQTT-2.2.1-4] packet ids of PUBLISHes in flight to a client are
     non-zero and distinct."""
