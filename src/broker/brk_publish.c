@@ -288,7 +288,9 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
 			return HQ_OK;
 		}
-		if (s->n_rx_pids > cfg->receive_maximum) {
+		/* MQTT 3.1.1 has no Receive Maximum: a v3 client cannot know the
+		 * limit, and its ids (at most 65,535) bound the list anyway */
+		if (c->version == MQTT_V5 && s->n_rx_pids > cfg->receive_maximum) {
 			sess_rx_pid_del(s, pb->packet_id);
 			return fail(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-7] */
 		}

@@ -1,9 +1,11 @@
 """33 the chaos test's short variant (tests/chaos/chaos.py, `make chaos-short`):
 SIGKILL nodes under load behind HAProxy, twice in 20 s, and require that no
 acknowledged message is lost by any persistent subscriber (nor, at QoS 2,
-duplicated): `--store local` with one node (restarted on its data dir; QoS 1,
-MQTT 5) and `--store redis` with three (the killed node's sessions resume
-elsewhere; QoS 1, MQTT 3.1.1), the two runs of `make chaos-short`. With
+duplicated): `--store local` with one node (restarted on its data dir; QoS 1
+and QoS 2, MQTT 5) and `--store redis` with three (the killed node's sessions
+resume elsewhere; QoS 1, MQTT 3.1.1), the three runs of `make chaos-short`.
+QoS 2 with redis is not here: a node killed while a QoS 2 forward to it is
+unacknowledged can duplicate it (ARCHITECTURE.md, "known gap"; issue 9). With
 `memory` the sessions die with their node and tests/chaos reports the losses
 (the run that failed before issue 9's stores: 126,964 of 240,000 deliveries
 lost with 3 nodes)."""
@@ -21,18 +23,21 @@ from mqttraw import T
 CHAOS = os.path.join(REPO, "tests", "chaos", "chaos.py")
 SHORT = ["--pubs", "5", "--subs", "5", "--rate", "10", "--duration", "20", "--kill-every", "7",
          "--restart-after", "3", "--drain", "20"]
+# QoS 2: more in flight at each kill, or a build that does not store QoS 2
+# queue entries at all still passes (seen: 5 x 5 at 10 msg/s passed with it,
+# 10 x 10 at 20 msg/s lost 88 deliveries)
+SHORT_QOS2 = SHORT[:]
+SHORT_QOS2[1], SHORT_QOS2[3], SHORT_QOS2[5] = "10", "10", "20"
 
 pytestmark = require(None if HAPROXY else "binary not found (apt-get install haproxy)",
                      "haproxy")
 
 
-# QoS 2 is not here yet: its long variants (`make chaos`) still lose and
-# duplicate messages under repeated kills (issue 9 stays open for it), and a
-# short run that happened to hit it would block every landing
-@pytest.mark.parametrize("store,nodes,qos,mqtt", [("local", 1, 1, "5"), ("redis", 3, 1, "3.1.1")])
+@pytest.mark.parametrize("store,nodes,qos,mqtt", [("local", 1, 1, "5"), ("local", 1, 2, "5"),
+                                                 ("redis", 3, 1, "3.1.1")])
 def test_chaos_short(store, nodes, qos, mqtt):
     cmd = [sys.executable, CHAOS, "--build", build_dir(), "--store", store,
-           "--nodes", str(nodes), "--qos", str(qos), "--mqtt", mqtt, "--seed", "33"] + SHORT
+           "--nodes", str(nodes), "--qos", str(qos), "--mqtt", mqtt, "--seed", "33"] + (SHORT_QOS2 if qos == 2 else SHORT)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                            timeout=T(240))
