@@ -159,7 +159,7 @@ chaos-short: all
 	$(CHAOS) --store redis --nodes 3 --qos 1 --mqtt 3.1.1 $(CHAOS_SHORT_ARGS) || failed=1; \
 	$(CHAOS) --store local --nodes 1 --qos 1 --mqtt 5 $(CHAOS_SHORT_ARGS) || failed=1; \
 	$(CHAOS) --store local --nodes 1 --qos 2 --mqtt 5 $(CHAOS_SHORT_ARGS) --pubs 10 --subs 10 \
-		--rate 20 || failed=1; \
+		--rate 20 --drain 60 || failed=1; \
 	test $$failed -eq 0
 
 clean:

@@ -94,8 +94,8 @@ uint64_t brk_cluster_hold(struct worker *w)
 {
 	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
-	if (!b->clu || !brk_store_shared(b) || (!w->clu.out.len && !w->clu.held_tail))
-		return 0;
+	if (!b->clu || !brk_store_shared(b) || !w->clu.out.len)
+		return 0; /* (later requests queue behind anything held already) */
 	struct clu_held *h = hq_calloc(1, sizeof(*h));
 	h->token = gate_token_new(w);
 	h->v = w->clu.out;

@@ -19,6 +19,7 @@ Every node shares one real redis-server (redisfx). Node 2 is killed:
 
 import time
 
+import mqttraw as m
 from conftest import require
 from mqttraw import PUBLISH, T, Closed
 from redisfx import REDIS, redis  # noqa: F401 (the fixture)
@@ -132,3 +133,49 @@ def test_will_of_client_on_dead_node(redis, cluster):  # noqa: F811
     n2.kill()
     p = w.expect(PUBLISH, timeout=T(15))
     assert (p.topic, bytes(p.payload)) == ("presence/dev-1", b"offline")
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_qos2_forward_lost_with_its_node_is_delivered(redis, cluster):  # noqa: F811
+    """A QoS 2 PUBLISH whose forward the destination never acknowledged
+    because it died (frozen, then SIGKILL: it stored nothing) fails its
+    PUBREC: the publisher is closed and sends again (DUP, same packet id).
+    The id must have been forgotten with the failure, or the resend is
+    acknowledged as a duplicate and the dead node's session never gets the
+    message (it did not, before the fix)."""
+    cl = start(cluster, redis)
+    n1, n2, n3 = cl.nodes
+    s = n2.raw()
+    s.connect("fl-sub", clean=False)
+    s.subscribe("fl/#", qos=2)
+    s.close()
+    p = n1.raw()
+    p.connect("fl-pub", clean=False)  # before the pause: a CONNECT asks every node
+    time.sleep(0.3)  # the subscription's route reaches n1
+    n2.pause()
+    p.send(m.publish("fl/a", b"m1", qos=2, mid=1))
+    p.expect_nothing(0.5)  # the PUBREC waits for n2, which is frozen
+    n2.kill()
+    p.wait_closed(timeout=10)  # the forward is lost: send again
+    deadline = time.monotonic() + T(30)
+    resends = 0
+    while True:
+        assert time.monotonic() < deadline, "the resend was never acknowledged"
+        p = n1.raw()
+        p.connect("fl-pub", clean=False)
+        p.send(m.publish("fl/a", b"m1", qos=2, mid=1, dup=True))
+        resends += 1
+        try:
+            rec = p.expect(m.PUBREC, timeout=5)
+            break
+        except (Closed, AssertionError, OSError):
+            p.close()  # refused while the dead node's sessions are not adopted
+            time.sleep(0.3)
+    assert rec.mid == 1
+    p.send(m.pubrel(1))
+    assert p.expect(m.PUBCOMP).mid == 1
+    s = n3.raw()
+    assert s.connect("fl-sub", clean=False).session_present
+    got = drain(s, 1)
+    assert got == [b"m1"], "the dead node's session got %r (resends %d)" % (got, resends)
+    s.expect_nothing(0.5, ptype=PUBLISH)
