@@ -61,9 +61,15 @@ void brk_cluster_barrier(struct conn *c)
 /* brk_cluster_hold */
 struct clu_held {
 	uint64_t token;         /* store token awaited; 0 once stored */
+	int64_t since;          /* monotonic ms */
 	struct clu_req_vec v;   /* owned */
 	struct clu_held *next;
 };
+
+/* A store in trouble retries a batch until it is back: the requests behind
+ * it (other publishers' forwards, route changes) would wait as long. After
+ * this they go anyway: exactly once may lapse, the cluster keeps working. */
+#define HELD_MAX_MS 2000
 
 void brk_cluster_flush(struct worker *w)
 {
@@ -98,6 +104,7 @@ uint64_t brk_cluster_hold(struct worker *w)
 		return 0; /* (later requests queue behind anything held already) */
 	struct clu_held *h = hq_calloc(1, sizeof(*h));
 	h->token = gate_token_new(w);
+	h->since = ev_now_ms(w->loop);
 	h->v = w->clu.out;
 	w->clu.out = (struct clu_req_vec){ 0 };
 	if (w->clu.held_tail)
@@ -106,6 +113,20 @@ uint64_t brk_cluster_hold(struct worker *w)
 		w->clu.held_head = h;
 	w->clu.held_tail = h;
 	return h->token;
+}
+
+static void held_submit_done(struct worker *w)
+{
+	struct clu_held *h;
+	while ((h = w->clu.held_head) && !h->token) {
+		w->clu.held_head = h->next;
+		if (!h->next)
+			w->clu.held_tail = NULL;
+		if (h->v.len)
+			clu_submit(w->b->clu, &h->v);
+		hq_free(h->v.v);
+		hq_free(h);
+	}
 }
 
 bool brk_cluster_held_release(struct worker *w, uint64_t token)
@@ -117,16 +138,21 @@ bool brk_cluster_held_release(struct worker *w, uint64_t token)
 	if (!h || !token)
 		return false;
 	h->token = 0; /* stored (or failed: the forwards go anyway, a loss is worse) */
-	while ((h = w->clu.held_head) && !h->token) {
-		w->clu.held_head = h->next;
-		if (!h->next)
-			w->clu.held_tail = NULL;
-		if (h->v.len)
-			clu_submit(w->b->clu, &h->v);
-		hq_free(h->v.v);
-		hq_free(h);
-	}
+	held_submit_done(w);
 	return true;
+}
+
+void brk_cluster_held_tick(struct worker *w, int64_t now)
+{
+	WK_ASSERT_OWNER(w);
+	struct clu_held *h = w->clu.held_head;
+	if (!h || now - h->since < HELD_MAX_MS)
+		return;
+	log_warning("cluster: forwards held %lld ms for the store: sent without waiting more",
+		    (long long)(now - h->since));
+	for (; h && now - h->since >= HELD_MAX_MS; h = h->next)
+		h->token = 0; /* its token, when it comes, finds nothing */
+	held_submit_done(w);
 }
 
 void brk_cluster_held_free(struct worker *w)

@@ -723,6 +723,7 @@ void brk_cluster_flush(struct worker *w);
  * the token to put in the batch, 0 if nothing needs holding. */
 uint64_t brk_cluster_hold(struct worker *w);
 bool brk_cluster_held_release(struct worker *w, uint64_t token); /* false: not ours */
+void brk_cluster_held_tick(struct worker *w, int64_t now);
 void brk_cluster_held_free(struct worker *w);
 void brk_route_forwarded(struct worker *w, struct fwd_in *f);  /* consumes f */
 void fwd_in_release(struct fwd_in *f);

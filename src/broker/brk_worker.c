@@ -362,6 +362,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 			buf_free(&c->out);
 	}
 	sess_timers(w, now);
+	brk_cluster_held_tick(w, now);
 	linger_tick(w->linger, now);
 	if (accept_guard_tick(&w->accept, now))
 		listeners_watch(w, true);

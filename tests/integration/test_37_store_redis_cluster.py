@@ -179,3 +179,27 @@ def test_qos2_forward_lost_with_its_node_is_delivered(redis, cluster):  # noqa: 
     got = drain(s, 1)
     assert got == [b"m1"], "the dead node's session got %r (resends %d)" % (got, resends)
     s.expect_nothing(0.5, ptype=PUBLISH)
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_forwards_not_held_for_a_store_that_is_down(redis, cluster):  # noqa: F811
+    """The forwards of a loop turn that received a QoS 2 PUBLISH wait until
+    its packet id is stored (exactly once across nodes). With Redis down
+    that would hold every forward of that worker, for any client, until
+    Redis returns: after a bound they go anyway. A clean subscriber on
+    another node gets the message (its publisher's PUBREC still waits for
+    the store)."""
+    cl = start(cluster, redis)
+    n1, n2, _n3 = cl.nodes
+    s = n2.raw()
+    s.connect("hd-sub")  # clean: nothing of it needs the store
+    s.subscribe("hd/#", qos=0)
+    p = n1.raw()
+    p.connect("hd-pub", clean=False)
+    time.sleep(0.3)  # the route reaches n1
+    redis.kill()
+    p.send(m.publish("hd/a", b"x", qos=2, mid=1))
+    got = s.expect(PUBLISH, timeout=10)
+    assert bytes(got.payload) == b"x"
+    n1.wait_log(r"forwards held \d+ ms for the store: sent without waiting more")
+    p.expect_nothing(0.3, ptype=m.PUBREC)  # not stored: not acknowledged
