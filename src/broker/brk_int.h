@@ -798,6 +798,7 @@ bool brk_store_retain(struct broker *b, uint32_t owner, const struct brk_msg *m,
 /* Header of s if persistent (expiry > 0); first time with its subscriptions.
  * s no longer persistent: deleted. */
 void brk_store_session_put(struct session *s);
+void brk_store_session_take(struct session *s);
 void brk_store_session_delete(struct session *s);
 void brk_store_sub_put(struct session *s, const struct sess_sub *sub);
 void brk_store_sub_delete(struct session *s, const char *filter);

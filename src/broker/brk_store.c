@@ -318,7 +318,21 @@ static void store_contents(struct worker *w, struct session *s)
 		brk_store_rxid(s, s->rx_pids[i], true);
 }
 
+static void session_put(struct session *s, bool take);
+
 void brk_store_session_put(struct session *s)
+{
+	session_put(s, false);
+}
+
+/* A session read from a shared store becomes this node's: a plain header
+ * write, which moves the owner (its contents are in the store already). */
+void brk_store_session_take(struct session *s)
+{
+	session_put(s, true);
+}
+
+static void session_put(struct session *s, bool take)
 {
 	WK_ASSERT_OWNER(s->w);
 	struct worker *w = s->w;
@@ -351,6 +365,7 @@ void brk_store_session_put(struct session *s)
 	e.u.sess.will_at = to_wall(w, s->will_at);
 	e.u.sess.will_delay = s->will_delay;
 	e.u.sess.version = s->version;
+	e.u.sess.update = s->stored && !take;
 	if (s->will) {
 		e.u.sess.has_will = true;
 		msg_to_store(ev_now_ms(w->loop), s->will, &e.u.sess.will);

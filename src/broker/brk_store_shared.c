@@ -108,7 +108,7 @@ bool brk_store_take(struct worker *w, struct session *s)
 	}
 	/* this node owns it now, in the store too (the old owner's late
 	 * writes are dropped there) */
-	brk_store_session_put(s);
+	brk_store_session_take(s);
 	struct sess_sub *sub, *tmp;
 	HASH_ITER(hh, s->subs, sub, tmp) {
 		brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);

@@ -82,6 +82,11 @@ struct store_sess {
 	uint32_t will_delay;      /* s */
 	uint8_t version;          /* protocol level of the last connection */
 	bool has_will;
+	/* a change to a header the store already has, not a create or a take:
+	 * a shared store refuses it (HQ_ENOTFOUND) when the session is missing
+	 * (a Redis back without its data: the broker then writes it again
+	 * whole) and drops it when another node owns the session (the fence) */
+	bool update;
 	struct store_msg will;    /* when has_will (id unused) */
 };
 

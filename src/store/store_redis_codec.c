@@ -118,7 +118,8 @@ int rcodec_event(struct rbuf *b, const struct store_ev *ev, const char *node)
 		struct store_bytes owner = s->owner;
 		if (!owner.len)
 			owner = (struct store_bytes){ (const uint8_t *)node, (uint32_t)strlen(node) };
-		w_head(b, ev->kind, cid->p, cid->len, owner.p, owner.len);
+		w_head(b, s->update ? RK_SESSION_UPDATE : ev->kind, cid->p, cid->len, owner.p,
+		       owner.len);
 		w_bytes(b, owner.p, owner.len);
 		w_uint(b, (uint64_t)s->expire_at, 8);
 		w_uint(b, (uint64_t)s->will_at, 8);

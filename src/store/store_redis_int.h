@@ -77,6 +77,9 @@ struct rbuf {
 void rbuf_reset(struct rbuf *b);
 void rbuf_free(struct rbuf *b);
 
+/* the script's kind for a SESSION_PUT with u.sess.update (the other kinds
+ * are enum store_ev_kind): checked like a write to the session */
+#define RK_SESSION_UPDATE 13
 #define RQ_HDR 13                 /* msg id 8 | pid 2 | qos | state | flags: the script edits it */
 
 /* Encode ev as one script argument (kind | len4 a | len4 b | rest) appended

@@ -407,6 +407,46 @@ static void test_fence_late_writes_of_old_owner(void **state)
 	assert_int_equal(mref(m2, &in), 2);
 }
 
+/* A header update (u.sess.update) is a write to an existing session: refused
+ * when the session is missing (a Redis back without its data: the broker
+ * then writes the session again whole, instead of recreating an empty
+ * header), dropped when another node owns it; a plain put (create, take)
+ * applies whatever is there. */
+static void test_session_update_needs_the_session(void **state)
+{
+	struct store **two = *state, *a = two[0], *b = two[1];
+	struct store_ev upd = ev_sess("u", NODE_A);
+	upd.u.sess.update = true;
+	upd.u.sess.expiry = 77;
+	assert_int_equal(APPLY(a, upd), HQ_ENOTFOUND);
+	struct snap s = load(a);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "u"), 0);
+	snap_free(&s);
+	assert_int_equal(APPLY(a, ev_sess("u", NODE_A), ev_sub("u", "u/#")), HQ_OK);
+	assert_int_equal(APPLY(a, upd), HQ_OK);
+	s = load(a);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "u"), 1);
+	for (size_t i = 0; i < s.n; i++)
+		if (s.v[i]->kind == STORE_EV_SESSION_PUT)
+			assert_int_equal(s.v[i]->u.sess.expiry, 77);
+	assert_true(has_sub(&s, "u", "u/#"));
+	snap_free(&s);
+	/* b takes it; a's late update is fenced and does not take it back */
+	assert_int_equal(APPLY(b, ev_sess("u", NODE_B)), HQ_OK);
+	upd.u.sess.expiry = 5;
+	assert_int_equal(APPLY(a, upd), HQ_OK);
+	assert_int_equal(store_redis_fenced(a), 1);
+	s = load(b);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "u"), 1);
+	for (size_t i = 0; i < s.n; i++)
+		if (s.v[i]->kind == STORE_EV_SESSION_PUT)
+			assert_int_equal(s.v[i]->u.sess.expiry, 600);
+	snap_free(&s);
+	s = load(a);
+	assert_int_equal(count(&s, STORE_EV_SESSION_PUT, "u"), 0);
+	snap_free(&s);
+}
+
 static void test_msg_ids_never_collide(void **state)
 {
 	struct store **two = *state, *a = two[0], *b = two[1];
@@ -652,6 +692,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_takeover_moves_owner, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_refcount_across_nodes, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_fence_late_writes_of_old_owner, setup_shared, teardown_shared),
+		cmocka_unit_test_setup_teardown(test_session_update_needs_the_session, setup_shared,
+						teardown_shared),
 		cmocka_unit_test_setup_teardown(test_msg_ids_never_collide, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_throughput, setup_shared, teardown_shared),
 		cmocka_unit_test(test_redis_killed_and_back),
