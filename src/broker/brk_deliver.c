@@ -404,6 +404,20 @@ void sess_pump(struct session *s)
 void sess_resend_inflight(struct session *s)
 {
 	WK_ASSERT_OWNER(s->w);
+	/* A QoS 2 PUBLISH or PUBREL leaves only once its state is stored
+	 * (gate_open_out in start_inflight and on PUBREC), but that gate died
+	 * with the old connection: the resends wait for everything this node
+	 * handed the store so far (its thread applies batches in order). A
+	 * PUBREL whose state the store lacked would let the client deliver and
+	 * forget the id, and a crash then send the PUBLISH again. */
+	bool qos2 = false;
+	for (uint32_t i = 0; i < s->n_inflight && !qos2; i++)
+		qos2 = s->inflight[i].qos == 2;
+	if (qos2 && s->conn && brk_store_persisting(s)) {
+		uint64_t tok = gate_token_new(s->w);
+		gate_open_out(s->conn, tok);
+		brk_store_hold(s->w, tok);
+	}
 	for (uint32_t i = 0; i < s->n_inflight;) {
 		struct deliv *d = &s->inflight[i];
 		if (d->flags & DV_PUBREL) {

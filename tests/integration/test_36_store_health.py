@@ -20,6 +20,7 @@ the Redis side, another story).
 
 import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -215,3 +216,34 @@ def test_redis_back_empty_sessions_written_again(redis, broker, raw):
     assert p.payload == b"x"
     reply = command(redis.port, "HEXISTS", "hq:sess", "e-sub")
     assert reply in (b":1",), reply
+
+
+def test_resumed_pubrel_waits_for_the_store(redis, broker, raw):
+    """A PUBREL resent on a resumed session [MQTT-4.4.0-1] leaves only once
+    its state is stored, like the first one: the client delivers on PUBREL
+    and forgets the id, so if the node died before the store knew, it would
+    send the PUBLISH again and the client take it for a new message. Redis
+    is frozen (SIGSTOP) between the PUBREC and the reconnect."""
+    b = broker({"session.store": "redis", "session.redis.server": "127.0.0.1:%d" % redis.port,
+                "session.redis.timeout": "1s"})
+    persist = [(m.SESSION_EXPIRY, 300)]
+    sub = raw(b, version=5)
+    sub.connect("rp-sub", clean=False, props=persist)
+    sub.subscribe("rp/t", qos=2)
+    pub = raw(b)
+    pub.connect("rp-pub")
+    pub.publish("rp/t", b"x", qos=2)
+    p = sub.expect(PUBLISH)
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        sub.send(m.pubrec(p.mid, version=5))
+        sub.expect_nothing(0.5, ptype=m.PUBREL)  # held for the store
+        sub.close()
+        sub = raw(b, version=5)
+        assert sub.connect("rp-sub", clean=False, props=persist).session_present
+        sub.expect_nothing(1.0, ptype=m.PUBREL)  # resent only once stored
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    assert sub.expect(m.PUBREL, timeout=T(15)).mid == p.mid
+    sub.send(m.pubcomp(p.mid, version=5))
+    sub.expect_nothing(0.5, ptype=PUBLISH)
