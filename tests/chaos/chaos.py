@@ -36,7 +36,12 @@ one summary line:
 lost counts deliveries: (acknowledged message, subscriber) pairs that never
 arrived; duplicated counts second copies of a message at one subscriber.
 Exit status 0 only if lost == 0 and, at QoS 2, duplicated == 0; 1 otherwise
-(2: the harness could not run). Every loop is bounded in count and time,
+(2: the harness could not run). CHAOS_RECVMAX=N in the environment sets the
+nodes' mqtt.receive_maximum (default 128), to study paho's resend bursts.
+It also prints the ids of lost and duplicated messages and its own CPU
+(all clients share this one process: above 85 % of a core it says
+SATURATED, and a slow drain is the harness's, not the broker's).
+Every loop is bounded in count and time,
 everything listens on loopback, every process started is killed at exit.
 """
 
