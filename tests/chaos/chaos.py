@@ -56,7 +56,7 @@ import time
 
 import infra
 import report
-from clients import Publisher, Subscriber
+from clients import FIXED, Publisher, Subscriber
 
 QUIET = 10.0            # drain: stop once nothing moved for this long with all clients up
 SETUP_TIMEOUT = 60.0    # all subscribers connected and subscribed
@@ -272,6 +272,9 @@ def main(argv):
     # a slow drain says more about the harness than about the broker
     print("harness: this process used %.0f%% of a core during load and drain%s" % (
         cpu * 100, " - SATURATED: lower --rate, --pubs or --subs" if cpu > HARNESS_CPU_MAX else ""))
+    if FIXED["pubrel_kept"]:
+        print("harness: %d QoS 2 message(s) kept in the PUBREL state that paho 1.x would have "
+              "published again (clients.py)" % FIXED["pubrel_kept"])
     problems = [] if monkey.error is None else ["kill/restart: " + monkey.error]
     problems += cl.teardown()   # SIGTERM: every node must exit 0, no sanitizer report
     for p in problems:
