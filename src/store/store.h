@@ -46,7 +46,8 @@ enum store_ev_kind {
 	STORE_EV_RXID_DEL,        /* client_id, u.pid: PUBREL received */
 	STORE_EV_RETAIN_PUT,      /* u.msg (topic is the key; id unused) */
 	STORE_EV_RETAIN_DEL,      /* u.msg.topic */
-	STORE_EV_KIND_MAX = STORE_EV_RETAIN_DEL,
+	STORE_EV_RXID_MARK,       /* client_id (the publisher), u.mark: see struct store_mark */
+	STORE_EV_KIND_MAX = STORE_EV_RXID_MARK,
 };
 
 /* A borrowed byte string (not NUL terminated). */
@@ -118,6 +119,21 @@ struct store_qent {
 	uint8_t flags;            /* STORE_QF_* */
 };
 
+/* RXID_MARK: the QoS 2 message that client_id published with packet id pid
+ * is stored for target (opaque to the store; the broker's encoding: 'c' +
+ * a subscriber's client id, or 'g' + a shared group "$share/g/f"). Written
+ * in the batch that stores target's entry, so that after a crash the
+ * publisher's resend is delivered to the targets that lack it and to no
+ * other (ARCHITECTURE.md "Persistence", exactly once across workers).
+ * A mark lives as long as the publisher's rx id: RXID_DEL and SESSION_DEL
+ * of client_id drop its marks; a mark whose rx id is not stored when it is
+ * applied is ignored (the publisher's session ended meanwhile). Loaded
+ * after the session's RXID_ADDs. */
+struct store_mark {
+	uint16_t pid;
+	struct store_bytes target;
+};
+
 struct store_ev {
 	uint8_t kind;             /* enum store_ev_kind */
 	struct store_bytes client_id; /* session-scoped kinds */
@@ -126,6 +142,7 @@ struct store_ev {
 		struct store_sub sub;
 		struct store_msg msg;
 		struct store_qent qent;
+		struct store_mark mark;
 		uint16_t pid;
 	} u;
 };
@@ -180,7 +197,8 @@ struct hq_config;
 
 /* Load: one put event per stored record (bytes borrowed for the call).
  * Order: every MSG_PUT; then per session SESSION_PUT followed by its SUB_PUTs,
- * QENT_PUTs (ascending seq, current state/pid/flags) and RXID_ADDs; then every
+ * QENT_PUTs (ascending seq, current state/pid/flags), RXID_ADDs and
+ * RXID_MARKs; then every
  * RETAIN_PUT. A non-HQ_OK return stops the load and is returned by it. */
 typedef int (*store_load_cb)(void *ctx, const struct store_ev *ev);
 

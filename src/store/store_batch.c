@@ -58,6 +58,10 @@ static int ev_strings(struct store_ev *ev, struct store_bytes **v)
 	case STORE_EV_RETAIN_DEL:
 		v[n++] = &ev->u.msg.topic;
 		break;
+	case STORE_EV_RXID_MARK:
+		v[n++] = &ev->client_id;
+		v[n++] = &ev->u.mark.target;
+		break;
 	default:
 		break;
 	}
@@ -102,6 +106,9 @@ static struct store_ev ev_trim(const struct store_ev *ev)
 	case STORE_EV_RXID_ADD:
 	case STORE_EV_RXID_DEL:
 		e.u.pid = ev->u.pid;
+		break;
+	case STORE_EV_RXID_MARK:
+		e.u.mark = ev->u.mark;
 		break;
 	default:
 		break;
@@ -212,6 +219,7 @@ const char *store_ev_kind_name(uint8_t kind)
 		[STORE_EV_QENT_UPDATE] = "qent_update", [STORE_EV_QENT_DEL] = "qent_del",
 		[STORE_EV_RXID_ADD] = "rxid_add",       [STORE_EV_RXID_DEL] = "rxid_del",
 		[STORE_EV_RETAIN_PUT] = "retain_put",   [STORE_EV_RETAIN_DEL] = "retain_del",
+		[STORE_EV_RXID_MARK] = "rxid_mark",
 	};
 	if (kind == 0 || kind > STORE_EV_KIND_MAX)
 		return "unknown";
