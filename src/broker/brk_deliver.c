@@ -555,10 +555,14 @@ void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t 
 	uint8_t qos = d->qos;
 	uint64_t bytes = deliv_bytes(d);
 	uint32_t mark = brk_store_mark(s->w);
-	if (run)
+	if (run) {
+		/* a first delivery of the publish: its entry carries the mark */
+		s->w->rx_mark = ack_token && d->msg && d->msg->rx ? d->msg : NULL;
 		sess_deliver(s, d);
-	else
+		s->w->rx_mark = NULL;
+	} else {
 		deliv_release(d);
+	}
 	if (ack_token) {
 		if (run && brk_store_mark(s->w) != mark)
 			brk_store_hold(s->w, ack_token); /* released when stored */

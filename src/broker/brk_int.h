@@ -79,10 +79,31 @@ struct brk_msg {
 	 * until stored retained). A side structure: only retained messages
 	 * pay for it. */
 	struct msg_stamp *stamp;
+	/* QoS 2 from a persistent session: its publisher and packet id, for the
+	 * marks of the entries stored for it (brk_rxmark.c); owned, NULL
+	 * otherwise */
+	struct msg_rx *rx;
 	char *topic;              /* -> data, NUL terminated */
 	uint8_t *props;           /* -> data */
 	uint8_t *payload;         /* -> data */
 	uint8_t data[];
+};
+
+/* The publisher of a QoS 2 message whose id it stored (brk_rxmark.c). */
+struct msg_rx {
+	uint16_t pid;
+	char client_id[];
+};
+
+/* An incoming QoS 2 id loaded from the store, not known to be stored for
+ * every target: the targets that have it (brk_rxmark.c). */
+struct rx_target;
+struct rx_unconf {
+	struct rx_unconf *next;
+	struct rx_target *clients; /* uthash by client id */
+	struct rx_target *groups;  /* uthash by "$share/g/f" */
+	uint32_t n_marks;
+	uint16_t pid;
 };
 
 /* The retained last-writer-wins stamp (clu_hlc_cmp: time, then node). */
@@ -197,6 +218,7 @@ struct session {
 	_Atomic uint64_t inbound_bytes;
 	/* incoming QoS 2 packet ids between PUBREC and PUBREL */
 	uint16_t *rx_pids;
+	struct rx_unconf *rx_unconf; /* those of them loaded from the store (brk_rxmark.c) */
 	struct session *off_prev, *off_next; /* worker's offline list (utlist DL) */
 	UT_hash_handle reg_hh;    /* the node's client-id registry, keyed by client_id */
 	uint64_t dropped;         /* messages dropped by the queue policy */
@@ -522,6 +544,12 @@ struct worker {
 	 * workers carry it (brk_deliver.c); 0 = none */
 	uint64_t store_tok;
 	uint32_t store_tok_remote;        /* such deliveries posted (counted in the gate) */
+	/* while a QoS 2 message is delivered for the first time: the entries
+	 * stored for it carry its marks (brk_rxmark.c); compared only */
+	const struct brk_msg *rx_mark;
+	/* while a resent QoS 2 message loaded unconfirmed is routed: the
+	 * targets that have it already (borrowed from the publish path) */
+	const struct rx_unconf *route_skip;
 };
 
 struct conn_wait {
@@ -650,6 +678,20 @@ void sess_timers(struct worker *w, int64_t now);
 void sess_set_will(struct session *s, struct brk_msg *will, uint32_t delay);
 void sess_publish_will(struct session *s);
 int sess_rx_pid_add(struct session *s, uint16_t pid);   /* HQ_EEXIST if present */
+/* brk_rxmark.c: exactly once across workers (see there) */
+void brk_rxmark_msg(struct session *pub, struct brk_msg *m, uint16_t pid);
+/* The mark's target of d for s ('c' + client id, 'g' + group) into out;
+ * its length, 0 if it does not fit. */
+size_t brk_rxmark_target(const struct session *s, const struct deliv *d, char *out, size_t cap);
+void sess_rx_unconf_add(struct session *s, uint16_t pid);
+void sess_rx_unconf_mark(struct session *s, uint16_t pid, const uint8_t *target, size_t len);
+struct rx_unconf *sess_rx_unconf_take(struct session *s, uint16_t pid); /* NULL: none */
+void sess_rx_unconf_give_back(struct session *s, struct rx_unconf *u);
+void sess_rx_unconf_drop(struct session *s, uint16_t pid);
+void sess_rx_unconf_free_all(struct session *s);
+void rx_unconf_free(struct rx_unconf *u);
+/* Has the target (a client's plain delivery, or a group's) the message? */
+bool rx_unconf_has(const struct rx_unconf *u, const char *client_id, const char *share_group);
 bool sess_rx_pid_del(struct session *s, uint16_t pid);
 void reg_remove_if(struct broker *b, struct session *s);
 void sess_offline_update(struct session *s);

@@ -26,6 +26,7 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 	atomic_init(&m->store_id, 0);
 	m->pub_hash = 0;
 	m->stamp = NULL;
+	m->rx = NULL;
 	m->topic = (char *)m->data;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';
@@ -42,6 +43,7 @@ void msg_unref(struct brk_msg *m)
 {
 	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
 		hq_free(m->stamp);
+		hq_free(m->rx);
 		hq_free(m);
 	}
 }

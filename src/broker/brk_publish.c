@@ -153,6 +153,16 @@ bool brk_route(struct worker *w, struct brk_msg *msg)
 			i++; /* the origin node chose elsewhere for this one */
 			continue;
 		}
+		if (w->route_skip && rx_unconf_has(w->route_skip, t->client_id, h->share_group)) {
+			/* a resend after a restart: this session (or group) has
+			 * it stored already (brk_rxmark.c) */
+			if (h->share_group)
+				i++;
+			else
+				while (i < w->n_hits && w->hits[i].sess == t && !w->hits[i].share_group)
+					i++;
+			continue;
+		}
 		if (h->share_group) {
 			/* one member of a group: its own delivery */
 			uint8_t g = h->options & MQTT_SUBOPT_QOS_MASK;
@@ -282,15 +292,24 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 
 	/* what this PUBLISH stores from here on, its PUBACK/PUBREC waits for */
 	uint32_t mark = brk_store_mark(w);
+	struct rx_unconf *redo = NULL; /* owned until the end of this function */
 	if (pb->qos == 2) {
 		if (sess_rx_pid_add(s, pb->packet_id) == HQ_EEXIST) {
-			/* a resent QoS 2 PUBLISH before PUBREL: acknowledge, do not deliver again */
-			conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
-			return HQ_OK;
-		}
-		/* MQTT 3.1.1 has no Receive Maximum: a v3 client cannot know the
-		 * limit, and its ids (at most 65,535) bound the list anyway */
-		if (c->version == MQTT_V5 && s->n_rx_pids > cfg->receive_maximum) {
+			redo = sess_rx_unconf_take(s, pb->packet_id);
+			if (!redo) {
+				/* a resent QoS 2 PUBLISH before PUBREL: acknowledge, do not deliver again */
+				conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
+				return HQ_OK;
+			}
+			/* the id came from the store: the node stopped before
+			 * acknowledging it, perhaps before every target had it
+			 * stored; routed again to the targets without a mark */
+			log_info("client_id=%s: QoS 2 packet id %u resent after a restart: delivered "
+				 "to the subscribers that lack it (%u have it)", s->client_id,
+				 pb->packet_id, redo->n_marks);
+		} else if (c->version == MQTT_V5 && s->n_rx_pids > cfg->receive_maximum) {
+			/* MQTT 3.1.1 has no Receive Maximum: a v3 client cannot know
+			 * the limit, and its ids (at most 65,535) bound the list anyway */
 			sess_rx_pid_del(s, pb->packet_id);
 			return fail(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-7] */
 		}
@@ -312,6 +331,8 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		buf_free(&props);
 		m->origin_sid = s->sid;
 		m->pub_hash = s->client_hash;
+		if (pb->qos == 2)
+			brk_rxmark_msg(s, m, pb->packet_id);
 		w->congested = NULL;
 		/* QoS > 0: forwards to other nodes release this token when
 		 * accepted, store writes when stored */
@@ -326,7 +347,11 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			clu_req_push(&w->clu.out, &r);
 			w->clu.fwd_pending++;
 		}
+		w->rx_mark = m->rx ? m : NULL;
+		w->route_skip = redo;
 		bool routed = brk_route(w, m);
+		w->rx_mark = NULL;
+		w->route_skip = NULL;
 		w->clu.fwd_token = 0;
 		w->store_tok = 0;
 		if (!routed) {
@@ -334,7 +359,9 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			w->store_tok_remote = 0;
 			w->congested = NULL;
 			msg_unref(m);
-			if (pb->qos == 2)
+			if (redo)
+				sess_rx_unconf_give_back(s, redo); /* the next resend tries again */
+			else if (pb->qos == 2)
 				sess_rx_pid_del(s, pb->packet_id); /* not received: the resend is new */
 			return fail(c, MQTT_RC_UNSPECIFIED,
 				    "a node holding subscribers of this topic is unreachable: send again");
@@ -354,6 +381,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			w->congested = NULL;
 		}
 	}
+	rx_unconf_free(redo);
 	if (mark != UINT32_MAX && pb->qos)
 		brk_store_gate(c, mark, 0, 0); /* $SYS: only the QoS 2 id was stored */
 	if (pb->qos == 1)

@@ -55,6 +55,7 @@ static void sess_free_contents(struct session *s)
 	atomic_store_explicit(&s->qlen_pub, 0, memory_order_relaxed);
 	HQ_FREE(s->rx_pids);
 	s->n_rx_pids = s->cap_rx_pids = 0;
+	sess_rx_unconf_free_all(s);
 	if (s->will) {
 		msg_unref(s->will);
 		s->will = NULL;
@@ -285,6 +286,7 @@ bool sess_rx_pid_del(struct session *s, uint16_t pid)
 		if (s->rx_pids[i] == pid) {
 			s->rx_pids[i] = s->rx_pids[--s->n_rx_pids];
 			brk_store_rxid(s, pid, false);
+			sess_rx_unconf_drop(s, pid);
 			return true;
 		}
 	return false;

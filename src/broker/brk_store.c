@@ -473,6 +473,26 @@ static void qent_state(const struct deliv *d, struct store_qent *q)
 	}
 }
 
+/* The entry just put holds a QoS 2 message delivered for the first time:
+ * its mark goes into the same batch (brk_rxmark.c). Only then: a mark
+ * written later (a session made persistent afterwards) could outlive its
+ * id's PUBREL and hide a later message that reuses the id. */
+static void rx_mark(struct worker *w, const struct session *s, const struct deliv *d)
+{
+	char small[256];
+	size_t need = 2 + strlen(d->share_group ? d->share_group : s->client_id);
+	char *target = need <= sizeof(small) ? small : hq_malloc(need);
+	size_t n = brk_rxmark_target(s, d, target, need);
+	const struct msg_rx *rx = d->msg->rx;
+	struct store_ev e = { .kind = STORE_EV_RXID_MARK,
+			      .client_id = BYTES(rx->client_id, strlen(rx->client_id)) };
+	e.u.mark.pid = rx->pid;
+	e.u.mark.target = BYTES(target, n);
+	store_batch_add(batch(w), &e); /* copies target */
+	if (target != small)
+		hq_free(target);
+}
+
 void brk_store_qent_put(struct session *s, struct deliv *d)
 {
 	WK_ASSERT_OWNER(s->w);
@@ -489,6 +509,8 @@ void brk_store_qent_put(struct session *s, struct deliv *d)
 	if (d->share_group)
 		e.u.qent.share_group = BYTES(d->share_group, strlen(d->share_group));
 	store_batch_add(batch(w), &e);
+	if (d->msg->rx && w->rx_mark == d->msg)
+		rx_mark(w, s, d);
 }
 
 void brk_store_qent_update(struct session *s, const struct deliv *d)

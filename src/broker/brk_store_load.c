@@ -234,8 +234,16 @@ static int load_cb(void *ctx, const struct store_ev *ev)
 			qent_add(L, &ev->u.qent);
 		break;
 	case STORE_EV_RXID_ADD:
-		if (L->s)
+		/* unconfirmed: a resend goes to the targets without a mark */
+		if (L->s) {
 			sess_rx_pid_add(L->s, ev->u.pid);
+			sess_rx_unconf_add(L->s, ev->u.pid);
+		}
+		break;
+	case STORE_EV_RXID_MARK:
+		if (L->s)
+			sess_rx_unconf_mark(L->s, ev->u.mark.pid, ev->u.mark.target.p,
+					    ev->u.mark.target.len);
 		break;
 	case STORE_EV_RETAIN_PUT: {
 		if (L->w)

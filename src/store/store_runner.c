@@ -24,7 +24,9 @@
 #include "core/mem.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define RETRY_MIN_MS 100
@@ -45,6 +47,12 @@ struct store_runner {
 	bool gave_up;                     /* runner thread: stopping, and the grace is over */
 	uint64_t submitted;               /* under lock: batches ever submitted */
 	int64_t reminded_at;              /* runner thread: monotonic ms of the last down log line */
+	/* test hook (HQ_TEST_STORE_KILL_AFTER_RXID set): the process is
+	 * killed right after the first batch holding an incoming QoS 2 id is
+	 * durable, before any later batch is applied: the crash between the
+	 * publisher's batch and the other workers' that exactly once must
+	 * survive (tests/integration/test_38) */
+	bool kill_after_rxid;
 	atomic_bool healthy;
 	_Atomic int64_t down_since;       /* monotonic ms of the first failure of this episode; 0 = up */
 	_Atomic uint64_t completed, retries, failed;
@@ -213,6 +221,25 @@ static void finish(struct store_runner *r, struct store_batch **pend)
 	}
 }
 
+static bool has_rxid(const struct store_batch *b)
+{
+	for (uint32_t i = 0; i < b->n_ev; i++)
+		if (b->ev[i].kind == STORE_EV_RXID_ADD)
+			return true;
+	return false;
+}
+
+/* The test hook: b alone, durable, then SIGKILL. */
+static void kill_after(struct store_runner *r, struct store_batch **pend, struct store_batch *b)
+{
+	finish(r, pend);
+	const struct store_ops *ops = r->st->ops;
+	if (ops->apply(r->st, b) == HQ_OK && (!ops->sync || ops->sync(r->st) == HQ_OK)) {
+		log_warning("store: HQ_TEST_STORE_KILL_AFTER_RXID: killed after a QoS 2 id was stored");
+		raise(SIGKILL);
+	}
+}
+
 static void run_group(struct store_runner *r, struct store_batch *group)
 {
 	atomic_fetch_add_explicit(&r->cancelled, store_cancel_group(group), memory_order_relaxed);
@@ -221,6 +248,10 @@ static void run_group(struct store_runner *r, struct store_batch *group)
 		struct store_batch *b = group;
 		group = b->next;
 		b->next = NULL;
+		if (r->kill_after_rxid && !b->read && has_rxid(b)) {
+			kill_after(r, &pend, b);
+			tail = &pend;
+		}
 		int rc = r->gave_up ? HQ_EIO : run_one(r, b);
 		if (rc == HQ_EIO && !r->gave_up) {
 			/* what was applied before need not wait for the backend's return */
@@ -261,6 +292,7 @@ int store_runner_start(struct store *st, store_done_fn done, void *arg, struct s
 	r->st = st;
 	r->done = done;
 	r->arg = arg;
+	r->kill_after_rxid = getenv("HQ_TEST_STORE_KILL_AFTER_RXID") != NULL;
 	atomic_init(&r->healthy, true);
 	atomic_init(&r->down_since, 0);
 	atomic_init(&r->completed, 0);

@@ -233,3 +233,57 @@ def test_queue_limit_holds_on_disk(broker, raw):
             got.append(bytes(p.payload))
             sub.ack(p)
     assert got == [b"q%d" % i for i in range(15, 20)], got
+
+
+def test_qos2_kill_between_workers_batches_exactly_once(broker, raw):
+    """A QoS 2 message is stored in several batches: the publisher's worker
+    stores its packet id and its own subscribers' entries, every other
+    worker its subscribers' entries, later. The node is killed right after
+    the first of them is durable (test hook HQ_TEST_STORE_KILL_AFTER_RXID):
+    after the restart the publisher's resend (DUP, same id) must reach the
+    subscribers that lack it, and only them; every persistent subscriber,
+    whichever worker held it, gets the message exactly once
+    [MQTT-4.3.3-9] [MQTT-4.3.3-10]; a shared group gets it once."""
+    b = broker(dict(LOCAL, **{"node.workers": 4}), env={"HQ_TEST_STORE_KILL_AFTER_RXID": "1"})
+    subs = ["xw-sub%d" % i for i in range(8)]
+    members = ["xw-member%d" % i for i in range(2)]
+    for cid in subs:  # each its own connection: spread over the 4 workers
+        s = raw(b)
+        s.connect(cid, clean=False)
+        s.subscribe("xw/t", qos=2 if cid[-1] in "0246" else 1)
+        s.disconnect()
+    for cid in members:
+        s = raw(b)
+        s.connect(cid, clean=False)
+        s.subscribe("$share/g/xw/t", qos=2)
+        s.disconnect()
+    pub = raw(b)
+    pub.connect("xw-pub", clean=False)
+    pub.send(enc_publish("xw/t", b"once", qos=2, mid=9))
+    b.proc.wait(timeout=T(10))  # the hook killed it: no PUBREC was sent
+    b.wait_log("killed after a QoS 2 id was stored")
+    b.env = {}
+    b.start()
+    pub = raw(b)
+    assert pub.connect("xw-pub", clean=False).session_present
+    pub.send(enc_publish("xw/t", b"once", qos=2, mid=9, dup=True))
+    pub.expect(PUBREC, mid=9)
+    pub.send(pubrel(9))
+    pub.expect(PUBCOMP, mid=9)
+    counts = {}
+    for cid in subs + members:
+        s = raw(b)
+        assert s.connect(cid, clean=False).session_present
+        n = 0
+        deadline = time.monotonic() + T(1.5)
+        while time.monotonic() < deadline:
+            q = s.try_recv(0.3)
+            if q is not None and q.type == PUBLISH:
+                assert bytes(q.payload) == b"once"
+                n += 1
+                s.ack(q)
+        counts[cid] = n
+        s.disconnect()
+    assert all(counts[c] == 1 for c in subs), "not exactly once per subscriber: %r" % counts
+    assert sum(counts[c] for c in members) == 1, "the shared group: %r" % counts
+    assert b.log_lines("resent after a restart"), b.log_tail()
