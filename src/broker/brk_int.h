@@ -690,6 +690,10 @@ void sess_rx_unconf_give_back(struct session *s, struct rx_unconf *u);
 void sess_rx_unconf_drop(struct session *s, uint16_t pid);
 void sess_rx_unconf_free_all(struct session *s);
 void rx_unconf_free(struct rx_unconf *u);
+bool sess_rx_unconf_has(struct session *s, uint16_t pid);
+/* Each target of u in its mark encoding ('c'/'g' + name; bytes borrowed). */
+void rx_unconf_each(const struct rx_unconf *u,
+		    void (*cb)(void *ctx, const uint8_t *target, size_t len), void *ctx);
 /* Has the target (a client's plain delivery, or a group's) the message? */
 bool rx_unconf_has(const struct rx_unconf *u, const char *client_id, const char *share_group);
 bool sess_rx_pid_del(struct session *s, uint16_t pid);

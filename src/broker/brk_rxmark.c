@@ -142,6 +142,33 @@ void sess_rx_unconf_free_all(struct session *s)
 	}
 }
 
+bool sess_rx_unconf_has(struct session *s, uint16_t pid)
+{
+	return find(s, pid, NULL) != NULL;
+}
+
+static void each_in(const struct rx_target *set, char kind,
+		    void (*cb)(void *ctx, const uint8_t *target, size_t len), void *ctx)
+{
+	char small[256];
+	for (const struct rx_target *t = set; t; t = t->hh.next) {
+		size_t n = strlen(t->name) + 1;
+		char *buf = n <= sizeof(small) ? small : hq_malloc(n);
+		buf[0] = kind;
+		memcpy(buf + 1, t->name, n - 1);
+		cb(ctx, (const uint8_t *)buf, n);
+		if (buf != small)
+			hq_free(buf);
+	}
+}
+
+void rx_unconf_each(const struct rx_unconf *u,
+		    void (*cb)(void *ctx, const uint8_t *target, size_t len), void *ctx)
+{
+	each_in(u->clients, 'c', cb, ctx);
+	each_in(u->groups, 'g', cb, ctx);
+}
+
 bool rx_unconf_has(const struct rx_unconf *u, const char *client_id, const char *share_group)
 {
 	struct rx_target *t;

@@ -92,6 +92,11 @@ static void put_deliv_cb(void *ctx, const struct deliv *d)
 	put_deliv(pc->w, d, pc->now);
 }
 
+static void put_target(void *ctx, const uint8_t *target, size_t len)
+{
+	put_bin(ctx, (const char *)target, len);
+}
+
 void sess_serialize(const struct session *s, struct buf *out)
 {
 	int64_t now = clock_mono_ms();
@@ -145,6 +150,15 @@ void sess_serialize(const struct session *s, struct buf *out)
 	bytes_wr_varint(w, s->n_rx_pids);
 	for (uint32_t i = 0; i < s->n_rx_pids; i++)
 		bytes_wr_u16(w, s->rx_pids[i]);
+	uint32_t n_unconf = 0;
+	for (const struct rx_unconf *u = s->rx_unconf; u; u = u->next)
+		n_unconf++;
+	bytes_wr_varint(w, n_unconf);
+	for (const struct rx_unconf *u = s->rx_unconf; u; u = u->next) {
+		bytes_wr_u16(w, u->pid);
+		bytes_wr_varint(w, u->n_marks);
+		rx_unconf_each(u, put_target, w);
+	}
 	int rc = bytes_wr_end(w);
 	assert(rc == HQ_OK);   /* a live session always encodes */
 	(void)rc;
@@ -390,6 +404,40 @@ static bool get_rx_pids(struct bytes_rd *r, struct session *s, struct pid_set *p
 	return true;
 }
 
+#define MIN_UNCONF 3  /* pid, n_targets */
+#define MIN_TARGET 3  /* str of at least 2 bytes */
+
+static bool has_rx_pid(const struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_rx_pids; i++)
+		if (s->rx_pids[i] == pid)
+			return true;
+	return false;
+}
+
+static bool get_unconf(struct bytes_rd *r, struct session *s)
+{
+	uint32_t n;
+	if (!get_count(r, MIN_UNCONF, &n))
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t pid;
+		uint32_t nt;
+		if (!get_u16(r, &pid) || !has_rx_pid(s, pid) || sess_rx_unconf_has(s, pid) ||
+		    !get_count(r, MIN_TARGET, &nt))
+			return false;
+		sess_rx_unconf_add(s, pid);
+		for (uint32_t k = 0; k < nt; k++) {
+			const char *t;
+			uint32_t len;
+			if (!get_str(r, &t, &len) || len < 2 || (t[0] != 'c' && t[0] != 'g'))
+				return false;
+			sess_rx_unconf_mark(s, pid, (const uint8_t *)t, len);
+		}
+	}
+	return true;
+}
+
 int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_ms,
 		     struct session **out)
 {
@@ -432,7 +480,7 @@ int sess_deserialize(struct worker *w, const uint8_t *p, size_t n, int64_t now_m
 	}
 	ps = hq_malloc(sizeof(*ps));
 	if (!get_subs(&r, s) || !get_inflight(&r, s, now_ms, ps) || !get_queue(&r, s, now_ms) ||
-	    !get_rx_pids(&r, s, ps) || bytes_rd_left(&r) != 0)
+	    !get_rx_pids(&r, s, ps) || !get_unconf(&r, s) || bytes_rd_left(&r) != 0)
 		goto out;
 	*out = s;
 	s = NULL;

@@ -10,7 +10,7 @@
  * untrusted, like a packet) and builds nothing that the broker could not have
  * built itself.
  *
- * FORMAT, VERSION 2
+ * FORMAT, VERSION 3
  * -----------------
  * Notation: u8/u16/u32/u64 are unsigned big-endian fixed-width integers.
  * vi is an MQTT variable byte integer (1 to 4 bytes, 0..268435455, shortest
@@ -38,6 +38,13 @@
  *              n_rx_pids:vi  rx_pid:u16 * n_rx_pids  incoming QoS 2 packet ids
  *                                     between PUBREC and PUBREL; non-zero,
  *                                     distinct
+ *              n_unconf:vi  unconf * n_unconf  those of them loaded from a
+ *                                     store and not resent yet (brk_rxmark.c)
+ *
+ *   unconf   = pid:u16                one of rx_pid, distinct
+ *              n_targets:vi  target:str * n_targets   the targets that have
+ *                                     the message stored: 'c' + client id or
+ *                                     'g' + "$share/g/f", at least 2 bytes
  *
  *   will     = will_delay:u32         will delay interval, s
  *              [will_in:u64]          if SS_WILL_AT: ms left until the will
@@ -81,7 +88,7 @@
  * Versioning: any change to this layout bumps SESS_SERIAL_VERSION; a reader
  * refuses versions it does not know (HQ_EVERSION) rather than guessing.
  * Version 2 replaced version 1's message (mflags first, vi lengths) with the
- * shared message encoding. Blobs are exchanged only between nodes of one
+ * shared message encoding; version 3 added the unconfirmed QoS 2 ids. Blobs are exchanged only between nodes of one
  * release (no rolling upgrade is promised) and the memory store does not
  * outlive the process, so no version 1 reader is kept.
  * Integrity against storage corruption is the backend's job (a corrupt blob is
@@ -99,7 +106,7 @@ struct session;
 struct worker;
 
 #define SESS_SERIAL_MAGIC "HQSS"
-#define SESS_SERIAL_VERSION 2
+#define SESS_SERIAL_VERSION 3
 
 /* session flags (sflags) */
 #define SS_EXPIRE_AT 0x01   /* expire_in present (session expiry scheduled) */

@@ -153,6 +153,11 @@ static struct session *full_session(struct worker *w)
 	sess_rx_pid_add(s, 5);
 	sess_rx_pid_add(s, 77);
 	sess_rx_pid_add(s, 65535);
+	/* 77 loaded from a store, not resent yet: the targets that have it */
+	sess_rx_unconf_add(s, 77);
+	sess_rx_unconf_mark(s, 77, (const uint8_t *)"csub-1", 6);
+	sess_rx_unconf_mark(s, 77, (const uint8_t *)"g$share/g/a/#", 13);
+	sess_rx_unconf_add(s, 65535);
 	return s;
 }
 
@@ -272,6 +277,21 @@ static void check_session(const struct session *a, const struct session *b, cons
 	assert_true(b->cap_rx_pids >= b->n_rx_pids);
 	if (a->n_rx_pids)
 		assert_memory_equal(a->rx_pids, b->rx_pids, a->n_rx_pids * sizeof(uint16_t));
+	for (uint16_t pid = 1; pid; pid++) {
+		bool in_a = sess_rx_unconf_has((struct session *)a, pid);
+		assert_int_equal(in_a, sess_rx_unconf_has((struct session *)b, pid));
+		if (!in_a)
+			continue;
+		struct rx_unconf *ua = sess_rx_unconf_take((struct session *)a, pid);
+		struct rx_unconf *ub = sess_rx_unconf_take((struct session *)b, pid);
+		assert_int_equal(ua->n_marks, ub->n_marks);
+		assert_int_equal(rx_unconf_has(ua, "sub-1", NULL), rx_unconf_has(ub, "sub-1", NULL));
+		assert_int_equal(rx_unconf_has(ua, "x", "$share/g/a/#"),
+				 rx_unconf_has(ub, "x", "$share/g/a/#"));
+		assert_false(rx_unconf_has(ub, "sub-2", NULL));
+		sess_rx_unconf_give_back((struct session *)a, ua);
+		sess_rx_unconf_give_back((struct session *)b, ub);
+	}
 }
 
 static void serialize_timed(const struct session *s, struct buf *out, struct times *t)
@@ -350,8 +370,8 @@ static void test_roundtrip_empty(void **state)
 	struct buf blob = { 0 };
 	struct times t;
 	serialize_timed(s, &blob, &t);
-	/* magic, version, id "", proto, expiry, sflags, next_pid, four empty counts */
-	assert_int_equal(blob.len, 4 + 1 + 1 + 1 + 4 + 1 + 2 + 4);
+	/* magic, version, id "", proto, expiry, sflags, next_pid, five empty counts */
+	assert_int_equal(blob.len, 4 + 1 + 1 + 1 + 4 + 1 + 2 + 5);
 	struct session *r;
 	t.now = 0; /* a scheduled time must never become 0 ("unscheduled") either */
 	assert_int_equal(sess_deserialize(w, blob.data, blob.len, t.now, &r), HQ_OK);
@@ -664,6 +684,8 @@ enum bad_kind {
 	BAD_HUGE_LENGTH,
 	BAD_EXPIRE_IN,
 	BAD_LONG_VARINT,
+	BAD_UNCONF_PID,      /* an unconfirmed id that is not an rx id */
+	BAD_UNCONF_TARGET,   /* a target without its 'c'/'g' kind */
 	BAD_COUNT
 };
 
@@ -744,6 +766,12 @@ static void build(struct bw *x, enum bad_kind k)
 	bw_vi(x, 2);
 	bw_u16(x, 9);
 	bw_u16(x, k == BAD_RX_DUP ? 9 : k == BAD_RX_ZERO ? 0 : 10);
+	/* unconfirmed ids (version 3) */
+	bw_vi(x, 1);
+	bw_u16(x, k == BAD_UNCONF_PID ? 11 : 10);
+	bw_vi(x, 2);
+	bw_str(x, "cpeer");
+	bw_str(x, k == BAD_UNCONF_TARGET ? "xpeer" : "g$share/g/a");
 }
 
 static void test_invalid_content(void **state)
