@@ -350,6 +350,9 @@ int lmdb_apply_ev(struct lmdb_store *l, MDB_txn *t, const struct store_ev *ev)
 		return put_ev(l, t, l->rxid, &k, ev);
 	case STORE_EV_RXID_DEL:
 		lmdb_key_u16(&k, ev->u.pid);
+		/* an rx id's value holds no full key to compare (its session's does):
+		 * a hashed client id must not make del_key look for one */
+		k.hashed = false;
 		return del_key(l, t, l->rxid, &k, (struct store_bytes){ 0 });
 	case STORE_EV_RETAIN_PUT:
 	case STORE_EV_RETAIN_DEL:

@@ -308,6 +308,13 @@ static void test_long_keys(void **state)
 	assert_same(&want, &got);
 	snap_free(&got);
 	snap_free(&want);
+	/* RXID_DEL by a hashed client id (PUBREL of a long-id publisher) */
+	struct store_ev rxd = ev_kind(STORE_EV_RXID_DEL, cb);
+	rxd.u.pid = 3;
+	BOTH(mem, st, rxd);
+	got = load(st);
+	assert_int_equal(count(&got, STORE_EV_RXID_ADD), 0);
+	snap_free(&got);
 	/* deletes by long keys; b keeps what is b's */
 	struct store_ev sd = ev_kind(STORE_EV_SUB_DEL, cb);
 	sd.u.sub.filter = BN(f, MAXLEN - 1);
