@@ -148,6 +148,11 @@ static int check(struct lmdb_store *l, MDB_txn *t, const struct store_batch *b)
 			if (!ev->u.msg.topic.len)
 				rc = HQ_EINVAL;
 			break;
+		case STORE_EV_RXID_MARK:
+			/* no rx id: ignored when applied, not an error */
+			if (!ev->u.mark.target.len)
+				rc = HQ_EINVAL;
+			break;
 		default:
 			break;
 		}
@@ -260,6 +265,16 @@ static int malformed(struct lmdb_store *l, const char *db, const char *why)
 	return HQ_EMALFORMED;
 }
 
+/* Is the rx id of mark key k (P(cid) be16(pid) ..., the prefix plen long)
+ * stored? A mark is written only while it is; this keeps a stray one out. */
+static int mark_has_rxid(struct loader *ld, const MDB_val *k, size_t plen, bool *found)
+{
+	MDB_val rk = { plen + 2, k->mv_data }, v;
+	int rc = mdb_get(ld->t, ld->l->rxid, &rk, &v);
+	*found = rc == 0;
+	return rc == 0 || rc == MDB_NOTFOUND ? HQ_OK : lmdb_err(ld->l, rc, "read");
+}
+
 /* Every record of dbi (under prefix p when given), decoded as `kind`;
  * session-scoped kinds get cid and the key's tail (seq, pid). */
 static int load_db(struct loader *ld, MDB_dbi dbi, const char *db, uint8_t kind,
@@ -295,6 +310,18 @@ static int load_db(struct loader *ld, MDB_dbi dbi, const char *db, uint8_t kind,
 			else
 				e.u.pid = (uint16_t)(tail[0] << 8 | tail[1]);
 		}
+		if (kind == STORE_EV_RXID_MARK) {
+			bool has_rxid;
+			if (tlen < 3) {
+				hrc = malformed(l, db, "bad key length");
+				break;
+			}
+			if ((hrc = mark_has_rxid(ld, &k, plen, &has_rxid)) != HQ_OK)
+				break;
+			if (!has_rxid)
+				continue;
+			e.u.mark.pid = (uint16_t)(tail[0] << 8 | tail[1]);
+		}
 		if (kind != STORE_EV_SESSION_PUT && lmdb_session_scoped(kind))
 			e.client_id = cid;
 		if (kind == STORE_EV_MSG_PUT && (tlen != 8 || e.u.msg.id != lmdb_be64(tail))) {
@@ -309,6 +336,10 @@ static int load_db(struct loader *ld, MDB_dbi dbi, const char *db, uint8_t kind,
 		} else if (kind == STORE_EV_SUB_PUT) {
 			sk = *p;
 			lmdb_key_str(&sk, e.u.sub.filter);
+		} else if (kind == STORE_EV_RXID_MARK) {
+			sk = *p;
+			lmdb_key_u16(&sk, e.u.mark.pid);
+			lmdb_key_str(&sk, e.u.mark.target);
 		} else if (kind == STORE_EV_RETAIN_PUT) {
 			sk.len = 0;
 			lmdb_key_str(&sk, e.u.msg.topic);
@@ -327,6 +358,8 @@ static int load_db(struct loader *ld, MDB_dbi dbi, const char *db, uint8_t kind,
 				hrc = load_db(ld, l->qent, "qent", STORE_EV_QENT_PUT, &sk, e.client_id);
 			if (hrc == HQ_OK)
 				hrc = load_db(ld, l->rxid, "rxid", STORE_EV_RXID_ADD, &sk, e.client_id);
+			if (hrc == HQ_OK)
+				hrc = load_db(ld, l->mark, "mark", STORE_EV_RXID_MARK, &sk, e.client_id);
 		}
 	}
 	mdb_cursor_close(c);

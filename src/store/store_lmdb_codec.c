@@ -36,7 +36,8 @@ void lmdb_key_sess(struct lmdb_key *k, struct store_bytes cid)
 
 void lmdb_key_str(struct lmdb_key *k, struct store_bytes s)
 {
-	/* k->len <= 1 + LMDB_HASH_LEN here: room for the tag and a hash */
+	/* k->len <= 1 + LMDB_CID_RAW_MAX + 2 here (a session prefix and a
+	 * pid at most): room for the tag and a hash */
 	if (k->len + 1 + s.len <= LMDB_KEY_MAX) {
 		k->b[k->len++] = 0x00;
 		if (s.len)
@@ -137,6 +138,9 @@ void lmdb_enc(struct bytes_wr *w, const struct store_ev *ev)
 		break;
 	case STORE_EV_RXID_ADD:
 		break; /* the key is everything */
+	case STORE_EV_RXID_MARK:
+		put_str(w, ev->u.mark.target); /* the full key (the key may hash it) */
+		break;
 	default:
 		bytes_wr_fail(w, HQ_EINVAL, "not a put event");
 	}
@@ -231,6 +235,9 @@ int lmdb_dec(uint8_t kind, const void *p, size_t n, struct store_ev *ev, struct 
 		dec_qent(&r, &ev->u.qent, scratch);
 		break;
 	case STORE_EV_RXID_ADD:
+		break;
+	case STORE_EV_RXID_MARK:
+		ev->u.mark.target = get_str(&r);
 		break;
 	default:
 		bytes_rd_fail(&r, HQ_EINVAL, "not a put event");

@@ -5,7 +5,9 @@
  * The format record (meta "format" = LMDB_FORMAT) is written when the store
  * is created. A store whose record names another format, or a non-empty one
  * without the record, is refused with the path and both versions: never
- * read with the wrong layout, never silently dropped.
+ * read with the wrong layout, never silently dropped. A database added to
+ * the layout without changing what the others hold (like "mark") needs no
+ * new format: an older store simply has none of it, and open creates it.
  */
 #include "store/store_lmdb_int.h"
 #include "core/bytes.h"
@@ -70,7 +72,8 @@ static int open_dbs(struct lmdb_store *l, char *err, size_t errlen)
 		hrc = check_format(l, t, err, errlen);
 	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
 		{ "meta", &l->meta }, { "sess", &l->sess }, { "sub", &l->sub },
-		{ "qent", &l->qent }, { "rxid", &l->rxid }, { "msg", &l->msg },
+		{ "qent", &l->qent }, { "rxid", &l->rxid }, { "mark", &l->mark },
+		{ "msg", &l->msg },
 		{ "mref", &l->mref }, { "ret", &l->ret },
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && rc == 0 && hrc == HQ_OK; i++)

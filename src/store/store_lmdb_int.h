@@ -11,6 +11,9 @@
  *   sub    P(cid) T(filter, room left)  -> subscription value
  *   qent   P(cid) be64(seq)             -> entry value (big endian: queue order)
  *   rxid   P(cid) be16(pid)             -> one version byte
+ *   mark   P(cid) be16(pid) T(target, room left) -> target value (RXID_MARK:
+ *          under its rx id's key, so RXID_DEL and SESSION_DEL delete a
+ *          pid's or a session's marks by range)
  *   msg    be64(id)                     -> message value
  *   mref   be64(id)                     -> be32 number of entries referencing it
  *   ret    T(topic, 511)                -> message value
@@ -20,7 +23,7 @@
  * prefix is the start of another. T(s, room) = 0x00 s when that fits in
  * room, else 0x01 sha256(s). LMDB keys are at most 511 bytes, client ids and
  * topics up to 65535: a value whose key may be hashed (session, subscription,
- * retained) starts with its full key, and every read or write of a hashed
+ * mark, retained) starts with its full key, and every read or write of a hashed
  * key compares it (a mismatch, a SHA-256 collision, is refused, never
  * overwritten).
  *
@@ -37,7 +40,10 @@
 #include "core/buf.h"
 #include "store/store.h"
 
-#define LMDB_FORMAT 1             /* the meta "format" record: the layout above */
+/* the meta "format" record: the layout above. The "mark" database came
+ * later without a bump: a format 1 store without it is read as one without
+ * marks (open creates the database), which it is. */
+#define LMDB_FORMAT 1
 #define LMDB_VAL_V1 1             /* first byte of every value */
 #define LMDB_KEY_MAX 511          /* liblmdb's default MDB_MAXKEYSIZE; checked at open */
 #define LMDB_CID_RAW_MAX 200      /* longer client ids are hashed in keys */
@@ -51,26 +57,27 @@ struct lmdb_key {
 
 /* k = P(cid) */
 void lmdb_key_sess(struct lmdb_key *k, struct store_bytes cid);
-/* k = P(cid) T(s) (sub), P(cid) be64 (qent), P(cid) be16 (rxid), T(s) (ret),
- * be64 (msg, mref); each from an empty or session-prefixed k */
+/* k = P(cid) T(s) (sub), P(cid) be64 (qent), P(cid) be16 (rxid), P(cid) be16
+ * T(s) (mark), T(s) (ret), be64 (msg, mref); each from an empty or
+ * session-prefixed k */
 void lmdb_key_str(struct lmdb_key *k, struct store_bytes s);
 void lmdb_key_u64(struct lmdb_key *k, uint64_t v);
 void lmdb_key_u16(struct lmdb_key *k, uint16_t v);
 
 /* Encode the value of a put event (SESSION_PUT, SUB_PUT, MSG_PUT, QENT_PUT,
- * RXID_ADD, RETAIN_PUT) into w (count or fixed mode). Errors stick in w. */
+ * RXID_ADD, RXID_MARK, RETAIN_PUT) into w (count or fixed mode). Errors stick in w. */
 struct bytes_wr;
 void lmdb_enc(struct bytes_wr *w, const struct store_ev *ev);
 
 /* Decode a value into *ev as a put event of `kind` whose bytes borrow from
  * p (and from *scratch for a queue entry's subscription ids, host order).
- * Fields the key carries (client id of sub/qent/rxid, seq, pid) are the
+ * Fields the key carries (client id of sub/qent/rxid/mark, seq, pid) are the
  * caller's to fill. HQ_OK or HQ_EMALFORMED with *why set. */
 int lmdb_dec(uint8_t kind, const void *p, size_t n, struct store_ev *ev, struct buf *scratch,
 	     const char **why);
 
-/* The full key at the start of a session, subscription or retained value
- * (client id, filter, topic); false when the value is malformed. */
+/* The full key at the start of a session, subscription, mark or retained
+ * value (client id, filter, target, topic); false when the value is malformed. */
 bool lmdb_dec_full_key(const void *p, size_t n, struct store_bytes *out);
 
 /* ---- the backend's state (store_lmdb*.c) ---- */
@@ -79,7 +86,7 @@ bool lmdb_dec_full_key(const void *p, size_t n, struct store_bytes *out);
 
 struct lmdb_store {
 	MDB_env *env;
-	MDB_dbi meta, sess, sub, qent, rxid, msg, mref, ret;
+	MDB_dbi meta, sess, sub, qent, rxid, mark, msg, mref, ret;
 	MDB_txn *group;           /* the current group's write transaction, or NULL */
 	unsigned group_batches;   /* batches committed into it */
 	int poisoned;             /* a group lost after some of its batches were applied:

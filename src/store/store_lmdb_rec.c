@@ -3,7 +3,8 @@
  * inside the batch's LMDB transaction (keys and values: store_lmdb_int.h;
  * the check pass, transactions and load: store_lmdb.c). Semantics are
  * store_mem.c's: deleting or updating what is not there is a no-op, a
- * message counts the queue entries referencing it and goes with the last.
+ * message counts the queue entries referencing it and goes with the last,
+ * an rx id's marks live under its key and go with it.
  */
 #include "store/store_lmdb_int.h"
 #include "core/bytes.h"
@@ -257,8 +258,40 @@ static int sess_del(struct lmdb_store *l, MDB_txn *t, struct store_bytes cid)
 	if (rc == HQ_OK)
 		rc = del_prefix(l, t, l->rxid, &k, false);
 	if (rc == HQ_OK)
+		rc = del_prefix(l, t, l->mark, &k, false);
+	if (rc == HQ_OK)
 		rc = del_prefix(l, t, l->qent, &k, true);
 	return rc;
+}
+
+/* RXID_DEL: the rx id and its marks (keys under P(cid) be16(pid)). */
+static int rxid_del(struct lmdb_store *l, MDB_txn *t, const struct store_ev *ev)
+{
+	struct lmdb_key k;
+	lmdb_key_sess(&k, ev->client_id);
+	lmdb_key_u16(&k, ev->u.pid);
+	/* an rx id's value holds no full key to compare (its session's does):
+	 * a hashed client id must not make del_key look for one */
+	k.hashed = false;
+	int rc = del_key(l, t, l->rxid, &k, (struct store_bytes){ 0 });
+	return rc == HQ_OK ? del_prefix(l, t, l->mark, &k, false) : rc;
+}
+
+/* RXID_MARK: stored only while its rx id is (store.h); the same mark again
+ * rewrites the same key. */
+static int mark_put(struct lmdb_store *l, MDB_txn *t, const struct store_ev *ev)
+{
+	struct lmdb_key k;
+	lmdb_key_sess(&k, ev->client_id);
+	lmdb_key_u16(&k, ev->u.mark.pid);
+	MDB_val kk = lmdb_kv(&k), v;
+	int rc = mdb_get(t, l->rxid, &kk, &v);
+	if (rc == MDB_NOTFOUND)
+		return HQ_OK;
+	if (rc)
+		return lmdb_err(l, rc, "read");
+	lmdb_key_str(&k, ev->u.mark.target);
+	return put_checked(l, t, l->mark, &k, ev->u.mark.target, ev);
 }
 
 static int qent_put(struct lmdb_store *l, MDB_txn *t, const struct store_ev *ev)
@@ -349,8 +382,9 @@ int lmdb_apply_ev(struct lmdb_store *l, MDB_txn *t, const struct store_ev *ev)
 		lmdb_key_u16(&k, ev->u.pid);
 		return put_ev(l, t, l->rxid, &k, ev);
 	case STORE_EV_RXID_DEL:
-		lmdb_key_u16(&k, ev->u.pid);
-		return del_key(l, t, l->rxid, &k, (struct store_bytes){ 0 });
+		return rxid_del(l, t, ev);
+	case STORE_EV_RXID_MARK:
+		return mark_put(l, t, ev);
 	case STORE_EV_RETAIN_PUT:
 	case STORE_EV_RETAIN_DEL:
 		k.len = 0;

@@ -6,8 +6,9 @@
  * mirror, and tests/unit/test_store.c checks every backend against it.
  *
  * State: sessions by client id, each with its subscriptions (by filter),
- * queue entries (by seq) and QoS 2 received ids; messages by id with the
- * number of queue entries referencing them; retained messages by topic.
+ * queue entries (by seq) and QoS 2 received ids, each rx id with its marks
+ * (RXID_MARK, by target: they live and die with it); messages by id with
+ * the number of queue entries referencing them; retained messages by topic.
  * Every record is one store_ev_clone allocation (its bytes included).
  *
  * apply is all or nothing: a first pass checks the batch against the current
@@ -32,10 +33,11 @@ struct mem_msg {
 	UT_hash_handle hh;
 };
 
-struct mem_rec {                  /* a subscription, queue entry, rx id or retained message */
+struct mem_rec {                  /* a subscription, queue entry, rx id, mark or retained message */
 	struct store_ev *ev;      /* owned clone */
 	const void *key;          /* -> inside ev */
 	size_t klen;
+	struct mem_rec *marks;    /* an rx id's marks by target (owned: freed with it) */
 	UT_hash_handle hh;
 };
 
@@ -59,8 +61,11 @@ struct mem_store {
 
 /* ---- records ---- */
 
+static void rec_clear(struct mem_rec **table);
+
 static void rec_free(struct mem_rec *r)
 {
+	rec_clear(&r->marks);
 	hq_free(r->ev);
 	hq_free(r);
 }
@@ -81,6 +86,10 @@ static void rec_key(struct mem_rec *r)
 	case STORE_EV_RXID_ADD:
 		r->key = &e->u.pid;
 		r->klen = sizeof(e->u.pid);
+		break;
+	case STORE_EV_RXID_MARK:
+		r->key = e->u.mark.target.p;
+		r->klen = e->u.mark.target.len;
 		break;
 	default: /* STORE_EV_RETAIN_PUT */
 		r->key = e->u.msg.topic.p;
@@ -340,6 +349,12 @@ static int check(struct mem_store *m, const struct store_batch *b)
 			if (!ev->u.msg.topic.len)
 				rc = HQ_EINVAL;
 			break;
+		case STORE_EV_RXID_MARK:
+			/* no rx id is not an error (apply ignores the mark);
+			 * an empty target is the caller's bug */
+			if (!ev->u.mark.target.len)
+				rc = HQ_EINVAL;
+			break;
 		default:
 			break;
 		}
@@ -387,7 +402,14 @@ static void apply_one(struct mem_store *m, const struct store_ev *ev)
 		}
 		break;
 	case STORE_EV_RXID_ADD:
-		rec_put(&s->rxids, ev, NULL);
+		/* again for a stored id: nothing changes (its marks stay) */
+		if (!rec_find(s->rxids, &ev->u.pid, sizeof(uint16_t)))
+			rec_put(&s->rxids, ev, NULL);
+		break;
+	case STORE_EV_RXID_MARK:
+		/* only while its rx id is stored (store.h); a set by target */
+		if (s && (r = rec_find(s->rxids, &ev->u.mark.pid, sizeof(uint16_t))))
+			rec_put(&r->marks, ev, NULL);
 		break;
 	case STORE_EV_RXID_DEL:
 		if (s && (r = rec_find(s->rxids, &ev->u.pid, sizeof(uint16_t)))) {
@@ -465,6 +487,10 @@ static int mem_load(struct store *st, store_load_cb cb, void *ctx)
 			return rc;
 		if ((rc = load_recs(s->rxids, cb, ctx)) != HQ_OK)
 			return rc;
+		struct mem_rec *r, *rtmp;
+		HASH_ITER(hh, s->rxids, r, rtmp)
+			if ((rc = load_recs(r->marks, cb, ctx)) != HQ_OK)
+				return rc;
 	}
 	return load_recs(m->retained, cb, ctx);
 }

@@ -33,6 +33,7 @@
 
 #define LOAD_WAIT_MS 30000
 #define FETCH_SESS_CHUNK 128      /* sessions per pipelined round (4 commands each) */
+#define FETCH_MARK_CHUNK 512      /* rx ids per pipelined round of their marks */
 #define FETCH_ID_CHUNK 1000       /* ids per HMGET */
 #define FORMAT_VERSION "1"        /* hq:format: the record layout of store_redis_codec.c */
 
@@ -230,6 +231,8 @@ struct sfetch {                   /* one session's replies */
 	const char *cid;          /* borrowed from the reply listing it */
 	size_t clen;
 	redisReply *hdr, *subs, *qents, *rx;
+	size_t mk0;               /* index in lres.rep of the marks of rx->element[0] (SMEMBERS
+				   * hq:mk:<cid><pid>), one reply per rx id in order */
 };
 
 struct lres {                     /* everything a load read, freed after the callbacks */
@@ -268,8 +271,49 @@ static bool is_arr(const redisReply *r)
 	return r && r->type == REDIS_REPLY_ARRAY;
 }
 
+/* The marks of every rx id of the sessions read so far: a second round,
+ * since the rx ids name the keys. Read after the rx ids, not atomically with
+ * them: at load nothing else writes this node's sessions; at a takeover
+ * (load_session) an RXID_DEL in between leaves that rx id without marks,
+ * which at worst delivers the publisher's resend to a target again. */
+static int fetch_marks(struct rstore *s, struct lres *L)
+{
+	struct cmds cs = { 0 };
+	size_t next = L->n_rep; /* the index the next command's reply gets */
+	char *key = NULL;         /* <cid><pid2>, after the "hq:mk:" prefix */
+	size_t cap = 0;
+	int rc = HQ_OK;
+	for (size_t j = 0; j < L->n_sess && rc == HQ_OK; j++) {
+		struct sfetch *f = &L->sess[j];
+		f->mk0 = next;
+		if (f->clen + 2 > cap) {
+			cap = f->clen + 2;
+			key = hq_realloc(key, cap);
+		}
+		memcpy(key, f->cid, f->clen);
+		for (size_t k = 0; k < f->rx->elements && rc == HQ_OK; k++) {
+			const redisReply *p = f->rx->element[k];
+			if (!is_str(p) || p->len != 2) {
+				rc = HQ_EMALFORMED;
+				break;
+			}
+			memcpy(key + f->clen, p->str, 2);
+			cmds_add(&cs, 2, (struct arg[]){ { "SMEMBERS", 0, 0 }, { "hq:mk:", key, f->clen + 2 } });
+			next++;
+			if (cs.n >= FETCH_MARK_CHUNK)
+				rc = cmds_run(s, &cs, &L->rep, &L->n_rep);
+		}
+	}
+	hq_free(key);
+	if (rc == HQ_OK)
+		rc = cmds_run(s, &cs, &L->rep, &L->n_rep);
+	cmds_free(&cs);
+	return rc;
+}
+
 /* Read the sessions named by the n string elements of `names` (borrowed
- * until L is freed), and the messages their entries reference. */
+ * until L is freed), the marks of their rx ids and the messages their
+ * entries reference. */
 static int fetch_sessions(struct rstore *s, redisReply **names, size_t n, struct lres *L)
 {
 	L->sess = hq_calloc(n ? n : 1, sizeof(*L->sess));
@@ -291,7 +335,7 @@ static int fetch_sessions(struct rstore *s, redisReply **names, size_t n, struct
 	for (size_t j = 0; j < n; j++) {
 		struct sfetch *f = &L->sess[L->n_sess++];
 		redisReply **r = &L->rep[first + 4 * j];
-		*f = (struct sfetch){ names[j]->str, names[j]->len, r[0], r[1], r[2], r[3] };
+		*f = (struct sfetch){ names[j]->str, names[j]->len, r[0], r[1], r[2], r[3], 0 };
 		if (!is_arr(f->subs) || !is_arr(f->qents) || !is_arr(f->rx) ||
 		    (f->hdr->type != REDIS_REPLY_NIL && !is_str(f->hdr)))
 			return HQ_EMALFORMED;
@@ -304,6 +348,9 @@ static int fetch_sessions(struct rstore *s, redisReply **names, size_t n, struct
 			memcpy(L->ids + 8 * L->n_ids++, v->str, 8);
 		}
 	}
+	int rc = fetch_marks(s, L);
+	if (rc != HQ_OK)
+		return rc;
 	if (L->n_ids) {
 		qsort(L->ids, L->n_ids, 8, cmp_id);
 		size_t u = 1;
@@ -407,6 +454,21 @@ static int emit(const struct lres *L, const char *owner, store_load_cb cb, void 
 			if ((rc = rdecode_rx(&ev, f->cid, f->clen, p->str, p->len)) != HQ_OK ||
 			    (rc = cb(ctx, &ev)) != HQ_OK)
 				return rc;
+		}
+		/* the marks after every rx id (store.h's load order) */
+		for (size_t k = 0; k < f->rx->elements; k++) {
+			const redisReply *p = f->rx->element[k], *m = L->rep[f->mk0 + k];
+			if (!is_arr(m))
+				return HQ_EMALFORMED;
+			for (size_t t = 0; t < m->elements; t++) {
+				const redisReply *tg = m->element[t];
+				if (!is_str(tg))
+					return HQ_EMALFORMED;
+				if ((rc = rdecode_mark(&ev, f->cid, f->clen, p->str, p->len, tg->str,
+						       tg->len)) != HQ_OK ||
+				    (rc = cb(ctx, &ev)) != HQ_OK)
+					return rc;
+			}
 		}
 	}
 	if (!L->ret)

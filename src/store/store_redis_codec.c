@@ -178,6 +178,15 @@ int rcodec_event(struct rbuf *b, const struct store_ev *ev, const char *node)
 		p2[1] = (uint8_t)ev->u.pid;
 		w_head(b, ev->kind, cid->p, cid->len, p2, 2);
 		break;
+	case STORE_EV_RXID_MARK:
+		/* the pid where RXID_ADD/DEL have it; the target is the rest */
+		if (!ev->u.mark.target.len)
+			return HQ_EINVAL;
+		p2[0] = (uint8_t)(ev->u.mark.pid >> 8);
+		p2[1] = (uint8_t)ev->u.mark.pid;
+		w_head(b, ev->kind, cid->p, cid->len, p2, 2);
+		memcpy(rbuf_grow(b, ev->u.mark.target.len), ev->u.mark.target.p, ev->u.mark.target.len);
+		break;
 	case STORE_EV_RETAIN_PUT:
 	case STORE_EV_RETAIN_DEL:
 		if (!ev->u.msg.topic.len)
@@ -304,6 +313,17 @@ int rdecode_rx(struct store_ev *ev, const char *cid, size_t clen, const char *pi
 		return HQ_EMALFORMED;
 	*ev = (struct store_ev){ .kind = STORE_EV_RXID_ADD, .client_id = bytes_of(cid, clen) };
 	ev->u.pid = (uint16_t)((uint8_t)pid[0] << 8 | (uint8_t)pid[1]);
+	return HQ_OK;
+}
+
+int rdecode_mark(struct store_ev *ev, const char *cid, size_t clen, const char *pid, size_t plen,
+		 const char *target, size_t tlen)
+{
+	if (plen != 2 || !tlen)
+		return HQ_EMALFORMED;
+	*ev = (struct store_ev){ .kind = STORE_EV_RXID_MARK, .client_id = bytes_of(cid, clen) };
+	ev->u.mark.pid = (uint16_t)((uint8_t)pid[0] << 8 | (uint8_t)pid[1]);
+	ev->u.mark.target = bytes_of(target, tlen);
 	return HQ_OK;
 }
 

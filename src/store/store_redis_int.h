@@ -78,8 +78,12 @@ void rbuf_reset(struct rbuf *b);
 void rbuf_free(struct rbuf *b);
 
 /* the script's kind for a SESSION_PUT with u.sess.update (the other kinds
- * are enum store_ev_kind): checked like a write to the session */
-#define RK_SESSION_UPDATE 13
+ * are enum store_ev_kind): checked like a write to the session. Above
+ * STORE_EV_KIND_MAX with room to spare (it was 13 until RXID_MARK took 13);
+ * only this build's script reads it, nothing stores it. */
+#define RK_SESSION_UPDATE 64
+#define RK_STR_(x) #x
+#define RK_STR(x) RK_STR_(x)      /* a kind as Lua text */
 #define RQ_HDR 13                 /* msg id 8 | pid 2 | qos | state | flags: the script edits it */
 
 /* Encode ev as one script argument (kind | len4 a | len4 b | rest) appended
@@ -94,6 +98,10 @@ int rdecode_sub(struct store_ev *ev, const char *cid, size_t clen, const char *f
 int rdecode_qent(struct store_ev *ev, const char *cid, size_t clen, const char *seq, size_t slen,
 		 const char *v, size_t vlen);
 int rdecode_rx(struct store_ev *ev, const char *cid, size_t clen, const char *pid, size_t plen);
+/* RXID_MARK: pid = the 2-byte member of hq:rx:<cid>, target = a member of
+ * hq:mk:<cid><pid> */
+int rdecode_mark(struct store_ev *ev, const char *cid, size_t clen, const char *pid, size_t plen,
+		 const char *target, size_t tlen);
 /* MSG_PUT (id8 = the 8-byte key) or RETAIN_PUT (id8 NULL). */
 int rdecode_msg(struct store_ev *ev, uint8_t kind, const char *id8, const char *v, size_t vlen);
 

@@ -22,7 +22,10 @@
  * Keys (all "hq:"): hq:sess (hash cid -> header record), hq:sown (hash cid ->
  * owner node), hq:own:<node> (set of cids: the owner index), hq:sub:<cid>
  * (hash filter -> record), hq:q:<cid> (hash seq8 -> entry record),
- * hq:rx:<cid> (set of pid2), hq:msg (hash id8 -> record), hq:mref (hash id8 ->
+ * hq:rx:<cid> (set of pid2), hq:mk:<cid><pid2> (set of RXID_MARK targets: a
+ * fixed-size pid after the cid keeps the name unambiguous; written only
+ * while pid2 is in hq:rx:<cid>, deleted with it and with the session),
+ * hq:msg (hash id8 -> record), hq:mref (hash id8 ->
  * number of entries referencing it), hq:ret (hash topic -> record),
  * hq:nodetag (hash node -> 16-bit tag), hq:nodetag:seq, hq:idhw (hash tag ->
  * highest 48-bit id part stored). Keys are built inside the script, so this
@@ -32,6 +35,12 @@
  * of an id does (exact), written back with %.0f (tostring would round).
  */
 #include "store/store_redis_int.h"
+
+/* the script compares kinds as numbers */
+_Static_assert(STORE_EV_SESSION_PUT == 1 && STORE_EV_RXID_DEL == 10 && STORE_EV_RETAIN_DEL == 12 &&
+	       STORE_EV_RXID_MARK == 13, "store_redis_lua.c spells the event kinds as numbers");
+_Static_assert(RK_SESSION_UPDATE > STORE_EV_KIND_MAX && RK_SESSION_UPDATE <= 255,
+	       "RK_SESSION_UPDATE must not be an event kind and must fit the kind byte");
 
 static const char batch_lua[] =
 	"local Z8 = string.rep('\\0', 8)\n"
@@ -67,7 +76,7 @@ static const char batch_lua[] =
 	"  elseif k ~= 5 and k ~= 11 and k ~= 12 and owner(e[2]) and owner(e[2]) ~= node then\n"
 	"    skip[i] = true; fenced = fenced + 1\n"
 	"  elseif k == 2 then sess[e[2]] = false; own[e[2]] = false\n"
-	"  elseif k == 3 or k == 9 or k == 13 then\n"
+	"  elseif k == 3 or k == 9 or k == " RK_STR(RK_SESSION_UPDATE) " then\n"
 	"    if not has_sess(e[2]) then return redis.error_reply('NOTFOUND session of event ' .. i) end\n"
 	"  elseif k == 5 then msgs[e[2]] = true\n"
 	"  elseif k == 6 then\n"
@@ -94,7 +103,7 @@ static const char batch_lua[] =
 	"  local e = ev[i]\n"
 	"  local k, c, y, v = e[1], e[2], e[3], e[4]\n"
 	"  if skip[i] then -- fenced: another node owns c\n"
-	"  elseif k == 1 or k == 13 then\n"
+	"  elseif k == 1 or k == " RK_STR(RK_SESSION_UPDATE) " then\n"
 	"    local prev = redis.call('HGET', 'hq:sown', c)\n"
 	"    if prev and prev ~= y then redis.call('SREM', 'hq:own:' .. prev, c) end\n"
 	"    redis.call('HSET', 'hq:sess', c, v)\n"
@@ -104,6 +113,9 @@ static const char batch_lua[] =
 	"    if redis.call('HEXISTS', 'hq:sess', c) == 1 then\n"
 	"      local qk = 'hq:q:' .. c\n"
 	"      for _, q in ipairs(redis.call('HVALS', qk)) do unref(string.sub(q, 1, 8)) end\n"
+	"      for _, p in ipairs(redis.call('SMEMBERS', 'hq:rx:' .. c)) do\n"
+	"        redis.call('DEL', 'hq:mk:' .. c .. p)\n"
+	"      end\n"
 	"      redis.call('DEL', qk, 'hq:sub:' .. c, 'hq:rx:' .. c)\n"
 	"      local o = redis.call('HGET', 'hq:sown', c)\n"
 	"      if o then redis.call('SREM', 'hq:own:' .. o, c) end\n"
@@ -143,7 +155,13 @@ static const char batch_lua[] =
 	"      unref(string.sub(old, 1, 8))\n"
 	"    end\n"
 	"  elseif k == 9 then redis.call('SADD', 'hq:rx:' .. c, y)\n"
-	"  elseif k == 10 then redis.call('SREM', 'hq:rx:' .. c, y)\n"
+	"  elseif k == 10 then\n"
+	"    redis.call('SREM', 'hq:rx:' .. c, y)\n"
+	"    redis.call('DEL', 'hq:mk:' .. c .. y)\n"
+	"  elseif k == 13 then -- a mark: only while its rx id is stored\n"
+	"    if redis.call('SISMEMBER', 'hq:rx:' .. c, y) == 1 then\n"
+	"      redis.call('SADD', 'hq:mk:' .. c .. y, v)\n"
+	"    end\n"
 	"  elseif k == 11 then redis.call('HSET', 'hq:ret', c, v)\n"
 	"  elseif k == 12 then redis.call('HDEL', 'hq:ret', c)\n"
 	"  end\n"

@@ -5,8 +5,10 @@
  * What a backend must do: every event kind round-trips through apply + load;
  * one stored copy of a message however many queue entries reference it, gone
  * with its last reference; queue entry state changes; a session's delete
- * takes its subscriptions, entries and received ids along; retained
- * put/overwrite/delete; a batch is all or nothing. The runner applies
+ * takes its subscriptions, entries and received ids along; an rx id's
+ * marks (RXID_MARK) load after the session's rx ids, form a set, go with
+ * their rx id and its session, and a mark without its rx id is ignored;
+ * retained put/overwrite/delete; a batch is all or nothing. The runner applies
  * batches in submission order and completes each exactly once with its
  * status and gate tokens; a failing backend (the `failing` wrapper: a test
  * double around the backend under test, for error paths only) is retried
@@ -175,6 +177,14 @@ static struct store_ev ev_rx(uint8_t kind, const char *cid, uint16_t pid)
 {
 	struct store_ev e = ev_kind(kind, cid);
 	e.u.pid = pid;
+	return e;
+}
+
+static struct store_ev ev_mark(const char *cid, uint16_t pid, const char *target)
+{
+	struct store_ev e = ev_kind(STORE_EV_RXID_MARK, cid);
+	e.u.mark.pid = pid;
+	e.u.mark.target = B(target);
 	return e;
 }
 
@@ -580,6 +590,10 @@ static void test_rx_ids(void **state)
 	snap_free(&s);
 }
 
+/* ---- marks (RXID_MARK): test_store_marks.inc ---- */
+
+#include "test_store_marks.inc"
+
 /* ---- retained ---- */
 
 static void test_retained_put_overwrite_delete(void **state)
@@ -707,6 +721,11 @@ int main(void)
 			T(test_session_header_replaced),
 			T(test_subscriptions),
 			T(test_rx_ids),
+			T(test_marks_load_after_rx_ids),
+			T(test_marks_gone_with_rx_id),
+			T(test_marks_gone_with_session),
+			T(test_mark_without_rx_id_ignored),
+			T(test_mark_duplicates_load_once),
 			T(test_retained_put_overwrite_delete),
 			T(test_batch_all_or_nothing),
 			T(test_batch_event_order),

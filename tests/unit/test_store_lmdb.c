@@ -2,9 +2,11 @@
  * test_store_lmdb.c - what the local (LMDB) backend does beyond the backend
  * table of test_store.c (which runs every interface test against it too):
  * the state survives a close and reopen with every field (checked against
- * the memory backend fed the same batches); client ids, filters and topics
- * longer than LMDB's 511-byte key limit; a store of another format, or
- * without a format record, is refused; a full map is a transient HQ_EIO
+ * the memory backend fed the same batches), marks (RXID_MARK) included;
+ * client ids, filters, mark targets and topics longer than LMDB's 511-byte
+ * key limit; a store of another format, or without a format record, is
+ * refused; a store from before the "mark" database opens and takes marks;
+ * a stray mark without its rx id is not loaded; a full map is a transient HQ_EIO
  * that applies nothing; a process killed at a random moment while applying
  * leaves a store in which every batch is whole or absent and the message
  * reference counts are exact. Plus a micro-benchmark (printed, not asserted).
@@ -140,6 +142,8 @@ static bool ev_eq(const struct store_ev *a, const struct store_ev *b)
 	}
 	case STORE_EV_RXID_ADD:
 		return a->u.pid == b->u.pid;
+	case STORE_EV_RXID_MARK:
+		return a->u.mark.pid == b->u.mark.pid && beq(a->u.mark.target, b->u.mark.target);
 	}
 	return false;
 }
@@ -211,6 +215,13 @@ static struct store_ev ev_kind(uint8_t kind, struct store_bytes cid)
 	return (struct store_ev){ .kind = kind, .client_id = cid };
 }
 
+static struct store_ev ev_mark(struct store_bytes cid, uint16_t pid, struct store_bytes target)
+{
+	struct store_ev e = { .kind = STORE_EV_RXID_MARK, .client_id = cid };
+	e.u.mark = (struct store_mark){ .pid = pid, .target = target };
+	return e;
+}
+
 static struct store_ev ev_retain(struct store_bytes topic, const char *payload)
 {
 	struct store_ev e = { .kind = payload ? STORE_EV_RETAIN_PUT : STORE_EV_RETAIN_DEL };
@@ -241,10 +252,12 @@ static void test_reopen_keeps_everything(void **state)
 	BOTH(mem, st, ev_msg(5, "five"), ev_msg(1ull << 40, "big id"), ev_sess(B("c1"), true),
 	     ev_sess(B("c2"), false), ev_sub(B("c1"), B("a/+/b")), ev_sub(B("c1"), B("$share/g/x")),
 	     ev_qent(B("c1"), 3, 5), ev_qent(B("c1"), 1ull << 63, 1ull << 40), ev_qent(B("c2"), 1, 5),
-	     rx, ev_retain(B("r/1"), "kept"), ev_retain(B("r/2"), ""));
+	     rx, ev_retain(B("r/1"), "kept"), ev_retain(B("r/2"), ""),
+	     ev_mark(B("c1"), 65535, B("cc2")), ev_mark(B("c1"), 65535, B("g$share/g/x")));
 	BOTH(mem, st, up, ev_kind(STORE_EV_QENT_DEL, B("c1")) /* seq 0: not there */);
 	struct snap want = load(mem);
 	assert_int_equal(count(&want, STORE_EV_MSG_PUT), 2);
+	assert_int_equal(count(&want, STORE_EV_RXID_MARK), 2);
 	store_free(st);
 	st = lmdb_tmp_open(&tmp);
 	assert_non_null(st);
@@ -267,6 +280,7 @@ static void test_reopen_keeps_everything(void **state)
 	assert_int_equal(APPLY(st, ev_kind(STORE_EV_SESSION_DEL, B("c1"))), HQ_OK);
 	got = load(st);
 	assert_int_equal(count(&got, STORE_EV_MSG_PUT), 0); /* c2's entry is in PUBREL */
+	assert_int_equal(count(&got, STORE_EV_RXID_MARK), 0); /* c1's marks went with it */
 	snap_free(&got);
 	store_free(st);
 	store_free(mem);
@@ -297,7 +311,14 @@ static void test_long_keys(void **state)
 	     ev_retain(BN(t, 511), "511"));
 	struct store_ev rx = ev_kind(STORE_EV_RXID_ADD, cb);
 	rx.u.pid = 3;
-	BOTH(mem, st, rx);
+	struct store_ev rx4 = rx;
+	rx4.u.pid = 4;
+	/* marks of a hashed client id: a target hashed in the key, one that
+	 * fits, one just at the key limit (room after P(cid) be16) */
+	BOTH(mem, st, rx, rx4, ev_mark(cb, 3, BN(t, MAXLEN)), ev_mark(cb, 3, BN(t, 10)),
+	     ev_mark(cb, 4, BN(t, LMDB_KEY_MAX - 1 - LMDB_HASH_LEN - 2 - 1)),
+	     ev_mark(cb, 4, BN(t, LMDB_KEY_MAX - 1 - LMDB_HASH_LEN - 2)),
+	     ev_mark(c200, 1, BN(t, 5)) /* no rx id: ignored */);
 	store_free(st);
 	st = lmdb_tmp_open(&tmp);
 	assert_non_null(st);
@@ -305,6 +326,18 @@ static void test_long_keys(void **state)
 	assert_int_equal(count(&got, STORE_EV_SESSION_PUT), 4);
 	assert_int_equal(count(&got, STORE_EV_SUB_PUT), 6);
 	assert_int_equal(count(&got, STORE_EV_RETAIN_PUT), 3);
+	assert_int_equal(count(&got, STORE_EV_RXID_MARK), 4);
+	assert_same(&want, &got);
+	snap_free(&got);
+	snap_free(&want);
+	/* RXID_DEL by a hashed client id: the rx id and its marks, not 4's */
+	struct store_ev rxd = ev_kind(STORE_EV_RXID_DEL, cb);
+	rxd.u.pid = 3;
+	BOTH(mem, st, rxd);
+	want = load(mem);
+	got = load(st);
+	assert_int_equal(count(&got, STORE_EV_RXID_ADD), 1);
+	assert_int_equal(count(&got, STORE_EV_RXID_MARK), 2);
 	assert_same(&want, &got);
 	snap_free(&got);
 	snap_free(&want);
@@ -456,6 +489,69 @@ static void test_format_version(void **state)
 	expect_refusal("has data but no format record");
 }
 
+/* ---- marks: older stores, stray records ---- */
+
+static void drop_mark_db(MDB_txn *t)
+{
+	MDB_dbi mark;
+	assert_int_equal(mdb_dbi_open(t, "mark", 0, &mark), 0);
+	assert_int_equal(mdb_drop(t, mark, 1), 0); /* delete the database itself */
+}
+
+/* A mark record whose rx id is not stored (only a build without marks could
+ * leave one: it deletes rx ids without their marks). */
+static void add_stray_mark(MDB_txn *t)
+{
+	MDB_dbi mark;
+	assert_int_equal(mdb_dbi_open(t, "mark", 0, &mark), 0);
+	struct lmdb_key k;
+	lmdb_key_sess(&k, B("p"));
+	lmdb_key_u16(&k, 77);
+	lmdb_key_str(&k, B("cstray"));
+	struct store_ev e = ev_mark(B("p"), 77, B("cstray"));
+	uint8_t val[64];
+	struct bytes_wr w;
+	bytes_wr_fixed(&w, val, sizeof(val));
+	lmdb_enc(&w, &e);
+	assert_int_equal(w.rc, HQ_OK);
+	MDB_val kk = lmdb_kv(&k), vv = { w.n, val };
+	assert_int_equal(mdb_put(t, mark, &kk, &vv, 0), 0);
+}
+
+static void test_marks_older_store(void **state)
+{
+	struct store *st = lmdb_tmp_open(&tmp);
+	assert_non_null(st);
+	struct store_ev rx = ev_kind(STORE_EV_RXID_ADD, B("p"));
+	rx.u.pid = 5;
+	assert_int_equal(APPLY(st, ev_sess(B("p"), false), rx, ev_retain(B("r"), "old")), HQ_OK);
+	store_free(st);
+	/* a format 1 store written before the "mark" database existed */
+	raw_edit(drop_mark_db);
+	st = lmdb_tmp_open(&tmp);
+	assert_non_null(st);
+	struct snap s = load(st);
+	assert_int_equal(s.n, 3);
+	snap_free(&s);
+	assert_int_equal(APPLY(st, ev_mark(B("p"), 5, B("cx"))), HQ_OK);
+	store_free(st);
+	/* a stray mark (no rx id 77) is skipped at load; the real one loads */
+	raw_edit(add_stray_mark);
+	st = lmdb_tmp_open(&tmp);
+	assert_non_null(st);
+	s = load(st);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(count(&s, STORE_EV_RXID_MARK), 1);
+	for (size_t i = 0; i < s.n; i++)
+		if (s.v[i]->kind == STORE_EV_RXID_MARK) {
+			assert_int_equal(s.v[i]->u.mark.pid, 5);
+			assert_true(beq(s.v[i]->u.mark.target, B("cx")));
+			assert_true(beq(s.v[i]->client_id, B("p")));
+		}
+	snap_free(&s);
+	store_free(st);
+}
+
 /* ---- a full map ---- */
 
 static void test_map_full(void **state)
@@ -500,6 +596,7 @@ int main(void)
 		T(test_long_keys),
 		T(test_hash_collision_refused),
 		T(test_format_version),
+		T(test_marks_older_store),
 		T(test_map_full),
 		T(test_crash_consistent),
 		T(test_bench),

@@ -9,6 +9,8 @@
  *    taken over; message references count across nodes; the message ids of
  *    two nodes never collide and a restarted node never reuses one; the late
  *    writes of a node that no longer owns a session are dropped (fence);
+ *    load_session returns an rx id's marks after the rx ids, a fenced mark
+ *    is not written, and RXID_DEL / SESSION_DEL leave no mark key behind;
  *  - Redis killed: apply is HQ_EIO (transient), and works again once Redis is
  *    back; open does not need Redis, load waits for it;
  *  - Sentinel: a failover during writes costs HQ_EIO for a while, then the
@@ -233,6 +235,69 @@ static void test_load_session_and_list(void **state)
 	assert_int_equal(a->ops->list_sessions(a, B(NODE_A), snap_cb, &s), HQ_OK);
 	assert_int_equal(s.n, 1);
 	snap_free(&s);
+}
+
+static struct store_ev ev_mark(const char *cid, uint16_t pid, const char *target)
+{
+	struct store_ev e = { .kind = STORE_EV_RXID_MARK, .client_id = B(cid) };
+	e.u.mark.pid = pid;
+	e.u.mark.target = B(target);
+	return e;
+}
+
+static long long mark_keys(void)
+{
+	redisReply *r = rfx_cmd(shared_srv.port, "KEYS hq:mk:*");
+	assert_non_null(r);
+	long long n = r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+	freeReplyObject(r);
+	return n;
+}
+
+/* Marks through load_session (another node reading a1), the fence, and the
+ * Redis keys RXID_DEL and SESSION_DEL must not leave behind. */
+static void test_marks_shared(void **state)
+{
+	struct store **two = *state, *a = two[0], *b = two[1];
+	struct store_ev rx7 = { .kind = STORE_EV_RXID_ADD, .client_id = B("a1"), .u.pid = 7 };
+	struct store_ev rx8 = rx7;
+	rx8.u.pid = 8;
+	assert_int_equal(APPLY(a, ev_sess("a1", NODE_A), rx7, rx8, ev_mark("a1", 7, "cx"),
+			       ev_mark("a1", 7, "cy"), ev_mark("a1", 8, "cx")), HQ_OK);
+	/* b does not own a1: its mark is fenced, not written */
+	assert_int_equal(APPLY(b, ev_mark("a1", 8, "cz")), HQ_OK);
+	struct snap s = { 0 };
+	assert_int_equal(b->ops->load_session(b, B("a1"), snap_cb, &s), HQ_OK);
+	assert_int_equal(s.n, 6);
+	assert_int_equal(s.v[0]->kind, STORE_EV_SESSION_PUT);
+	assert_int_equal(s.v[1]->kind, STORE_EV_RXID_ADD);
+	assert_int_equal(s.v[2]->kind, STORE_EV_RXID_ADD);
+	size_t on7 = 0;
+	for (size_t i = 3; i < 6; i++) {
+		assert_int_equal(s.v[i]->kind, STORE_EV_RXID_MARK);
+		assert_true(bytes_eq(s.v[i]->client_id, "a1"));
+		if (s.v[i]->u.mark.pid == 7) {
+			on7++;
+			assert_true(bytes_eq(s.v[i]->u.mark.target, "cx") ||
+				    bytes_eq(s.v[i]->u.mark.target, "cy"));
+		} else {
+			assert_int_equal(s.v[i]->u.mark.pid, 8);
+			assert_true(bytes_eq(s.v[i]->u.mark.target, "cx"));
+		}
+	}
+	assert_int_equal(on7, 2);
+	snap_free(&s);
+	assert_int_equal(mark_keys(), 2);
+	struct store_ev del7 = rx7;
+	del7.kind = STORE_EV_RXID_DEL;
+	assert_int_equal(APPLY(a, del7), HQ_OK);
+	assert_int_equal(mark_keys(), 1);
+	s = load(a);
+	assert_int_equal(count(&s, STORE_EV_RXID_MARK, "a1"), 1);
+	snap_free(&s);
+	struct store_ev sdel = { .kind = STORE_EV_SESSION_DEL, .client_id = B("a1") };
+	assert_int_equal(APPLY(a, sdel), HQ_OK);
+	assert_int_equal(mark_keys(), 0);
 }
 
 /* b takes a1 over (its SESSION_PUT names b): a1 moves in the owner index,
@@ -689,6 +754,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_each_node_loads_its_own, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_load_session_and_list, setup_shared, teardown_shared),
+		cmocka_unit_test_setup_teardown(test_marks_shared, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_takeover_moves_owner, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_refcount_across_nodes, setup_shared, teardown_shared),
 		cmocka_unit_test_setup_teardown(test_fence_late_writes_of_old_owner, setup_shared, teardown_shared),
