@@ -132,13 +132,22 @@ bool gate_fail(struct worker *w, uint64_t token, const char *why)
 		return false;
 	struct conn *c = it->c;
 	/* The QoS 2 PUBLISHes still waiting were received but perhaps not
-	 * delivered everywhere (a node died holding a forward): their ids are
-	 * forgotten, so that the client's resend is delivered again rather
-	 * than acknowledged as a duplicate. A session that did store the
-	 * first copy gets a second one; none loses it. */
-	for (struct gate_item *g = c->gate->head; g; g = g->next)
-		if (g->rx_pid && g->remaining && c->sess)
+	 * delivered everywhere (a node died holding a forward, a write
+	 * failed). With a shared store, which holds every node's marks
+	 * (brk_rxmark.c), the id stays and its resend goes to the targets
+	 * the store has no mark of, once they are read. Otherwise the id is
+	 * forgotten, so that the resend is delivered again rather than
+	 * acknowledged as a duplicate: a session that did store the first
+	 * copy gets a second one; none loses it. */
+	bool marks = brk_store_shared(w->b) && c->sess && brk_store_persisting(c->sess);
+	for (struct gate_item *g = c->gate->head; g; g = g->next) {
+		if (!g->rx_pid || !g->remaining || !c->sess)
+			continue;
+		if (marks)
+			sess_rx_unconf_unread(c->sess, g->rx_pid);
+		else
 			sess_rx_pid_del(c->sess, g->rx_pid);
+	}
 	/* the held responses go first, so the DISCONNECT is not held too */
 	gate_conn_free(c);
 	conn_close(c, MQTT_RC_UNSPECIFIED, why);

@@ -104,6 +104,11 @@ struct rx_unconf {
 	struct rx_target *groups;  /* uthash by "$share/g/f" */
 	uint32_t n_marks;
 	uint16_t pid;
+	/* the marks are not known here (a gate failed: a node died holding a
+	 * forward, or a store write failed): a resend waits for a store read
+	 * of them (brk_store_marks_read) */
+	bool unread;
+	int64_t read_at;          /* monotonic ms the read was asked, 0 = none out */
 };
 
 /* The retained last-writer-wins stamp (clu_hlc_cmp: time, then node). */
@@ -691,6 +696,8 @@ void sess_rx_unconf_drop(struct session *s, uint16_t pid);
 void sess_rx_unconf_free_all(struct session *s);
 void rx_unconf_free(struct rx_unconf *u);
 bool sess_rx_unconf_has(struct session *s, uint16_t pid);
+/* pid's marks must be read from the store before its resend is routed. */
+void sess_rx_unconf_unread(struct session *s, uint16_t pid);
 /* Each target of u in its mark encoding ('c'/'g' + name; bytes borrowed). */
 void rx_unconf_each(const struct rx_unconf *u,
 		    void (*cb)(void *ctx, const uint8_t *target, size_t len), void *ctx);

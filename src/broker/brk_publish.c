@@ -301,6 +301,14 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 				conn_send_ack(c, MQTT_PUBREC, pb->packet_id, 0);
 				return HQ_OK;
 			}
+			if (redo->unread) {
+				/* which targets have it is in the store: read it, and
+				 * let the client send again (it keeps the message) */
+				brk_store_marks_read(s, redo, ev_now_ms(w->loop));
+				sess_rx_unconf_give_back(s, redo);
+				return fail(c, MQTT_RC_UNSPECIFIED, "a resent QoS 2 message whose delivery "
+					    "is being checked in the store: send again");
+			}
 			/* the id came from the store: the node stopped before
 			 * acknowledging it, perhaps before every target had it
 			 * stored; routed again to the targets without a mark */

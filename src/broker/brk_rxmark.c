@@ -93,6 +93,13 @@ void sess_rx_unconf_mark(struct session *s, uint16_t pid, const uint8_t *target,
 	u->n_marks++;
 }
 
+void sess_rx_unconf_unread(struct session *s, uint16_t pid)
+{
+	sess_rx_unconf_drop(s, pid); /* whatever was known is read again */
+	sess_rx_unconf_add(s, pid);
+	s->rx_unconf->unread = true;
+}
+
 struct rx_unconf *sess_rx_unconf_take(struct session *s, uint16_t pid)
 {
 	struct rx_unconf **link;

@@ -62,6 +62,9 @@ bool brk_store_shared(const struct broker *b);
  * waits, the connect goes on in brk_connect_stored). */
 bool brk_store_connect_read(struct conn *c);
 void brk_store_read_done(struct worker *w, struct store_batch *sb);
+/* The marks of s's unconfirmed QoS 2 id u->pid (u->unread) from the store,
+ * unless a read is out already (at most one per READ_AGAIN_MS). */
+void brk_store_marks_read(struct session *s, struct rx_unconf *u, int64_t now_ms);
 /* s (built from the store, one reference) becomes this node's: registered,
  * owned in the store, routed on every worker and node. False if the id is
  * registered already: then the caller's reference is released with it;

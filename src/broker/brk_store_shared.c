@@ -41,6 +41,20 @@ struct store_wait {
 	UT_hash_handle hh;
 };
 
+/* A read without a waiting connection says what it is for: sb->user points
+ * at one of these structs, whose first member is the purpose. */
+enum read_purpose { READ_ADOPT = 1, READ_MARKS };
+
+/* A QoS 2 id's marks: its session's read (the client id is the read key). */
+struct marks_read {
+	uint8_t purpose;          /* READ_MARKS */
+	uint16_t pid;
+};
+
+/* A resend asks again if an answer took longer than this (the session
+ * moved to another worker meanwhile, whose inbox never got the answer). */
+#define READ_AGAIN_MS 3000
+
 bool brk_store_shared(const struct broker *b)
 {
 	return b->store_run && b->store->ops->load_session;
@@ -120,6 +134,59 @@ bool brk_store_take(struct worker *w, struct session *s)
 static void adopt_list_done(struct worker *w, struct store_batch *sb);
 static void adopt_session_done(struct worker *w, struct store_batch *sb);
 
+void brk_store_marks_read(struct session *s, struct rx_unconf *u, int64_t now_ms)
+{
+	struct worker *w = s->w;
+	WK_ASSERT_OWNER(w);
+	if (!w->b->store_run || (u->read_at && now_ms - u->read_at < READ_AGAIN_MS))
+		return;
+	u->read_at = now_ms ? now_ms : 1;
+	brk_store_flush(w); /* the read sees this worker's writes so far */
+	struct store_batch *rb = store_batch_read((uint32_t)w->id, STORE_READ_SESSION, s->client_id,
+						  strlen(s->client_id));
+	struct marks_read *mr = hq_calloc(1, sizeof(*mr));
+	mr->purpose = READ_MARKS;
+	mr->pid = u->pid;
+	rb->user = mr;
+	store_runner_submit(w->b->store_run, rb);
+}
+
+/* The read of brk_store_marks_read: the marks of the id become its skip set. */
+static void marks_read_done(struct worker *w, struct store_batch *sb)
+{
+	struct marks_read *mr = sb->user;
+	uint16_t pid = mr->pid;
+	hq_free(mr);
+	struct broker *b = w->b;
+	struct session *s;
+	pthread_mutex_lock(&b->reg_lock);
+	HASH_FIND(reg_hh, b->registry, sb->read_key.p, sb->read_key.len, s);
+	if (s)
+		sess_ref(s);
+	pthread_mutex_unlock(&b->reg_lock);
+	if (!s)
+		return;
+	struct rx_unconf *u = s->w == w ? sess_rx_unconf_take(s, pid) : NULL;
+	if (u) {
+		u->read_at = 0;
+		if (u->unread && sb->status == HQ_OK) {
+			u->unread = false;
+			sess_rx_unconf_give_back(s, u);
+			for (uint32_t i = 0; i < sb->n_ev; i++) {
+				const struct store_ev *ev = &sb->ev[i];
+				if (ev->kind == STORE_EV_RXID_MARK && ev->u.mark.pid == pid)
+					sess_rx_unconf_mark(s, pid, ev->u.mark.target.p,
+							    ev->u.mark.target.len);
+			}
+			log_info("client_id=%s: QoS 2 packet id %u is stored for %u targets: its "
+				 "resend goes to the others", s->client_id, pid, u->n_marks);
+		} else {
+			sess_rx_unconf_give_back(s, u); /* the next resend asks again */
+		}
+	}
+	sess_unref(s);
+}
+
 void brk_store_read_done(struct worker *w, struct store_batch *sb)
 {
 	WK_ASSERT_OWNER(w);
@@ -128,7 +195,11 @@ void brk_store_read_done(struct worker *w, struct store_batch *sb)
 		return;
 	}
 	if (!sb->n_tokens) {
-		adopt_session_done(w, sb);
+		const uint8_t *purpose = sb->user;
+		if (purpose && *purpose == READ_MARKS)
+			marks_read_done(w, sb);
+		else
+			adopt_session_done(w, sb);
 		return;
 	}
 	struct store_wait *sw = NULL;
@@ -167,6 +238,7 @@ void brk_store_conn_free(struct conn *c)
 /* One adoption: the dead node's name and the session reads still out (any
  * worker completes one: atomic). The last one tells the cluster. */
 struct adoption {
+	uint8_t purpose;          /* READ_ADOPT */
 	atomic_uint left;
 	char *owner;              /* owned */
 };
@@ -201,6 +273,7 @@ static void adopt_list_done(struct worker *w, struct store_batch *sb)
 {
 	struct broker *b = w->b;
 	struct adoption *a = hq_calloc(1, sizeof(*a));
+	a->purpose = READ_ADOPT;
 	a->owner = hq_strndup((const char *)sb->read_key.p, sb->read_key.len);
 	if (sb->status != HQ_OK) {
 		log_error("store: the sessions of %s could not be listed: %s", a->owner,

@@ -156,6 +156,7 @@ void sess_serialize(const struct session *s, struct buf *out)
 	bytes_wr_varint(w, n_unconf);
 	for (const struct rx_unconf *u = s->rx_unconf; u; u = u->next) {
 		bytes_wr_u16(w, u->pid);
+		bytes_wr_u8(w, u->unread ? SS_UNCONF_UNREAD : 0);
 		bytes_wr_varint(w, u->n_marks);
 		rx_unconf_each(u, put_target, w);
 	}
@@ -404,7 +405,7 @@ static bool get_rx_pids(struct bytes_rd *r, struct session *s, struct pid_set *p
 	return true;
 }
 
-#define MIN_UNCONF 3  /* pid, n_targets */
+#define MIN_UNCONF 4  /* pid, uflags, n_targets */
 #define MIN_TARGET 3  /* str of at least 2 bytes */
 
 static bool has_rx_pid(const struct session *s, uint16_t pid)
@@ -422,11 +423,15 @@ static bool get_unconf(struct bytes_rd *r, struct session *s)
 		return false;
 	for (uint32_t i = 0; i < n; i++) {
 		uint16_t pid;
+		uint8_t uf;
 		uint32_t nt;
 		if (!get_u16(r, &pid) || !has_rx_pid(s, pid) || sess_rx_unconf_has(s, pid) ||
-		    !get_count(r, MIN_TARGET, &nt))
+		    !get_u8(r, &uf) || (uf & ~SS_UNCONF_UNREAD) || !get_count(r, MIN_TARGET, &nt))
 			return false;
-		sess_rx_unconf_add(s, pid);
+		if (uf & SS_UNCONF_UNREAD)
+			sess_rx_unconf_unread(s, pid);
+		else
+			sess_rx_unconf_add(s, pid);
 		for (uint32_t k = 0; k < nt; k++) {
 			const char *t;
 			uint32_t len;

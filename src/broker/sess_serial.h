@@ -42,6 +42,8 @@
  *                                     store and not resent yet (brk_rxmark.c)
  *
  *   unconf   = pid:u16                one of rx_pid, distinct
+ *              uflags:u8              UNREAD 0x01: the targets are not known
+ *                                     (read them from the store); other bits 0
  *              n_targets:vi  target:str * n_targets   the targets that have
  *                                     the message stored: 'c' + client id or
  *                                     'g' + "$share/g/f", at least 2 bytes
@@ -112,6 +114,9 @@ struct worker;
 #define SS_EXPIRE_AT 0x01   /* expire_in present (session expiry scheduled) */
 #define SS_WILL 0x02        /* will present */
 #define SS_WILL_AT 0x04     /* will_in present (requires SS_WILL) */
+
+/* unconfirmed QoS 2 id flags (uflags) */
+#define SS_UNCONF_UNREAD 0x01
 
 /*
  * Append the blob for s to out (caller-owned). s is borrowed and not changed.

@@ -142,13 +142,20 @@ def test_qos2_forward_lost_with_its_node_is_delivered(redis, cluster):  # noqa: 
     PUBREC: the publisher is closed and sends again (DUP, same packet id).
     The id must have been forgotten with the failure, or the resend is
     acknowledged as a duplicate and the dead node's session never gets the
-    message (it did not, before the fix)."""
+    message (it did not, before the fix). And exactly once: a session that
+    stored the first copy (here one on the publisher's node) is not sent a
+    second one; the resend goes only to the targets the store has no mark
+    of (brk_rxmark.c), read from Redis on the first resend."""
     cl = start(cluster, redis)
     n1, n2, n3 = cl.nodes
     s = n2.raw()
     s.connect("fl-sub", clean=False)
     s.subscribe("fl/#", qos=2)
     s.close()
+    loc = n1.raw()
+    loc.connect("fl-local", clean=False)
+    loc.subscribe("fl/#", qos=2)
+    loc.close()
     p = n1.raw()
     p.connect("fl-pub", clean=False)  # before the pause: a CONNECT asks every node
     time.sleep(0.3)  # the subscription's route reaches n1
@@ -179,6 +186,12 @@ def test_qos2_forward_lost_with_its_node_is_delivered(redis, cluster):  # noqa: 
     got = drain(s, 1)
     assert got == [b"m1"], "the dead node's session got %r (resends %d)" % (got, resends)
     s.expect_nothing(0.5, ptype=PUBLISH)
+    loc = n1.raw()
+    assert loc.connect("fl-local", clean=False).session_present
+    got = drain(loc, 1)
+    assert got == [b"m1"], "the publisher's node's session got %r" % got
+    loc.expect_nothing(1.0, ptype=PUBLISH)  # the resend did not come a second time
+    assert n1.log_lines("its resend goes to the others"), n1.log_tail()
 
 
 @require(None if REDIS else "redis-server not installed", "the redis store")

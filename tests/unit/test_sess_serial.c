@@ -157,7 +157,7 @@ static struct session *full_session(struct worker *w)
 	sess_rx_unconf_add(s, 77);
 	sess_rx_unconf_mark(s, 77, (const uint8_t *)"csub-1", 6);
 	sess_rx_unconf_mark(s, 77, (const uint8_t *)"g$share/g/a/#", 13);
-	sess_rx_unconf_add(s, 65535);
+	sess_rx_unconf_unread(s, 65535);
 	return s;
 }
 
@@ -285,6 +285,7 @@ static void check_session(const struct session *a, const struct session *b, cons
 		struct rx_unconf *ua = sess_rx_unconf_take((struct session *)a, pid);
 		struct rx_unconf *ub = sess_rx_unconf_take((struct session *)b, pid);
 		assert_int_equal(ua->n_marks, ub->n_marks);
+		assert_int_equal(ua->unread, ub->unread);
 		assert_int_equal(rx_unconf_has(ua, "sub-1", NULL), rx_unconf_has(ub, "sub-1", NULL));
 		assert_int_equal(rx_unconf_has(ua, "x", "$share/g/a/#"),
 				 rx_unconf_has(ub, "x", "$share/g/a/#"));
@@ -686,6 +687,7 @@ enum bad_kind {
 	BAD_LONG_VARINT,
 	BAD_UNCONF_PID,      /* an unconfirmed id that is not an rx id */
 	BAD_UNCONF_TARGET,   /* a target without its 'c'/'g' kind */
+	BAD_UNCONF_FLAGS,    /* an unknown uflags bit */
 	BAD_COUNT
 };
 
@@ -769,6 +771,7 @@ static void build(struct bw *x, enum bad_kind k)
 	/* unconfirmed ids (version 3) */
 	bw_vi(x, 1);
 	bw_u16(x, k == BAD_UNCONF_PID ? 11 : 10);
+	bw_u8(x, k == BAD_UNCONF_FLAGS ? 0x02 : 0);
 	bw_vi(x, 2);
 	bw_str(x, "cpeer");
 	bw_str(x, k == BAD_UNCONF_TARGET ? "xpeer" : "g$share/g/a");
