@@ -1,6 +1,7 @@
 /* accept_guard.c - accept() failures for lack of resources (see accept_guard.h). */
 #include "net/accept_guard.h"
 #include "core/log.h"
+#include "net/fd_reserve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,25 +24,19 @@ const char *accept_err_name(int reason)
 	return reason >= 0 && reason < ACCEPT_ERR_N ? err_names[reason] : "other";
 }
 
-static void reserve_open(struct accept_guard *g)
-{
-	if (g->reserve_fd < 0)
-		g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
 void accept_guard_init(struct accept_guard *g, const char *what)
 {
 	memset(g, 0, sizeof(*g));
 	g->what = what;
-	g->reserve_fd = -1;
-	reserve_open(g);
+	fd_reserve_want(1); /* each guard adds one descriptor to the shared pool */
+	g->wants_reserve = true;
 }
 
 void accept_guard_free(struct accept_guard *g)
 {
-	if (g->reserve_fd >= 0)
-		close(g->reserve_fd);
-	g->reserve_fd = -1;
+	if (g->wants_reserve)
+		fd_reserve_unwant(1);
+	g->wants_reserve = false;
 }
 
 /* One writer (the owning thread): a relaxed load+store, no locked add. */
@@ -52,29 +47,21 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 }
 
 /*
- * Out of descriptors: give our reserve back for a moment and use it to take
- * each pending connection off the backlog and close it. Closing a socket
- * whose client already sent its CONNECT resets it; either way the client
- * knows at once, and the listener stops being readable.
+ * Out of descriptors: lend a reserve's slot from the process's pool and use
+ * it to take each pending connection off the backlog and close it. Closing a
+ * socket whose client already sent its CONNECT resets it; either way the
+ * client knows at once, and the listener stops being readable. When the pool
+ * is busy (a sibling is refusing) or empty, the pause retries: nothing here
+ * waits.
  */
 static void refuse_pending(struct accept_guard *g, int lfd)
 {
-	if (g->reserve_fd < 0)
-		return;
-	close(g->reserve_fd);
-	g->reserve_fd = -1;
-	for (int i = 0; i < ACCEPT_REFUSE_BATCH; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			break; /* drained (EAGAIN), or someone else took the slot */
-		}
-		close(fd);
-		count(&g->refused, 1);
-		g->unlogged_refused++;
-	}
-	reserve_open(g);
+	uint64_t n = 0;
+	enum fd_refuse r = fd_reserve_refuse(lfd, ACCEPT_REFUSE_BATCH, &n);
+	if (r == FD_REFUSE_NO_RESERVE)
+		g->unlogged_no_reserve++;
+	count(&g->refused, n);
+	g->unlogged_refused += n;
 }
 
 static void log_report(struct accept_guard *g, int64_t now_ms)
@@ -84,12 +71,16 @@ static void log_report(struct accept_guard *g, int64_t now_ms)
 	if (g->last_errno == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		snprintf(limit, sizeof(limit), " (limit %llu descriptors)",
 			 (unsigned long long)rl.rlim_cur);
+	char none[96] = "";
+	if (g->unlogged_no_reserve)
+		snprintf(none, sizeof(none), ", %llu times no reserve descriptor to refuse with "
+			 "(those clients wait)", (unsigned long long)g->unlogged_no_reserve);
 	log_warning("%s listener: accept failed: %s%s: %llu failed accepts, %llu connections "
-		    "refused since the last report; accepting again after %d ms pauses "
+		    "refused since the last report%s; accepting again after %d ms pauses "
 		    "(at most one line per %d s)", g->what, strerror(g->last_errno), limit,
 		    (unsigned long long)g->unlogged_errors, (unsigned long long)g->unlogged_refused,
-		    ACCEPT_PAUSE_MS, ACCEPT_LOG_EVERY_MS / 1000);
-	g->unlogged_errors = g->unlogged_refused = 0;
+		    none, ACCEPT_PAUSE_MS, ACCEPT_LOG_EVERY_MS / 1000);
+	g->unlogged_errors = g->unlogged_refused = g->unlogged_no_reserve = 0;
 	g->last_log_ms = now_ms;
 }
 
@@ -142,12 +133,14 @@ enum accept_verdict accept_guard_failed(struct accept_guard *g, int lfd, int err
 
 bool accept_guard_tick(struct accept_guard *g, int64_t now_ms)
 {
+	/* a reserve lost to another thread is regained as soon as a
+	 * descriptor is free, paused or not (never blocks) */
+	fd_reserve_refill();
 	if ((g->unlogged_errors || g->unlogged_refused) && log_due(g, now_ms))
 		log_report(g, now_ms);
 	if (!g->paused || now_ms < g->resume_at)
 		return false;
 	g->paused = false;
-	reserve_open(g); /* descriptors may be back */
 	return true;
 }
 

@@ -12,14 +12,17 @@
  *    on EMFILE/ENFILE close it, accept the pending connections and close them
  *    at once, reopen the reserve. The clients learn at once that they are
  *    refused (EOF or reset) instead of waiting in the backlog for a timeout,
- *    and the backlog no longer keeps the listener readable. We do that.
+ *    and the backlog no longer keeps the listener readable. We do that, with
+ *    one pool of reserves for the whole process (fd_reserve.h: with several
+ *    workers, a reserve per worker was lost to a sibling taking the freed
+ *    slot, and that worker's backlog was never refused again).
  *  - nginx and HAProxy stop watching the listening sockets and retry after a
  *    delay (nginx: 500 ms, HAProxy: 100 ms), for EMFILE/ENFILE and, in
  *    HAProxy, also ENOBUFS/ENOMEM. We do that too, for ACCEPT_PAUSE_MS: it
  *    bounds the work a storm of connections can cause while nothing can be
  *    admitted, and it is the only remedy for a kernel out of memory (the
- *    reserve trick cannot help there) or when the reserve could not be
- *    reopened (another thread took the descriptor).
+ *    reserve trick cannot help there) or when the pool is empty (another
+ *    thread took a freed slot; every tick refills the pool).
  *  - One log line per ACCEPT_LOG_EVERY_MS at most, with the counts since the
  *    previous line (HAProxy rate-limits the same warning); the counters are
  *    exported (hamqtt_listener_accept_errors_total and
@@ -59,17 +62,19 @@ struct accept_counts {
 
 struct accept_guard {
 	const char *what;          /* listener kind for the log ("MQTT", "cluster") */
-	int reserve_fd;            /* /dev/null, -1 while not held */
+	bool wants_reserve;        /* counted in the shared pool (fd_reserve.h) */
 	bool paused;
 	int64_t resume_at;         /* monotonic ms, while paused */
 	int64_t last_log_ms;       /* 0: nothing logged yet */
 	uint64_t unlogged_errors, unlogged_refused; /* since the last log line */
+	uint64_t unlogged_no_reserve; /* refusals that found the pool empty */
 	int last_errno;
 	_Atomic uint64_t errors[ACCEPT_ERR_N];
 	_Atomic uint64_t refused;
 };
 
-/* Open the reserve descriptor (a failure is not fatal: the pause remains). */
+/* Add one reserve descriptor to the process's pool (fd_reserve.h); failing
+ * to open it is not fatal: the ticks retry, and the pause remains. */
 void accept_guard_init(struct accept_guard *g, const char *what);
 void accept_guard_free(struct accept_guard *g);
 

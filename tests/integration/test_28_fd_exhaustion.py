@@ -18,7 +18,7 @@ import urllib.request
 
 import mqttraw as m
 from mqttraw import T
-from conftest import wait_until
+from conftest import wait_until, workers_count
 
 LIMIT = 64          # RLIMIT_NOFILE of the broker; it starts with ~20 open
 CLIENTS = 60        # more than fit
@@ -59,6 +59,15 @@ def _metric(text, name, **labels):
     return total
 
 
+def _knock(port, n, prefix):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=T(5))
+        s.sendall(m.connect("%s-%d" % (prefix, i), version=4))
+        socks.append(s)
+    return socks
+
+
 def test_out_of_descriptors(broker):
     b = broker()
     resource.prlimit(b.pid, resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
@@ -66,12 +75,9 @@ def test_out_of_descriptors(broker):
     alive.connect("fd-alive")
     alive.subscribe("fd/t", qos=1)
 
-    socks = []
-    for i in range(CLIENTS):
-        s = socket.create_connection(("127.0.0.1", b.port), timeout=T(5))
-        s.sendall(m.connect("fd-%d" % i, version=4))
-        socks.append(s)
+    socks = _knock(b.port, CLIENTS, "fd")
     b.wait_log("accept failed", timeout=10)
+    first_line = time.monotonic()
     # cluster links knock too, once the descriptors are gone
     links = [socket.create_connection(("127.0.0.1", b.cluster_port), timeout=T(5))
              for _ in range(3)]
@@ -84,6 +90,20 @@ def test_out_of_descriptors(broker):
     silent = _answered(links, 10)
     assert not silent, "%d cluster connections neither served nor refused" % len(silent)
 
+    # more storms, still at the limit: every worker can still refuse. With one
+    # reserve per worker, a worker whose freed slot a sibling took (each storm
+    # makes the workers refuse at the same time) had no reserve any more and
+    # left its share of the next storm hanging (each worker has its own
+    # SO_REUSEPORT listener and backlog): the unfixed broker failed 7 of 8 runs
+    # with 4 workers, in the first storm or one of these.
+    more = []
+    for storm in range(2, 5):
+        knock = _knock(b.port, 20, "fd%d" % storm)
+        more += knock
+        silent = _answered(knock, 10)
+        assert not silent, "storm %d: %d of 20 clients neither admitted nor refused" % (
+            storm, len(silent))
+
     # no spinning while the limit holds
     time.sleep(0.5)
     cpu0 = _cpu_seconds(b.pid)
@@ -91,7 +111,12 @@ def test_out_of_descriptors(broker):
     spent = _cpu_seconds(b.pid) - cpu0
     assert spent < 0.5, "broker used %.2f CPU seconds in 3 s at the descriptor limit" % spent
     lines = b.log_lines("accept failed")
-    assert len(lines) <= 6, "%d accept failure lines, e.g. %s" % (len(lines), lines[:3])
+    # at most one line per listener owner (the workers, the cluster thread)
+    # per 10 s interval (+1: one may have begun before we saw the first line)
+    intervals = 2 + int((time.monotonic() - first_line) // 10)
+    allowed = (workers_count() + 1) * intervals
+    assert len(lines) <= allowed, "%d accept failure lines (at most %d), e.g. %s" % (
+        len(lines), allowed, lines[:3])
     assert any("refused since the last report" in ln for ln in lines), lines
 
     # the clients it has are served: a QoS 1 round trip
@@ -111,7 +136,7 @@ def test_out_of_descriptors(broker):
     late = m.RawClient(b.port, version=5)
     late.connect("fd-late")
     late.disconnect()
-    for s in socks:
+    for s in socks + more:
         s.close()
     alive.disconnect()
 
