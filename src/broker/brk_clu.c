@@ -113,6 +113,11 @@ void brk_clu_msg_view(const struct brk_msg *m, int64_t now_ms, struct brk_msg_vi
 		uint32_t left = msg_remaining(m, now_ms);
 		v->expiry = left ? left : 1;
 	}
+	if (m->rx) {
+		v->rx_client = m->rx->client_id;
+		v->rx_client_len = (uint32_t)strlen(m->rx->client_id);
+		v->rx_pid = m->rx->pid;
+	}
 }
 
 struct brk_msg *brk_clu_msg_new(const struct brk_msg_view *v, int64_t now_ms)
@@ -122,7 +127,24 @@ struct brk_msg *brk_clu_msg_new(const struct brk_msg_view *v, int64_t now_ms)
 				    now_ms);
 	m->origin_sid = 0;
 	m->pub_hash = v->pub_hash;
+	if (v->rx_client_len) {
+		struct msg_rx *rx = hq_malloc(sizeof(*rx) + v->rx_client_len + 1);
+		rx->pid = v->rx_pid;
+		memcpy(rx->client_id, v->rx_client, v->rx_client_len);
+		rx->client_id[v->rx_client_len] = '\0';
+		m->rx = rx;
+	}
 	return m;
+}
+
+struct rx_unconf *brk_clu_skip_new(uint16_t pid)
+{
+	return rx_unconf_new(pid);
+}
+
+void brk_clu_skip_add(struct rx_unconf *u, const char *target, size_t len)
+{
+	rx_unconf_add_target(u, (const uint8_t *)target, len);
 }
 
 void brk_clu_msg_unref(struct brk_msg *m)

@@ -33,6 +33,7 @@ struct session;
 struct brk_msg;
 struct clu_peer;
 struct hq_config;
+struct rx_unconf;
 
 /* ---- the node ---- */
 
@@ -84,9 +85,15 @@ struct brk_msg_view {
 	bool retain, has_expiry;
 	struct clu_hlc_ts ts;     /* as retained: when and where written */
 	const char *origin;       /* NULL: not stamped */
+	/* a QoS 2 message's publisher and packet id (FORWARD RX, brk_rxmark.c):
+	 * rx_client_len 0 = none */
+	const char *rx_client;
+	uint32_t rx_client_len;
+	uint16_t rx_pid;
 };
 void brk_clu_msg_view(const struct brk_msg *m, int64_t now_ms, struct brk_msg_view *v);
-/* A message from another node (view's ts/origin ignored); one reference. */
+/* A message from another node (view's ts/origin ignored, its rx identity
+ * kept); one reference. */
 struct brk_msg *brk_clu_msg_new(const struct brk_msg_view *v, int64_t now_ms);
 void brk_clu_msg_unref(struct brk_msg *m);
 
@@ -115,12 +122,18 @@ struct fwd_in {
 	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
 	char *client_id;          /* owned: for this client's session only, or NULL */
 	struct session *target;   /* reference: that session when not registered yet, or NULL */
+	struct rx_unconf *skip;   /* owned: targets that have it stored (FORWARD SKIP), or NULL */
 	struct clu_peer *member;  /* origin node (for the acknowledgement) */
 	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
 	uint32_t link_gen;
 	uint16_t n_groups;
 	bool plain;               /* deliver to the non-shared subscribers */
 };
+
+/* A FORWARD's skip set (owned; fwd_in_release frees it): empty, then one
+ * target ('c'/'g' + name, the marks' encoding) at a time. */
+struct rx_unconf *brk_clu_skip_new(uint16_t pid);
+void brk_clu_skip_add(struct rx_unconf *u, const char *target, size_t len);
 
 /* Entries for the workers, batched by the caller's thread and handed over by
  * brk_post_flush (one lock and at most one wakeup per worker). Entries to one

@@ -209,6 +209,7 @@ void fwd_in_release(struct fwd_in *f)
 	hq_free(f->client_id);
 	if (f->target)
 		sess_unref(f->target);
+	rx_unconf_free(f->skip);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -259,7 +260,15 @@ void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 	} else {
 		w->congested = NULL;
 		w->clu.fwd_from = f;
+		/* exactly once for QoS 2 across nodes (FORWARD RX/SKIP,
+		 * brk_rxmark.c): what it stores here carries its marks, as on
+		 * the origin (sess_deliver_posted marks the other workers'
+		 * entries: they carry tok); the targets that have it are skipped */
+		w->rx_mark = f->msg->rx ? f->msg : NULL;
+		w->route_skip = f->skip;
 		brk_route(w, f->msg);
+		w->rx_mark = NULL;
+		w->route_skip = NULL;
 		w->clu.fwd_from = NULL;
 		w->congested = NULL; /* no publisher here to slow down */
 	}

@@ -701,6 +701,13 @@ void sess_rx_unconf_unread(struct session *s, uint16_t pid);
 /* Each target of u in its mark encoding ('c'/'g' + name; bytes borrowed). */
 void rx_unconf_each(const struct rx_unconf *u,
 		    void (*cb)(void *ctx, const uint8_t *target, size_t len), void *ctx);
+/* A set built elsewhere (a FORWARD's skip set): empty, then a target in the
+ * marks' encoding ('c'/'g' + name; others ignored) at a time. */
+struct rx_unconf *rx_unconf_new(uint16_t pid);
+void rx_unconf_add_target(struct rx_unconf *u, const uint8_t *target, size_t len);
+/* u's targets in the marks' encoding, NUL terminated: an owned array of n
+ * owned strings (NULL when none). */
+char **rx_unconf_targets(const struct rx_unconf *u, uint32_t *n);
 /* Has the target (a client's plain delivery, or a group's) the message? */
 bool rx_unconf_has(const struct rx_unconf *u, const char *client_id, const char *share_group);
 bool sess_rx_pid_del(struct session *s, uint16_t pid);

@@ -66,22 +66,32 @@ static uint32_t forward_hits(struct worker *w, struct brk_msg *msg, uint32_t i)
 	struct clu_req r = { .kind = CRQ_FORWARD, .worker = (uint16_t)w->id, .member = t->clu->member };
 	uint32_t j = i;
 	for (; j < w->n_hits && w->hits[j].sess == t; j++) {
-		if (!w->hits[j].share_group) {
+		const char *gf = w->hits[j].share_group;
+		if (!gf) {
 			r.plain = true;
 			continue;
 		}
 		if (r.n_groups == UINT16_MAX)
 			continue;
+		if (w->route_skip && rx_unconf_has(w->route_skip, NULL, gf))
+			continue; /* a resend: the group has it stored already */
 		r.groups = hq_realloc(r.groups, (r.n_groups + 1u) * sizeof(*r.groups));
-		r.groups[r.n_groups++] = hq_strdup(w->hits[j].share_group);
+		r.groups[r.n_groups++] = hq_strdup(gf);
 	}
-	if (w->clu.fwd_from)
-		goto skip; /* never forward a forwarded message again */
+	if (w->clu.fwd_from || (!r.plain && !r.n_groups))
+		goto skip; /* never forward a forwarded message again; nothing left to send */
 	r.msg = msg_ref(msg);
 	if (msg->qos && w->clu.fwd_token) {
 		r.token = w->clu.fwd_token;
 		w->clu.fwd_pending++;
 	}
+	/* exactly once for QoS 2 across nodes (brk_rxmark.c): the node stores
+	 * marks with what it stores for the first delivery, and a resend of an
+	 * id loaded unconfirmed skips there too the targets that have it; the
+	 * node cannot be told which of the marks are its own: all of them */
+	r.rx = msg->rx && w->rx_mark == msg;
+	if (r.rx && w->route_skip)
+		r.skip = rx_unconf_targets(w->route_skip, &r.n_skip);
 	clu_req_push(&w->clu.out, &r);
 	return j;
 skip:

@@ -76,11 +76,24 @@ void sess_rx_unconf_add(struct session *s, uint16_t pid)
 	s->rx_unconf = u;
 }
 
+struct rx_unconf *rx_unconf_new(uint16_t pid)
+{
+	struct rx_unconf *u = hq_calloc(1, sizeof(*u));
+	u->pid = pid;
+	return u;
+}
+
 void sess_rx_unconf_mark(struct session *s, uint16_t pid, const uint8_t *target, size_t len)
 {
 	struct rx_unconf *u = find(s, pid, NULL);
-	if (!u || len < 2 || (target[0] != 'c' && target[0] != 'g'))
-		return; /* a mark of an id not loaded, or not ours: nothing to skip */
+	if (u) /* else a mark of an id not loaded: nothing to skip */
+		rx_unconf_add_target(u, target, len);
+}
+
+void rx_unconf_add_target(struct rx_unconf *u, const uint8_t *target, size_t len)
+{
+	if (len < 2 || (target[0] != 'c' && target[0] != 'g'))
+		return; /* not a mark of ours */
 	struct rx_target **set = target[0] == 'g' ? &u->groups : &u->clients;
 	struct rx_target *t;
 	HASH_FIND(hh, *set, target + 1, len - 1, t);
@@ -183,4 +196,28 @@ bool rx_unconf_has(const struct rx_unconf *u, const char *client_id, const char 
 	struct rx_target *set = share_group ? u->groups : u->clients;
 	HASH_FIND(hh, set, name, strlen(name), t);
 	return t != NULL;
+}
+
+static void targets_of(struct rx_target *set, char kind, char **out, uint32_t *n)
+{
+	struct rx_target *t, *tmp;
+	HASH_ITER(hh, set, t, tmp) {
+		size_t len = strlen(t->name);
+		char *e = hq_malloc(len + 2);
+		e[0] = kind;
+		memcpy(e + 1, t->name, len + 1);
+		out[(*n)++] = e;
+	}
+}
+
+char **rx_unconf_targets(const struct rx_unconf *u, uint32_t *n)
+{
+	*n = 0;
+	uint32_t total = HASH_COUNT(u->clients) + HASH_COUNT(u->groups);
+	if (!total)
+		return NULL;
+	char **v = hq_malloc(total * sizeof(*v));
+	targets_of(u->clients, 'c', v, n);
+	targets_of(u->groups, 'g', v, n);
+	return v;
 }

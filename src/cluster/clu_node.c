@@ -81,6 +81,9 @@ void clu_req_release(struct clu_req *r)
 	for (uint16_t i = 0; i < r->n_groups; i++)
 		hq_free(r->groups[i]);
 	hq_free(r->groups);
+	for (uint32_t i = 0; i < r->n_skip; i++)
+		hq_free(r->skip[i]);
+	hq_free(r->skip);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -17,7 +17,7 @@ static_assert(offsetof(struct clu_wire_hdr, version) == 1, "version at 1");
 static_assert(offsetof(struct clu_wire_hdr, type) == 2, "type at 2");
 static_assert(offsetof(struct clu_wire_hdr, flags) == 3, "flags at 3");
 static_assert(offsetof(struct clu_wire_hdr, len) == 4, "length at 4");
-static_assert(CLU_PROTO_VERSION == 1 && CLU_MAGIC == 0xC1, "version 1 frames");
+static_assert(CLU_PROTO_VERSION == 2 && CLU_MAGIC == 0xC1, "version 2 frames");
 static_assert(CLU_MAX_BODY <= UINT32_MAX, "body length fits the u32 field");
 
 static_assert(CLU_MSG_HELLO == 0x01 && CLU_MSG_AUTH == 0x02 && CLU_MSG_REFUSE == 0x03 &&
@@ -38,6 +38,9 @@ static_assert(sizeof(struct clu_wire_heartbeat) == 16, "HEARTBEAT body");
 static_assert(sizeof(struct clu_wire_sync_begin) == 12, "ROUTE_SYNC_BEGIN body");
 static_assert(sizeof(struct clu_wire_sync_end) == 8, "ROUTE_SYNC_END body");
 static_assert(sizeof(struct clu_wire_ack_range) == 17, "FORWARD_ACK range");
+static_assert(CLU_FF_PLAIN == 0x01 && CLU_FF_CLIENT == 0x02 && CLU_FF_RX == 0x04 &&
+	      CLU_FF_SKIP == 0x08, "FORWARD fflags");
+static_assert(CLU_FWD_SKIP_MAX < (1u << 20), "a skip set fits the FORWARD envelope room");
 /* mbody is the shared message encoding (core/msg_wire.h) */
 static_assert(MSG_WIRE_RETAIN == 0x01 && MSG_WIRE_EXPIRY == 0x02, "mbody mflags");
 
@@ -177,6 +180,10 @@ bool clu_dom_ok(enum clu_dom d, struct clu_str s)
 		       utf8_ok((const uint8_t *)p, n);
 	case CLU_D_CID:
 		return n >= 1 && n <= UINT16_MAX && utf8_ok((const uint8_t *)p, n);
+	case CLU_D_TARGET:
+		/* the store's mark encoding: 'c' + client id, 'g' + "$share/g/f" */
+		return n >= 2 && n <= UINT16_MAX && (p[0] == 'c' || p[0] == 'g') &&
+		       utf8_ok((const uint8_t *)p + 1, n - 1);
 	}
 	return false;
 }

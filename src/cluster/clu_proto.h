@@ -8,8 +8,11 @@
  * untrusted until authenticated and fuzzed regardless). Decoding allocates
  * nothing: strings, blobs and batched entries point into the input.
  *
- * LINK PROTOCOL, VERSION 1 (CLU_PROTO_VERSION)
+ * LINK PROTOCOL, VERSION 2 (CLU_PROTO_VERSION)
  * ============================================
+ * Version 2 added FORWARD's RX and SKIP (exactly once for QoS 2 across
+ * nodes, see FORWARD below); version 1 had neither.
+ *
  * Notation: u8/u16/u32/u64 are unsigned big-endian integers. str is a u16
  * length then that many bytes (no terminator); bin is a u32 length then that
  * many bytes. [x] is present only under the stated condition; x * n is x
@@ -24,7 +27,7 @@
  *                        misdirected client is refused at once)
  *   1      1    version  CLU_PROTO_VERSION; anything else: HQ_EVERSION
  *   2      1    type     CLU_MSG_* below; unknown: malformed
- *   3      1    flags    reserved, 0 in version 1
+ *   3      1    flags    reserved, 0 in versions 1 and 2
  *   4      4    length   body length, u32; at most the receiver's limit and
  *                        never more than CLU_MAX_BODY: HQ_ETOOLARGE
  *
@@ -41,6 +44,9 @@
  *   group    share group name: 1..65535 bytes of UTF-8, no U+0000, no '/' '+' '#'
  *   text     UTF-8, 0..255 bytes, no U+0000 (for log lines only)
  *   cid      MQTT client identifier: 1..65535 bytes of UTF-8, no U+0000
+ *   target   a stored QoS 2 message's target, the store's mark encoding
+ *            (store.h RXID_MARK): 'c' then a client id, or 'g' then a share
+ *            group "$share/g/f"; 2..65535 bytes, UTF-8 after the first, no U+0000
  * UTF-8 is well formed (shortest form, no surrogates, <= U+10FFFF).
  *
  * Shared pieces (mbody and the topic before it are the shared message
@@ -82,8 +88,11 @@
  *                                     shared, else a group)
  * 0x22 ROUTE_SYNC_BEGIN     incarnation:u64 (the sender's, != 0)  sync_id:u32 both
  * 0x23 ROUTE_SYNC_END       sync_id:u32  count:u32 (routes sent since BEGIN) both
- * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01, CLIENT 0x02)     both
+ * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01, CLIENT 0x02,     both
+ *                           RX 0x04, SKIP 0x08)
  *                           origin:name  [client:cid] if CLIENT
+ *                           [rx_client:cid  rx_pid:u16 (!= 0)] if RX
+ *                           [n_skip:u32 (>= 1)  target:target * n_skip] if SKIP
  *                           n_groups:u16  (group:group filter:filter) * n
  *                           topic:topic  mbody
  * 0x31 FORWARD_ACK          n:u32  range * n                                both
@@ -133,6 +142,14 @@
  *   mbody QoS is the delivery's), and neither PLAIN nor groups may be set.
  *   seq is 0 exactly when qos is 0 (no acknowledgement); otherwise it is
  *   strictly increasing per link direction. origin is the publishing node.
+ *   RX (only with mbody qos 2, never with CLIENT) names the publisher's
+ *   session and packet id of a QoS 2 message whose id its node stored: each
+ *   queue entry the receiver stores for it carries a mark (store.h
+ *   RXID_MARK) in the same batch. SKIP (only with RX) lists the targets
+ *   that have the message stored already (the publisher's resend of an id
+ *   loaded from the store): the receiver delivers to none of them. The
+ *   targets' wire size (sum of 2 + length) is at most CLU_FWD_SKIP_MAX; a
+ *   sender whose set is larger sends without SKIP (a duplicate, not a loss).
  * - FORWARD_ACK: ranges of acknowledged seqs, first <= last, first != 0,
  *   strictly ascending and disjoint within one frame; rc is the MQTT v5
  *   reason code for the publisher (0x00 accepted, 0x10 no matching
@@ -161,8 +178,10 @@
  * constant time (CRYPTO_memcmp).
  *
  * VERSIONING: the frame header never changes. Any change to a body, a new
- * message type or a new flag bumps CLU_PROTO_VERSION; version 1 nodes refuse
- * other versions (REFUSE VERSION after reading HELLO) rather than guessing.
+ * message type or a new flag bumps CLU_PROTO_VERSION; a node refuses other
+ * versions (REFUSE VERSION after reading HELLO) rather than guessing, so a
+ * cluster is upgraded across a version bump by restarting every node (a
+ * version 1 node and a version 2 node do not link).
  * Message type numbers and fixed layouts are pinned by static_assert in
  * clu_proto.c. The encoder is clu_proto_enc.c, the decoder clu_proto_dec.c.
  */
@@ -176,11 +195,13 @@
 #include "cluster/clu_types.h"
 #include "core/buf.h"
 
-#define CLU_PROTO_VERSION 1
+#define CLU_PROTO_VERSION 2
 #define CLU_MAGIC 0xC1
 #define CLU_HDR_LEN 8
 /* an MQTT packet (256 MiB) plus room for the FORWARD envelope */
 #define CLU_MAX_BODY ((1u << 28) + (1u << 20))
+/* FORWARD's skip set on the wire, at most: well inside the envelope room */
+#define CLU_FWD_SKIP_MAX (1u << 19)
 #define CLU_NONCE_LEN 32
 #define CLU_PROOF_LEN 32
 #define CLU_NAME_MAX 255          /* node name, cluster name, addr */
@@ -324,6 +345,11 @@ struct clu_forward {
 	bool plain;                       /* deliver to non-shared subscribers */
 	struct clu_str origin;            /* publishing node */
 	struct clu_str client;            /* len > 0: for this client's session only */
+	struct clu_str rx_client;         /* len > 0 (RX): the QoS 2 publisher's client id */
+	uint16_t rx_pid;                  /* RX: its packet id */
+	uint32_t n_skip;                  /* > 0 (SKIP): targets that have it stored */
+	const struct clu_str *skip;       /* encode: n_skip targets */
+	struct clu_list slist;            /* decode: clu_next_target */
 	uint16_t n_groups;
 	const struct clu_group *groups;   /* encode: n_groups entries */
 	struct clu_list glist;            /* decode: clu_next_group */
@@ -413,7 +439,7 @@ int clu_decode(const uint8_t *p, size_t n, size_t max_body, struct clu_msg *m, s
 
 /*
  * Next entry of a decoded list (MEMBERS, ROUTE_ADD/DEL, FORWARD_ACK,
- * RETAIN_SET, FORWARD groups): false when none is left. The list was
+ * RETAIN_SET, FORWARD groups and skip set): false when none is left. The list was
  * validated when the frame was decoded; call only the function matching the
  * frame's type.
  */
@@ -422,6 +448,7 @@ bool clu_next_route(struct clu_list *l, struct clu_route *out);
 bool clu_next_ack(struct clu_list *l, struct clu_ack_range *out);
 bool clu_next_retained(struct clu_list *l, struct clu_retained *out);
 bool clu_next_group(struct clu_list *l, struct clu_group *out);
+bool clu_next_target(struct clu_list *l, struct clu_str *out);   /* FORWARD skip set */
 bool clu_next_client(struct clu_list *l, struct clu_client *out);
 
 /* ---- encoding ---- */

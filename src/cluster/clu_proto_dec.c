@@ -158,12 +158,33 @@ static void dec_forward(struct bytes_rd *r, struct clu_forward *f)
 
 	f->seq = bytes_rd_u64(r);
 	fl = bytes_rd_u8(r);
-	bytes_rd_check(r, !(fl & ~(CLU_FF_PLAIN | CLU_FF_CLIENT)), "reserved FORWARD flag");
+	bytes_rd_check(r, !(fl & ~(CLU_FF_PLAIN | CLU_FF_CLIENT | CLU_FF_RX | CLU_FF_SKIP)),
+		       "reserved FORWARD flag");
 	f->plain = fl & CLU_FF_PLAIN;
 	f->origin = rd_str(r, CLU_D_NAME);
 	f->client = (struct clu_str){ NULL, 0 };
 	if (fl & CLU_FF_CLIENT)
 		f->client = rd_str(r, CLU_D_CID);
+	f->rx_client = (struct clu_str){ NULL, 0 };
+	f->rx_pid = 0;
+	if (fl & CLU_FF_RX) {
+		f->rx_client = rd_str(r, CLU_D_CID);
+		f->rx_pid = bytes_rd_u16(r);
+		bytes_rd_check(r, f->rx_pid != 0, "FORWARD RX packet id 0");
+	}
+	f->n_skip = 0;
+	f->skip = NULL;
+	f->slist = (struct clu_list){ 0 };
+	if (fl & CLU_FF_SKIP) {
+		f->n_skip = bytes_rd_u32(r);
+		bytes_rd_check(r, f->n_skip != 0 && (fl & CLU_FF_RX), "FORWARD SKIP set");
+		f->slist.n = f->n_skip;
+		f->slist.p = bytes_rd_cur(r);
+		for (uint32_t i = 0; i < f->n_skip && bytes_rd_ok(r); i++)
+			(void)rd_str(r, CLU_D_TARGET);
+		f->slist.len = bytes_rd_ok(r) ? (size_t)(bytes_rd_cur(r) - f->slist.p) : 0;
+		bytes_rd_check(r, f->slist.len <= CLU_FWD_SKIP_MAX, "FORWARD SKIP set too large");
+	}
 	f->n_groups = bytes_rd_u16(r);
 	f->groups = NULL;
 	f->glist.n = f->n_groups;
@@ -178,6 +199,8 @@ static void dec_forward(struct bytes_rd *r, struct clu_forward *f)
 	bytes_rd_check(r, (f->seq == 0) == (f->msg.qos == 0) &&
 			  (f->client.len ? !f->plain && !f->n_groups : (f->plain || f->n_groups)),
 		       "inconsistent FORWARD");
+	bytes_rd_check(r, !(fl & CLU_FF_RX) || (f->msg.qos == 2 && !f->client.len),
+		       "FORWARD RX without QoS 2");
 }
 
 static void dec_hello(struct bytes_rd *r, struct clu_hello *h)
@@ -376,4 +399,14 @@ bool clu_next_retained(struct clu_list *l, struct clu_retained *out)
 bool clu_next_group(struct clu_list *l, struct clu_group *out)
 {
 	LIST_NEXT(l, dec_group, out);
+}
+
+static void dec_target(struct bytes_rd *r, struct clu_str *t)
+{
+	*t = rd_str(r, CLU_D_TARGET);
+}
+
+bool clu_next_target(struct clu_list *l, struct clu_str *out)
+{
+	LIST_NEXT(l, dec_target, out);
 }

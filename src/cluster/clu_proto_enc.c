@@ -10,6 +10,7 @@
  */
 #include "cluster/clu_proto_int.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static void wr_str(struct bytes_wr *w, enum clu_dom d, struct clu_str s)
@@ -91,21 +92,49 @@ static void enc_client(struct bytes_wr *w, const struct clu_client *c)
 	wr_hlc(w, c->ts);
 }
 
+/* FORWARD's skip set: its size on the wire, SIZE_MAX past CLU_FWD_SKIP_MAX */
+static size_t skip_size(const struct clu_forward *f)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < f->n_skip; i++) {
+		n += 2 + f->skip[i].len;
+		if (n > CLU_FWD_SKIP_MAX)
+			return SIZE_MAX;
+	}
+	return n;
+}
+
 static void enc_forward(struct bytes_wr *w, const struct clu_forward *f)
 {
 	const struct clu_message *m = &f->msg;
 	bool client = f->client.len > 0;
+	bool rx = f->rx_client.len > 0;
 
 	bytes_wr_check(w, (f->seq == 0) == (m->qos == 0) &&
 			  (client ? !f->plain && !f->n_groups : (f->plain || f->n_groups)) &&
 			  (!f->n_groups || f->groups), "inconsistent FORWARD");
+	bytes_wr_check(w, (!rx || (m->qos == 2 && !client && f->rx_pid)) &&
+			  (!f->n_skip || (rx && f->skip)), "inconsistent FORWARD RX/SKIP");
 	if (m->topic.len + m->props.len + m->payload.len > CLU_MAX_BODY)
 		bytes_wr_fail(w, HQ_ETOOLARGE, "message larger than a frame");
+	if (w->rc == HQ_OK && f->n_skip && skip_size(f) == SIZE_MAX)
+		bytes_wr_fail(w, HQ_ETOOLARGE, "skip set larger than CLU_FWD_SKIP_MAX");
 	bytes_wr_u64(w, f->seq);
-	bytes_wr_u8(w, (f->plain ? CLU_FF_PLAIN : 0) | (client ? CLU_FF_CLIENT : 0));
+	bytes_wr_u8(w, (f->plain ? CLU_FF_PLAIN : 0) | (client ? CLU_FF_CLIENT : 0) |
+			       (rx ? CLU_FF_RX : 0) | (f->n_skip ? CLU_FF_SKIP : 0));
 	wr_str(w, CLU_D_NAME, f->origin);
 	if (client)
 		wr_str(w, CLU_D_CID, f->client);
+	if (rx) {
+		wr_str(w, CLU_D_CID, f->rx_client);
+		bytes_wr_u16(w, f->rx_pid);
+	}
+	if (f->n_skip) {
+		bytes_wr_u32(w, f->n_skip);
+		for (uint32_t i = 0; i < f->n_skip && w->rc == HQ_OK; i++)
+			wr_str(w, CLU_D_TARGET, f->skip[i]);
+	}
 	bytes_wr_u16(w, f->n_groups);
 	for (uint16_t i = 0; i < f->n_groups && w->rc == HQ_OK; i++) {
 		wr_str(w, CLU_D_GROUP, f->groups[i].group);

@@ -40,13 +40,15 @@ struct clu_wire_ack_range {
 
 #define CLU_FF_PLAIN 0x01    /* FORWARD fflags */
 #define CLU_FF_CLIENT 0x02
+#define CLU_FF_RX 0x04       /* version 2 */
+#define CLU_FF_SKIP 0x08     /* version 2 */
 #define CLU_RK_DELETE 0      /* RETAIN_SET kind */
 #define CLU_RK_SET 1
 
 /* string domains of clu_proto.h's table */
 enum clu_dom {
 	CLU_D_NAME, CLU_D_CLUSTER, CLU_D_ADDR, CLU_D_TOPIC, CLU_D_FILTER, CLU_D_GROUP,
-	CLU_D_GROUP0, CLU_D_TEXT, CLU_D_CID,
+	CLU_D_GROUP0, CLU_D_TEXT, CLU_D_CID, CLU_D_TARGET,
 };
 
 bool clu_dom_ok(enum clu_dom d, struct clu_str s);

@@ -261,6 +261,30 @@ static void pend_ack(struct clu_node *n, struct clu_peer *m, uint64_t first, uin
 		m->ph++;
 }
 
+/* FORWARD RX and SKIP (clu_proto.h): only with a shared store, where the
+ * publisher's packet id and the receiver's marks live in one place; only
+ * for the first delivery of a QoS 2 publish (r->rx), never for a delivery
+ * that follows its session (key). The skip set borrows r's strings: the
+ * returned array is the caller's to free. */
+static struct clu_str *fwd_rx(struct clu_node *n, const struct clu_req *r,
+			      const struct brk_msg_view *msg, struct clu_forward *f)
+{
+	if (!r->rx || r->key || msg->qos != 2 || !msg->rx_client_len || !msg->rx_pid ||
+	    !brk_clu_store_shared(n->b))
+		return NULL;
+	f->rx_client.p = msg->rx_client;
+	f->rx_client.len = msg->rx_client_len;
+	f->rx_pid = msg->rx_pid;
+	if (!r->n_skip)
+		return NULL;
+	struct clu_str *skip = hq_calloc(r->n_skip, sizeof(*skip));
+	for (uint32_t i = 0; i < r->n_skip; i++)
+		skip[i] = clu_str(r->skip[i]);
+	f->skip = skip;
+	f->n_skip = r->n_skip;
+	return skip;
+}
+
 void clu_route_forward(struct clu_node *n, struct clu_req *r)
 {
 	struct clu_peer *m = r->member;
@@ -306,7 +330,25 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 			fm.fwd.msg.props.len = msg.props_len;
 			fm.fwd.msg.payload.p = msg.payload;
 			fm.fwd.msg.payload.len = msg.payload_len;
-			if ((fm.fwd.plain || ng || r->key) && clu_encode(&l->out, &fm) == HQ_OK) {
+			struct clu_str *skip = fwd_rx(n, r, &msg, &fm.fwd);
+			int rc = HQ_EINVAL;
+			if (fm.fwd.plain || ng || r->key) {
+				rc = clu_encode(&l->out, &fm);
+				if (rc != HQ_OK && fm.fwd.n_skip) {
+					/* (larger than CLU_FWD_SKIP_MAX) a duplicate
+					 * rather than a loss */
+					log_warning("cluster: a resent QoS 2 message on %s to %s: its "
+						    "%u stored targets do not fit the frame (%s): "
+						    "sent without them (they may get it twice)",
+						    msg.topic, m->name, fm.fwd.n_skip,
+						    hq_strerror(rc));
+					fm.fwd.n_skip = 0;
+					fm.fwd.skip = NULL;
+					rc = clu_encode(&l->out, &fm);
+				}
+			}
+			hq_free(skip);
+			if (rc == HQ_OK) {
 				sent = true;
 				atomic_fetch_add_explicit(&n->st_fwd_out, 1, memory_order_relaxed);
 				if (qos) {
@@ -449,8 +491,18 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 		.payload = cm->payload.p, .payload_len = (uint32_t)cm->payload.len,
 		.qos = cm->qos, .retain = cm->retain, .has_expiry = cm->has_expiry,
 		.expiry = cm->expiry, .pub_hash = cm->pub_hash,
+		.rx_client = f->rx_client.p, .rx_client_len = (uint32_t)f->rx_client.len,
+		.rx_pid = f->rx_pid,
 	};
 	struct fwd_in fw = { .msg = brk_clu_msg_new(&v, clu_now(n)) };
+	if (f->n_skip) {
+		/* the targets that have it stored: skipped here (brk_route) */
+		struct clu_list sl = f->slist;
+		struct clu_str t;
+		fw.skip = brk_clu_skip_new(f->rx_pid);
+		while (clu_next_target(&sl, &t))
+			brk_clu_skip_add(fw.skip, t.p, t.len);
+	}
 	fw.member = m;
 	fw.seq = f->seq;
 	fw.link_gen = m->link_gen;

@@ -53,6 +53,8 @@ struct clu_req {
 	uint8_t rc;               /* FWD_DONE: MQTT reason code for the publisher */
 	uint8_t dqos;             /* FORWARD with key (a moved session): delivery QoS */
 	bool dretain;             /* ... and its RETAIN flag */
+	bool rx;                  /* FORWARD: the first delivery of a QoS 2 publish whose
+				   * msg has an rx identity (FORWARD RX: marks there) */
 	uint16_t worker;          /* BARRIER, FORWARD: the worker holding the gate */
 	uint16_t n_groups;        /* FORWARD: entries of groups */
 	uint32_t link_gen;        /* FWD_DONE: link generation the message came on */
@@ -64,6 +66,9 @@ struct clu_req {
 	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id;
 				   * FORWARD: the client whose session moved there, or NULL */
 	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
+	char **skip;              /* FORWARD: owned array of n_skip owned targets that
+				   * have the message stored (FORWARD SKIP), or NULL */
+	uint32_t n_skip;
 	struct session *sess;     /* TAKEOVER_IMPORTED: reference or NULL */
 	uint32_t blob_len;
 };

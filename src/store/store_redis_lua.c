@@ -73,8 +73,14 @@ static const char batch_lua[] =
 	"  local e = ev[i]\n"
 	"  local k = e[1]\n"
 	"  if k == 1 then sess[e[2]] = true; own[e[2]] = e[3]\n"
-	"  elseif k ~= 5 and k ~= 11 and k ~= 12 and owner(e[2]) and owner(e[2]) ~= node then\n"
+	"  elseif k ~= 5 and k ~= 11 and k ~= 12 and k ~= 13 and owner(e[2]) and owner(e[2]) ~= node then\n"
 	"    skip[i] = true; fenced = fenced + 1\n"
+	/* a mark names the publisher's session, which any node may own: it is
+	 * fenced with its target's entry (a client target's owner), so a stale
+	 * node cannot mark what it did not store */
+	"  elseif k == 13 then\n"
+	"    local t = string.byte(e[4], 1) == 99 and string.sub(e[4], 2) or nil\n"
+	"    if t and owner(t) and owner(t) ~= node then skip[i] = true; fenced = fenced + 1 end\n"
 	"  elseif k == 2 then sess[e[2]] = false; own[e[2]] = false\n"
 	"  elseif k == 3 or k == 9 or k == " RK_STR(RK_SESSION_UPDATE) " then\n"
 	"    if not has_sess(e[2]) then return redis.error_reply('NOTFOUND session of event ' .. i) end\n"

@@ -77,6 +77,13 @@ static void walk(const struct clu_msg *m)
 		while (clu_next_group(&l, &e))
 			n++;
 		CHECK(want == m->fwd.n_groups);
+		/* the skip set (version 2): every target readable */
+		struct clu_str t;
+		struct clu_list sl = m->fwd.slist;
+		uint32_t k = 0;
+		while (clu_next_target(&sl, &t))
+			k++;
+		CHECK(k == m->fwd.n_skip);
 		break;
 	}
 	default:

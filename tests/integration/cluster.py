@@ -21,7 +21,8 @@ each node runs in its own network namespace on the default ports (1883, 18083,
 
 Config values may be callables taking the node (evaluated when the config is
 written), e.g. {"listeners.tcp.direct.bind": lambda n: "%s:%d" % (n.host,
-n.alloc_port("direct"))}; node_overrides={i: {...}} applies to node i only.
+n.alloc_port("direct"))}; node_overrides={i: {...}} applies to node i only, and
+node_env={i: {...}} adds environment variables to node i only (a test hook).
 Every wait is bounded and scaled by HAMQTT_TEST_TIMEOUT_MULT.
 """
 
@@ -382,7 +383,7 @@ class Cluster:
     """N hamqttd nodes forming (once joined) one cluster; see the module docstring."""
 
     def __init__(self, tmp_path, n=3, overrides=None, cookie=None, name=None, *,
-                 node_overrides=None, hosts=None, netns=None, env=None):
+                 node_overrides=None, hosts=None, netns=None, env=None, node_env=None):
         global _seq
         _seq += 1
         self.dir = str(tmp_path)
@@ -399,8 +400,10 @@ class Cluster:
             ov.update((node_overrides or {}).get(i, {}))
             workdir = os.path.join(self.dir, "node%d" % i)
             os.makedirs(workdir, exist_ok=True)
+            ev = dict(env or {})
+            ev.update((node_env or {}).get(i, {}))  # e.g. a test hook on one node only
             self.nodes.append(ClusterNode(self, i, self.hosts[i - 1], workdir, ov,
-                                          self.netns[i - 1] if self.netns else None, env))
+                                          self.netns[i - 1] if self.netns else None, ev))
 
     def __getitem__(self, i):
         """cl[i]: node i, 1-based."""

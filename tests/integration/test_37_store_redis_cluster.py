@@ -15,9 +15,17 @@ Every node shares one real redis-server (redisfx). Node 2 is killed:
   - the will of a client that was connected to node 2 is published by a
     survivor [MQTT-3.1.2-8];
   - node 2, restarted after its sessions moved, loads none of them.
+
+Exactly once for QoS 2 across nodes: node 1 dies after storing a QoS 2
+message (for every target, or only for its own before its forwards left);
+the publisher's resend through another node reaches exactly the subscribers
+that lack it (FORWARD RX marks the entries other nodes store, FORWARD SKIP
+carries the marked targets to the nodes the resend is forwarded to).
 """
 
 import time
+
+import pytest
 
 import mqttraw as m
 from conftest import require
@@ -216,3 +224,129 @@ def test_forwards_not_held_for_a_store_that_is_down(redis, cluster):  # noqa: F8
     assert bytes(got.payload) == b"x"
     n1.wait_log(r"forwards held \d+ ms for the store: sent without waiting more")
     p.expect_nothing(0.3, ptype=m.PUBREC)  # not stored: not acknowledged
+
+
+# ---- exactly once for QoS 2 across nodes (FORWARD RX / SKIP) ----
+
+XO_SUBS = {1: "xo-sub1", 2: "xo-sub2", 3: "xo-sub3"}  # node -> persistent subscriber
+XO_MEMBERS = {2: "xo-member2", 3: "xo-member3"}       # node -> member of $share/g/xo/t
+
+
+def xo_setup(cl):
+    """Persistent QoS 2 subscribers on every node (offline), and a shared
+    group with a member on nodes 2 and 3: each SUBACK holds cluster-wide."""
+    for i, cid in XO_SUBS.items():
+        s = cl[i].raw()
+        s.connect(cid, clean=False)
+        s.subscribe("xo/t", qos=2)
+        s.disconnect()
+    for i, cid in XO_MEMBERS.items():
+        s = cl[i].raw()
+        s.connect(cid, clean=False)
+        s.subscribe("$share/g/xo/t", qos=2)
+        s.disconnect()
+
+
+def xo_resend_until_pubrec(node, mid, timeout=30.0):
+    """The publisher's resend (DUP, same packet id) through node, on a new
+    connection each time the node refuses it (while the dead node's sessions
+    are not adopted yet, a publish matching its routes is refused); then
+    PUBREL / PUBCOMP. Returns the number of resends."""
+    deadline = time.monotonic() + T(timeout)
+    resends = 0
+    while True:
+        assert time.monotonic() < deadline, "the resend was never acknowledged"
+        p = node.raw()
+        assert p.connect("xo-pub", clean=False).session_present
+        p.send(m.publish("xo/t", b"once", qos=2, mid=mid, dup=True))
+        resends += 1
+        try:
+            rec = p.expect(m.PUBREC, timeout=5)
+            break
+        except (Closed, AssertionError, OSError):
+            p.close()
+            time.sleep(0.3)
+    assert rec.mid == mid
+    p.send(m.pubrel(mid))
+    assert p.expect(m.PUBCOMP).mid == mid
+    p.close()
+    return resends
+
+
+def xo_counts(cl):
+    """Each subscriber reconnects (the dead node 1's through node 2, which
+    adopted its sessions, or any other): how many times it gets the message."""
+    counts = {}
+    for i, cid in list(XO_SUBS.items()) + list(XO_MEMBERS.items()):
+        node = cl[i] if cl[i].alive() else cl[2]
+        s = node.raw()
+        assert s.connect(cid, clean=False).session_present, cid
+        n = 0
+        deadline = time.monotonic() + T(1.5)
+        while time.monotonic() < deadline:
+            q = s.try_recv(0.3)
+            if q is not None and q.type == PUBLISH:
+                assert bytes(q.payload) == b"once"
+                n += 1
+                s.ack(q)
+        counts[cid] = n
+        s.disconnect()
+    return counts
+
+
+def xo_assert_once(cl, resends):
+    counts = xo_counts(cl)
+    assert all(counts[c] == 1 for c in XO_SUBS.values()), \
+        "not exactly once per subscriber: %r (resends %d)" % (counts, resends)
+    assert sum(counts[c] for c in XO_MEMBERS.values()) == 1, \
+        "the shared group: %r (resends %d)" % (counts, resends)
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_qos2_resend_after_pubrec_lost_exactly_once_across_nodes(redis, cluster):  # noqa: F811
+    """Node 1 stores a QoS 2 message for every subscriber of the cluster
+    (its own, and those of nodes 2 and 3 through FORWARD) and sends PUBREC,
+    then dies (SIGKILL) before the publisher read it. The publisher resends
+    (DUP, same id) through node 3: its session, taken over from Redis, holds
+    the id unconfirmed with the marks of every target that has it, those
+    node 1 stored and those nodes 2 and 3 stored for node 1's forwards
+    (FORWARD RX). Node 3 skips its own, and its FORWARD to node 2 (which
+    adopted node 1's sessions: the first survivor by name) carries the whole
+    set (FORWARD SKIP): nobody gets it twice [MQTT-4.3.3-9]."""
+    cl = start(cluster, redis)
+    n1, n2, n3 = cl.nodes
+    xo_setup(cl)
+    p = n1.raw()
+    p.connect("xo-pub", clean=False)
+    p.send(m.publish("xo/t", b"once", qos=2, mid=7))
+    assert p.expect(m.PUBREC).mid == 7  # stored for every target, cluster-wide
+    n1.kill()  # as if the PUBREC had never reached the publisher
+    p.close()
+    resends = xo_resend_until_pubrec(n3, 7)
+    assert n3.log_lines(r"client_id=xo-pub: QoS 2 packet id 7 resent after a restart")
+    xo_assert_once(cl, resends)
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_qos2_kill_between_batches_exactly_once_across_nodes(redis, cluster):  # noqa: F811
+    """Node 1 is killed right after the batch holding the publisher's QoS 2
+    id (and its own subscriber's entry and mark) is durable, before its
+    forwards leave (they wait for that batch; test hook
+    HQ_TEST_STORE_KILL_AFTER_RXID). The resend through node 3 must reach
+    the subscribers of nodes 2 and 3 and the group, which lack it, and not
+    node 1's subscriber (adopted by node 2), which has it: FORWARD SKIP."""
+    cl = cluster(3, {"session.store": "redis",
+                     "session.redis.server": "127.0.0.1:%d" % redis.port},
+                 node_env={1: {"HQ_TEST_STORE_KILL_AFTER_RXID": "1"}})
+    cl.join_all()
+    cl.wait_all_running()
+    n1, n2, n3 = cl.nodes
+    xo_setup(cl)
+    p = n1.raw()
+    p.connect("xo-pub", clean=False)
+    p.send(m.publish("xo/t", b"once", qos=2, mid=9))
+    n1.proc.wait(timeout=T(10))  # the hook killed it: no PUBREC was sent
+    n1.wait_log("killed after a QoS 2 id was stored")
+    p.close()
+    resends = xo_resend_until_pubrec(n3, 9)
+    xo_assert_once(cl, resends)

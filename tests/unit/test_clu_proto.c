@@ -207,6 +207,36 @@ static void enc_forward(struct buf *b, uint8_t qos)
 	encode_ok(b, &m);
 }
 
+/* FORWARD RX (version 2): a QoS 2 message's publisher and packet id, and
+ * with SKIP the targets that have it stored (a resend after a crash) */
+static const struct clu_str fwd_skip[3] = {
+	{ "csub-1", 6 },
+	{ "g$share/workers/jobs/#", 22 },
+	{ "cs\xc3\xa9", 4 },
+};
+
+static void fill_forward_rx(struct clu_msg *m, bool skip)
+{
+	*m = (struct clu_msg){ .type = CLU_MSG_FORWARD };
+	m->fwd.seq = 77;
+	m->fwd.plain = true;
+	m->fwd.origin = S(NODE_B);
+	m->fwd.rx_client = S("pub-\xc3\xa9");
+	m->fwd.rx_pid = 0xBEEF;
+	m->fwd.n_skip = skip ? 3 : 0;
+	m->fwd.skip = skip ? fwd_skip : NULL;
+	m->fwd.n_groups = 1;
+	m->fwd.groups = fwd_groups;
+	m->fwd.msg = sample_message("sensors/1/temp", "21.5", 2);
+}
+
+static void enc_forward_rx(struct buf *b, bool skip)
+{
+	struct clu_msg m;
+	fill_forward_rx(&m, skip);
+	encode_ok(b, &m);
+}
+
 static void enc_acks(struct buf *b)
 {
 	struct clu_batch bt;
@@ -253,7 +283,7 @@ static void enc_takeover(struct buf *b, int type)
 	encode_ok(b, &m);
 }
 
-#define N_SAMPLES 20
+#define N_SAMPLES 22
 
 static size_t make_samples(struct frame *v)
 {
@@ -274,6 +304,8 @@ static size_t make_samples(struct frame *v)
 	ADD(enc_forward(&b, 0));
 	ADD(enc_forward(&b, 1));
 	ADD(enc_forward(&b, 2));
+	ADD(enc_forward_rx(&b, false));
+	ADD(enc_forward_rx(&b, true));
 	ADD(enc_acks(&b));
 	ADD(enc_retained(&b));
 	ADD(enc_takeover(&b, CLU_MSG_TAKEOVER_REQ));
@@ -359,8 +391,16 @@ static void reencode(const struct clu_msg *m, struct buf *out)
 			k++;
 		assert_int_equal(k, m->fwd.n_groups);
 		c.fwd.groups = g;
+		struct clu_list sl = m->fwd.slist;
+		struct clu_str *t = hq_calloc(m->fwd.n_skip + 1u, sizeof(*t));
+		k = 0;
+		while (clu_next_target(&sl, &t[k]))
+			k++;
+		assert_int_equal(k, m->fwd.n_skip);
+		c.fwd.skip = t;
 		encode_ok(out, &c);
 		hq_free(g);
+		hq_free(t);
 		return;
 	}
 	default:
@@ -662,6 +702,212 @@ static void test_forward(void **state)
 	}
 }
 
+/* FORWARD RX and SKIP round trip, and what the encoder refuses. */
+static void test_forward_rx_skip(void **state)
+{
+	for (int skip = 0; skip <= 1; skip++) {
+		struct buf b = { 0 };
+		struct frame f;
+		struct clu_msg m;
+		struct clu_str t;
+		struct clu_group g;
+		uint8_t *keep;
+
+		enc_forward_rx(&b, skip);
+		f = take_frame(&b);
+		assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_OK);
+		assert_int_equal(m.fwd.seq, 77);
+		assert_true(m.fwd.plain);
+		assert_int_equal(m.fwd.client.len, 0);
+		assert_true(str_eq(m.fwd.rx_client, "pub-\xc3\xa9"));
+		assert_int_equal(m.fwd.rx_pid, 0xBEEF);
+		assert_int_equal(m.fwd.n_skip, skip ? 3 : 0);
+		for (int i = 0; i < (skip ? 3 : 0); i++) {
+			assert_true(clu_next_target(&m.fwd.slist, &t));
+			assert_true(t.len == fwd_skip[i].len && !memcmp(t.p, fwd_skip[i].p, t.len));
+		}
+		assert_false(clu_next_target(&m.fwd.slist, &t));
+		assert_true(clu_next_group(&m.fwd.glist, &g));
+		assert_true(str_eq(g.group, "workers") && str_eq(g.filter, "jobs/#"));
+		assert_false(clu_next_group(&m.fwd.glist, &g));
+		assert_int_equal(m.fwd.msg.qos, 2);
+		assert_true(str_eq(m.fwd.msg.topic, "sensors/1/temp"));
+		assert_true(bin_eq(m.fwd.msg.payload, "21.5", 4));
+		hq_free(keep);
+		hq_free(f.p);
+	}
+	/* a plain forward has neither */
+	{
+		struct buf b = { 0 };
+		struct frame f;
+		struct clu_msg m;
+		uint8_t *keep;
+		enc_forward(&b, 2);
+		f = take_frame(&b);
+		assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_OK);
+		assert_int_equal(m.fwd.rx_client.len, 0);
+		assert_int_equal(m.fwd.rx_pid, 0);
+		assert_int_equal(m.fwd.n_skip, 0);
+		hq_free(keep);
+		hq_free(f.p);
+	}
+
+	struct buf b = { 0 };
+	struct clu_msg m;
+	struct clu_str bad[1];
+	buf_append(&b, "xyz", 3);   /* what is there must survive every refusal */
+	fill_forward_rx(&m, true);
+	m.fwd.msg.qos = 1;          /* RX only for QoS 2 */
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	fill_forward_rx(&m, false);
+	m.fwd.rx_pid = 0;           /* MQTT packet ids are not 0 */
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	fill_forward_rx(&m, true);
+	m.fwd.rx_client = S("");    /* SKIP only with RX */
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	fill_forward_rx(&m, false);
+	m.fwd.plain = false;        /* RX never with CLIENT */
+	m.fwd.n_groups = 0;
+	m.fwd.groups = NULL;
+	m.fwd.client = S("moved");
+	assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	static const char *targets[] = { "c", "xsub", "c\xff", "g" };
+	for (size_t i = 0; i < sizeof(targets) / sizeof(*targets); i++) {
+		fill_forward_rx(&m, true);
+		bad[0] = S(targets[i]);
+		m.fwd.n_skip = 1;
+		m.fwd.skip = bad;
+		assert_int_equal(clu_encode(&b, &m), HQ_EINVAL);
+	}
+	/* a set past CLU_FWD_SKIP_MAX: too large (the sender goes without it) */
+	size_t n = CLU_FWD_SKIP_MAX / 7 + 1;
+	struct clu_str *big = hq_calloc(n, sizeof(*big));
+	for (size_t i = 0; i < n; i++)
+		big[i] = S("csub-x");   /* 2 + 6 bytes each */
+	fill_forward_rx(&m, true);
+	m.fwd.skip = big;
+	m.fwd.n_skip = (uint32_t)(CLU_FWD_SKIP_MAX / 8);
+	struct buf ok = { 0 };
+	encode_ok(&ok, &m);         /* exactly at the bound */
+	buf_free(&ok);
+	m.fwd.n_skip = (uint32_t)n;
+	assert_int_equal(clu_encode(&b, &m), HQ_ETOOLARGE);
+	assert_int_equal(buf_avail(&b), 3);
+	hq_free(big);
+	buf_free(&b);
+}
+
+/* FORWARD RX / SKIP bodies that are well framed but invalid. */
+static void test_forward_rx_skip_malformed(void **state)
+{
+	struct buf b = { 0 };
+	struct frame f;
+	struct clu_msg m;
+	uint8_t *keep;
+	/* offsets in the body: seq 8, fflags 1, origin, rx_client, rx_pid, n_skip */
+	const size_t fl = 8, rx = fl + 1 + 2 + strlen(NODE_B);
+	const size_t pid = rx + 2 + strlen("pub-\xc3\xa9"), ns = pid + 2, t0 = ns + 4;
+	uint8_t *body;
+
+	enc_forward_rx(&b, true);
+	f = take_frame(&b);
+	body = f.p + CLU_HDR_LEN;
+	assert_int_equal(body[fl], 0x01 | 0x04 | 0x08);
+	assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_OK);
+	hq_free(keep);
+#define BAD(what) do {                                                        \
+		assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_EMALFORMED); \
+		hq_free(keep);                                                \
+	} while (0)
+	/* n_skip says more targets than there are (the set is truncated) */
+	body[ns + 3] = 4;
+	BAD(n_skip);
+	/* ... or 0 with SKIP set */
+	body[ns + 3] = 0;
+	BAD(n_skip0);
+	body[ns + 3] = 3;
+	/* a target's length running past the frame, or 1 (no name) */
+	body[t0] = 0xFF;
+	BAD(len);
+	body[t0] = 0;
+	body[t0 + 1] = 1;
+	BAD(len1);
+	body[t0 + 1] = 6;
+	/* a target that is neither a client ('c') nor a group ('g') */
+	body[t0 + 2] = 'x';
+	BAD(kind);
+	body[t0 + 2] = 'c';
+	/* packet id 0 */
+	body[pid] = body[pid + 1] = 0;
+	BAD(pid);
+	body[pid] = 0xBE;
+	body[pid + 1] = 0xEF;
+	/* SKIP without RX: the decoder then reads rx_client as n_skip */
+	body[fl] = 0x01 | 0x08;
+	BAD(skip_without_rx);
+	/* a reserved flag */
+	body[fl] = 0x01 | 0x04 | 0x08 | 0x10;
+	BAD(reserved);
+	body[fl] = 0x01 | 0x04 | 0x08;
+	assert_int_equal(decode(f.p, f.n, &m, &keep), HQ_OK);   /* restored: valid again */
+	hq_free(keep);
+	hq_free(f.p);
+
+	/* RX on a QoS 1 forward: the mbody's qos byte flipped */
+	enc_forward_rx(&b, false);
+	f = take_frame(&b);
+	body = f.p + CLU_HDR_LEN;
+	{
+		/* the qos byte follows n_groups, the group, and the topic */
+		size_t q = pid + 2 + 2 + 2 + 7 + 2 + 6 + 2 + strlen("sensors/1/temp");
+		assert_int_equal(body[q], 2);
+		body[q] = 1;
+		BAD(rx_qos1);
+	}
+	hq_free(f.p);
+
+	/* a skip set past CLU_FWD_SKIP_MAX, made by hand (the encoder refuses it) */
+	{
+		uint32_t n = CLU_FWD_SKIP_MAX / 8 + 1;
+		struct clu_msg v;
+		fill_forward_rx(&v, false);
+		enc_forward_rx(&b, false);
+		f = take_frame(&b);
+		size_t len = f.n + 4 + (size_t)n * 8;
+		uint8_t *p = hq_malloc(len), *q = p;
+		memcpy(q, f.p, CLU_HDR_LEN + pid + 2);
+		q[CLU_HDR_LEN + fl] |= 0x08;
+		q += CLU_HDR_LEN + pid + 2;
+		*q++ = (uint8_t)(n >> 24), *q++ = (uint8_t)(n >> 16);
+		*q++ = (uint8_t)(n >> 8), *q++ = (uint8_t)n;
+		for (uint32_t i = 0; i < n; i++, q += 8)
+			memcpy(q, "\x00\x06" "csub-x", 8);
+		memcpy(q, f.p + CLU_HDR_LEN + pid + 2, f.n - CLU_HDR_LEN - pid - 2);
+		uint32_t bl = (uint32_t)(len - CLU_HDR_LEN);
+		p[4] = (uint8_t)(bl >> 24), p[5] = (uint8_t)(bl >> 16);
+		p[6] = (uint8_t)(bl >> 8), p[7] = (uint8_t)bl;
+		assert_int_equal(decode(p, len, &m, &keep), HQ_EMALFORMED);
+		hq_free(keep);
+		/* one target fewer: at the bound, accepted */
+		uint32_t n1 = n - 1;
+		uint8_t *q1 = p + CLU_HDR_LEN + pid + 2;
+		q1[0] = (uint8_t)(n1 >> 24), q1[1] = (uint8_t)(n1 >> 16);
+		q1[2] = (uint8_t)(n1 >> 8), q1[3] = (uint8_t)n1;
+		memmove(q1 + 4 + (size_t)n1 * 8, q1 + 4 + (size_t)n * 8,
+			f.n - CLU_HDR_LEN - pid - 2);
+		len -= 8;
+		bl -= 8;
+		p[4] = (uint8_t)(bl >> 24), p[5] = (uint8_t)(bl >> 16);
+		p[6] = (uint8_t)(bl >> 8), p[7] = (uint8_t)bl;
+		assert_int_equal(decode(p, len, &m, &keep), HQ_OK);
+		assert_int_equal(m.fwd.n_skip, n1);
+		hq_free(keep);
+		hq_free(p);
+		hq_free(f.p);
+	}
+#undef BAD
+}
+
 static void test_forward_large(void **state)
 {
 	size_t n = 3u << 20;
@@ -867,9 +1113,13 @@ static void test_header(void **state)
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x10", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x16", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"GET /", 5, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
-	h[1] = 2;
+	/* the version before (1: no FORWARD RX/SKIP) and the next are refused */
+	h[1] = CLU_PROTO_VERSION - 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, 2);
+	assert_int_equal(fr.version, 1);
+	h[1] = CLU_PROTO_VERSION + 1;
+	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
+	assert_int_equal(fr.version, 3);
 	assert_int_equal(clu_decode(h, sizeof(h), CLU_MAX_BODY, &m, &used), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION;
 	h[3] = 0x80;
@@ -1268,6 +1518,8 @@ int main(void)
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_forward),
+		cmocka_unit_test(test_forward_rx_skip),
+		cmocka_unit_test(test_forward_rx_skip_malformed),
 		cmocka_unit_test(test_forward_large),
 		cmocka_unit_test(test_forward_ack),
 		cmocka_unit_test(test_retain_set),
