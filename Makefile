@@ -142,7 +142,7 @@ bench-recovery: all
 # all 40 paho clients share one Python process, which at 10 msg/s (4,000 QoS 2 deliveries
 # a second, four packets each) used 94% of a core and fell behind the broker (chaos.py
 # prints its own CPU). `chaos-short`: 2 kills in 20 s with fewer clients: redis/3 nodes
-# at QoS 1, local/1 node at QoS 1 and at QoS 2 (about 3 min).
+# and local/1 node, each at QoS 1 and at QoS 2 (about 4 min).
 CHAOS = /usr/bin/python3 tests/chaos/chaos.py --build $(BUILD)
 CHAOS_SHORT_ARGS = --pubs 5 --subs 5 --rate 10 --duration 20 --kill-every 7 \
 	--restart-after 3 --drain 20
@@ -160,6 +160,7 @@ chaos-short: all
 	$(CHAOS) --store local --nodes 1 --qos 1 --mqtt 5 $(CHAOS_SHORT_ARGS) || failed=1; \
 	$(CHAOS) --store local --nodes 1 --qos 2 --mqtt 5 $(CHAOS_SHORT_ARGS) --pubs 10 --subs 10 \
 		--rate 20 --drain 60 || failed=1; \
+	$(CHAOS) --store redis --nodes 3 --qos 2 --mqtt 3.1.1 $(CHAOS_SHORT_ARGS) || failed=1; \
 	test $$failed -eq 0
 
 clean:

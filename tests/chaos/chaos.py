@@ -79,6 +79,8 @@ def parse_args(argv):
     ap.add_argument("--drain", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--build", default=None, help="directory holding hamqttd (default build/)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="node.workers of every node (default: the node's own)")
     ap.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     a = ap.parse_args(argv)
     if not (1 <= a.nodes <= 9 and 1 <= a.pubs <= 500 and 1 <= a.subs <= 500):
@@ -234,7 +236,8 @@ def main(argv):
                               args.kill_every, args.restart_after, args.seed, workdir),
           flush=True)
     try:
-        cl, hp, _redis = infra.start(workdir, reaper, args.store, args.nodes)
+        cl, hp, _redis = infra.start(workdir, reaper, args.store, args.nodes,
+                                          args.workers)
     except Exception as e:
         print("CHAOS %s: could not start: %s -> ERROR (logs in %s)" % (label, e, workdir))
         return 2

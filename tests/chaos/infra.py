@@ -89,8 +89,9 @@ class Redis:
                 self.proc.wait(timeout=5)
 
 
-def node_overrides(store, redis):
-    """hamqttd settings of every node of a run."""
+def node_overrides(store, redis, workers=None):
+    """hamqttd settings of every node of a run (workers: node.workers, or
+    the node's default)."""
     ov = {
         "session.store": store,
         # HAProxy sends a PROXY v2 header first (deploy/haproxy/haproxy.cfg)
@@ -105,10 +106,12 @@ def node_overrides(store, redis):
     }
     if redis is not None:
         ov["session.redis.server"] = "127.0.0.1:%d" % redis.port
+    if workers:
+        ov["node.workers"] = workers
     return ov
 
 
-def start(workdir, reaper, store, nodes):
+def start(workdir, reaper, store, nodes, workers=None):
     """Start (redis,) the nodes and HAProxy; returns (cluster, haproxy, redis)."""
     if HAPROXY is None:
         raise RuntimeError("haproxy not found (apt-get install haproxy)")
@@ -118,7 +121,7 @@ def start(workdir, reaper, store, nodes):
             raise RuntimeError("redis-server not found (apt-get install redis-server)")
         redis = Redis(workdir)
         reaper.add("redis-server", redis.stop)
-    cl = Cluster(workdir, nodes, node_overrides(store, redis), name="hamqtt-chaos-%d" % os.getpid())
+    cl = Cluster(workdir, nodes, node_overrides(store, redis, workers), name="hamqtt-chaos-%d" % os.getpid())
     reaper.add("hamqttd nodes", lambda: [n.stop(timeout=5) for n in cl.nodes])
     cl.start()
     if nodes > 1:
