@@ -693,6 +693,13 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.cacertfile", tn, l->name);
 			return fail(NULL, key, err, errlen, "required with verify = peer");
 		}
+		if (l->type == CONF_LT_SSL && l->peer_cert_as_username == CONF_PCU_CN &&
+		    l->verify != CONF_VERIFY_PEER) {
+			/* a CN nobody checked would let anyone pick a username */
+			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.peer_cert_as_username", tn,
+				 l->name);
+			return fail(NULL, key, err, errlen, "cn requires verify = peer");
+		}
 		if (p1 == 0)
 			continue; /* ephemeral ports never collide */
 		for (int j = 0; j < i; j++) {

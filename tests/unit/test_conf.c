@@ -706,6 +706,9 @@ static void test_ssl_listener(void **state)
 	/* the tcp listener of the same name is another listener */
 	assert_int_equal(c->listeners[0].type, CONF_LT_TCP);
 	assert_string_equal(c->listeners[0].bind, "0.0.0.0:1883");
+	load_ok(c, "listeners.ssl.default.verify = none\n");
+	validate_err(c, "listeners.ssl.default.peer_cert_as_username: cn requires verify = peer");
+	load_ok(c, "listeners.ssl.default.verify = peer\n");
 	validate_err(c, "listeners.ssl.default.cacertfile: required with verify = peer");
 	load_ok(c, "listeners.ssl.default.cacertfile = /x/ca.pem\n");
 	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
