@@ -32,7 +32,8 @@ static int tls_proxy_header(struct conn *c)
 {
 	uint8_t p[PROXY_V2_MAX];
 	size_t have = buf_avail(&c->in);
-	memcpy(p, buf_head(&c->in), have);
+	if (have)
+		memcpy(p, buf_head(&c->in), have);
 	ssize_t n = recv(c->io.fd, p + have, sizeof(p) - have, MSG_PEEK);
 	if (n == 0) {
 		conn_close(c, -1, "connection closed by peer");
