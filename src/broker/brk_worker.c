@@ -652,6 +652,24 @@ void broker_shutdown(struct broker *b)
 	wk_act_as(NULL);
 }
 
+int broker_reload_tls(struct broker *b)
+{
+	int failed = 0;
+	for (int i = 0; i < b->cfg->n_listeners; i++) {
+		if (!b->tls[i])
+			continue;
+		char err[CONF_ERR_MAX];
+		if (tls_srv_reload(b->tls[i], &b->cfg->listeners[i], err, sizeof(err)) == HQ_OK) {
+			log_notice("listener %s: certificates reloaded", tls_srv_name(b->tls[i]));
+		} else {
+			log_error("listener %s: reload failed, the previous certificates stay: %s",
+				  tls_srv_name(b->tls[i]), err);
+			failed++;
+		}
+	}
+	return failed;
+}
+
 /* After broker_shutdown (run here if the caller did not): free everything. */
 void broker_free(struct broker *b)
 {

@@ -16,6 +16,7 @@
 #include "net/ev.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@
 #include <openssl/x509v3.h>
 
 struct tls_srv {
+	/* the current context: replaced whole by a reload (SIGHUP), read by
+	 * tls_conn_new on the workers. The lock covers the load and SSL_new's
+	 * reference, so a replaced context is freed only by its last SSL. */
+	pthread_mutex_t lock;
 	SSL_CTX *ctx;
 	bool cn_as_username;
 	char name[80];            /* "ssl.<name>" */
@@ -115,7 +120,8 @@ static int set_ciphers(SSL_CTX *ctx, const struct conf_listener *L, char *err, s
 	return rc;
 }
 
-struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen)
+/* A context from L's keys, its files read now; NULL with err set. */
+static SSL_CTX *ctx_build(const struct conf_listener *L, char *err, size_t errlen)
 {
 	ERR_clear_error();
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -176,15 +182,37 @@ struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t err
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	if (set_ciphers(ctx, L, err, errlen) != HQ_OK)
 		goto fail;
-	struct tls_srv *s = hq_calloc(1, sizeof(*s));
-	s->ctx = ctx;
-	s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
-	snprintf(s->name, sizeof(s->name), "ssl.%s", L->name);
-	return s;
+	return ctx;
 fail:
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(L, err, errlen);
+	if (!ctx)
+		return NULL;
+	struct tls_srv *s = hq_calloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->ctx = ctx;
+	s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
+	snprintf(s->name, sizeof(s->name), "ssl.%s", L->name);
+	return s;
+}
+
+int tls_srv_reload(struct tls_srv *s, const struct conf_listener *L, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(L, err, errlen);
+	if (!ctx)
+		return HQ_EINVAL;
+	pthread_mutex_lock(&s->lock);
+	SSL_CTX *old = s->ctx;
+	s->ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+	SSL_CTX_free(old); /* the listener's reference; live connections keep theirs */
+	return HQ_OK;
 }
 
 void tls_srv_free(struct tls_srv *s)
@@ -192,6 +220,7 @@ void tls_srv_free(struct tls_srv *s)
 	if (!s)
 		return;
 	SSL_CTX_free(s->ctx);
+	pthread_mutex_destroy(&s->lock);
 	hq_free(s);
 }
 
@@ -209,7 +238,9 @@ bool tls_srv_cn_as_username(const struct tls_srv *s)
 
 struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 {
-	SSL *ssl = SSL_new(s->ctx);
+	pthread_mutex_lock(&s->lock);
+	SSL *ssl = SSL_new(s->ctx); /* takes a reference on the context */
+	pthread_mutex_unlock(&s->lock);
 	if (!ssl)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1) { /* a socket BIO with BIO_NOCLOSE */

@@ -14,7 +14,7 @@
  * An SSL holds a reference on its SSL_CTX, so a context can never be freed
  * under a live connection. A tls_conn is used by one thread at a time (its
  * connection's worker); the SSL_CTX is shared read-only by all workers,
- * which OpenSSL allows.
+ * which OpenSSL allows; tls_srv_reload swaps it under a lock.
  */
 #ifndef HQ_NET_TLS_H
 #define HQ_NET_TLS_H
@@ -31,6 +31,10 @@ struct tls_conn;
  * versions, ciphers. NULL with "listeners.ssl.<name>.<key>: <why>" in err
  * when a file cannot be loaded or a value is refused by OpenSSL. */
 struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen);
+/* Read L's files again into a new context for the connections accepted from
+ * now on (SIGHUP); live connections keep the context they started with.
+ * Any thread. On failure the old context stays, err says why. */
+int tls_srv_reload(struct tls_srv *s, const struct conf_listener *L, char *err, size_t errlen);
 void tls_srv_free(struct tls_srv *s);
 const char *tls_srv_name(const struct tls_srv *s);  /* "ssl.<name>", for logs */
 bool tls_srv_cn_as_username(const struct tls_srv *s);

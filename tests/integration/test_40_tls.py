@@ -12,6 +12,7 @@ ever committed.
 
 import os
 import queue
+import signal
 import socket
 import ssl
 import struct
@@ -363,3 +364,52 @@ def test_bad_ssl_key_names_file_and_line(tmp_path, certs):
     del del_cert["listeners.ssl.default.certfile"]
     _, _, err = run_refused(tmp_path, del_cert)
     assert "listeners.ssl.default.certfile: required for an ssl listener" in err, err
+
+
+def _served_cn(port, certs):
+    ctx = ssl.create_default_context(cafile=certs("ca.pem"))
+    with socket.create_connection(("127.0.0.1", port), timeout=T(10)) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ts:
+            subject = dict(x[0] for x in ts.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+def test_sighup_reloads_certificates_without_dropping_connections(broker, certs, tmp_path):
+    """SIGHUP: new connections get the files' new certificate, live ones stay;
+    a file that fails to load keeps the old certificate (logged)."""
+    d = str(tmp_path)
+    for f in ("server.pem", "server.key"):
+        with open(certs(f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+            dst.write(src.read())
+    port = free_port()
+    conf = ssl_conf(certs, port)
+    conf["listeners.ssl.default.certfile"] = os.path.join(d, "server.pem")
+    conf["listeners.ssl.default.keyfile"] = os.path.join(d, "server.key")
+    b = broker(conf)
+    b.wait_listening(port)
+    assert _served_cn(port, certs) == "localhost"
+    live = TlsPaho(port, "live", certs)
+    try:
+        live.subscribe("r/#")
+        # a new certificate of the same CA, written over the files
+        with open(os.path.join(d, "ca.pem"), "wb") as f, open(certs("ca.pem"), "rb") as src:
+            f.write(src.read())
+        with open(os.path.join(d, "ca.key"), "wb") as f, open(certs("ca.key"), "rb") as src:
+            f.write(src.read())
+        _leaf(d, "server", "ca", "renewed", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        b.proc.send_signal(signal.SIGHUP)
+        b.wait_log("listener ssl.default: certificates reloaded")
+        assert _served_cn(port, certs) == "renewed"
+        live.publish("r/1", b"after reload")
+        assert live.get().payload == b"after reload"
+        # a broken file: the renewed certificate stays
+        with open(os.path.join(d, "server.pem"), "w") as f:
+            f.write("garbage\n")
+        b.proc.send_signal(signal.SIGHUP)
+        line = b.wait_log("reload failed, the previous certificates stay")[0]
+        assert "listeners.ssl.default.certfile: cannot load" in line, line
+        assert _served_cn(port, certs) == "renewed"
+        live.publish("r/2", b"still")
+        assert live.get().payload == b"still"
+    finally:
+        live.close()
