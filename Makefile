@@ -22,7 +22,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmis
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc -pthread -fno-strict-aliasing
 LDFLAGS += -pthread
-LDLIBS := -lm -lmicrohttpd -lcjson -lcrypto -llmdb -lhiredis
+LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 
 ifeq ($(SAN),asan)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -8,6 +8,10 @@
  * output exceeds mqtt.max_outbuf counts as not writable: deliveries queue in
  * its session instead (bounded by the queue policy), so a slow reader cannot
  * grow the broker's memory without bound.
+ *
+ * On an ssl listener c->tls is set and the same paths go through
+ * net/net_tls.h instead of recv/send (one NULL test on the TCP path); the
+ * handshake comes first (conn_tls_handshake, brk_tls.c).
  */
 #include "broker/brk_int.h"
 #include "core/err.h"
@@ -27,7 +31,8 @@
 #define READ_CHUNK 16384
 #define READ_BUDGET (256 * 1024) /* bytes per readiness event, for fairness */
 
-struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy)
+struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
+		      struct tls_srv *tls)
 {
 	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
@@ -39,6 +44,12 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_pr
 	c->expect_proxy = expect_proxy;
 	wk_conn_add(w, c);
 	atomic_fetch_add(&b->conns_now, 1);
+	if (tls && !(c->tls = tls_conn_new(tls, fd))) {
+		log_warning("cannot start TLS for a connection from %s on listener %s",
+			    addr, tls_srv_name(tls));
+		conn_close(c, -1, "TLS setup failed");
+		return NULL;
+	}
 	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
 		log_warning("cannot watch connection from %s: %s", addr, strerror(errno));
 		conn_close(c, -1, "epoll failed");
@@ -116,8 +127,16 @@ static ssize_t write_with_segs(struct conn *c)
 	/* c->out's tail only after the last segment, never ahead of one */
 	if (i == sg->n && avail > pos)
 		iov[k++] = (struct iovec){ (void *)(head + pos), avail - pos };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)k };
-	ssize_t n = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+	ssize_t n;
+	if (c->tls) {
+		/* no writev under TLS: the first piece only (one record or more);
+		 * a retry after EAGAIN starts with the same bytes, as OpenSSL
+		 * requires, since nothing was consumed */
+		n = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len);
+	} else {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)k };
+		n = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
+	}
 	if (n <= 0)
 		return n;
 	/* consume n bytes in the same order */
@@ -162,7 +181,8 @@ void conn_flush(struct conn *c)
 		if (c->segs) {
 			n = write_with_segs(c);
 		} else {
-			n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
+			n = c->tls ? tls_write(c->tls, buf_head(&c->out), buf_avail(&c->out))
+				   : send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
 			if (n > 0)
 				buf_consume(&c->out, (size_t)n);
 		}
@@ -173,10 +193,14 @@ void conn_flush(struct conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | EV_WRITE);
+			/* TLS may wait for input first (then the read event
+			 * flushes again, conn_io_cb) */
+			unsigned want = c->tls ? tls_wants(c->tls) : EV_WRITE;
+			ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | want);
 			return;
 		}
-		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
+		conn_close(c, -1, n < 0 ? (c->tls ? tls_error(c->tls) : strerror(errno))
+				    : "send returned 0");
 		return;
 	}
 	/* nothing is kept between bursts except mid-sized buffers of busy
@@ -197,7 +221,7 @@ void conn_flush(struct conn *c)
  * and limited. A connection without a valid header is refused. Returns the
  * header length, HQ_EAGAIN, or another error after closing the connection.
  */
-static int read_proxy_header(struct conn *c, const uint8_t *p, size_t n)
+int conn_proxy_header(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct proxy_hdr h;
 	int r = proxy_parse(p, n, &h);
@@ -233,7 +257,7 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 		size_t hdr;
 		uint32_t rem;
 		if (c->expect_proxy) {
-			int r = read_proxy_header(c, p + off, n - off);
+			int r = conn_proxy_header(c, p + off, n - off);
 			if (r == HQ_EAGAIN)
 				break;
 			if (r < 0)
@@ -303,7 +327,9 @@ static void conn_read(struct conn *c)
 		bool direct = !buf_avail(&c->in);
 		uint8_t *p = direct ? w->rbuf : buf_reserve(&c->in, READ_CHUNK);
 		size_t room = direct ? sizeof(w->rbuf) : c->in.cap - c->in.len;
-		ssize_t n = recv(c->io.fd, p, room, 0);
+		/* room >= one TLS record's plaintext (16 KiB): OpenSSL never
+		 * keeps decrypted bytes back that epoll would not announce */
+		ssize_t n = c->tls ? tls_read(c->tls, p, room) : recv(c->io.fd, p, room, 0);
 		if (n > 0) {
 			STAT_ADD(w->st.bytes_in, (uint64_t)n);
 			c->last_rx_ms = ev_now_ms(w->loop);
@@ -322,8 +348,8 @@ static void conn_read(struct conn *c)
 				c->in.len += (size_t)n;
 				conn_process_input(c);
 			}
-			if ((size_t)n < room)
-				break; /* socket drained */
+			if ((size_t)n < room && !c->tls)
+				break; /* socket drained (TLS: one record per call, read on) */
 			continue;
 		}
 		if (n == 0) {
@@ -333,7 +359,9 @@ static void conn_read(struct conn *c)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			conn_close(c, -1, strerror(errno));
+			conn_close(c, -1, c->tls ? tls_error(c->tls) : strerror(errno));
+		else if (c->tls && tls_wants(c->tls) == EV_WRITE)
+			ev_io_set(w->loop, &c->io, c->io.events | EV_WRITE); /* conn_io_cb reads on */
 		return;
 	}
 }
@@ -343,6 +371,19 @@ void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 	struct conn *c = io->arg;
 	if (c->state == CS_CLOSED)
 		return;
+	if (c->tls) {
+		if (!tls_established(c->tls)) {
+			if (conn_tls_handshake(c) != HQ_OK)
+				return;
+			events = EV_READ; /* the CONNECT may be there already */
+		} else if (events & EV_READ) {
+			events |= EV_WRITE; /* a write that waited for input */
+		} else if (events & EV_WRITE) {
+			events |= EV_READ;  /* a read that waited to write */
+		}
+		if ((events & EV_WRITE) && !out_pending(c))
+			events &= ~EV_WRITE;
+	}
 	if (events & EV_WRITE)
 		conn_flush(c);
 	if ((events & EV_READ) && conn_reading(c))
@@ -432,8 +473,10 @@ void conn_close(struct conn *c, int reason, const char *why)
 	/* best effort: the final packets, without waiting (not when a large
 	 * payload is pending: what follows it cannot go ahead of it) */
 	if (buf_avail(&c->out) && !c->segs) {
-		ssize_t n = send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = !c->tls ? send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
+					   MSG_NOSIGNAL | MSG_DONTWAIT)
+			  : tls_established(c->tls) ? tls_write(c->tls, buf_head(&c->out), buf_avail(&c->out))
+			  : -1;
 		if (n > 0) {
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
 			buf_consume(&c->out, (size_t)n);
@@ -447,10 +490,13 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
+	if (c->tls)
+		tls_shutdown(c->tls); /* close_notify after the last records */
 	if (last_word && !c->segs) {
 		/* the rest of c->out (if small) goes with it: the lingerer owns
-		 * the fd from here on, conn_free must not close it */
-		linger_add(w->linger, c->io.fd, &c->out, ev_now_ms(w->loop));
+		 * the fd from here on, conn_free must not close it. Under TLS
+		 * the rest cannot go as plaintext: the lingerer only drains */
+		linger_add(w->linger, c->io.fd, c->tls ? NULL : &c->out, ev_now_ms(w->loop));
 		c->io.fd = -1;
 	} else {
 		shutdown(c->io.fd, SHUT_RDWR);
@@ -508,6 +554,8 @@ void conn_free(struct conn *c)
 	struct broker *b = c->w->b;
 	if (c->io.fd >= 0)
 		close(c->io.fd);
+	tls_conn_free(c->tls); /* the SSL's BIO does not own the fd */
+	hq_free(c->username);
 	atomic_fetch_sub(&b->conns_now, 1);
 	buf_free(&c->in);
 	buf_free(&c->out);

@@ -139,8 +139,9 @@ static void attach_and_ack(struct conn *c, struct session *s, bool present)
 	send_connack(c, present, 0, true);
 	c->state = CS_ACTIVE;
 	STAT_ADD(c->w->st.conns_total, 1);
-	log_info("client connected client_id=%s addr=%s proto=%d clean_start=%d keepalive=%u session_present=%d",
-		 c->client_id, c->addr, c->version, c->clean_start, c->keepalive, present);
+	log_info("client connected client_id=%s addr=%s%s%s proto=%d clean_start=%d keepalive=%u session_present=%d",
+		 c->client_id, c->addr, c->username ? " username=" : "", c->username ? c->username : "",
+		 c->version, c->clean_start, c->keepalive, present);
 	if (present)
 		sess_resend_inflight(s);
 	sess_pump(s);

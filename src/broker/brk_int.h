@@ -52,6 +52,7 @@
 #include "net/accept_guard.h"
 #include "net/ev.h"
 #include "net/linger.h"
+#include "net/net_tls.h"
 
 struct worker;
 struct session;
@@ -358,6 +359,10 @@ struct conn {
 	struct conn_gate *gate;   /* held responses (owned), NULL when none */
 	struct buf in, out;
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
+	struct tls_conn *tls;     /* ssl listener: the TLS state (owned), NULL on tcp */
+	char *username;           /* owned or NULL; set from the client certificate's CN
+				   * (peer_cert_as_username = cn) before CONNECT: the
+				   * certificate's name wins over the packet's */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	int64_t closing_since;    /* conn_close_after_gate: monotonic ms */
@@ -508,6 +513,7 @@ struct worker {
 	int *lfds;                        /* listening sockets (SO_REUSEPORT), one per listener */
 	struct ev_io *lios;
 	bool *lproxy;                     /* listener expects a PROXY protocol header */
+	struct tls_srv **ltls;            /* listener's TLS context (broker's), NULL for tcp */
 	int n_lfds;
 	struct accept_guard accept;       /* accept() out of resources: pause, refuse, count */
 	struct linger_set *linger;        /* sockets closed after a last packet, still draining */
@@ -598,6 +604,8 @@ struct broker {
 	pthread_mutex_t store_info_lock;
 	_Atomic uint64_t next_msg_id;     /* stored message ids (brk_store.c) */
 	struct clu_node *clu;             /* NULL when clustering is off */
+	struct tls_srv *tls[CONF_MAX_LISTENERS]; /* per ssl listener (index of cfg->listeners),
+					   * owned; freed after every connection */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
 	/* node names of loaded retained stamps (msg_stamp.origin borrows them;
 	 * owned, freed with the broker) */
@@ -642,7 +650,15 @@ void wk_conn_add(struct worker *w, struct conn *c);
 void wk_conn_remove(struct worker *w, struct conn *c);
 
 /* brk_conn.c */
-struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy);
+struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
+		      struct tls_srv *tls);
+/* brk_tls.c: the PROXY header (if expected) and the TLS handshake of a
+ * connection on an ssl listener. HQ_OK once established (read on), HQ_EAGAIN
+ * (waiting for the socket), or an error after closing the connection. */
+int conn_tls_handshake(struct conn *c);
+/* A PROXY header at p[0..n): its length, HQ_EAGAIN, or an error after closing
+ * the connection (brk_conn.c). Sets c->addr to the client's real address. */
+int conn_proxy_header(struct conn *c, const uint8_t *p, size_t n);
 void conn_mark_dirty(struct conn *c);
 void conn_close(struct conn *c, int reason, const char *why);
 void conn_close_after_gate(struct conn *c, uint8_t reason, const char *why);

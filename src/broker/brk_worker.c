@@ -334,7 +334,7 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		conn_new(w, fd, addr, w->lproxy[io - w->lios]);
+		conn_new(w, fd, addr, w->lproxy[io - w->lios], w->ltls[io - w->lios]);
 	}
 }
 
@@ -417,40 +417,49 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			continue;
 		char host[256];
 		int port;
+		const char *tn = conf_listener_type_name(L->type);
 		if (conf_parse_hostport(L->bind, host, sizeof(host), &port) != HQ_OK) {
-			snprintf(err, errlen, "listeners.tcp.%s.bind: bad address '%s'", L->name, L->bind);
+			snprintf(err, errlen, "listeners.%s.%s.bind: bad address '%s'", tn, L->name,
+				 L->bind);
 			return HQ_EINVAL;
+		}
+		/* certificates first: a bad file fails the start before any port opens */
+		if (L->type == CONF_LT_SSL) {
+			b->tls[li] = tls_srv_new(L, err, errlen);
+			if (!b->tls[li])
+				return HQ_EINVAL;
 		}
 		/* every worker binds with SO_REUSEPORT, which would as gladly share
 		 * the port with another hamqttd (the kernel then splits the clients
 		 * between the two): a plain bind first says whether anyone has it */
 		if (port != 0 && sock_port_free(host, port) != HQ_OK) {
 			if (errno == EADDRINUSE)
-				snprintf(err, errlen, "listeners.tcp.%s.bind: %s is already in use "
+				snprintf(err, errlen, "listeners.%s.%s.bind: %s is already in use "
 					 "(another hamqttd or another program listens there)",
-					 L->name, L->bind);
+					 tn, L->name, L->bind);
 			else
-				snprintf(err, errlen, "listeners.tcp.%s.bind: cannot listen on %s: %s",
-					 L->name, L->bind, strerror(errno));
+				snprintf(err, errlen, "listeners.%s.%s.bind: cannot listen on %s: %s",
+					 tn, L->name, L->bind, strerror(errno));
 			return HQ_EIO;
 		}
 		for (int i = 0; i < b->n_workers; i++) {
 			struct worker *w = &b->workers[i];
 			int fd = sock_listen_tcp(host, port, 1024, 1);
 			if (fd < 0) {
-				snprintf(err, errlen, "listeners.tcp.%s.bind: cannot listen on %s: %s",
-					 L->name, L->bind, strerror(errno));
+				snprintf(err, errlen, "listeners.%s.%s.bind: cannot listen on %s: %s",
+					 tn, L->name, L->bind, strerror(errno));
 				return HQ_EIO;
 			}
 			if (port == 0)
 				port = sock_local_port(fd); /* the other workers share it */
 			w->lfds[w->n_lfds] = fd;
 			w->lproxy[w->n_lfds] = L->proxy_protocol;
+			w->ltls[w->n_lfds] = b->tls[li];
 			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
 			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
 			w->n_lfds++;
 		}
-		log_notice("listener tcp.%s on %s:%d%s", L->name, *host ? host : "0.0.0.0", port,
+		log_notice("listener %s.%s on %s:%d%s", tn, L->name, *host ? host : "0.0.0.0", port,
 			   L->proxy_protocol ? " (PROXY protocol)" : "");
 	}
 	return HQ_OK;
@@ -492,6 +501,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lfds = hq_calloc(CONF_MAX_LISTENERS, sizeof(int));
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
+		w->ltls = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->ltls));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
@@ -642,6 +652,24 @@ void broker_shutdown(struct broker *b)
 	wk_act_as(NULL);
 }
 
+int broker_reload_tls(struct broker *b)
+{
+	int failed = 0;
+	for (int i = 0; i < b->cfg->n_listeners; i++) {
+		if (!b->tls[i])
+			continue;
+		char err[CONF_ERR_MAX];
+		if (tls_srv_reload(b->tls[i], &b->cfg->listeners[i], err, sizeof(err)) == HQ_OK) {
+			log_notice("listener %s: certificates reloaded", tls_srv_name(b->tls[i]));
+		} else {
+			log_error("listener %s: reload failed, the previous certificates stay: %s",
+				  tls_srv_name(b->tls[i]), err);
+			failed++;
+		}
+	}
+	return failed;
+}
+
 /* After broker_shutdown (run here if the caller did not): free everything. */
 void broker_free(struct broker *b)
 {
@@ -675,6 +703,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lfds);
 		hq_free(w->lios);
 		hq_free(w->lproxy);
+		hq_free(w->ltls);
 		linger_set_free(w->linger);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
@@ -683,6 +712,9 @@ void broker_free(struct broker *b)
 	wk_act_as(NULL);
 	if (b->clu)
 		clu_node_free(b->clu);
+	/* every connection (and its SSL) is gone: the contexts can go */
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+		tls_srv_free(b->tls[i]);
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
 	for (uint32_t i = 0; i < b->n_origins; i++)

@@ -49,6 +49,11 @@ void broker_stop(struct broker *b);
 void broker_shutdown(struct broker *b);
 void broker_free(struct broker *b);
 
+/* SIGHUP (main thread): read every ssl listener's certificate, key and CA
+ * files again; new connections get them, live ones keep theirs. A listener
+ * whose files fail keeps its old ones (logged). Returns how many failed. */
+int broker_reload_tls(struct broker *b);
+
 /* A consistent-enough snapshot for the management side (HTTP API, $SYS),
  * safe to take from any thread: every field is read with relaxed atomics. */
 struct broker_info {

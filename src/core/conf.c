@@ -8,9 +8,11 @@
  * conf_get all walk that one table, so no key can be defaulted, parsed or
  * printed differently in two places.
  *
- * Rows flagged KEY_LISTENER are templates for listeners.tcp.<name>.<leaf>: their
- * field offset is into struct conf_listener and their name is spelled with the
- * listener called "default" (the one conf_defaults creates).
+ * Rows flagged KEY_LISTENER are templates for listeners.<type>.<name>.<leaf>:
+ * their field offset is into struct conf_listener, their ltype says which
+ * listener type has the key, and their name is spelled with the listener called
+ * "default" (conf_defaults creates tcp "default"; ssl "default" exists once a
+ * key names it).
  *
  * Invariant: after any call, cfg is consistent enough for conf_free, even when a
  * call fails half way through a file (earlier lines stay applied).
@@ -261,10 +263,17 @@ static const char *leaf_of(const char *name)
 	return strrchr(name, '.') + 1;
 }
 
-/* Find the row for key. For listener keys the <name> part is copied into lname.
- * Returns NULL if unknown; *bad_name is set if it is a listener key whose name is
- * not valid. */
-static const struct conf_key *find_key(const char *key, char *lname, bool *bad_name)
+static const char *const ltype_names[CONF_LT_COUNT] = { "tcp", "ssl" };
+
+const char *conf_listener_type_name(enum conf_listener_type t)
+{
+	return (unsigned)t < CONF_LT_COUNT ? ltype_names[t] : "?";
+}
+
+/* Find the row for key. For listener keys the <name> part is copied into lname
+ * and the type into *ltype. Returns NULL if unknown; *bad_name is set if it is
+ * a listener key whose name is not valid. */
+static const struct conf_key *find_key(const char *key, char *lname, int *ltype, bool *bad_name)
 {
 	*bad_name = false;
 	for (size_t i = 0; i < N_KEYS; i++)
@@ -274,12 +283,24 @@ static const struct conf_key *find_key(const char *key, char *lname, bool *bad_n
 	if (strncmp(key, LISTENER_PREFIX, plen) != 0)
 		return NULL;
 	const char *rest = key + plen;
+	int t = -1;
+	for (int j = 0; j < CONF_LT_COUNT; j++) {
+		size_t n = strlen(ltype_names[j]);
+		if (strncmp(rest, ltype_names[j], n) == 0 && rest[n] == '.') {
+			t = j;
+			rest += n + 1;
+			break;
+		}
+	}
+	if (t < 0)
+		return NULL;
 	const char *dot = strrchr(rest, '.');
 	if (!dot)
 		return NULL;
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
-		if (!(k->flags & KEY_LISTENER) || strcmp(dot + 1, leaf_of(k->name)) != 0)
+		if (!(k->flags & KEY_LISTENER) || k->ltype != t ||
+		    strcmp(dot + 1, leaf_of(k->name)) != 0)
 			continue;
 		size_t n = (size_t)(dot - rest);
 		if (!listener_name_ok(rest, n)) {
@@ -288,29 +309,32 @@ static const struct conf_key *find_key(const char *key, char *lname, bool *bad_n
 		}
 		memcpy(lname, rest, n);
 		lname[n] = '\0';
+		*ltype = t;
 		return k;
 	}
 	return NULL;
 }
 
-static int find_listener(const struct hq_config *cfg, const char *name)
+static int find_listener(const struct hq_config *cfg, int type, const char *name)
 {
 	for (int i = 0; i < cfg->n_listeners; i++)
-		if (strcmp(cfg->listeners[i].name, name) == 0)
+		if ((int)cfg->listeners[i].type == type && strcmp(cfg->listeners[i].name, name) == 0)
 			return i;
 	return -1;
 }
 
-/* Append a listener with the table's defaults; the caller checked there is room. */
-static struct conf_listener *add_listener(struct hq_config *cfg, const char *name)
+/* Append a listener with the table's defaults for its type (the fields of
+ * other types stay zero / NULL); the caller checked there is room. */
+static struct conf_listener *add_listener(struct hq_config *cfg, int type, const char *name)
 {
 	struct conf_listener *l = &cfg->listeners[cfg->n_listeners++];
 	memset(l, 0, sizeof(*l));
 	l->name = hq_strdup(name);
+	l->type = (enum conf_listener_type)type;
 	bool is_default = strcmp(name, "default") == 0;
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
-		if (!(k->flags & KEY_LISTENER))
+		if (!(k->flags & KEY_LISTENER) || k->ltype != type)
 			continue;
 		const char *def = (k->flags & KEY_DEFAULT_ONLY) && !is_default ? "" : k->def;
 		uint64_t num = 0;
@@ -332,7 +356,8 @@ static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
 {
 	char lname[LISTENER_NAME_MAX + 1];
 	bool bad_name;
-	const struct conf_key *k = find_key(key, lname, &bad_name);
+	int ltype = 0;
+	const struct conf_key *k = find_key(key, lname, &ltype, &bad_name);
 	if (!k) {
 		if (bad_name)
 			return fail(o, key, err, errlen,
@@ -348,12 +373,12 @@ static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
 	}
 	char *base = (char *)cfg;
 	if (k->flags & KEY_LISTENER) {
-		int i = find_listener(cfg, lname);
+		int i = find_listener(cfg, ltype, lname);
 		if (i < 0) {
 			if (cfg->n_listeners >= CONF_MAX_LISTENERS)
 				return fail(o, key, err, errlen, "too many listeners (at most %d)",
 					    CONF_MAX_LISTENERS);
-			i = (int)(add_listener(cfg, lname) - cfg->listeners);
+			i = (int)(add_listener(cfg, ltype, lname) - cfg->listeners);
 		}
 		base = (char *)&cfg->listeners[i];
 	}
@@ -386,7 +411,7 @@ void conf_defaults(struct hq_config *cfg)
 		else
 			store_num((char *)cfg + k->off, k->width, num);
 	}
-	add_listener(cfg, "default");
+	add_listener(cfg, CONF_LT_TCP, "default");
 }
 
 void conf_free(struct hq_config *cfg)
@@ -397,6 +422,8 @@ void conf_free(struct hq_config *cfg)
 			continue;
 		if (k->flags & KEY_LISTENER) {
 			for (int j = 0; j < cfg->n_listeners; j++) {
+				if ((int)cfg->listeners[j].type != k->ltype)
+					continue; /* rows of several types share a field (bind) */
 				char **p = (char **)((char *)&cfg->listeners[j] + k->off);
 				HQ_FREE(*p);
 			}
@@ -650,12 +677,29 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 		if (!l->enabled)
 			continue;
 		enabled++;
-		snprintf(key, sizeof(key), LISTENER_PREFIX "%s.bind", l->name);
+		const char *tn = conf_listener_type_name(l->type);
+		snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.bind", tn, l->name);
 		char h1[256], h2[256];
 		int p1, p2;
 		if (!bind_key(l->bind, h1, sizeof(h1), &p1))
 			return fail(NULL, key, err, errlen, "expected host:port, got '%.100s'",
 				    l->bind ? l->bind : "");
+		if (l->type == CONF_LT_SSL && (!l->certfile[0] || !l->keyfile[0])) {
+			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.%s", tn, l->name,
+				 l->certfile[0] ? "keyfile" : "certfile");
+			return fail(NULL, key, err, errlen, "required for an ssl listener");
+		}
+		if (l->type == CONF_LT_SSL && l->verify == CONF_VERIFY_PEER && !l->cacertfile[0]) {
+			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.cacertfile", tn, l->name);
+			return fail(NULL, key, err, errlen, "required with verify = peer");
+		}
+		if (l->type == CONF_LT_SSL && l->peer_cert_as_username == CONF_PCU_CN &&
+		    l->verify != CONF_VERIFY_PEER) {
+			/* a CN nobody checked would let anyone pick a username */
+			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.peer_cert_as_username", tn,
+				 l->name);
+			return fail(NULL, key, err, errlen, "cn requires verify = peer");
+		}
 		if (p1 == 0)
 			continue; /* ephemeral ports never collide */
 		for (int j = 0; j < i; j++) {
@@ -663,7 +707,8 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 			if (m->enabled && bind_key(m->bind, h2, sizeof(h2), &p2) && p1 == p2 &&
 			    strcmp(h1, h2) == 0)
 				return fail(NULL, key, err, errlen, "%s is already used by "
-					    LISTENER_PREFIX "%s", l->bind, m->name);
+					    LISTENER_PREFIX "%s.%s", l->bind,
+					    conf_listener_type_name(m->type), m->name);
 		}
 		if (bind_key(cfg->dashboard_bind, h2, sizeof(h2), &p2) && p1 == p2 &&
 		    strcmp(h1, h2) == 0)
@@ -726,12 +771,13 @@ int conf_get(const struct hq_config *cfg, const char *key, char *out, size_t out
 {
 	char lname[LISTENER_NAME_MAX + 1];
 	bool bad_name;
-	const struct conf_key *k = find_key(key, lname, &bad_name);
+	int ltype = 0;
+	const struct conf_key *k = find_key(key, lname, &ltype, &bad_name);
 	if (!k)
 		return HQ_ENOTFOUND;
 	const char *base = (const char *)cfg;
 	if (k->flags & KEY_LISTENER) {
-		int i = find_listener(cfg, lname);
+		int i = find_listener(cfg, ltype, lname);
 		if (i < 0)
 			return HQ_ENOTFOUND;
 		base = (const char *)&cfg->listeners[i];

@@ -24,12 +24,30 @@ enum conf_store { CONF_STORE_MEMORY = 0, CONF_STORE_LOCAL, CONF_STORE_REDIS };
 enum conf_discovery { CONF_DISC_MANUAL = 0, CONF_DISC_STATIC, CONF_DISC_DNS };
 enum conf_shared_strategy { CONF_SHARED_ROUND_ROBIN = 0, CONF_SHARED_RANDOM, CONF_SHARED_HASH_CLIENTID };
 
+/* listeners.<type>.<name>.*: a listener is known by its type and name (tcp
+ * "default" and ssl "default" are two listeners). */
+enum conf_listener_type { CONF_LT_TCP = 0, CONF_LT_SSL, CONF_LT_COUNT };
+enum conf_tls_verify { CONF_VERIFY_NONE = 0, CONF_VERIFY_PEER };
+enum conf_peer_cert_user { CONF_PCU_NONE = 0, CONF_PCU_CN };
+
 struct conf_listener {
-	char *name;            /* the <name> in listeners.tcp.<name>.* */
+	char *name;            /* the <name> in listeners.<type>.<name>.* */
+	enum conf_listener_type type;
 	char *bind;            /* "host:port"; host may be empty, "0.0.0.0", "::" or "[v6]" */
-	bool proxy_protocol;   /* expect a PROXY v1/v2 header first */
+	bool proxy_protocol;   /* expect a PROXY v1/v2 header first (before TLS on ssl) */
 	bool enabled;
+	/* ssl only (net/net_tls.c) */
+	enum conf_tls_verify verify;        /* peer: a client certificate is required */
+	enum conf_peer_cert_user peer_cert_as_username;
+	char *certfile;        /* PEM server certificate (chain) */
+	char *keyfile;         /* PEM private key */
+	char *cacertfile;      /* PEM CAs client certificates are checked against; "" = none */
+	char *tls_versions;    /* "1.2,1.3", "1.3", ... */
+	char *ciphers;         /* OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default */
 };
+
+/* "tcp", "ssl" */
+const char *conf_listener_type_name(enum conf_listener_type t);
 
 struct hq_config {
 	/* node */

@@ -13,10 +13,10 @@
 
 enum key_type { KT_STR, KT_INT, KT_BOOL, KT_ENUM, KT_SIZE, KT_DUR };
 
-#define KEY_LISTENER 1u      /* listeners.tcp.<name>.<leaf>; field is in struct conf_listener */
+#define KEY_LISTENER 1u      /* listeners.<type>.<name>.<leaf>; field is in struct conf_listener */
 #define KEY_DEFAULT_ONLY 2u  /* default applies to listener "default"; others start with "" */
 
-#define LISTENER_PREFIX "listeners.tcp."
+#define LISTENER_PREFIX "listeners."
 #define LISTENER_NAME_MAX 64
 
 struct conf_key {
@@ -31,6 +31,7 @@ struct conf_key {
 	const char *expect;          /* KT_STR with check: what "expected ..." names */
 	const char *def;             /* default, as it would be written in the file */
 	const char *doc;
+	int ltype;                   /* KEY_LISTENER: enum conf_listener_type the row belongs to */
 };
 
 #define CONF_U32 INT64_C(4294967295)
@@ -38,6 +39,7 @@ struct conf_key {
 /* Character classes and checks shared with the parsers (conf_keys.c). */
 bool conf_is_name_char(char c);          /* [A-Za-z0-9_.-] */
 bool conf_check_nodename(const char *v); /* name@host */
+bool conf_check_tls_versions(const char *v); /* "1.2", "1.3" or "1.2,1.3" (spaces allowed) */
 
 /* The table (conf_keys.c): conf_n_keys rows, immutable. */
 extern const struct conf_key conf_keys[];

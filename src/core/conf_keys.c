@@ -107,6 +107,27 @@ static bool check_hostports(const char *v)
 	}
 }
 
+/* TLS protocol versions: a comma separated list of 1.2 and 1.3, not empty. */
+bool conf_check_tls_versions(const char *v)
+{
+	bool any = false;
+	const char *p = v;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "1.2", 3) != 0 && strncmp(p, "1.3", 3) != 0)
+			return false;
+		any = true;
+		p += 3;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			return any;
+		if (*p++ != ',')
+			return false;
+	}
+}
+
 /* ---- the schema ---- */
 
 static const char *const disc_names[] = { "manual", "static", "dns", NULL };
@@ -114,6 +135,8 @@ static const char *const store_names[] = { "memory", "local", "redis", NULL };
 static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
 static const char *const strategy_names[] = { "round_robin", "random", "hash_clientid", NULL };
+static const char *const verify_names[] = { "none", "peer", NULL };
+static const char *const pcu_names[] = { "none", "cn", NULL };
 
 _Static_assert(CONF_DISC_MANUAL == 0 && CONF_DISC_STATIC == 1 && CONF_DISC_DNS == 2, "disc_names");
 _Static_assert(CONF_STORE_MEMORY == 0 && CONF_STORE_LOCAL == 1 && CONF_STORE_REDIS == 2, "store_names");
@@ -122,6 +145,9 @@ _Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_NOTICE == 2 && LOG_WARNING
 _Static_assert(LOG_FMT_TEXT == 0 && LOG_FMT_JSON == 1, "format_names");
 _Static_assert(CONF_SHARED_ROUND_ROBIN == 0 && CONF_SHARED_RANDOM == 1 &&
 	       CONF_SHARED_HASH_CLIENTID == 2, "strategy_names");
+_Static_assert(CONF_VERIFY_NONE == 0 && CONF_VERIFY_PEER == 1, "verify_names");
+_Static_assert(CONF_PCU_NONE == 0 && CONF_PCU_CN == 1, "pcu_names");
+_Static_assert(sizeof(enum conf_tls_verify) == 4 && sizeof(enum conf_peer_cert_user) == 4, "4-byte enums");
 _Static_assert(sizeof(enum conf_store) == 4 && sizeof(enum conf_discovery) == 4 &&
 	       sizeof(enum conf_shared_strategy) == 4 && sizeof(int) == 4, "4-byte enums");
 
@@ -179,6 +205,40 @@ const struct conf_key conf_keys[] = {
 	{ .name = "listeners.tcp.default.enabled", .type = KT_BOOL, .flags = KEY_LISTENER,
 	  LF(enabled), .max = 1, .def = "true",
 	  .doc = "false keeps the listener configured but closed" },
+
+	/* MQTT over TLS (net/net_tls.c): listeners.ssl.<name>.* */
+	{ .name = "listeners.ssl.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
+	  .ltype = CONF_LT_SSL, LF(bind), .check = check_hostport, .expect = "host:port",
+	  .def = "0.0.0.0:8883",
+	  .doc = "MQTT/TLS listener address; any listeners.ssl.<name>.* creates a listener" },
+	{ .name = "listeners.ssl.default.proxy_protocol", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(proxy_protocol), .max = 1, .def = "false",
+	  .doc = "expect a PROXY protocol v1/v2 header before the TLS handshake" },
+	{ .name = "listeners.ssl.default.enabled", .type = KT_BOOL, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(enabled), .max = 1, .def = "true",
+	  .doc = "false keeps the listener configured but closed" },
+	{ .name = "listeners.ssl.default.certfile", .type = KT_STR, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(certfile), .def = "",
+	  .doc = "PEM file of the server certificate (and its chain); required" },
+	{ .name = "listeners.ssl.default.keyfile", .type = KT_STR, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(keyfile), .def = "",
+	  .doc = "PEM file of the server certificate's private key; required" },
+	{ .name = "listeners.ssl.default.cacertfile", .type = KT_STR, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(cacertfile), .def = "",
+	  .doc = "PEM file of the CAs client certificates are checked against" },
+	{ .name = "listeners.ssl.default.verify", .type = KT_ENUM, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(verify), .names = verify_names, .def = "none",
+	  .doc = "none | peer (a client certificate signed by cacertfile is required)" },
+	{ .name = "listeners.ssl.default.peer_cert_as_username", .type = KT_ENUM, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(peer_cert_as_username), .names = pcu_names, .def = "none",
+	  .doc = "none | cn (the client certificate's CN is the username)" },
+	{ .name = "listeners.ssl.default.tls_versions", .type = KT_STR, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(tls_versions), .check = conf_check_tls_versions,
+	  .expect = "a comma separated list of 1.2 and 1.3", .def = "1.2,1.3",
+	  .doc = "TLS versions accepted" },
+	{ .name = "listeners.ssl.default.ciphers", .type = KT_STR, .flags = KEY_LISTENER,
+	  .ltype = CONF_LT_SSL, LF(ciphers), .def = "",
+	  .doc = "OpenSSL cipher list (TLS 1.2) and/or TLS 1.3 suites; empty = OpenSSL's default" },
 
 	K_ENUM("session.store", session_store, store_names, "local",
 	       "where persistent sessions live: memory | local (data_dir) | redis"),

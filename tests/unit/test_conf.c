@@ -163,16 +163,41 @@ static void test_key_table(void **state)
 }
 
 /* Is key set on an active (uncommented) line of text? */
-static bool has_key_line(const char *text, const char *key)
+/* Listeners of types other than tcp are documented as a commented-out
+ * example ("# listeners.ssl.default.bind = ..."): an ssl listener without
+ * certificates would not start. */
+static bool commented_key(const char *key)
+{
+	return strncmp(key, "listeners.", 10) == 0 && strncmp(key, "listeners.tcp.", 14) != 0;
+}
+
+/* The line documenting key; its value (after '=', trimmed) into val. */
+static bool key_line(const char *text, const char *key, char *val, size_t vlen)
 {
 	size_t kl = strlen(key);
 	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (strncmp(p, key, kl) == 0 && (p[kl] == ' ' || p[kl] == '\t' || p[kl] == '='))
+		if (commented_key(key) && p[0] == '#' && p[1] == ' ')
+			p += 2;
+		if (strncmp(p, key, kl) == 0 && (p[kl] == ' ' || p[kl] == '\t' || p[kl] == '=')) {
+			const char *v = strchr(p, '=');
+			const char *e = v ? strchr(v, '\n') : NULL;
+			if (!v || !e)
+				return false;
+			for (v++; *v == ' '; v++)
+				;
+			snprintf(val, vlen, "%.*s", (int)(e - v), v);
 			return true;
+		}
 	}
 	return false;
+}
+
+static bool has_key_line(const char *text, const char *key)
+{
+	char val[256];
+	return key_line(text, key, val, sizeof(val));
 }
 
 static void test_default_file(void **state)
@@ -190,6 +215,18 @@ static void test_default_file(void **state)
 	assert_string_equal(cfg.listeners[0].bind, "0.0.0.0:1883");
 
 	char *text = read_all(DEFAULT_CONF);
+	/* the commented-out ssl example, applied, must give the defaults */
+	char val[256], kv[512];
+	set_ok(def, "listeners.ssl.default.enabled=true");
+	for (size_t i = 0; conf_key_name(i); i++) {
+		const char *key = conf_key_name(i);
+		if (commented_key(key) && key_line(text, key, val, sizeof(val))) {
+			if (val[0] == '"')
+				snprintf(val, sizeof(val), "%s", conf_key_default(i)); /* "" */
+			snprintf(kv, sizeof(kv), "%s=%s", key, val);
+			set_ok(&cfg, kv);
+		}
+	}
 	for (size_t i = 0; conf_key_name(i); i++) {
 		const char *key = conf_key_name(i);
 		if (!has_key_line(text, key))
@@ -211,6 +248,7 @@ static void test_default_file(void **state)
 static void test_defaults_roundtrip(void **state)
 {
 	struct hq_config *def = *state;
+	set_ok(def, "listeners.ssl.default.enabled=true");
 	char text[8192];
 	size_t n = 0;
 	for (size_t i = 0; conf_key_name(i); i++)
@@ -646,6 +684,58 @@ static void validate_err(struct hq_config *c, const char *want)
 	assert_string_equal(err, want);
 }
 
+/* listeners.ssl.<name>.*: a second listener type beside tcp, with TLS keys. */
+static void test_ssl_listener(void **state)
+{
+	struct hq_config *c = *state;
+	load_ok(c, "listeners.ssl.default.certfile = /x/cert.pem\n"
+		   "listeners.ssl.default.keyfile = /x/key.pem\n"
+		   "listeners.ssl.default.verify = peer\n"
+		   "listeners.ssl.default.peer_cert_as_username = cn\n"
+		   "listeners.ssl.default.tls_versions = 1.3\n");
+	assert_int_equal(c->n_listeners, 2);
+	const struct conf_listener *l = &c->listeners[1];
+	assert_int_equal(l->type, CONF_LT_SSL);
+	assert_string_equal(l->name, "default");
+	assert_string_equal(l->bind, "0.0.0.0:8883");
+	assert_string_equal(l->certfile, "/x/cert.pem");
+	assert_int_equal(l->verify, CONF_VERIFY_PEER);
+	assert_int_equal(l->peer_cert_as_username, CONF_PCU_CN);
+	assert_string_equal(l->tls_versions, "1.3");
+	assert_true(l->enabled);
+	/* the tcp listener of the same name is another listener */
+	assert_int_equal(c->listeners[0].type, CONF_LT_TCP);
+	assert_string_equal(c->listeners[0].bind, "0.0.0.0:1883");
+	load_ok(c, "listeners.ssl.default.verify = none\n");
+	validate_err(c, "listeners.ssl.default.peer_cert_as_username: cn requires verify = peer");
+	load_ok(c, "listeners.ssl.default.verify = peer\n");
+	validate_err(c, "listeners.ssl.default.cacertfile: required with verify = peer");
+	load_ok(c, "listeners.ssl.default.cacertfile = /x/ca.pem\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	char out[64];
+	assert_int_equal(conf_get(c, "listeners.ssl.default.verify", out, sizeof(out)), HQ_OK);
+	assert_string_equal(out, "peer");
+	/* another ssl listener must name its bind and its certificate */
+	load_ok(c, "listeners.ssl.two.keyfile = /x/key.pem\n");
+	validate_err(c, "listeners.ssl.two.bind: expected host:port, got ''");
+	load_ok(c, "listeners.ssl.two.bind = :8884\n");
+	validate_err(c, "listeners.ssl.two.certfile: required for an ssl listener");
+	load_ok(c, "listeners.ssl.two.bind = :1883\nlisteners.ssl.two.certfile = /x/c.pem\n");
+	validate_err(c, "listeners.ssl.two.bind: :1883 is already used by listeners.tcp.default");
+	/* ssl keys do not exist on tcp listeners, nor other types at all */
+	load_err(c, "t.conf", "listeners.tcp.default.certfile = x\n",
+		 "t.conf:1: listeners.tcp.default.certfile: unknown key");
+	load_err(c, "t.conf", "listeners.quic.default.bind = :1\n",
+		 "t.conf:1: listeners.quic.default.bind: unknown key");
+	load_err(c, "t.conf", "listeners.ssl.default.tls_versions = 1.1\n",
+		 "t.conf:1: listeners.ssl.default.tls_versions: expected a comma separated list "
+		 "of 1.2 and 1.3, got '1.1'");
+	load_err(c, "t.conf", "listeners.ssl.default.verify = maybe\n",
+		 "t.conf:1: listeners.ssl.default.verify: expected one of none|peer, got 'maybe'");
+	load_ok(c, "listeners.ssl.default.tls_versions = 1.2 , 1.3\n");
+}
+
+
 static void test_validate(void **state)
 {
 	struct hq_config *c = *state;
@@ -765,6 +855,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listener_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 		cmocka_unit_test(test_hostport),
+		cmocka_unit_test_setup_teardown(test_ssl_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);

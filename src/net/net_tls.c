@@ -1,0 +1,427 @@
+/*
+ * net_tls.c - the TLS transport of ssl listeners over OpenSSL 3 (net_tls.h).
+ *
+ * Everything is non-blocking: OpenSSL reads and writes the socket itself
+ * (SSL_set_fd) and reports WANT_READ / WANT_WRITE, which the caller turns into
+ * epoll interest. Writes may be partial (SSL_MODE_ENABLE_PARTIAL_WRITE) and
+ * retried from a moved buffer (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: the
+ * connection's output buffer may grow between two attempts); idle
+ * connections give their record buffers back (SSL_MODE_RELEASE_BUFFERS), so
+ * a connected but silent TLS client costs little more than a TCP one.
+ */
+#include "net/net_tls.h"
+#include "core/conf.h"
+#include "core/err.h"
+#include "core/mem.h"
+#include "net/ev.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+struct tls_srv {
+	/* the current context: replaced whole by a reload (SIGHUP), read by
+	 * tls_conn_new on the workers. The lock covers the load and SSL_new's
+	 * reference, so a replaced context is freed only by its last SSL. */
+	pthread_mutex_t lock;
+	SSL_CTX *ctx;
+	bool cn_as_username;
+	char name[80];            /* "ssl.<name>" */
+};
+
+struct tls_conn {
+	SSL *ssl;
+	const struct tls_srv *srv;
+	unsigned wants;           /* EV_READ / EV_WRITE of the last EAGAIN */
+	bool established;
+	char err[160];
+};
+
+/* ---- context ---- */
+
+/* The reason of the newest error in this thread's queue, then clear it. */
+static void take_error(char *out, size_t outlen, const char *fallback)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+	if (e && ERR_GET_LIB(e) == ERR_LIB_SYS)
+		r = strerror(ERR_GET_REASON(e));
+	snprintf(out, outlen, "%s", r ? r : fallback);
+	ERR_clear_error();
+}
+
+static int srv_fail(const struct conf_listener *L, const char *key, const char *path,
+		    char *err, size_t errlen, const char *fallback)
+{
+	char why[160];
+	take_error(why, sizeof(why), "");
+	const char *sep = why[0] ? " (OpenSSL: " : "", *end = why[0] ? ")" : "";
+	if (path)
+		snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s%s%s%s", L->name, key,
+			 path, fallback, sep, why, end);
+	else
+		snprintf(err, errlen, "listeners.ssl.%s.%s: %s%s%s%s", L->name, key, fallback, sep,
+			 why, end);
+	return HQ_EINVAL;
+}
+
+/* A file that is missing or unreadable is named with errno's words, which
+ * say more than OpenSSL's "system lib". */
+static bool readable(const struct conf_listener *L, const char *key, const char *path,
+		     char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f) {
+		fclose(f);
+		return true;
+	}
+	snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s", L->name, key, path,
+		 strerror(errno));
+	return false;
+}
+
+/* tls_versions ("1.2,1.3", checked by conf) as a min..max range. */
+static void version_range(const char *v, int *min, int *max)
+{
+	bool v12 = strstr(v, "1.2") != NULL, v13 = strstr(v, "1.3") != NULL;
+	*min = v12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+	*max = v13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
+
+/* One ciphers key for both protocol versions, as operators know it from
+ * other brokers: TLS 1.3 suites (TLS_...) go to SSL_CTX_set_ciphersuites,
+ * the others to SSL_CTX_set_cipher_list. */
+static int set_ciphers(SSL_CTX *ctx, const struct conf_listener *L, char *err, size_t errlen)
+{
+	if (!L->ciphers[0])
+		return HQ_OK;
+	size_t n = strlen(L->ciphers) + 1;
+	char *v13 = hq_calloc(1, n), *v12 = hq_calloc(1, n), *copy = hq_strdup(L->ciphers);
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ":, ", &save); tok; tok = strtok_r(NULL, ":, ", &save)) {
+		char *dst = strncmp(tok, "TLS_", 4) == 0 ? v13 : v12;
+		if (*dst)
+			strcat(dst, ":");
+		strcat(dst, tok);
+	}
+	int rc = HQ_OK;
+	if (*v13 && !SSL_CTX_set_ciphersuites(ctx, v13))
+		rc = srv_fail(L, "ciphers", NULL, err, errlen, "no valid TLS 1.3 cipher suite");
+	else if (*v12 && !SSL_CTX_set_cipher_list(ctx, v12))
+		rc = srv_fail(L, "ciphers", NULL, err, errlen, "no valid TLS 1.2 cipher");
+	hq_free(v13);
+	hq_free(v12);
+	hq_free(copy);
+	return rc;
+}
+
+/* A context from L's keys, its files read now; NULL with err set. */
+static SSL_CTX *ctx_build(const struct conf_listener *L, char *err, size_t errlen)
+{
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		srv_fail(L, "certfile", NULL, err, errlen, "cannot create an OpenSSL context");
+		return NULL;
+	}
+	int min, max;
+	version_range(L->tls_versions, &min, &max);
+	SSL_CTX_set_min_proto_version(ctx, min);
+	SSL_CTX_set_max_proto_version(ctx, max);
+	/* a client that drops TCP without close_notify has just gone away
+	 * (MQTT says so with DISCONNECT or not at all): not a TLS error */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+				 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+			      SSL_MODE_RELEASE_BUFFERS);
+	/* resumed sessions must keep the listener's verify result */
+	char sid[80];
+	int sn = snprintf(sid, sizeof(sid), "hamqtt:%s", L->name);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
+				       (unsigned)(sn < (int)SSL_MAX_SID_CTX_LENGTH ? sn : SSL_MAX_SID_CTX_LENGTH));
+	if (!readable(L, "certfile", L->certfile, err, errlen))
+		goto fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, L->certfile) != 1) {
+		srv_fail(L, "certfile", L->certfile, err, errlen, "not a PEM certificate");
+		goto fail;
+	}
+	if (!readable(L, "keyfile", L->keyfile, err, errlen))
+		goto fail;
+	if (SSL_CTX_use_PrivateKey_file(ctx, L->keyfile, SSL_FILETYPE_PEM) != 1) {
+		bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+		srv_fail(L, "keyfile", L->keyfile, err, errlen,
+			 mismatch ? "the key does not match the certificate in certfile"
+				  : "not a PEM private key");
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		srv_fail(L, "keyfile", L->keyfile, err, errlen,
+			 "the key does not match the certificate in certfile");
+		goto fail;
+	}
+	if (L->cacertfile[0]) {
+		if (!readable(L, "cacertfile", L->cacertfile, err, errlen))
+			goto fail;
+		if (SSL_CTX_load_verify_locations(ctx, L->cacertfile, NULL) != 1) {
+			srv_fail(L, "cacertfile", L->cacertfile, err, errlen, "no PEM certificate");
+			goto fail;
+		}
+		/* tell clients which CAs we accept, so they pick the right cert */
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(L->cacertfile);
+		if (names)
+			SSL_CTX_set_client_CA_list(ctx, names);
+	}
+	if (L->verify == CONF_VERIFY_PEER)
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	else
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (set_ciphers(ctx, L, err, errlen) != HQ_OK)
+		goto fail;
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(L, err, errlen);
+	if (!ctx)
+		return NULL;
+	struct tls_srv *s = hq_calloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->ctx = ctx;
+	s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
+	snprintf(s->name, sizeof(s->name), "ssl.%s", L->name);
+	return s;
+}
+
+int tls_srv_reload(struct tls_srv *s, const struct conf_listener *L, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(L, err, errlen);
+	if (!ctx)
+		return HQ_EINVAL;
+	pthread_mutex_lock(&s->lock);
+	SSL_CTX *old = s->ctx;
+	s->ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+	SSL_CTX_free(old); /* the listener's reference; live connections keep theirs */
+	return HQ_OK;
+}
+
+void tls_srv_free(struct tls_srv *s)
+{
+	if (!s)
+		return;
+	SSL_CTX_free(s->ctx);
+	pthread_mutex_destroy(&s->lock);
+	hq_free(s);
+}
+
+const char *tls_srv_name(const struct tls_srv *s)
+{
+	return s->name;
+}
+
+bool tls_srv_cn_as_username(const struct tls_srv *s)
+{
+	return s->cn_as_username;
+}
+
+/* ---- connections ---- */
+
+struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
+{
+	pthread_mutex_lock(&s->lock);
+	SSL *ssl = SSL_new(s->ctx); /* takes a reference on the context */
+	pthread_mutex_unlock(&s->lock);
+	if (!ssl)
+		return NULL;
+	if (SSL_set_fd(ssl, fd) != 1) { /* a socket BIO with BIO_NOCLOSE */
+		SSL_free(ssl);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	struct tls_conn *t = hq_calloc(1, sizeof(*t));
+	t->ssl = ssl;
+	t->srv = s;
+	return t;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	hq_free(t);
+}
+
+const struct tls_srv *tls_conn_srv(const struct tls_conn *t)
+{
+	return t->srv;
+}
+
+/*
+ * Map an SSL_* result r <= 0 to HQ_EAGAIN (t->wants set), HQ_ECLOSED (the
+ * peer's close_notify or end of stream) or HQ_EIO (t->err set). The error
+ * queue is left empty.
+ */
+static int classify(struct tls_conn *t, int r)
+{
+	int saved = errno;
+	int e = SSL_get_error(t->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		t->wants = EV_READ;
+		return HQ_EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		t->wants = EV_WRITE;
+		return HQ_EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return HQ_ECLOSED;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error()) {
+			take_error(t->err, sizeof(t->err), "system error");
+		} else if (saved == 0) {
+			ERR_clear_error();
+			return HQ_ECLOSED; /* EOF */
+		} else {
+			snprintf(t->err, sizeof(t->err), "%s", strerror(saved));
+		}
+		return HQ_EIO;
+	default: {
+		long vr = SSL_get_verify_result(t->ssl);
+		int reason = ERR_GET_REASON(ERR_peek_last_error());
+		char why[120];
+		take_error(why, sizeof(why), "TLS error");
+		/* the first bytes were no TLS record at all: say what it likely was */
+		if (!t->established && (reason == SSL_R_WRONG_VERSION_NUMBER ||
+					reason == SSL_R_HTTP_REQUEST ||
+					reason == SSL_R_PACKET_LENGTH_TOO_LONG))
+			snprintf(t->err, sizeof(t->err), "%s (not TLS: a plain MQTT client?)", why);
+		else if (vr != X509_V_OK)
+			snprintf(t->err, sizeof(t->err), "%s: %s", why,
+				 X509_verify_cert_error_string(vr));
+		else
+			snprintf(t->err, sizeof(t->err), "%s", why);
+		return HQ_EIO;
+	}
+	}
+}
+
+int tls_handshake(struct tls_conn *t)
+{
+	if (t->established)
+		return HQ_OK;
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(t->ssl);
+	if (r == 1) {
+		t->established = true;
+		return HQ_OK;
+	}
+	int rc = classify(t, r);
+	if (rc == HQ_ECLOSED)
+		snprintf(t->err, sizeof(t->err), "connection closed during the handshake");
+	return rc;
+}
+
+bool tls_established(const struct tls_conn *t)
+{
+	return t->established;
+}
+
+/* recv/send-like results from classify */
+static ssize_t io_result(struct tls_conn *t, int r)
+{
+	int rc = classify(t, r);
+	if (rc == HQ_ECLOSED)
+		return 0;
+	errno = rc == HQ_EAGAIN ? EAGAIN : EIO;
+	return -1;
+}
+
+ssize_t tls_read(struct tls_conn *t, void *p, size_t n)
+{
+	/* a stale error of another libcrypto user on this thread would make
+	 * SSL_get_error misreport this call */
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_read(t->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	return r > 0 ? r : io_result(t, r);
+}
+
+ssize_t tls_write(struct tls_conn *t, const void *p, size_t n)
+{
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_write(t->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	if (r > 0)
+		return r;
+	ssize_t v = io_result(t, r);
+	if (v == 0) { /* the peer's close_notify: writing is over too */
+		snprintf(t->err, sizeof(t->err), "connection closed by peer");
+		errno = EPIPE;
+		return -1;
+	}
+	return v;
+}
+
+unsigned tls_wants(const struct tls_conn *t)
+{
+	return t->wants;
+}
+
+const char *tls_error(const struct tls_conn *t)
+{
+	return t->err[0] ? t->err : "TLS error";
+}
+
+void tls_shutdown(struct tls_conn *t)
+{
+	if (!t->established)
+		return;
+	ERR_clear_error();
+	(void)SSL_shutdown(t->ssl); /* one attempt: we do not wait for the peer's */
+	ERR_clear_error();
+}
+
+int tls_peer_cn(const struct tls_conn *t, char *out, size_t outlen)
+{
+	X509 *cert = SSL_get0_peer_certificate(t->ssl);
+	if (!cert || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return HQ_ENOTFOUND;
+	X509_NAME *subj = X509_get_subject_name(cert);
+	int i = subj ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
+	if (i < 0)
+		return HQ_ENOTFOUND;
+	ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+	unsigned char *u = NULL;
+	int n = ASN1_STRING_to_UTF8(&u, d);
+	int rc = HQ_ENOTFOUND;
+	/* a CN with a NUL inside could pose as another user: refused */
+	if (n > 0 && (size_t)n < outlen && memchr(u, 0, (size_t)n) == NULL) {
+		memcpy(out, u, (size_t)n);
+		out[n] = '\0';
+		rc = HQ_OK;
+	}
+	OPENSSL_free(u);
+	return rc;
+}
+
+const char *tls_version(const struct tls_conn *t)
+{
+	return SSL_get_version(t->ssl);
+}
+
+const char *tls_cipher(const struct tls_conn *t)
+{
+	return SSL_get_cipher_name(t->ssl);
+}
