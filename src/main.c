@@ -45,13 +45,19 @@ static void test_start_delay(void)
 		;
 }
 
-/* Wait for SIGINT or SIGTERM (SIGHUP is ignored: no reload yet). */
-static int wait_stop_signal(const sigset_t *set)
+/* Wait for SIGINT or SIGTERM. SIGHUP re-reads the password and ACL files
+ * (auth.password_file, auth.acl_file); nothing else is reloaded yet. */
+static int wait_stop_signal(const sigset_t *set, struct broker *b)
 {
 	for (;;) {
 		int sig = 0;
-		if (sigwait(set, &sig) != 0 || sig == SIGHUP)
+		if (sigwait(set, &sig) != 0)
 			continue;
+		if (sig == SIGHUP) {
+			log_notice("received SIGHUP: reloading the password and ACL files");
+			broker_reload(b);
+			continue;
+		}
 		return sig;
 	}
 }
@@ -178,7 +184,7 @@ int main(int argc, char **argv)
 		goto out_log;
 	}
 	/* running (200) until a signal */
-	int sig = wait_stop_signal(&set);
+	int sig = wait_stop_signal(&set, b);
 	log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	/* stopping: 503 first, so health checks see it before anything closes */
 	http_server_set_stopping(http);

@@ -531,6 +531,8 @@ void conn_free(struct conn *c)
 	}
 	if (!c->client_id_borrowed)
 		hq_free(c->client_id);
+	hq_free(c->username);
+	auth_client_free(c->acl);
 	hq_free(c);
 }
 
