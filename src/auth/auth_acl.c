@@ -65,6 +65,27 @@ bool acl_covers(const char *p, const char *f)
 	}
 }
 
+bool acl_overlaps(const char *p, const char *f)
+{
+	if ((f[0] == '$' && (p[0] == '+' || p[0] == '#')) ||
+	    (p[0] == '$' && (f[0] == '+' || f[0] == '#')))
+		return false; /* [MQTT-4.7.2-1] either side's wildcard skips $-topics */
+	for (;;) {
+		const char *pe = strchr(p, '/'), *fe = strchr(f, '/');
+		size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+		size_t fl = fe ? (size_t)(fe - f) : strlen(f);
+		if ((pl == 1 && p[0] == '#') || (fl == 1 && f[0] == '#'))
+			return true;
+		bool any = (pl == 1 && p[0] == '+') || (fl == 1 && f[0] == '+');
+		if (!any && (pl != fl || memcmp(p, f, pl) != 0))
+			return false;
+		if (!pe || !fe)
+			return (!pe && !fe) || (pe && !strcmp(pe + 1, "#")) || (fe && !strcmp(fe + 1, "#"));
+		p = pe + 1;
+		f = fe + 1;
+	}
+}
+
 static void list_push(struct acl_list *l, const char *filter, size_t n, unsigned access, bool subst)
 {
 	if (l->n == l->cap) {
@@ -287,10 +308,10 @@ static bool substitute(const char *pat, const char *user, const char *cid, char 
 	return true;
 }
 
-/* One pass over a list: ACL_DENY for a matching deny rule (want_deny), or
- * ACL_ALLOW for a matching rule granting access. */
+/* One pass over a list: a deny rule covering `what` (want_deny), or a rule
+ * granting access that covers it (or, overlap, shares a topic with it). */
 static bool list_hit(const struct acl_list *l, const char *user, const char *cid, unsigned access,
-		     const char *what, bool want_deny)
+		     const char *what, bool want_deny, bool overlap)
 {
 	char buf[1024];
 	for (uint32_t i = 0; i < l->n; i++) {
@@ -303,7 +324,7 @@ static bool list_hit(const struct acl_list *l, const char *user, const char *cid
 				continue;
 			f = buf;
 		}
-		if (acl_covers(f, what))
+		if (overlap ? acl_overlaps(f, what) : acl_covers(f, what))
 			return true;
 	}
 	return false;
@@ -312,18 +333,24 @@ static bool list_hit(const struct acl_list *l, const char *user, const char *cid
 enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const char *client_id,
 			   unsigned access, const char *what, bool is_filter)
 {
-	(void)is_filter; /* a topic is a filter without wildcards: one "covers" serves both */
+	/* a topic is a filter without wildcards: one "covers" serves both */
 	const struct acl_list *own = &r->anon;
 	if (user) {
 		struct acl_user *u;
 		HASH_FIND_STR(r->users, user, u);
 		own = u ? &u->rules : NULL;
 	}
-	if ((own && list_hit(own, user, client_id, access, what, true)) ||
-	    list_hit(&r->patterns, user, client_id, access, what, true))
+	if ((own && list_hit(own, user, client_id, access, what, true, false)) ||
+	    list_hit(&r->patterns, user, client_id, access, what, true, false))
 		return ACL_DENY;
-	if ((own && list_hit(own, user, client_id, access, what, false)) ||
-	    list_hit(&r->patterns, user, client_id, access, what, false))
+	if ((own && list_hit(own, user, client_id, access, what, false, false)) ||
+	    list_hit(&r->patterns, user, client_id, access, what, false, false))
+		return ACL_ALLOW;
+	/* a wildcard filter part of which is readable: granted, and each
+	 * message through it is checked on delivery */
+	if (is_filter && strpbrk(what, "+#") &&
+	    ((own && list_hit(own, user, client_id, access, what, false, true)) ||
+	     list_hit(&r->patterns, user, client_id, access, what, false, true)))
 		return ACL_ALLOW;
 	return ACL_NO_MATCH;
 }

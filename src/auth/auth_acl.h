@@ -12,9 +12,11 @@
  * auth.acl.no_match). For a topic (PUBLISH, a delivered message) "matches"
  * is MQTT topic matching; for a SUBSCRIBE filter it is "covers": every topic
  * the filter can match is matched by the rule (a/+ covers a/b, # covers
- * everything but $-topics), so a subscription is granted only where the ACL
- * grants all of it, as Mosquitto does; messages under a granted wildcard
- * filter are checked one by one too (deny rules inside it). A rule starting
+ * everything but $-topics). A wildcard filter that no rule covers but a read
+ * rule overlaps (# with a rule a/#) is granted too: each message delivered
+ * through it is checked (Mosquitto 2.0 grants every SUBSCRIBE and checks
+ * only delivered messages; we refuse what can never deliver anything, and a
+ * filter a deny rule covers). A rule starting
  * with a wildcard never matches a topic starting with '$' [MQTT-4.7.2-1]:
  * $SYS is readable only where a rule names it.
  *
@@ -46,5 +48,7 @@ enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const ch
 
 /* Does rule filter p cover filter or topic f (both NUL terminated)? */
 bool acl_covers(const char *p, const char *f);
+/* Can some topic match both filters? */
+bool acl_overlaps(const char *p, const char *f);
 
 #endif
