@@ -175,6 +175,8 @@ def test_hamqtt_passwd_tool(broker, tmp_path):
     assert ham_passwd(path, "-b", "FILE", "dave", "d-pw").returncode == 0
     assert ham_passwd(path, "-b", "FILE", "dave", "d-pw2").returncode == 0  # update
     mosq_passwd(path, "erin", "e-pw")  # mosquitto_passwd reads and extends our file
+    longname = "u" * 3000  # a line longer than the spare room the tool allocated once
+    assert ham_passwd(path, "-b", "FILE", longname, "l-pw").returncode == 0
     assert ham_passwd(path, "-b", "FILE", "frank", "f-pw").returncode == 0
     assert ham_passwd(path, "-D", "FILE", "frank").returncode == 0
     r = ham_passwd(path, "-D", "FILE", "nobody")
@@ -182,7 +184,7 @@ def test_hamqtt_passwd_tool(broker, tmp_path):
     r = ham_passwd(str(tmp_path / "missing"), "-b", "FILE", "x", "y")
     assert r.returncode != 0 and "-c" in r.stderr
     text = open(path).read()
-    assert [ln.split(":")[0] for ln in text.splitlines()] == ["carol", "dave", "erin"]
+    assert [ln.split(":")[0] for ln in text.splitlines()] == ["carol", "dave", "erin", longname]
     assert all(ln.split(":", 1)[1].startswith("$7$101$") for ln in text.splitlines())
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     node = broker({"auth.password_file": path, "auth.allow_anonymous": False})
@@ -190,6 +192,7 @@ def test_hamqtt_passwd_tool(broker, tmp_path):
     accepted(node, 4, "d", username="dave", password="d-pw2").disconnect()
     refused(node, 4, 4, client_id="d-old", username="dave", password="d-pw")
     accepted(node, 5, "e", username="erin", password="e-pw").disconnect()
+    accepted(node, 4, "l", username=longname, password="l-pw").disconnect()
     refused(node, 5, RC_BAD_CREDS, client_id="f", username="frank", password="f-pw")
 
 

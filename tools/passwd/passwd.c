@@ -128,7 +128,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hamqtt-passwd: %s: %s (use -c to create it)\n", path, strerror(errno));
 		return 1;
 	}
-	size_t ul = strlen(user), cap = len + 512, n = 0;
+	size_t ul = strlen(user), cap = len + ul + 512, n = 0; /* room for the new line */
 	char *out = hq_malloc(cap);
 	bool found = false;
 	for (char *p = old; p && *p;) {
