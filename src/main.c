@@ -46,7 +46,8 @@ static void test_start_delay(void)
 }
 
 /* Wait for SIGINT or SIGTERM. SIGHUP reloads the TLS listeners' certificate
- * files (the configuration itself is not read again). */
+ * files and re-reads the password and ACL files (auth.password_file,
+ * auth.acl_file); the configuration itself is not read again. */
 static int wait_stop_signal(const sigset_t *set, struct broker *b)
 {
 	for (;;) {
@@ -56,6 +57,8 @@ static int wait_stop_signal(const sigset_t *set, struct broker *b)
 		if (sig == SIGHUP) {
 			log_notice("received SIGHUP: reloading TLS certificates");
 			broker_reload_tls(b);
+			log_notice("received SIGHUP: reloading the password and ACL files");
+			broker_reload(b);
 			continue;
 		}
 		return sig;

@@ -555,7 +555,6 @@ void conn_free(struct conn *c)
 	if (c->io.fd >= 0)
 		close(c->io.fd);
 	tls_conn_free(c->tls); /* the SSL's BIO does not own the fd */
-	hq_free(c->username);
 	atomic_fetch_sub(&b->conns_now, 1);
 	buf_free(&c->in);
 	buf_free(&c->out);
@@ -579,6 +578,8 @@ void conn_free(struct conn *c)
 	}
 	if (!c->client_id_borrowed)
 		hq_free(c->client_id);
+	hq_free(c->username);
+	auth_client_free(c->acl);
 	hq_free(c);
 }
 

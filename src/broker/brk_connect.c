@@ -84,8 +84,9 @@ static void send_connack(struct conn *c, bool present, uint8_t reason, bool full
  * then close [MQTT-3.2.2-6]. */
 static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
 {
-	log_notice("connection refused client_id=%s addr=%s proto=%d reason=\"%s\"",
-		   c->client_id ? c->client_id : "", c->addr, c->version, why);
+	log_notice("connection refused client_id=%s addr=%s proto=%d username=%s reason=\"%s\"",
+		   c->client_id ? c->client_id : "", c->addr, c->version,
+		   c->username ? c->username : "", why);
 	send_connack(c, false, c->version == MQTT_V5 ? v5_reason : v3_rc, false);
 	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
 	conn_close(c, -1, why);
@@ -124,6 +125,57 @@ int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc,
 }
 
 static void connect_register(struct worker *w, struct conn *c);
+
+/*
+ * Authentication (src/auth/auth.h) before the client id is registered, so a
+ * refused client never takes a session over. The user name is the
+ * connection's if the transport set one (a certificate's CN), else the
+ * packet's; the password is only passed on, never kept or logged. With no
+ * method configured and anonymous clients allowed nothing is asked. Then
+ * the ACL context, and the will's topic must be writable (Mosquitto refuses
+ * such a CONNECT as not authorized too).
+ */
+static int connect_auth(struct conn *c, const struct mqtt_connect *k)
+{
+	struct worker *w = c->w;
+	struct auth *a = w->b->auth;
+	if (!c->username && k->has_username) {
+		c->username = hq_strndup((const char *)k->username.p, k->username.len);
+		if (strlen(c->username) != k->username.len)
+			return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS,
+				      "user name contains U+0000");
+	}
+	if (auth_connect_needed(a)) {
+		const char *why = "";
+		struct auth_req r = { .client_id = c->client_id, .username = c->username,
+				      .password = k->password.p, .password_len = k->password.len,
+				      .has_password = k->has_password };
+		enum auth_rc rc = auth_connect(a, &r, &why);
+		if (rc == AUTH_BAD_CREDENTIALS) {
+			STAT_ADD(w->st.auth_refused, 1);
+			/* [MQTT-3.2.2-6] a refusing CONNACK, then close */
+			return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS, why);
+		}
+		if (rc == AUTH_NOT_AUTHORIZED) {
+			STAT_ADD(w->st.auth_refused, 1);
+			return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, why);
+		}
+		STAT_ADD(w->st.auth_ok, 1);
+	}
+	c->acl = auth_client_new(a, c->username, c->client_id);
+	if (c->acl && k->has_will) {
+		bool ok = auth_client_allow(c->acl, ACL_WRITE, (const char *)k->will.topic.p,
+					    k->will.topic.len, false);
+		if (ok)
+			STAT_ADD(w->st.acl_allow, 1);
+		else
+			STAT_ADD(w->st.acl_deny, 1);
+		if (!ok)
+			return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED,
+				      "the ACL denies writing the will topic");
+	}
+	return HQ_OK;
+}
 
 static void attach_and_ack(struct conn *c, struct session *s, bool present)
 {
@@ -327,6 +379,9 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 			      "mqtt.max_connections reached");
 	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
 		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
+	int arc = connect_auth(c, k);
+	if (arc != HQ_OK)
+		return arc;
 
 	/* v5 limits of the peer */
 	c->peer_receive_max = 65535;

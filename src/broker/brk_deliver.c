@@ -316,6 +316,12 @@ void sess_deliver(struct session *s, struct deliv *d)
 		deliv_release(d);
 		return;
 	}
+	/* the ACL's read check per message (auth.h): a wildcard subscription
+	 * may cover topics a deny rule excludes; cached per client */
+	if (s->acl && !brk_acl_allow(s->w, s->acl, ACL_READ, d->msg->topic, d->msg->topic_len, false)) {
+		deliv_release(d);
+		return;
+	}
 	if (d->msg->has_expiry && msg_expired(d->msg, ev_now_ms(s->w->loop))) {
 		deliv_release(d);
 		return;
@@ -379,6 +385,11 @@ void sess_pump(struct session *s)
 			if (qos && s->n_inflight >= window(s))
 				break;
 			sess_retained_take(s, &d);
+			if (s->acl && !brk_acl_allow(s->w, s->acl, ACL_READ, d.msg->topic,
+						     d.msg->topic_len, false)) {
+				deliv_release(&d); /* retained under a wildcard, not readable */
+				continue;
+			}
 		} else {
 			struct deliv *head = dq_at(&s->queue, 0);
 			if (head->qos && s->n_inflight >= window(s))

@@ -40,6 +40,7 @@
 
 #include <uthash.h>
 
+#include "auth/auth.h"
 #include "broker/brk_clu.h"
 #include "broker/broker.h"
 #include "broker/topic.h"
@@ -255,6 +256,9 @@ struct session {
 	/* cluster-only state, allocated for node sessions and sessions handed
 	 * over to another node only (NULL for every other session) */
 	struct sess_cluster *clu;
+	/* the ACL context of the last connection (owned; NULL: no ACL file, or
+	 * no connection since the session was loaded or imported) */
+	struct auth_client *acl;
 };
 
 /* Cluster side of a session (brk_cluster.c). Left on struct session: remote
@@ -360,9 +364,6 @@ struct conn {
 	struct buf in, out;
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
 	struct tls_conn *tls;     /* ssl listener: the TLS state (owned), NULL on tcp */
-	char *username;           /* owned or NULL; set from the client certificate's CN
-				   * (peer_cert_as_username = cn) before CONNECT: the
-				   * certificate's name wins over the packet's */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	int64_t closing_since;    /* conn_close_after_gate: monotonic ms */
@@ -374,6 +375,13 @@ struct conn {
 	/* topic aliases */
 	struct alias_in *alias_in; /* uthash by alias, owned; at most topic_alias_maximum entries */
 	struct alias_out *alias_out; /* uthash by topic */
+	/* authentication (src/auth/): the user name (owned; from CONNECT, or set
+	 * before it by the transport: a certificate's CN with
+	 * peer_cert_as_username = cn, which wins over the packet's) and the ACL
+	 * context made at CONNECT (owned until the session attaches, which
+	 * takes it; NULL without an ACL file) */
+	char *username;
+	struct auth_client *acl;
 	char addr[64];            /* "ip:port" of the peer */
 	enum conn_state state;
 	/* from CONNECT, kept until the session attaches */
@@ -472,6 +480,8 @@ struct brk_stats {
 	_Atomic uint64_t msgs_dropped, conns_total;
 	_Atomic uint64_t dropped_by[BRK_DROP_N];  /* msgs_dropped by reason */
 	_Atomic int64_t conns_now;
+	/* src/auth/: CONNECTs the chain accepted / refused, ACL decisions */
+	_Atomic uint64_t auth_ok, auth_refused, acl_allow, acl_deny;
 };
 /* Counters have one writer (the owning worker); others only read. A relaxed
  * load+store avoids a locked instruction per message. */
@@ -606,6 +616,7 @@ struct broker {
 	struct clu_node *clu;             /* NULL when clustering is off */
 	struct tls_srv *tls[CONF_MAX_LISTENERS]; /* per ssl listener (index of cfg->listeners),
 					   * owned; freed after every connection */
+	struct auth *auth;                /* the authentication chain and ACL (owned) */
 	int data_lock_fd;                 /* flock on <data_dir>/hamqttd.lock; -1: none */
 	/* node names of loaded retained stamps (msg_stamp.origin borrows them;
 	 * owned, freed with the broker) */
@@ -680,6 +691,18 @@ static inline bool conn_reading(const struct conn *c)
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);
 bool sess_congested(const struct session *t, const struct hq_config *cfg, int64_t now);
+
+/* An ACL decision for ac (auth.h), counted on w (allow/deny in /metrics). */
+static inline bool brk_acl_allow(struct worker *w, struct auth_client *ac, unsigned access,
+				 const char *topic, size_t len, bool is_filter)
+{
+	bool ok = auth_client_allow(ac, access, topic, len, is_filter);
+	if (ok)
+		STAT_ADD(w->st.acl_allow, 1);
+	else
+		STAT_ADD(w->st.acl_deny, 1);
+	return ok;
+}
 
 /* brk_dispatch.c */
 int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n);

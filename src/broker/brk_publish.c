@@ -249,6 +249,23 @@ static int fail(struct conn *c, int reason, const char *why)
 	return HQ_EPROTOCOL;
 }
 
+/* The ACL denied writing this PUBLISH's topic (auth.acl.deny_action):
+ * disconnect (v5 DISCONNECT 0x87), or drop it and acknowledge (v5 with 0x87
+ * in PUBACK/PUBREC, which ends a QoS 2 flow; v3 has no failure code: a plain
+ * acknowledgement, as Mosquitto does, so the client does not resend). */
+static int publish_denied(struct conn *c, const struct mqtt_publish *pb, const char *topic, size_t tlen)
+{
+	log_debug("publish denied by the ACL client_id=%s topic=%.*s", c->client_id, (int)tlen, topic);
+	if (c->w->b->cfg->auth_acl_deny_action == CONF_ACL_DISCONNECT)
+		return fail(c, MQTT_RC_NOT_AUTHORIZED, "publish denied by the ACL");
+	uint8_t rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0;
+	if (pb->qos == 1)
+		conn_send_ack(c, MQTT_PUBACK, pb->packet_id, rc);
+	else if (pb->qos == 2)
+		conn_send_ack(c, MQTT_PUBREC, pb->packet_id, rc);
+	return HQ_OK;
+}
+
 int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 {
 	WK_ASSERT_OWNER(c->w);
@@ -299,6 +316,8 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		return fail(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS above mqtt.max_qos"); /* [MQTT-3.2.2-11] */
 	if (pb->retain && !cfg->retain_available)
 		return fail(c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+	if (s->acl && !brk_acl_allow(w, s->acl, ACL_WRITE, topic, tlen, false))
+		return publish_denied(c, pb, topic, tlen);
 
 	/* what this PUBLISH stores from here on, its PUBACK/PUBREC waits for */
 	uint32_t mark = brk_store_mark(w);

@@ -56,6 +56,8 @@ static void sess_free_contents(struct session *s)
 	HQ_FREE(s->rx_pids);
 	s->n_rx_pids = s->cap_rx_pids = 0;
 	sess_rx_unconf_free_all(s);
+	auth_client_free(s->acl);
+	s->acl = NULL;
 	if (s->will) {
 		msg_unref(s->will);
 		s->will = NULL;
@@ -143,6 +145,11 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 	atomic_store_explicit(&s->progress_ms, ev_now_ms(s->w->loop), memory_order_relaxed);
 	atomic_store(&s->online, true);
 	s->version = c->version;
+	/* the ACL context of this connection (its user name) from now on;
+	 * NULL without an ACL file */
+	auth_client_free(s->acl);
+	s->acl = c->acl;
+	c->acl = NULL;
 	s->expiry = c->req_expiry;
 	s->expire_at = 0;
 	/* [MQTT-3.1.3-9] reconnecting within the will delay cancels the old will */

@@ -117,6 +117,17 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 			hq_free(filter);
 			continue;
 		}
+		/* the ACL (auth.acl_file): the filter (a shared one's inner
+		 * filter) must be readable as a whole; each message through a
+		 * wildcard is checked again on delivery (sess_deliver).
+		 * [MQTT-3.9.3-2] 0x80 is the v3.1.1 failure code */
+		if (s->acl && !brk_acl_allow(w, s->acl, ACL_READ, shared ? inner : filter,
+					     shared ? il : f.len, true)) {
+			log_info("subscribe denied by the ACL client_id=%s filter=%s", s->client_id, filter);
+			codes[i++] = v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+			hq_free(filter);
+			continue;
+		}
 		HASH_FIND_STR(s->subs, filter, sub);
 		if (!sub && cfg->max_subscriptions && s->n_subs >= cfg->max_subscriptions) {
 			codes[i++] = v5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;

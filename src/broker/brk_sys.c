@@ -51,6 +51,10 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		for (int r = 0; r < BRK_DROP_N; r++)
 			out->dropped_by[r] += STAT_GET(st->dropped_by[r]);
 		out->connects_total += STAT_GET(st->conns_total);
+		out->auth_ok += STAT_GET(st->auth_ok);
+		out->auth_refused += STAT_GET(st->auth_refused);
+		out->acl_allow += STAT_GET(st->acl_allow);
+		out->acl_deny += STAT_GET(st->acl_deny);
 		accept_guard_counts_add(&b->workers[i].accept, &out->accept_mqtt);
 	}
 	pthread_mutex_lock(&b->retain_lock);

@@ -511,6 +511,10 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		ev_timer_every(w->loop, 250, tick_cb, w);
 		w->next_sys_ms = b->start_ms; /* first $SYS publish right away */
 	}
+	/* first: a bad password or ACL file stops the start with file:line */
+	b->auth = auth_new(cfg, err, errlen);
+	if (!b->auth)
+		goto fail;
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (brk_store_open(b, err, errlen) != HQ_OK)
@@ -528,6 +532,15 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 fail:
 	broker_free(b);
 	return NULL;
+}
+
+int broker_reload(struct broker *b)
+{
+	char err[CONF_ERR_MAX];
+	int rc = auth_reload(b->auth, err, sizeof(err));
+	if (rc != HQ_OK)
+		log_error("reload refused, the old files stay in force: %s", err);
+	return rc;
 }
 
 int broker_start(struct broker *b)
@@ -717,6 +730,7 @@ void broker_free(struct broker *b)
 		tls_srv_free(b->tls[i]);
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
+	auth_free(b->auth); /* sessions keep their ACL rules by reference */
 	for (uint32_t i = 0; i < b->n_origins; i++)
 		hq_free(b->origins[i]);
 	hq_free(b->origins);

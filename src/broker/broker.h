@@ -67,6 +67,9 @@ struct broker_info {
 	int64_t queued_bytes;     /* in session queues, node-wide (approximate, see brk_qbound.c) */
 	uint64_t queued_bytes_limit; /* mqtt.max_queued_bytes_total; 0 = none */
 	uint64_t bytes_in, bytes_out;
+	/* src/auth/: CONNECTs accepted / refused by the chain (counted only when
+	 * a method is configured), ACL decisions (only with an ACL file) */
+	uint64_t auth_ok, auth_refused, acl_allow, acl_deny;
 	uint64_t retained;        /* retained messages held */
 	/* cluster (0 when clustering is off) */
 	int cluster_running;      /* members running, this node included */
@@ -77,6 +80,9 @@ struct broker_info {
 	struct accept_counts accept_mqtt, accept_cluster;
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
+/* SIGHUP (main thread): re-read the password and ACL files; on an error the
+ * old ones stay in force and the error is logged. */
+int broker_reload(struct broker *b);
 
 /* The session store's health for the management side (/api/v5/status,
  * /metrics, $SYS; ARCHITECTURE.md "Persistence", Errors). Any thread; while

@@ -23,6 +23,9 @@
 enum conf_store { CONF_STORE_MEMORY = 0, CONF_STORE_LOCAL, CONF_STORE_REDIS };
 enum conf_discovery { CONF_DISC_MANUAL = 0, CONF_DISC_STATIC, CONF_DISC_DNS };
 enum conf_shared_strategy { CONF_SHARED_ROUND_ROBIN = 0, CONF_SHARED_RANDOM, CONF_SHARED_HASH_CLIENTID };
+/* auth (issue 10, src/auth/) */
+enum conf_acl_no_match { CONF_ACL_DENY = 0, CONF_ACL_ALLOW };
+enum conf_acl_deny_action { CONF_ACL_IGNORE = 0, CONF_ACL_DISCONNECT };
 
 /* listeners.<type>.<name>.*: a listener is known by its type and name (tcp
  * "default" and ssl "default" are two listeners). */
@@ -108,6 +111,12 @@ struct hq_config {
 	uint32_t max_outbuf;           /* bytes buffered to a slow reader before we stop queuing to its socket */
 	/* $SYS */
 	uint32_t sys_interval;         /* seconds; 0 disables */
+	/* auth (src/auth/auth.h) */
+	bool auth_allow_anonymous;     /* clients without a user name may connect */
+	char *auth_password_file;      /* "" = none; Mosquitto's format */
+	char *auth_acl_file;           /* "" = no ACL (everything allowed) */
+	enum conf_acl_no_match auth_acl_no_match;
+	enum conf_acl_deny_action auth_acl_deny_action;
 };
 
 /* Fill cfg with the built-in defaults (the values documented in etc/hamqtt.conf). */

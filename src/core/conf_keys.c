@@ -137,6 +137,11 @@ static const char *const format_names[] = { "text", "json", NULL };
 static const char *const strategy_names[] = { "round_robin", "random", "hash_clientid", NULL };
 static const char *const verify_names[] = { "none", "peer", NULL };
 static const char *const pcu_names[] = { "none", "cn", NULL };
+static const char *const acl_no_match_names[] = { "deny", "allow", NULL };
+static const char *const acl_deny_action_names[] = { "ignore", "disconnect", NULL };
+_Static_assert(CONF_ACL_DENY == 0 && CONF_ACL_ALLOW == 1 && CONF_ACL_IGNORE == 0 &&
+	       CONF_ACL_DISCONNECT == 1 && sizeof(enum conf_acl_no_match) == 4 &&
+	       sizeof(enum conf_acl_deny_action) == 4, "acl names");
 
 _Static_assert(CONF_DISC_MANUAL == 0 && CONF_DISC_STATIC == 1 && CONF_DISC_DNS == 2, "disc_names");
 _Static_assert(CONF_STORE_MEMORY == 0 && CONF_STORE_LOCAL == 1 && CONF_STORE_REDIS == 2, "store_names");
@@ -318,6 +323,17 @@ const struct conf_key conf_keys[] = {
 
 	K_DUR("sys.interval", sys_interval, 0, 86400, "30s",
 	      "how often $SYS topics are published; 0 disables"),
+
+	K_BOOL("auth.allow_anonymous", auth_allow_anonymous, "true",
+	       "clients without a user name may connect"),
+	K_STR("auth.password_file", auth_password_file, NULL, NULL, "",
+	      "password file in Mosquitto's format (mosquitto_passwd / hamqtt-passwd); empty = none"),
+	K_STR("auth.acl_file", auth_acl_file, NULL, NULL, "",
+	      "ACL file in Mosquitto's format; empty = no ACL, everything allowed"),
+	K_ENUM("auth.acl.no_match", auth_acl_no_match, acl_no_match_names, "deny",
+	       "with an ACL file: what a request no rule matches gets: allow | deny"),
+	K_ENUM("auth.acl.deny_action", auth_acl_deny_action, acl_deny_action_names, "ignore",
+	       "a PUBLISH the ACL denies: ignore (drop it; v5 0x87 in PUBACK/PUBREC) | disconnect"),
 };
 
 const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);

@@ -120,6 +120,18 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	       node, (uint64_t)in.connections);
 	metric(&b, "hamqtt_connects_total", "counter", "Clients accepted (CONNACK success sent).",
 	       node, in.connects_total);
+	put(&b, "# HELP hamqtt_authentication_total CONNECTs decided by the authentication chain "
+		"(counted when auth.password_file is set or auth.allow_anonymous is false).\n"
+		"# TYPE hamqtt_authentication_total counter\n"
+		"hamqtt_authentication_total{node=\"%s\",result=\"success\"} %" PRIu64 "\n"
+		"hamqtt_authentication_total{node=\"%s\",result=\"failure\"} %" PRIu64 "\n",
+		node, in.auth_ok, node, in.auth_refused);
+	put(&b, "# HELP hamqtt_acl_decisions_total ACL decisions (auth.acl_file): PUBLISH, SUBSCRIBE "
+		"and each message delivered, cached decisions included.\n"
+		"# TYPE hamqtt_acl_decisions_total counter\n"
+		"hamqtt_acl_decisions_total{node=\"%s\",result=\"allow\"} %" PRIu64 "\n"
+		"hamqtt_acl_decisions_total{node=\"%s\",result=\"deny\"} %" PRIu64 "\n",
+		node, in.acl_allow, node, in.acl_deny);
 	metric(&b, "hamqtt_messages_received_total", "counter", "PUBLISH packets received from clients.",
 	       node, in.msgs_in);
 	metric(&b, "hamqtt_messages_sent_total", "counter", "PUBLISH packets sent to clients.", node,

@@ -1,0 +1,82 @@
+/*
+ * auth.h - authentication (the chain) and authorization (ACL) of MQTT
+ * clients: the broker's only view of src/auth/.
+ *
+ * The chain asks its methods in order; the first definite answer wins:
+ *   1. the password file (auth.password_file): a user it lists is accepted
+ *      with the right password and refused (bad user name or password) with a
+ *      wrong one; a user it does not list is left to the next method;
+ *   (later: the built-in database, JWT, HTTP hook, Redis slot in here, each
+ *    a struct auth_method)
+ *   2. the end of the chain: a client without a user name is anonymous and
+ *      auth.allow_anonymous decides (refused: not authorized); a client with
+ *      a user name no method accepted is refused (bad user name or password)
+ *      when a credentials method is configured, else treated as anonymous.
+ * With no method configured and allow_anonymous true (the default),
+ * auth_connect always allows and the broker skips it altogether
+ * (auth_connect_needed).
+ *
+ * Authorization: with auth.acl_file set, every connection gets a struct
+ * auth_client holding the rules it connected with (a reference), its user
+ * name and client id, and a cache of decisions by topic; without one it gets
+ * NULL and the broker checks nothing (one NULL test on each path).
+ *
+ * Threads: auth_connect and auth_client_new run on any worker (read lock on
+ * the tables); auth_reload on the main thread (SIGHUP) parses the files
+ * outside the lock and swaps the tables under the write lock. A struct
+ * auth_client belongs to one session's worker.
+ */
+#ifndef HQ_AUTH_AUTH_H
+#define HQ_AUTH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth_acl.h"
+#include "core/conf.h"
+
+struct auth;
+
+/* Reads the files the configuration names; NULL and "file:line: why" in err
+ * when one cannot be read or has a bad line. */
+struct auth *auth_new(const struct hq_config *cfg, char *err, size_t errlen);
+void auth_free(struct auth *a);
+/* Re-read the files (SIGHUP). On an error the old tables stay in force. */
+int auth_reload(struct auth *a, char *err, size_t errlen);
+
+enum auth_rc {
+	AUTH_ALLOW = 0,
+	AUTH_BAD_CREDENTIALS,   /* v5 0x86, v3 return code 4 */
+	AUTH_NOT_AUTHORIZED,    /* v5 0x87, v3 return code 5 */
+};
+
+struct auth_req {
+	const char *client_id;
+	const char *username;   /* NULL: none */
+	const uint8_t *password;
+	size_t password_len;
+	bool has_password;
+};
+
+/* false: every CONNECT is allowed (no method, anonymous allowed). */
+bool auth_connect_needed(const struct auth *a);
+/* The chain's answer; *why says which rule decided (static text). */
+enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why);
+
+/* ---- authorization ---- */
+
+struct auth_client;
+/* NULL when no ACL file is configured (everything allowed). */
+struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id);
+void auth_client_free(struct auth_client *ac);
+/* May the client publish to topic (ACL_WRITE), receive a message of topic
+ * (ACL_READ), or subscribe to a filter (ACL_READ, is_filter)? topic is len
+ * bytes (no NUL needed). Topics are cached per client; filters are not (a
+ * SUBSCRIBE is rare). */
+bool auth_client_allow(struct auth_client *ac, unsigned access, const char *topic, size_t len,
+		       bool is_filter);
+/* How many decisions came from the cache (for tests and /metrics). */
+uint64_t auth_client_cache_hits(const struct auth_client *ac);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * auth_acl.h - an ACL file in Mosquitto's format:
+ *   # comment
+ *   topic [read|write|readwrite|deny] <filter>     (no access word = readwrite)
+ *   user <name>                                    (the rules below are <name>'s)
+ *   pattern [read|write|readwrite|deny] <filter>   (every client; %u user, %c client id)
+ * Rules before the first `user` line are the anonymous clients' (no user
+ * name). `pattern` lines apply to every client wherever they stand.
+ *
+ * A check is: a deny rule that matches -> deny; else a rule granting the
+ * access that matches -> allow; else no match (the caller applies
+ * auth.acl.no_match). For a topic (PUBLISH, a delivered message) "matches"
+ * is MQTT topic matching; for a SUBSCRIBE filter it is "covers": every topic
+ * the filter can match is matched by the rule (a/+ covers a/b, # covers
+ * everything but $-topics). A wildcard filter that no rule covers but a read
+ * rule overlaps (# with a rule a/#) is granted too: each message delivered
+ * through it is checked (Mosquitto 2.0 grants every SUBSCRIBE and checks
+ * only delivered messages; we refuse what can never deliver anything, and a
+ * filter a deny rule covers). A rule starting
+ * with a wildcard never matches a topic starting with '$' [MQTT-4.7.2-1]:
+ * $SYS is readable only where a rule names it.
+ *
+ * A parsed file is immutable and reference counted: connections keep the
+ * rules they started with across a reload.
+ */
+#ifndef HQ_AUTH_AUTH_ACL_H
+#define HQ_AUTH_AUTH_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ACL_READ 1u
+#define ACL_WRITE 2u
+
+enum acl_verdict { ACL_NO_MATCH = 0, ACL_ALLOW, ACL_DENY };
+
+struct acl_rules;
+
+struct acl_rules *acl_parse(const char *name, const char *text, size_t len, char *err, size_t errlen);
+struct acl_rules *acl_load(const char *path, char *err, size_t errlen);
+struct acl_rules *acl_ref(struct acl_rules *r);
+void acl_unref(struct acl_rules *r);
+
+/* user NULL: anonymous. access ACL_READ or ACL_WRITE on a topic name;
+ * is_filter: `what` is a SUBSCRIBE filter (access ACL_READ). */
+enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const char *client_id,
+			   unsigned access, const char *what, bool is_filter);
+
+/* Does rule filter p cover filter or topic f (both NUL terminated)? */
+bool acl_covers(const char *p, const char *f);
+/* Can some topic match both filters? */
+bool acl_overlaps(const char *p, const char *f);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * auth_chain.c - the authentication chain (auth.h) and the per-client ACL
+ * context with its decision cache.
+ */
+#include "auth/auth.h"
+#include "auth/auth_passwd.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <uthash.h>
+
+/* One method of the chain. check answers METHOD_IGNORE when it has nothing
+ * to say about the client (the next method is asked). */
+enum method_answer { METHOD_IGNORE = 0, METHOD_ALLOW, METHOD_DENY_CREDENTIALS, METHOD_DENY_NOT_AUTHORIZED };
+struct auth_method {
+	const char *name;
+	enum method_answer (*check)(struct auth *a, const struct auth_req *r, const char **why);
+};
+
+struct auth {
+	pthread_rwlock_t lock;     /* guards pw and acl (the pointers) */
+	struct passwd_db *pw;      /* owned; NULL: no password file */
+	struct acl_rules *acl;     /* one reference; NULL: no ACL file */
+	char *password_file;       /* owned copies of the configuration */
+	char *acl_file;
+	bool allow_anonymous;
+	bool no_match_allow;
+	const struct auth_method *methods[4];
+	int n_methods;
+};
+
+static enum method_answer passwd_check(struct auth *a, const struct auth_req *r, const char **why)
+{
+	if (!r->username)
+		return METHOD_IGNORE;
+	pthread_rwlock_rdlock(&a->lock);
+	enum passwd_result pr = passwd_db_check(a->pw, r->username,
+						r->has_password ? r->password : (const uint8_t *)"",
+						r->has_password ? r->password_len : 0);
+	pthread_rwlock_unlock(&a->lock);
+	if (pr == PASSWD_UNKNOWN_USER)
+		return METHOD_IGNORE;
+	if (pr == PASSWD_OK && r->has_password) {
+		*why = "password file";
+		return METHOD_ALLOW;
+	}
+	*why = r->has_password ? "wrong password (password file)" : "no password (password file)";
+	return METHOD_DENY_CREDENTIALS;
+}
+
+static const struct auth_method method_passwd = { "password_file", passwd_check };
+
+/* How long one check of the slowest entry takes: warn when a worker would
+ * stall noticeably on each CONNECT (a file made with a large -I). */
+static void warn_slow(const struct passwd_db *db, const char *path)
+{
+	uint32_t it = passwd_db_max_iter(db);
+	if (it <= PASSWD_INLINE_ITER)
+		return;
+	struct passwd_hash h = { .type = 7, .iter = it, .salt_len = PASSWD_SALT_LEN };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	(void)passwd_hash_verify(&h, (const uint8_t *)"x", 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	log_warning("%s: an entry uses %u PBKDF2 iterations: each CONNECT of it costs %.1f ms "
+		    "of a worker's loop (checks run inline; mosquitto_passwd's default is %d)",
+		    path, it, ms, PASSWD_DEFAULT_ITER);
+}
+
+/* Read both files; on success the new tables are in *pw / *acl. */
+static int load_files(const struct auth *a, struct passwd_db **pw, struct acl_rules **acl,
+		      char *err, size_t errlen)
+{
+	*pw = NULL;
+	*acl = NULL;
+	if (a->password_file) {
+		*pw = passwd_db_load(a->password_file, err, errlen);
+		if (!*pw)
+			return HQ_EINVAL;
+		warn_slow(*pw, a->password_file);
+	}
+	if (a->acl_file) {
+		*acl = acl_load(a->acl_file, err, errlen);
+		if (!*acl) {
+			passwd_db_free(*pw);
+			*pw = NULL;
+			return HQ_EINVAL;
+		}
+	}
+	return HQ_OK;
+}
+
+struct auth *auth_new(const struct hq_config *cfg, char *err, size_t errlen)
+{
+	struct auth *a = hq_calloc(1, sizeof(*a));
+	pthread_rwlock_init(&a->lock, NULL);
+	a->allow_anonymous = cfg->auth_allow_anonymous;
+	a->no_match_allow = cfg->auth_acl_no_match == CONF_ACL_ALLOW;
+	if (cfg->auth_password_file && *cfg->auth_password_file)
+		a->password_file = hq_strdup(cfg->auth_password_file);
+	if (cfg->auth_acl_file && *cfg->auth_acl_file)
+		a->acl_file = hq_strdup(cfg->auth_acl_file);
+	if (load_files(a, &a->pw, &a->acl, err, errlen) != HQ_OK) {
+		auth_free(a);
+		return NULL;
+	}
+	if (a->pw)
+		a->methods[a->n_methods++] = &method_passwd;
+	if (a->pw)
+		log_info("auth: password file %s: %u users", a->password_file, passwd_db_count(a->pw));
+	if (a->acl)
+		log_info("auth: ACL file %s, no match = %s", a->acl_file,
+			 a->no_match_allow ? "allow" : "deny");
+	return a;
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	passwd_db_free(a->pw);
+	acl_unref(a->acl);
+	hq_free(a->password_file);
+	hq_free(a->acl_file);
+	pthread_rwlock_destroy(&a->lock);
+	hq_free(a);
+}
+
+int auth_reload(struct auth *a, char *err, size_t errlen)
+{
+	struct passwd_db *pw;
+	struct acl_rules *acl;
+	if (!a->password_file && !a->acl_file)
+		return HQ_OK;
+	if (load_files(a, &pw, &acl, err, errlen) != HQ_OK)
+		return HQ_EINVAL;
+	pthread_rwlock_wrlock(&a->lock);
+	struct passwd_db *old_pw = a->pw;
+	struct acl_rules *old_acl = a->acl;
+	a->pw = pw;
+	a->acl = acl;
+	pthread_rwlock_unlock(&a->lock);
+	passwd_db_free(old_pw);
+	acl_unref(old_acl); /* connections keep theirs until they close */
+	if (pw)
+		log_notice("auth: reloaded password file %s: %u users", a->password_file,
+			   passwd_db_count(pw));
+	if (acl)
+		log_notice("auth: reloaded ACL file %s (for new connections)", a->acl_file);
+	return HQ_OK;
+}
+
+bool auth_connect_needed(const struct auth *a)
+{
+	return a->n_methods > 0 || !a->allow_anonymous;
+}
+
+enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why)
+{
+	for (int i = 0; i < a->n_methods; i++) {
+		switch (a->methods[i]->check(a, r, why)) {
+		case METHOD_IGNORE:
+			continue;
+		case METHOD_ALLOW:
+			return AUTH_ALLOW;
+		case METHOD_DENY_CREDENTIALS:
+			return AUTH_BAD_CREDENTIALS;
+		case METHOD_DENY_NOT_AUTHORIZED:
+			return AUTH_NOT_AUTHORIZED;
+		}
+	}
+	if (r->username && a->n_methods > 0) {
+		*why = "unknown user name";
+		return AUTH_BAD_CREDENTIALS;
+	}
+	if (a->allow_anonymous) {
+		*why = "anonymous";
+		return AUTH_ALLOW;
+	}
+	*why = "anonymous clients not allowed (auth.allow_anonymous = false)";
+	return AUTH_NOT_AUTHORIZED;
+}
+
+/* ---- per-client ACL context ---- */
+
+#define ACL_CACHE_MAX 1024    /* topics remembered per client; then the cache restarts */
+
+struct acl_cached {
+	UT_hash_handle hh;
+	uint8_t known;            /* ACL_READ / ACL_WRITE bits decided */
+	uint8_t allowed;          /* of those, allowed */
+	char topic[];
+};
+
+struct auth_client {
+	struct acl_rules *rules;  /* reference */
+	char *username;           /* owned, NULL = anonymous */
+	char *client_id;          /* owned */
+	bool no_match_allow;
+	uint32_t n_cached;
+	uint64_t hits;
+	struct acl_cached *cache; /* uthash by topic */
+};
+
+struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id)
+{
+	if (!a || !a->acl_file)
+		return NULL;
+	struct auth_client *ac = hq_calloc(1, sizeof(*ac));
+	pthread_rwlock_rdlock(&a->lock);
+	ac->rules = acl_ref(a->acl);
+	pthread_rwlock_unlock(&a->lock);
+	ac->username = username ? hq_strdup(username) : NULL;
+	ac->client_id = hq_strdup(client_id ? client_id : "");
+	ac->no_match_allow = a->no_match_allow;
+	return ac;
+}
+
+static void cache_clear(struct auth_client *ac)
+{
+	struct acl_cached *e, *t;
+	HASH_ITER(hh, ac->cache, e, t) {
+		HASH_DEL(ac->cache, e);
+		hq_free(e);
+	}
+	ac->n_cached = 0;
+}
+
+void auth_client_free(struct auth_client *ac)
+{
+	if (!ac)
+		return;
+	cache_clear(ac);
+	acl_unref(ac->rules);
+	hq_free(ac->username);
+	hq_free(ac->client_id);
+	hq_free(ac);
+}
+
+static bool decide(const struct auth_client *ac, unsigned access, const char *what, size_t len,
+		   bool is_filter)
+{
+	char stack[256];
+	char *z = len < sizeof(stack) ? stack : hq_malloc(len + 1);
+	memcpy(z, what, len);
+	z[len] = 0;
+	enum acl_verdict v = acl_check(ac->rules, ac->username, ac->client_id, access, z, is_filter);
+	if (z != stack)
+		hq_free(z);
+	return v == ACL_ALLOW || (v == ACL_NO_MATCH && ac->no_match_allow);
+}
+
+bool auth_client_allow(struct auth_client *ac, unsigned access, const char *topic, size_t n,
+		       bool is_filter)
+{
+	if (is_filter)
+		return decide(ac, access, topic, n, true);
+	struct acl_cached *e;
+	HASH_FIND(hh, ac->cache, topic, n, e);
+	if (e && (e->known & access)) {
+		ac->hits++;
+		return (e->allowed & access) != 0;
+	}
+	bool ok = decide(ac, access, topic, n, false);
+	if (!e) {
+		if (ac->n_cached >= ACL_CACHE_MAX)
+			cache_clear(ac);
+		e = hq_calloc(1, sizeof(*e) + n + 1);
+		memcpy(e->topic, topic, n);
+		HASH_ADD_KEYPTR(hh, ac->cache, e->topic, n, e);
+		ac->n_cached++;
+	}
+	e->known |= (uint8_t)access;
+	if (ok)
+		e->allowed |= (uint8_t)access;
+	return ok;
+}
+
+uint64_t auth_client_cache_hits(const struct auth_client *ac)
+{
+	return ac->hits;
+}
