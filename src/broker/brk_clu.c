@@ -253,6 +253,19 @@ void brk_post_forward(struct brk_post *p, int worker, struct fwd_in *f)
 	push(p, worker, &e);
 }
 
+void brk_post_forward_target(struct brk_post *p, const char *client_id, struct session *s)
+{
+	for (int i = 0; i < p->b->n_workers; i++) {
+		struct wq_vec *q = &p->q[i];
+		for (uint32_t k = 0; k < q->len; k++) {
+			struct fwd_in *f = &q->v[k].u.fwd;
+			if (q->v[k].kind == WQ_FWD_IN && f->client_id && !f->target &&
+			    !strcmp(f->client_id, client_id))
+				f->target = sess_ref(s);
+		}
+	}
+}
+
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token)
 {
 	if (!token || worker < 0 || worker >= p->b->n_workers)

@@ -121,7 +121,7 @@ struct fwd_in {
 	struct brk_msg *msg;      /* reference */
 	char **groups;            /* owned "$share/g/f" strings the origin chose us for */
 	char *client_id;          /* owned: for this client's session only, or NULL */
-	struct session *target;   /* reference: that session when not registered yet, or NULL */
+	struct session *target;   /* reference: that session, when the cluster thread knows it, or NULL */
 	struct rx_unconf *skip;   /* owned: targets that have it stored (FORWARD SKIP), or NULL */
 	struct clu_peer *member;  /* origin node (for the acknowledgement) */
 	uint64_t seq;             /* 0 = QoS 0, nothing to acknowledge */
@@ -147,6 +147,9 @@ void brk_post_flush(struct brk_post *p);
 void brk_post_route(struct brk_post *p, struct session *s, const char *filter, bool add,
 		    uint8_t options, uint32_t sub_id);
 void brk_post_forward(struct brk_post *p, int worker, struct fwd_in *f); /* f's contents move */
+/* The FORWARDs naming client_id without a target, still unsent in p (an
+ * import held them), get s as target (one reference each). */
+void brk_post_forward_target(struct brk_post *p, const char *client_id, struct session *s);
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token);
 /* What token waited for failed: the waiting response never leaves, its
  * connection is closed and the client sends again. */

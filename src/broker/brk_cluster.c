@@ -181,6 +181,42 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 	clu_req_push(&w->clu.out, &r);
 }
 
+/*
+ * Per-publisher order across a hand-over [MQTT-4.6.0-6] (the protocol is in
+ * clu_fence.c). Behind the route changes just posted (the session's filters
+ * now go to its new node, no longer to it), in the same batch, so every
+ * other worker switches paths at one point of its stream: what it delivered
+ * before is in our inbox, ahead of its fence coming back.
+ */
+static void move_fence_post(struct worker *w)
+{
+	for (int i = 0; i < w->b->n_workers; i++) {
+		if (i == w->id)
+			continue; /* our own deliveries went (or go) in order already */
+		struct wq_entry e = { .kind = WQ_MOVE_FENCE, .sub_id = (uint32_t)w->id };
+		wk_post(w, &w->b->workers[i], &e);
+	}
+}
+
+void brk_cluster_move_fence(struct worker *w, int owner)
+{
+	WK_ASSERT_OWNER(w);
+	uint64_t tok = gate_token_new(w); /* unique on this worker */
+	struct clu_req r = { .kind = CRQ_FENCE_START, .worker = (uint16_t)w->id, .token = tok };
+	clu_req_push(&w->clu.out, &r);
+	struct wq_entry e = { .kind = WQ_MOVE_FENCE_BACK, .sub_id = (uint32_t)w->id };
+	e.u.token = tok;
+	wk_post(w, &w->b->workers[owner], &e);
+}
+
+void brk_cluster_move_fence_back(struct worker *w, int from, uint64_t token)
+{
+	WK_ASSERT_OWNER(w);
+	/* behind our forwards of what `from` delivered to the moved session */
+	struct clu_req r = { .kind = CRQ_FENCE_MARK, .worker = (uint16_t)from, .token = token };
+	clu_req_push(&w->clu.out, &r);
+}
+
 /* A shared-group delivery whose member left, to the group's members on the
  * node of node_sess: one FORWARD naming only that group (no plain
  * subscribers), so the receiving node picks one of its own members, as for
@@ -589,6 +625,8 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct ta
 			s->clu->moved_to = sess_ref(ns);
 		}
 		sess_end(s, false);
+		if (ns && r.n_groups)
+			move_fence_post(w);
 	}
 	clu_req_push(&w->clu.out, &r);
 	/* on its way now: the routes handed to the other workers above (in the

@@ -431,6 +431,10 @@ enum wq_kind {
 	WQ_STORE_DONE,            /* the store thread applied u.batch (brk_store.c) */
 	WQ_CLOSE_LISTENERS,       /* shutdown drain: stop accepting (broker_drain) */
 	WQ_ADOPT_NODE,            /* u.filter (owned): a dead node's name; take its sessions */
+	WQ_MOVE_FENCE,            /* a session of worker sub_id moved to another node:
+				   * fence our forwards (clu_fence.c) */
+	WQ_MOVE_FENCE_BACK,       /* to that worker, behind what worker sub_id delivered
+				   * to the session: mark fence u.token */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -462,7 +466,7 @@ struct wq_entry {
 		char *filter;         /* WQ_ROUTE_*, WQ_ADOPT_NODE: owned */
 		struct conn *conn;    /* WQ_ADOPT: owned while in the queue */
 		struct fwd_in fwd;    /* WQ_FWD_IN */
-		uint64_t token;       /* WQ_GATE_RELEASE */
+		uint64_t token;       /* WQ_GATE_RELEASE, WQ_MOVE_FENCE_BACK */
 		struct takeover_msg takeover; /* WQ_TAKEOVER_* */
 		struct store_batch *batch; /* WQ_STORE_DONE: owned */
 	} u;
@@ -843,6 +847,11 @@ void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t);
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);
+/* Per-publisher order across a hand-over (clu_fence.c): on a worker whose
+ * replica now sends a session of worker `owner` to another node, and on
+ * that owner when the worker's fence comes back. */
+void brk_cluster_move_fence(struct worker *w, int owner);
+void brk_cluster_move_fence_back(struct worker *w, int from, uint64_t token);
 /* d (DV_SHARED) goes to its group's members on node_sess's node; d is emptied. */
 void brk_cluster_forward_shared(struct worker *w, struct session *node_sess, struct deliv *d);
 /* c (in CS_WAIT) attaches s once token is released (every peer has s's routes). */

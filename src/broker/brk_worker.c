@@ -160,6 +160,12 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		brk_store_adopt_node(w, e->u.filter);
 		hq_free(e->u.filter);
 		break;
+	case WQ_MOVE_FENCE:
+		brk_cluster_move_fence(w, (int)e->sub_id);
+		break;
+	case WQ_MOVE_FENCE_BACK:
+		brk_cluster_move_fence_back(w, (int)e->sub_id, e->u.token);
+		break;
 	}
 	if (e->sess)
 		sess_unref(e->sess);

@@ -197,6 +197,8 @@ struct clu_node {
 	 * (sessions handed over, being rebuilt on their workers) */
 	struct brk_post *wout;
 	uint32_t imports_pending;
+	/* per worker: hand-over fences (clu_fence.c), NULL until the first */
+	struct clu_fence *fences;
 	/* BARRIER_ACKs owed while wout is held: sent once it is flushed */
 	struct clu_owed_ack *owed_acks;
 	uint32_t n_owed_acks, cap_owed_acks;
@@ -299,10 +301,6 @@ struct clu_takeover {                     /* a CONNECT here asking the other nod
 	 * (reference); importing while the worker has not answered yet */
 	struct session *imported;
 	bool importing;
-	/* FORWARDs following the session (CLIENT) that came while importing:
-	 * posted with the session as target once it is rebuilt */
-	struct fwd_in *deferred;
-	uint32_t n_deferred, cap_deferred;
 	/* a newer connection elsewhere asked while this one waited: it gets the
 	 * session once this request completes (deferred answer) */
 	struct clu_peer *pass_to;
@@ -318,24 +316,32 @@ struct clu_takeover_recent {
 	char *client_id;                 /* owned */
 	uint16_t worker;
 	int64_t until_ms;
+	/* the session handed over (reference) or NULL: the target of a FORWARD
+	 * following it (CLIENT) that comes before its worker registered it */
+	struct session *sess;
 	UT_hash_handle hh;               /* clu_node.recent by client_id */
 };
 void clu_takeover_req(struct clu_node *n, struct clu_req *r);
 void clu_takeover_resp_req(struct clu_node *n, struct clu_req *r);
 void clu_takeover_imported(struct clu_node *n, struct clu_req *r);
-/* A FORWARD for client_id's session while it is being imported here: kept
- * (f's contents move) and posted once the session exists. */
-bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str client_id, struct fwd_in *f);
 void clu_takeover_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
 void clu_takeover_link_down(struct clu_node *n, struct clu_peer *m);
 void clu_takeover_send_clients(struct clu_node *n, struct clu_link *l);
 void clu_takeover_clients(struct clu_node *n, struct clu_link *l, struct clu_list list);
-/* The worker that holds (or is about to hold) client_id's session, or -1. */
-int clu_takeover_worker_of(struct clu_node *n, struct clu_str client_id);
-/* A session handed over here whose connect is still pending: a reference
- * and its worker, or NULL. */
-struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str client_id, int *worker);
+/* The session a FORWARD naming client_id (one that followed the session
+ * here) is for: a reference, or NULL when there is none or it is being
+ * imported right now (clu_takeover_imported fills the target in then: the
+ * forwards are still in the held worker outboxes). */
+struct session *clu_takeover_target(struct clu_node *n, struct clu_str client_id);
 void clu_takeover_tick(struct clu_node *n, int64_t now);
+
+/* clu_fence.c: a worker's forwards wait while a session it delivered to
+ * moves to another node, until the old owner's forwards of those went. */
+void clu_fence_start(struct clu_node *n, uint16_t worker, uint64_t token);
+void clu_fence_mark(struct clu_node *n, uint16_t worker, uint64_t token);
+/* true: r (a FORWARD) waits behind a fence; its contents moved */
+bool clu_fence_hold(struct clu_node *n, struct clu_req *r);
+void clu_fence_free(struct clu_node *n);
 void clu_takeover_free(struct clu_node *n);
 
 /* clu_route.c */

@@ -124,7 +124,8 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		clu_route_barrier(n, r);
 		break;
 	case CRQ_FORWARD:
-		clu_route_forward(n, r);
+		if (!clu_fence_hold(n, r))
+			clu_route_forward(n, r);
 		break;
 	case CRQ_FWD_DONE:
 		clu_route_fwd_done(n, r);
@@ -143,6 +144,12 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		break;
 	case CRQ_ADOPTED:
 		clu_route_adopted(n, r->key);
+		break;
+	case CRQ_FENCE_START:
+		clu_fence_start(n, r->worker, r->token);
+		break;
+	case CRQ_FENCE_MARK:
+		clu_fence_mark(n, r->worker, r->token);
 		break;
 	}
 	clu_req_release(r);
@@ -370,6 +377,7 @@ void clu_node_free(struct clu_node *n)
 	clu_route_free(n);
 	clu_retain_free(n);
 	clu_takeover_free(n);
+	clu_fence_free(n);
 	brk_post_free(n->wout); /* what never reached a worker */
 	for (size_t i = 0; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];

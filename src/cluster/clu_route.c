@@ -520,19 +520,14 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 		}
 	}
 	atomic_fetch_add_explicit(&n->st_fwd_in, 1, memory_order_relaxed);
-	/* one publisher's messages always go to the same worker: order kept */
+	/* one publisher's messages always go to the same worker, those that
+	 * followed a session handed over (CLIENT) too: its worker passes them
+	 * to the session's in order with the ones it routes itself */
 	int n_workers = brk_clu_n_workers(n->b);
 	int worker = (int)(cm->pub_hash % (uint32_t)n_workers);
 	if (f->client.len) {
-		/* after the session's import: through the worker that runs it */
 		fw.client_id = hq_strndup(f->client.p, f->client.len);
-		if (clu_takeover_defer_forward(n, f->client, &fw))
-			return;
-		fw.target = clu_takeover_pending_session(n, f->client, &worker);
-		if (!fw.target)
-			worker = clu_takeover_worker_of(n, f->client);
-		if (worker < 0)
-			worker = (int)(cm->pub_hash % (uint32_t)n_workers);
+		fw.target = clu_takeover_target(n, f->client);
 	}
 	brk_post_forward(n->wout, worker, &fw);
 }

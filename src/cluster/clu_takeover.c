@@ -122,6 +122,9 @@ static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 		}
 		rc->worker = t->worker;
 		rc->until_ms = clu_now(n) + 2000;
+		if (rc->sess)
+			brk_clu_session_unref(rc->sess);
+		rc->sess = t->imported ? brk_clu_session_ref(t->imported) : NULL;
 	}
 	log_debug("cluster: client_id=%s: takeover request settled in %lld ms (%s)", t->client_id,
 		  (long long)(clu_now(n) - t->started_ms),
@@ -134,7 +137,6 @@ static void takeover_finish(struct clu_node *n, struct clu_takeover *t)
 	hq_free(t->blob);
 	hq_free(t->client_id);
 	hq_free(t->wait);
-	hq_free(t->deferred); /* empty: posted when the import was answered */
 	hq_free(t);
 }
 
@@ -343,6 +345,8 @@ void clu_takeover_tick(struct clu_node *n, int64_t now)
 		if (now < rc->until_ms)
 			continue;
 		HASH_DEL(n->recent, rc);
+		if (rc->sess)
+			brk_clu_session_unref(rc->sess);
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
@@ -362,6 +366,8 @@ void clu_takeover_free(struct clu_node *n)
 	struct clu_takeover_recent *rc, *rtmp;
 	HASH_ITER(hh, n->recent, rc, rtmp) {
 		HASH_DEL(n->recent, rc);
+		if (rc->sess)
+			brk_clu_session_unref(rc->sess);
 		hq_free(rc->client_id);
 		hq_free(rc);
 	}
@@ -373,37 +379,27 @@ void clu_takeover_free(struct clu_node *n)
 		hq_free(t->blob);
 		if (t->imported)
 			brk_clu_session_unref(t->imported);
-		/* released with whatever else never reached a worker */
-		for (uint32_t i = 0; i < t->n_deferred; i++)
-			brk_post_forward(n->wout, t->worker, &t->deferred[i]);
-		hq_free(t->deferred);
 		hq_free(t);
 	}
 }
 
-int clu_takeover_worker_of(struct clu_node *n, struct clu_str cid)
-{
-	struct clu_takeover_recent *rc;
-	HASH_FIND(hh, n->recent, cid.p, cid.len, rc);
-	if (rc)
-		return rc->worker;
-	int w = -1;
-	struct session *s = brk_clu_session_find(n->b, cid.p, cid.len, &w);
-	if (s)
-		brk_clu_session_unref(s);
-	return w;
-}
-
-struct session *clu_takeover_pending_session(struct clu_node *n, struct clu_str cid, int *worker)
+struct session *clu_takeover_target(struct clu_node *n, struct clu_str cid)
 {
 	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
-		if (t->imported && strlen(t->client_id) == cid.len &&
-		    !memcmp(t->client_id, cid.p, cid.len)) {
-			*worker = t->worker;
+		if (strlen(t->client_id) != cid.len || memcmp(t->client_id, cid.p, cid.len))
+			continue;
+		if (t->importing)
+			return NULL; /* filled in when the import is answered */
+		if (t->imported)
 			return brk_clu_session_ref(t->imported);
-		}
 	}
-	return NULL;
+	/* connected moments ago: its worker may not have registered it yet */
+	struct clu_takeover_recent *rc;
+	HASH_FIND(hh, n->recent, cid.p, cid.len, rc);
+	if (rc && rc->sess)
+		return brk_clu_session_ref(rc->sess);
+	int w;
+	return brk_clu_session_find(n->b, cid.p, cid.len, &w);
 }
 
 /* The worker rebuilt (or failed to rebuild) a session handed over. */
@@ -417,13 +413,10 @@ void clu_takeover_imported(struct clu_node *n, struct clu_req *r)
 		t->importing = false;
 		t->imported = r->sess; /* the reference moves */
 		r->sess = NULL;
-		for (uint32_t i = 0; i < t->n_deferred; i++) {
-			struct fwd_in *f = &t->deferred[i];
-			if (t->imported)
-				f->target = brk_clu_session_ref(t->imported);
-			brk_post_forward(n->wout, t->worker, f);
-		}
-		t->n_deferred = 0;
+		/* the FORWARDs that followed the session meanwhile are still in
+		 * the held outboxes (imports_pending): they get it as target */
+		if (t->imported)
+			brk_post_forward_target(n->wout, t->client_id, t->imported);
 	}
 	if (!n->imports_pending) {
 		/* the routes are in the inboxes: let the rest go, then answer */
@@ -434,19 +427,3 @@ void clu_takeover_imported(struct clu_node *n, struct clu_req *r)
 		takeover_finish(n, t);
 }
 
-bool clu_takeover_defer_forward(struct clu_node *n, struct clu_str cid, struct fwd_in *f)
-{
-	for (struct clu_takeover *t = n->takeovers; t; t = t->next) {
-		if (!t->importing || strlen(t->client_id) != cid.len ||
-		    memcmp(t->client_id, cid.p, cid.len))
-			continue;
-		if (t->n_deferred == t->cap_deferred) {
-			t->cap_deferred = t->cap_deferred ? t->cap_deferred * 2 : 8;
-			t->deferred = hq_realloc(t->deferred, t->cap_deferred * sizeof(*t->deferred));
-		}
-		t->deferred[t->n_deferred++] = *f;
-		memset(f, 0, sizeof(*f));
-		return true;
-	}
-	return false;
-}

@@ -45,6 +45,10 @@ enum clu_req_kind {
 	CRQ_TAKEOVER_IMPORTED, /* token (takeover id): sess rebuilt and routed on worker, or NULL */
 	CRQ_ADOPTED,         /* key: a dead node whose sessions this node resumed from the
 			      * shared store, their routes in every worker: its own go now */
+	CRQ_FENCE_START,     /* worker: a session it delivered to moved to another node;
+			      * its forwards wait until FENCE_MARK with the same token */
+	CRQ_FENCE_MARK,      /* from that session's old owner, behind its forwards of what
+			      * worker had delivered to it: the wait of token ends */
 };
 
 struct clu_req {
@@ -55,10 +59,12 @@ struct clu_req {
 	bool dretain;             /* ... and its RETAIN flag */
 	bool rx;                  /* FORWARD: the first delivery of a QoS 2 publish whose
 				   * msg has an rx identity (FORWARD RX: marks there) */
-	uint16_t worker;          /* BARRIER, FORWARD: the worker holding the gate */
+	uint16_t worker;          /* BARRIER, FORWARD: the worker holding the gate;
+				   * FENCE_*: the worker whose forwards wait */
 	uint16_t n_groups;        /* FORWARD: entries of groups */
 	uint32_t link_gen;        /* FWD_DONE: link generation the message came on */
-	uint64_t token;           /* BARRIER, FORWARD: gate token (0 = none); FWD_DONE: seq */
+	uint64_t token;           /* BARRIER, FORWARD: gate token (0 = none); FWD_DONE: seq;
+				   * FENCE_*: the fence */
 	struct clu_peer *member;/* FORWARD (destination), FWD_DONE (origin) */
 	struct brk_msg *msg;      /* FORWARD, RETAIN: reference */
 	char **groups;            /* FORWARD: owned array of owned "$share/g/f";
