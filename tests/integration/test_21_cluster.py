@@ -692,16 +692,16 @@ def drain_publishes(c, timeout=1.0):
             out[p.payload] = p.mid
 
 
-def takeover_under_load(c3, qos, prefix):
-    """A publisher on node 1 sends 200 messages at qos to client X's
-    subscription while X (never acknowledging on node 1) takes its session
-    over on node 2. Returns (got on node 2 as (payload, dup, packet id) in
-    arrival order, {payload: packet id} the old connection received,
-    count)."""
+def takeover_under_load(c3, qos, prefix, pub_node=0):
+    """A publisher on node pub_node + 1 (node 1 by default) sends 200
+    messages at qos to client X's subscription while X (never acknowledging
+    on node 1) takes its session over on node 2. Returns (got on node 2 as
+    (payload, dup, packet id) in arrival order, {payload: packet id} the old
+    connection received, count)."""
     n1, n2, _ = c3.nodes
     topic = "%s/t" % prefix
     old = subscriber(n1, "%s-x" % prefix, topic, qos=qos, props=EXPIRY_300, auto_ack=False)
-    pub = client(n1, "%s-pub" % prefix)
+    pub = client(c3.nodes[pub_node], "%s-pub" % prefix)
     count = 200
     halfway = threading.Event()
     failure = []
@@ -753,4 +753,33 @@ def test_publishes_during_takeover_are_delivered(c3, qos):
     round in 20 with 4 workers before the hand-over fence, clu_fence.c)."""
     for rnd in range(4):
         got, old_got, count = takeover_under_load(c3, qos, "tk%d-%d" % (qos, rnd))
+        check_takeover_deliveries(got, old_got, count, qos)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known loss, not fixed: a message published on a third node during a hand-over "
+    "is lost (1 to ~40 consecutive messages in 90 of 120 rounds, 4 and 2 workers; "
+    "never a duplicate, the rest in order). Two causes, both seen in debug logs: "
+    "(1) node 3 matches nothing: node 1 withdraws its route (ROUTE_DEL) when it "
+    "exports the session, node 2 adds its own (ROUTE_ADD) only after the import, "
+    "and node 3 gets the DEL first; (2) node 1 drops a forward from node 3 that its "
+    "worker matches after the switch: the session's filters now point at node 2's "
+    "provisional route, and a forwarded message is never forwarded again "
+    "(brk_publish.c forward_hits, fwd_from), so it never reaches the ended session "
+    "(sess_deliver -> brk_cluster_forward_moved). Fixing it needs a cross-node "
+    "hand-over of node 3's path (keep node 1's route and CLIENT forwards until node "
+    "3 switches, with a fence like clu_fence.c between node 3's two paths), not a "
+    "local change"))
+@pytest.mark.parametrize("qos", [1, 2])
+def test_publishes_from_third_node_during_takeover_are_delivered(c3, qos):
+    """As above, but the publisher is on node 3: its messages reach X's
+    session as forwards, first to node 1 (X's route there), then, once node
+    3 has node 2's route, straight to node 2. A forward that reaches node 1
+    after the hand-over must follow the session to node 2 (it is not
+    forwarded on like a match of node 2's route would be: a forwarded
+    message never is), and the two paths must keep the publisher's order
+    [MQTT-4.6.0-6]: every message once on node 2, in order, DUP=1 with the
+    old packet id on exactly those node 1 had sent. Four rounds."""
+    for rnd in range(4):
+        got, old_got, count = takeover_under_load(c3, qos, "tk3%d-%d" % (qos, rnd), pub_node=2)
         check_takeover_deliveries(got, old_got, count, qos)
