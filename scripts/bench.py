@@ -2,7 +2,9 @@
 """make bench: hamqttd side by side with Mosquitto 2.0.11 (issue 3).
 
 Runs the scenarios S1..S10 (and S3P/S3R/S3PF: S3 with persistent sessions on
-the local and redis stores, see SCENARIOS) against build/hamqttd and against Mosquitto in the
+the local and redis stores, see SCENARIOS; S1T/S3T over TLS, S13/S13R full TLS
+handshakes per second and S3A with a password file and an ACL, see
+scripts/bench_tls.py) against build/hamqttd and against Mosquitto in the
 same run: for each scenario, ROUNDS rounds, each round one run per broker with
 the order alternating (H,M / M,H / H,M), a fresh broker per run on a free
 loopback port. Two tables:
@@ -22,7 +24,7 @@ subprocess has a bounded timeout and every broker is stopped (SIGTERM, then
 SIGKILL) before the next run and on exit.
 
 Usage: scripts/bench.py [--only S1,S3] [--rounds N] [--duration S] [--warmup S]
-                        [--no-unpinned] [--no-write]
+                        [--no-unpinned] [--no-write] [--quick]
 """
 
 import argparse
@@ -40,6 +42,7 @@ import tempfile
 import time
 
 import bench_store
+import bench_tls
 from bench_store import free_port, proc_cpu_s
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,6 +112,9 @@ for _name, _store, _fsync, _target, _what in (
     SCENARIOS[_name] = dict(title="S3 with persistent sessions (--no-clean), " + _what,
                             args=SCENARIOS["S3"]["args"] + ["--no-clean"], kind="rate",
                             store=_store, fsync=_fsync, persist=True, base=("S3", _target))
+# over TLS, full handshakes per second, and with a password file + ACL (issue
+# 10): see scripts/bench_tls.py
+SCENARIOS.update(bench_tls.scenarios(SCENARIOS["S1"]["args"], SCENARIOS["S3"]["args"]))
 
 # headline rows: (scenario, label, metric, unit, better, target ratio)
 # target: hamqtt / Mosquitto >= target (better=high) or <= target (better=low)
@@ -132,10 +138,16 @@ HEADLINE = [
     ("S3P", "delivered msg/s", "rate", "msg/s", "high", None),
     ("S3R", "delivered msg/s", "rate", "msg/s", "high", None),
     ("S3PF", "delivered msg/s", "rate", "msg/s", "high", None),
+    ("S1T", "delivered msg/s over TLS", "rate", "msg/s", "high", None),
+    ("S3T", "delivered msg/s over TLS", "rate", "msg/s", "high", 5.0),
+    ("S13", "full TLS handshakes/s (EC P-256)", "hs_rate", "hs/s", "high", 1.5),
+    ("S13R", "full TLS handshakes/s (RSA 2048)", "hs_rate", "hs/s", "high", None),
+    # target against hamqtt's plain S3 of the same run: see bench_tls.auth_table
+    ("S3A", "delivered msg/s, password file + ACL", "rate", "msg/s", "high", None),
 ]
 
 PINNED = ["S1", "S2", "S3", "S3P", "S3R", "S3PF", "S4", "S4M", "S5", "S6", "S7", "S8", "S9",
-          "S10"]
+          "S10", "S1T", "S3T", "S13", "S13R", "S3A"]
 UNPINNED = ["S1", "S2", "S3", "S3P", "S3R", "S3PF", "S6"]
 
 
@@ -205,8 +217,9 @@ def git_commit():
 class Broker:
     """One broker process: hamqttd or mosquitto, with its own config and log."""
 
-    def __init__(self, kind, exe, workdir, pinned, workers, scen, redis_port=None):
+    def __init__(self, kind, exe, workdir, pinned, workers, scen, redis_port=None, mat=None):
         self.kind = kind
+        self.mat = mat   # bench_tls.make_material() paths (TLS, auth scenarios)
         self.redis_port = redis_port
         self.http = None
         self.exe = exe
@@ -240,11 +253,15 @@ class Broker:
             ]
             if sc.get("store") == "redis":
                 lines.append("session.redis.server = 127.0.0.1:%d" % self.redis_port)
+            extra = bench_tls.hamqtt_lines(sc, self.mat, self.port)
+            if sc.get("tls"):   # the ssl listener takes the port
+                lines = [ln for ln in lines if not ln.startswith("listeners.tcp.")]
+            lines += extra
             os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
         else:
             lines = [
                 "listener %d 127.0.0.1" % self.port,
-                "allow_anonymous true",
+            ] + bench_tls.mosquitto_lines(sc, self.mat) + [
                 "persistence %s" % ("true" if sc.get("persist") else "false"),
                 "max_queued_messages %d" % QUEUE_LIMIT,
                 "max_inflight_messages %d" % INFLIGHT,
@@ -425,10 +442,13 @@ def metrics_of(scen, res):
                       ("p999_us", "p999"), ("broker_cpu", "broker_cpu"), ("gen_cpu", "gen_cpu"),
                       ("broker_rss_max_kb", "rss_max_kb"), ("conn_rate", "conn_rate"),
                       ("rss_per_conn_b", "rss_per_conn"), ("duration", "secs"),
-                      ("sent_rate", "sent_rate")):
+                      ("sent_rate", "sent_rate"), ("hs_rate", "hs_rate"), ("hs", "hs")):
         v = fnum(res, key)
         if v is not None:
             m[name] = v
+    if not m.get("hs"):   # only hs runs make connection cycles
+        m.pop("hs", None)
+        m.pop("hs_rate", None)
     if m.get("rate") and m.get("broker_cpu") is not None:
         m["us_per_msg"] = m["broker_cpu"] / 100.0 / m["rate"] * 1e6
     if "rate" in m:
@@ -446,9 +466,14 @@ def one_run(ctx, scen, kind, pinned, rnd):
     exe = ctx.hamqttd if kind == "hamqtt" else ctx.mosquitto
     workers = 1 if pinned else 2
     redis = ctx.redis if kind == "hamqtt" and sc.get("store") == "redis" else None
-    b = Broker(kind, exe, workdir, pinned, workers, scen, redis.port if redis else None)
+    b = Broker(kind, exe, workdir, pinned, workers, scen, redis.port if redis else None,
+               ctx.mat)
     rec = dict(scenario=scen, broker=kind, pinned=pinned, round=rnd + 1, ok=False, why="", m={})
     t0 = time.monotonic()
+    auth_why = ""
+    if (sc.get("tls") or sc.get("auth")) and not ctx.mat:
+        rec["why"] = "no certificates / password file: %s" % ctx.mat_err
+        return rec
     if kind == "hamqtt" and sc.get("store") == "redis" and not redis:
         rec["why"] = "no redis-server: %s" % ctx.redis_err
         return rec
@@ -477,7 +502,7 @@ def one_run(ctx, scen, kind, pinned, rnd):
                                                  S9_TOPICS, "--timeout", 20] + common,
                                      pinned, 120, out_path)
         else:
-            args = list(sc["args"]) + common
+            args = list(sc["args"]) + common + bench_tls.bench_args(sc, ctx.mat)
             if sc["kind"] == "conn":
                 timeout = 240
             else:
@@ -496,6 +521,8 @@ def one_run(ctx, scen, kind, pinned, rnd):
             if sc.get("store") and kind == "hamqtt" and alive:
                 bench_store.store_facts(rec["m"], b.http, os.path.join(b.workdir, "data"),
                                         redis, aof0 if redis else 0, rcpu0, rt0)
+            if sc.get("auth") and kind == "hamqtt" and alive:
+                auth_why = bench_tls.auth_facts(rec["m"], b.http)
         if not alive:
             rec["why"] = "broker died during the run (exit %s): %s" % (b.proc.returncode,
                                                                        b.log_tail(4))
@@ -508,6 +535,10 @@ def one_run(ctx, scen, kind, pinned, rnd):
             rec["why"] = "only %s of %d connections" % (res.get("conns"), S8_CONNS)
         elif sc["kind"] == "retained" and res.get("expect_reached") != "1":
             rec["why"] = "not all retained messages arrived"
+        elif auth_why:
+            rec["why"] = auth_why
+        elif sc["kind"] == "hs" and not fnum(res, "hs"):
+            rec["why"] = "no handshake completed in the measured period"
         else:
             rec["ok"] = True
     finally:
@@ -528,7 +559,7 @@ def med(recs, key):
 def fmt(v, unit=""):
     if v is None:
         return "FAILED"
-    if unit in ("msg/s", "conn/s"):
+    if unit in ("msg/s", "conn/s", "hs/s"):
         if v >= 1e6:
             return "%.2fM" % (v / 1e6)
         if v >= 1e4:
@@ -589,6 +620,7 @@ def tables(results, scens, pinned, rounds):
             "%.2fx" % ratio if ratio is not None else "-", tcell, met,
             gen_cell(h), gen_cell(m)))
     out.extend(bench_store.persist_table(by, scens, SCENARIOS, med, fmt))
+    out.extend(bench_tls.auth_table(by, scens, SCENARIOS, med, fmt))
     out.append("")
     out.append("Details (medians of the successful runs; runs = successful / rounds; "
                "\"per run\" lists the headline metric of each run in order):")
@@ -609,17 +641,17 @@ def tables(results, scens, pinned, rounds):
             def c(k, u=""):
                 return fmt(med(recs, k), u) if ok else "-"
             lat = "-"
-            if ok and med(recs, "p50") is not None and SCENARIOS[scen]["kind"] == "rate":
+            if ok and med(recs, "p50") is not None and SCENARIOS[scen]["kind"] in ("rate", "hs"):
                 lat = "%s / %s / %s" % (c("p50", "us"), c("p99", "us"), c("p999", "us"))
             rss = med(recs, "rss_max_kb")
             per_run = ", ".join(fmt(r["m"].get(key), unit) if r["ok"] else "failed"
                                 for r in sorted(recs, key=lambda r: r["round"]))
             out.append("| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 scen, name, len(ok), rounds,
-                c("rate", "msg/s") if SCENARIOS[scen]["kind"] != "conn" else "-",
-                c("lost") if SCENARIOS[scen]["kind"] != "conn" else "-", lat,
-                c("broker_cpu", "%"), c("us_per_msg", "us") if SCENARIOS[scen]["kind"] !=
-                "conn" else "-", "%.1f" % (rss / 1024) if ok and rss is not None else "-",
+                c("rate", "msg/s") if SCENARIOS[scen]["kind"] not in ("conn", "hs") else "-",
+                c("lost") if SCENARIOS[scen]["kind"] not in ("conn", "hs") else "-", lat,
+                c("broker_cpu", "%"), c("us_per_msg", "us") if SCENARIOS[scen]["kind"] not in
+                ("conn", "hs") else "-", "%.1f" % (rss / 1024) if ok and rss is not None else "-",
                 c("gen_cpu", "%"), c("other_cpu", "%"), per_run))
             for f in failures(recs):
                 notes.append("- %s %s %s" % (scen, name, f))
@@ -685,7 +717,13 @@ def parse_args():
     ap.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
     ap.add_argument("--no-unpinned", action="store_true", help="skip the unpinned table")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    return ap.parse_args()
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 round of 1 s after 0.5 s warm-up, BENCHMARKS.md "
+                    "untouched (the figures mean nothing)")
+    a = ap.parse_args()
+    if a.quick:
+        a.rounds, a.duration, a.warmup, a.no_write = 1, 1.0, 1.0, True
+    return a
 
 
 class Ctx:
@@ -735,9 +773,16 @@ def main():
     ctx = Ctx()
     ctx.duration, ctx.warmup = a.duration, a.warmup
     ctx.redis = None
+    ctx.mat, ctx.mat_err = None, ""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     ctx.outdir = os.path.join(BUILD, "bench", stamp)
     os.makedirs(ctx.outdir, exist_ok=True)
+    if bench_tls.needed(set(pinned_scens) | set(unpinned_scens), SCENARIOS):
+        try:
+            ctx.mat = bench_tls.make_material(os.path.join(ctx.outdir, "tls"))
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            ctx.mat_err = str(e)
+            log("bench: warning: TLS/auth scenarios will fail: %s" % e)
     # private copies: src/ may be rebuilt while the benchmark runs
     bindir = tempfile.mkdtemp(prefix="hamqtt-bench-bin-")
     ctx.hamqttd = shutil.copy2(os.path.join(BUILD, "hamqttd"), bindir)
@@ -779,7 +824,7 @@ def main():
                         show = ", ".join("%s=%s" % (k, fmt(m[k], u)) for k, u in (
                             ("rate", "msg/s"), ("lost", ""), ("p99", "us"),
                             ("broker_cpu", "%"), ("gen_cpu", "%"), ("conn_rate", "conn/s"),
-                            ("rss_per_conn", "B"), ("secs", "s")) if k in m)
+                            ("rss_per_conn", "B"), ("secs", "s"), ("hs_rate", "hs/s")) if k in m)
                         log("[%5.0fs] %-8s %-3s %-9s r%d %s  %s" % (
                             time.monotonic() - t_start, "pinned" if pinned else "unpinned",
                             scen, kind, rnd + 1, "ok    " if rec["ok"] else "FAILED",

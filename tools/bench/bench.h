@@ -17,7 +17,8 @@
  * packet handling, writing), gen.c (publishers: rate, windows, templates),
  * track.c (per subscriber x publisher sequence tracking: lost, dup, reorder),
  * hist.c (latency histogram), report.c (/proc sampling, progress, summary,
- * RESULT line).
+ * RESULT line), tls.c (the TLS client: --cafile), hs.c (the hs sub-command:
+ * full handshakes per second).
  */
 #ifndef HQ_BENCH_H
 #define HQ_BENCH_H
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "core/buf.h"
 #include "net/ev.h"
@@ -35,16 +37,18 @@
 #define BENCH_RX_CHUNK (256 * 1024) /* bytes per read() */
 #define BENCH_MAX_PENDING 512      /* handshakes in progress at once */
 
-enum bench_mode { MODE_PUB, MODE_SUB, MODE_PUBSUB, MODE_CONN };
+enum bench_mode { MODE_PUB, MODE_SUB, MODE_PUBSUB, MODE_CONN, MODE_HS };
 enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 
 /* client state, in order */
 enum cstate {
 	CS_IDLE,     /* not started yet */
 	CS_TCP,      /* connect() in progress */
+	CS_TLS,      /* TLS handshake in progress (--cafile) */
 	CS_CONNACK,  /* CONNECT sent */
 	CS_SUBACK,   /* SUBSCRIBE sent (subscribers) */
 	CS_READY,    /* established: publishing, receiving or idling */
+	CS_BYE,      /* hs mode: DISCONNECT sent, waiting for the broker to close */
 	CS_CLOSED,   /* failed, dropped or closed by us; fd closed */
 };
 
@@ -155,6 +159,11 @@ struct client {
 	bool dirty;               /* on the flush list */
 	bool wr_blocked;          /* last write hit EAGAIN: waiting for EV_WRITE */
 	bool bye;                 /* DISCONNECT queued */
+	uint8_t tls_wait;         /* TLS: what the last call that must be retried waits
+	                           * for, EV_READ or EV_WRITE (tls.c) */
+	uint8_t wr_wait;          /* wr_blocked: EV_WRITE, or EV_READ (a TLS write that
+	                           * needs input first) */
+	bool rd_wait_write;       /* TLS: a read waits for output room */
 	uint16_t sub_pid;         /* SUBSCRIBE packet id */
 	uint32_t window;          /* QoS > 0 in-flight limit (v5 receive maximum applied) */
 	struct client *dirty_next;
@@ -165,6 +174,7 @@ struct client {
 	struct buf out;           /* pending output */
 	struct pubstate *pub;     /* publishers */
 	struct tracker *trk;      /* subscribers */
+	struct ssl_st *ssl;       /* TLS (owned; NULL on TCP) */
 };
 
 /* ---- options ---- */
@@ -199,6 +209,11 @@ struct opts {
 	const char *id_prefix;
 	uint32_t id_base;         /* pub: first publisher id */
 	double timeout;           /* handshake timeout, and stall timeout */
+	const char *cafile;       /* set: TLS, the server certificate checked against it */
+	const char *certfile, *keyfile; /* client certificate (optional) */
+	const char *tls_version;  /* "1.2", "1.3" or NULL (both) */
+	const char *ciphers;      /* TLS 1.3 suites (TLS_*) or TLS 1.2 cipher list */
+	const char *username, *password; /* CONNECT credentials, NULL = none */
 	int progress;             /* -1 auto, 0 off, 1 on */
 };
 
@@ -213,6 +228,7 @@ struct counters {
 	uint64_t stray;           /* no bench header, or publisher not expected */
 	uint64_t e2e_stalls;      /* QoS 0 windows reopened after a stall */
 	uint64_t bytes_in, bytes_out;
+	uint64_t hs;              /* hs mode: cycles completed (CONNACK received) */
 };
 
 struct errors {
@@ -254,6 +270,7 @@ struct bench {
 	uint32_t pending;         /* handshakes in progress */
 	uint32_t established;     /* reached CS_READY */
 	uint32_t alive;           /* CS_READY and not closed since */
+	uint64_t hs_started;      /* hs mode: cycles started (bounded by --count) */
 	int64_t conn_t0_ns, conn_t1_ns; /* first connect() / last established */
 
 	int phase;                /* enum phase */
@@ -320,6 +337,28 @@ void rep_expect(const struct bench *b, uint64_t *expected, uint64_t *lost, uint6
  * the expect-th distinct message */
 void bench_expect_start(struct bench *b, int64_t t);
 void bench_expect_reached(struct bench *b, int64_t t);
+
+/* ---- tls.c ---- */
+/* The process's TLS context from the options (nothing without --cafile);
+ * -1: error printed. */
+int btls_init(const struct opts *o);
+void btls_free(void);
+bool btls_on(void);
+int btls_start(struct client *c);            /* SSL for c->io.fd; -1: error counted */
+/* 1 done, 0 in progress (c->tls_wait), -1 failed (why) */
+int btls_handshake(struct client *c, char *why, size_t n);
+/* like recv/send: > 0, 0 = end (read), -1 + errno (EAGAIN: retry on c->tls_wait) */
+ssize_t btls_read(struct client *c, void *p, size_t len, char *why, size_t n);
+ssize_t btls_write(struct client *c, const void *p, size_t len, char *why, size_t n);
+bool btls_pending(const struct client *c);
+void btls_shutdown(struct client *c);        /* close_notify, not waited for */
+void btls_close(struct client *c);           /* frees the SSL */
+
+/* ---- hs.c ---- */
+/* hs mode: start idle slots while the run wants more handshakes */
+void hs_turn(struct bench *b);
+void hs_on_connack(struct client *c);        /* cycle done: DISCONNECT, wait for close */
+void hs_on_closed(struct client *c);         /* the broker closed after DISCONNECT */
 
 /* ---- opts.c ---- */
 /* 0: run; 1: help printed, exit 0; -1: usage error printed, exit 1 */

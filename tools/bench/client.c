@@ -11,6 +11,12 @@
  *
  * A client is never freed during the run (they live in one array); closing
  * stops its ev_io, so events already fetched for it are skipped by the loop.
+ *
+ * With --cafile every byte goes through tls.c (io_send/io_recv below) and a
+ * connection has one more stage, CS_TLS, between TCP connect and CONNECT. A
+ * TLS write may wait for input and a TLS read for output room: wr_wait and
+ * rd_wait_write say so, set_interest() asks epoll for exactly that, and
+ * io_cb() resumes each operation from the event it waits for.
  */
 #include "bench.h"
 #include "core/err.h"
@@ -75,9 +81,10 @@ void cli_close(struct client *c)
 		return;
 	if (c->state == CS_READY)
 		b->alive--;
-	else if (c->state != CS_IDLE && b->pending)
+	else if (c->state != CS_IDLE && c->state != CS_BYE && b->pending)
 		b->pending--;
 	ev_io_stop(b->loop, &c->io);
+	btls_close(c);
 	close(c->io.fd);
 	c->io.fd = -1;
 	c->state = CS_CLOSED;
@@ -94,6 +101,10 @@ static void cli_lost(struct client *c, const char *why)
 		return;
 	if (b->phase == PH_CLOSING) {
 		cli_close(c);   /* the broker closed after our DISCONNECT, as it should */
+		return;
+	}
+	if (c->state == CS_BYE) {
+		hs_on_closed(c);   /* hs mode: the same, at the end of one cycle */
 		return;
 	}
 	if (c->state == CS_READY) {
@@ -130,10 +141,42 @@ void cli_disconnect(struct client *c)
 	if (c->state == CS_CLOSED)
 		return;
 	if (c->state == CS_READY && !c->bye && !c->wr_blocked && buf_avail(&c->out) == 0) {
-		ssize_t r = send(c->io.fd, disc, sizeof(disc), MSG_NOSIGNAL | MSG_DONTWAIT);
+		char why[8];
+		ssize_t r = c->ssl ? btls_write(c, disc, sizeof(disc), why, sizeof(why)) :
+				     send(c->io.fd, disc, sizeof(disc), MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)r;
+		btls_shutdown(c);
 	}
 	cli_close(c);
+}
+
+/* ---- the byte stream: TCP or TLS ---- */
+
+/* like send(); why gets the reason of a TLS failure */
+static ssize_t io_send(struct client *c, const void *p, size_t n, char *why, size_t wn)
+{
+	if (c->ssl)
+		return btls_write(c, p, n, why, wn);
+	return send(c->io.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t io_recv(struct client *c, void *p, size_t n, char *why, size_t wn)
+{
+	if (c->ssl)
+		return btls_read(c, p, n, why, wn);
+	return recv(c->io.fd, p, n, MSG_DONTWAIT);
+}
+
+/* epoll interest: always input; output room when a write waits for it, or a
+ * TLS read does */
+static void set_interest(struct client *c)
+{
+	unsigned ev = EV_READ;
+
+	if ((c->wr_blocked && c->wr_wait == EV_WRITE) || c->rd_wait_write)
+		ev |= EV_WRITE;
+	if (c->io.events != ev)
+		ev_io_set(c->b->loop, &c->io, ev);
 }
 
 /* ---- writing ---- */
@@ -141,10 +184,11 @@ void cli_disconnect(struct client *c)
 static void flush(struct client *c)
 {
 	struct bench *b = c->b;
+	char why[200] = "";
 
 	while (buf_avail(&c->out)) {
 		size_t want = buf_avail(&c->out);
-		ssize_t n = send(c->io.fd, buf_head(&c->out), want, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = io_send(c, buf_head(&c->out), want, why, sizeof(why));
 		if (n > 0) {
 			buf_consume(&c->out, (size_t)n);
 			b->c.bytes_out += (uint64_t)n;
@@ -156,18 +200,18 @@ static void flush(struct client *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			cli_lost(c, strerror(errno));
+			cli_lost(c, why[0] ? why : strerror(errno));
 			return;
 		}
-		if (!c->wr_blocked) {
-			c->wr_blocked = true;
-			ev_io_set(b->loop, &c->io, EV_READ | EV_WRITE);
-		}
+		/* a TLS write that needs input first (WANT_READ) waits for EV_READ */
+		c->wr_blocked = true;
+		c->wr_wait = c->ssl && n < 0 ? c->tls_wait : EV_WRITE;
+		set_interest(c);
 		return;
 	}
 	if (c->wr_blocked) {
 		c->wr_blocked = false;
-		ev_io_set(b->loop, &c->io, EV_READ);
+		set_interest(c);
 	}
 }
 
@@ -180,7 +224,8 @@ void cli_flush_all(struct bench *b)
 		struct client *next = c->dirty_next;
 		c->dirty = false;
 		c->dirty_next = NULL;
-		if (c->state != CS_CLOSED && c->state != CS_TCP && !c->wr_blocked)
+		if (c->state != CS_CLOSED && c->state != CS_TCP && c->state != CS_TLS &&
+		    c->state != CS_IDLE && !c->wr_blocked)
 			flush(c);
 		c = next;
 	}
@@ -234,6 +279,16 @@ static void send_connect(struct client *c)
 	cn->keepalive = (uint16_t)b->o.keepalive;
 	cn->client_id.p = (const uint8_t *)id;
 	cn->client_id.len = (uint16_t)strlen(id);
+	if (b->o.username) {
+		cn->has_username = true;
+		cn->username.p = (const uint8_t *)b->o.username;
+		cn->username.len = (uint16_t)strlen(b->o.username);
+	}
+	if (b->o.password) {
+		cn->has_password = true;
+		cn->password.p = (const uint8_t *)b->o.password;
+		cn->password.len = (uint16_t)strlen(b->o.password);
+	}
 	if (b->o.version == MQTT_V5 && b->o.session_expiry >= 0) {
 		cn->props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
 		cn->props.session_expiry = (uint32_t)b->o.session_expiry;
@@ -278,6 +333,41 @@ static void set_ready(struct client *c)
 	b->conn_t1_ns = now_ns();
 }
 
+/* One step of the TLS handshake; CONNECT once it is done. */
+static void tls_step(struct client *c)
+{
+	char why[200] = "";
+	int r = btls_handshake(c, why, sizeof(why));
+
+	if (r < 0) {
+		cli_lost(c, why[0] ? why : "TLS handshake failed");
+		return;
+	}
+	if (r == 0) {
+		if (c->io.events != c->tls_wait)
+			ev_io_set(c->b->loop, &c->io, c->tls_wait);
+		return;
+	}
+	ev_io_set(c->b->loop, &c->io, EV_READ);
+	send_connect(c);
+}
+
+/* TCP is up: the TLS handshake, or CONNECT straight away */
+static void tcp_up(struct client *c)
+{
+	if (btls_on()) {
+		if (btls_start(c) < 0) {
+			cli_lost(c, "TLS setup failed");
+			return;
+		}
+		c->state = CS_TLS;
+		tls_step(c);
+		return;
+	}
+	ev_io_set(c->b->loop, &c->io, EV_READ);
+	send_connect(c);
+}
+
 static void on_connected(struct client *c)
 {
 	int err = 0;
@@ -289,8 +379,7 @@ static void on_connected(struct client *c)
 		cli_lost(c, strerror(err));
 		return;
 	}
-	ev_io_set(c->b->loop, &c->io, EV_READ);
-	send_connect(c);
+	tcp_up(c);
 }
 
 static void io_cb(struct ev_loop *l, struct ev_io *io, unsigned events);
@@ -305,6 +394,7 @@ void cli_start(struct bench *b, struct client *c)
 	if (!b->conn_t0_ns)
 		b->conn_t0_ns = c->t_start_ns;
 	c->state = CS_TCP;
+	c->bye = c->wr_blocked = c->rd_wait_write = false;
 	b->pending++;
 	ev_io_init(&c->io, fd, io_cb, c);
 	if (fd < 0) {
@@ -328,8 +418,7 @@ void cli_start(struct bench *b, struct client *c)
 		}
 	}
 	if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
-		ev_io_set(b->loop, &c->io, EV_READ);
-		send_connect(c);
+		tcp_up(c);
 		return;
 	}
 	if (errno != EINPROGRESS) {
@@ -359,7 +448,9 @@ static void on_connack(struct client *c, const struct mqtt_connack *ca)
 	if ((ca->props.present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) &&
 	    ca->props.receive_max < c->window)
 		c->window = ca->props.receive_max;
-	if (c->role == ROLE_SUB)
+	if (b->o.mode == MODE_HS)
+		hs_on_connack(c);
+	else if (c->role == ROLE_SUB)
 		send_subscribe(c);
 	else
 		set_ready(c);
@@ -526,12 +617,13 @@ static void on_readable(struct client *c)
 {
 	struct bench *b = c->b;
 	unsigned reads = 0;
+	char why[200] = "";
 
 	for (;;) {
 		size_t keep = buf_avail(&c->in);
 		b->rx.off = b->rx.len = 0;
 		uint8_t *p = buf_reserve(&b->rx, keep + BENCH_RX_CHUNK);
-		ssize_t n = recv(c->io.fd, p + keep, BENCH_RX_CHUNK, MSG_DONTWAIT);
+		ssize_t n = io_recv(c, p + keep, BENCH_RX_CHUNK, why, sizeof(why));
 		if (n == 0) {
 			cli_lost(c, "closed by the broker");
 			return;
@@ -539,9 +631,17 @@ static void on_readable(struct client *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				cli_lost(c, strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				cli_lost(c, why[0] ? why : strerror(errno));
+			} else if (c->ssl && (c->tls_wait == EV_WRITE) != c->rd_wait_write) {
+				c->rd_wait_write = c->tls_wait == EV_WRITE;
+				set_interest(c);
+			}
 			return;
+		}
+		if (c->rd_wait_write) {
+			c->rd_wait_write = false;
+			set_interest(c);
 		}
 		int64_t t = now_ns();
 		b->c.bytes_in += (uint64_t)n;
@@ -553,7 +653,15 @@ static void on_readable(struct client *c)
 		if (c->state == CS_CLOSED)
 			return;
 		/* a short read drained the socket; a full one may leave more, but
-		 * bound the work per event so other clients get their turn */
+		 * bound the work per event so other clients get their turn. TLS
+		 * returns one record (<= 16 KiB) per call: read on to EAGAIN within
+		 * a budget of the same bytes, and past it while OpenSSL still holds
+		 * decrypted bytes, which epoll cannot announce */
+		if (c->ssl) {
+			if (++reads >= 4 * BENCH_RX_CHUNK / 16384 && !btls_pending(c))
+				return;
+			continue;
+		}
 		if ((size_t)n < BENCH_RX_CHUNK || ++reads == 4)
 			return;
 	}
@@ -567,12 +675,18 @@ static void io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 		on_connected(c);
 		return;
 	}
-	if (events & EV_WRITE) {
+	if (c->state == CS_TLS) {
+		tls_step(c);
+		return;
+	}
+	/* a write resumes on output room, or on input when TLS needed input */
+	if ((events & EV_WRITE) || (c->wr_blocked && c->wr_wait == EV_READ && (events & EV_READ))) {
 		flush(c);
 		if (c->state == CS_CLOSED)
 			return;
 	}
-	if (events & EV_READ)
+	/* a read resumes on input, or on output room when TLS needed to write */
+	if ((events & EV_READ) || (c->rd_wait_write && (events & EV_WRITE)))
 		on_readable(c);
 }
 
@@ -593,9 +707,14 @@ void cli_tick(struct bench *b, int64_t now_ms)
 				c->last_tx_ms = now_ms;
 				cli_mark_dirty(c);
 			}
+		} else if (c->state == CS_BYE && t - c->t_start_ns > deadline) {
+			b->err.protocol++;
+			cli_error(b, "client %u: no close after DISCONNECT (timed out)", c->idx);
+			cli_close(c);
 		} else if (c->state != CS_IDLE && c->state != CS_CLOSED &&
 			   t - c->t_start_ns > deadline) {
 			cli_lost(c, c->state == CS_TCP ? "TCP connect timed out" :
+				    c->state == CS_TLS ? "TLS handshake timed out" :
 				    c->state == CS_CONNACK ? "no CONNACK (timed out)" :
 							     "no SUBACK (timed out)");
 		}

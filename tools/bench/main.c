@@ -212,7 +212,7 @@ static int setup(struct bench *b)
 	default:
 		break;
 	}
-	b->n_cl = o->mode == MODE_CONN ? o->clients : b->n_subs + b->n_pubs;
+	b->n_cl = o->mode == MODE_CONN || o->mode == MODE_HS ? o->clients : b->n_subs + b->n_pubs;
 	if (!o->sub_topic)
 		o->sub_topic = o->mode == MODE_SUB || b->n_subs == b->n_pubs ? "bench/%i" : "bench/#";
 	b->cl = hq_calloc(b->n_cl, sizeof(*b->cl));
@@ -221,7 +221,7 @@ static int setup(struct bench *b)
 		struct client *c = &b->cl[i];
 		c->b = b;
 		c->io.fd = -1;
-		if (o->mode == MODE_CONN) {
+		if (o->mode == MODE_CONN || o->mode == MODE_HS) {
 			c->role = ROLE_IDLE;
 			c->idx = i;
 		} else if (i < b->n_subs) {
@@ -309,6 +309,16 @@ static void end_measure(struct bench *b, int64_t t)
 
 static void connect_done(struct bench *b, int64_t t)
 {
+	if (b->o.mode == MODE_HS) {
+		/* the slots connect over and over from now on (hs.c) */
+		b->run_t0_ns = t;
+		b->last_progress_ns = t;
+		if (b->o.warmup > 0)
+			set_phase(b, PH_WARMUP, t);
+		else
+			begin_measure(b, t);
+		return;
+	}
 	if (b->o.mode == MODE_CONN) {
 		b->broker_rss_conn_kb = rep_broker_rss_kb(b->o.broker_pid);
 		b->measuring = true;
@@ -357,9 +367,24 @@ void bench_expect_reached(struct bench *b, int64_t t)
 	end_measure(b, t);
 }
 
+/* hs mode: slots in a cycle now / slots that failed and stay closed */
+static uint32_t hs_count(const struct bench *b, bool busy)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < b->n_cl; i++) {
+		uint8_t st = b->cl[i].state;
+		n += busy ? st != CS_IDLE && st != CS_CLOSED : st == CS_CLOSED;
+	}
+	return n;
+}
+
 /* every expected message arrived and every flow completed */
 static bool complete(const struct bench *b)
 {
+	if (b->o.mode == MODE_HS)   /* every cycle started has ended, and none is due */
+		return hs_count(b, true) == 0 &&
+		       (b->phase == PH_DRAIN || (b->o.count && b->hs_started >= b->o.count) ||
+			hs_count(b, false) == b->n_cl);
 	if (b->o.expect)
 		return b->expect_t_ns != 0;
 	if (b->o.mode == MODE_SUB)
@@ -394,7 +419,7 @@ static void tick(struct ev_loop *l, void *arg)
 	}
 	switch (b->phase) {
 	case PH_CONNECT:
-		if (b->next_conn == b->n_cl && b->pending == 0)
+		if (o->mode == MODE_HS || (b->next_conn == b->n_cl && b->pending == 0))
 			connect_done(b, t);
 		break;
 	case PH_WARMUP:
@@ -405,7 +430,8 @@ static void tick(struct ev_loop *l, void *arg)
 		if ((o->count || o->expect) && complete(b)) {
 			end_measure(b, t);
 			finish(b, t);
-		} else if (o->duration_set && t - b->measure_t0_ns >= (int64_t)(o->duration * 1e9)) {
+		} else if ((o->duration_set || (o->mode == MODE_HS && !o->count)) &&
+			   t - b->measure_t0_ns >= (int64_t)(o->duration * 1e9)) {
 			stop_publishing(b, t);
 		} else if (o->count && !o->expect && b->last_progress_ns &&
 			   (o->mode == MODE_SUB || gen_done(b)) &&
@@ -439,8 +465,12 @@ static void tick(struct ev_loop *l, void *arg)
 		end_measure(b, b->last_progress_ns);
 		finish(b, t);
 	}
-	if (b->phase != PH_CONNECT && b->phase < PH_CLOSING && b->alive == 0)
+	if (o->mode == MODE_HS) {
+		if (b->phase != PH_CONNECT && b->phase < PH_CLOSING && hs_count(b, false) == b->n_cl)
+			finish(b, t);   /* every slot failed */
+	} else if (b->phase != PH_CONNECT && b->phase < PH_CLOSING && b->alive == 0) {
 		finish(b, t);   /* every connection is gone: nothing left to wait for */
+	}
 
 	/* once a second */
 	int64_t el = t - b->s_base.t_ns;
@@ -461,7 +491,7 @@ static void before_sleep(struct ev_loop *l, void *arg)
 	struct bench *b = arg;
 
 	b->now_ns = now_ns();
-	if (b->phase == PH_CONNECT) {
+	if (b->phase == PH_CONNECT && b->o.mode != MODE_HS) {
 		while (b->next_conn < b->n_cl && b->pending < BENCH_MAX_PENDING) {
 			if (b->o.conn_rate > 0 && b->conn_t0_ns &&
 			    b->next_conn >= (uint64_t)((double)(b->now_ns - b->conn_t0_ns) *
@@ -470,7 +500,10 @@ static void before_sleep(struct ev_loop *l, void *arg)
 			cli_start(b, &b->cl[b->next_conn++]);
 		}
 	}
-	gen_turn(b);
+	if (b->o.mode == MODE_HS)
+		hs_turn(b);
+	else
+		gen_turn(b);
 	cli_flush_all(b);
 }
 
@@ -521,7 +554,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 1 : 0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (resolve(b) < 0 || setup(b) < 0 || prepare_process(b) < 0)
+	if (resolve(b) < 0 || btls_init(&b->o) < 0 || setup(b) < 0 || prepare_process(b) < 0)
 		return 1;
 	b->loop = ev_loop_new();
 	if (!b->loop || ev_timer_every(b->loop, 1, tick, b) != HQ_OK) {
@@ -543,6 +576,7 @@ int main(int argc, char **argv)
 		rep_sample(b, &b->s_m1);
 	rc = rep_final(b);
 	teardown(b);
+	btls_free();
 	ev_loop_free(b->loop);
 	return rc;
 }

@@ -14,7 +14,7 @@
 static void usage(FILE *f)
 {
 	fputs(
-"usage: hamqtt-bench pub|sub|pubsub|conn [options]\n"
+"usage: hamqtt-bench pub|sub|pubsub|conn|hs [options]\n"
 "\n"
 "MQTT load generator: every client in one process, one thread, one epoll loop.\n"
 "  pub     publishers only (-c publishers)\n"
@@ -24,6 +24,10 @@ static void usage(FILE *f)
 "          (-c pairs, or --pubs N --subs M for fan-in / fan-out shapes)\n"
 "  conn    open -c connections, hold them for -d seconds: connect rate, and\n"
 "          broker RSS per connection with --broker-pid\n"
+"  hs      -c slots, each connecting over and over: connect, TLS handshake\n"
+"          (--cafile; always a full one, no session resumption), CONNECT,\n"
+"          CONNACK, DISCONNECT, the broker closes; cycles/s over -d seconds\n"
+"          (10) or --count cycles in all; latency = connect() to CONNACK\n"
 "\n"
 "Connection:\n"
 "  -h, --host HOST          broker address (127.0.0.1)\n"
@@ -44,6 +48,16 @@ static void usage(FILE *f)
 "                           several pub processes can feed one sub\n"
 "      --timeout S          handshake timeout, and give up (exit 3) after S\n"
 "                           seconds without progress (10)\n"
+"  -u, --username U         CONNECT user name\n"
+"  -P, --password P         CONNECT password\n"
+"\n"
+"TLS (every connection over TLS when --cafile is given):\n"
+"      --cafile F           PEM CA file the server certificate is checked against\n"
+"                           (and its name: -h as an IP address or host name)\n"
+"      --cert F, --key F    client certificate and key (PEM), for mutual TLS\n"
+"      --tls-version V      1.2 or 1.3 only (default: either)\n"
+"      --ciphers LIST       TLS 1.3 suites (TLS_AES_128_GCM_SHA256:...) or a TLS\n"
+"                           1.2 cipher list (default: OpenSSL's)\n"
 "\n"
 "Messages:\n"
 "  -q, --qos Q              publish and subscribe QoS 0, 1 or 2 (0)\n"
@@ -98,7 +112,7 @@ enum {
 	OPT_PUBS = 256, OPT_SUBS, OPT_SUB_QOS, OPT_WARMUP, OPT_DRAIN, OPT_COUNT, OPT_CONN_RATE,
 	OPT_CLEAN, OPT_NO_CLEAN, OPT_SESSION_EXPIRY, OPT_CPU, OPT_BIND_SPREAD, OPT_BROKER_PID,
 	OPT_SHARED, OPT_ID_PREFIX, OPT_ID_BASE, OPT_TIMEOUT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_HELP,
-	OPT_RETAIN, OPT_EXPECT,
+	OPT_RETAIN, OPT_EXPECT, OPT_CAFILE, OPT_CERT, OPT_KEY, OPT_TLS_VERSION, OPT_CIPHERS,
 };
 
 static const struct option long_opts[] = {
@@ -136,6 +150,13 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "retain", no_argument, NULL, OPT_RETAIN },
 	{ "expect", required_argument, NULL, OPT_EXPECT },
+	{ "cafile", required_argument, NULL, OPT_CAFILE },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "tls-version", required_argument, NULL, OPT_TLS_VERSION },
+	{ "ciphers", required_argument, NULL, OPT_CIPHERS },
+	{ "username", required_argument, NULL, 'u' },
+	{ "password", required_argument, NULL, 'P' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -166,7 +187,7 @@ static int num(const char *arg, const char *what, double lo, double hi, double *
 
 int bench_parse_opts(struct opts *o, int argc, char **argv)
 {
-	static const char *modes[] = { "pub", "sub", "pubsub", "conn" };
+	static const char *modes[] = { "pub", "sub", "pubsub", "conn", "hs" };
 	bool clients_set = false;
 	int ch;
 
@@ -181,14 +202,14 @@ int bench_parse_opts(struct opts *o, int argc, char **argv)
 		return argc < 2 ? -1 : 1;
 	}
 	o->mode = -1;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (!strcmp(argv[1], modes[i]))
 			o->mode = i;
 	if (o->mode < 0)
 		return bad("sub-command", argv[1]);
 	argc--;
 	argv++;
-	while ((ch = getopt_long(argc, argv, "h:p:c:q:V:s:r:w:t:T:d:k:", long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h:p:c:q:V:s:r:w:t:T:d:k:u:P:", long_opts, NULL)) != -1) {
 		switch (ch) {
 		case 'h': o->host = optarg; break;
 		case 'p': NUM(o->port, "port", 1, 65535); break;
@@ -224,6 +245,17 @@ int bench_parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_HELP: usage(stdout); return 1;
 		case OPT_RETAIN: o->retain = true; break;
 		case OPT_EXPECT: NUM(o->expect, "expected message count", 1, 4e9); break;
+		case OPT_CAFILE: o->cafile = optarg; break;
+		case OPT_CERT: o->certfile = optarg; break;
+		case OPT_KEY: o->keyfile = optarg; break;
+		case OPT_TLS_VERSION:
+			if (strcmp(optarg, "1.2") && strcmp(optarg, "1.3"))
+				return bad("TLS version (1.2 or 1.3)", optarg);
+			o->tls_version = optarg;
+			break;
+		case OPT_CIPHERS: o->ciphers = optarg; break;
+		case 'u': o->username = optarg; break;
+		case 'P': o->password = optarg; break;
 		default: return -1;
 		}
 	}
@@ -231,12 +263,24 @@ int bench_parse_opts(struct opts *o, int argc, char **argv)
 		return bad("argument", argv[optind]);
 	if (o->mode == MODE_CONN && !clients_set)
 		o->clients = 100;
+	if (o->mode == MODE_HS && !clients_set)
+		o->clients = 64;
+	if (!o->cafile && (o->certfile || o->keyfile || o->tls_version || o->ciphers))
+		return bad("TLS option without --cafile", o->certfile ? "--cert" : o->keyfile ?
+			   "--key" : o->tls_version ? "--tls-version" : "--ciphers");
+	if (!!o->certfile != !!o->keyfile)
+		return bad("option: --cert and --key go together", o->certfile ? "--cert" : "--key");
+	if ((o->username && strlen(o->username) > 65535) ||
+	    (o->password && strlen(o->password) > 65535))
+		return bad("user name or password (over 65535 bytes)", "-u/-P");
 	if (o->sub_qos < 0)
 		o->sub_qos = o->qos;
 	if (o->version == 3 && o->id_prefix && strlen(o->id_prefix) > 12)
 		fprintf(stderr, "hamqtt-bench: warning: MQTT 3.1 limits client ids to 23 bytes\n");
 	if (o->id_base && o->mode != MODE_PUB)
 		return bad("option for this sub-command (pub only)", "--id-base");
+	if (o->mode == MODE_HS && (o->expect || o->retain || o->shared))
+		return bad("option for hs", "--expect/--retain/--shared");
 	if ((o->pubs || o->subs) && o->mode != MODE_PUBSUB && o->mode != MODE_SUB)
 		return bad("option for this sub-command", "--pubs/--subs");
 	if (o->mode == MODE_SUB && o->subs)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *mode_name[] = { "pub", "sub", "pubsub", "conn" };
+static const char *mode_name[] = { "pub", "sub", "pubsub", "conn", "hs" };
 
 /* utime + stime of pid in seconds, or -1 */
 static double broker_cpu_s(int pid)
@@ -140,7 +140,14 @@ void rep_progress(struct bench *b)
 	if (b->o.broker_pid > 0)
 		snprintf(bcpu, sizeof(bcpu), "  broker %.0f%% %ldMB", bc, s.broker_rss_kb / 1024);
 
-	if (b->phase == PH_CONNECT || b->phase == PH_HOLD) {
+	if (b->o.mode == MODE_HS) {
+		double rate = (double)(s.c.hs - b->s_tick.c.hs) / dt;
+		fprintf(stderr, "[%6.1fs] %-7s %.0f cycles/s, %llu in all, p50 %.0fus p99 %.0fus, "
+			"%u failed  %s%s\n", el, phase_name(b->phase), rate,
+			(unsigned long long)s.c.hs, (double)hist_pct(&b->lat_tick, 50) / 1e3,
+			(double)hist_pct(&b->lat_tick, 99) / 1e3,
+			b->err.connect_fail + b->err.refused + b->err.protocol, gcpu, bcpu);
+	} else if (b->phase == PH_CONNECT || b->phase == PH_HOLD) {
 		double rate = (double)(b->established - b->s_tick.established) / dt;
 		fprintf(stderr, "[%6.1fs] %-7s %u/%u established (%.0f/s), %u alive, %u failed  %s%s\n",
 			el, phase_name(b->phase), b->established, b->n_cl, rate, b->alive,
@@ -191,6 +198,7 @@ int rep_final(struct bench *b)
 	double rate = secs > 0 ? (double)b->cm.delivered / secs : 0;
 	double sent_rate = secs > 0 ? (double)b->cm.sent / secs : 0;
 	double ack_rate = secs > 0 ? (double)b->cm.acked / secs : 0;
+	double hs_rate = secs > 0 ? (double)b->cm.hs / secs : 0;
 	double us = 1e3;
 	long rss = b->s_m1.broker_rss_kb;
 	long rss_per_conn = -1;
@@ -207,6 +215,9 @@ int rep_final(struct bench *b)
 	printf("hamqtt-bench %s: ", mode_name[o->mode]);
 	if (o->mode == MODE_CONN)
 		printf("%u connections", b->n_cl);
+	if (o->mode == MODE_HS)
+		printf("%u slots connecting over and over%s", b->n_cl,
+		       o->cafile ? " (TLS, full handshakes)" : "");
 	if (o->mode == MODE_PUB || o->mode == MODE_PUBSUB)
 		printf("%u publisher%s", b->n_pubs, b->n_pubs == 1 ? "" : "s");
 	if (o->mode == MODE_PUBSUB)
@@ -214,7 +225,7 @@ int rep_final(struct bench *b)
 	if (o->mode == MODE_SUB || o->mode == MODE_PUBSUB)
 		printf("%u subscriber%s%s", b->n_subs, b->n_subs == 1 ? "" : "s",
 		       o->shared ? " (shared)" : "");
-	if (o->mode != MODE_CONN) {
+	if (o->mode != MODE_CONN && o->mode != MODE_HS) {
 		printf(", QoS %d, %u B payload", o->qos, o->size);
 		if (o->mode != MODE_SUB)
 			printf(", window %u, %s", o->window, o->rate > 0 ? "" : "max rate");
@@ -228,7 +239,17 @@ int rep_final(struct bench *b)
 	if (b->established != b->alive_end)
 		printf(", %u alive at the end", b->alive_end);
 	printf("\n");
-	if (o->mode == MODE_CONN) {
+	if (o->mode == MODE_HS) {
+		printf("  measured     %.2f s", secs);
+		if (o->warmup > 0)
+			printf(" (after %.1f s warm-up)", o->warmup);
+		printf(": %llu cycles, %.0f/s", (unsigned long long)b->cm.hs, hs_rate);
+		if (b->lat.n)
+			printf("; connect() to CONNACK p50 %.1f us  p99 %.1f us  max %.1f us",
+			       (double)hist_pct(&b->lat, 50) / us, (double)hist_pct(&b->lat, 99) / us,
+			       (double)b->lat.max / us);
+		printf("\n");
+	} else if (o->mode == MODE_CONN) {
 		if (b->s_base.broker_rss_kb >= 0)
 			printf("  broker RSS   %ld KB before, %ld KB with all connections: %ld B per "
 			       "connection\n", b->s_base.broker_rss_kb, b->broker_rss_conn_kb,
@@ -289,7 +310,8 @@ int rep_final(struct bench *b)
 	       "max_us=%.1f mean_us=%.1f lost=%llu lost_tail=%llu dup=%llu reorder=%llu stray=%llu nacked=%llu "
 	       "e2e_stalls=%llu broker_cpu=%s broker_rss_kb=%ld broker_rss_max_kb=%ld gen_cpu=%s "
 	       "conns=%u conns_wanted=%u conn_rate=%.0f conn_fail=%u refused=%u sub_refused=%u "
-	       "dropped=%u protocol_err=%u rss_per_conn_b=%ld expect=%llu expect_reached=%d status=%s\n",
+	       "dropped=%u protocol_err=%u rss_per_conn_b=%ld expect=%llu expect_reached=%d "
+	       "tls=%d hs=%llu hs_rate=%.0f status=%s\n",
 	       mode_name[o->mode], o->version, o->qos, o->size, b->n_pubs, b->n_subs, o->window,
 	       o->rate, secs, (unsigned long long)b->c.sent, (unsigned long long)b->c.acked,
 	       (unsigned long long)b->c.delivered, (unsigned long long)expected, rate, sent_rate,
@@ -301,7 +323,8 @@ int rep_final(struct bench *b)
 	       (unsigned long long)b->c.e2e_stalls, bcpu, rss, b->broker_rss_max_kb, gcpu,
 	       b->established, b->n_cl, conn_rate, e->connect_fail, e->refused, e->sub_refused,
 	       e->dropped, e->protocol, rss_per_conn, (unsigned long long)o->expect,
-	       b->expect_t_ns != 0, status == 2 ? "error" : status == 3 ? "stalled" : "ok");
+	       b->expect_t_ns != 0, o->cafile != NULL, (unsigned long long)b->cm.hs, hs_rate,
+	       status == 2 ? "error" : status == 3 ? "stalled" : "ok");
 	fflush(stdout);
 	return status;
 }
