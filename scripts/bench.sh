@@ -1,10 +1,13 @@
 #!/bin/sh
-# make bench: hamqttd side by side with Mosquitto (scenarios S1..S10 and the
-# persistent S3P/S3R/S3PF, see scripts/bench.py --help and BENCHMARKS.md),
+# make bench: hamqttd side by side with Mosquitto (scenarios S1..S10, the
+# persistent S3P/S3R/S3PF, and S1T/S3T over TLS, S13/S13R TLS handshakes/s and
+# S3A with a password file + ACL; see scripts/bench.py --help and BENCHMARKS.md),
 # then S11, the cost of crossing cluster nodes (scripts/bench_s11.py), then
 # the restart of a node full of offline sessions (scripts/bench_recovery.py).
 # Extra arguments go to bench.py, e.g. scripts/bench.sh --only S3,S5 --rounds 1
 # --no-write (S11 and RECOVERY are skipped when --only does not name them).
+# Smoke test of some scenarios (1 round of 1 s, BENCHMARKS.md untouched):
+# scripts/bench.sh --only S1T,S3T,S13,S13R,S3A --quick --no-unpinned
 set -e
 cd "$(dirname "$0")/.."
 rc=0

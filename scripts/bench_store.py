@@ -201,7 +201,7 @@ def persist_table(by, scens, scenarios, med, fmt):
     """Markdown rows comparing each scenario that has a base (S3P -> S3) with
     that base in the same table, and with Mosquitto (persistence true).
     by: {(scenario, broker): [records]}."""
-    rows = [s for s in scens if scenarios[s].get("base") and scenarios[s].get("persist")]
+    rows = [s for s in scens if scenarios[s].get("persist") and scenarios[s].get("base")]
     if not rows:
         return []
     out = ["", "Persistent sessions (`--no-clean`) against in-memory S3 of the same run "

@@ -6,7 +6,11 @@ every message is delivered once and in order (none lost, duplicated or
 reordered), for MQTT 3.1.1 and 5, point to point and fan-in; retained mode
 (pub --retain with a %n topic per message, then sub --expect) delivers every
 retained message exactly once; conn mode establishes every connection; a
-refused connection gives exit status 2. No timing is asserted.
+refused connection gives exit status 2. Over TLS (--cafile, issue 10): exact
+counts at TLS 1.2 and 1.3 with small and multi-record messages, mutual TLS,
+the hs sub-command's exact cycle count (each a real connection: the broker's
+connects_total), and the failures (wrong CA, version mismatch, missing client
+certificate, wrong password) exit 2 with the reason. No timing is asserted.
 
 The broker's session queue is raised so a max-rate burst is not cut by the
 default queue policy (1000 queued messages, then drops)."""
@@ -14,11 +18,14 @@ default queue policy (1000 queued messages, then drops)."""
 import os
 import random
 import subprocess
+import urllib.request
 
 import pytest
 
 from conftest import build_dir
 from mqttraw import T
+from test_40_tls import certs, start_tls  # noqa: F401 - certs is a fixture
+from test_41_auth import ham_passwd, metric
 
 QUEUE = {"mqtt.max_queued_messages": 100000}
 
@@ -219,3 +226,102 @@ def test_expect_not_reached_exit_3(broker, uid):
     assert res["status"] == "stalled" and res["expect_reached"] == "0", ctx
     assert num(res, "delivered") == 10 and num(res, "lost") == 10, ctx
     assert num(res, "expected") == 20, ctx
+
+
+# ---- TLS (--cafile ...), credentials (-u/-P), hs mode ----
+
+def tls_opts(certs, version=None, client=None):
+    a = ["--cafile", certs("ca.pem")]
+    if version:
+        a += ["--tls-version", version]
+    if client:
+        a += ["--cert", certs(client + ".pem"), "--key", certs(client + ".key")]
+    return a
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_tls_pubsub_exact(broker, certs, uid, version):
+    """Over TLS 1.2 and 1.3: 5 QoS 1 pairs x 2000 small messages, then 3 pairs
+    x 100 messages of 100 KB (several TLS records per message, socket buffers
+    filled: the non-blocking paths): each once and in order."""
+    b = start_tls(broker, certs, QUEUE)
+    res = run_bench(b.tls_port, "pubsub", "-c", 5, "-q", 1, "--count", 2000,
+                    "-t", uid + "/%i", "-T", uid + "/%i", *tls_opts(certs, version))
+    assert_exact(res, 5 * 2000)
+    assert res["tls"] == "1" and num(res, "acked") == 10000, res["_ctx"]
+    res = run_bench(b.tls_port, "pubsub", "-c", 3, "-q", 1, "-s", 100000, "--count", 100,
+                    "-t", uid + "/big/%i", "-T", uid + "/big/%i", "-V", 5,
+                    *tls_opts(certs, version))
+    assert_exact(res, 3 * 100)
+
+
+def test_tls_cipher_and_mutual(broker, certs, uid):
+    """--ciphers picks the TLS 1.3 suite; with verify = peer the client
+    certificate (--cert/--key) is required and its CN can be the user name."""
+    b = start_tls(broker, certs, QUEUE, verify="peer", cacertfile=certs("ca.pem"),
+                  tls_versions="1.3", ciphers="TLS_AES_256_GCM_SHA384")
+    res = run_bench(b.tls_port, "pubsub", "-c", 2, "-q", 1, "--count", 500,
+                    "-t", uid + "/%i", "-T", uid + "/%i", "--ciphers", "TLS_AES_256_GCM_SHA384",
+                    *tls_opts(certs, "1.3", client="client"))
+    assert_exact(res, 2 * 500)
+    # no client certificate: the broker ends the handshake
+    res = run_bench(b.tls_port, "conn", "-c", 2, "-d", 0, *tls_opts(certs), expect_rc=2)
+    assert res["status"] == "error" and num(res, "conn_fail") == 2, res["_ctx"]
+    # a suite the broker does not offer: no handshake
+    res = run_bench(b.tls_port, "conn", "-c", 1, "-d", 0, "--ciphers", "TLS_AES_128_GCM_SHA256",
+                    *tls_opts(certs, "1.3", client="client"), expect_rc=2)
+    assert num(res, "conn_fail") == 1, res["_ctx"]
+
+
+def test_tls_failures_exit_2(broker, certs):
+    """A server certificate of another CA, or a TLS version the listener does
+    not accept: every connection fails with the reason, exit status 2; a TLS
+    option without --cafile is a usage error (exit 1)."""
+    b = start_tls(broker, certs, tls_versions="1.3")
+    res = run_bench(b.tls_port, "conn", "-c", 2, "-d", 0, "--cafile", certs("otherca.pem"),
+                    expect_rc=2)
+    assert num(res, "conn_fail") == 2 and "certificate" in res["_ctx"], res["_ctx"]
+    res = run_bench(b.tls_port, "hs", "-c", 2, "--count", 10, *tls_opts(certs, "1.2"),
+                    expect_rc=2)
+    assert num(res, "conn_fail") == 2 and num(res, "hs") == 0, res["_ctx"]
+    assert "version" in res["_ctx"], res["_ctx"]
+    p = subprocess.run([bench_path(), "conn", "--tls-version", "1.3"], capture_output=True,
+                       text=True, timeout=T(10))
+    assert p.returncode == 1 and "without --cafile" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_hs_cycles_exact(broker, certs, tls):
+    """hs: 8 slots, --count 200: exactly 200 cycles (connect, handshake,
+    CONNECT/CONNACK, DISCONNECT, close), each a connection the broker
+    accepted, none failed, latency measured."""
+    b = start_tls(broker, certs) if tls else broker()
+    port = b.tls_port if tls else b.port
+    res = run_bench(port, "hs", "-c", 8, "--count", 200, "--broker-pid", b.pid,
+                    *(tls_opts(certs, "1.3") if tls else []))
+    ctx = res["_ctx"]
+    assert res["status"] == "ok" and res["tls"] == ("1" if tls else "0"), ctx
+    assert num(res, "hs") == 200 and float(res["hs_rate"]) > 0, ctx
+    assert num(res, "conn_fail") == 0 and num(res, "protocol_err") == 0, ctx
+    assert float(res["p50_us"]) > 0, ctx
+    with urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % b.http_port, timeout=T(5)) as r:
+        body = r.read().decode()
+    connects = [ln for ln in body.splitlines() if ln.startswith("hamqtt_connects_total")]
+    assert connects and int(float(connects[0].rsplit(" ", 1)[1])) == 200, connects
+
+
+def test_credentials(broker, tmp_path, uid):
+    """-u/-P: a password file and no anonymous clients: the right password
+    connects every client and messages flow; a wrong one is refused (exit 2)."""
+    pw = str(tmp_path / "passwd")
+    r = ham_passwd(pw, "-c", "-b", "FILE", "benchuser", "s3cret")
+    assert r.returncode == 0, r.stderr
+    b = broker(dict(QUEUE, **{"auth.password_file": pw, "auth.allow_anonymous": False}))
+    res = run_bench(b.port, "pubsub", "-c", 3, "-q", 1, "--count", 300, "-t", uid + "/%i",
+                    "-T", uid + "/%i", "-u", "benchuser", "-P", "s3cret")
+    assert_exact(res, 3 * 300)
+    assert metric(b, "hamqtt_authentication_total", "success") == 6
+    res = run_bench(b.port, "conn", "-c", 2, "-d", 0, "-u", "benchuser", "-P", "wrong",
+                    expect_rc=2)
+    assert num(res, "refused") == 2 and "CONNACK refused" in res["_ctx"], res["_ctx"]
