@@ -364,6 +364,8 @@ def metrics_of(scen, res):
     if not m.get("hs"):   # only hs runs make connection cycles
         m.pop("hs", None)
         m.pop("hs_rate", None)
+    if m.get("hs_rate") and m.get("broker_cpu") is not None:
+        m["us_per_hs"] = m["broker_cpu"] / 100.0 / m["hs_rate"] * 1e6
     if m.get("rate") and m.get("broker_cpu") is not None:
         m["us_per_msg"] = m["broker_cpu"] / 100.0 / m["rate"] * 1e6
     if "rate" in m:

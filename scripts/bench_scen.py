@@ -84,7 +84,9 @@ HEADLINE = [
     ("S1T", "delivered msg/s over TLS", "rate", "msg/s", "high", None),
     ("S3T", "delivered msg/s over TLS", "rate", "msg/s", "high", 5.0),
     ("S13", "full TLS handshakes/s (EC P-256)", "hs_rate", "hs/s", "high", 1.5),
+    ("S13", "broker CPU us/handshake (EC P-256)", "us_per_hs", "us", "low", None),
     ("S13R", "full TLS handshakes/s (RSA 2048)", "hs_rate", "hs/s", "high", None),
+    ("S13R", "broker CPU us/handshake (RSA 2048)", "us_per_hs", "us", "low", None),
     # target against hamqtt's plain S3 of the same run: see bench_tls.auth_table
     ("S3A", "delivered msg/s, password file + ACL", "rate", "msg/s", "high", None),
 ]
