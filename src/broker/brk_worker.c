@@ -686,6 +686,7 @@ int broker_reload_tls(struct broker *b)
 			failed++;
 		}
 	}
+	failed += clu_reload_tls(b->clu); /* cluster.tls: 0 when off */
 	return failed;
 }
 

@@ -51,7 +51,8 @@ void broker_free(struct broker *b);
 
 /* SIGHUP (main thread): read every ssl listener's certificate, key and CA
  * files again; new connections get them, live ones keep theirs. A listener
- * whose files fail keeps its old ones (logged). Returns how many failed. */
+ * whose files fail keeps its old ones (logged). The same for cluster.tls.*
+ * (links set up afterwards). Returns how many failed. */
 int broker_reload_tls(struct broker *b);
 
 /* A consistent-enough snapshot for the management side (HTTP API, $SYS),

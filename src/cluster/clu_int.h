@@ -120,6 +120,12 @@ struct clu_link {
 	uint32_t bh, bn, bcap;
 	struct clu_link *next;           /* node's links (all states) */
 	struct clu_link *free_next;      /* node's closed links */
+	/* cluster.tls (clu_tls.c): the link's TLS state, owned, freed on close;
+	 * NULL on a plain link or a plain peer being refused */
+	struct tls_conn *tls;
+	bool tls_checked;                /* acceptor: the first byte was looked at */
+	bool refuse_plain;               /* acceptor: a plain peer, refused after its HELLO */
+	bool tls_read_wants_write;       /* the last tls_read waits for EV_WRITE */
 };
 
 struct clu_lroute {                  /* a local route and its local subscriptions */
@@ -172,6 +178,9 @@ struct clu_node {
 	int lfd;
 	struct ev_io lio;
 	struct accept_guard accept;    /* accept() out of resources (net/accept_guard.h) */
+	/* cluster.tls (clu_tls.c): owned, NULL when off; swapped inside on SIGHUP */
+	struct tls_srv *tls_srv;       /* links we accept */
+	struct tls_cli *tls_cli;       /* links we dial */
 	struct clu_peer **m;           /* m[0] is this node */
 	size_t n_m, cap_m;
 	struct clu_link *links, *closed;
@@ -268,6 +277,22 @@ void clu_link_send(struct clu_link *l, const struct clu_msg *m);
 void clu_link_write(struct clu_link *l);
 void clu_link_tick(struct clu_node *n, int64_t now);
 void clu_link_free(struct clu_link *l);
+
+/* clu_tls.c: cluster.tls on links (what each step does: the top of the file) */
+int clu_tls_init(struct clu_node *n, char *err, size_t errlen);
+void clu_tls_free(struct clu_node *n);
+/* give l its TLS state (acceptor: server side; initiator: client side,
+ * checking the member's host when cluster.tls.verify_hostname) */
+int clu_tls_attach(struct clu_link *l);
+/* drive l's handshake: true once frames may flow (TLS up, or a plain peer
+ * the acceptor will refuse after its HELLO); false: waiting, or closed */
+bool clu_tls_ready(struct clu_link *l);
+/* log l's TLS failure (OpenSSL's reason) as `what` failed and close it */
+void clu_tls_failed(struct clu_link *l, const char *what);
+/* acceptor, on the peer's HELLO: HQ_OK, or a refusal (logged; why for REFUSE TLS) */
+int clu_tls_check_hello(struct clu_link *l, char *why, size_t len);
+/* close_notify and free l's TLS state (before the fd is closed) */
+void clu_tls_close(struct clu_link *l);
 
 /* clu_retain.c: retained messages across nodes (last writer wins) */
 struct clu_tomb {                    /* a deleted retained topic, for convergence */

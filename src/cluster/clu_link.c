@@ -10,6 +10,11 @@
  * sent to a peer that has proven itself or will have to prove itself next
  * with nonces it cannot have chosen, and nothing but HELLO/AUTH/REFUSE is
  * accepted before both proofs checked out.
+ *
+ * With cluster.tls all of it runs inside TLS (clu_tls.c): the handshake
+ * comes first (nothing is written before it completes, so the initiator's
+ * HELLO waits in the output buffer), then the same frames through
+ * tls_read/tls_write.
  */
 #include "cluster/clu_int.h"
 #include "core/clock.h"
@@ -17,6 +22,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/net_tls.h"
 #include "net/sock.h"
 
 #include <errno.h>
@@ -74,9 +80,14 @@ void clu_link_write(struct clu_link *l)
 {
 	if (l->st == LS_CLOSED || l->st == LS_CONNECTING)
 		return;
+	if (l->tls && !tls_established(l->tls))
+		return; /* the handshake drives the socket (link_io_cb) */
 	while (buf_avail(&l->out)) {
-		ssize_t k = send(l->io.fd, buf_head(&l->out), buf_avail(&l->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* a TLS retry after EAGAIN starts with the same bytes, as
+		 * OpenSSL requires (the buffer only grows at its end) */
+		ssize_t k = l->tls ? tls_write(l->tls, buf_head(&l->out), buf_avail(&l->out))
+				   : send(l->io.fd, buf_head(&l->out), buf_avail(&l->out),
+					  MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k > 0) {
 			buf_consume(&l->out, (size_t)k);
 			continue;
@@ -87,8 +98,12 @@ void clu_link_write(struct clu_link *l)
 			ev_io_set(l->n->loop, &l->io, EV_READ | EV_WRITE);
 			return;
 		}
-		char why[128];
-		clu_fmt(why, sizeof(why), "write failed: %s", strerror(errno));
+		if (l->tls && l->st != LS_UP) {
+			clu_tls_failed(l, "write");
+			return;
+		}
+		char why[200];
+		clu_fmt(why, sizeof(why), "write failed: %s", l->tls ? tls_error(l->tls) : strerror(errno));
 		clu_link_close(l, why);
 		return;
 	}
@@ -97,7 +112,7 @@ void clu_link_write(struct clu_link *l)
 		clu_link_close(l, NULL);
 		return;
 	}
-	ev_io_set(l->n->loop, &l->io, EV_READ);
+	ev_io_set(l->n->loop, &l->io, EV_READ | (l->tls_read_wants_write ? EV_WRITE : 0));
 }
 
 void clu_link_close(struct clu_link *l, const char *why)
@@ -108,6 +123,7 @@ void clu_link_close(struct clu_link *l, const char *why)
 	enum clu_link_state was = l->st;
 	l->st = LS_CLOSED;
 	ev_io_stop(n->loop, &l->io);
+	clu_tls_close(l); /* close_notify, before the fd goes */
 	close(l->io.fd);
 	l->io.fd = -1;
 	if (was == LS_UP) {
@@ -226,6 +242,15 @@ static void connected(struct clu_link *l)
 	}
 	l->st = LS_WAIT_HELLO;
 	send_hello(l);
+	if (l->n->tls_cli) {
+		if (clu_tls_attach(l) != HQ_OK) {
+			clu_link_close(l, "cannot create a TLS connection (out of memory?)");
+			return;
+		}
+		if (clu_tls_ready(l)) /* the HELLO goes once TLS is up */
+			clu_link_write(l);
+		return;
+	}
 	clu_link_write(l);
 }
 
@@ -235,6 +260,8 @@ void clu_link_accept(struct clu_node *n, int fd, const char *addr)
 	clu_fmt(l->addr, sizeof(l->addr), "%s", addr);
 	l->st = LS_WAIT_HELLO;
 	ev_io_set(n->loop, &l->io, EV_READ);
+	if (n->tls_srv && clu_tls_attach(l) != HQ_OK)
+		clu_link_close(l, "cannot create a TLS connection (out of memory?)");
 }
 
 /* ---- handshake ---- */
@@ -262,6 +289,10 @@ static void on_hello(struct clu_link *l, const struct clu_hello *h)
 			    !memcmp(h->cluster.p, n->cfg->cluster_name, h->cluster.len);
 	if (!l->initiator) {
 		uint8_t reason = 0;
+		if ((l->tls || l->refuse_plain) && clu_tls_check_hello(l, why, sizeof(why)) != HQ_OK) {
+			send_refuse(l, CLU_REFUSE_TLS, why); /* logged by the check */
+			return;
+		}
 		if (!same_cluster) {
 			reason = CLU_REFUSE_CLUSTER;
 			clu_fmt(why, sizeof(why), "cluster name differs: this is '%s', you are in '%.*s'",
@@ -335,7 +366,8 @@ static void on_refuse(struct clu_link *l, const struct clu_refuse *r)
 			 : r->reason == CLU_REFUSE_CLUSTER ? "other cluster name"
 			 : r->reason == CLU_REFUSE_VERSION ? "protocol version"
 			 : r->reason == CLU_REFUSE_REMOVED ? "removed from the cluster"
-			 : r->reason == CLU_REFUSE_NAME ? "node name clash" : "busy";
+			 : r->reason == CLU_REFUSE_NAME ? "node name clash"
+			 : r->reason == CLU_REFUSE_TLS ? "TLS (cluster.tls differs)" : "busy";
 	clu_fmt(why, sizeof(why), "%s refused the link: %s (%.*s)", link_name(l), what,
 		 (int)r->why.len, r->why.p);
 	if (r->reason == CLU_REFUSE_BUSY)
@@ -411,12 +443,20 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 	clu_link_close(l, why);
 }
 
+/* A node without cluster.tls reading a TLS ClientHello where a HELLO
+ * should be: say so (both logs), rather than "bad frame". */
+static bool plain_meets_tls(const struct clu_link *l)
+{
+	return !l->initiator && !l->n->tls_srv && l->st == LS_WAIT_HELLO && buf_avail(&l->in) &&
+	       buf_head(&l->in)[0] == 0x16;
+}
+
 static void link_read(struct clu_link *l)
 {
 	struct clu_node *n = l->n;
 	for (int rounds = 0; rounds < 16 && l->st != LS_CLOSED; rounds++) {
 		uint8_t *p = buf_reserve(&l->in, 65536);
-		ssize_t k = recv(l->io.fd, p, 65536, MSG_DONTWAIT);
+		ssize_t k = l->tls ? tls_read(l->tls, p, 65536) : recv(l->io.fd, p, 65536, MSG_DONTWAIT);
 		if (k == 0) {
 			clu_link_close(l, "closed by the peer");
 			return;
@@ -424,10 +464,22 @@ static void link_read(struct clu_link *l)
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (l->tls && tls_wants(l->tls) == EV_WRITE) {
+					l->tls_read_wants_write = true;
+					ev_io_set(n->loop, &l->io, EV_READ | EV_WRITE);
+				}
 				break;
-			char why[128];
-			clu_fmt(why, sizeof(why), "read failed: %s", strerror(errno));
+			}
+			if (l->tls && l->st != LS_UP) {
+				/* e.g. the acceptor's alert about our certificate,
+				 * which TLS 1.3 sends after our side completed */
+				clu_tls_failed(l, "setup");
+				return;
+			}
+			char why[200];
+			clu_fmt(why, sizeof(why), "read failed: %s",
+				 l->tls ? tls_error(l->tls) : strerror(errno));
 			clu_link_close(l, why);
 			return;
 		}
@@ -440,6 +492,14 @@ static void link_read(struct clu_link *l)
 			int rc = clu_decode(buf_head(&l->in), buf_avail(&l->in), max, &m, &used);
 			if (rc == HQ_EAGAIN)
 				break;
+			if (rc != HQ_OK && plain_meets_tls(l)) {
+				log_warning("cluster: refused link from %s: it speaks TLS, this node "
+					    "does not (cluster.tls.enable = true there, false here)",
+					    l->addr);
+				send_refuse(l, CLU_REFUSE_TLS,
+					    "this node does not use TLS on cluster links");
+				return;
+			}
 			if (rc != HQ_OK) {
 				char why[128];
 				clu_fmt(why, sizeof(why), "bad frame from the peer (%s)", hq_strerror(rc));
@@ -455,8 +515,8 @@ static void link_read(struct clu_link *l)
 				return;
 			buf_consume(&l->in, used);
 		}
-		if ((size_t)k < 65536)
-			break;
+		if ((size_t)k < 65536 && !l->tls)
+			break; /* (a TLS read returns one record: go on to EAGAIN) */
 	}
 	if (l->st != LS_CLOSED && !buf_avail(&l->in))
 		buf_shrink(&l->in, 65536);
@@ -469,6 +529,17 @@ static void link_io_cb(struct ev_loop *loop, struct ev_io *io, unsigned events)
 	if (l->st == LS_CONNECTING) {
 		if (events & (EV_WRITE | EV_ERROR))
 			connected(l);
+		return;
+	}
+	if (l->tls || l->refuse_plain) {
+		/* TLS: the handshake first; then either direction may wait
+		 * for either event, so both are tried on any */
+		if (l->tls && !tls_established(l->tls) && !clu_tls_ready(l))
+			return;
+		l->tls_read_wants_write = false;
+		link_read(l);
+		if (l->st != LS_CLOSED)
+			clu_link_write(l);
 		return;
 	}
 	if (events & (EV_READ | EV_ERROR))

@@ -273,6 +273,8 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 		clu_fmt(err, errlen, "cluster: cannot create event loop: %s", strerror(errno));
 		goto fail;
 	}
+	if (clu_tls_init(n, err, errlen) != HQ_OK)
+		goto fail;
 	struct clu_peer *self = clu_member_add(n, cfg->node_name, strlen(cfg->node_name), NULL,
 					       (uint64_t)clock_wall_ms());
 	self->self = true;
@@ -302,8 +304,8 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	ev_set_after_wait(n->loop, after_wait, n);
 	ev_set_wakeup(n->loop, on_wakeup, n);
 	ev_timer_every(n->loop, 100, tick, n);
-	log_notice("cluster: %s listening for links on %s (cluster %s)", self->name, self->addr,
-		   cfg->cluster_name);
+	log_notice("cluster: %s listening for links on %s (cluster %s%s)", self->name, self->addr,
+		   cfg->cluster_name, n->tls_srv ? ", TLS" : "");
 	return n;
 fail:
 	clu_node_free(n);
@@ -391,6 +393,7 @@ void clu_node_free(struct clu_node *n)
 	if (n->lfd >= 0)
 		close(n->lfd);
 	accept_guard_free(&n->accept);
+	clu_tls_free(n); /* after the links: their SSLs hold their own references */
 	if (n->loop)
 		ev_loop_free(n->loop);
 	inbox_destroy(&n->inbox);

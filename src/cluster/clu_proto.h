@@ -71,7 +71,7 @@
  *                           addr:addr  incarnation:u64 (!= 0)
  *                           nonce:32 bytes  hflags:u8 (JOIN 0x01)
  * 0x02 AUTH                 proof:32 bytes (see AUTHENTICATION)             both
- * 0x03 REFUSE               reason:u8 (CLU_REFUSE_*, 1..6)  why:text       both
+ * 0x03 REFUSE               reason:u8 (CLU_REFUSE_*, 1..7)  why:text       both
  * 0x04 HEARTBEAT            wall_ms:u64  echo_ms:u64 (last wall_ms seen     both
  *                           from the peer, 0 if none; for RTT)
  * 0x05 LEAVE                lflags:u8 (FORCE 0x01)  node:name               both
@@ -245,6 +245,8 @@ enum clu_refuse_reason {
 	CLU_REFUSE_NAME = 4,       /* node name clash (our own, or already linked) */
 	CLU_REFUSE_REMOVED = 5,    /* the peer was force-left from this cluster */
 	CLU_REFUSE_BUSY = 6,       /* starting or shutting down; retry later */
+	CLU_REFUSE_TLS = 7,        /* cluster.tls differs: TLS required or not spoken,
+				    * or the certificate does not name the node's host */
 };
 
 enum clu_member_state {

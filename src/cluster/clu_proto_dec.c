@@ -243,7 +243,7 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 		m->refuse.reason = bytes_rd_u8(&r);
 		m->refuse.why = rd_str(&r, CLU_D_TEXT);
 		bytes_rd_check(&r, m->refuse.reason >= CLU_REFUSE_VERSION &&
-				   m->refuse.reason <= CLU_REFUSE_BUSY, "unknown REFUSE reason");
+				   m->refuse.reason <= CLU_REFUSE_TLS, "unknown REFUSE reason");
 		break;
 	case CLU_MSG_HEARTBEAT:
 		bytes_rd_check(&r, n == sizeof(struct clu_wire_heartbeat), "HEARTBEAT size");

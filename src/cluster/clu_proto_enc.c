@@ -168,7 +168,7 @@ static void enc_body(struct bytes_wr *w, const struct clu_msg *m)
 		break;
 	case CLU_MSG_REFUSE:
 		bytes_wr_check(w, m->refuse.reason >= CLU_REFUSE_VERSION &&
-				  m->refuse.reason <= CLU_REFUSE_BUSY, "unknown REFUSE reason");
+				  m->refuse.reason <= CLU_REFUSE_TLS, "unknown REFUSE reason");
 		bytes_wr_u8(w, m->refuse.reason);
 		wr_str(w, CLU_D_TEXT, m->refuse.why);
 		break;

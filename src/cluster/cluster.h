@@ -112,6 +112,11 @@ int clu_admin_join(struct clu_node *n, const char *node, char *err, size_t errle
 int clu_admin_leave(struct clu_node *n, char *err, size_t errlen);
 int clu_admin_force_leave(struct clu_node *n, const char *node, char *err, size_t errlen);
 
+/* SIGHUP (main thread): read cluster.tls.* certificate files again for the
+ * links set up from now on; 0, or 1 when that failed (logged, the previous
+ * certificates stay). 0 when clustering or cluster TLS is off. */
+int clu_reload_tls(struct clu_node *n);
+
 /* Counters for metrics (relaxed reads, any thread). */
 struct clu_stats {
 	uint64_t forwards_out, forwards_in, forwards_lost;

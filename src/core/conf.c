@@ -717,6 +717,13 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 	}
 	if (enabled == 0)
 		return fail(NULL, "listeners.tcp", err, errlen, "no enabled listener");
+	/* cluster.tls: mutual, so every node needs all three files */
+	if (cfg->cluster_tls_enable && (!cfg->cluster_tls_certfile[0] ||
+					!cfg->cluster_tls_keyfile[0] || !cfg->cluster_tls_cacertfile[0]))
+		return fail(NULL, !cfg->cluster_tls_certfile[0] ? "cluster.tls.certfile"
+				  : !cfg->cluster_tls_keyfile[0] ? "cluster.tls.keyfile"
+								 : "cluster.tls.cacertfile",
+			    err, errlen, "required with cluster.tls.enable = true");
 	return HQ_OK;
 }
 

@@ -66,6 +66,14 @@ struct hq_config {
 	char *cluster_dns_name;
 	int cluster_port;              /* 4370 */
 	int cluster_heartbeat_timeout; /* seconds */
+	/* cluster.tls.*: TLS on cluster links (cluster/clu_tls.c) */
+	bool cluster_tls_enable;
+	char *cluster_tls_certfile;    /* this node's certificate, presented both ways */
+	char *cluster_tls_keyfile;
+	char *cluster_tls_cacertfile;  /* the CA every node's certificate must chain to */
+	bool cluster_tls_verify_hostname; /* a peer's certificate must name its node host */
+	char *cluster_tls_tls_versions;
+	char *cluster_tls_ciphers;
 	/* listeners */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	int n_listeners;

@@ -200,6 +200,22 @@ const struct conf_key conf_keys[] = {
 	      "TCP port of cluster links, on the host part of node.name; 0 = standalone, no cluster"),
 	K_DUR("cluster.heartbeat_timeout", cluster_heartbeat_timeout, 1, 86400, "5s",
 	      "a peer silent this long is considered down"),
+	/* TLS on cluster links (cluster/clu_tls.c) */
+	K_BOOL("cluster.tls.enable", cluster_tls_enable, "false",
+	       "TLS with mutual certificates on cluster links, in addition to node.cookie"),
+	K_STR("cluster.tls.certfile", cluster_tls_certfile, NULL, NULL, "",
+	      "PEM certificate (chain) of this node, presented to every peer; required with enable"),
+	K_STR("cluster.tls.keyfile", cluster_tls_keyfile, NULL, NULL, "",
+	      "PEM private key of cluster.tls.certfile; required with enable"),
+	K_STR("cluster.tls.cacertfile", cluster_tls_cacertfile, NULL, NULL, "",
+	      "PEM CAs every peer's certificate must be signed by; required with enable"),
+	K_BOOL("cluster.tls.verify_hostname", cluster_tls_verify_hostname, "true",
+	       "a peer's certificate must name the host part of its node name (IP or DNS "
+	       "subjectAltName)"),
+	K_STR("cluster.tls.tls_versions", cluster_tls_tls_versions, conf_check_tls_versions,
+	      "a comma separated list of 1.2 and 1.3", "1.2,1.3", "TLS versions of cluster links"),
+	K_STR("cluster.tls.ciphers", cluster_tls_ciphers, NULL, NULL, "",
+	      "OpenSSL cipher list (TLS 1.2) and/or TLS 1.3 suites; empty = OpenSSL's default"),
 
 	{ .name = "listeners.tcp.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
 	  LF(bind), .check = check_hostport, .expect = "host:port", .def = "0.0.0.0:1883",

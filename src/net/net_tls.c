@@ -34,9 +34,15 @@ struct tls_srv {
 	char name[80];            /* "ssl.<name>" */
 };
 
+/* the client side: the same swap under a lock as tls_srv */
+struct tls_cli {
+	pthread_mutex_t lock;
+	SSL_CTX *ctx;
+};
+
 struct tls_conn {
 	SSL *ssl;
-	const struct tls_srv *srv;
+	const struct tls_srv *srv;  /* NULL on a client connection */
 	unsigned wants;           /* EV_READ / EV_WRITE of the last EAGAIN */
 	bool established;
 	char err[160];
@@ -55,24 +61,23 @@ static void take_error(char *out, size_t outlen, const char *fallback)
 	ERR_clear_error();
 }
 
-static int srv_fail(const struct conf_listener *L, const char *key, const char *path,
+static int srv_fail(const struct tls_opts *o, const char *key, const char *path,
 		    char *err, size_t errlen, const char *fallback)
 {
 	char why[160];
 	take_error(why, sizeof(why), "");
 	const char *sep = why[0] ? " (OpenSSL: " : "", *end = why[0] ? ")" : "";
 	if (path)
-		snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s%s%s%s", L->name, key,
-			 path, fallback, sep, why, end);
+		snprintf(err, errlen, "%s%s: cannot load %s: %s%s%s%s", o->keys, key, path,
+			 fallback, sep, why, end);
 	else
-		snprintf(err, errlen, "listeners.ssl.%s.%s: %s%s%s%s", L->name, key, fallback, sep,
-			 why, end);
+		snprintf(err, errlen, "%s%s: %s%s%s%s", o->keys, key, fallback, sep, why, end);
 	return HQ_EINVAL;
 }
 
 /* A file that is missing or unreadable is named with errno's words, which
  * say more than OpenSSL's "system lib". */
-static bool readable(const struct conf_listener *L, const char *key, const char *path,
+static bool readable(const struct tls_opts *o, const char *key, const char *path,
 		     char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
@@ -80,8 +85,7 @@ static bool readable(const struct conf_listener *L, const char *key, const char 
 		fclose(f);
 		return true;
 	}
-	snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s", L->name, key, path,
-		 strerror(errno));
+	snprintf(err, errlen, "%s%s: cannot load %s: %s", o->keys, key, path, strerror(errno));
 	return false;
 }
 
@@ -96,12 +100,12 @@ static void version_range(const char *v, int *min, int *max)
 /* One ciphers key for both protocol versions, as operators know it from
  * other brokers: TLS 1.3 suites (TLS_...) go to SSL_CTX_set_ciphersuites,
  * the others to SSL_CTX_set_cipher_list. */
-static int set_ciphers(SSL_CTX *ctx, const struct conf_listener *L, char *err, size_t errlen)
+static int set_ciphers(SSL_CTX *ctx, const struct tls_opts *o, char *err, size_t errlen)
 {
-	if (!L->ciphers[0])
+	if (!o->ciphers[0])
 		return HQ_OK;
-	size_t n = strlen(L->ciphers) + 1;
-	char *v13 = hq_calloc(1, n), *v12 = hq_calloc(1, n), *copy = hq_strdup(L->ciphers);
+	size_t n = strlen(o->ciphers) + 1;
+	char *v13 = hq_calloc(1, n), *v12 = hq_calloc(1, n), *copy = hq_strdup(o->ciphers);
 	char *save = NULL;
 	for (char *tok = strtok_r(copy, ":, ", &save); tok; tok = strtok_r(NULL, ":, ", &save)) {
 		char *dst = strncmp(tok, "TLS_", 4) == 0 ? v13 : v12;
@@ -111,26 +115,27 @@ static int set_ciphers(SSL_CTX *ctx, const struct conf_listener *L, char *err, s
 	}
 	int rc = HQ_OK;
 	if (*v13 && !SSL_CTX_set_ciphersuites(ctx, v13))
-		rc = srv_fail(L, "ciphers", NULL, err, errlen, "no valid TLS 1.3 cipher suite");
+		rc = srv_fail(o, "ciphers", NULL, err, errlen, "no valid TLS 1.3 cipher suite");
 	else if (*v12 && !SSL_CTX_set_cipher_list(ctx, v12))
-		rc = srv_fail(L, "ciphers", NULL, err, errlen, "no valid TLS 1.2 cipher");
+		rc = srv_fail(o, "ciphers", NULL, err, errlen, "no valid TLS 1.2 cipher");
 	hq_free(v13);
 	hq_free(v12);
 	hq_free(copy);
 	return rc;
 }
 
-/* A context from L's keys, its files read now; NULL with err set. */
-static SSL_CTX *ctx_build(const struct conf_listener *L, char *err, size_t errlen)
+/* A server (or client) context from o, its files read now; NULL with err set.
+ * A server always has a certificate; a client presents one if o has it. */
+static SSL_CTX *ctx_build(const struct tls_opts *o, bool server, char *err, size_t errlen)
 {
 	ERR_clear_error();
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	if (!ctx) {
-		srv_fail(L, "certfile", NULL, err, errlen, "cannot create an OpenSSL context");
+		srv_fail(o, "certfile", NULL, err, errlen, "cannot create an OpenSSL context");
 		return NULL;
 	}
 	int min, max;
-	version_range(L->tls_versions, &min, &max);
+	version_range(o->tls_versions, &min, &max);
 	SSL_CTX_set_min_proto_version(ctx, min);
 	SSL_CTX_set_max_proto_version(ctx, max);
 	/* a client that drops TCP without close_notify has just gone away
@@ -139,48 +144,53 @@ static SSL_CTX *ctx_build(const struct conf_listener *L, char *err, size_t errle
 				 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 			      SSL_MODE_RELEASE_BUFFERS);
-	/* resumed sessions must keep the listener's verify result */
-	char sid[80];
-	int sn = snprintf(sid, sizeof(sid), "hamqtt:%s", L->name);
-	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
-				       (unsigned)(sn < (int)SSL_MAX_SID_CTX_LENGTH ? sn : SSL_MAX_SID_CTX_LENGTH));
-	if (!readable(L, "certfile", L->certfile, err, errlen))
-		goto fail;
-	if (SSL_CTX_use_certificate_chain_file(ctx, L->certfile) != 1) {
-		srv_fail(L, "certfile", L->certfile, err, errlen, "not a PEM certificate");
-		goto fail;
+	if (server) {
+		/* resumed sessions must keep the listener's verify result */
+		char sid[80];
+		int sn = snprintf(sid, sizeof(sid), "hamqtt:%s", o->keys);
+		SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
+					       (unsigned)(sn < (int)SSL_MAX_SID_CTX_LENGTH ? sn : SSL_MAX_SID_CTX_LENGTH));
 	}
-	if (!readable(L, "keyfile", L->keyfile, err, errlen))
-		goto fail;
-	if (SSL_CTX_use_PrivateKey_file(ctx, L->keyfile, SSL_FILETYPE_PEM) != 1) {
-		bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-		srv_fail(L, "keyfile", L->keyfile, err, errlen,
-			 mismatch ? "the key does not match the certificate in certfile"
-				  : "not a PEM private key");
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		srv_fail(L, "keyfile", L->keyfile, err, errlen,
-			 "the key does not match the certificate in certfile");
-		goto fail;
-	}
-	if (L->cacertfile[0]) {
-		if (!readable(L, "cacertfile", L->cacertfile, err, errlen))
+	if (server || o->certfile[0]) {
+		if (!readable(o, "certfile", o->certfile, err, errlen))
 			goto fail;
-		if (SSL_CTX_load_verify_locations(ctx, L->cacertfile, NULL) != 1) {
-			srv_fail(L, "cacertfile", L->cacertfile, err, errlen, "no PEM certificate");
+		if (SSL_CTX_use_certificate_chain_file(ctx, o->certfile) != 1) {
+			srv_fail(o, "certfile", o->certfile, err, errlen, "not a PEM certificate");
+			goto fail;
+		}
+		if (!readable(o, "keyfile", o->keyfile, err, errlen))
+			goto fail;
+		if (SSL_CTX_use_PrivateKey_file(ctx, o->keyfile, SSL_FILETYPE_PEM) != 1) {
+			bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+			srv_fail(o, "keyfile", o->keyfile, err, errlen,
+				 mismatch ? "the key does not match the certificate in certfile"
+					  : "not a PEM private key");
+			goto fail;
+		}
+		if (SSL_CTX_check_private_key(ctx) != 1) {
+			srv_fail(o, "keyfile", o->keyfile, err, errlen,
+				 "the key does not match the certificate in certfile");
+			goto fail;
+		}
+	}
+	if (o->cacertfile[0]) {
+		if (!readable(o, "cacertfile", o->cacertfile, err, errlen))
+			goto fail;
+		if (SSL_CTX_load_verify_locations(ctx, o->cacertfile, NULL) != 1) {
+			srv_fail(o, "cacertfile", o->cacertfile, err, errlen, "no PEM certificate");
 			goto fail;
 		}
 		/* tell clients which CAs we accept, so they pick the right cert */
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(L->cacertfile);
+		STACK_OF(X509_NAME) *names = server ? SSL_load_client_CA_file(o->cacertfile) : NULL;
 		if (names)
 			SSL_CTX_set_client_CA_list(ctx, names);
 	}
-	if (L->verify == CONF_VERIFY_PEER)
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	if (o->verify_peer)
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+				   NULL);
 	else
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	if (set_ciphers(ctx, L, err, errlen) != HQ_OK)
+	if (set_ciphers(ctx, o, err, errlen) != HQ_OK)
 		goto fail;
 	return ctx;
 fail:
@@ -189,30 +199,64 @@ fail:
 	return NULL;
 }
 
-struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen)
+/* A listener's keys as options; prefix holds "listeners.ssl.<name>." */
+static struct tls_opts listener_opts(const struct conf_listener *L, char *prefix, size_t len)
 {
-	SSL_CTX *ctx = ctx_build(L, err, errlen);
+	snprintf(prefix, len, "listeners.ssl.%s.", L->name);
+	return (struct tls_opts){ .keys = prefix, .certfile = L->certfile, .keyfile = L->keyfile,
+				  .cacertfile = L->cacertfile, .tls_versions = L->tls_versions,
+				  .ciphers = L->ciphers, .verify_peer = L->verify == CONF_VERIFY_PEER };
+}
+
+struct tls_srv *tls_srv_new_opts(const struct tls_opts *o, const char *name, char *err,
+				 size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(o, true, err, errlen);
 	if (!ctx)
 		return NULL;
 	struct tls_srv *s = hq_calloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->ctx = ctx;
-	s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
-	snprintf(s->name, sizeof(s->name), "ssl.%s", L->name);
+	snprintf(s->name, sizeof(s->name), "%s", name);
 	return s;
+}
+
+struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen)
+{
+	char prefix[96], name[80];
+	struct tls_opts o = listener_opts(L, prefix, sizeof(prefix));
+	snprintf(name, sizeof(name), "ssl.%s", L->name);
+	struct tls_srv *s = tls_srv_new_opts(&o, name, err, errlen);
+	if (s)
+		s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
+	return s;
+}
+
+/* Swap *slot for ctx under lock; the old context's last reference may be a
+ * live connection's. */
+static void ctx_swap(pthread_mutex_t *lock, SSL_CTX **slot, SSL_CTX *ctx)
+{
+	pthread_mutex_lock(lock);
+	SSL_CTX *old = *slot;
+	*slot = ctx;
+	pthread_mutex_unlock(lock);
+	SSL_CTX_free(old); /* the listener's reference; live connections keep theirs */
+}
+
+int tls_srv_reload_opts(struct tls_srv *s, const struct tls_opts *o, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(o, true, err, errlen);
+	if (!ctx)
+		return HQ_EINVAL;
+	ctx_swap(&s->lock, &s->ctx, ctx);
+	return HQ_OK;
 }
 
 int tls_srv_reload(struct tls_srv *s, const struct conf_listener *L, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = ctx_build(L, err, errlen);
-	if (!ctx)
-		return HQ_EINVAL;
-	pthread_mutex_lock(&s->lock);
-	SSL_CTX *old = s->ctx;
-	s->ctx = ctx;
-	pthread_mutex_unlock(&s->lock);
-	SSL_CTX_free(old); /* the listener's reference; live connections keep theirs */
-	return HQ_OK;
+	char prefix[96];
+	struct tls_opts o = listener_opts(L, prefix, sizeof(prefix));
+	return tls_srv_reload_opts(s, &o, err, errlen);
 }
 
 void tls_srv_free(struct tls_srv *s)
@@ -236,11 +280,13 @@ bool tls_srv_cn_as_username(const struct tls_srv *s)
 
 /* ---- connections ---- */
 
-struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
+/* A connection over fd on the current context behind lock (not yet
+ * handshaken); NULL if OpenSSL cannot allocate one. */
+static struct tls_conn *conn_make(pthread_mutex_t *lock, SSL_CTX **ctx, int fd)
 {
-	pthread_mutex_lock(&s->lock);
-	SSL *ssl = SSL_new(s->ctx); /* takes a reference on the context */
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(lock);
+	SSL *ssl = SSL_new(*ctx); /* takes a reference on the context */
+	pthread_mutex_unlock(lock);
 	if (!ssl)
 		return NULL;
 	if (SSL_set_fd(ssl, fd) != 1) { /* a socket BIO with BIO_NOCLOSE */
@@ -248,11 +294,91 @@ struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 		ERR_clear_error();
 		return NULL;
 	}
-	SSL_set_accept_state(ssl);
 	struct tls_conn *t = hq_calloc(1, sizeof(*t));
 	t->ssl = ssl;
+	return t;
+}
+
+struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
+{
+	struct tls_conn *t = conn_make(&s->lock, &s->ctx, fd);
+	if (!t)
+		return NULL;
+	SSL_set_accept_state(t->ssl);
 	t->srv = s;
 	return t;
+}
+
+/* ---- the client side ---- */
+
+struct tls_cli *tls_cli_new(const struct tls_opts *o, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(o, false, err, errlen);
+	if (!ctx)
+		return NULL;
+	struct tls_cli *c = hq_calloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	c->ctx = ctx;
+	return c;
+}
+
+int tls_cli_reload(struct tls_cli *c, const struct tls_opts *o, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_build(o, false, err, errlen);
+	if (!ctx)
+		return HQ_EINVAL;
+	ctx_swap(&c->lock, &c->ctx, ctx);
+	return HQ_OK;
+}
+
+void tls_cli_free(struct tls_cli *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ctx);
+	pthread_mutex_destroy(&c->lock);
+	hq_free(c);
+}
+
+/* An IP literal (v4 or v6, no brackets)? Certificates name those in IP SANs. */
+static bool is_ip(const char *host)
+{
+	ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
+	bool yes = ip != NULL;
+	ASN1_OCTET_STRING_free(ip);
+	return yes;
+}
+
+struct tls_conn *tls_conn_new_client(struct tls_cli *c, int fd, const char *host)
+{
+	struct tls_conn *t = conn_make(&c->lock, &c->ctx, fd);
+	if (!t)
+		return NULL;
+	SSL_set_connect_state(t->ssl);
+	if (host && host[0]) {
+		/* the name is checked during the handshake's certificate
+		 * verification, so a mismatch fails it like an unknown CA */
+		int ok = is_ip(host) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host)
+				     : SSL_set1_host(t->ssl, host) &&
+					       SSL_set_tlsext_host_name(t->ssl, host);
+		if (ok != 1) {
+			ERR_clear_error();
+			tls_conn_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+bool tls_peer_matches_host(const struct tls_conn *t, const char *host)
+{
+	X509 *cert = SSL_get0_peer_certificate(t->ssl);
+	if (!cert || SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return false;
+	/* DNS names in subjectAltName (the subject CN only without any) */
+	int r = is_ip(host) ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert, host, 0, 0, NULL);
+	ERR_clear_error();
+	return r == 1;
 }
 
 void tls_conn_free(struct tls_conn *t)
@@ -305,7 +431,8 @@ static int classify(struct tls_conn *t, int r)
 		if (!t->established && (reason == SSL_R_WRONG_VERSION_NUMBER ||
 					reason == SSL_R_HTTP_REQUEST ||
 					reason == SSL_R_PACKET_LENGTH_TOO_LONG))
-			snprintf(t->err, sizeof(t->err), "%s (not TLS: a plain MQTT client?)", why);
+			snprintf(t->err, sizeof(t->err), "%s (not TLS: %s)", why,
+				 t->srv ? "a plain MQTT client?" : "the peer does not speak TLS");
 		else if (vr != X509_V_OK)
 			snprintf(t->err, sizeof(t->err), "%s: %s", why,
 				 X509_verify_cert_error_string(vr));

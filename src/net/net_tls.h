@@ -25,7 +25,22 @@
 
 struct conf_listener;
 struct tls_srv;
+struct tls_cli;
 struct tls_conn;
+
+/* The TLS settings of one endpoint, whatever configured them (a listener's
+ * keys, cluster.tls.*); the strings are borrowed for the call. keys is the
+ * prefix of the keys an error names ("listeners.ssl.default.",
+ * "cluster.tls."). */
+struct tls_opts {
+	const char *keys;
+	const char *certfile, *keyfile;  /* a server's: required; a client's: "" = none */
+	const char *cacertfile;          /* "" = none */
+	const char *tls_versions;        /* "1.2,1.3", checked by conf */
+	const char *ciphers;             /* "" = OpenSSL's default */
+	bool verify_peer;                /* a server requires a certificate signed by
+					  * cacertfile; a client checks the server's */
+};
 
 /* The context of listener L (type ssl): certificate, key, CAs, verify mode,
  * versions, ciphers. NULL with "listeners.ssl.<name>.<key>: <why>" in err
@@ -36,6 +51,27 @@ struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t err
  * Any thread. On failure the old context stays, err says why. */
 int tls_srv_reload(struct tls_srv *s, const struct conf_listener *L, char *err, size_t errlen);
 void tls_srv_free(struct tls_srv *s);
+/* The same from options, named name in logs (cluster links). */
+struct tls_srv *tls_srv_new_opts(const struct tls_opts *o, const char *name, char *err,
+				 size_t errlen);
+int tls_srv_reload_opts(struct tls_srv *s, const struct tls_opts *o, char *err, size_t errlen);
+
+/* The client side (cluster links dialing a peer): a context from o (own
+ * certificate if any, the CAs the server's must chain to), reloadable and
+ * shared like a tls_srv. Ownership: its creator's; connections keep the
+ * SSL_CTX they were made with alive by reference. */
+struct tls_cli *tls_cli_new(const struct tls_opts *o, char *err, size_t errlen);
+int tls_cli_reload(struct tls_cli *c, const struct tls_opts *o, char *err, size_t errlen);
+void tls_cli_free(struct tls_cli *c);
+/* A client-side TLS connection over fd (not yet handshaken). With host (an
+ * IP literal or a DNS name) the server's certificate must name it (IP or DNS
+ * subjectAltName), checked in the handshake; NULL host: any name. NULL if
+ * OpenSSL cannot allocate one or host is not a usable name. tls_conn_srv()
+ * of it is NULL. */
+struct tls_conn *tls_conn_new_client(struct tls_cli *c, int fd, const char *host);
+/* After the handshake: the peer's verified certificate names host (IP
+ * literal: IP SAN; else DNS SAN, or the subject CN when it has none). */
+bool tls_peer_matches_host(const struct tls_conn *t, const char *host);
 const char *tls_srv_name(const struct tls_srv *s);  /* "ssl.<name>", for logs */
 bool tls_srv_cn_as_username(const struct tls_srv *s);
 
