@@ -81,6 +81,7 @@ struct auth_answer {
 	uint64_t token;
 	uint32_t worker;
 	enum auth_rc rc;        /* AUTH_ALLOW, AUTH_BAD_CREDENTIALS or AUTH_NOT_AUTHORIZED */
+	bool superuser;         /* allowed as a superuser: no ACL applies */
 	char why[160];          /* which method and rule decided */
 };
 /* ans is the callee's (hq_free). Called on an auth thread. */

@@ -100,6 +100,7 @@ static void finish(struct auth_async *aa, struct auth_job *j, enum auth_rc rc, c
 	ans->token = j->token;
 	ans->worker = j->worker;
 	ans->rc = rc;
+	ans->superuser = rc == AUTH_ALLOW && j->superuser;
 	snprintf(ans->why, sizeof(ans->why), "%s", why);
 	auth_job_free(j);
 	if (aa->done)

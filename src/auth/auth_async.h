@@ -36,6 +36,7 @@ struct auth_job {
 	uint64_t token;
 	int64_t submitted_ms;     /* monotonic */
 	int stage;                /* index of the stage holding it */
+	bool superuser;           /* set by the stage that allows it as a superuser */
 	enum auth_rc fallback;    /* the end of the chain's answer if every stage ignores */
 	const char *fallback_why; /* static */
 };

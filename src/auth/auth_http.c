@@ -42,6 +42,7 @@ struct cached {
 	UT_hash_handle hh;
 	int64_t expires_ms;
 	enum auth_verdict v;
+	bool superuser;
 	char key[];               /* client id \0 user \0 hex sha256(password) */
 };
 
@@ -104,7 +105,7 @@ static char *cache_key(const struct auth_job *j, size_t *len)
 	return k;
 }
 
-static bool cache_get(struct auth_http *h, const struct auth_job *j, enum auth_verdict *v)
+static bool cache_get(struct auth_http *h, struct auth_job *j, enum auth_verdict *v)
 {
 	if (!h->cache_ttl_ms)
 		return false;
@@ -122,6 +123,7 @@ static bool cache_get(struct auth_http *h, const struct auth_job *j, enum auth_v
 		return false;
 	}
 	*v = e->v;
+	j->superuser = e->superuser;
 	return true;
 }
 
@@ -153,6 +155,7 @@ static void cache_put(struct auth_http *h, const struct auth_job *j, enum auth_v
 	}
 	hq_free(k);
 	e->v = v;
+	e->superuser = j->superuser;
 	e->expires_ms = auth_now_ms() + h->cache_ttl_ms;
 }
 
@@ -225,7 +228,8 @@ static void call_free(struct auth_http *h, struct call *c)
 }
 
 /* EMQX 5: 200 with a JSON result, 204 allow, anything else ignore. */
-static enum auth_verdict verdict_of(long status, struct buf *resp, char *why, size_t wl)
+static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superuser, char *why,
+				    size_t wl)
 {
 	if (status == 204) {
 		snprintf(why, wl, "http hook: allow (204)");
@@ -239,8 +243,10 @@ static enum auth_verdict verdict_of(long status, struct buf *resp, char *why, si
 	const cJSON *r = js ? cJSON_GetObjectItemCaseSensitive(js, "result") : NULL;
 	enum auth_verdict v = AV_IGNORE;
 	const char *s = cJSON_IsString(r) ? r->valuestring : NULL;
-	if (s && !strcmp(s, "allow"))
+	if (s && !strcmp(s, "allow")) {
 		v = AV_ALLOW;
+		*superuser = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(js, "is_superuser"));
+	}
 	else if (s && !strcmp(s, "deny"))
 		v = AV_DENY;
 	if (s)
@@ -266,7 +272,7 @@ static void call_done(struct auth_http *h, CURL *easy, CURLcode res)
 	} else {
 		long status = 0;
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-		v = verdict_of(status, &c->resp, why, sizeof(why));
+		v = verdict_of(status, &c->resp, &c->job->superuser, why, sizeof(why));
 	}
 	cache_put(h, c->job, v);
 	struct auth_job *j = c->job;

@@ -183,6 +183,8 @@ static enum auth_verdict check(struct auth_redis *r, struct auth_job *j, char *w
 					  salt ? salt : "", hash);
 		snprintf(why, wl, ok ? "redis" : "wrong password (redis)");
 		v = ok ? AV_ALLOW : AV_DENY;
+		const char *su = field(rep, r->f_super);
+		j->superuser = ok && su && (!strcmp(su, "1") || !strcasecmp(su, "true"));
 	}
 	freeReplyObject(rep);
 	return v;

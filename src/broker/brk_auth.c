@@ -103,7 +103,7 @@ void brk_auth_answer(struct worker *w, struct auth_answer *ans)
 		conn_close(c, -1, "epoll failed");
 		return;
 	}
-	brk_connect_auth_done(c, ans->rc, ans->why);
+	brk_connect_auth_done(c, ans);
 	hq_free(ans);
 	if (c->state == CS_ACTIVE)
 		conn_process_input(c); /* what was pipelined after CONNECT, in order */

@@ -139,13 +139,14 @@ static int connect_username(struct conn *c, const struct mqtt_connect *k)
 	return HQ_OK;
 }
 
-/* The chain allowed c (or was not asked): the ACL context, and the will's
- * topic must be writable (Mosquitto refuses such a CONNECT as not
- * authorized too); then the client id is registered. */
-static int connect_authorized(struct conn *c)
+/* The chain allowed c (or was not asked): the ACL context (none for a
+ * superuser), and the will's topic must be writable (Mosquitto refuses such
+ * a CONNECT as not authorized too); then the client id is registered. */
+static int connect_authorized(struct conn *c, bool superuser)
 {
 	struct worker *w = c->w;
-	c->acl = auth_client_new(w->b->auth, c->username, c->client_id);
+	if (!superuser)
+		c->acl = auth_client_new(w->b->auth, c->username, c->client_id);
 	if (c->acl && c->will) {
 		bool ok = auth_client_allow(c->acl, ACL_WRITE, c->will->topic, c->will->topic_len, false);
 		if (ok)
@@ -195,18 +196,21 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 			return connect_refused(c, rc, why);
 		STAT_ADD(w->st.auth_ok, 1);
 	}
-	return connect_authorized(c);
+	return connect_authorized(c, false);
 }
 
-void brk_connect_auth_done(struct conn *c, enum auth_rc rc, const char *why)
+void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans)
 {
 	WK_ASSERT_OWNER(c->w);
-	if (rc != AUTH_ALLOW) {
-		connect_refused(c, rc, why);
+	if (ans->rc != AUTH_ALLOW) {
+		connect_refused(c, ans->rc, ans->why);
 		return;
 	}
 	STAT_ADD(c->w->st.auth_ok, 1);
-	connect_authorized(c);
+	if (ans->superuser)
+		log_info("client_id=%s authenticated as a superuser (%s): no ACL applies",
+			 c->client_id, ans->why);
+	connect_authorized(c, ans->superuser);
 }
 
 static void attach_and_ack(struct conn *c, struct session *s, bool present)

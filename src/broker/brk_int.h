@@ -880,7 +880,7 @@ void brk_auth_done_cb(void *arg, struct auth_answer *ans);
 void brk_auth_answer(struct worker *w, struct auth_answer *ans);
 void brk_auth_conn_free(struct conn *c);
 /* brk_connect.c: the chain answered for c (in CS_WAIT) */
-void brk_connect_auth_done(struct conn *c, enum auth_rc rc, const char *why);
+void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans);
 
 /* brk_sys.c */
 void brk_sys_publish(struct worker *w);

@@ -59,8 +59,11 @@ class Hook:
                     self.send_response(500)
                     self.end_headers()
                     return
+                su = user == "super"
+                if su:
+                    user = "allow"
                 out = json.dumps({"result": user if user in ("allow", "deny") else "ignore",
-                                  "is_superuser": False}).encode()
+                                  "is_superuser": su}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -171,6 +174,21 @@ def test_http_get_and_template(broker, hook):
     meth, path, req = hook.calls[0]
     assert meth == "GET" and req == {"u": "allow", "c": "id with space&=", "username": "allow"}, \
         (path, req)
+
+
+def test_http_superuser_skips_acl(broker, hook, tmp_path):
+    """"is_superuser": true in the hook's answer: no ACL applies to that
+    client; an ordinary user of the hook is held to the ACL file."""
+    acl = tmp_path / "acl"
+    acl.write_text("user nobody\ntopic read nothing/#\n")
+    node = broker({"auth.http.url": hook.url, "auth.acl_file": str(acl)})
+    su = accepted(node, 5, "su", username="super", password="p")
+    assert su.subscribe("a/b", qos=0).codes == [0]
+    node.wait_log("client_id=su authenticated as a superuser")
+    plain = accepted(node, 5, "plain", username="allow", password="p")
+    assert plain.subscribe("a/b", qos=0).codes == [0x87]
+    su.disconnect()
+    plain.disconnect()
 
 
 def test_http_slow_hook_blocks_no_worker(broker, hook):
