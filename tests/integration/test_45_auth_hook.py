@@ -11,6 +11,7 @@ v5 0x86 Bad User Name or Password (3.1.1 return code 4) [MQTT-3.2.2-6]
 
 import hashlib
 import json
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -20,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import mqttraw as m
-from conftest import free_port, wait_until
+from conftest import broker_env, free_port, hamqttd_path, wait_until
 from mqttraw import T
 from redisfx import RedisServer, command, redis  # noqa: F401 (fixture)
 
@@ -364,6 +365,30 @@ def test_redis_down_and_back(broker, redis, tmp_path):  # noqa: F811
         node.wait_log("is back")
     finally:
         r2.kill()
+
+
+@pytest.mark.parametrize("line,key", [
+    ("auth.http.url = ftp://127.0.0.1/x", "auth.http.url"),
+    ("auth.http.body = {\"u\": \"${user}\"}", "auth.http.body"),
+    ("auth.http.method = put", "auth.http.method"),
+    ("auth.redis.server = nohost", "auth.redis.server"),
+    ("auth.redis.cmd = GET mqtt_user:${username}", "auth.redis.cmd"),
+    ("auth.redis.password_hash = md5", "auth.redis.password_hash"),
+])
+def test_bad_config_fails_start(tmp_path, line, key):
+    """A bad auth.http / auth.redis value stops the start with file:line and
+    the key."""
+    path = str(tmp_path / "fail.conf")
+    with open(path, "w") as f:
+        f.write("listeners.tcp.default.bind = 127.0.0.1:%d\n" % free_port())
+        f.write("dashboard.listeners.http.bind = 127.0.0.1:%d\n" % free_port())
+        f.write("cluster.port = 0\nsession.store = memory\n")
+        f.write("node.data_dir = %s\n" % (tmp_path / "faildata"))
+        f.write(line + "\n")
+    r = subprocess.run([hamqttd_path(), "-c", path], capture_output=True, text=True,
+                       timeout=T(20), env=broker_env())
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "%s:6: %s:" % (path, key) in out, out
 
 
 def test_default_config_untouched(node):
