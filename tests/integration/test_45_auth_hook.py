@@ -165,6 +165,18 @@ def test_http_hook_answers(broker, hook, version):
     assert mcount(node, "http", "ignore") == 2
 
 
+def test_refused_client_will_not_published(broker, hook):
+    """Authentication is now the last check of CONNECT, after the will is
+    parsed: a client the hook denies never publishes its will."""
+    node = broker({"auth.http.url": hook.url})
+    sub = accepted(node, 4, "will-sub", username="allow", password="p")
+    sub.subscribe("will/#", qos=1)
+    refused(node, 4, 4, "will-deny", username="deny", password="x", will_topic="will/x",
+            will_payload=b"gone", will_qos=1)
+    sub.expect_nothing(1.0, ptype=m.PUBLISH)
+    sub.disconnect()
+
+
 def test_http_get_and_template(broker, hook):
     """auth.http.method = get with a body template: the values are URL
     encoded into the query string; headers are sent."""
