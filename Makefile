@@ -23,6 +23,8 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc -pthread -fno-strict-aliasing
 LDFLAGS += -pthread
 LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
+# the HTTP authentication hook (src/auth/auth_http.c) is a libcurl client
+LDLIBS += -lcurl
 
 ifeq ($(SAN),asan)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

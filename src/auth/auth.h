@@ -6,8 +6,10 @@
  *   1. the password file (auth.password_file): a user it lists is accepted
  *      with the right password and refused (bad user name or password) with a
  *      wrong one; a user it does not list is left to the next method;
- *   (later: the built-in database, JWT, HTTP hook, Redis slot in here, each
- *    a struct auth_method)
+ *   (later: the built-in database, JWT slot in here, each a struct
+ *    auth_method)
+ *   then the methods that ask a server, on the auth threads (auth_async.c),
+ *   never on a worker: the HTTP hook (auth.http.*), Redis (auth.redis.*);
  *   2. the end of the chain: a client without a user name is anonymous and
  *      auth.allow_anonymous decides (refused: not authorized); a client with
  *      a user name no method accepted is refused (bad user name or password)
@@ -49,6 +51,7 @@ enum auth_rc {
 	AUTH_ALLOW = 0,
 	AUTH_BAD_CREDENTIALS,   /* v5 0x86, v3 return code 4 */
 	AUTH_NOT_AUTHORIZED,    /* v5 0x87, v3 return code 5 */
+	AUTH_PENDING,           /* auth_connect_async only: the answer comes later */
 };
 
 struct auth_req {
@@ -57,12 +60,42 @@ struct auth_req {
 	const uint8_t *password;
 	size_t password_len;
 	bool has_password;
+	const char *peerhost;   /* the client's address without the port (HTTP hook); NULL: "" */
 };
 
 /* false: every CONNECT is allowed (no method, anonymous allowed). */
 bool auth_connect_needed(const struct auth *a);
 /* The chain's answer; *why says which rule decided (static text). */
 enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why);
+
+/* ---- methods that ask a server (HTTP hook, Redis): auth_async.c ----
+ *
+ * They never run on a worker. auth_connect_async asks the in-process
+ * methods first, as auth_connect does; when none decided and a server method
+ * is configured it copies the request to the auth threads (owned by this
+ * module) and answers AUTH_PENDING. The answer then comes through the
+ * callback set by auth_set_done, on an auth thread, with (worker, token)
+ * as given: the caller routes it back to the worker that asked and checks
+ * the token there (the connection may be gone). */
+struct auth_answer {
+	uint64_t token;
+	uint32_t worker;
+	enum auth_rc rc;        /* AUTH_ALLOW, AUTH_BAD_CREDENTIALS or AUTH_NOT_AUTHORIZED */
+	bool superuser;         /* allowed as a superuser: no ACL applies */
+	char why[160];          /* which method and rule decided */
+};
+/* ans is the callee's (hq_free). Called on an auth thread. */
+typedef void (*auth_done_fn)(void *arg, struct auth_answer *ans);
+/* Before the first auth_connect_async (the broker, at start). */
+void auth_set_done(struct auth *a, auth_done_fn fn, void *arg);
+enum auth_rc auth_connect_async(struct auth *a, const struct auth_req *r, uint32_t worker,
+				uint64_t token, const char **why);
+/* Stops and joins the auth threads: no callback runs after it returns.
+ * Pending requests are dropped. Idempotent; auth_free calls it too. */
+void auth_stop(struct auth *a);
+/* Prometheus lines: per method allow / deny / ignore / timeout counts. */
+struct buf;
+void auth_metrics(struct auth *a, const char *node, struct buf *out);
 
 /* ---- authorization ---- */
 

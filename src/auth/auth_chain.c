@@ -4,10 +4,13 @@
  */
 #include "auth/auth.h"
 #include "auth/auth_passwd.h"
+#include "auth/auth_async.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +36,10 @@ struct auth {
 	bool no_match_allow;
 	const struct auth_method *methods[4];
 	int n_methods;
+	/* the methods that ask a server, on their own threads (owned; NULL:
+	 * none configured), and the in-process methods' counters by index */
+	struct auth_async *async;
+	struct auth_mstat mstat[4];
 };
 
 static enum method_answer passwd_check(struct auth *a, const struct auth_req *r, const char **why)
@@ -115,6 +122,11 @@ struct auth *auth_new(const struct hq_config *cfg, char *err, size_t errlen)
 		a->methods[a->n_methods++] = &method_passwd;
 	if (a->pw)
 		log_info("auth: password file %s: %u users", a->password_file, passwd_db_count(a->pw));
+	a->async = auth_async_new(cfg, err, errlen);
+	if (!a->async && err[0]) {
+		auth_free(a);
+		return NULL;
+	}
 	if (a->acl)
 		log_info("auth: ACL file %s, no match = %s", a->acl_file,
 			 a->no_match_allow ? "allow" : "deny");
@@ -125,6 +137,7 @@ void auth_free(struct auth *a)
 {
 	if (!a)
 		return;
+	auth_async_free(a->async);
 	passwd_db_free(a->pw);
 	acl_unref(a->acl);
 	hq_free(a->password_file);
@@ -159,24 +172,38 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 
 bool auth_connect_needed(const struct auth *a)
 {
-	return a->n_methods > 0 || !a->allow_anonymous;
+	return a->n_methods > 0 || !a->allow_anonymous || a->async;
 }
 
-enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why)
+/* The in-process methods in order: true and *rc when one decided. */
+static bool run_methods(struct auth *a, const struct auth_req *r, const char **why, enum auth_rc *rc)
 {
 	for (int i = 0; i < a->n_methods; i++) {
-		switch (a->methods[i]->check(a, r, why)) {
+		enum method_answer m = a->methods[i]->check(a, r, why);
+		auth_mstat_count(&a->mstat[i], m == METHOD_ALLOW ? AV_ALLOW :
+					       m == METHOD_IGNORE ? AV_IGNORE : AV_DENY);
+		switch (m) {
 		case METHOD_IGNORE:
 			continue;
 		case METHOD_ALLOW:
-			return AUTH_ALLOW;
+			*rc = AUTH_ALLOW;
+			return true;
 		case METHOD_DENY_CREDENTIALS:
-			return AUTH_BAD_CREDENTIALS;
+			*rc = AUTH_BAD_CREDENTIALS;
+			return true;
 		case METHOD_DENY_NOT_AUTHORIZED:
-			return AUTH_NOT_AUTHORIZED;
+			*rc = AUTH_NOT_AUTHORIZED;
+			return true;
 		}
 	}
-	if (r->username && a->n_methods > 0) {
+	return false;
+}
+
+/* No method decided: anonymous clients by auth.allow_anonymous, a user name
+ * by whether any credentials method is configured. */
+static enum auth_rc chain_end(const struct auth *a, const struct auth_req *r, const char **why)
+{
+	if (r->username && (a->n_methods > 0 || a->async)) {
 		*why = "unknown user name";
 		return AUTH_BAD_CREDENTIALS;
 	}
@@ -186,6 +213,66 @@ enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char *
 	}
 	*why = "anonymous clients not allowed (auth.allow_anonymous = false)";
 	return AUTH_NOT_AUTHORIZED;
+}
+
+enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why)
+{
+	enum auth_rc rc;
+	if (run_methods(a, r, why, &rc))
+		return rc;
+	return chain_end(a, r, why);
+}
+
+enum auth_rc auth_connect_async(struct auth *a, const struct auth_req *r, uint32_t worker,
+				uint64_t token, const char **why)
+{
+	enum auth_rc rc;
+	if (run_methods(a, r, why, &rc))
+		return rc;
+	rc = chain_end(a, r, why);
+	if (!a->async)
+		return rc;
+	/* the end of the chain's answer travels with the request: it applies
+	 * if every server method ignores the client */
+	auth_async_submit(a->async, r, worker, token, rc, *why);
+	*why = "pending";
+	return AUTH_PENDING;
+}
+
+void auth_set_done(struct auth *a, auth_done_fn fn, void *arg)
+{
+	if (a->async)
+		auth_async_set_done(a->async, fn, arg);
+}
+
+void auth_stop(struct auth *a)
+{
+	if (a)
+		auth_async_stop(a->async);
+}
+
+void auth_metrics(struct auth *a, const char *node, struct buf *out)
+{
+	static const char head[] =
+		"# HELP hamqtt_auth_method_total Answers of each authentication method: allow, deny, "
+		"ignore (the next method asked) and timeout (a server method too slow; then ignored).\n"
+		"# TYPE hamqtt_auth_method_total counter\n";
+	buf_append(out, head, sizeof(head) - 1);
+	char line[256];
+	for (int i = 0; i < a->n_methods; i++) {
+		const struct auth_mstat *m = &a->mstat[i];
+		const char *res[3] = { "allow", "deny", "ignore" };
+		uint64_t v[3] = { atomic_load(&m->allow), atomic_load(&m->deny), atomic_load(&m->ignore) };
+		for (int k = 0; k < 3; k++) {
+			int n = snprintf(line, sizeof(line),
+					 "hamqtt_auth_method_total{node=\"%s\",method=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+					 node, a->methods[i]->name, res[k], v[k]);
+			if (n > 0 && (size_t)n < sizeof(line))
+				buf_append(out, line, (size_t)n);
+		}
+	}
+	if (a->async)
+		auth_async_metrics(a->async, node, out);
 }
 
 /* ---- per-client ACL context ---- */

@@ -562,6 +562,7 @@ void conn_free(struct conn *c)
 	gate_conn_free(c);
 	brk_cluster_conn_free(c);
 	brk_store_conn_free(c);
+	brk_auth_conn_free(c);
 	if (c->will)
 		msg_unref(c->will);
 	struct alias_in *ai, *ai_tmp;

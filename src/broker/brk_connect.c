@@ -126,46 +126,29 @@ int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc,
 
 static void connect_register(struct worker *w, struct conn *c);
 
-/*
- * Authentication (src/auth/auth.h) before the client id is registered, so a
- * refused client never takes a session over. The user name is the
- * connection's if the transport set one (a certificate's CN), else the
- * packet's; the password is only passed on, never kept or logged. With no
- * method configured and anonymous clients allowed nothing is asked. Then
- * the ACL context, and the will's topic must be writable (Mosquitto refuses
- * such a CONNECT as not authorized too).
- */
-static int connect_auth(struct conn *c, const struct mqtt_connect *k)
+/* The user name is the connection's if the transport set one (a
+ * certificate's CN), else the packet's. */
+static int connect_username(struct conn *c, const struct mqtt_connect *k)
 {
-	struct worker *w = c->w;
-	struct auth *a = w->b->auth;
 	if (!c->username && k->has_username) {
 		c->username = hq_strndup((const char *)k->username.p, k->username.len);
 		if (strlen(c->username) != k->username.len)
 			return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS,
 				      "user name contains U+0000");
 	}
-	if (auth_connect_needed(a)) {
-		const char *why = "";
-		struct auth_req r = { .client_id = c->client_id, .username = c->username,
-				      .password = k->password.p, .password_len = k->password.len,
-				      .has_password = k->has_password };
-		enum auth_rc rc = auth_connect(a, &r, &why);
-		if (rc == AUTH_BAD_CREDENTIALS) {
-			STAT_ADD(w->st.auth_refused, 1);
-			/* [MQTT-3.2.2-6] a refusing CONNACK, then close */
-			return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS, why);
-		}
-		if (rc == AUTH_NOT_AUTHORIZED) {
-			STAT_ADD(w->st.auth_refused, 1);
-			return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, why);
-		}
-		STAT_ADD(w->st.auth_ok, 1);
-	}
-	c->acl = auth_client_new(a, c->username, c->client_id);
-	if (c->acl && k->has_will) {
-		bool ok = auth_client_allow(c->acl, ACL_WRITE, (const char *)k->will.topic.p,
-					    k->will.topic.len, false);
+	return HQ_OK;
+}
+
+/* The chain allowed c (or was not asked): the ACL context (none for a
+ * superuser), and the will's topic must be writable (Mosquitto refuses such
+ * a CONNECT as not authorized too); then the client id is registered. */
+static int connect_authorized(struct conn *c, bool superuser)
+{
+	struct worker *w = c->w;
+	if (!superuser)
+		c->acl = auth_client_new(w->b->auth, c->username, c->client_id);
+	if (c->acl && c->will) {
+		bool ok = auth_client_allow(c->acl, ACL_WRITE, c->will->topic, c->will->topic_len, false);
 		if (ok)
 			STAT_ADD(w->st.acl_allow, 1);
 		else
@@ -174,7 +157,60 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 			return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED,
 				      "the ACL denies writing the will topic");
 	}
+	/* in a cluster, the other nodes first give up any connection or
+	 * session of this client id (brk_connect_resume continues) */
+	if (!brk_cluster_takeover_begin(c))
+		connect_register(c->w, c);
 	return HQ_OK;
+}
+
+static int connect_refused(struct conn *c, enum auth_rc rc, const char *why)
+{
+	STAT_ADD(c->w->st.auth_refused, 1);
+	/* [MQTT-3.2.2-6] a refusing CONNACK, then close */
+	if (rc == AUTH_NOT_AUTHORIZED)
+		return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_V3_NOT_AUTHORIZED, why);
+	return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS, why);
+}
+
+/*
+ * Authentication (src/auth/auth.h), the last check of the packet and before
+ * the client id is registered, so a refused client never takes a session
+ * over. The password is only passed on, never kept or logged. With no method
+ * configured and anonymous clients allowed nothing is asked. A server method
+ * (HTTP hook, Redis) answers later (brk_auth.c): everything the packet said
+ * is in c by now, and brk_connect_auth_done goes on.
+ */
+static int connect_auth(struct conn *c, const struct mqtt_connect *k)
+{
+	struct worker *w = c->w;
+	if (auth_connect_needed(w->b->auth)) {
+		const char *why = "";
+		struct auth_req r = { .client_id = c->client_id, .username = c->username,
+				      .password = k->password.p, .password_len = k->password.len,
+				      .has_password = k->has_password };
+		enum auth_rc rc = brk_auth_begin(c, &r, &why);
+		if (rc == AUTH_PENDING)
+			return HQ_OK;
+		if (rc != AUTH_ALLOW)
+			return connect_refused(c, rc, why);
+		STAT_ADD(w->st.auth_ok, 1);
+	}
+	return connect_authorized(c, false);
+}
+
+void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans)
+{
+	WK_ASSERT_OWNER(c->w);
+	if (ans->rc != AUTH_ALLOW) {
+		connect_refused(c, ans->rc, ans->why);
+		return;
+	}
+	STAT_ADD(c->w->st.auth_ok, 1);
+	if (ans->superuser)
+		log_info("client_id=%s authenticated as a superuser (%s): no ACL applies",
+			 c->client_id, ans->why);
+	connect_authorized(c, ans->superuser);
 }
 
 static void attach_and_ack(struct conn *c, struct session *s, bool present)
@@ -379,7 +415,7 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 			      "mqtt.max_connections reached");
 	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
 		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
-	int arc = connect_auth(c, k);
+	int arc = connect_username(c, k);
 	if (arc != HQ_OK)
 		return arc;
 
@@ -447,11 +483,7 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 		c->will->pub_hash = brk_hash(c->client_id, strlen(c->client_id));
 		buf_free(&props);
 	}
-	/* in a cluster, the other nodes first give up any connection or
-	 * session of this client id (brk_connect_resume continues) */
-	if (!brk_cluster_takeover_begin(c))
-		connect_register(c->w, c);
-	return HQ_OK;
+	return connect_auth(c, k);
 }
 
 /*

@@ -410,6 +410,7 @@ struct conn {
 	bool cluster_wait;        /* CS_WAIT: other nodes are asked about its client id */
 	bool store_wait;          /* CS_WAIT: the shared store is read for its session */
 	bool store_read;          /* the shared store was read for it already */
+	bool auth_wait;           /* CS_WAIT: a server authentication method is asked (brk_auth.c) */
 	bool closing;             /* conn_close_after_gate: not read, nothing new sent */
 	uint8_t closing_reason;
 };
@@ -435,6 +436,7 @@ enum wq_kind {
 				   * fence our forwards (clu_fence.c) */
 	WQ_MOVE_FENCE_BACK,       /* to that worker, behind what worker sub_id delivered
 				   * to the session: mark fence u.token */
+	WQ_AUTH_DONE,             /* an auth thread answered: u.auth (owned) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -469,6 +471,7 @@ struct wq_entry {
 		uint64_t token;       /* WQ_GATE_RELEASE, WQ_MOVE_FENCE_BACK */
 		struct takeover_msg takeover; /* WQ_TAKEOVER_* */
 		struct store_batch *batch; /* WQ_STORE_DONE: owned */
+		struct auth_answer *auth; /* WQ_AUTH_DONE: owned */
 	} u;
 };
 
@@ -564,6 +567,7 @@ struct worker {
 	 * this turn's deliveries reach other workers (brk_store_rxid) */
 	bool store_first;
 	struct store_wait *store_waits;   /* connections waiting for a store read (uthash by token) */
+	struct auth_wait *auth_waits;     /* connections waiting for an auth thread (uthash by token) */
 	/* the gate token of the request being handled whose response waits for
 	 * what the request stores (a QoS>=1 PUBLISH): deliveries posted to other
 	 * workers carry it (brk_deliver.c); 0 = none */
@@ -865,6 +869,18 @@ void brk_connect_resume(struct conn *c, uint8_t status, struct session *imported
 bool brk_session_import(struct worker *w, struct session *s);
 /* From the cluster thread: append entries to worker w's inbox and wake it. */
 void wk_inbox_append(struct worker *w, const struct wq_entry *v, uint32_t n);
+
+/* brk_auth.c: CONNECTs waiting for a server authentication method */
+/* Ask the chain for c; AUTH_PENDING: c waits, not read, until
+ * brk_connect_auth_done (or closes meanwhile, and the answer is dropped). */
+enum auth_rc brk_auth_begin(struct conn *c, const struct auth_req *r, const char **why);
+/* The auth thread's callback (auth_set_done; arg: the broker). */
+void brk_auth_done_cb(void *arg, struct auth_answer *ans);
+/* WQ_AUTH_DONE on the asking worker (consumes ans). */
+void brk_auth_answer(struct worker *w, struct auth_answer *ans);
+void brk_auth_conn_free(struct conn *c);
+/* brk_connect.c: the chain answered for c (in CS_WAIT) */
+void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans);
 
 /* brk_sys.c */
 void brk_sys_publish(struct worker *w);

@@ -86,6 +86,9 @@ void wq_entry_release(struct wq_entry *e)
 	case WQ_STORE_DONE:
 		store_batch_free(e->u.batch);
 		break;
+	case WQ_AUTH_DONE:
+		hq_free(e->u.auth);
+		break;
 	case WQ_TAKEOVER_IMPORT:
 	case WQ_TAKEOVER_DONE:
 	case WQ_TAKEOVER_OUT:
@@ -165,6 +168,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_MOVE_FENCE_BACK:
 		brk_cluster_move_fence_back(w, (int)e->sub_id, e->u.token);
+		break;
+	case WQ_AUTH_DONE:
+		brk_auth_answer(w, e->u.auth);
 		break;
 	}
 	if (e->sess)
@@ -351,9 +357,12 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	int64_t now = ev_now_ms(l);
 	struct conn *c, *tmp;
 	DL_FOREACH_SAFE(w->conns, c, tmp) {
-		if (c->state == CS_NEW) {
+		if (c->state == CS_NEW || c->auth_wait) {
+			/* an authentication server's slowness counts against it too */
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
-				conn_close(c, -1, "no CONNECT within mqtt.connect_timeout");
+				conn_close(c, -1, c->auth_wait ? "authentication not answered within "
+								  "mqtt.connect_timeout"
+							       : "no CONNECT within mqtt.connect_timeout");
 		} else if (c->closing && now - c->closing_since > CONN_CLOSING_MAX_MS) {
 			conn_close(c, c->closing_reason, c->closing_why);
 			continue;
@@ -521,6 +530,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->auth = auth_new(cfg, err, errlen);
 	if (!b->auth)
 		goto fail;
+	auth_set_done(b->auth, brk_auth_done_cb, b);
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (brk_store_open(b, err, errlen) != HQ_OK)
@@ -636,6 +646,8 @@ void broker_shutdown(struct broker *b)
 	if (started)
 		for (int i = 0; i < b->n_workers; i++)
 			pthread_join(b->workers[i].thread, NULL);
+	/* the auth threads: no answer reaches a worker's inbox after this */
+	auth_stop(b->auth);
 	/* the cluster thread next: nothing reaches the workers' inboxes after it */
 	if (b->clu)
 		clu_node_stop(b->clu);

@@ -81,6 +81,8 @@ struct broker_info {
 	struct accept_counts accept_mqtt, accept_cluster;
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
+/* The authentication chain (auth.h), for its /metrics lines; any thread. */
+struct auth *broker_auth(struct broker *b);
 /* SIGHUP (main thread): re-read the password and ACL files; on an error the
  * old ones stay in force and the error is logged. */
 int broker_reload(struct broker *b);

@@ -26,6 +26,11 @@ enum conf_shared_strategy { CONF_SHARED_ROUND_ROBIN = 0, CONF_SHARED_RANDOM, CON
 /* auth (issue 10, src/auth/) */
 enum conf_acl_no_match { CONF_ACL_DENY = 0, CONF_ACL_ALLOW };
 enum conf_acl_deny_action { CONF_ACL_IGNORE = 0, CONF_ACL_DISCONNECT };
+/* auth.http / auth.redis (src/auth/auth_async.h) */
+enum conf_auth_http_method { CONF_AUTH_HTTP_POST = 0, CONF_AUTH_HTTP_GET };
+enum conf_auth_hash { CONF_AUTH_HASH_PLAIN = 0, CONF_AUTH_HASH_SHA256, CONF_AUTH_HASH_SHA512,
+		      CONF_AUTH_HASH_PBKDF2 };
+enum conf_auth_salt { CONF_AUTH_SALT_PREFIX = 0, CONF_AUTH_SALT_SUFFIX, CONF_AUTH_SALT_DISABLE };
 
 /* listeners.<type>.<name>.*: a listener is known by its type and name (tcp
  * "default" and ssl "default" are two listeners). */
@@ -125,6 +130,22 @@ struct hq_config {
 	char *auth_acl_file;           /* "" = no ACL (everything allowed) */
 	enum conf_acl_no_match auth_acl_no_match;
 	enum conf_acl_deny_action auth_acl_deny_action;
+	/* auth.http.* / auth.redis.*: the methods that ask a server (auth_async.h) */
+	char *auth_http_url;           /* "" = no HTTP hook */
+	enum conf_auth_http_method auth_http_method;
+	char *auth_http_body;          /* template; "" = the default of the method */
+	char *auth_http_headers;       /* "Name: value; Name: value" */
+	uint32_t auth_http_timeout;    /* seconds */
+	uint32_t auth_http_cache_ttl;  /* seconds; 0 = no cache */
+	uint32_t auth_http_max_inflight;
+	char *auth_redis_server;       /* "" = no Redis authentication */
+	char *auth_redis_password;
+	uint32_t auth_redis_database;
+	uint32_t auth_redis_timeout;   /* seconds */
+	char *auth_redis_cmd;
+	enum conf_auth_hash auth_redis_password_hash;
+	enum conf_auth_salt auth_redis_salt_position;
+	uint32_t auth_redis_pbkdf2_iterations;
 };
 
 /* Fill cfg with the built-in defaults (the values documented in etc/hamqtt.conf). */

@@ -11,6 +11,7 @@
 #include "core/log.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* ---- string checks ---- */
 
@@ -139,6 +140,37 @@ static const char *const verify_names[] = { "none", "peer", NULL };
 static const char *const pcu_names[] = { "none", "cn", NULL };
 static const char *const acl_no_match_names[] = { "deny", "allow", NULL };
 static const char *const acl_deny_action_names[] = { "ignore", "disconnect", NULL };
+/* auth.http / auth.redis values (src/auth/ checks them again at start) */
+static bool check_auth_tmpl(const char *v)
+{
+	static const char *const known[] = { "${clientid}", "${username}", "${password}", "${peerhost}" };
+	for (const char *d = strstr(v, "${"); d; d = strstr(d + 2, "${")) {
+		bool ok = false;
+		for (size_t i = 0; i < 4; i++)
+			ok |= !strncmp(d, known[i], strlen(known[i]));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+static bool check_auth_url(const char *v)
+{
+	return !*v || ((!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)) && check_auth_tmpl(v));
+}
+static bool check_hostport_or_empty(const char *v)
+{
+	return !*v || check_hostport(v);
+}
+static bool check_redis_cmd(const char *v)
+{
+	return !strncasecmp(v, "HMGET ", 6) && strstr(v, "password") && check_auth_tmpl(v);
+}
+static const char *const auth_http_method_names[] = { "post", "get", NULL };
+static const char *const auth_hash_names[] = { "plain", "sha256", "sha512", "pbkdf2", NULL };
+static const char *const auth_salt_names[] = { "prefix", "suffix", "disable", NULL };
+_Static_assert(CONF_AUTH_HTTP_GET == 1 && CONF_AUTH_HASH_PBKDF2 == 3 && CONF_AUTH_SALT_DISABLE == 2 &&
+	       sizeof(enum conf_auth_http_method) == 4 && sizeof(enum conf_auth_hash) == 4 &&
+	       sizeof(enum conf_auth_salt) == 4, "auth async names");
 _Static_assert(CONF_ACL_DENY == 0 && CONF_ACL_ALLOW == 1 && CONF_ACL_IGNORE == 0 &&
 	       CONF_ACL_DISCONNECT == 1 && sizeof(enum conf_acl_no_match) == 4 &&
 	       sizeof(enum conf_acl_deny_action) == 4, "acl names");
@@ -350,6 +382,38 @@ const struct conf_key conf_keys[] = {
 	       "with an ACL file: what a request no rule matches gets: allow | deny"),
 	K_ENUM("auth.acl.deny_action", auth_acl_deny_action, acl_deny_action_names, "ignore",
 	       "a PUBLISH the ACL denies: ignore (drop it; v5 0x87 in PUBACK/PUBREC) | disconnect"),
+	K_STR("auth.http.url", auth_http_url, check_auth_url, "http:// or https:// URL, ${clientid} ${username} ${password} ${peerhost}", "",
+	      "HTTP authentication hook (EMQX style), http:// or https://; empty = none"),
+	K_ENUM("auth.http.method", auth_http_method, auth_http_method_names, "post",
+	       "post (the body template as the request body) | get (as the query string)"),
+	K_STR("auth.http.body", auth_http_body, check_auth_tmpl, "a template with ${clientid} ${username} ${password} ${peerhost}", "",
+	      "template with ${clientid} ${username} ${password} ${peerhost}; empty = JSON (post) "
+	      "or a query string (get) of all four"),
+	K_STR("auth.http.headers", auth_http_headers, NULL, NULL, "",
+	      "extra request headers, \"Name: value\" separated by ';'"),
+	K_DUR("auth.http.timeout", auth_http_timeout, 1, 600, "5s",
+	      "a hook slower than this counts as ignore (the next method)"),
+	K_DUR("auth.http.cache_ttl", auth_http_cache_ttl, 0, 86400, "0s",
+	      "allow/deny answers cached per client id, user name and password; 0 = no cache"),
+	K_INT("auth.http.max_inflight", auth_http_max_inflight, 1, 100000, "64",
+	      "hook calls out at once; more CONNECTs wait their turn"),
+	K_STR("auth.redis.server", auth_redis_server, check_hostport_or_empty, "host:port or empty", "",
+	      "Redis authentication (EMQX style), host:port; empty = none"),
+	K_STR("auth.redis.password", auth_redis_password, NULL, NULL, "",
+	      "Redis AUTH password; empty = none"),
+	K_INT("auth.redis.database", auth_redis_database, 0, 65535, "0",
+	      "Redis database number (SELECT)"),
+	K_DUR("auth.redis.timeout", auth_redis_timeout, 1, 600, "2s",
+	      "a Redis connect or command slower than this counts as ignore (the next method)"),
+	K_STR("auth.redis.cmd", auth_redis_cmd, check_redis_cmd, "HMGET <key> password_hash [salt] [is_superuser]",
+	      "HMGET mqtt_user:${username} password_hash salt",
+	      "HMGET <key> password_hash [salt]; fields named so are read"),
+	K_ENUM("auth.redis.password_hash", auth_redis_password_hash, auth_hash_names, "sha256",
+	       "how password_hash is stored: plain | sha256 | sha512 | pbkdf2 (HMAC-SHA512), hex"),
+	K_ENUM("auth.redis.salt_position", auth_redis_salt_position, auth_salt_names, "prefix",
+	       "sha256/sha512: the salt before (prefix) or after (suffix) the password, or none"),
+	K_INT("auth.redis.pbkdf2_iterations", auth_redis_pbkdf2_iterations, 1, 10000000, "4096",
+	      "pbkdf2: iterations"),
 };
 
 const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);

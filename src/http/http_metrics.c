@@ -5,6 +5,7 @@
  * through broker_get_info().
  */
 #include "http/http_int.h"
+#include "auth/auth.h"
 #include "broker/broker.h"
 #include "core/buf.h"
 #include "core/conf.h"
@@ -132,6 +133,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 		"hamqtt_acl_decisions_total{node=\"%s\",result=\"allow\"} %" PRIu64 "\n"
 		"hamqtt_acl_decisions_total{node=\"%s\",result=\"deny\"} %" PRIu64 "\n",
 		node, in.acl_allow, node, in.acl_deny);
+	auth_metrics(broker_auth(br), node, &b);
 	metric(&b, "hamqtt_messages_received_total", "counter", "PUBLISH packets received from clients.",
 	       node, in.msgs_in);
 	metric(&b, "hamqtt_messages_sent_total", "counter", "PUBLISH packets sent to clients.", node,
