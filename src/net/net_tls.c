@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "net/ev.h"
+#include "net/xport.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,10 +32,11 @@ struct tls_srv {
 	pthread_mutex_t lock;
 	SSL_CTX *ctx;
 	bool cn_as_username;
-	char name[80];            /* "ssl.<name>" */
+	char name[80];            /* "ssl.<name>" or "wss.<name>" */
 };
 
 struct tls_conn {
+	struct xport xp;          /* first: the transport view (net/xport.h) */
 	SSL *ssl;
 	const struct tls_srv *srv;
 	unsigned wants;           /* EV_READ / EV_WRITE of the last EAGAIN */
@@ -62,11 +64,11 @@ static int srv_fail(const struct conf_listener *L, const char *key, const char *
 	take_error(why, sizeof(why), "");
 	const char *sep = why[0] ? " (OpenSSL: " : "", *end = why[0] ? ")" : "";
 	if (path)
-		snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s%s%s%s", L->name, key,
-			 path, fallback, sep, why, end);
+		snprintf(err, errlen, "listeners.%s.%s.%s: cannot load %s: %s%s%s%s",
+			 conf_listener_type_name(L->type), L->name, key, path, fallback, sep, why, end);
 	else
-		snprintf(err, errlen, "listeners.ssl.%s.%s: %s%s%s%s", L->name, key, fallback, sep,
-			 why, end);
+		snprintf(err, errlen, "listeners.%s.%s.%s: %s%s%s%s",
+			 conf_listener_type_name(L->type), L->name, key, fallback, sep, why, end);
 	return HQ_EINVAL;
 }
 
@@ -80,8 +82,8 @@ static bool readable(const struct conf_listener *L, const char *key, const char 
 		fclose(f);
 		return true;
 	}
-	snprintf(err, errlen, "listeners.ssl.%s.%s: cannot load %s: %s", L->name, key, path,
-		 strerror(errno));
+	snprintf(err, errlen, "listeners.%s.%s.%s: cannot load %s: %s",
+		 conf_listener_type_name(L->type), L->name, key, path, strerror(errno));
 	return false;
 }
 
@@ -141,7 +143,7 @@ static SSL_CTX *ctx_build(const struct conf_listener *L, char *err, size_t errle
 			      SSL_MODE_RELEASE_BUFFERS);
 	/* resumed sessions must keep the listener's verify result */
 	char sid[80];
-	int sn = snprintf(sid, sizeof(sid), "hamqtt:%s", L->name);
+	int sn = snprintf(sid, sizeof(sid), "hamqtt:%s.%s", conf_listener_type_name(L->type), L->name);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
 				       (unsigned)(sn < (int)SSL_MAX_SID_CTX_LENGTH ? sn : SSL_MAX_SID_CTX_LENGTH));
 	if (!readable(L, "certfile", L->certfile, err, errlen))
@@ -198,7 +200,7 @@ struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t err
 	pthread_mutex_init(&s->lock, NULL);
 	s->ctx = ctx;
 	s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
-	snprintf(s->name, sizeof(s->name), "ssl.%s", L->name);
+	snprintf(s->name, sizeof(s->name), "%s.%s", conf_listener_type_name(L->type), L->name);
 	return s;
 }
 
@@ -236,6 +238,8 @@ bool tls_srv_cn_as_username(const struct tls_srv *s)
 
 /* ---- connections ---- */
 
+static const struct xport_ops tls_xport_ops;
+
 struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 {
 	pthread_mutex_lock(&s->lock);
@@ -250,6 +254,7 @@ struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 	}
 	SSL_set_accept_state(ssl);
 	struct tls_conn *t = hq_calloc(1, sizeof(*t));
+	t->xp.ops = &tls_xport_ops;
 	t->ssl = ssl;
 	t->srv = s;
 	return t;
@@ -424,4 +429,55 @@ const char *tls_version(const struct tls_conn *t)
 const char *tls_cipher(const struct tls_conn *t)
 {
 	return SSL_get_cipher_name(t->ssl);
+}
+
+/* ---- the transport view (net/xport.h) ---- */
+
+static ssize_t xp_tls_read(struct xport *x, void *p, size_t n)
+{
+	return tls_read((struct tls_conn *)x, p, n);
+}
+
+static ssize_t xp_tls_write(struct xport *x, const void *p, size_t n)
+{
+	return tls_write((struct tls_conn *)x, p, n);
+}
+
+/* OpenSSL keeps nothing back: a partial write is reported as such */
+static int xp_tls_flush(struct xport *x)
+{
+	(void)x;
+	return HQ_OK;
+}
+
+static bool xp_tls_pending(const struct xport *x)
+{
+	(void)x;
+	return false;
+}
+
+static unsigned xp_tls_wants(const struct xport *x)
+{
+	return tls_wants((const struct tls_conn *)x);
+}
+
+static const char *xp_tls_error(const struct xport *x)
+{
+	return tls_error((const struct tls_conn *)x);
+}
+
+static void xp_tls_shutdown(struct xport *x)
+{
+	tls_shutdown((struct tls_conn *)x);
+}
+
+static const struct xport_ops tls_xport_ops = {
+	.read = xp_tls_read, .write = xp_tls_write, .flush = xp_tls_flush,
+	.pending = xp_tls_pending, .wants = xp_tls_wants, .error = xp_tls_error,
+	.shutdown = xp_tls_shutdown,
+};
+
+struct xport *tls_xport(struct tls_conn *t)
+{
+	return &t->xp;
 }
