@@ -40,6 +40,7 @@ struct ws_conn {
 	uint8_t frame_op;         /* opcode of the frame in progress */
 	bool eagain;              /* the layer below would block (this read) */
 	bool refused;             /* we closed the stream (text frame) */
+	bool blocked;             /* the layer below would block (this send) */
 	bool lower_eof, lower_err;
 	unsigned wants;
 	const char *path;         /* borrowed from the configuration */
@@ -133,6 +134,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 	if (r > 0)
 		return r;
 	if (r < 0 && errno == EAGAIN) {
+		ws->blocked = true;
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -287,12 +289,23 @@ static int out_push(struct ws_conn *ws)
 	}
 	if (!ws->ctx)
 		return HQ_OK;
-	if (wslay_event_send(ws->ctx) != 0) {
-		if (!ws->err[0])
-			snprintf(ws->err, sizeof(ws->err), "WebSocket send failed");
-		return HQ_EIO;
+	/* libwslay stops after a partial write without telling why: go on
+	 * until the layer below would block (bounded: a full socket buffer
+	 * blocks long before) */
+	for (int i = 0; i < 256; i++) {
+		ws->blocked = false;
+		if (wslay_event_send(ws->ctx) != 0) {
+			if (!ws->err[0])
+				snprintf(ws->err, sizeof(ws->err), "WebSocket send failed");
+			return HQ_EIO;
+		}
+		if (!wslay_event_want_write(ws->ctx))
+			return HQ_OK;
+		if (ws->blocked)
+			return HQ_EAGAIN; /* ws->wants set by ws_raw_write */
 	}
-	return wslay_event_want_write(ws->ctx) ? HQ_EAGAIN : HQ_OK;
+	ws->wants = EV_WRITE;
+	return HQ_EAGAIN;
 }
 
 static ssize_t fail_io(void)
