@@ -46,6 +46,7 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_pr
 	wk_conn_add(w, c);
 	atomic_fetch_add(&b->conns_now, 1);
 	c->ltype = (uint8_t)L->type;
+	atomic_fetch_add(&b->conns_by_type[L->type], 1);
 	if (L->type != CONF_LT_TCP && conn_xp_new(c, tls, L) != HQ_OK) {
 		conn_close(c, -1, "transport setup failed");
 		return NULL;
@@ -577,6 +578,7 @@ void conn_free(struct conn *c)
 		close(c->io.fd);
 	conn_xp_free(c); /* the SSL's BIO does not own the fd */
 	atomic_fetch_sub(&b->conns_now, 1);
+	atomic_fetch_sub(&b->conns_by_type[c->ltype], 1);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	segs_free(c);

@@ -605,6 +605,7 @@ struct broker {
 	atomic_bool ready;                /* worker threads started */
 	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
+	atomic_int conns_by_type[CONF_LT_COUNT]; /* the same per listener type (/metrics) */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
 	pthread_mutex_t reg_lock;

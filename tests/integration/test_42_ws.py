@@ -455,3 +455,16 @@ def test_wss_sighup_reloads_certificates(broker, certs, tmp_path):
         assert live.get().payload == b"after reload"
     finally:
         live.close()
+
+
+def test_metrics_count_connections_per_listener_type(broker):
+    import urllib.request
+    b = start_ws(broker)
+    ws = WsPaho(b.ws_port, "counted")
+    try:
+        url = "http://127.0.0.1:%d/metrics" % b.http_port
+        text = urllib.request.urlopen(url, timeout=T(10)).read().decode()
+        assert ',type="ws"} 1' in text, text
+        assert ',type="tcp"} 0' in text
+    finally:
+        ws.close()
