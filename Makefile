@@ -25,6 +25,7 @@ LDFLAGS += -pthread
 LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 # the HTTP authentication hook (src/auth/auth_http.c) is a libcurl client
 LDLIBS += -lcurl
+LDLIBS += -lwslay
 
 ifeq ($(SAN),asan)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -9,9 +9,10 @@
  * its session instead (bounded by the queue policy), so a slow reader cannot
  * grow the broker's memory without bound.
  *
- * On an ssl listener c->tls is set and the same paths go through
- * net/net_tls.h instead of recv/send (one NULL test on the TCP path); the
- * handshake comes first (conn_tls_handshake, brk_tls.c).
+ * On ssl, ws and wss listeners c->xp is set and the same paths go through
+ * the transport (net/xport.h: TLS, WebSocket, or WebSocket over TLS) instead
+ * of recv/send (one NULL test on the TCP path); its handshakes come first
+ * (conn_xp_start, brk_ws.c).
  */
 #include "broker/brk_int.h"
 #include "core/err.h"
@@ -32,7 +33,7 @@
 #define READ_BUDGET (256 * 1024) /* bytes per readiness event, for fairness */
 
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
-		      struct tls_srv *tls)
+		      struct tls_srv *tls, const struct conf_listener *L)
 {
 	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
@@ -44,10 +45,10 @@ struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_pr
 	c->expect_proxy = expect_proxy;
 	wk_conn_add(w, c);
 	atomic_fetch_add(&b->conns_now, 1);
-	if (tls && !(c->tls = tls_conn_new(tls, fd))) {
-		log_warning("cannot start TLS for a connection from %s on listener %s",
-			    addr, tls_srv_name(tls));
-		conn_close(c, -1, "TLS setup failed");
+	c->ltype = (uint8_t)L->type;
+	atomic_fetch_add(&b->conns_by_type[L->type], 1);
+	if (L->type != CONF_LT_TCP && conn_xp_new(c, tls, L) != HQ_OK) {
+		conn_close(c, -1, "transport setup failed");
 		return NULL;
 	}
 	if (ev_io_set(w->loop, &c->io, EV_READ) != HQ_OK) {
@@ -128,11 +129,11 @@ static ssize_t write_with_segs(struct conn *c)
 	if (i == sg->n && avail > pos)
 		iov[k++] = (struct iovec){ (void *)(head + pos), avail - pos };
 	ssize_t n;
-	if (c->tls) {
-		/* no writev under TLS: the first piece only (one record or more);
-		 * a retry after EAGAIN starts with the same bytes, as OpenSSL
-		 * requires, since nothing was consumed */
-		n = tls_write(c->tls, iov[0].iov_base, iov[0].iov_len);
+	if (c->xp) {
+		/* no writev under TLS or WebSocket: the first piece only (one
+		 * record or frame or more); a retry after EAGAIN starts with the
+		 * same bytes, as OpenSSL requires, since nothing was consumed */
+		n = xp_write(c->xp, iov[0].iov_base, iov[0].iov_len);
 	} else {
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)k };
 		n = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
@@ -181,7 +182,7 @@ void conn_flush(struct conn *c)
 		if (c->segs) {
 			n = write_with_segs(c);
 		} else {
-			n = c->tls ? tls_write(c->tls, buf_head(&c->out), buf_avail(&c->out))
+			n = c->xp ? xp_write(c->xp, buf_head(&c->out), buf_avail(&c->out))
 				   : send(c->io.fd, buf_head(&c->out), buf_avail(&c->out), MSG_NOSIGNAL);
 			if (n > 0)
 				buf_consume(&c->out, (size_t)n);
@@ -195,13 +196,28 @@ void conn_flush(struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* TLS may wait for input first (then the read event
 			 * flushes again, conn_io_cb) */
-			unsigned want = c->tls ? tls_wants(c->tls) : EV_WRITE;
+			unsigned want = c->xp ? xp_wants(c->xp) : EV_WRITE;
 			ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | want);
 			return;
 		}
-		conn_close(c, -1, n < 0 ? (c->tls ? tls_error(c->tls) : strerror(errno))
-				    : "send returned 0");
+		if (c->xp && n < 0) {
+			conn_xp_failed(c);
+			return;
+		}
+		conn_close(c, -1, n < 0 ? strerror(errno) : "send returned 0");
 		return;
+	}
+	/* a transport may hold bytes it took (a WebSocket frame being sent) */
+	if (c->xp && xp_pending(c->xp)) {
+		int r = xp_flush(c->xp);
+		if (r == HQ_EAGAIN) {
+			ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | xp_wants(c->xp));
+			return;
+		}
+		if (r != HQ_OK) {
+			conn_xp_failed(c);
+			return;
+		}
 	}
 	/* nothing is kept between bursts except mid-sized buffers of busy
 	 * connections (the tick frees those when idle): small ones are cheap to
@@ -329,7 +345,7 @@ static void conn_read(struct conn *c)
 		size_t room = direct ? sizeof(w->rbuf) : c->in.cap - c->in.len;
 		/* room >= one TLS record's plaintext (16 KiB): OpenSSL never
 		 * keeps decrypted bytes back that epoll would not announce */
-		ssize_t n = c->tls ? tls_read(c->tls, p, room) : recv(c->io.fd, p, room, 0);
+		ssize_t n = c->xp ? xp_read(c->xp, p, room) : recv(c->io.fd, p, room, 0);
 		if (n > 0) {
 			STAT_ADD(w->st.bytes_in, (uint64_t)n);
 			c->last_rx_ms = ev_now_ms(w->loop);
@@ -348,8 +364,8 @@ static void conn_read(struct conn *c)
 				c->in.len += (size_t)n;
 				conn_process_input(c);
 			}
-			if ((size_t)n < room && !c->tls)
-				break; /* socket drained (TLS: one record per call, read on) */
+			if ((size_t)n < room && !c->xp)
+				break; /* socket drained (TLS, WebSocket: read on to EAGAIN) */
 			continue;
 		}
 		if (n == 0) {
@@ -358,10 +374,14 @@ static void conn_read(struct conn *c)
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			conn_close(c, -1, c->tls ? tls_error(c->tls) : strerror(errno));
-		else if (c->tls && tls_wants(c->tls) == EV_WRITE)
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			if (c->xp)
+				conn_xp_failed(c);
+			else
+				conn_close(c, -1, strerror(errno));
+		} else if (c->xp && xp_wants(c->xp) == EV_WRITE) {
 			ev_io_set(w->loop, &c->io, c->io.events | EV_WRITE); /* conn_io_cb reads on */
+		}
 		return;
 	}
 }
@@ -371,9 +391,9 @@ void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 	struct conn *c = io->arg;
 	if (c->state == CS_CLOSED)
 		return;
-	if (c->tls) {
-		if (!tls_established(c->tls)) {
-			if (conn_tls_handshake(c) != HQ_OK)
+	if (c->xp) {
+		if (!c->xp_ready) {
+			if (conn_xp_start(c) != HQ_OK)
 				return;
 			events = EV_READ; /* the CONNECT may be there already */
 		} else if (events & EV_READ) {
@@ -381,7 +401,7 @@ void conn_io_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 		} else if (events & EV_WRITE) {
 			events |= EV_READ;  /* a read that waited to write */
 		}
-		if ((events & EV_WRITE) && !out_pending(c))
+		if ((events & EV_WRITE) && !out_pending(c) && !xp_pending(c->xp))
 			events &= ~EV_WRITE;
 	}
 	if (events & EV_WRITE)
@@ -473,10 +493,10 @@ void conn_close(struct conn *c, int reason, const char *why)
 	/* best effort: the final packets, without waiting (not when a large
 	 * payload is pending: what follows it cannot go ahead of it) */
 	if (buf_avail(&c->out) && !c->segs) {
-		ssize_t n = !c->tls ? send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
-					   MSG_NOSIGNAL | MSG_DONTWAIT)
-			  : tls_established(c->tls) ? tls_write(c->tls, buf_head(&c->out), buf_avail(&c->out))
-			  : -1;
+		ssize_t n = !c->xp ? send(c->io.fd, buf_head(&c->out), buf_avail(&c->out),
+					  MSG_NOSIGNAL | MSG_DONTWAIT)
+			  : c->xp_ready ? xp_write(c->xp, buf_head(&c->out), buf_avail(&c->out))
+			  : conn_xp_raw_write(c, buf_head(&c->out), buf_avail(&c->out));
 		if (n > 0) {
 			STAT_ADD(w->st.bytes_out, (uint64_t)n);
 			buf_consume(&c->out, (size_t)n);
@@ -490,13 +510,15 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
-	if (c->tls)
-		tls_shutdown(c->tls); /* close_notify after the last records */
+	if (c->xp)
+		xp_shutdown(c->xp); /* close frame, close_notify after the last bytes */
 	if (last_word && !c->segs) {
 		/* the rest of c->out (if small) goes with it: the lingerer owns
-		 * the fd from here on, conn_free must not close it. Under TLS
-		 * the rest cannot go as plaintext: the lingerer only drains */
-		linger_add(w->linger, c->io.fd, c->tls ? NULL : &c->out, ev_now_ms(w->loop));
+		 * the fd from here on, conn_free must not close it. Under TLS or
+		 * WebSocket the rest cannot go raw: the lingerer only drains
+		 * (except an HTTP refusal before the upgrade on ws) */
+		bool raw_ok = !c->tls && (!c->ws || !c->xp_ready);
+		linger_add(w->linger, c->io.fd, raw_ok ? &c->out : NULL, ev_now_ms(w->loop));
 		c->io.fd = -1;
 	} else {
 		shutdown(c->io.fd, SHUT_RDWR);
@@ -554,8 +576,9 @@ void conn_free(struct conn *c)
 	struct broker *b = c->w->b;
 	if (c->io.fd >= 0)
 		close(c->io.fd);
-	tls_conn_free(c->tls); /* the SSL's BIO does not own the fd */
+	conn_xp_free(c); /* the SSL's BIO does not own the fd */
 	atomic_fetch_sub(&b->conns_now, 1);
+	atomic_fetch_sub(&b->conns_by_type[c->ltype], 1);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	segs_free(c);

@@ -54,6 +54,8 @@
 #include "net/ev.h"
 #include "net/linger.h"
 #include "net/net_tls.h"
+#include "net/net_ws.h"
+#include "net/xport.h"
 
 struct worker;
 struct session;
@@ -363,7 +365,11 @@ struct conn {
 	struct conn_gate *gate;   /* held responses (owned), NULL when none */
 	struct buf in, out;
 	struct conn_segs *segs;   /* large payloads waiting in order with out, or NULL */
-	struct tls_conn *tls;     /* ssl listener: the TLS state (owned), NULL on tcp */
+	/* the transport below MQTT (net/xport.h): NULL on tcp (the hot path's one
+	 * test), else the top layer of tls and/or ws, which the conn owns */
+	struct xport *xp;
+	struct tls_conn *tls;     /* ssl, wss: the TLS state (owned), else NULL */
+	struct ws_conn *ws;       /* ws, wss: the WebSocket state (owned), else NULL */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	int64_t closing_since;    /* conn_close_after_gate: monotonic ms */
@@ -413,6 +419,8 @@ struct conn {
 	bool auth_wait;           /* CS_WAIT: a server authentication method is asked (brk_auth.c) */
 	bool closing;             /* conn_close_after_gate: not read, nothing new sent */
 	uint8_t closing_reason;
+	bool xp_ready;            /* the transport's handshakes are done (brk_ws.c) */
+	uint8_t ltype;            /* enum conf_listener_type of its listener */
 };
 
 /* ---- worker inbox entries ---- */
@@ -531,6 +539,7 @@ struct worker {
 	struct ev_io *lios;
 	bool *lproxy;                     /* listener expects a PROXY protocol header */
 	struct tls_srv **ltls;            /* listener's TLS context (broker's), NULL for tcp */
+	const struct conf_listener **lconf; /* listener's configuration (cfg's) */
 	int n_lfds;
 	struct accept_guard accept;       /* accept() out of resources: pause, refuse, count */
 	struct linger_set *linger;        /* sockets closed after a last packet, still draining */
@@ -600,6 +609,7 @@ struct broker {
 	atomic_bool ready;                /* worker threads started */
 	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
+	atomic_int conns_by_type[CONF_LT_COUNT]; /* the same per listener type (/metrics) */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
 	pthread_mutex_t reg_lock;
@@ -670,7 +680,23 @@ void wk_conn_remove(struct worker *w, struct conn *c);
 
 /* brk_conn.c */
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
-		      struct tls_srv *tls);
+		      struct tls_srv *tls, const struct conf_listener *L);
+/* brk_ws.c: the transport of a new connection on a listener of type L->type
+ * (TLS, WebSocket, both; nothing on tcp). HQ_OK, or HQ_ENOMEM after a log line. */
+int conn_xp_new(struct conn *c, struct tls_srv *tls, const struct conf_listener *L);
+/* brk_ws.c: the transport's handshakes (PROXY header, TLS, WebSocket upgrade)
+ * from the event loop. HQ_OK once done (c->xp_ready), HQ_EAGAIN (waiting for
+ * the socket), or an error after closing the connection with a log line. */
+int conn_xp_start(struct conn *c);
+/* brk_ws.c: a read or write of an established transport failed: close with
+ * one log line naming the listener and the transport's reason. */
+void conn_xp_failed(struct conn *c);
+/* brk_ws.c: bytes below the MQTT stream before the transport is ready (an
+ * HTTP refusal): through TLS when there is one, else -1 (the lingering close
+ * sends c->out raw). */
+ssize_t conn_xp_raw_write(struct conn *c, const void *p, size_t n);
+/* brk_ws.c: free the transport (fd stays the caller's) */
+void conn_xp_free(struct conn *c);
 /* brk_tls.c: the PROXY header (if expected) and the TLS handshake of a
  * connection on an ssl listener. HQ_OK once established (read on), HQ_EAGAIN
  * (waiting for the socket), or an error after closing the connection. */

@@ -39,6 +39,8 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 	out->workers = b->n_workers;
 	out->uptime_s = (clock_mono_ms() - b->start_ms) / 1000;
 	out->connections = atomic_load(&b->conns_now);
+	for (int t = 0; t < CONF_LT_COUNT; t++)
+		out->connections_by_type[t] = atomic_load(&b->conns_by_type[t]);
 	out->queued_bytes = brk_queued_total(b);
 	out->queued_bytes_limit = b->cfg->max_queued_bytes_total;
 	for (int i = 0; i < b->n_workers; i++) {

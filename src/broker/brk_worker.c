@@ -346,7 +346,8 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		conn_new(w, fd, addr, w->lproxy[io - w->lios], w->ltls[io - w->lios]);
+		conn_new(w, fd, addr, w->lproxy[io - w->lios], w->ltls[io - w->lios],
+			 w->lconf[io - w->lios]);
 	}
 }
 
@@ -439,7 +440,7 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			return HQ_EINVAL;
 		}
 		/* certificates first: a bad file fails the start before any port opens */
-		if (L->type == CONF_LT_SSL) {
+		if (CONF_LT_HAS_TLS(L->type)) {
 			b->tls[li] = tls_srv_new(L, err, errlen);
 			if (!b->tls[li])
 				return HQ_EINVAL;
@@ -470,11 +471,14 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			w->lfds[w->n_lfds] = fd;
 			w->lproxy[w->n_lfds] = L->proxy_protocol;
 			w->ltls[w->n_lfds] = b->tls[li];
+			w->lconf[w->n_lfds] = L;
 			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
 			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
 			w->n_lfds++;
 		}
-		log_notice("listener %s.%s on %s:%d%s", tn, L->name, *host ? host : "0.0.0.0", port,
+		bool ws = L->type == CONF_LT_WS || L->type == CONF_LT_WSS;
+		log_notice("listener %s.%s on %s:%d%s%s%s", tn, L->name, *host ? host : "0.0.0.0", port,
+			   ws ? " path " : "", ws ? L->ws_path : "",
 			   L->proxy_protocol ? " (PROXY protocol)" : "");
 	}
 	return HQ_OK;
@@ -517,6 +521,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->ltls = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->ltls));
+		w->lconf = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->lconf));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
@@ -736,6 +741,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lios);
 		hq_free(w->lproxy);
 		hq_free(w->ltls);
+		hq_free(w->lconf);
 		linger_set_free(w->linger);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);

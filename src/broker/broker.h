@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/conf.h"
 #include "net/accept_guard.h"
 
 struct broker;
@@ -62,6 +63,7 @@ struct broker_info {
 	int workers;
 	int64_t uptime_s;
 	int64_t connections;      /* open sockets, including before CONNECT */
+	int64_t connections_by_type[CONF_LT_COUNT]; /* per listener type: tcp, ssl, ws, wss */
 	uint64_t connects_total;  /* CONNACKs sent */
 	uint64_t msgs_in, msgs_out, msgs_dropped;
 	uint64_t dropped_by[BRK_DROP_N]; /* msgs_dropped by reason */

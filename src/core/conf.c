@@ -263,7 +263,7 @@ static const char *leaf_of(const char *name)
 	return strrchr(name, '.') + 1;
 }
 
-static const char *const ltype_names[CONF_LT_COUNT] = { "tcp", "ssl" };
+static const char *const ltype_names[CONF_LT_COUNT] = { "tcp", "ssl", "ws", "wss" };
 
 const char *conf_listener_type_name(enum conf_listener_type t)
 {
@@ -684,16 +684,17 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 		if (!bind_key(l->bind, h1, sizeof(h1), &p1))
 			return fail(NULL, key, err, errlen, "expected host:port, got '%.100s'",
 				    l->bind ? l->bind : "");
-		if (l->type == CONF_LT_SSL && (!l->certfile[0] || !l->keyfile[0])) {
+		if (CONF_LT_HAS_TLS(l->type) && (!l->certfile[0] || !l->keyfile[0])) {
 			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.%s", tn, l->name,
 				 l->certfile[0] ? "keyfile" : "certfile");
-			return fail(NULL, key, err, errlen, "required for an ssl listener");
+			return fail(NULL, key, err, errlen, "required for %s %s listener",
+				    tn[0] == 's' ? "an" : "a", tn);
 		}
-		if (l->type == CONF_LT_SSL && l->verify == CONF_VERIFY_PEER && !l->cacertfile[0]) {
+		if (CONF_LT_HAS_TLS(l->type) && l->verify == CONF_VERIFY_PEER && !l->cacertfile[0]) {
 			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.cacertfile", tn, l->name);
 			return fail(NULL, key, err, errlen, "required with verify = peer");
 		}
-		if (l->type == CONF_LT_SSL && l->peer_cert_as_username == CONF_PCU_CN &&
+		if (CONF_LT_HAS_TLS(l->type) && l->peer_cert_as_username == CONF_PCU_CN &&
 		    l->verify != CONF_VERIFY_PEER) {
 			/* a CN nobody checked would let anyone pick a username */
 			snprintf(key, sizeof(key), LISTENER_PREFIX "%s.%s.peer_cert_as_username", tn,

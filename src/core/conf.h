@@ -34,7 +34,9 @@ enum conf_auth_salt { CONF_AUTH_SALT_PREFIX = 0, CONF_AUTH_SALT_SUFFIX, CONF_AUT
 
 /* listeners.<type>.<name>.*: a listener is known by its type and name (tcp
  * "default" and ssl "default" are two listeners). */
-enum conf_listener_type { CONF_LT_TCP = 0, CONF_LT_SSL, CONF_LT_COUNT };
+enum conf_listener_type { CONF_LT_TCP = 0, CONF_LT_SSL, CONF_LT_WS, CONF_LT_WSS, CONF_LT_COUNT };
+/* ssl and wss listeners carry TLS (net/net_tls.c) */
+#define CONF_LT_HAS_TLS(t) ((t) == CONF_LT_SSL || (t) == CONF_LT_WSS)
 enum conf_tls_verify { CONF_VERIFY_NONE = 0, CONF_VERIFY_PEER };
 enum conf_peer_cert_user { CONF_PCU_NONE = 0, CONF_PCU_CN };
 
@@ -52,9 +54,11 @@ struct conf_listener {
 	char *cacertfile;      /* PEM CAs client certificates are checked against; "" = none */
 	char *tls_versions;    /* "1.2,1.3", "1.3", ... */
 	char *ciphers;         /* OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default */
+	/* ws and wss only (net/net_ws.c) */
+	char *ws_path;         /* the HTTP path of the WebSocket upgrade, "/mqtt" */
 };
 
-/* "tcp", "ssl" */
+/* "tcp", "ssl", "ws", "wss" */
 const char *conf_listener_type_name(enum conf_listener_type t);
 
 struct hq_config {

@@ -78,6 +78,17 @@ static bool check_hostport(const char *v)
 	return conf_parse_hostport(v, host, sizeof(host), &port) == HQ_OK;
 }
 
+/* A WebSocket path: absolute, printable, no space, no query (ws listeners). */
+static bool check_ws_path(const char *v)
+{
+	if (v[0] != '/' || strlen(v) > 200)
+		return false;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '?' || *p == '#')
+			return false;
+	return true;
+}
+
 /* Comma separated host:port list (Redis Sentinels); may be empty. */
 static bool check_hostports(const char *v)
 {
@@ -292,6 +303,51 @@ const struct conf_key conf_keys[] = {
 	{ .name = "listeners.ssl.default.ciphers", .type = KT_STR, .flags = KEY_LISTENER,
 	  .ltype = CONF_LT_SSL, LF(ciphers), .def = "",
 	  .doc = "OpenSSL cipher list (TLS 1.2) and/or TLS 1.3 suites; empty = OpenSSL's default" },
+
+	/* MQTT over WebSocket (net/net_ws.c, broker/brk_ws.c): listeners.ws.<name>.* and,
+	 * over TLS, listeners.wss.<name>.* (every ssl key too) */
+#define WS_ROW(t, lt, leaf, kt, f, ...) \
+	{ .name = "listeners." t ".default." leaf, .type = kt, .flags = KEY_LISTENER, \
+	  .ltype = lt, LF(f), __VA_ARGS__ }
+	{ .name = "listeners.ws.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
+	  .ltype = CONF_LT_WS, LF(bind), .check = check_hostport, .expect = "host:port",
+	  .def = "0.0.0.0:8083",
+	  .doc = "MQTT/WebSocket listener address; any listeners.ws.<name>.* creates a listener" },
+	WS_ROW("ws", CONF_LT_WS, "proxy_protocol", KT_BOOL, proxy_protocol, .max = 1, .def = "false",
+	       .doc = "expect a PROXY protocol v1/v2 header before the HTTP upgrade request"),
+	WS_ROW("ws", CONF_LT_WS, "enabled", KT_BOOL, enabled, .max = 1, .def = "true",
+	       .doc = "false keeps the listener configured but closed"),
+	WS_ROW("ws", CONF_LT_WS, "path", KT_STR, ws_path, .check = check_ws_path,
+	       .expect = "an absolute path such as /mqtt", .def = "/mqtt",
+	       .doc = "HTTP path of the WebSocket upgrade; other paths get 404"),
+	{ .name = "listeners.wss.default.bind", .type = KT_STR, .flags = KEY_LISTENER | KEY_DEFAULT_ONLY,
+	  .ltype = CONF_LT_WSS, LF(bind), .check = check_hostport, .expect = "host:port",
+	  .def = "0.0.0.0:8084",
+	  .doc = "MQTT/WebSocket/TLS listener address; any listeners.wss.<name>.* creates a listener" },
+	WS_ROW("wss", CONF_LT_WSS, "proxy_protocol", KT_BOOL, proxy_protocol, .max = 1, .def = "false",
+	       .doc = "expect a PROXY protocol v1/v2 header before the TLS handshake"),
+	WS_ROW("wss", CONF_LT_WSS, "enabled", KT_BOOL, enabled, .max = 1, .def = "true",
+	       .doc = "false keeps the listener configured but closed"),
+	WS_ROW("wss", CONF_LT_WSS, "path", KT_STR, ws_path, .check = check_ws_path,
+	       .expect = "an absolute path such as /mqtt", .def = "/mqtt",
+	       .doc = "HTTP path of the WebSocket upgrade; other paths get 404"),
+	WS_ROW("wss", CONF_LT_WSS, "certfile", KT_STR, certfile, .def = "",
+	       .doc = "PEM file of the server certificate (and its chain); required"),
+	WS_ROW("wss", CONF_LT_WSS, "keyfile", KT_STR, keyfile, .def = "",
+	       .doc = "PEM file of the server certificate's private key; required"),
+	WS_ROW("wss", CONF_LT_WSS, "cacertfile", KT_STR, cacertfile, .def = "",
+	       .doc = "PEM file of the CAs client certificates are checked against"),
+	WS_ROW("wss", CONF_LT_WSS, "verify", KT_ENUM, verify, .names = verify_names, .def = "none",
+	       .doc = "none | peer (a client certificate signed by cacertfile is required)"),
+	WS_ROW("wss", CONF_LT_WSS, "peer_cert_as_username", KT_ENUM, peer_cert_as_username,
+	       .names = pcu_names, .def = "none",
+	       .doc = "none | cn (the client certificate's CN is the username)"),
+	WS_ROW("wss", CONF_LT_WSS, "tls_versions", KT_STR, tls_versions,
+	       .check = conf_check_tls_versions, .expect = "a comma separated list of 1.2 and 1.3",
+	       .def = "1.2,1.3", .doc = "TLS versions accepted"),
+	WS_ROW("wss", CONF_LT_WSS, "ciphers", KT_STR, ciphers, .def = "",
+	       .doc = "OpenSSL cipher list (TLS 1.2) and/or TLS 1.3 suites; empty = OpenSSL's default"),
+#undef WS_ROW
 
 	K_ENUM("session.store", session_store, store_names, "local",
 	       "where persistent sessions live: memory | local (data_dir) | redis"),

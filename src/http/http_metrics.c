@@ -119,6 +119,12 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	metric(&b, "hamqtt_workers", "gauge", "I/O worker threads.", node, (uint64_t)in.workers);
 	metric(&b, "hamqtt_connections", "gauge", "Open client connections (before CONNECT included).",
 	       node, (uint64_t)in.connections);
+	/* per listener type (tcp, ssl, ws, wss) */
+	put(&b, "# HELP hamqtt_listener_connections Open client connections by listener type.\n"
+		"# TYPE hamqtt_listener_connections gauge\n");
+	for (int t = 0; t < CONF_LT_COUNT; t++)
+		put(&b, "hamqtt_listener_connections{node=\"%s\",type=\"%s\"} %" PRId64 "\n", node,
+		    conf_listener_type_name((enum conf_listener_type)t), in.connections_by_type[t]);
 	metric(&b, "hamqtt_connects_total", "counter", "Clients accepted (CONNACK success sent).",
 	       node, in.connects_total);
 	put(&b, "# HELP hamqtt_authentication_total CONNECTs decided by the authentication chain "

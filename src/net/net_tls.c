@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "net/ev.h"
+#include "net/xport.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,7 +32,7 @@ struct tls_srv {
 	pthread_mutex_t lock;
 	SSL_CTX *ctx;
 	bool cn_as_username;
-	char name[80];            /* "ssl.<name>" */
+	char name[80];            /* "ssl.<name>" or "wss.<name>" */
 };
 
 /* the client side: the same swap under a lock as tls_srv */
@@ -41,6 +42,7 @@ struct tls_cli {
 };
 
 struct tls_conn {
+	struct xport xp;          /* first: the transport view (net/xport.h) */
 	SSL *ssl;
 	const struct tls_srv *srv;  /* NULL on a client connection */
 	unsigned wants;           /* EV_READ / EV_WRITE of the last EAGAIN */
@@ -202,7 +204,7 @@ fail:
 /* A listener's keys as options; prefix holds "listeners.ssl.<name>." */
 static struct tls_opts listener_opts(const struct conf_listener *L, char *prefix, size_t len)
 {
-	snprintf(prefix, len, "listeners.ssl.%s.", L->name);
+	snprintf(prefix, len, "listeners.%s.%s.", conf_listener_type_name(L->type), L->name);
 	return (struct tls_opts){ .keys = prefix, .certfile = L->certfile, .keyfile = L->keyfile,
 				  .cacertfile = L->cacertfile, .tls_versions = L->tls_versions,
 				  .ciphers = L->ciphers, .verify_peer = L->verify == CONF_VERIFY_PEER };
@@ -225,7 +227,7 @@ struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t err
 {
 	char prefix[96], name[80];
 	struct tls_opts o = listener_opts(L, prefix, sizeof(prefix));
-	snprintf(name, sizeof(name), "ssl.%s", L->name);
+	snprintf(name, sizeof(name), "%s.%s", conf_listener_type_name(L->type), L->name);
 	struct tls_srv *s = tls_srv_new_opts(&o, name, err, errlen);
 	if (s)
 		s->cn_as_username = L->peer_cert_as_username == CONF_PCU_CN;
@@ -282,6 +284,8 @@ bool tls_srv_cn_as_username(const struct tls_srv *s)
 
 /* A connection over fd on the current context behind lock (not yet
  * handshaken); NULL if OpenSSL cannot allocate one. */
+static const struct xport_ops tls_xport_ops;
+
 static struct tls_conn *conn_make(pthread_mutex_t *lock, SSL_CTX **ctx, int fd)
 {
 	pthread_mutex_lock(lock);
@@ -295,6 +299,7 @@ static struct tls_conn *conn_make(pthread_mutex_t *lock, SSL_CTX **ctx, int fd)
 		return NULL;
 	}
 	struct tls_conn *t = hq_calloc(1, sizeof(*t));
+	t->xp.ops = &tls_xport_ops;
 	t->ssl = ssl;
 	return t;
 }
@@ -551,4 +556,55 @@ const char *tls_version(const struct tls_conn *t)
 const char *tls_cipher(const struct tls_conn *t)
 {
 	return SSL_get_cipher_name(t->ssl);
+}
+
+/* ---- the transport view (net/xport.h) ---- */
+
+static ssize_t xp_tls_read(struct xport *x, void *p, size_t n)
+{
+	return tls_read((struct tls_conn *)x, p, n);
+}
+
+static ssize_t xp_tls_write(struct xport *x, const void *p, size_t n)
+{
+	return tls_write((struct tls_conn *)x, p, n);
+}
+
+/* OpenSSL keeps nothing back: a partial write is reported as such */
+static int xp_tls_flush(struct xport *x)
+{
+	(void)x;
+	return HQ_OK;
+}
+
+static bool xp_tls_pending(const struct xport *x)
+{
+	(void)x;
+	return false;
+}
+
+static unsigned xp_tls_wants(const struct xport *x)
+{
+	return tls_wants((const struct tls_conn *)x);
+}
+
+static const char *xp_tls_error(const struct xport *x)
+{
+	return tls_error((const struct tls_conn *)x);
+}
+
+static void xp_tls_shutdown(struct xport *x)
+{
+	tls_shutdown((struct tls_conn *)x);
+}
+
+static const struct xport_ops tls_xport_ops = {
+	.read = xp_tls_read, .write = xp_tls_write, .flush = xp_tls_flush,
+	.pending = xp_tls_pending, .wants = xp_tls_wants, .error = xp_tls_error,
+	.shutdown = xp_tls_shutdown,
+};
+
+struct xport *tls_xport(struct tls_conn *t)
+{
+	return &t->xp;
 }

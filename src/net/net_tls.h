@@ -27,6 +27,7 @@ struct conf_listener;
 struct tls_srv;
 struct tls_cli;
 struct tls_conn;
+struct xport;
 
 /* The TLS settings of one endpoint, whatever configured them (a listener's
  * keys, cluster.tls.*); the strings are borrowed for the call. keys is the
@@ -42,8 +43,8 @@ struct tls_opts {
 					  * cacertfile; a client checks the server's */
 };
 
-/* The context of listener L (type ssl): certificate, key, CAs, verify mode,
- * versions, ciphers. NULL with "listeners.ssl.<name>.<key>: <why>" in err
+/* The context of listener L (type ssl or wss): certificate, key, CAs, verify
+ * mode, versions, ciphers. NULL with "listeners.<type>.<name>.<key>: <why>" in err
  * when a file cannot be loaded or a value is refused by OpenSSL. */
 struct tls_srv *tls_srv_new(const struct conf_listener *L, char *err, size_t errlen);
 /* Read L's files again into a new context for the connections accepted from
@@ -100,6 +101,9 @@ const char *tls_error(const struct tls_conn *t);
 
 /* Send close_notify, without waiting (best effort, before closing the fd). */
 void tls_shutdown(struct tls_conn *t);
+
+/* The connection as a transport layer (net/xport.h), owned by t. */
+struct xport *tls_xport(struct tls_conn *t);
 
 /* The verified client certificate's subject CN into out: HQ_OK, or
  * HQ_ENOTFOUND (no certificate, no CN, or a CN with a NUL or too long). */

@@ -183,6 +183,8 @@ def test_shipped_config_parses_and_runs(broker, raw, tmp_path):
         return ["--set", "listeners.tcp.default.bind=127.0.0.1:%d" % b.port,
                 "--set", "dashboard.listeners.http.bind=127.0.0.1:%d" % b.http_port,
                 "--set", "cluster.port=%d" % free_port(),
+                # the shipped file enables ws on 8083: tests must not take it
+                "--set", "listeners.ws.default.bind=127.0.0.1:%d" % free_port(),
                 "--set", "node.data_dir=%s" % data]
     b = broker(config_file=SHIPPED, args=args)
     c = raw(b, version=5)

@@ -163,12 +163,13 @@ static void test_key_table(void **state)
 }
 
 /* Is key set on an active (uncommented) line of text? */
-/* Listeners of types other than tcp are documented as a commented-out
+/* Listeners of types other than tcp and ws are documented as a commented-out
  * example ("# listeners.ssl.default.bind = ..."): an ssl listener without
- * certificates would not start. */
+ * certificates would not start. The ws listener is enabled (like EMQX's). */
 static bool commented_key(const char *key)
 {
-	return strncmp(key, "listeners.", 10) == 0 && strncmp(key, "listeners.tcp.", 14) != 0;
+	return strncmp(key, "listeners.", 10) == 0 && strncmp(key, "listeners.tcp.", 14) != 0 &&
+	       strncmp(key, "listeners.ws.", 13) != 0;
 }
 
 /* The line documenting key; its value (after '=', trimmed) into val. */
@@ -211,13 +212,17 @@ static void test_default_file(void **state)
 	assert_int_equal(rc, HQ_OK);
 	assert_int_equal(conf_validate(&cfg, err, sizeof(err)), HQ_OK);
 	assert_string_equal(cfg.node_data_dir, "data");
-	assert_int_equal(cfg.n_listeners, 1);
+	assert_int_equal(cfg.n_listeners, 2);
 	assert_string_equal(cfg.listeners[0].bind, "0.0.0.0:1883");
+	assert_int_equal(cfg.listeners[1].type, CONF_LT_WS);
+	assert_string_equal(cfg.listeners[1].bind, "0.0.0.0:8083");
 
 	char *text = read_all(DEFAULT_CONF);
-	/* the commented-out ssl example, applied, must give the defaults */
+	/* the commented-out ssl and wss examples, applied, must give the defaults */
 	char val[256], kv[512];
 	set_ok(def, "listeners.ssl.default.enabled=true");
+	set_ok(def, "listeners.ws.default.enabled=true");
+	set_ok(def, "listeners.wss.default.enabled=true");
 	for (size_t i = 0; conf_key_name(i); i++) {
 		const char *key = conf_key_name(i);
 		if (commented_key(key) && key_line(text, key, val, sizeof(val))) {
@@ -249,7 +254,9 @@ static void test_defaults_roundtrip(void **state)
 {
 	struct hq_config *def = *state;
 	set_ok(def, "listeners.ssl.default.enabled=true");
-	char text[8192];
+	set_ok(def, "listeners.ws.default.enabled=true");
+	set_ok(def, "listeners.wss.default.enabled=true");
+	char text[16384];
 	size_t n = 0;
 	for (size_t i = 0; conf_key_name(i); i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s = \"%s\"\n",
@@ -684,6 +691,38 @@ static void validate_err(struct hq_config *c, const char *want)
 	assert_string_equal(err, want);
 }
 
+/* listeners.ws.<name>.* and listeners.wss.<name>.*: WebSocket, and over TLS
+ * with every ssl key; ws and wss of one name are two more listeners. */
+static void test_ws_listeners(void **state)
+{
+	struct hq_config *c = *state;
+	load_ok(c, "listeners.ws.default.path = /ws/mqtt\n"
+		   "listeners.wss.default.certfile = /x/cert.pem\n"
+		   "listeners.wss.default.keyfile = /x/key.pem\n"
+		   "listeners.wss.default.verify = peer\n");
+	assert_int_equal(c->n_listeners, 3);
+	assert_int_equal(c->listeners[1].type, CONF_LT_WS);
+	assert_string_equal(c->listeners[1].bind, "0.0.0.0:8083");
+	assert_string_equal(c->listeners[1].ws_path, "/ws/mqtt");
+	assert_int_equal(c->listeners[2].type, CONF_LT_WSS);
+	assert_string_equal(c->listeners[2].bind, "0.0.0.0:8084");
+	assert_string_equal(c->listeners[2].ws_path, "/mqtt");
+	assert_string_equal(c->listeners[2].tls_versions, "1.2,1.3");
+	validate_err(c, "listeners.wss.default.cacertfile: required with verify = peer");
+	load_ok(c, "listeners.wss.default.verify = none\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	char out[64];
+	assert_int_equal(conf_get(c, "listeners.ws.default.path", out, sizeof(out)), HQ_OK);
+	assert_string_equal(out, "/ws/mqtt");
+	load_err(c, "t.conf", "listeners.ws.default.path = mqtt\n",
+		 "t.conf:1: listeners.ws.default.path: expected an absolute path such as /mqtt, got 'mqtt'");
+	load_ok(c, "listeners.wss.two.bind = :9999\n");
+	validate_err(c, "listeners.wss.two.certfile: required for a wss listener");
+	/* ssl keys exist on wss only, not on ws */
+	load_err(c, "t.conf", "listeners.ws.default.certfile = /x\n",
+		 "t.conf:1: listeners.ws.default.certfile: unknown key");
+}
+
 /* listeners.ssl.<name>.*: a second listener type beside tcp, with TLS keys. */
 static void test_ssl_listener(void **state)
 {
@@ -855,6 +894,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listener_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 		cmocka_unit_test(test_hostport),
+		cmocka_unit_test_setup_teardown(test_ws_listeners, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ws_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ssl_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 	};
