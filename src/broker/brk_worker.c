@@ -316,16 +316,51 @@ static void listeners_close(struct worker *w)
 	w->n_lfds = 0;
 }
 
+/*
+ * listeners.<type>.<name>.max_conn_rate: out of tokens, the listening socket
+ * is not watched until the next one is due (tick_cb), so the clients wait in
+ * the kernel backlog and are accepted as the rate allows (what EMQX does).
+ */
+static void listener_rate_pause(struct worker *w, int k, int64_t wait_ms)
+{
+	int64_t at = ev_now_ms(w->loop) + wait_ms;
+	if (!w->lrate_paused || at < w->lrate_resume_at)
+		w->lrate_resume_at = at;
+	w->lrate_paused |= 1u << k;
+	ev_io_set(w->loop, &w->lios[k], 0);
+	const struct conf_listener *L = &w->b->cfg->listeners[w->lcfg[k]];
+	ovl_event(w->b, BRK_OVL_CONN_RATE, "listener %s.%s over max_conn_rate %s: accepting "
+		  "paused for %lld ms", conf_listener_type_name(L->type), L->name, L->max_conn_rate,
+		  (long long)wait_ms);
+}
+
+static void listener_rate_tick(struct worker *w, int64_t now)
+{
+	if (!w->lrate_paused || now < w->lrate_resume_at)
+		return;
+	for (int k = 0; k < w->n_lfds; k++)
+		if ((w->lrate_paused & (1u << k)) && !w->accept.paused)
+			ev_io_set(w->loop, &w->lios[k], EV_READ);
+	w->lrate_paused = 0;
+}
+
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 {
 	struct worker *w = io->arg;
 	struct broker *b = w->b;
+	int k = (int)(io - w->lios), li = w->lcfg[k];
 	char addr[64];
 	/* bounded batch per wakeup so one busy listener cannot starve clients */
 	for (int i = 0; i < 64; i++) {
+		int64_t wait = ovl_conn_rate_take(b, li, ev_now_ms(l));
+		if (wait) {
+			listener_rate_pause(w, k, wait);
+			return;
+		}
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
 		if (fd < 0) {
 			int err = errno;
+			ovl_conn_rate_refund(b, li);
 			if (err == EMFILE || err == ENFILE)
 				linger_close_all(w->linger); /* optional: real clients first */
 			enum accept_verdict v = accept_guard_failed(&w->accept, io->fd, err,
@@ -340,7 +375,7 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		conn_new(w, fd, addr, w->lproxy[io - w->lios], w->ltls[io - w->lios]);
+		conn_new(w, fd, addr, w->lproxy[k], w->ltls[k], li);
 	}
 }
 
@@ -357,16 +392,31 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		} else if (c->closing && now - c->closing_since > CONN_CLOSING_MAX_MS) {
 			conn_close(c, c->closing_reason, c->closing_why);
 			continue;
-		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr &&
+		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr && !c->rl_paused &&
 			   now - c->last_rx_ms > (int64_t)c->keepalive * 1500) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
 			conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			continue;
+		} else if (c->partial_since && conn_reading(c) &&
+			   now - c->partial_since > (int64_t)b->cfg->ovl_incomplete_packet_timeout * 1000) {
+			/* trickled bytes keep the keep alive happy: this does not
+			 * (no DISCONNECT can follow half a packet: a plain close) */
+			ovl_event(b, BRK_OVL_INCOMPLETE, "client_id=%s addr=%s: a packet not complete "
+				  "within overload.incomplete_packet_timeout (%u s): closed",
+				  c->client_id ? c->client_id : "", c->addr,
+				  b->cfg->ovl_incomplete_packet_timeout);
+			conn_close(c, -1, "packet not complete within overload.incomplete_packet_timeout");
 			continue;
 		}
 		/* idle connections give their output buffer back */
 		if (c->state != CS_CLOSED && !c->dirty && !buf_avail(&c->out))
 			buf_free(&c->out);
 	}
+	if (w->rl_paused)
+		wk_rl_tick(w, now);
+	listener_rate_tick(w, now);
+	if (w->id == 0)
+		ovl_tick(b, now);
 	sess_timers(w, now);
 	brk_cluster_held_tick(w, now);
 	linger_tick(w->linger, now);
@@ -461,6 +511,7 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			w->lfds[w->n_lfds] = fd;
 			w->lproxy[w->n_lfds] = L->proxy_protocol;
 			w->ltls[w->n_lfds] = b->tls[li];
+			w->lcfg[w->n_lfds] = li;
 			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
 			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
 			w->n_lfds++;
@@ -508,6 +559,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->ltls = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->ltls));
+		w->lcfg = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->lcfg));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
@@ -520,6 +572,8 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	/* first: a bad password or ACL file stops the start with file:line */
 	b->auth = auth_new(cfg, err, errlen);
 	if (!b->auth)
+		goto fail;
+	if (ovl_new(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
 		goto fail;
@@ -723,6 +777,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lios);
 		hq_free(w->lproxy);
 		hq_free(w->ltls);
+		hq_free(w->lcfg);
 		linger_set_free(w->linger);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
@@ -737,6 +792,7 @@ void broker_free(struct broker *b)
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
 	auth_free(b->auth); /* sessions keep their ACL rules by reference */
+	ovl_free(b);        /* after the last connection: conn_free gives counts back */
 	for (uint32_t i = 0; i < b->n_origins; i++)
 		hq_free(b->origins[i]);
 	hq_free(b->origins);

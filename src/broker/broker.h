@@ -21,10 +21,26 @@ enum broker_drop_reason {
 	BRK_DROP_SLOW_READER,     /* QoS 0 to a connection whose output is backed up */
 	BRK_DROP_TOO_LARGE,       /* larger than the client's Maximum Packet Size */
 	BRK_DROP_SESSION_GONE,    /* forwarded to a session that no longer exists here */
+	BRK_DROP_MEMORY,          /* QoS 0 to a subscriber behind, above the memory watermark */
 	BRK_DROP_N
 };
 /* "queue_full", "node_full", ...: the label value in /metrics and $SYS. */
 const char *broker_drop_reason_name(int reason);
+
+/* What overload protection did (brk_overload.c; counted per reason in
+ * /metrics as hamqtt_overload_events_total). */
+enum broker_overload_event {
+	BRK_OVL_LISTENER_FULL = 0, /* closed at accept: listener max_connections */
+	BRK_OVL_CONN_RATE,        /* a listener paused accepting: max_conn_rate */
+	BRK_OVL_PER_IP,           /* closed: overload.max_connections_per_ip */
+	BRK_OVL_MEMORY,           /* CONNECT refused above the memory watermark */
+	BRK_OVL_THROTTLED,        /* a client paused: messages_rate / bytes_rate */
+	BRK_OVL_RATE_DISCONNECT,  /* a client over its rate too long: disconnected */
+	BRK_OVL_INCOMPLETE,       /* closed: a packet not complete in time */
+	BRK_OVL_N
+};
+/* "listener_full", ...: the label value in /metrics. */
+const char *broker_overload_event_name(int ev);
 
 /* Build a broker and open its listeners (so a bind error fails the start).
  * cfg is borrowed and must outlive the broker. On error returns NULL and
@@ -78,6 +94,11 @@ struct broker_info {
 	uint64_t forwards_lost;   /* not sent (no link, queue full) or never acknowledged */
 	/* accept() failures for lack of resources, per listener kind */
 	struct accept_counts accept_mqtt, accept_cluster;
+	/* overload protection (brk_overload.c) */
+	uint64_t overload[BRK_OVL_N];
+	uint64_t rss_bytes;       /* resident memory at the last sample (1 s) */
+	uint64_t mem_watermark;   /* bytes; 0 = off */
+	bool mem_high;            /* above the watermark (shedding load) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 /* SIGHUP (main thread): re-read the password and ACL files; on an error the

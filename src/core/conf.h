@@ -47,6 +47,11 @@ struct conf_listener {
 	char *cacertfile;      /* PEM CAs client certificates are checked against; "" = none */
 	char *tls_versions;    /* "1.2,1.3", "1.3", ... */
 	char *ciphers;         /* OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default */
+	/* overload protection (brk_overload.c): 0 / "" = no limit */
+	uint32_t max_connections;  /* connections open on this listener */
+	char *max_conn_rate;   /* "1000/s": new connections accepted per second */
+	char *messages_rate;   /* "1000/s": PUBLISH packets read per client */
+	char *bytes_rate;      /* "1MB/s": bytes read per client */
 };
 
 /* "tcp", "ssl" */
@@ -117,7 +122,23 @@ struct hq_config {
 	char *auth_acl_file;           /* "" = no ACL (everything allowed) */
 	enum conf_acl_no_match auth_acl_no_match;
 	enum conf_acl_deny_action auth_acl_deny_action;
+	/* overload protection (brk_overload.c, brk_ratelimit.c) */
+	uint32_t ovl_max_conns_per_ip;     /* per source address, node-wide; 0 = no limit */
+	uint32_t ovl_incomplete_packet_timeout; /* seconds a started packet may take */
+	uint32_t ovl_rate_limit_disconnect; /* seconds over a rate limit before a
+					     * disconnect; 0 = throttle only */
+	char *ovl_memory_high_watermark;   /* "0" = off, "512MB", "80%" */
 };
+
+/* Overload protection values (conf_rate.c). A rate: "<n>[KB|MB|GB]/<unit>"
+ * with unit s, m, h or a number of seconds ("100/10s"); "", "0" and
+ * "infinity" are no limit (0). Returns HQ_OK or HQ_EINVAL. */
+int conf_parse_rate(const char *v, double *per_s);
+bool conf_check_rate(const char *v);
+/* A memory watermark: "0" (off), a size ("512MB") or a percentage of the
+ * machine's (or cgroup's) memory ("80%", *pct set). */
+int conf_parse_watermark(const char *v, uint64_t *val, bool *pct);
+bool conf_check_watermark(const char *v);
 
 /* Fill cfg with the built-in defaults (the values documented in etc/hamqtt.conf). */
 void conf_defaults(struct hq_config *cfg);
