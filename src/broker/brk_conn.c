@@ -344,6 +344,8 @@ static void conn_read(struct conn *c)
 		bool direct = !buf_avail(&c->in);
 		uint8_t *p = direct ? w->rbuf : buf_reserve(&c->in, READ_CHUNK);
 		size_t room = direct ? sizeof(w->rbuf) : c->in.cap - c->in.len;
+		if (c->rl)
+			room = rl_room(c, room); /* bytes_rate: read no more than the budget */
 		/* room >= one TLS record's plaintext (16 KiB): OpenSSL never
 		 * keeps decrypted bytes back that epoll would not announce */
 		ssize_t n = c->tls ? tls_read(c->tls, p, room) : recv(c->io.fd, p, room, 0);

@@ -934,6 +934,7 @@ static inline bool ovl_mem_shed(const struct session *s, const struct conn *c)
 void rl_conn_init(struct conn *c, double msg_rate, double byte_rate);
 void rl_conn_free(struct conn *c);
 void rl_bytes(struct conn *c, size_t n);      /* n bytes read */
+size_t rl_room(struct conn *c, size_t room);  /* how much the next read may take */
 void rl_message(struct conn *c);              /* one PUBLISH read */
 void rl_drained(struct conn *c);              /* the socket had no more */
 void rl_conn_close(struct conn *c);

@@ -133,6 +133,19 @@ void rl_message(struct conn *c)
 		pause_conn(c, now);
 }
 
+size_t rl_room(struct conn *c, size_t room)
+{
+	struct conn_rl *r = c->rl;
+	if (!(r->byte_rate > 0) || c->state != CS_ACTIVE)
+		return room;
+	refill(r, ev_now_ms(c->w->loop));
+	/* at least a little, so a read always makes progress; under TLS a whole
+	 * record's plaintext, or OpenSSL would hold bytes epoll never announces */
+	size_t min = c->tls ? 16384 : 1024;
+	size_t want = r->byte_tokens > (double)min ? (size_t)r->byte_tokens : min;
+	return want < room ? want : room;
+}
+
 /* The socket ran dry: with budget left the client is under its rate. */
 void rl_drained(struct conn *c)
 {
