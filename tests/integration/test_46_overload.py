@@ -410,11 +410,14 @@ def test_memory_watermark_sheds_qos0_and_recovers(broker, raw):
                what="memory high (rss %d, mark %d)" % (rss_of(b), mark))
     raw(b, version=5).connect("late", rc=0x89)
     # the slow subscriber never reads: its socket fills, then QoS 0 is shed
-    for i in range(400):
+    for i in range(1000):  # 8 MB: more than the kernel's socket buffers hold
         pub.send(m.publish("q0/t", bytes(8 * 1024)))
     pub.ping(timeout=10)
     wait_until(lambda: metrics(b)[("hamqtt_messages_dropped_by_reason_total", "memory")] > 0,
-               what="QoS 0 dropped for memory")
+               what="QoS 0 dropped for memory (%r)" % sorted(
+                   (k, v) for k, v in metrics(b).items()
+                   if k[0] in ("hamqtt_messages_dropped_by_reason_total", "hamqtt_memory_high",
+                               "hamqtt_memory_rss_bytes")))
     b.wait_log("memory high")
     if SANITIZED:
         return  # the sanitizer's quarantine keeps freed memory resident
