@@ -392,6 +392,16 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 		return refuse_quiet(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
 				    "memory above overload.memory_high_watermark");
 	}
+	int ban = banned_connect(c, c->username ? c->username : k->has_username ?
+				 (const char *)k->username.p : NULL,
+				 c->username ? strlen(c->username) : k->username.len);
+	if (ban) {
+		ovl_event(b, ban == BAN_FLAPPING ? BRK_OVL_FLAPPING : BRK_OVL_BANNED,
+			  "connection refused client_id=%s addr=%s: %s", c->client_id, c->addr,
+			  ban == BAN_FLAPPING ? "flapping (banned for flapping_detect.ban_time)"
+					      : "banned");
+		return refuse_quiet(c, MQTT_RC_BANNED, MQTT_V3_NOT_AUTHORIZED, "banned");
+	}
 	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
 		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
 	int arc = connect_auth(c, k);

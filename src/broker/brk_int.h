@@ -608,6 +608,7 @@ struct broker {
 	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
 	struct ovl *ovl;                  /* overload protection (brk_overload.c, owned) */
+	struct brk_banned *banned;        /* banned list, flapping (brk_banned.c, owned) */
 	atomic_bool mem_high;             /* above overload.memory_high_watermark */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
@@ -929,6 +930,15 @@ static inline bool ovl_mem_shed(const struct session *s, const struct conn *c)
 	return (!c || s->queue.len || (c->io.events & EV_WRITE)) &&
 	       atomic_load_explicit(&s->w->b->mem_high, memory_order_relaxed);
 }
+
+/* brk_banned.c: the banned list and flapping detection */
+void banned_new(struct broker *b);
+void banned_free(struct broker *b);
+enum { BAN_OK = 0, BAN_BANNED, BAN_FLAPPING };
+/* At CONNECT (client id set; user = the user name or NULL): banned, or
+ * banned now for flapping? */
+int banned_connect(struct conn *c, const char *user, size_t user_len);
+void banned_tick(struct broker *b, int64_t now);     /* worker 0 */
 
 /* brk_ratelimit.c: per-client messages_rate / bytes_rate (c->rl set) */
 void rl_conn_init(struct conn *c, double msg_rate, double byte_rate);

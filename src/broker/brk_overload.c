@@ -75,6 +75,8 @@ static const char *const ev_names[BRK_OVL_N] = {
 	[BRK_OVL_THROTTLED] = "throttled",
 	[BRK_OVL_RATE_DISCONNECT] = "rate_disconnect",
 	[BRK_OVL_INCOMPLETE] = "incomplete_packet",
+	[BRK_OVL_BANNED] = "banned",
+	[BRK_OVL_FLAPPING] = "flapping",
 };
 
 const char *broker_overload_event_name(int ev)

@@ -415,8 +415,10 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	if (w->rl_paused)
 		wk_rl_tick(w, now);
 	listener_rate_tick(w, now);
-	if (w->id == 0)
+	if (w->id == 0) {
 		ovl_tick(b, now);
+		banned_tick(b, now);
+	}
 	sess_timers(w, now);
 	brk_cluster_held_tick(w, now);
 	linger_tick(w->linger, now);
@@ -573,6 +575,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->auth = auth_new(cfg, err, errlen);
 	if (!b->auth)
 		goto fail;
+	banned_new(b);
 	if (ovl_new(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
@@ -793,6 +796,7 @@ void broker_free(struct broker *b)
 	retain_tree_free(b->retained, msg_unref_cb);
 	auth_free(b->auth); /* sessions keep their ACL rules by reference */
 	ovl_free(b);        /* after the last connection: conn_free gives counts back */
+	banned_free(b);
 	for (uint32_t i = 0; i < b->n_origins; i++)
 		hq_free(b->origins[i]);
 	hq_free(b->origins);

@@ -37,6 +37,8 @@ enum broker_overload_event {
 	BRK_OVL_THROTTLED,        /* a client paused: messages_rate / bytes_rate */
 	BRK_OVL_RATE_DISCONNECT,  /* a client over its rate too long: disconnected */
 	BRK_OVL_INCOMPLETE,       /* closed: a packet not complete in time */
+	BRK_OVL_BANNED,           /* CONNECT refused: on the banned list (brk_banned.c) */
+	BRK_OVL_FLAPPING,         /* a client id banned for connecting too often */
 	BRK_OVL_N
 };
 /* "listener_full", ...: the label value in /metrics. */
@@ -101,6 +103,25 @@ struct broker_info {
 	bool mem_high;            /* above the watermark (shedding load) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
+
+/* The banned list (brk_banned.c; /api/v5/banned). Any thread. A ban names a
+ * client id, a user name or a peer address (as = "clientid", "username",
+ * "peerhost"); until_s 0 = never expires. */
+enum broker_ban_as { BRK_BAN_CLIENTID = 0, BRK_BAN_USERNAME, BRK_BAN_PEERHOST, BRK_BAN_N };
+struct broker_ban {
+	char as[16];
+	char who[256];
+	char by[64];
+	char reason[256];
+	int64_t at_s, until_s;    /* seconds since the epoch */
+};
+int broker_ban_as_parse(const char *s, size_t n);   /* enum broker_ban_as, -1 unknown */
+const char *broker_ban_as_name(int as);
+/* HQ_EINVAL: bad as or who (empty, > 255 bytes). Replaces an existing ban. */
+int broker_ban_add(struct broker *b, const struct broker_ban *ban);
+int broker_ban_del(struct broker *b, const char *as, const char *who); /* HQ_ENOTFOUND */
+/* The live bans, copied: *out is the caller's to free (hq_free / free). */
+int broker_ban_list(struct broker *b, struct broker_ban **out, size_t *n);
 /* SIGHUP (main thread): re-read the password and ACL files; on an error the
  * old ones stay in force and the error is logged. */
 int broker_reload(struct broker *b);

@@ -128,6 +128,10 @@ struct hq_config {
 	uint32_t ovl_rate_limit_disconnect; /* seconds over a rate limit before a
 					     * disconnect; 0 = throttle only */
 	char *ovl_memory_high_watermark;   /* "0" = off, "512MB", "80%" */
+	bool flap_enable;                  /* flapping_detect.* (brk_banned.c) */
+	uint32_t flap_max_count;           /* connects allowed per window */
+	uint32_t flap_window_time;         /* seconds */
+	uint32_t flap_ban_time;            /* seconds */
 };
 
 /* Overload protection values (conf_rate.c). A rate: "<n>[KB|MB|GB]/<unit>"

@@ -366,6 +366,14 @@ const struct conf_key conf_keys[] = {
 	      "0, a size (512MB) or a percentage (80%)", "0",
 	      "above this resident memory new connections are refused (0x89) and QoS 0 to slow "
 	      "subscribers is dropped; 0 = off"),
+	K_BOOL("flapping_detect.enable", flap_enable, "false",
+	       "ban a client id that connects too often (flapping_detect.max_count per window_time)"),
+	K_INT("flapping_detect.max_count", flap_max_count, 1, CONF_U32, "15",
+	      "connects of one client id allowed within window_time"),
+	K_DUR("flapping_detect.window_time", flap_window_time, 1, 86400, "1m",
+	      "the window connects are counted in"),
+	K_DUR("flapping_detect.ban_time", flap_ban_time, 1, 31536000, "5m",
+	      "how long a flapping client id is banned"),
 };
 
 const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);
