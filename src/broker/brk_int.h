@@ -918,6 +918,9 @@ uint64_t ovl_rss_now(void);
  * to wait (the listener pauses, the kernel backlog holds the clients). */
 int64_t ovl_conn_rate_take(struct broker *b, int li, int64_t now);
 void ovl_conn_rate_refund(struct broker *b, int li);   /* taken, nothing accepted */
+/* Stop watching w's listening socket k for wait_ms; the tick resumes it. */
+void ovl_listener_pause(struct worker *w, int k, int64_t wait_ms);
+void ovl_listener_tick(struct worker *w, int64_t now);
 /* conn_new: listener and per-address limits; false: c must be closed. */
 bool ovl_conn_admit(struct conn *c);
 /* After a PROXY header set c->addr: the per-address limit; false: close c. */

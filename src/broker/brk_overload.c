@@ -292,6 +292,35 @@ void ovl_conn_rate_refund(struct broker *b, int li)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/*
+ * listeners.<type>.<name>.max_conn_rate: out of tokens, the listening socket
+ * is not watched until the next one is due (tick_cb), so the clients wait in
+ * the kernel backlog and are accepted as the rate allows (what EMQX does).
+ */
+void ovl_listener_pause(struct worker *w, int k, int64_t wait_ms)
+{
+	int64_t at = ev_now_ms(w->loop) + wait_ms;
+	if (!w->lrate_paused || at < w->lrate_resume_at)
+		w->lrate_resume_at = at;
+	w->lrate_paused |= 1u << k;
+	ev_io_set(w->loop, &w->lios[k], 0);
+	const struct conf_listener *L = &w->b->cfg->listeners[w->lcfg[k]];
+	ovl_event(w->b, BRK_OVL_CONN_RATE, "listener %s.%s over max_conn_rate %s: accepting "
+		  "paused for %lld ms", conf_listener_type_name(L->type), L->name, L->max_conn_rate,
+		  (long long)wait_ms);
+}
+
+void ovl_listener_tick(struct worker *w, int64_t now)
+{
+	WK_ASSERT_OWNER(w);
+	if (!w->lrate_paused || now < w->lrate_resume_at)
+		return;
+	for (int k = 0; k < w->n_lfds; k++)
+		if ((w->lrate_paused & (1u << k)) && !w->accept.paused)
+			ev_io_set(w->loop, &w->lios[k], EV_READ);
+	w->lrate_paused = 0;
+}
+
 /* ---- admission: listener and address counts ---- */
 
 /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "[::1]" */

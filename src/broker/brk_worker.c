@@ -316,34 +316,6 @@ static void listeners_close(struct worker *w)
 	w->n_lfds = 0;
 }
 
-/*
- * listeners.<type>.<name>.max_conn_rate: out of tokens, the listening socket
- * is not watched until the next one is due (tick_cb), so the clients wait in
- * the kernel backlog and are accepted as the rate allows (what EMQX does).
- */
-static void listener_rate_pause(struct worker *w, int k, int64_t wait_ms)
-{
-	int64_t at = ev_now_ms(w->loop) + wait_ms;
-	if (!w->lrate_paused || at < w->lrate_resume_at)
-		w->lrate_resume_at = at;
-	w->lrate_paused |= 1u << k;
-	ev_io_set(w->loop, &w->lios[k], 0);
-	const struct conf_listener *L = &w->b->cfg->listeners[w->lcfg[k]];
-	ovl_event(w->b, BRK_OVL_CONN_RATE, "listener %s.%s over max_conn_rate %s: accepting "
-		  "paused for %lld ms", conf_listener_type_name(L->type), L->name, L->max_conn_rate,
-		  (long long)wait_ms);
-}
-
-static void listener_rate_tick(struct worker *w, int64_t now)
-{
-	if (!w->lrate_paused || now < w->lrate_resume_at)
-		return;
-	for (int k = 0; k < w->n_lfds; k++)
-		if ((w->lrate_paused & (1u << k)) && !w->accept.paused)
-			ev_io_set(w->loop, &w->lios[k], EV_READ);
-	w->lrate_paused = 0;
-}
-
 static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 {
 	struct worker *w = io->arg;
@@ -354,7 +326,7 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 	for (int i = 0; i < 64; i++) {
 		int64_t wait = ovl_conn_rate_take(b, li, ev_now_ms(l));
 		if (wait) {
-			listener_rate_pause(w, k, wait);
+			ovl_listener_pause(w, k, wait);
 			return;
 		}
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
@@ -414,7 +386,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	}
 	if (w->rl_paused)
 		wk_rl_tick(w, now);
-	listener_rate_tick(w, now);
+	ovl_listener_tick(w, now);
 	if (w->id == 0) {
 		ovl_tick(b, now);
 		banned_tick(b, now);
