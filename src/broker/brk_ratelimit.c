@@ -28,6 +28,7 @@
 #include <utlist.h>
 
 #define RL_MIN_PAUSE_MS 10
+#define RL_RUN_GAP_MS 1000
 
 struct conn_rl {
 	struct conn *c;
@@ -98,10 +99,13 @@ static void pause_conn(struct conn *c, int64_t now)
 	int64_t wait = debt_ms(r);
 	if (!wait)
 		return;
+	/* over since the first pause of a run of pauses: one that comes long
+	 * after the last resume starts a new run (no read since may have seen
+	 * the socket run dry) */
+	if (!r->over_since || now - r->resume_at > RL_RUN_GAP_MS)
+		r->over_since = now;
 	c->rl_paused = true;
 	r->resume_at = now + (wait < RL_MIN_PAUSE_MS ? RL_MIN_PAUSE_MS : wait);
-	if (!r->over_since)
-		r->over_since = now;
 	DL_APPEND(w->rl_paused, r);
 	ev_io_set(w->loop, &c->io, c->io.events & EV_WRITE);
 	ovl_event(w->b, BRK_OVL_THROTTLED, "client_id=%s addr=%s over its %s rate: not read for "
