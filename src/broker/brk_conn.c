@@ -33,20 +33,27 @@
 #define READ_BUDGET (256 * 1024) /* bytes per readiness event, for fairness */
 
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
-		      struct tls_srv *tls, const struct conf_listener *L)
+		      struct tls_srv *tls, int lidx)
 {
 	WK_ASSERT_OWNER(w);
 	struct broker *b = w->b;
+	const struct conf_listener *L = &b->cfg->listeners[lidx];
 	struct conn *c = hq_calloc(1, sizeof(*c));
 	ev_io_init(&c->io, fd, conn_io_cb, c);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->connected_ms = c->last_rx_ms = ev_now_ms(w->loop);
 	c->state = CS_NEW;
 	c->expect_proxy = expect_proxy;
+	c->lidx = (uint8_t)lidx;
 	wk_conn_add(w, c);
 	atomic_fetch_add(&b->conns_now, 1);
 	c->ltype = (uint8_t)L->type;
 	atomic_fetch_add(&b->conns_by_type[L->type], 1);
+	/* every listener type comes through here: its limits apply to all */
+	if (!ovl_conn_admit(c)) {
+		conn_close(c, -1, "refused by overload protection");
+		return NULL;
+	}
 	if (L->type != CONF_LT_TCP && conn_xp_new(c, tls, L) != HQ_OK) {
 		conn_close(c, -1, "transport setup failed");
 		return NULL;
@@ -255,6 +262,10 @@ int conn_proxy_header(struct conn *c, const uint8_t *p, size_t n)
 		log_debug("connection from %s is %s (PROXY protocol)", c->addr, real);
 		snprintf(c->addr, sizeof(c->addr), "%s", real);
 	}
+	if (!ovl_proxy_admit(c)) {
+		conn_close(c, -1, "refused by overload protection");
+		return HQ_ELIMIT;
+	}
 	return r;
 }
 
@@ -308,6 +319,8 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 		if (c->state == CS_CLOSED)
 			return off;
 		off += total;
+		if (c->rl && (p[off - total] >> 4) == MQTT_PUBLISH)
+			rl_message(c); /* may pause: the loop stops, the rest waits in c->in */
 		if (rc != HQ_OK)
 			return off;
 	}
@@ -323,6 +336,11 @@ void conn_process_input(struct conn *c)
 	if (c->state == CS_CLOSED)
 		return;
 	buf_consume(&c->in, used);
+	/* a packet left unfinished: the clock of overload.incomplete_packet_timeout */
+	if (!buf_avail(&c->in))
+		c->partial_since = 0;
+	else if (used || !c->partial_since)
+		c->partial_since = ev_now_ms(c->w->loop);
 	if (need > buf_avail(&c->in))
 		buf_reserve(&c->in, need - buf_avail(&c->in));
 	else if (!buf_avail(&c->in))
@@ -343,6 +361,8 @@ static void conn_read(struct conn *c)
 		bool direct = !buf_avail(&c->in);
 		uint8_t *p = direct ? w->rbuf : buf_reserve(&c->in, READ_CHUNK);
 		size_t room = direct ? sizeof(w->rbuf) : c->in.cap - c->in.len;
+		if (c->rl)
+			room = rl_room(c, room); /* bytes_rate: read no more than the budget */
 		/* room >= one TLS record's plaintext (16 KiB): OpenSSL never
 		 * keeps decrypted bytes back that epoll would not announce */
 		ssize_t n = c->xp ? xp_read(c->xp, p, room) : recv(c->io.fd, p, room, 0);
@@ -359,10 +379,18 @@ static void conn_read(struct conn *c)
 					size_t left = (size_t)n - used;
 					buf_reserve(&c->in, need > left ? need : left);
 					buf_append(&c->in, p + used, left);
+					c->partial_since = ev_now_ms(w->loop);
 				}
 			} else {
 				c->in.len += (size_t)n;
 				conn_process_input(c);
+			}
+			if (c->rl) {
+				if (c->state == CS_CLOSED)
+					return;
+				rl_bytes(c, (size_t)n);
+				if ((size_t)n < room && !c->xp)
+					rl_drained(c);
 			}
 			if ((size_t)n < room && !c->xp)
 				break; /* socket drained (TLS, WebSocket: read on to EAGAIN) */
@@ -379,7 +407,11 @@ static void conn_read(struct conn *c)
 				conn_xp_failed(c);
 			else
 				conn_close(c, -1, strerror(errno));
-		} else if (c->xp && xp_wants(c->xp) == EV_WRITE) {
+			return;
+		}
+		if (c->rl)
+			rl_drained(c);
+		if (c->xp && xp_wants(c->xp) == EV_WRITE) {
 			ev_io_set(w->loop, &c->io, c->io.events | EV_WRITE); /* conn_io_cb reads on */
 		}
 		return;
@@ -508,6 +540,8 @@ void conn_close(struct conn *c, int reason, const char *why)
 		sess_unref(c->thr->sess);
 		HQ_FREE(c->thr);
 	}
+	if (c->rl)
+		rl_conn_close(c);
 	c->state = CS_CLOSED;
 	ev_io_stop(w->loop, &c->io);
 	if (c->xp)
@@ -579,6 +613,7 @@ void conn_free(struct conn *c)
 	conn_xp_free(c); /* the SSL's BIO does not own the fd */
 	atomic_fetch_sub(&b->conns_now, 1);
 	atomic_fetch_sub(&b->conns_by_type[c->ltype], 1);
+	ovl_conn_release(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	segs_free(c);
@@ -693,6 +728,8 @@ static void conn_unthrottle(struct conn *c, int64_t now)
 	sess_unref(c->thr->sess);
 	HQ_FREE(c->thr);
 	c->last_rx_ms = now; /* the silence was ours, not the client's */
+	if (c->partial_since)
+		c->partial_since = now;
 	ev_io_set(w->loop, &c->io, (conn_reading(c) ? EV_READ : 0) | (c->io.events & EV_WRITE));
 	conn_process_input(c); /* packets read before the pause */
 }

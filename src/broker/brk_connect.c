@@ -82,6 +82,14 @@ static void send_connack(struct conn *c, bool present, uint8_t reason, bool full
 
 /* Refuse a connection: CONNACK with the code (v5 reason or v3 return code),
  * then close [MQTT-3.2.2-6]. */
+static int refuse_quiet(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
+{
+	send_connack(c, false, c->version == MQTT_V5 ? v5_reason : v3_rc, false);
+	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
+	conn_close(c, -1, why);
+	return HQ_EPROTOCOL;
+}
+
 static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
 {
 	log_notice("connection refused client_id=%s addr=%s proto=%d username=%s reason=\"%s\"",
@@ -413,6 +421,23 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 	if ((uint32_t)atomic_load(&b->conns_now) > cfg->max_connections)
 		return refuse(c, MQTT_RC_QUOTA_EXCEEDED, MQTT_V3_SERVER_UNAVAILABLE,
 			      "mqtt.max_connections reached");
+	if (atomic_load_explicit(&b->mem_high, memory_order_relaxed)) {
+		/* logged once per interval, not per client: this is the abuse case */
+		ovl_event(b, BRK_OVL_MEMORY, "connection refused client_id=%s addr=%s: memory above "
+			  "overload.memory_high_watermark", c->client_id, c->addr);
+		return refuse_quiet(c, MQTT_RC_SERVER_BUSY, MQTT_V3_SERVER_UNAVAILABLE,
+				    "memory above overload.memory_high_watermark");
+	}
+	int ban = banned_connect(c, c->username ? c->username : k->has_username ?
+				 (const char *)k->username.p : NULL,
+				 c->username ? strlen(c->username) : k->username.len);
+	if (ban) {
+		ovl_event(b, ban == BAN_FLAPPING ? BRK_OVL_FLAPPING : BRK_OVL_BANNED,
+			  "connection refused client_id=%s addr=%s: %s", c->client_id, c->addr,
+			  ban == BAN_FLAPPING ? "flapping (banned for flapping_detect.ban_time)"
+					      : "banned");
+		return refuse_quiet(c, MQTT_RC_BANNED, MQTT_V3_NOT_AUTHORIZED, "banned");
+	}
 	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
 		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
 	int arc = connect_username(c, k);

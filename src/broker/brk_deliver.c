@@ -200,7 +200,8 @@ static void drop_counted(struct session *s, struct deliv *d, enum broker_drop_re
 	/* the node-wide bound logs its own line per interval (brk_qbound.c) */
 	if (why != BRK_DROP_NODE_FULL && (s->dropped == 1 || s->dropped % 1000 == 0))
 		log_warning("client_id=%s %s: dropped %s message on %s (%llu dropped so far)",
-			    s->client_id, why == BRK_DROP_SLOW_READER ? "slow reader" : "queue full",
+			    s->client_id, why == BRK_DROP_SLOW_READER ? "slow reader"
+					  : why == BRK_DROP_MEMORY ? "memory high" : "queue full",
 			    d->qos ? "the oldest" : "a QoS 0",
 			    d->msg ? d->msg->topic : "", (unsigned long long)s->dropped);
 	deliv_release(d);
@@ -328,6 +329,10 @@ void sess_deliver(struct session *s, struct deliv *d)
 	}
 	bool live = c && c->state == CS_ACTIVE && conn_writable(c);
 	if (d->qos == 0) {
+		if (ovl_mem_shed(s, c)) {
+			drop_counted(s, d, BRK_DROP_MEMORY); /* above the memory watermark */
+			return;
+		}
 		if (live) {
 			send_publish(s, d);
 			deliv_release(d);

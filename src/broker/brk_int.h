@@ -370,6 +370,8 @@ struct conn {
 	struct xport *xp;
 	struct tls_conn *tls;     /* ssl, wss: the TLS state (owned), else NULL */
 	struct ws_conn *ws;       /* ws, wss: the WebSocket state (owned), else NULL */
+	struct conn_rl *rl;       /* per-client rates (brk_ratelimit.c, owned), NULL when none */
+	int64_t partial_since;    /* monotonic ms c->in started holding an unfinished packet; 0 = none */
 	int64_t last_rx_ms;       /* monotonic */
 	int64_t connected_ms;
 	int64_t closing_since;    /* conn_close_after_gate: monotonic ms */
@@ -421,6 +423,11 @@ struct conn {
 	uint8_t closing_reason;
 	bool xp_ready;            /* the transport's handshakes are done (brk_ws.c) */
 	uint8_t ltype;            /* enum conf_listener_type of its listener */
+	/* overload protection (brk_overload.c) */
+	uint8_t lidx;             /* its listener: index of cfg->listeners */
+	bool ovl_listener;        /* counted in its listener's connections */
+	bool ovl_ip;              /* counted in the per-address table under c->addr */
+	bool rl_paused;           /* over a rate: not read (brk_ratelimit.c) */
 };
 
 /* ---- worker inbox entries ---- */
@@ -539,7 +546,6 @@ struct worker {
 	struct ev_io *lios;
 	bool *lproxy;                     /* listener expects a PROXY protocol header */
 	struct tls_srv **ltls;            /* listener's TLS context (broker's), NULL for tcp */
-	const struct conf_listener **lconf; /* listener's configuration (cfg's) */
 	int n_lfds;
 	struct accept_guard accept;       /* accept() out of resources: pause, refuse, count */
 	struct linger_set *linger;        /* sockets closed after a last packet, still draining */
@@ -548,6 +554,10 @@ struct worker {
 	struct conn *closed;              /* singly linked via free_next */
 	struct session *offline;          /* offline sessions with a timer (expiry/will) */
 	struct conn_thr *throttled;       /* publishers paused for back-pressure */
+	struct conn_rl *rl_paused;        /* clients paused over their rate (brk_ratelimit.c) */
+	int *lcfg;                        /* per listening socket: its index of cfg->listeners */
+	uint32_t lrate_paused;            /* listening sockets paused by max_conn_rate (bits) */
+	int64_t lrate_resume_at;          /* monotonic ms they are watched again */
 	struct session *congested;        /* set by brk_route: a live target whose queue is long */
 	/* inbox of struct wq_entry: filled by other workers, the cluster and
 	 * store threads, swapped by this one (core/inbox.h) */
@@ -610,6 +620,9 @@ struct broker {
 	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
 	atomic_int conns_by_type[CONF_LT_COUNT]; /* the same per listener type (/metrics) */
+	struct ovl *ovl;                  /* overload protection (brk_overload.c, owned) */
+	struct brk_banned *banned;        /* banned list, flapping (brk_banned.c, owned) */
+	atomic_bool mem_high;             /* above overload.memory_high_watermark */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
 	pthread_mutex_t reg_lock;
@@ -680,7 +693,7 @@ void wk_conn_remove(struct worker *w, struct conn *c);
 
 /* brk_conn.c */
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
-		      struct tls_srv *tls, const struct conf_listener *L);
+		      struct tls_srv *tls, int lidx);
 /* brk_ws.c: the transport of a new connection on a listener of type L->type
  * (TLS, WebSocket, both; nothing on tcp). HQ_OK, or HQ_ENOMEM after a log line. */
 int conn_xp_new(struct conn *c, struct tls_srv *tls, const struct conf_listener *L);
@@ -720,7 +733,7 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 void conn_send_disconnect(struct conn *c, uint8_t reason, const char *reason_string);
 static inline bool conn_reading(const struct conn *c)
 {
-	return !c->paused && !c->thr && !c->closing && c->state != CS_CLOSED;
+	return !c->paused && !c->thr && !c->rl_paused && !c->closing && c->state != CS_CLOSED;
 }
 void conn_throttle(struct conn *c, struct session *t);
 void wk_check_throttled(struct worker *w, int64_t now);
@@ -931,6 +944,55 @@ void brk_deliver_to(struct worker *w, struct session *t, struct deliv *d);
 /* The owner takes in a WQ_DELIVER entry (or releases it at shutdown): the
  * delivery no longer counts as in transit (session.inbound). */
 void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t ack_token);
+
+/* brk_overload.c: overload protection (its header comment says who owns what) */
+int ovl_new(struct broker *b, char *err, size_t errlen);   /* sets b->ovl */
+void ovl_free(struct broker *b);
+/* Count one event of that kind; log it unless a line went out in the last
+ * interval (then the next line says how many more). Any thread. */
+void ovl_event(struct broker *b, enum broker_overload_event ev, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ovl_tick(struct broker *b, int64_t now);   /* worker 0's tick */
+void ovl_info(struct broker *b, struct broker_info *out);
+uint64_t ovl_rss_now(void);
+/* Listener li's connection rate: 0 = accept one now (token taken), else ms
+ * to wait (the listener pauses, the kernel backlog holds the clients). */
+int64_t ovl_conn_rate_take(struct broker *b, int li, int64_t now);
+void ovl_conn_rate_refund(struct broker *b, int li);   /* taken, nothing accepted */
+/* Stop watching w's listening socket k for wait_ms; the tick resumes it. */
+void ovl_listener_pause(struct worker *w, int k, int64_t wait_ms);
+void ovl_listener_tick(struct worker *w, int64_t now);
+/* conn_new: listener and per-address limits; false: c must be closed. */
+bool ovl_conn_admit(struct conn *c);
+/* After a PROXY header set c->addr: the per-address limit; false: close c. */
+bool ovl_proxy_admit(struct conn *c);
+void ovl_conn_release(struct conn *c);                 /* conn_free */
+/* Shed load above the memory watermark: a QoS 0 delivery to s (connection c
+ * or none) is dropped when s is behind (queue, or a socket that is full). */
+static inline bool ovl_mem_shed(const struct session *s, const struct conn *c)
+{
+	return (!c || s->queue.len || (c->io.events & EV_WRITE)) &&
+	       atomic_load_explicit(&s->w->b->mem_high, memory_order_relaxed);
+}
+
+/* brk_banned.c: the banned list and flapping detection */
+void banned_new(struct broker *b);
+void banned_free(struct broker *b);
+enum { BAN_OK = 0, BAN_BANNED, BAN_FLAPPING };
+/* At CONNECT (client id set; user = the user name or NULL): banned, or
+ * banned now for flapping? */
+int banned_connect(struct conn *c, const char *user, size_t user_len);
+void banned_tick(struct broker *b, int64_t now);     /* worker 0 */
+
+/* brk_ratelimit.c: per-client messages_rate / bytes_rate (c->rl set) */
+void rl_conn_init(struct conn *c, double msg_rate, double byte_rate);
+void rl_conn_free(struct conn *c);
+void rl_bytes(struct conn *c, size_t n);      /* n bytes read */
+size_t rl_room(struct conn *c, size_t room);  /* how much the next read may take */
+void rl_message(struct conn *c);              /* one PUBLISH read */
+void rl_drained(struct conn *c);              /* the socket had no more */
+void rl_conn_close(struct conn *c);
+void wk_rl_tick(struct worker *w, int64_t now);
 
 /* the store hooks: their own header */
 #include "broker/brk_store.h"

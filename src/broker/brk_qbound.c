@@ -38,6 +38,7 @@ static const char *const drop_names[BRK_DROP_N] = {
 	[BRK_DROP_SLOW_READER] = "slow_reader",
 	[BRK_DROP_TOO_LARGE] = "too_large",
 	[BRK_DROP_SESSION_GONE] = "session_gone",
+	[BRK_DROP_MEMORY] = "memory",
 };
 
 const char *broker_drop_reason_name(int reason)

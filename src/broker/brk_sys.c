@@ -59,6 +59,7 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->acl_deny += STAT_GET(st->acl_deny);
 		accept_guard_counts_add(&b->workers[i].accept, &out->accept_mqtt);
 	}
+	ovl_info(b, out);
 	pthread_mutex_lock(&b->retain_lock);
 	out->retained = retain_tree_count(b->retained);
 	out->cluster_running = 1;

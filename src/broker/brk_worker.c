@@ -326,12 +326,19 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 {
 	struct worker *w = io->arg;
 	struct broker *b = w->b;
+	int k = (int)(io - w->lios), li = w->lcfg[k];
 	char addr[64];
 	/* bounded batch per wakeup so one busy listener cannot starve clients */
 	for (int i = 0; i < 64; i++) {
+		int64_t wait = ovl_conn_rate_take(b, li, ev_now_ms(l));
+		if (wait) {
+			ovl_listener_pause(w, k, wait);
+			return;
+		}
 		int fd = sock_accept(io->fd, addr, sizeof(addr));
 		if (fd < 0) {
 			int err = errno;
+			ovl_conn_rate_refund(b, li);
 			if (err == EMFILE || err == ENFILE)
 				linger_close_all(w->linger); /* optional: real clients first */
 			enum accept_verdict v = accept_guard_failed(&w->accept, io->fd, err,
@@ -346,8 +353,7 @@ static void accept_cb(struct ev_loop *l, struct ev_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		conn_new(w, fd, addr, w->lproxy[io - w->lios], w->ltls[io - w->lios],
-			 w->lconf[io - w->lios]);
+		conn_new(w, fd, addr, w->lproxy[k], w->ltls[k], li);
 	}
 }
 
@@ -367,15 +373,32 @@ static void tick_cb(struct ev_loop *l, void *arg)
 		} else if (c->closing && now - c->closing_since > CONN_CLOSING_MAX_MS) {
 			conn_close(c, c->closing_reason, c->closing_why);
 			continue;
-		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr &&
+		} else if (c->state == CS_ACTIVE && c->keepalive && !c->thr && !c->rl_paused &&
 			   now - c->last_rx_ms > (int64_t)c->keepalive * 1500) {
 			/* [MQTT-3.1.2-24] 1.5 times the keep alive */
 			conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+			continue;
+		} else if (c->partial_since && conn_reading(c) &&
+			   now - c->partial_since > (int64_t)b->cfg->ovl_incomplete_packet_timeout * 1000) {
+			/* trickled bytes keep the keep alive happy: this does not
+			 * (no DISCONNECT can follow half a packet: a plain close) */
+			ovl_event(b, BRK_OVL_INCOMPLETE, "client_id=%s addr=%s: a packet not complete "
+				  "within overload.incomplete_packet_timeout (%u s): closed",
+				  c->client_id ? c->client_id : "", c->addr,
+				  b->cfg->ovl_incomplete_packet_timeout);
+			conn_close(c, -1, "packet not complete within overload.incomplete_packet_timeout");
 			continue;
 		}
 		/* idle connections give their output buffer back */
 		if (c->state != CS_CLOSED && !c->dirty && !buf_avail(&c->out))
 			buf_free(&c->out);
+	}
+	if (w->rl_paused)
+		wk_rl_tick(w, now);
+	ovl_listener_tick(w, now);
+	if (w->id == 0) {
+		ovl_tick(b, now);
+		banned_tick(b, now);
 	}
 	sess_timers(w, now);
 	brk_cluster_held_tick(w, now);
@@ -471,7 +494,7 @@ static int open_listeners(struct broker *b, char *err, size_t errlen)
 			w->lfds[w->n_lfds] = fd;
 			w->lproxy[w->n_lfds] = L->proxy_protocol;
 			w->ltls[w->n_lfds] = b->tls[li];
-			w->lconf[w->n_lfds] = L;
+			w->lcfg[w->n_lfds] = li;
 			ev_io_init(&w->lios[w->n_lfds], fd, accept_cb, w);
 			ev_io_set(w->loop, &w->lios[w->n_lfds], EV_READ);
 			w->n_lfds++;
@@ -521,7 +544,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		w->lios = hq_calloc(CONF_MAX_LISTENERS, sizeof(struct ev_io));
 		w->lproxy = hq_calloc(CONF_MAX_LISTENERS, sizeof(bool));
 		w->ltls = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->ltls));
-		w->lconf = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->lconf));
+		w->lcfg = hq_calloc(CONF_MAX_LISTENERS, sizeof(*w->lcfg));
 		w->rand_state = 0x9e3779b9u * (unsigned)(i + 1);
 		w->linger = linger_set_new(w->loop, LINGER_PER_WORKER);
 		ev_set_before_sleep(w->loop, before_sleep, w);
@@ -536,6 +559,9 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	if (!b->auth)
 		goto fail;
 	auth_set_done(b->auth, brk_auth_done_cb, b);
+	banned_new(b);
+	if (ovl_new(b, err, errlen) != HQ_OK)
+		goto fail;
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (brk_store_open(b, err, errlen) != HQ_OK)
@@ -741,7 +767,7 @@ void broker_free(struct broker *b)
 		hq_free(w->lios);
 		hq_free(w->lproxy);
 		hq_free(w->ltls);
-		hq_free(w->lconf);
+		hq_free(w->lcfg);
 		linger_set_free(w->linger);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
@@ -756,6 +782,8 @@ void broker_free(struct broker *b)
 	brk_store_close(b);
 	retain_tree_free(b->retained, msg_unref_cb);
 	auth_free(b->auth); /* sessions keep their ACL rules by reference */
+	ovl_free(b);        /* after the last connection: conn_free gives counts back */
+	banned_free(b);
 	for (uint32_t i = 0; i < b->n_origins; i++)
 		hq_free(b->origins[i]);
 	hq_free(b->origins);

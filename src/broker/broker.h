@@ -22,10 +22,28 @@ enum broker_drop_reason {
 	BRK_DROP_SLOW_READER,     /* QoS 0 to a connection whose output is backed up */
 	BRK_DROP_TOO_LARGE,       /* larger than the client's Maximum Packet Size */
 	BRK_DROP_SESSION_GONE,    /* forwarded to a session that no longer exists here */
+	BRK_DROP_MEMORY,          /* QoS 0 to a subscriber behind, above the memory watermark */
 	BRK_DROP_N
 };
 /* "queue_full", "node_full", ...: the label value in /metrics and $SYS. */
 const char *broker_drop_reason_name(int reason);
+
+/* What overload protection did (brk_overload.c; counted per reason in
+ * /metrics as hamqtt_overload_events_total). */
+enum broker_overload_event {
+	BRK_OVL_LISTENER_FULL = 0, /* closed at accept: listener max_connections */
+	BRK_OVL_CONN_RATE,        /* a listener paused accepting: max_conn_rate */
+	BRK_OVL_PER_IP,           /* closed: overload.max_connections_per_ip */
+	BRK_OVL_MEMORY,           /* CONNECT refused above the memory watermark */
+	BRK_OVL_THROTTLED,        /* a client paused: messages_rate / bytes_rate */
+	BRK_OVL_RATE_DISCONNECT,  /* a client over its rate too long: disconnected */
+	BRK_OVL_INCOMPLETE,       /* closed: a packet not complete in time */
+	BRK_OVL_BANNED,           /* CONNECT refused: on the banned list (brk_banned.c) */
+	BRK_OVL_FLAPPING,         /* a client id banned for connecting too often */
+	BRK_OVL_N
+};
+/* "listener_full", ...: the label value in /metrics. */
+const char *broker_overload_event_name(int ev);
 
 /* Build a broker and open its listeners (so a bind error fails the start).
  * cfg is borrowed and must outlive the broker. On error returns NULL and
@@ -81,10 +99,34 @@ struct broker_info {
 	uint64_t forwards_lost;   /* not sent (no link, queue full) or never acknowledged */
 	/* accept() failures for lack of resources, per listener kind */
 	struct accept_counts accept_mqtt, accept_cluster;
+	/* overload protection (brk_overload.c) */
+	uint64_t overload[BRK_OVL_N];
+	uint64_t rss_bytes;       /* resident memory at the last sample (1 s) */
+	uint64_t mem_watermark;   /* bytes; 0 = off */
+	bool mem_high;            /* above the watermark (shedding load) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 /* The authentication chain (auth.h), for its /metrics lines; any thread. */
 struct auth *broker_auth(struct broker *b);
+
+/* The banned list (brk_banned.c; /api/v5/banned). Any thread. A ban names a
+ * client id, a user name or a peer address (as = "clientid", "username",
+ * "peerhost"); until_s 0 = never expires. */
+enum broker_ban_as { BRK_BAN_CLIENTID = 0, BRK_BAN_USERNAME, BRK_BAN_PEERHOST, BRK_BAN_N };
+struct broker_ban {
+	char as[16];
+	char who[256];
+	char by[64];
+	char reason[256];
+	int64_t at_s, until_s;    /* seconds since the epoch */
+};
+int broker_ban_as_parse(const char *s, size_t n);   /* enum broker_ban_as, -1 unknown */
+const char *broker_ban_as_name(int as);
+/* HQ_EINVAL: bad as or who (empty, > 255 bytes). Replaces an existing ban. */
+int broker_ban_add(struct broker *b, const struct broker_ban *ban);
+int broker_ban_del(struct broker *b, const char *as, const char *who); /* HQ_ENOTFOUND */
+/* The live bans, copied: *out is the caller's to free (hq_free / free). */
+int broker_ban_list(struct broker *b, struct broker_ban **out, size_t *n);
 /* SIGHUP (main thread): re-read the password and ACL files; on an error the
  * old ones stay in force and the error is logged. */
 int broker_reload(struct broker *b);

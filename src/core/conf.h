@@ -56,6 +56,11 @@ struct conf_listener {
 	char *ciphers;         /* OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default */
 	/* ws and wss only (net/net_ws.c) */
 	char *ws_path;         /* the HTTP path of the WebSocket upgrade, "/mqtt" */
+	/* overload protection (brk_overload.c): 0 / "" = no limit */
+	uint32_t max_connections;  /* connections open on this listener */
+	char *max_conn_rate;   /* "1000/s": new connections accepted per second */
+	char *messages_rate;   /* "1000/s": PUBLISH packets read per client */
+	char *bytes_rate;      /* "1MB/s": bytes read per client */
 };
 
 /* "tcp", "ssl", "ws", "wss" */
@@ -150,7 +155,27 @@ struct hq_config {
 	enum conf_auth_hash auth_redis_password_hash;
 	enum conf_auth_salt auth_redis_salt_position;
 	uint32_t auth_redis_pbkdf2_iterations;
+	/* overload protection (brk_overload.c, brk_ratelimit.c) */
+	uint32_t ovl_max_conns_per_ip;     /* per source address, node-wide; 0 = no limit */
+	uint32_t ovl_incomplete_packet_timeout; /* seconds a started packet may take */
+	uint32_t ovl_rate_limit_disconnect; /* seconds over a rate limit before a
+					     * disconnect; 0 = throttle only */
+	char *ovl_memory_high_watermark;   /* "0" = off, "512MB", "80%" */
+	bool flap_enable;                  /* flapping_detect.* (brk_banned.c) */
+	uint32_t flap_max_count;           /* connects allowed per window */
+	uint32_t flap_window_time;         /* seconds */
+	uint32_t flap_ban_time;            /* seconds */
 };
+
+/* Overload protection values (conf_rate.c). A rate: "<n>[KB|MB|GB]/<unit>"
+ * with unit s, m, h or a number of seconds ("100/10s"); "", "0" and
+ * "infinity" are no limit (0). Returns HQ_OK or HQ_EINVAL. */
+int conf_parse_rate(const char *v, double *per_s);
+bool conf_check_rate(const char *v);
+/* A memory watermark: "0" (off), a size ("512MB") or a percentage of the
+ * machine's (or cgroup's) memory ("80%", *pct set). */
+int conf_parse_watermark(const char *v, uint64_t *val, bool *pct);
+bool conf_check_watermark(const char *v);
 
 /* Fill cfg with the built-in defaults (the values documented in etc/hamqtt.conf). */
 void conf_defaults(struct hq_config *cfg);

@@ -470,6 +470,48 @@ const struct conf_key conf_keys[] = {
 	       "sha256/sha512: the salt before (prefix) or after (suffix) the password, or none"),
 	K_INT("auth.redis.pbkdf2_iterations", auth_redis_pbkdf2_iterations, 1, 10000000, "4096",
 	      "pbkdf2: iterations"),
+
+	/* overload protection (brk_overload.c, brk_ratelimit.c): the listener
+	 * keys exist for every listener type (the accept path is common) */
+#define OVL_LISTENER_KEYS(T, TN) \
+	{ .name = "listeners." TN ".default.max_connections", .type = KT_INT, .flags = KEY_LISTENER, \
+	  .ltype = T, LF(max_connections), .min = 0, .max = CONF_U32, .def = "0", \
+	  .doc = "connections open on this listener; more are closed at accept; 0 = no limit" }, \
+	{ .name = "listeners." TN ".default.max_conn_rate", .type = KT_STR, .flags = KEY_LISTENER, \
+	  .ltype = T, LF(max_conn_rate), .check = conf_check_rate, .expect = "a rate like 1000/s", \
+	  .def = "", .doc = "new connections accepted per second (\"500/s\"); more wait in the " \
+	  "kernel backlog; empty = no limit" }, \
+	{ .name = "listeners." TN ".default.messages_rate", .type = KT_STR, .flags = KEY_LISTENER, \
+	  .ltype = T, LF(messages_rate), .check = conf_check_rate, .expect = "a rate like 1000/s", \
+	  .def = "", .doc = "PUBLISH packets read per client per second; above it the socket is " \
+	  "not read (TCP back-pressure); empty = no limit" }, \
+	{ .name = "listeners." TN ".default.bytes_rate", .type = KT_STR, .flags = KEY_LISTENER, \
+	  .ltype = T, LF(bytes_rate), .check = conf_check_rate, .expect = "a rate like 1MB/s", \
+	  .def = "", .doc = "bytes read per client per second (\"1MB/s\"); empty = no limit" }
+	OVL_LISTENER_KEYS(CONF_LT_TCP, "tcp"),
+	OVL_LISTENER_KEYS(CONF_LT_SSL, "ssl"),
+	OVL_LISTENER_KEYS(CONF_LT_WS, "ws"),
+	OVL_LISTENER_KEYS(CONF_LT_WSS, "wss"),
+#undef OVL_LISTENER_KEYS
+	K_INT("overload.max_connections_per_ip", ovl_max_conns_per_ip, 0, CONF_U32, "0",
+	      "connections per client address (after PROXY protocol) on this node; 0 = no limit"),
+	K_DUR("overload.incomplete_packet_timeout", ovl_incomplete_packet_timeout, 1, 3600, "30s",
+	      "a packet not complete this long after its first byte closes the connection"),
+	K_DUR("overload.rate_limit_disconnect", ovl_rate_limit_disconnect, 0, 86400, "30s",
+	      "a client over messages_rate or bytes_rate this long is disconnected (v5 0x96); "
+	      "0 = throttle only"),
+	K_STR("overload.memory_high_watermark", ovl_memory_high_watermark, conf_check_watermark,
+	      "0, a size (512MB) or a percentage (80%)", "0",
+	      "above this resident memory new connections are refused (0x89) and QoS 0 to slow "
+	      "subscribers is dropped; 0 = off"),
+	K_BOOL("flapping_detect.enable", flap_enable, "false",
+	       "ban a client id that connects too often (flapping_detect.max_count per window_time)"),
+	K_INT("flapping_detect.max_count", flap_max_count, 1, CONF_U32, "15",
+	      "connects of one client id allowed within window_time"),
+	K_DUR("flapping_detect.window_time", flap_window_time, 1, 86400, "1m",
+	      "the window connects are counted in"),
+	K_DUR("flapping_detect.ban_time", flap_ban_time, 1, 31536000, "5m",
+	      "how long a flapping client id is banned"),
 };
 
 const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);

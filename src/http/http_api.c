@@ -125,6 +125,12 @@ static const struct http_route routes[] = {
 	{ "POST", "/api/v5/cluster/leave", http_cluster_leave },
 	/* EMQX 5's path; the node name is the '*' segment */
 	{ "DELETE", "/api/v5/cluster/*/force_leave", http_cluster_force_leave },
+	/* the banned list (http_banned.c): EMQX's /api/v5/banned/{as}/{who} */
+	{ "GET", "/api/v5/banned", http_banned_get },
+	{ "POST", "/api/v5/banned", http_banned_post },
+	{ "DELETE", "/api/v5/banned/clientid/*", http_banned_delete },
+	{ "DELETE", "/api/v5/banned/username/*", http_banned_delete },
+	{ "DELETE", "/api/v5/banned/peerhost/*", http_banned_delete },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

@@ -80,6 +80,11 @@ void http_cluster_leave(struct http_ctx *ctx, const struct http_req *req, struct
 void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
 			      struct http_resp *resp);
 
+/* The banned list (http_banned.c). */
+void http_banned_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_banned_post(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_banned_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
 /* Serialise doc as the JSON body with status; takes ownership of doc (freed). */
 void http_resp_json(struct http_resp *resp, int status, struct cJSON *doc);
 /* A JSON error body {"code": code, "message": message} with status. */

@@ -150,11 +150,25 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	put(&b, "# HELP hamqtt_messages_dropped_by_reason_total Messages dropped, by reason: "
 		"queue_full (the session's queue limit), node_full (mqtt.max_queued_bytes_total), "
 		"slow_reader (QoS 0 to a backed-up connection), too_large (client's maximum packet "
-		"size), session_gone (forwarded to a session that ended).\n"
+		"size), session_gone (forwarded to a session that ended), memory (QoS 0 to a "
+		"subscriber behind, above overload.memory_high_watermark).\n"
 		"# TYPE hamqtt_messages_dropped_by_reason_total counter\n");
 	for (int r = 0; r < BRK_DROP_N; r++)
 		put(&b, "hamqtt_messages_dropped_by_reason_total{node=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
 		    node, broker_drop_reason_name(r), in.dropped_by[r]);
+	put(&b, "# HELP hamqtt_overload_events_total What overload protection did, by reason: "
+		"listener_full, conn_rate (a listener paused accepting), per_ip, memory (CONNECT "
+		"refused), throttled (a client paused over its rate), rate_disconnect, "
+		"incomplete_packet.\n# TYPE hamqtt_overload_events_total counter\n");
+	for (int r = 0; r < BRK_OVL_N; r++)
+		put(&b, "hamqtt_overload_events_total{node=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+		    node, broker_overload_event_name(r), in.overload[r]);
+	metric(&b, "hamqtt_memory_rss_bytes", "gauge", "Resident memory of the node.", node,
+	       in.rss_bytes);
+	metric(&b, "hamqtt_memory_high_watermark_bytes", "gauge",
+	       "overload.memory_high_watermark in bytes (0 = off).", node, in.mem_watermark);
+	metric(&b, "hamqtt_memory_high", "gauge",
+	       "1 while above the memory high watermark (shedding load).", node, in.mem_high ? 1 : 0);
 	metric(&b, "hamqtt_queued_bytes", "gauge",
 	       "Topic and payload bytes in the session queues of the node (each queue counted).",
 	       node, in.queued_bytes > 0 ? (uint64_t)in.queued_bytes : 0);

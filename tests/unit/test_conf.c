@@ -817,6 +817,52 @@ static void test_validate(void **state)
 
 /* ---- host:port ---- */
 
+/* Overload protection values: rates and the memory watermark (conf_rate.c). */
+static void test_overload_values(void **state)
+{
+	(void)state;
+	double r;
+	assert_int_equal(conf_parse_rate("1000/s", &r), HQ_OK);
+	assert_true(r == 1000);
+	assert_int_equal(conf_parse_rate("1MB/s", &r), HQ_OK);
+	assert_true(r == 1048576);
+	assert_int_equal(conf_parse_rate("100/10s", &r), HQ_OK);
+	assert_true(r == 10);
+	assert_int_equal(conf_parse_rate("60/m", &r), HQ_OK);
+	assert_true(r == 1);
+	assert_int_equal(conf_parse_rate("10KB/s", &r), HQ_OK);
+	assert_true(r == 10240);
+	assert_int_equal(conf_parse_rate("", &r), HQ_OK);
+	assert_true(r == 0);
+	assert_int_equal(conf_parse_rate("infinity", &r), HQ_OK);
+	assert_true(r == 0);
+	const char *bad[] = { "1000", "x/s", "10/", "10/d", "-5/s", "10/s extra", "10/0s" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(conf_parse_rate(bad[i], &r), HQ_EINVAL);
+	uint64_t v;
+	bool pct;
+	assert_int_equal(conf_parse_watermark("0", &v, &pct), HQ_OK);
+	assert_true(v == 0 && !pct);
+	assert_int_equal(conf_parse_watermark("512MB", &v, &pct), HQ_OK);
+	assert_true(v == 512ull << 20 && !pct);
+	assert_int_equal(conf_parse_watermark("80%", &v, &pct), HQ_OK);
+	assert_true(v == 80 && pct);
+	assert_int_equal(conf_parse_watermark("120%", &v, &pct), HQ_EINVAL);
+	assert_int_equal(conf_parse_watermark("lots", &v, &pct), HQ_EINVAL);
+	/* through the key table: a bad value fails with the key named */
+	struct hq_config cfg;
+	conf_defaults(&cfg);
+	char e[CONF_ERR_MAX];
+	assert_int_equal(conf_set(&cfg, "--set", "listeners.tcp.default.messages_rate=fast", e,
+				  sizeof(e)), HQ_EINVAL);
+	assert_non_null(strstr(e, "listeners.tcp.default.messages_rate"));
+	assert_int_equal(conf_set(&cfg, "--set", "overload.memory_high_watermark=1MB", e,
+				  sizeof(e)), HQ_OK);
+	assert_int_equal(conf_set(&cfg, "--set", "listeners.ssl.default.max_conn_rate=5/s", e,
+				  sizeof(e)), HQ_OK);
+	conf_free(&cfg);
+}
+
 static void test_hostport(void **state)
 {
 	(void)state;
@@ -895,7 +941,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test_setup_teardown(test_ws_listeners, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ws_listeners, setup, teardown),
+		cmocka_unit_test(test_overload_values),
 		cmocka_unit_test_setup_teardown(test_ssl_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 	};
