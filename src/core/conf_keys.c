@@ -275,7 +275,7 @@ const struct conf_key conf_keys[] = {
 	      "concurrent HTTP connections from one client address; 0 = no limit"),
 	K_DUR("dashboard.listeners.http.request_timeout", dashboard_request_timeout, 1, 3600, "10s",
 	      "a request's headers and body must arrive within this (from connect or the previous response)"),
-	K_DUR("dashboard.token_expired_time", dashboard_token_expiry, 60, 604800, "60m",
+	K_DUR("dashboard.token_expired_time", dashboard_token_expiry, 1, 604800, "60m",
 	      "how long a dashboard login token (POST /api/v5/login) is valid"),
 	K_STR("dashboard.default_password_file", dashboard_default_password_file, NULL, NULL, "",
 	      "file whose first line is admin's first password; empty = public, changed at first login"),

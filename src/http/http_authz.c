@@ -20,6 +20,7 @@
  * one the log limiter. The token key is written once at creation.
  */
 #include "http/http_int.h"
+#include "core/clock.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -37,7 +38,7 @@
 
 #define REVOKED_MAX 65536   /* logged-out tokens remembered at once */
 #define LOG_WINDOW_S 10
-#define LOG_BURST 5
+#define LOG_BURST 20
 #define WWW_AUTH "Basic realm=\"hamqtt\", Bearer realm=\"hamqtt\""
 
 struct revoked {
@@ -167,7 +168,7 @@ static int check_bearer(struct http_ctx *ctx, const char *tok, struct mgmt_princ
 			char *why, size_t whylen)
 {
 	struct mgmt_claims c;
-	int64_t now = (int64_t)time(NULL), changed = 0;
+	int64_t now = (int64_t)time(NULL), changed_ms = 0;
 	enum mgmt_token_result r = mgmt_token_verify(ctx->authz->key, tok, now, &c);
 	char u[MGMT_NAME_MAX];
 	safe(u, sizeof(u), c.user);
@@ -186,8 +187,8 @@ static int check_bearer(struct http_ctx *ctx, const char *tok, struct mgmt_princ
 	/* what this node knows about the user overrides the token: deleted here,
 	 * or the password changed after the token was issued. A user only in
 	 * another node's table (no replication yet) is taken on the token's word. */
-	bool known = mgmt_users_exists(ctx->users, c.user, &changed);
-	if ((!known && !strcmp(c.node, ctx->cfg->node_name)) || (known && c.iat < changed)) {
+	bool known = mgmt_users_exists(ctx->users, c.user, &changed_ms);
+	if ((!known && !strcmp(c.node, ctx->cfg->node_name)) || (known && c.iat_ms < changed_ms)) {
 		snprintf(why, whylen, "token of user '%s' was revoked (user deleted or password "
 			 "changed)", u);
 		return HQ_EAUTH;
@@ -263,8 +264,8 @@ char *http_authz_issue(struct http_ctx *ctx, const struct mgmt_principal *who)
 	snprintf(c.node, sizeof(c.node), "%s", ctx->cfg->node_name);
 	c.role = who->role;
 	c.must_change = who->must_change;
-	c.iat = (int64_t)time(NULL);
-	c.exp = c.iat + ctx->cfg->dashboard_token_expiry;
+	c.iat_ms = clock_wall_ms();
+	c.exp = c.iat_ms / 1000 + ctx->cfg->dashboard_token_expiry;
 	return mgmt_token_sign(ctx->authz->key, &c);
 }
 

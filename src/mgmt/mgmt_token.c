@@ -161,7 +161,7 @@ char *mgmt_token_sign(const uint8_t key[MGMT_KEY_LEN], struct mgmt_claims *c)
 	if (!doc || !cJSON_AddStringToObject(doc, "u", c->user) ||
 	    !cJSON_AddStringToObject(doc, "r", mgmt_role_name(c->role)) ||
 	    !cJSON_AddBoolToObject(doc, "c", c->must_change) ||
-	    !cJSON_AddNumberToObject(doc, "iat", (double)c->iat) ||
+	    !cJSON_AddNumberToObject(doc, "iat", (double)c->iat_ms) ||
 	    !cJSON_AddNumberToObject(doc, "exp", (double)c->exp) ||
 	    !cJSON_AddStringToObject(doc, "j", c->jti) ||
 	    !cJSON_AddStringToObject(doc, "n", c->node)) {
@@ -206,8 +206,13 @@ enum mgmt_token_result mgmt_token_verify(const uint8_t key[MGMT_KEY_LEN], const 
 		return MGMT_TOKEN_BAD;
 	uint8_t want[32], got[33];
 	mac(key, tok, (size_t)(dot - tok), want);
+	char canon[44];
 	if (b64url_decode(dot + 1, n - (size_t)(dot + 1 - tok), got, sizeof(got)) != 32 ||
 	    CRYPTO_memcmp(want, got, 32) != 0)
+		return MGMT_TOKEN_BAD;
+	/* one spelling per token: the last character's unused bits must be 0 */
+	mgmt_b64url(got, 32, canon);
+	if (strcmp(canon, dot + 1))
 		return MGMT_TOKEN_BAD;
 	/* authentic from here on: the payload is our own JSON */
 	uint8_t json[MGMT_TOKEN_MAX];
@@ -226,7 +231,7 @@ enum mgmt_token_result mgmt_token_verify(const uint8_t key[MGMT_KEY_LEN], const 
 		  str_claim(doc, "n", out->node, sizeof(out->node)) && cJSON_IsNumber(iat) &&
 		  cJSON_IsNumber(exp) && cJSON_IsBool(chg);
 	if (ok) {
-		out->iat = (int64_t)iat->valuedouble;
+		out->iat_ms = (int64_t)iat->valuedouble;
 		out->exp = (int64_t)exp->valuedouble;
 		out->must_change = cJSON_IsTrue(chg);
 	}

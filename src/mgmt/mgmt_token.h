@@ -39,7 +39,9 @@ struct mgmt_claims {
 	char user[MGMT_NAME_MAX];
 	enum mgmt_role role;
 	bool must_change;          /* issued to a user that must change its password first */
-	int64_t iat, exp;          /* unix seconds */
+	int64_t iat_ms;            /* issued at, unix milliseconds (compared with a
+				      password change, which may be in the same second) */
+	int64_t exp;               /* expiry, unix seconds */
 	char jti[MGMT_JTI_LEN + 1]; /* random id, for logout's revocation list */
 	char node[128];            /* the issuing node's name */
 };

@@ -4,6 +4,7 @@
  */
 #include "mgmt/mgmt_users.h"
 #include "auth/auth_passwd.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/rand.h"
@@ -32,7 +33,7 @@ struct user {
 	enum mgmt_role role;
 	char hash[HASH_STR_MAX]; /* "$7$..." */
 	bool must_change;
-	int64_t pwd_changed_s;   /* tokens issued before this are refused here */
+	int64_t pwd_changed_ms;   /* tokens issued before this are refused here */
 	char *desc;
 };
 
@@ -141,7 +142,7 @@ static cJSON *to_json_locked(struct mgmt_users *u)
 		    !cJSON_AddStringToObject(o, "role", mgmt_role_name(x->role)) ||
 		    !cJSON_AddStringToObject(o, "password_hash", x->hash) ||
 		    !cJSON_AddBoolToObject(o, "must_change", x->must_change) ||
-		    !cJSON_AddNumberToObject(o, "pwd_changed_s", (double)x->pwd_changed_s) ||
+		    !cJSON_AddNumberToObject(o, "pwd_changed_ms", (double)x->pwd_changed_ms) ||
 		    !cJSON_AddStringToObject(o, "description", x->desc ? x->desc : ""))
 			goto fail;
 	}
@@ -245,7 +246,7 @@ static int load_json(struct mgmt_users *u, const char *text, const char **why)
 		snprintf(n->name, sizeof(n->name), "%s", name);
 		snprintf(n->hash, sizeof(n->hash), "%s", hash);
 		n->must_change = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "must_change"));
-		n->pwd_changed_s = (int64_t)jnum(x, "pwd_changed_s");
+		n->pwd_changed_ms = (int64_t)jnum(x, "pwd_changed_ms");
 		n->desc = hq_strdup(jstr(x, "description") ? jstr(x, "description") : "");
 	}
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "api_keys")) {
@@ -300,7 +301,7 @@ static struct user *new_user(const char *name, enum mgmt_role role, const char *
 	snprintf(n->hash, sizeof(n->hash), "%s", hash);
 	n->role = role;
 	n->must_change = must_change;
-	n->pwd_changed_s = (int64_t)time(NULL);
+	n->pwd_changed_ms = clock_wall_ms();
 	n->desc = hq_strdup(desc ? desc : "");
 	return n;
 }
@@ -472,12 +473,12 @@ int mgmt_users_login(struct mgmt_users *u, const char *name, const char *pw,
 	return ok ? HQ_OK : HQ_EAUTH;
 }
 
-bool mgmt_users_exists(struct mgmt_users *u, const char *name, int64_t *pwd_changed_s)
+bool mgmt_users_exists(struct mgmt_users *u, const char *name, int64_t *pwd_changed_ms)
 {
 	pthread_mutex_lock(&u->mu);
 	struct user *x = *find_user(u, name);
-	if (x && pwd_changed_s)
-		*pwd_changed_s = x->pwd_changed_s;
+	if (x && pwd_changed_ms)
+		*pwd_changed_ms = x->pwd_changed_ms;
 	pthread_mutex_unlock(&u->mu);
 	return x != NULL;
 }
@@ -582,8 +583,7 @@ int mgmt_users_change_pwd(struct mgmt_users *u, const char *name, const char *ol
 	if (x) {
 		snprintf(x->hash, sizeof(x->hash), "%s", hash);
 		x->must_change = false;
-		/* +1: a token issued in this very second is refused too */
-		x->pwd_changed_s = (int64_t)time(NULL) + 1;
+		x->pwd_changed_ms = clock_wall_ms();
 		rc = save_locked(u);
 		*why = "cannot save the user table";
 	}

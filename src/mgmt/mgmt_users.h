@@ -59,8 +59,9 @@ int mgmt_users_write_ctl_key(struct mgmt_users *u, char *err, size_t errlen);
 /* ---- users; HQ_OK or HQ_ENOTFOUND / HQ_EEXIST / HQ_EINVAL (why set) / HQ_EAUTH / HQ_EIO ---- */
 int mgmt_users_login(struct mgmt_users *u, const char *name, const char *pw,
 		     struct mgmt_principal *out);
-/* Is name a user of this table; *pwd_changed_s when it last changed its password. */
-bool mgmt_users_exists(struct mgmt_users *u, const char *name, int64_t *pwd_changed_s);
+/* Is name a user of this table; *pwd_changed_ms when it last changed its
+ * password (unix ms; tokens issued before are refused). */
+bool mgmt_users_exists(struct mgmt_users *u, const char *name, int64_t *pwd_changed_ms);
 int mgmt_users_add(struct mgmt_users *u, const char *name, const char *pw, enum mgmt_role role,
 		   const char *desc, const char **why);
 /* role < 0 / desc NULL: unchanged */
