@@ -198,8 +198,9 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 	struct mgmt_principal who;
 	unsigned flags = hit ? hit->flags : 0;
 	if (!(flags & HTTP_R_OPEN)) {
-		if (!ctx->users || !ctx->authz) {
-			http_resp_error(resp, 503, "NOT_RUNNING", "the node is starting");
+		if (!ctx->users || !ctx->authz) { /* http_server.c logged why at start */
+			http_resp_error(resp, 503, "MGMT_UNAVAILABLE", "the management API is "
+					"disabled on this node (see its log)");
 			return;
 		}
 		if (http_authz_check(ctx, req, flags, &who, resp) != 0)

@@ -79,6 +79,11 @@ static void no_content(struct http_resp *resp)
 
 void http_mgmt_login(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
+	if (!ctx->users || !ctx->authz) { /* an open route: the dispatcher did not check */
+		http_resp_error(resp, 503, "MGMT_UNAVAILABLE", "the management API is disabled on "
+				"this node (see its log)");
+		return;
+	}
 	cJSON *in = body_object(req, resp);
 	if (!in)
 		return;
@@ -177,7 +182,8 @@ void http_mgmt_user_put(struct http_ctx *ctx, const struct http_req *req, struct
 		if (rc == HQ_OK)
 			http_resp_json(resp, 200, mgmt_users_get(ctx->users, name));
 		else
-			error_for(resp, rc, rc == HQ_ENOTFOUND ? "no such user" : NULL);
+			error_for(resp, rc, rc == HQ_ENOTFOUND ? "no such user" :
+				  rc == HQ_EINVAL ? "cannot demote the last administrator" : NULL);
 	}
 	cJSON_Delete(in);
 }

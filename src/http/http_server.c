@@ -191,21 +191,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 /* The management API's state: the user table, token key and connection
- * guard, all in node.data_dir (created here: the HTTP server starts first). */
+ * guard, all in node.data_dir (created here: the HTTP server starts first).
+ * A table or key that cannot be read or made (bad file, no random bytes)
+ * disables the credentialed routes (503, logged) but not the node: MQTT
+ * service and the health check do not depend on them. */
 static int mgmt_open(struct http_server *s, const struct hq_config *cfg, char *err, size_t errlen)
 {
+	char why[512] = "";
 	if (fs_mkdir_p(cfg->node_data_dir) != HQ_OK) {
 		snprintf(err, errlen, "node.data_dir: cannot create %s: %s", cfg->node_data_dir,
 			 strerror(errno));
 		return HQ_EIO;
 	}
 	s->ctx.users = mgmt_users_open(cfg->node_data_dir, cfg->dashboard_default_password_file,
-				       err, errlen);
-	if (!s->ctx.users)
-		return HQ_EINVAL;
-	s->ctx.authz = http_authz_new(cfg, err, errlen);
+				       why, sizeof(why));
+	if (s->ctx.users)
+		s->ctx.authz = http_authz_new(cfg, why, sizeof(why));
 	if (!s->ctx.authz)
-		return HQ_EIO;
+		log_error("management API disabled (every route but /api/v5/status and /metrics "
+			  "answers 503): %s", why);
 	s->ctx.guard = http_guard_new(cfg->dashboard_max_conns_per_addr,
 				      cfg->dashboard_request_timeout);
 	if (!s->ctx.guard) {
@@ -324,7 +328,7 @@ void http_server_attach(struct http_server *s, struct broker *b)
 	char err[512];
 	/* only now: broker_new holds the data dir's lock, so a second node
 	 * refused there never overwrites the running node's key file */
-	if (mgmt_users_write_ctl_key(s->ctx.users, err, sizeof(err)) != HQ_OK)
+	if (s->ctx.authz && mgmt_users_write_ctl_key(s->ctx.users, err, sizeof(err)) != HQ_OK)
 		log_error("cannot write the local API key for hamqtt-ctl: %s (hamqtt-ctl needs "
 			  "--api-key or HAMQTT_API_KEY)", err);
 	atomic_store(&s->ctx.b, b);

@@ -1,8 +1,9 @@
 /*
  * mgmt_users.c - the user and API key table (mgmt_users.h): a linked list of
- * each under one mutex, saved whole as JSON after every change.
+ * each under one mutex, saved whole as JSON after every change; the users
+ * and the file here, the API keys in mgmt_keys.c.
  */
-#include "mgmt/mgmt_users.h"
+#include "mgmt/mgmt_int.h"
 #include "auth/auth_passwd.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -22,43 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_STR_MAX 256
-#define KEY_ID_BYTES 8      /* api_key: 16 hex chars, a public identifier */
-#define KEY_SECRET_BYTES 32 /* api_secret: 256 random bits */
-#define KEY_SALT_BYTES 16
-
-struct user {
-	struct user *next;
-	char name[MGMT_NAME_MAX];
-	enum mgmt_role role;
-	char hash[HASH_STR_MAX]; /* "$7$..." */
-	bool must_change;
-	int64_t pwd_changed_ms;   /* tokens issued before this are refused here */
-	char *desc;
-};
-
-struct apikey {
-	struct apikey *next;
-	char name[MGMT_NAME_MAX];
-	char id[2 * KEY_ID_BYTES + 1];
-	char salt[2 * KEY_SALT_BYTES + 1];
-	char hash[65];           /* hex SHA-256(salt || secret) */
-	bool enable;
-	int64_t expired_at;      /* unix s, 0 = never */
-	int64_t created_at;
-	char *desc;
-};
-
-struct mgmt_users {
-	pthread_mutex_t mu;
-	char *path;                /* the table file */
-	char *ctl_path;            /* the local key file */
-	struct user *users;
-	struct apikey *keys;
-	struct apikey ctl;         /* the local hamqtt-ctl key; id[0] == 0 until made */
-};
-
-static bool name_ok(const char *s)
+bool mgmt_name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 	if (n == 0 || n >= MGMT_NAME_MAX)
@@ -72,21 +37,7 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-static void secret_hash(const char *salt, const char *secret, char out[65])
-{
-	uint8_t md[32];
-	unsigned int len = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-	    !EVP_DigestUpdate(ctx, salt, strlen(salt)) ||
-	    !EVP_DigestUpdate(ctx, secret, strlen(secret)) || !EVP_DigestFinal_ex(ctx, md, &len))
-		memset(md, 0, sizeof(md)); /* all-zero never equals a stored hash's hex by chance */
-	EVP_MD_CTX_free(ctx);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-static void fmt_time(int64_t t, char *out, size_t n)
+void mgmt_fmt_time(int64_t t, char *out, size_t n)
 {
 	if (t <= 0) {
 		snprintf(out, n, "infinity");
@@ -166,7 +117,7 @@ fail:
 
 /* Write text to path via path.tmp (0600), fsync, rename: the old or the new
  * file survives a crash, never half of one. */
-static int write_atomic(const char *path, const char *text)
+int mgmt_write_atomic(const char *path, const char *text)
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -198,14 +149,14 @@ static int write_atomic(const char *path, const char *text)
 	return HQ_OK;
 }
 
-static int save_locked(struct mgmt_users *u)
+int mgmt_save_locked(struct mgmt_users *u)
 {
 	cJSON *doc = to_json_locked(u);
 	char *text = doc ? cJSON_Print(doc) : NULL;
 	cJSON_Delete(doc);
 	if (!text)
 		return HQ_ENOMEM;
-	int rc = write_atomic(u->path, text);
+	int rc = mgmt_write_atomic(u->path, text);
 	free(text);
 	return rc;
 }
@@ -237,7 +188,7 @@ static int load_json(struct mgmt_users *u, const char *text, const char **why)
 		u->users = n;
 		struct passwd_hash ph;
 		const char *pw_why;
-		if (!name_ok(name) || !hash || strlen(hash) >= HASH_STR_MAX ||
+		if (!mgmt_name_ok(name) || !hash || strlen(hash) >= HASH_STR_MAX ||
 		    passwd_hash_parse(hash, strlen(hash), &ph, &pw_why) != 0 ||
 		    mgmt_role_parse(jstr(x, "role"), &n->role) != 0) {
 			*why = "a user with a bad name, role or password_hash";
@@ -255,7 +206,7 @@ static int load_json(struct mgmt_users *u, const char *text, const char **why)
 		struct apikey *k = hq_calloc(1, sizeof(*k));
 		k->next = u->keys;
 		u->keys = k;
-		if (!name_ok(name) || !id || strlen(id) != sizeof(k->id) - 1 || !salt ||
+		if (!mgmt_name_ok(name) || !id || strlen(id) != sizeof(k->id) - 1 || !salt ||
 		    strlen(salt) != sizeof(k->salt) - 1 || !hash || strlen(hash) != 64) {
 			*why = "an API key with a bad name, api_key, salt or secret_sha256";
 			goto out;
@@ -345,7 +296,7 @@ static int create_default(struct mgmt_users *u, const char *pw_file, char *err, 
 	}
 	u->users = new_user(MGMT_DEFAULT_USER, MGMT_ROLE_ADMIN, hash, must_change,
 			    "the default administrator");
-	if (save_locked(u) != HQ_OK) {
+	if (mgmt_save_locked(u) != HQ_OK) {
 		snprintf(err, errlen, "%s: %s", u->path, strerror(errno));
 		return HQ_EIO;
 	}
@@ -402,30 +353,6 @@ void mgmt_users_free(struct mgmt_users *u)
 	free(u);
 }
 
-int mgmt_users_write_ctl_key(struct mgmt_users *u, char *err, size_t errlen)
-{
-	char secret[2 * KEY_SECRET_BYTES + 1], line[256];
-	struct apikey k = { .enable = true };
-	snprintf(k.name, sizeof(k.name), "hamqtt-ctl");
-	if (mgmt_rand_hex(k.id, KEY_ID_BYTES) || mgmt_rand_hex(k.salt, KEY_SALT_BYTES) ||
-	    mgmt_rand_hex(secret, KEY_SECRET_BYTES)) {
-		snprintf(err, errlen, "no random bytes for the local API key");
-		return HQ_EIO;
-	}
-	secret_hash(k.salt, secret, k.hash);
-	snprintf(line, sizeof(line), "%s:%s\n", k.id, secret);
-	OPENSSL_cleanse(secret, sizeof(secret));
-	int rc = write_atomic(u->ctl_path, line);
-	OPENSSL_cleanse(line, sizeof(line));
-	if (rc != HQ_OK) {
-		snprintf(err, errlen, "%s: %s", u->ctl_path, strerror(errno));
-		return rc;
-	}
-	pthread_mutex_lock(&u->mu);
-	u->ctl = k;
-	pthread_mutex_unlock(&u->mu);
-	return HQ_OK;
-}
 
 /* ---- users ---- */
 
@@ -487,7 +414,7 @@ int mgmt_users_add(struct mgmt_users *u, const char *name, const char *pw, enum 
 		   const char *desc, const char **why)
 {
 	char hash[HASH_STR_MAX];
-	if (!name_ok(name)) {
+	if (!mgmt_name_ok(name)) {
 		*why = "username must be 1 to 63 characters of [A-Za-z0-9_.-]";
 		return HQ_EINVAL;
 	}
@@ -503,28 +430,10 @@ int mgmt_users_add(struct mgmt_users *u, const char *name, const char *pw, enum 
 		struct user *n = new_user(name, role, hash, false, desc);
 		n->next = u->users;
 		u->users = n;
-		rc = save_locked(u);
+		rc = mgmt_save_locked(u);
 	}
 	pthread_mutex_unlock(&u->mu);
 	*why = rc == HQ_EEXIST ? "user already exists" : "cannot save the user table";
-	return rc;
-}
-
-int mgmt_users_update(struct mgmt_users *u, const char *name, int role, const char *desc)
-{
-	pthread_mutex_lock(&u->mu);
-	struct user *x = *find_user(u, name);
-	int rc = HQ_ENOTFOUND;
-	if (x) {
-		if (role >= 0)
-			x->role = (enum mgmt_role)role;
-		if (desc) {
-			free(x->desc);
-			x->desc = hq_strdup(desc);
-		}
-		rc = save_locked(u);
-	}
-	pthread_mutex_unlock(&u->mu);
 	return rc;
 }
 
@@ -534,6 +443,27 @@ static int admin_count_locked(struct mgmt_users *u)
 	for (struct user *x = u->users; x; x = x->next)
 		n += x->role == MGMT_ROLE_ADMIN;
 	return n;
+}
+
+int mgmt_users_update(struct mgmt_users *u, const char *name, int role, const char *desc)
+{
+	pthread_mutex_lock(&u->mu);
+	struct user *x = *find_user(u, name);
+	int rc = HQ_ENOTFOUND;
+	if (x && x->role == MGMT_ROLE_ADMIN && role == MGMT_ROLE_VIEWER &&
+	    admin_count_locked(u) == 1) {
+		rc = HQ_EINVAL; /* the last administrator stays one */
+	} else if (x) {
+		if (role >= 0)
+			x->role = (enum mgmt_role)role;
+		if (desc) {
+			free(x->desc);
+			x->desc = hq_strdup(desc);
+		}
+		rc = mgmt_save_locked(u);
+	}
+	pthread_mutex_unlock(&u->mu);
+	return rc;
 }
 
 int mgmt_users_delete(struct mgmt_users *u, const char *name, const char **why)
@@ -550,7 +480,7 @@ int mgmt_users_delete(struct mgmt_users *u, const char *name, const char **why)
 		*p = x->next;
 		free(x->desc);
 		free(x);
-		rc = save_locked(u);
+		rc = mgmt_save_locked(u);
 		*why = "cannot save the user table";
 	}
 	pthread_mutex_unlock(&u->mu);
@@ -584,7 +514,7 @@ int mgmt_users_change_pwd(struct mgmt_users *u, const char *name, const char *ol
 		snprintf(x->hash, sizeof(x->hash), "%s", hash);
 		x->must_change = false;
 		x->pwd_changed_ms = clock_wall_ms();
-		rc = save_locked(u);
+		rc = mgmt_save_locked(u);
 		*why = "cannot save the user table";
 	}
 	pthread_mutex_unlock(&u->mu);
@@ -630,181 +560,3 @@ cJSON *mgmt_users_get(struct mgmt_users *u, const char *name)
 	return o;
 }
 
-/* ---- API keys ---- */
-
-static struct apikey **find_key(struct mgmt_users *u, const char *name)
-{
-	struct apikey **p = &u->keys;
-	while (*p && strcmp((*p)->name, name))
-		p = &(*p)->next;
-	return p;
-}
-
-static cJSON *key_json(const struct apikey *k, int64_t now)
-{
-	char exp[32], cre[32];
-	fmt_time(k->expired_at, exp, sizeof(exp));
-	fmt_time(k->created_at, cre, sizeof(cre));
-	cJSON *o = cJSON_CreateObject();
-	if (!o || !cJSON_AddStringToObject(o, "name", k->name) ||
-	    !cJSON_AddStringToObject(o, "api_key", k->id) ||
-	    !cJSON_AddStringToObject(o, "desc", k->desc ? k->desc : "") ||
-	    !cJSON_AddBoolToObject(o, "enable", k->enable) ||
-	    !cJSON_AddStringToObject(o, "expired_at", exp) ||
-	    !cJSON_AddStringToObject(o, "created_at", cre) ||
-	    !cJSON_AddBoolToObject(o, "expired", k->expired_at > 0 && k->expired_at <= now)) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
-}
-
-cJSON *mgmt_keys_create(struct mgmt_users *u, const char *name, const char *desc, bool enable,
-			int64_t expired_at, int *rc, const char **why)
-{
-	char secret[2 * KEY_SECRET_BYTES + 1];
-	*rc = HQ_EINVAL;
-	if (!name_ok(name)) {
-		*why = "name must be 1 to 63 characters of [A-Za-z0-9_.-]";
-		return NULL;
-	}
-	struct apikey *k = hq_calloc(1, sizeof(*k));
-	snprintf(k->name, sizeof(k->name), "%s", name);
-	if (mgmt_rand_hex(k->id, KEY_ID_BYTES) || mgmt_rand_hex(k->salt, KEY_SALT_BYTES) ||
-	    mgmt_rand_hex(secret, KEY_SECRET_BYTES)) {
-		free(k);
-		*rc = HQ_EIO;
-		*why = "no random bytes";
-		return NULL;
-	}
-	secret_hash(k->salt, secret, k->hash);
-	k->enable = enable;
-	k->expired_at = expired_at;
-	k->created_at = (int64_t)time(NULL);
-	k->desc = hq_strdup(desc ? desc : "");
-	cJSON *o = NULL;
-	pthread_mutex_lock(&u->mu);
-	if (*find_key(u, name)) {
-		*rc = HQ_EEXIST;
-		*why = "an API key with this name exists";
-	} else {
-		k->next = u->keys;
-		u->keys = k;
-		*rc = save_locked(u);
-		*why = "cannot save the key table";
-		if (*rc == HQ_OK) {
-			o = key_json(k, k->created_at);
-			if (o && !cJSON_AddStringToObject(o, "api_secret", secret)) {
-				cJSON_Delete(o);
-				o = NULL;
-			}
-		} else {
-			u->keys = k->next;
-		}
-	}
-	bool linked = *rc == HQ_OK; /* else k is not in the table: ours to free */
-	pthread_mutex_unlock(&u->mu);
-	OPENSSL_cleanse(secret, sizeof(secret));
-	if (!linked) {
-		free(k->desc);
-		free(k);
-	}
-	return o;
-}
-
-cJSON *mgmt_keys_list(struct mgmt_users *u)
-{
-	int64_t now = (int64_t)time(NULL);
-	cJSON *a = cJSON_CreateArray();
-	pthread_mutex_lock(&u->mu);
-	for (struct apikey *k = u->keys; a && k; k = k->next) {
-		cJSON *o = key_json(k, now);
-		if (!o || !cJSON_AddItemToArray(a, o)) {
-			cJSON_Delete(o);
-			cJSON_Delete(a);
-			a = NULL;
-		}
-	}
-	pthread_mutex_unlock(&u->mu);
-	return a;
-}
-
-cJSON *mgmt_keys_get(struct mgmt_users *u, const char *name)
-{
-	pthread_mutex_lock(&u->mu);
-	struct apikey *k = *find_key(u, name);
-	cJSON *o = k ? key_json(k, (int64_t)time(NULL)) : NULL;
-	pthread_mutex_unlock(&u->mu);
-	return o;
-}
-
-cJSON *mgmt_keys_update(struct mgmt_users *u, const char *name, int enable, const char *desc,
-			int64_t expired_at, int *rc)
-{
-	cJSON *o = NULL;
-	pthread_mutex_lock(&u->mu);
-	struct apikey *k = *find_key(u, name);
-	*rc = HQ_ENOTFOUND;
-	if (k) {
-		if (enable >= 0)
-			k->enable = enable;
-		if (desc) {
-			free(k->desc);
-			k->desc = hq_strdup(desc);
-		}
-		if (expired_at >= 0)
-			k->expired_at = expired_at;
-		*rc = save_locked(u);
-		if (*rc == HQ_OK)
-			o = key_json(k, (int64_t)time(NULL));
-	}
-	pthread_mutex_unlock(&u->mu);
-	return o;
-}
-
-int mgmt_keys_delete(struct mgmt_users *u, const char *name)
-{
-	pthread_mutex_lock(&u->mu);
-	struct apikey **p = find_key(u, name), *k = *p;
-	int rc = HQ_ENOTFOUND;
-	if (k) {
-		*p = k->next;
-		free(k->desc);
-		free(k);
-		rc = save_locked(u);
-	}
-	pthread_mutex_unlock(&u->mu);
-	return rc;
-}
-
-static bool key_matches(const struct apikey *k, const char *key, const char *secret, int64_t now)
-{
-	char h[65];
-	if (!k->id[0] || strcmp(k->id, key))
-		return false;
-	secret_hash(k->salt, secret, h);
-	return CRYPTO_memcmp(h, k->hash, 64) == 0 && k->enable &&
-	       (k->expired_at == 0 || now < k->expired_at);
-}
-
-int mgmt_keys_check(struct mgmt_users *u, const char *key, const char *secret, int64_t now_s,
-		    struct mgmt_principal *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (!key || !secret)
-		return HQ_EAUTH;
-	int rc = HQ_EAUTH;
-	pthread_mutex_lock(&u->mu);
-	const struct apikey *hit = key_matches(&u->ctl, key, secret, now_s) ? &u->ctl : NULL;
-	for (struct apikey *k = u->keys; !hit && k; k = k->next)
-		if (key_matches(k, key, secret, now_s))
-			hit = k;
-	if (hit) {
-		snprintf(out->name, sizeof(out->name), "%s", hit->name);
-		out->is_key = true;
-		out->role = MGMT_ROLE_ADMIN; /* EMQX's API keys carry the administrator role */
-		rc = HQ_OK;
-	}
-	pthread_mutex_unlock(&u->mu);
-	return rc;
-}

@@ -131,6 +131,8 @@ static void test_users_default_admin(void **state)
 			 HQ_EINVAL);
 	/* the last administrator stays */
 	assert_int_equal(mgmt_users_delete(u, "admin", &why), HQ_EINVAL);
+	assert_int_equal(mgmt_users_update(u, "admin", MGMT_ROLE_VIEWER, NULL), HQ_EINVAL);
+	assert_int_equal(mgmt_users_update(u, "admin", -1, "still admin"), HQ_OK);
 	mgmt_users_free(u);
 
 	/* reopened from the file: the changes are there, the file is 0600 */
