@@ -104,6 +104,12 @@ struct hq_config {
 	int session_redis_wait_replicas; /* WAIT for this many replicas per group commit */
 	/* dashboard / http */
 	char *dashboard_bind;          /* host:port */
+	/* management API credentials and HTTP abuse limits (src/http/, src/mgmt/) */
+	int dashboard_max_conns;       /* concurrent HTTP connections */
+	int dashboard_max_conns_per_addr; /* per client address; 0 = no limit */
+	int dashboard_request_timeout; /* seconds for a request's headers + body */
+	int dashboard_token_expiry;    /* seconds a login token is valid */
+	char *dashboard_default_password_file; /* "" = admin/public, changed at first login */
 	/* log */
 	int log_level;                 /* enum log_level */
 	int log_format;                /* enum log_format */

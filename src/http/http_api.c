@@ -117,20 +117,34 @@ fail:
 	http_resp_json(resp, 500, NULL);
 }
 
+/* Every route needs credentials (http_authz.c) unless flagged HTTP_R_OPEN:
+ * deny by default, so a route added later is protected without a thought. */
 static const struct http_route routes[] = {
-	{ "GET", "/api/v5/status", api_status },
-	{ "GET", "/metrics", http_metrics },
-	{ "GET", "/api/v5/cluster", http_cluster_get },
-	{ "POST", "/api/v5/cluster/join", http_cluster_join },
-	{ "POST", "/api/v5/cluster/leave", http_cluster_leave },
+	{ "GET", "/api/v5/status", api_status, HTTP_R_OPEN },
+	{ "GET", "/metrics", http_metrics, HTTP_R_OPEN },
+	{ "POST", "/api/v5/login", http_mgmt_login, HTTP_R_OPEN },
+	{ "POST", "/api/v5/logout", http_mgmt_logout, HTTP_R_SELF },
+	{ "GET", "/api/v5/users", http_mgmt_users_list, 0 },
+	{ "POST", "/api/v5/users", http_mgmt_users_add, 0 },
+	{ "PUT", "/api/v5/users/*", http_mgmt_user_put, 0 },
+	{ "DELETE", "/api/v5/users/*", http_mgmt_user_delete, 0 },
+	{ "POST", "/api/v5/users/*/change_pwd", http_mgmt_change_pwd, HTTP_R_SELF },
+	{ "GET", "/api/v5/api_key", http_mgmt_keys_list, 0 },
+	{ "POST", "/api/v5/api_key", http_mgmt_key_create, 0 },
+	{ "GET", "/api/v5/api_key/*", http_mgmt_key_get, 0 },
+	{ "PUT", "/api/v5/api_key/*", http_mgmt_key_put, 0 },
+	{ "DELETE", "/api/v5/api_key/*", http_mgmt_key_delete, 0 },
+	{ "GET", "/api/v5/cluster", http_cluster_get, 0 },
+	{ "POST", "/api/v5/cluster/join", http_cluster_join, 0 },
+	{ "POST", "/api/v5/cluster/leave", http_cluster_leave, 0 },
 	/* EMQX 5's path; the node name is the '*' segment */
-	{ "DELETE", "/api/v5/cluster/*/force_leave", http_cluster_force_leave },
+	{ "DELETE", "/api/v5/cluster/*/force_leave", http_cluster_force_leave, 0 },
 	/* the banned list (http_banned.c): EMQX's /api/v5/banned/{as}/{who} */
-	{ "GET", "/api/v5/banned", http_banned_get },
-	{ "POST", "/api/v5/banned", http_banned_post },
-	{ "DELETE", "/api/v5/banned/clientid/*", http_banned_delete },
-	{ "DELETE", "/api/v5/banned/username/*", http_banned_delete },
-	{ "DELETE", "/api/v5/banned/peerhost/*", http_banned_delete },
+	{ "GET", "/api/v5/banned", http_banned_get, 0 },
+	{ "POST", "/api/v5/banned", http_banned_post, 0 },
+	{ "DELETE", "/api/v5/banned/clientid/*", http_banned_delete, 0 },
+	{ "DELETE", "/api/v5/banned/username/*", http_banned_delete, 0 },
+	{ "DELETE", "/api/v5/banned/peerhost/*", http_banned_delete, 0 },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'
@@ -162,6 +176,8 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 	bool path_known = false;
 	size_t allow_len = 0;
 	const char *m = strcmp(req->method, "HEAD") ? req->method : "GET";
+	const struct http_route *hit = NULL;
+	struct http_req with_arg = *req;
 
 	resp->allow_buf[0] = '\0';
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -171,11 +187,10 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		if (!route_match(r->path, req->path, &arg, &arg_len))
 			continue;
 		if (!strcmp(r->method, m)) {
-			struct http_req with_arg = *req;
+			hit = r;
 			with_arg.arg = arg;
 			with_arg.arg_len = arg_len;
-			r->fn(ctx, &with_arg, resp);
-			return;
+			break;
 		}
 		path_known = true;
 		int n = snprintf(resp->allow_buf + allow_len, sizeof(resp->allow_buf) - allow_len,
@@ -184,7 +199,23 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		if (n > 0 && (size_t)n < sizeof(resp->allow_buf) - allow_len)
 			allow_len += (size_t)n;
 	}
-	if (path_known) {
+	/* credentials before anything else, 404 and 405 included: without them
+	 * the API tells nothing, not even which paths exist */
+	struct mgmt_principal who;
+	unsigned flags = hit ? hit->flags : 0;
+	if (!(flags & HTTP_R_OPEN)) {
+		if (!ctx->users || !ctx->authz) { /* http_server.c logged why at start */
+			http_resp_error(resp, 503, "MGMT_UNAVAILABLE", "the management API is "
+					"disabled on this node (see its log)");
+			return;
+		}
+		if (http_authz_check(ctx, req, flags, &who, resp) != 0)
+			return;
+		with_arg.who = &who;
+	}
+	if (hit) {
+		hit->fn(ctx, &with_arg, resp);
+	} else if (path_known) {
 		resp->allow = resp->allow_buf;
 		http_resp_error(resp, 405, "METHOD_NOT_ALLOWED", "method not allowed for this path");
 	} else {

@@ -13,8 +13,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "mgmt/mgmt_users.h"
 
 struct broker;
+struct http_authz;
+struct http_guard;
 struct hq_config;
 struct cJSON;
 struct http_resp;
@@ -28,6 +33,9 @@ struct http_ctx {
 	atomic_bool stopping;       /* http_server_set_stopping: 503 "stopping" from now on */
 	atomic_bool seen_accepting; /* the node accepted MQTT at some point: a node that
 				       no longer does is stopping, not starting */
+	struct mgmt_users *users;   /* users and API keys (owned by the server) */
+	struct http_authz *authz;   /* token key, revocation list, refusal log (owned) */
+	struct http_guard *guard;   /* connection limits and deadlines (owned) */
 };
 
 /* The broker, or NULL while the node is starting (then resp is a 503). */
@@ -38,6 +46,10 @@ struct http_req {
 	const char *path;     /* decoded path (MHD undoes %XX), without the query string */
 	const char *body;     /* request body (NUL terminated) or NULL */
 	size_t body_len;
+	const char *authorization; /* the Authorization header, or NULL */
+	const char *peer;     /* the caller's address, for log lines ("?" if unknown) */
+	const struct mgmt_principal *who; /* who the request runs as (set by the dispatcher
+					     for routes that need credentials), else NULL */
 	const char *arg;      /* the path segment a route's '*' matched (points into path,
 				 not NUL terminated), or NULL; set by http_api_dispatch */
 	size_t arg_len;
@@ -47,6 +59,7 @@ struct http_resp {
 	int status;                 /* HTTP status code */
 	const char *content_type;   /* static string */
 	const char *allow;          /* Allow header for 405 (static or resp-owned buffer), or NULL */
+	const char *www_auth;       /* WWW-Authenticate header of a 401 (static), or NULL */
 	char *body;                 /* malloc'd, owned by resp; NULL = empty body */
 	size_t body_len;
 	char allow_buf[64];
@@ -62,7 +75,12 @@ struct http_route {
 	const char *method;
 	const char *path;
 	http_handler fn;
+	unsigned flags;    /* HTTP_R_*; 0 = credentials needed, administrator for a
+			      non-GET, no pending password change */
 };
+#define HTTP_R_OPEN 1u     /* no credentials (health, metrics, login) */
+#define HTTP_R_SELF 2u     /* any authenticated principal, even a viewer or one that must
+			      change its password (change_pwd, logout): the handler checks */
 
 /* Find the route for req and run it: 404 for an unknown path, 405 (with an
  * Allow header) for a known path with another method. Always fills resp. */
@@ -84,6 +102,37 @@ void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
 void http_banned_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_banned_post(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_banned_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+/* The management routes (http_mgmt.c): api_key, login, logout, users. */
+void http_mgmt_login(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_logout(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_users_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_users_add(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_user_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_user_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_change_pwd(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_keys_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_key_create(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_key_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_key_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_mgmt_key_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
+/* ---- authentication (http_authz.c) ---- */
+/* Token key from node.cookie (or the data dir), empty revocation list. NULL + err. */
+struct http_authz *http_authz_new(const struct hq_config *cfg, char *err, size_t errlen);
+void http_authz_free(struct http_authz *a);
+/* Check req's credentials for route flags; HQ_OK with *who filled, or the
+ * 401/403 already in resp (and logged, rate limited). */
+int http_authz_check(struct http_ctx *ctx, const struct http_req *req, unsigned flags,
+		     struct mgmt_principal *who, struct http_resp *resp);
+/* A fresh token for who (login); malloc'd, or NULL. */
+char *http_authz_issue(struct http_ctx *ctx, const struct mgmt_principal *who);
+/* Logout: the bearer token of req is refused here until it expires. HQ_OK,
+ * HQ_EINVAL (no bearer token), HQ_ELIMIT (list full). */
+int http_authz_revoke(struct http_ctx *ctx, const struct http_req *req);
+/* A warning line about a refused request, at most a few per 10 s (then one
+ * summary line), so a flood of bad requests cannot flood the log. */
+void http_authz_log_refusal(struct http_authz *a, const char *peer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Serialise doc as the JSON body with status; takes ownership of doc (freed). */
 void http_resp_json(struct http_resp *resp, int status, struct cJSON *doc);

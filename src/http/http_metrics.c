@@ -4,6 +4,7 @@
  * guide (Prometheus scraping port 18083) works as is. Reads the broker only
  * through broker_get_info().
  */
+#include "http/http_guard.h"
 #include "http/http_int.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
@@ -102,6 +103,24 @@ static void store_metrics(struct buf *b, const char *node, struct broker *br)
 	       si.failed);
 }
 
+/* The management port's own connections (http_guard.h). */
+static void http_guard_metrics(struct buf *b, const char *node, struct http_ctx *ctx)
+{
+	struct http_guard_stats st = { 0 };
+	if (ctx->guard)
+		http_guard_get_stats(ctx->guard, &st);
+	metric(b, "hamqtt_http_connections", "gauge",
+	       "Open connections to the management HTTP port.", node, st.open);
+	put(b, "# HELP hamqtt_http_connections_closed_total Management HTTP connections the node "
+	       "closed: per_address (over dashboard.listeners.http.max_connections_per_address), "
+	       "request_timeout (request not complete within "
+	       "dashboard.listeners.http.request_timeout).\n"
+	       "# TYPE hamqtt_http_connections_closed_total counter\n"
+	       "hamqtt_http_connections_closed_total{node=\"%s\",reason=\"per_address\"} %" PRIu64 "\n"
+	       "hamqtt_http_connections_closed_total{node=\"%s\",reason=\"request_timeout\"} %" PRIu64
+	       "\n", node, st.refused_per_address, node, st.request_timeouts);
+}
+
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct broker_info in;
@@ -192,6 +211,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	       "never acknowledged before its link went down.", node, in.forwards_lost);
 	accept_metrics(&b, node, &in);
 	store_metrics(&b, node, br);
+	http_guard_metrics(&b, node, ctx);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -14,15 +14,19 @@
  * checks leave no noise in the log.
  */
 #include "http/http.h"
+#include "http/http_guard.h"
 #include "http/http_int.h"
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/sock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,8 +34,10 @@
 #include <unistd.h>
 
 #define HTTP_BACKLOG 128
-#define HTTP_CONN_LIMIT 256        /* concurrent connections */
-#define HTTP_CONN_TIMEOUT_S 30     /* idle keep-alive connections are closed after this */
+#define HTTP_CONN_TIMEOUT_S 30     /* idle keep-alive connections are closed after this
+				      (http_guard's request deadline is usually first) */
+#define HTTP_STACK_SIZE (512 * 1024) /* per connection thread: up to
+					dashboard.listeners.http.max_connections of them */
 
 struct http_server {
 	struct http_ctx ctx;
@@ -73,7 +79,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct http_server *s = cls;
 	struct http_reqstate *st = *con_cls;
+	http_guard_response_done(s->ctx.guard, c);
 	if (st) {
 		free(st->body);
 		free(st);
@@ -116,9 +124,25 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (r->allow)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->www_auth)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned int)r->status, mr);
 	MHD_destroy_response(mr);
 	return ret;
+}
+
+/* The caller's address for log lines. */
+static void peer_name(struct MHD_Connection *c, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	char a[INET6_ADDRSTRLEN] = "?";
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof(a));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
+	snprintf(out, n, "%s", a);
 }
 
 /* MHD's access handler: called once with the headers, then once per body
@@ -139,11 +163,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 
+	http_guard_request_complete(s->ctx.guard, c);
+	char peer[INET6_ADDRSTRLEN + 8];
+	peer_name(c, peer, sizeof(peer));
 	struct http_req req = {
 		.method = method,
 		.path = url ? url : "/",
 		.body = st->body,
 		.body_len = st->len,
+		.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_AUTHORIZATION),
+		.peer = peer,
 	};
 	struct http_resp resp;
 	memset(&resp, 0, sizeof(resp));
@@ -158,6 +188,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		log_debug("http: %s %s -> %d", m, p, resp.status);
 	}
 	return send_resp(c, &resp);
+}
+
+/* The management API's state: the user table, token key and connection
+ * guard, all in node.data_dir (created here: the HTTP server starts first).
+ * A table or key that cannot be read or made (bad file, no random bytes)
+ * disables the credentialed routes (503, logged) but not the node: MQTT
+ * service and the health check do not depend on them. */
+static int mgmt_open(struct http_server *s, const struct hq_config *cfg, char *err, size_t errlen)
+{
+	char why[512] = "";
+	if (fs_mkdir_p(cfg->node_data_dir) != HQ_OK) {
+		snprintf(err, errlen, "node.data_dir: cannot create %s: %s", cfg->node_data_dir,
+			 strerror(errno));
+		return HQ_EIO;
+	}
+	s->ctx.users = mgmt_users_open(cfg->node_data_dir, cfg->dashboard_default_password_file,
+				       why, sizeof(why));
+	if (s->ctx.users)
+		s->ctx.authz = http_authz_new(cfg, why, sizeof(why));
+	if (!s->ctx.authz)
+		log_error("management API disabled (every route but /api/v5/status and /metrics "
+			  "answers 503): %s", why);
+	s->ctx.guard = http_guard_new(cfg->dashboard_max_conns_per_addr,
+				      cfg->dashboard_request_timeout);
+	if (!s->ctx.guard) {
+		snprintf(err, errlen, "cannot start the HTTP connection guard thread");
+		return HQ_EIO;
+	}
+	return HQ_OK;
+}
+
+/* After MHD stopped (or never started): no callback can run any more. */
+static void free_parts(struct http_server *s)
+{
+	http_guard_free(s->ctx.guard);
+	http_authz_free(s->ctx.authz);
+	mgmt_users_free(s->ctx.users);
+	free(s);
 }
 
 /* host and port of dashboard.listeners.http.bind, or HQ_EINVAL with err set */
@@ -206,6 +274,11 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 
 	struct http_server *s = hq_calloc(1, sizeof(*s));
 	s->ctx.cfg = cfg;
+	if (mgmt_open(s, cfg, err, errlen) != HQ_OK) {
+		close(fd);
+		free_parts(s);
+		return NULL;
+	}
 	atomic_init(&s->ctx.b, NULL);
 	atomic_init(&s->ctx.stopping, false);
 	atomic_init(&s->ctx.seen_accepting, false);
@@ -213,10 +286,12 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 
 	/* One thread per connection: the cluster endpoints block their handler
 	 * for seconds (a join waits for the other node), and with one polling
-	 * thread (or a pool, whose threads each serve many connections) that
+	 * thread (or MHD's pool, whose threads each serve many connections) that
 	 * would stall /api/v5/status health checks behind it. Handlers therefore
 	 * run concurrently; they only read cfg, atomics and thread-safe broker
-	 * calls. HTTP_CONN_LIMIT bounds the threads.
+	 * calls. dashboard.listeners.http.max_connections bounds the threads
+	 * (small stacks: 1024 x 512 KiB of address space), and http_guard frees
+	 * the slots that slow or greedy clients would hold.
 	 * poll, not epoll: with MHD_USE_EPOLL, libmicrohttpd 0.9.75 does not see a
 	 * peer that closes in the middle of a request body until the connection
 	 * timeout, so aborted requests would pin connection slots (and epoll
@@ -228,15 +303,17 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->dashboard_max_conns,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_NOTIFY_CONNECTION, http_guard_on_connection, s->ctx.guard,
+				  MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_STACK_SIZE,
 				  MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "dashboard.listeners.http.bind: cannot start the HTTP server on %s "
 			 "(libmicrohttpd refused; see the log)", cfg->dashboard_bind);
 		close(fd);
-		free(s);
+		free_parts(s);
 		return NULL;
 	}
 	atomic_store(&s->started, true);
@@ -248,6 +325,12 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 
 void http_server_attach(struct http_server *s, struct broker *b)
 {
+	char err[512];
+	/* only now: broker_new holds the data dir's lock, so a second node
+	 * refused there never overwrites the running node's key file */
+	if (s->ctx.authz && mgmt_users_write_ctl_key(s->ctx.users, err, sizeof(err)) != HQ_OK)
+		log_error("cannot write the local API key for hamqtt-ctl: %s (hamqtt-ctl needs "
+			  "--api-key or HAMQTT_API_KEY)", err);
 	atomic_store(&s->ctx.b, b);
 }
 
@@ -263,5 +346,5 @@ void http_server_stop(struct http_server *s)
 		return;
 	/* closes the listening socket and every connection, joins the thread */
 	MHD_stop_daemon(s->mhd);
-	free(s);
+	free_parts(s);
 }

@@ -38,8 +38,8 @@ import subprocess
 import sys
 import time
 
-from conftest import (SANITIZER_MARKERS, broker_env, build_dir, fmt_value, hamqttd_path,
-                      pid_listens_on, port_race, store_kind, wait_until, workers_count)
+from conftest import (SANITIZER_MARKERS, api_headers, broker_env, build_dir, fmt_value,
+                      hamqttd_path, pid_listens_on, port_race, store_kind, wait_until, workers_count)
 from mqttraw import T, RawClient
 import netns as nsmod
 
@@ -297,7 +297,7 @@ class ClusterNode:
         with self.in_ns():
             conn = http.client.HTTPConnection(self.host, self.http_port, timeout=T(timeout))
             try:
-                conn.request(method, path)
+                conn.request(method, path, headers=api_headers(self.data_dir))
                 r = conn.getresponse()
                 return r.status, r.read().decode("utf-8", "replace")
             finally:

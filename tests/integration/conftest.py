@@ -121,6 +121,19 @@ def _port_free(port):
         s.close()
 
 
+def api_headers(data_dir):
+    """{"Authorization": "Basic ..."} with the local API key a running node wrote
+    to <data_dir>/ctl.key (what hamqtt-ctl uses), or {} before it exists: every
+    /api/v5 route but /api/v5/status needs credentials."""
+    import base64
+    try:
+        with open(os.path.join(data_dir, "ctl.key")) as f:
+            key = f.readline().strip()
+    except OSError:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(key.encode()).decode()}
+
+
 def free_port():
     """A free TCP port below the kernel's ephemeral range (so client sockets
     of parallel tests do not grab it between this check and the bind)."""

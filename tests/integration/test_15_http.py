@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import mqttraw as m
-from conftest import EXIT_REFUSED, SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
+from conftest import EXIT_REFUSED, api_headers, SANITIZER_MARKERS, broker_env, free_port, hamqttd_path
 from mqttraw import T
 
 STATUS = "/api/v5/status"
@@ -20,7 +20,7 @@ STATUS = "/api/v5/status"
 def http(b, path, method="GET", data=None):
     """(status, headers, body bytes) of one request to b's dashboard port."""
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (b.http_port, path),
-                                 method=method, data=data)
+                                 method=method, data=data, headers=api_headers(b.data_dir))
     try:
         with urllib.request.urlopen(req, timeout=T(5)) as r:
             return r.status, r.headers, r.read()

@@ -11,7 +11,7 @@ import urllib.request
 
 import mqttraw as m
 from mqttraw import T
-from conftest import wait_until
+from conftest import api_headers, wait_until
 from test_46_overload import ovl
 
 
@@ -19,7 +19,8 @@ def api(b, method, path, body=None):
     """(status, parsed JSON or None)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (b.http_port, path), data=data,
-                                 method=method, headers={"Content-Type": "application/json"})
+                                 method=method, headers={"Content-Type": "application/json",
+                                                         **api_headers(b.data_dir)})
     try:
         with urllib.request.urlopen(req, timeout=T(5)) as r:
             text = r.read()

@@ -23,7 +23,15 @@ struct ctl {
 	const char *conf_path; /* -c FILE, borrowed from argv */
 	bool json;             /* --json: print the node's JSON bodies verbatim */
 	char base[CTL_URL_MAX]; /* "http://HOST:PORT", no trailing slash */
+	const char *api_key;   /* --api-key KEY:SECRET (argv) or $HAMQTTCTL_API_KEY, or NULL */
+	char key_buf[256];     /* "key:secret" read from <node.data_dir>/ctl.key */
+	char key_path[4096];   /* where the key file was looked for (for the hint on 401) */
 };
+
+/* The environment variable with an API key ("key:secret"); not HAMQTT_...,
+ * which hamqttd's configuration claims. */
+#define CTL_API_KEY_ENV "HAMQTTCTL_API_KEY"
+#define CTL_KEY_FILE "ctl.key"   /* the node writes it into node.data_dir at start */
 
 struct ctl_resp {
 	long status;  /* HTTP status code */

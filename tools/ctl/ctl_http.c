@@ -81,6 +81,12 @@ int ctl_http_request(const struct ctl *c, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hamqtt-ctl");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	/* HTTP Basic with the API key; curl only sends it to this URL's host */
+	const char *key = c->api_key ? c->api_key : c->key_buf;
+	if (key[0]) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERPWD, key);
+	}
 	if (!strcmp(method, "POST")) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -98,6 +104,9 @@ int ctl_http_request(const struct ctl *c, const char *method, const char *path,
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->status == 401 && !key[0])
+		fprintf(stderr, "hamqtt-ctl: no API key: cannot read %s (run as the node's user, "
+			"or pass --api-key KEY:SECRET or set " CTL_API_KEY_ENV ")\n", c->key_path);
 	if (!r->body) /* empty body: still a valid C string */
 		r->body = hq_strdup("");
 	rc = 0;

@@ -73,6 +73,9 @@ static void usage(FILE *f)
 		"              defaults if that does not exist); HAMQTT_* variables apply as for hamqttd\n"
 		"  --json      print the node's JSON reply verbatim instead of text (error\n"
 		"              replies too; the exit status still tells success)\n"
+		"  --api-key KEY:SECRET  an API key (POST /api/v5/api_key); default: "
+		CTL_API_KEY_ENV ",\n"
+		"              else the local key the node writes to node.data_dir/" CTL_KEY_FILE "\n"
 		"  -h, --help  this text\n"
 		"\n"
 		"commands:\n");
@@ -84,6 +87,24 @@ static void usage(FILE *f)
 	fprintf(f, "  %-24s %s\n", "help", "this text");
 	fprintf(f, "\nexit status: 0 ok, 1 failure (node unreachable or not running, the node refused,\n"
 		"bad config), 2 usage\n");
+}
+
+/* The local API key the node wrote to <data_dir>/ctl.key at start, unless a
+ * key was given; none (an unreadable file) is no error here: the node then
+ * answers 401 and ctl_http says why. */
+static void read_key(struct ctl *c, const struct hq_config *cfg)
+{
+	snprintf(c->key_path, sizeof(c->key_path), "%s/%s",
+		 cfg->node_data_dir && *cfg->node_data_dir ? cfg->node_data_dir : ".", CTL_KEY_FILE);
+	if (c->api_key)
+		return;
+	FILE *f = fopen(c->key_path, "re");
+	if (!f)
+		return;
+	if (!fgets(c->key_buf, sizeof(c->key_buf), f))
+		c->key_buf[0] = '\0';
+	fclose(f);
+	c->key_buf[strcspn(c->key_buf, "\r\n")] = '\0';
 }
 
 /* Fill c->base from the configuration (c->conf_path, or the default file if it
@@ -132,6 +153,7 @@ static int find_node(struct ctl *c)
 	} else {
 		snprintf(h, sizeof(h), "%s", host);
 	}
+	read_key(c, &cfg);
 	int len = snprintf(c->base, sizeof(c->base), "http://%s:%d", h, port);
 	if (len < 0 || (size_t)len >= sizeof(c->base)) {
 		snprintf(err, sizeof(err), "dashboard.listeners.http.bind: host too long");
@@ -377,6 +399,12 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			c.conf_path = argv[++i];
+		} else if (!strcmp(a, "--api-key")) {
+			if (i + 1 >= argc || !strchr(argv[i + 1], ':')) {
+				fprintf(stderr, "hamqtt-ctl: --api-key needs KEY:SECRET\n");
+				goto out;
+			}
+			c.api_key = argv[++i];
 		} else if (!strcmp(a, "--json")) {
 			c.json = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -423,6 +451,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (!c.api_key && getenv(CTL_API_KEY_ENV) && *getenv(CTL_API_KEY_ENV))
+		c.api_key = getenv(CTL_API_KEY_ENV);
 	rc = 1;
 	if (find_node(&c) != 0)
 		goto out;
