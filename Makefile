@@ -23,6 +23,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc -pthread -fno-strict-aliasing
 LDFLAGS += -pthread
 LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
+LDLIBS += -ljwt -lcurl  # auth.jwt.*: libjwt verifies signatures, libcurl fetches a JWKS URL
 
 ifeq ($(SAN),asan)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages hamqtt needs to build, run and test. Idempotent:
 # apt-get runs only when something is missing.
 set -e
-PKGS="gcc clang libclang-rt-14-dev make pkg-config libcmocka-dev uthash-dev libmicrohttpd-dev libcjson-dev libssl-dev openssl libcurl4-openssl-dev mosquitto-clients python3-paho-mqtt python3 iproute2 procps python3-pytest python3-pytest-xdist haproxy liblmdb-dev lmdb-utils libhiredis-dev redis-server redis-sentinel"
+PKGS="gcc clang libclang-rt-14-dev make pkg-config libcmocka-dev uthash-dev libmicrohttpd-dev libcjson-dev libssl-dev openssl libcurl4-openssl-dev mosquitto-clients python3-paho-mqtt python3 iproute2 procps python3-pytest python3-pytest-xdist haproxy liblmdb-dev lmdb-utils libhiredis-dev redis-server redis-sentinel libjwt-dev python3-cryptography"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -6,9 +6,11 @@
  *   1. the password file (auth.password_file): a user it lists is accepted
  *      with the right password and refused (bad user name or password) with a
  *      wrong one; a user it does not list is left to the next method;
- *   (later: the built-in database, JWT, HTTP hook, Redis slot in here, each
- *    a struct auth_method)
- *   2. the end of the chain: a client without a user name is anonymous and
+ *   (later: the built-in database slots in here)
+ *   2. JWT (auth.jwt.*, auth_jwt.h): a credential that is not a JWT is left
+ *      to the next method; a JWT is accepted or refused (bad credentials);
+ *   (later: HTTP hook, Redis, each a struct auth_method)
+ *   3. the end of the chain: a client without a user name is anonymous and
  *      auth.allow_anonymous decides (refused: not authorized); a client with
  *      a user name no method accepted is refused (bad user name or password)
  *      when a credentials method is configured, else treated as anonymous.
@@ -51,12 +53,22 @@ enum auth_rc {
 	AUTH_NOT_AUTHORIZED,    /* v5 0x87, v3 return code 5 */
 };
 
+/* What a method hands back besides its answer (see auth_req.out). */
+struct auth_result {
+	struct acl_rules *acl;    /* the client's own rules (a JWT's claims), a
+				   * reference for auth_client_new; NULL: none */
+	bool replace_username;    /* the user name field held a credential (a JWT):
+				   * use `username` instead, never log the field */
+	char *username;           /* owned; NULL: none (the JWT's username/sub) */
+};
+
 struct auth_req {
 	const char *client_id;
 	const char *username;   /* NULL: none */
 	const uint8_t *password;
 	size_t password_len;
 	bool has_password;
+	struct auth_result *out; /* NULL or zeroed; the caller owns what lands there */
 };
 
 /* false: every CONNECT is allowed (no method, anonymous allowed). */
@@ -67,8 +79,11 @@ enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char *
 /* ---- authorization ---- */
 
 struct auth_client;
-/* NULL when no ACL file is configured (everything allowed). */
-struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id);
+/* NULL when no ACL file is configured and own is NULL (everything
+ * allowed). own: NULL or the client's own rules (auth_result.acl), taken
+ * over (*own becomes NULL); they are checked before the file's. */
+struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id,
+				    struct acl_rules **own);
 void auth_client_free(struct auth_client *ac);
 /* May the client publish to topic (ACL_WRITE), receive a message of topic
  * (ACL_READ), or subscribe to a filter (ACL_READ, is_filter)? topic is len

@@ -145,12 +145,20 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 			return refuse(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_V3_BAD_USER_PASS,
 				      "user name contains U+0000");
 	}
+	struct auth_result res = { 0 }; /* a method's extras: a JWT's ACL, user name */
 	if (auth_connect_needed(a)) {
 		const char *why = "";
 		struct auth_req r = { .client_id = c->client_id, .username = c->username,
 				      .password = k->password.p, .password_len = k->password.len,
-				      .has_password = k->has_password };
+				      .has_password = k->has_password, .out = &res };
 		enum auth_rc rc = auth_connect(a, &r, &why);
+		if (res.replace_username) {
+			/* the field held a token: never log or keep it */
+			hq_free(c->username);
+			c->username = res.username;
+			res.username = NULL;
+		}
+		hq_free(res.username);
 		if (rc == AUTH_BAD_CREDENTIALS) {
 			STAT_ADD(w->st.auth_refused, 1);
 			/* [MQTT-3.2.2-6] a refusing CONNACK, then close */
@@ -162,7 +170,7 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 		}
 		STAT_ADD(w->st.auth_ok, 1);
 	}
-	c->acl = auth_client_new(a, c->username, c->client_id);
+	c->acl = auth_client_new(a, c->username, c->client_id, &res.acl);
 	if (c->acl && k->has_will) {
 		bool ok = auth_client_allow(c->acl, ACL_WRITE, (const char *)k->will.topic.p,
 					    k->will.topic.len, false);
