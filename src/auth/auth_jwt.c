@@ -178,12 +178,14 @@ int auth_jwt_reload(struct auth_jwt *j, char *err, size_t errlen)
 
 /* Does key k verify the token? libjwt reads the alg from the header, which
  * jwtp_header vetted and jwk_key_fits matched to k. */
-static bool verify_with(const struct jwk_key *k, const char *tokz)
+static bool verify_with(const struct jwk_key *k, const struct jwtp_header *h, const char *tokz)
 {
 	jwt_t *jw = NULL;
 	int rc = jwt_decode(&jw, tokz, k->key, (int)k->key_len);
+	/* and libjwt read the alg we matched the key to (no parser differential) */
+	bool ok = rc == 0 && jw && jwt_get_alg(jw) == h->alg;
 	jwt_free(jw);
-	return rc == 0;
+	return ok;
 }
 
 /* The signature against the keys that fit the header; *why on failure. */
@@ -213,7 +215,7 @@ static bool verify(struct auth_jwt *j, const struct jwtp_header *h, const char *
 			goto out;
 		}
 		tried = true;
-		ok = verify_with(k, tokz);
+		ok = verify_with(k, h, tokz);
 	} else {
 		for (int i = 0; i < N_SETS && !ok; i++) {
 			for (size_t n = 0; n < jwk_set_count(sets[i]) && !ok; n++) {
@@ -221,7 +223,7 @@ static bool verify(struct auth_jwt *j, const struct jwtp_header *h, const char *
 				if (!jwk_key_fits(k, h))
 					continue;
 				tried = true;
-				ok = verify_with(k, tokz);
+				ok = verify_with(k, h, tokz);
 			}
 		}
 	}

@@ -77,6 +77,19 @@ bool jwtp_b64url_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 	return true;
 }
 
+/* Does an object name a member twice? cJSON reads the first of two, jansson
+ * (inside libjwt) the last: {"alg":"RS256","alg":"HS256"} would have us pick
+ * the RSA key and libjwt use its PEM as an HMAC secret. Small objects: the
+ * quadratic scan is bounded by the token's length. */
+static bool has_duplicates(const cJSON *o)
+{
+	for (const cJSON *a = o->child; a; a = a->next)
+		for (const cJSON *b = a->next; b; b = b->next)
+			if (!strcmp(a->string, b->string))
+				return true;
+	return false;
+}
+
 static cJSON *segment_json(const struct jwtp_parts *p, int i)
 {
 	uint8_t *raw;
@@ -85,7 +98,7 @@ static cJSON *segment_json(const struct jwtp_parts *p, int i)
 		return NULL;
 	cJSON *j = cJSON_ParseWithLength((const char *)raw, n);
 	hq_free(raw);
-	if (j && !cJSON_IsObject(j)) {
+	if (j && (!cJSON_IsObject(j) || has_duplicates(j))) {
 		cJSON_Delete(j);
 		return NULL;
 	}
@@ -127,7 +140,7 @@ bool jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char *
 	memset(h, 0, sizeof(*h));
 	cJSON *j = segment_json(p, 0);
 	if (!j) {
-		*why = "JWT header is not a JSON object";
+		*why = "JWT header is not a JSON object (or names a member twice: duplicate)";
 		return false;
 	}
 	bool ok = false;
@@ -162,7 +175,7 @@ cJSON *jwtp_payload(const struct jwtp_parts *p, const char **why)
 {
 	cJSON *j = segment_json(p, 1);
 	if (!j)
-		*why = "JWT payload is not a JSON object";
+		*why = "JWT payload is not a JSON object (or names a member twice: duplicate)";
 	return j;
 }
 

@@ -69,3 +69,10 @@ def mint(key, alg, payload, kid=None, header=None):
     else:
         raise ValueError(alg)
     return signing.decode() + "." + b64u(sig)
+
+
+def mint_raw_header(key, header_json, payload):
+    """HS256 over a header given as raw JSON text (e.g. with a duplicate
+    member, which no dict can hold)."""
+    signing = (b64u(header_json.encode()) + "." + b64u(json.dumps(payload).encode())).encode()
+    return signing.decode() + "." + b64u(hmac.new(key, signing, hashlib.sha256).digest())

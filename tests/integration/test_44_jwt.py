@@ -88,7 +88,7 @@ def test_hs256_and_refusals(broker, version):
 def test_public_key_and_confusion(broker, tmp_path, keys, alg):
     """RS256 / ES256 with a PEM public key (paho 3.1.1 and 5); an HS256 token
     signed with the public key's PEM as the HMAC secret (algorithm confusion)
-    is refused."""
+    is refused, also when smuggled in by a header with two alg members."""
     key = keys["rsa" if alg == "RS256" else "ec"]
     pem = tmp_path / "pub.pem"
     pem.write_bytes(jm.pem_public(key))
@@ -108,6 +108,11 @@ def test_public_key_and_confusion(broker, tmp_path, keys, alg):
     confused = jm.mint(jm.pem_public(key), "HS256", jm.claims())
     refused(node, 5, confused, client_id="confused")
     assert "alg does not fit" in reason(node, "confused")
+    # the same through a header with two alg members: we must not read the
+    # first while libjwt reads the last (HMAC keyed with the public PEM)
+    dup = jm.mint_raw_header(jm.pem_public(key), '{"alg":"%s","alg":"HS256"}' % alg, jm.claims())
+    refused(node, 5, dup, client_id="dupalg")
+    assert "duplicate" in reason(node, "dupalg")
     other = jm.rsa_key() if alg == "RS256" else jm.ec_key()
     refused(node, 4, jm.mint(other, alg, jm.claims()), client_id="otherkey")
     assert "signature" in reason(node, "otherkey")
