@@ -280,8 +280,14 @@ static bool one_jwk(const cJSON *jwk, struct jwk_key *k, bool *skip, char *err, 
 		const cJSON *kv = cJSON_GetObjectItemCaseSensitive(jwk, "k");
 		uint8_t *raw;
 		size_t n;
-		if (!cJSON_IsString(kv) || !jwtp_b64url_decode(kv->valuestring, strlen(kv->valuestring), &raw, &n) || n == 0) {
+		if (!cJSON_IsString(kv) ||
+		    !jwtp_b64url_decode(kv->valuestring, strlen(kv->valuestring), &raw, &n)) {
 			snprintf(err, errlen, "oct key without a valid k");
+			return false;
+		}
+		if (n == 0) {
+			hq_free(raw);
+			snprintf(err, errlen, "oct key with an empty k");
 			return false;
 		}
 		k->kty = JWTP_KTY_OCT;
