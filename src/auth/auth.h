@@ -76,6 +76,12 @@ bool auth_connect_needed(const struct auth *a);
 /* The chain's answer; *why says which rule decided (static text). */
 enum auth_rc auth_connect(struct auth *a, const struct auth_req *r, const char **why);
 
+/* JWT verdicts by result (auth.jwt.*), for /metrics: index i counts
+ * auth_jwt_result_names[i] ("success", "expired", ...); zeros when off. */
+#define AUTH_JWT_RESULTS 8
+extern const char *const auth_jwt_result_names[AUTH_JWT_RESULTS];
+void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS]);
+
 /* ---- authorization ---- */
 
 struct auth_client;

@@ -191,6 +191,18 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 	return HQ_OK;
 }
 
+const char *const auth_jwt_result_names[AUTH_JWT_RESULTS] = {
+	"success", "expired", "signature", "algorithm", "unknown_kid", "claims", "malformed", "acl_claim",
+};
+_Static_assert(AUTH_JWT_RESULTS == JWT_R_N, "auth_jwt_result_names");
+
+void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS])
+{
+	memset(out, 0, AUTH_JWT_RESULTS * sizeof(out[0]));
+	if (a && a->jwt)
+		auth_jwt_counts(a->jwt, out);
+}
+
 bool auth_connect_needed(const struct auth *a)
 {
 	return a->n_methods > 0 || !a->allow_anonymous;

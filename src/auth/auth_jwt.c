@@ -11,6 +11,7 @@
 #include "core/mem.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -27,7 +28,20 @@ struct auth_jwt {
 	bool have_jwks;                 /* jwks_file or jwks_url: a kid must be known */
 	char *public_key, *jwks_file, *jwks_url, *issuer, *audience, *acl_claim; /* owned */
 	struct jwtp_claim_rules rules;  /* points into the strings above */
+	_Atomic uint64_t counts[JWT_R_N]; /* by enum jwt_result, any worker */
 };
+
+void auth_jwt_counts(const struct auth_jwt *j, uint64_t out[JWT_R_N])
+{
+	for (int i = 0; i < JWT_R_N; i++)
+		out[i] = atomic_load_explicit(&j->counts[i], memory_order_relaxed);
+}
+
+static enum jwt_answer count(struct auth_jwt *j, enum jwt_result r)
+{
+	atomic_fetch_add_explicit(&j->counts[r], 1, memory_order_relaxed);
+	return r == JWT_R_OK ? JWT_VALID : JWT_INVALID;
+}
 
 bool auth_jwt_configured(const struct hq_config *cfg)
 {
@@ -189,9 +203,10 @@ static bool verify_with(const struct jwk_key *k, const struct jwtp_header *h, co
 }
 
 /* The signature against the keys that fit the header; *why on failure. */
-static bool verify(struct auth_jwt *j, const struct jwtp_header *h, const char *tokz,
-		   const char **why)
+static enum jwt_result verify(struct auth_jwt *j, const struct jwtp_header *h, const char *tokz,
+			      const char **why)
 {
+	enum jwt_result res = JWT_R_SIGNATURE;
 	struct jwk_set *sets[N_SETS];
 	pthread_mutex_lock(&j->lock);
 	for (int i = 0; i < N_SETS; i++)
@@ -208,10 +223,12 @@ static bool verify(struct auth_jwt *j, const struct jwtp_header *h, const char *
 				jwt_fetch_request(j->fetch);
 			*why = j->fetch ? "JWT kid unknown (JWKS refresh requested, retry later)"
 					: "JWT kid unknown";
+			res = JWT_R_KID;
 			goto out;
 		}
 		if (!jwk_key_fits(k, h)) {
 			*why = "JWT alg does not fit the key its kid names";
+			res = JWT_R_ALG;
 			goto out;
 		}
 		tried = true;
@@ -227,14 +244,18 @@ static bool verify(struct auth_jwt *j, const struct jwtp_header *h, const char *
 			}
 		}
 	}
-	if (!tried)
+	if (!tried) {
 		*why = "JWT alg does not fit any configured key";
-	else if (!ok)
+		res = JWT_R_ALG;
+	} else if (!ok) {
 		*why = "JWT signature invalid";
+	} else {
+		res = JWT_R_OK;
+	}
 out:
 	for (int i = 0; i < N_SETS; i++)
 		jwk_set_unref(sets[i]);
-	return ok;
+	return res;
 }
 
 /* The claim's string value (username, else sub), owned copy or NULL. */
@@ -263,38 +284,43 @@ enum jwt_answer auth_jwt_check(struct auth_jwt *j, const struct jwt_cred *c,
 		return JWT_NOT_MINE; /* not a JWT: the next method's */
 	out->token_in_username = j->from_username;
 	struct jwtp_header h;
-	if (!jwtp_header(&parts, &h, why))
-		return JWT_INVALID;
+	enum jwtp_rc prc = jwtp_header(&parts, &h, why);
+	if (prc != JWTP_OK)
+		return count(j, prc == JWTP_ALG ? JWT_R_ALG : JWT_R_MALFORMED);
 	cJSON *claims = jwtp_payload(&parts, why);
 	if (!claims)
-		return JWT_INVALID;
+		return count(j, JWT_R_MALFORMED);
 	char *tokz = hq_strndup(tok, len);
-	enum jwt_answer ans = JWT_INVALID;
 	const char *user = j->from_username ? NULL : c->username;
 	char *claimed = j->from_username ? claim_name(claims) : NULL;
 	if (j->from_username)
 		user = claimed;
-	if (!verify(j, &h, tokz, why) ||
-	    !jwtp_check_claims(claims, &j->rules, (int64_t)time(NULL), c->client_id, user, why))
-		goto out;
+	/* the signature first: nothing unsigned decides anything else */
+	enum jwt_result res = verify(j, &h, tokz, why);
+	if (res == JWT_R_OK) {
+		prc = jwtp_check_claims(claims, &j->rules, (int64_t)time(NULL), c->client_id, user, why);
+		if (prc != JWTP_OK)
+			res = prc == JWTP_TIME ? JWT_R_EXPIRED
+			      : prc == JWTP_MISMATCH ? JWT_R_CLAIMS : JWT_R_MALFORMED;
+	}
 	const cJSON *acl = j->acl_claim ? cJSON_GetObjectItemCaseSensitive(claims, j->acl_claim) : NULL;
-	if (acl) {
+	if (res == JWT_R_OK && acl) {
 		char aerr[200];
 		out->acl = acl_from_claim(acl, aerr, sizeof(aerr));
 		if (!out->acl) {
 			log_notice("auth: JWT refused: %s", aerr);
 			*why = "JWT ACL claim malformed";
-			goto out;
+			res = JWT_R_ACL;
 		}
 	}
-	ans = JWT_VALID;
-	*why = "JWT";
-	out->username = claimed;
-	claimed = NULL;
-out:
+	if (res == JWT_R_OK) {
+		*why = "JWT";
+		out->username = claimed;
+		claimed = NULL;
+	}
 	hq_free(claimed);
 	memset(tokz, 0, len);
 	hq_free(tokz);
 	cJSON_Delete(claims);
-	return ans;
+	return count(j, res);
 }

@@ -52,6 +52,11 @@ struct jwt_outcome {
 	char *username;           /* then the claim "username" or "sub" (owned) or NULL */
 };
 
+/* Results counted (auth.h AUTH_JWT_RESULTS, auth_jwt_result_names). */
+enum jwt_result { JWT_R_OK = 0, JWT_R_EXPIRED, JWT_R_SIGNATURE, JWT_R_ALG, JWT_R_KID,
+		  JWT_R_CLAIMS, JWT_R_MALFORMED, JWT_R_ACL, JWT_R_N };
+void auth_jwt_counts(const struct auth_jwt *j, uint64_t out[JWT_R_N]);
+
 /* *why: static text, never the token. */
 enum jwt_answer auth_jwt_check(struct auth_jwt *j, const struct jwt_cred *c,
 			       struct jwt_outcome *out, const char **why);

@@ -135,24 +135,27 @@ bool jwtp_alg(const char *name, jwt_alg_t *alg, enum jwtp_kty *kty, int *curve_n
 	return false;
 }
 
-bool jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char **why)
+enum jwtp_rc jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char **why)
 {
 	memset(h, 0, sizeof(*h));
 	cJSON *j = segment_json(p, 0);
 	if (!j) {
 		*why = "JWT header is not a JSON object (or names a member twice: duplicate)";
-		return false;
+		return JWTP_MALFORMED;
 	}
-	bool ok = false;
+	enum jwtp_rc rc = JWTP_MALFORMED;
 	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(j, "alg");
 	const cJSON *kid = cJSON_GetObjectItemCaseSensitive(j, "kid");
 	if (!cJSON_IsString(alg)) {
 		*why = "JWT header has no alg";
+		rc = JWTP_ALG;
 	} else if (!strcmp(alg->valuestring, "none") || !strcmp(alg->valuestring, "NONE") ||
 		   !strcmp(alg->valuestring, "None")) {
 		*why = "JWT alg none refused";
+		rc = JWTP_ALG;
 	} else if (!jwtp_alg(alg->valuestring, &h->alg, &h->kty, &h->curve_nid)) {
 		*why = "JWT alg not supported";
+		rc = JWTP_ALG;
 	} else if (cJSON_GetObjectItemCaseSensitive(j, "crit")) {
 		/* RFC 7515 4.1.11: extensions we do not understand must be refused */
 		*why = "JWT header has crit extensions";
@@ -165,10 +168,10 @@ bool jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char *
 			h->has_kid = true;
 			strcpy(h->kid, kid->valuestring);
 		}
-		ok = true;
+		rc = JWTP_OK;
 	}
 	cJSON_Delete(j);
-	return ok;
+	return rc;
 }
 
 cJSON *jwtp_payload(const struct jwtp_parts *p, const char **why)
@@ -215,43 +218,43 @@ static bool aud_ok(const cJSON *claims, const char *want)
 	return false;
 }
 
-bool jwtp_check_claims(const cJSON *claims, const struct jwtp_claim_rules *cr, int64_t now,
+enum jwtp_rc jwtp_check_claims(const cJSON *claims, const struct jwtp_claim_rules *cr, int64_t now,
 		       const char *client_id, const char *username, const char **why)
 {
 	double exp = 0, nbf = 0;
 	bool has_exp, has_nbf;
 	if (!numeric_date(claims, "exp", &exp, &has_exp)) {
 		*why = "JWT exp is not a number";
-		return false;
+		return JWTP_MALFORMED;
 	}
 	if (!numeric_date(claims, "nbf", &nbf, &has_nbf)) {
 		*why = "JWT nbf is not a number";
-		return false;
+		return JWTP_MALFORMED;
 	}
 	/* RFC 7519 4.1.4: on or after exp the token must not be accepted */
 	if (has_exp && (double)now >= exp + (double)cr->leeway) {
 		*why = "JWT expired (exp)";
-		return false;
+		return JWTP_TIME;
 	}
 	if (has_nbf && (double)now + (double)cr->leeway < nbf) {
 		*why = "JWT not yet valid (nbf)";
-		return false;
+		return JWTP_TIME;
 	}
 	if (cr->issuer && *cr->issuer && !str_claim_is(claims, "iss", NULL, cr->issuer)) {
 		*why = "JWT iss does not match auth.jwt.issuer";
-		return false;
+		return JWTP_MISMATCH;
 	}
 	if (cr->audience && *cr->audience && !aud_ok(claims, cr->audience)) {
 		*why = "JWT aud does not include auth.jwt.audience";
-		return false;
+		return JWTP_MISMATCH;
 	}
 	if (cr->verify_clientid && !str_claim_is(claims, "clientid", "sub", client_id)) {
 		*why = "JWT clientid/sub claim does not match the client id";
-		return false;
+		return JWTP_MISMATCH;
 	}
 	if (cr->verify_username && !str_claim_is(claims, "username", "sub", username)) {
 		*why = "JWT username/sub claim does not match the user name";
-		return false;
+		return JWTP_MISMATCH;
 	}
-	return true;
+	return JWTP_OK;
 }

@@ -49,8 +49,17 @@ bool jwtp_split(const char *tok, size_t len, struct jwtp_parts *out);
  * buffer; false on a bad character or length. */
 bool jwtp_b64url_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
 
-/* Parse and vet the header; false and *why (static text) on refusal. */
-bool jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char **why);
+/* What failed (for the log's *why and the /metrics reason). */
+enum jwtp_rc {
+	JWTP_OK = 0,
+	JWTP_MALFORMED,   /* not JSON, a member twice, a bad kid, crit, no signature */
+	JWTP_ALG,         /* none, unsupported, or (auth_jwt.c) no key of its family */
+	JWTP_TIME,        /* exp passed / nbf not reached */
+	JWTP_MISMATCH,    /* iss, aud, client id or user name binding */
+};
+
+/* Parse and vet the header; on refusal *why (static text). */
+enum jwtp_rc jwtp_header(const struct jwtp_parts *p, struct jwtp_header *h, const char **why);
 
 /* The payload as a JSON object (caller frees with cJSON_Delete); NULL and
  * *why when it is not one. */
@@ -68,8 +77,8 @@ struct jwtp_claim_rules {
 };
 
 /* exp and nbf when present (numbers; exp <= now - leeway is expired), then
- * the configured ones. false and *why on refusal. */
-bool jwtp_check_claims(const cJSON *claims, const struct jwtp_claim_rules *cr, int64_t now,
+ * the configured ones; on refusal *why. */
+enum jwtp_rc jwtp_check_claims(const cJSON *claims, const struct jwtp_claim_rules *cr, int64_t now,
 		       const char *client_id, const char *username, const char **why);
 
 #endif

@@ -52,7 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(p.len[0] + p.len[1] + p.len[2] + 2 == n);
 		struct jwtp_header h;
 		const char *why = NULL;
-		if (jwtp_header(&p, &h, &why)) {
+		enum jwtp_rc rc = jwtp_header(&p, &h, &why);
+		CHECK(rc == JWTP_OK || rc == JWTP_ALG || rc == JWTP_MALFORMED);
+		if (rc == JWTP_OK) {
 			CHECK(h.alg != JWT_ALG_NONE && h.alg < JWT_ALG_TERM);
 			CHECK(h.kty == JWTP_KTY_OCT || h.kty == JWTP_KTY_RSA || h.kty == JWTP_KTY_EC);
 			CHECK((h.kty == JWTP_KTY_EC) == (h.curve_nid != 0));

@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -42,6 +43,18 @@ def accepted(node, version, tok, client_id="ok", username="u"):
     return c
 
 
+def jwt_metrics(node):
+    url = "http://127.0.0.1:%d/metrics" % node.http_port
+    with urllib.request.urlopen(url, timeout=T(5)) as r:
+        body = r.read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line.startswith("hamqtt_jwt_total{"):
+            k, v = line.rsplit(" ", 1)
+            out[k.split('result="')[1].rstrip('"}')] = int(v)
+    return out
+
+
 def reason(node, client_id):
     return node.wait_log("connection refused client_id=%s " % client_id)[0]
 
@@ -55,8 +68,9 @@ def keys():
 def test_hs256_and_refusals(broker, version):
     """HS256 with auth.jwt.secret: a good token connects (mosquitto_pub -P
     too); expired, nbf in the future, wrong iss / aud, a bad signature and
-    alg none are refused 0x86 / 4 with the reason logged; a password that is
-    not a JWT is left to the rest of the chain."""
+    alg none are refused 0x86 / 4 with the reason logged and counted in
+    /metrics (hamqtt_jwt_total by result); a password that is not a JWT is
+    left to the rest of the chain."""
     node = broker({"auth.jwt.secret": SECRET.decode(), "auth.jwt.issuer": "https://idp.test",
                    "auth.jwt.audience": "hamqtt"})
     good = dict(iss="https://idp.test", aud=["x", "hamqtt"])
@@ -75,6 +89,9 @@ def test_hs256_and_refusals(broker, version):
         line = reason(node, cid)
         assert why in line, line
     assert cases["sig"][0] not in node.log_text()  # never the token
+    got = jwt_metrics(node)
+    assert got["success"] == 1 and got["expired"] == 2 and got["claims"] == 2, got
+    assert got["signature"] == 1 and got["algorithm"] == 1 and got["unknown_kid"] == 0, got
     # not a JWT at all: not this method's answer; the end of the chain
     # refuses the unknown user name (a JWT reason would mean we judged it)
     refused(node, version, "plain-password", client_id="nojwt")
@@ -236,3 +253,20 @@ def test_token_in_username(broker):
     c.close()
     reason(node, "u2")
     assert bad not in node.log_text() and tok not in node.log_text()
+
+
+def test_bad_jwt_config_fails_start(tmp_path, keys):
+    """A JWKS URL that is not http(s) stops the start with file:line and the
+    key; an unreadable public key, a JWKS file with a bad key and a
+    non-base64 secret stop it with the key's name."""
+    from test_41_auth import start_fails
+    out = start_fails(tmp_path, 'auth.jwt.jwks_url = "ftp://idp/jwks"\n')
+    assert "auth.jwt.jwks_url" in out and "fail.conf:6" in out, out
+    out = start_fails(tmp_path, "auth.jwt.public_key = %s\n" % (tmp_path / "missing.pem"))
+    assert "auth.jwt.public_key" in out and "cannot open" in out, out
+    bad = tmp_path / "jwks.json"
+    bad.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}))
+    out = start_fails(tmp_path, "auth.jwt.jwks_file = %s\n" % bad)
+    assert "auth.jwt.jwks_file" in out and "key 1" in out, out
+    out = start_fails(tmp_path, 'auth.jwt.secret = "***"\nauth.jwt.secret_base64 = true\n')
+    assert "auth.jwt.secret" in out, out
