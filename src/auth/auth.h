@@ -18,10 +18,11 @@
  * auth_connect always allows and the broker skips it altogether
  * (auth_connect_needed).
  *
- * Authorization: with auth.acl_file set, every connection gets a struct
- * auth_client holding the rules it connected with (a reference), its user
- * name and client id, and a cache of decisions by topic; without one it gets
- * NULL and the broker checks nothing (one NULL test on each path).
+ * Authorization: with auth.acl_file set, or with rules of its own (a JWT's
+ * ACL claim, auth_result.acl), a connection gets a struct auth_client
+ * holding the rules it connected with (references), its user name and
+ * client id, and a cache of decisions by topic; otherwise it gets NULL and
+ * the broker checks nothing (one NULL test on each path).
  *
  * Threads: auth_connect and auth_client_new run on any worker (read lock on
  * the tables); auth_reload on the main thread (SIGHUP) parses the files

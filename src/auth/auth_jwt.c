@@ -141,8 +141,7 @@ struct auth_jwt *auth_jwt_new(const struct hq_config *cfg, char *err, size_t err
 			log_info("auth: JWKS %s: %zu keys", j->jwks_url, jwk_set_count(j->sets[SET_URL]));
 		else
 			log_warning("auth: JWKS fetch failed (tokens refused until one succeeds): %s", why);
-		j->fetch = jwt_fetch_start(j->jwks_url, j->sets[SET_URL] ? cfg->auth_jwt_jwks_refresh
-									 : JWT_FETCH_MIN_GAP,
+		j->fetch = jwt_fetch_start(j->jwks_url, cfg->auth_jwt_jwks_refresh, !j->sets[SET_URL],
 					   on_url_keys, j);
 		if (!j->fetch) {
 			snprintf(err, errlen, "auth.jwt.jwks_url: cannot start the fetch thread");

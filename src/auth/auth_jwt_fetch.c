@@ -21,6 +21,7 @@ struct jwt_fetch {
 	pthread_mutex_t lock;      /* guards stop, requested */
 	pthread_cond_t cond;
 	bool stop, requested;
+	bool failing;              /* the last fetch failed: retry after JWT_FETCH_MIN_GAP */
 	char *url;                 /* owned */
 	uint32_t interval;
 	jwt_fetch_cb cb;
@@ -98,7 +99,7 @@ static void *fetch_main(void *arg)
 	int64_t last = mono_now();
 	pthread_mutex_lock(&f->lock);
 	while (!f->stop) {
-		int64_t due = last + f->interval;
+		int64_t due = last + (f->failing ? JWT_FETCH_MIN_GAP : f->interval);
 		if (f->requested && last + JWT_FETCH_MIN_GAP < due)
 			due = last + JWT_FETCH_MIN_GAP;
 		if (mono_now() < due) {
@@ -119,14 +120,17 @@ static void *fetch_main(void *arg)
 		}
 		last = mono_now();
 		pthread_mutex_lock(&f->lock);
+		f->failing = !s;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
 }
 
-struct jwt_fetch *jwt_fetch_start(const char *url, uint32_t interval, jwt_fetch_cb cb, void *ctx)
+struct jwt_fetch *jwt_fetch_start(const char *url, uint32_t interval, bool failing,
+				   jwt_fetch_cb cb, void *ctx)
 {
 	struct jwt_fetch *f = hq_calloc(1, sizeof(*f));
+	f->failing = failing;
 	f->url = hq_strdup(url);
 	f->interval = interval ? interval : 1;
 	f->cb = cb;

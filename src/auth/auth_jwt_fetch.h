@@ -8,6 +8,7 @@
 #ifndef HQ_AUTH_AUTH_JWT_FETCH_H
 #define HQ_AUTH_AUTH_JWT_FETCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,8 +21,11 @@ typedef void (*jwt_fetch_cb)(void *ctx, struct jwk_set *keys);
 
 /* One fetch, blocking (at most ~5 s): the main thread at start. */
 struct jwk_set *jwt_fetch_once(const char *url, char *err, size_t errlen);
-/* Start the thread; the first fetch is due `interval` seconds from now. */
-struct jwt_fetch *jwt_fetch_start(const char *url, uint32_t interval, jwt_fetch_cb cb, void *ctx);
+/* Start the thread; the first fetch is due `interval` seconds from now, or
+ * JWT_FETCH_MIN_GAP when `failing` (the start's fetch failed), as after
+ * every failed fetch. */
+struct jwt_fetch *jwt_fetch_start(const char *url, uint32_t interval, bool failing,
+				  jwt_fetch_cb cb, void *ctx);
 /* Ask for an early fetch (any thread; cheap; rate limited by the thread). */
 void jwt_fetch_request(struct jwt_fetch *f);
 /* Stop and join the thread (waits for a fetch in flight, <= its timeout). */

@@ -141,11 +141,15 @@ class JwksServer:
     def __init__(self, keys):
         self.keys = keys
         self.hits = 0
+        self.down = False
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.hits += 1
+                if outer.down:
+                    self.send_error(503)
+                    return
                 body = json.dumps({"keys": outer.keys}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -182,17 +186,43 @@ def test_jwks_url_rotation(broker, keys):
         refused(node, 5, new, client_id="early")
         assert "kid unknown" in reason(node, "early")
 
-        def ok():
-            c = m.RawClient(node.port, version=5)
-            try:
-                c.send(m.connect("late", version=5, username="u", password=new))
-                got = [c.recv()]
-                return got[0].type == m.CONNACK and got[0].rc == 0
-            finally:
-                c.close()
-        wait_until(ok, T(20), interval=1.0, what="new kid accepted after the refresh")
+        accepted_eventually(node, new, "new kid accepted after the refresh")
         refused(node, 5, jm.mint(keys["rsa"], "RS256", jm.claims(), kid="k1"), client_id="old")
         assert srv.hits >= 2
+    finally:
+        srv.close()
+
+
+def accepted_eventually(node, tok, what):
+    def ok():
+        c = m.RawClient(node.port, version=5)
+        try:
+            c.send(m.connect("late", version=5, username="u", password=tok))
+            p = c.recv()
+            return p.type == m.CONNACK and p.rc == 0
+        finally:
+            c.close()
+    wait_until(ok, T(20), interval=1.0, what=what)
+
+
+def test_jwks_url_down_at_start(broker, keys):
+    """The JWKS server answers 503 when the node starts: the node starts
+    anyway (a warning), tokens are refused, and once the server is back the
+    thread's retry (every 5 s while failing) brings the keys; then it goes
+    back to auth.jwt.jwks_refresh."""
+    srv = JwksServer([jm.jwk(keys["ec"], "e1")])
+    srv.down = True
+    try:
+        node = broker({"auth.jwt.jwks_url": srv.url, "auth.jwt.jwks_refresh": "1h"})
+        node.wait_log("JWKS fetch failed")
+        tok = jm.mint(keys["ec"], "ES256", jm.claims(), kid="e1")
+        refused(node, 5, tok, client_id="nokeys")
+        srv.down = False
+        accepted_eventually(node, tok, "keys fetched after the server came back")
+        # then the configured interval (1h) again, not the failure retry's 5 s
+        hits = srv.hits
+        time.sleep(8)
+        assert srv.hits == hits, "fetched %d times in 8 s with jwks_refresh = 1h" % (srv.hits - hits)
     finally:
         srv.close()
 
