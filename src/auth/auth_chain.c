@@ -169,10 +169,11 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 {
 	struct passwd_db *pw;
 	struct acl_rules *acl;
-	if (a->jwt && auth_jwt_reload(a->jwt, err, errlen) != HQ_OK)
-		return HQ_EINVAL;
+	/* each source on its own: a bad JWKS file does not hold back the
+	 * password file (the first error is the one reported) */
+	int jrc = a->jwt ? auth_jwt_reload(a->jwt, err, errlen) : HQ_OK;
 	if (!a->password_file && !a->acl_file)
-		return HQ_OK;
+		return jrc;
 	if (load_files(a, &pw, &acl, err, errlen) != HQ_OK)
 		return HQ_EINVAL;
 	pthread_rwlock_wrlock(&a->lock);
@@ -188,7 +189,7 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 			   passwd_db_count(pw));
 	if (acl)
 		log_notice("auth: reloaded ACL file %s (for new connections)", a->acl_file);
-	return HQ_OK;
+	return jrc;
 }
 
 const char *const auth_jwt_result_names[AUTH_JWT_RESULTS] = {

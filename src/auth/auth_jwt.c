@@ -184,6 +184,9 @@ int auth_jwt_reload(struct auth_jwt *j, char *err, size_t errlen)
 		swap_set(j, SET_PEM, pem);
 	if (file)
 		swap_set(j, SET_FILE, file);
+	if (pem || file)
+		log_notice("auth: reloaded JWT keys (%s%s%s)", j->public_key ? j->public_key : "",
+			   pem && file ? ", " : "", j->jwks_file ? j->jwks_file : "");
 	if (j->fetch)
 		jwt_fetch_request(j->fetch);
 	return HQ_OK;

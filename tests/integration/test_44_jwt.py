@@ -10,6 +10,8 @@ the token. A denied SUBSCRIBE gets 0x80 / v5 0x87 [MQTT-3.9.3-2]."""
 
 import http.server
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -300,3 +302,27 @@ def test_bad_jwt_config_fails_start(tmp_path, keys):
     assert "auth.jwt.jwks_file" in out and "key 1" in out, out
     out = start_fails(tmp_path, 'auth.jwt.secret = "***"\nauth.jwt.secret_base64 = true\n')
     assert "auth.jwt.secret" in out, out
+
+
+def test_sighup_reloads_jwks_file(broker, tmp_path, keys):
+    """SIGHUP re-reads auth.jwt.jwks_file: a rotated key is accepted and the
+    removed one refused; a broken file is refused and the old keys stay;
+    connected clients stay connected."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jm.jwk(keys["rsa"], "k1")]}))
+    node = broker({"auth.jwt.jwks_file": str(jwks), "auth.allow_anonymous": False})
+    t1 = jm.mint(keys["rsa"], "RS256", jm.claims(), kid="k1")
+    t2 = jm.mint(keys["ec"], "ES256", jm.claims(), kid="k2")
+    keep = accepted(node, 5, t1, client_id="keep")
+    refused(node, 5, t2, client_id="k2early")
+    jwks.write_text(json.dumps({"keys": [jm.jwk(keys["ec"], "k2")]}))
+    os.kill(node.pid, signal.SIGHUP)
+    node.wait_log("reloaded JWT keys")
+    accepted(node, 4, t2, client_id="k2late").disconnect()
+    refused(node, 4, t1, client_id="k1late")
+    jwks.write_text("{broken")
+    os.kill(node.pid, signal.SIGHUP)
+    line = node.wait_log("reload refused")[0]
+    assert "auth.jwt.jwks_file" in line, line
+    accepted(node, 5, t2, client_id="k2still").disconnect()
+    assert keep.ping().type == m.PINGRESP
