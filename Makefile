@@ -23,8 +23,9 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc -pthread -fno-strict-aliasing
 LDFLAGS += -pthread
 LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
-# the HTTP authentication hook (src/auth/auth_http.c) is a libcurl client
-LDLIBS += -lcurl
+# the HTTP authentication hook (src/auth/auth_http.c) and the JWKS URL fetch
+# (auth_jwt_fetch.c) are libcurl clients; libjwt verifies JWT signatures
+LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
 
 ifeq ($(SAN),asan)

@@ -6,11 +6,12 @@
  *   1. the password file (auth.password_file): a user it lists is accepted
  *      with the right password and refused (bad user name or password) with a
  *      wrong one; a user it does not list is left to the next method;
- *   (later: the built-in database, JWT slot in here, each a struct
- *    auth_method)
+ *   (later: the built-in database slots in here)
+ *   2. JWT (auth.jwt.*, auth_jwt.h): a credential that is not a JWT is left
+ *      to the next method; a JWT is accepted or refused (bad credentials);
  *   then the methods that ask a server, on the auth threads (auth_async.c),
  *   never on a worker: the HTTP hook (auth.http.*), Redis (auth.redis.*);
- *   2. the end of the chain: a client without a user name is anonymous and
+ *   3. the end of the chain: a client without a user name is anonymous and
  *      auth.allow_anonymous decides (refused: not authorized); a client with
  *      a user name no method accepted is refused (bad user name or password)
  *      when a credentials method is configured, else treated as anonymous.
@@ -18,10 +19,11 @@
  * auth_connect always allows and the broker skips it altogether
  * (auth_connect_needed).
  *
- * Authorization: with auth.acl_file set, every connection gets a struct
- * auth_client holding the rules it connected with (a reference), its user
- * name and client id, and a cache of decisions by topic; without one it gets
- * NULL and the broker checks nothing (one NULL test on each path).
+ * Authorization: with auth.acl_file set, or with rules of its own (a JWT's
+ * ACL claim, auth_result.acl), a connection gets a struct auth_client
+ * holding the rules it connected with (references), its user name and
+ * client id, and a cache of decisions by topic; otherwise it gets NULL and
+ * the broker checks nothing (one NULL test on each path).
  *
  * Threads: auth_connect and auth_client_new run on any worker (read lock on
  * the tables); auth_reload on the main thread (SIGHUP) parses the files
@@ -54,6 +56,15 @@ enum auth_rc {
 	AUTH_PENDING,           /* auth_connect_async only: the answer comes later */
 };
 
+/* What a method hands back besides its answer (see auth_req.out). */
+struct auth_result {
+	struct acl_rules *acl;    /* the client's own rules (a JWT's claims), a
+				   * reference for auth_client_new; NULL: none */
+	bool replace_username;    /* the user name field held a credential (a JWT):
+				   * use `username` instead, never log the field */
+	char *username;           /* owned; NULL: none (the JWT's username/sub) */
+};
+
 struct auth_req {
 	const char *client_id;
 	const char *username;   /* NULL: none */
@@ -61,6 +72,7 @@ struct auth_req {
 	size_t password_len;
 	bool has_password;
 	const char *peerhost;   /* the client's address without the port (HTTP hook); NULL: "" */
+	struct auth_result *out; /* NULL or zeroed; the caller owns what lands there */
 };
 
 /* false: every CONNECT is allowed (no method, anonymous allowed). */
@@ -96,12 +108,20 @@ void auth_stop(struct auth *a);
 /* Prometheus lines: per method allow / deny / ignore / timeout counts. */
 struct buf;
 void auth_metrics(struct auth *a, const char *node, struct buf *out);
+/* JWT verdicts by result (auth.jwt.*), for /metrics: index i counts
+ * auth_jwt_result_names[i] ("success", "expired", ...); zeros when off. */
+#define AUTH_JWT_RESULTS 8
+extern const char *const auth_jwt_result_names[AUTH_JWT_RESULTS];
+void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS]);
 
 /* ---- authorization ---- */
 
 struct auth_client;
-/* NULL when no ACL file is configured (everything allowed). */
-struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id);
+/* NULL when no ACL file is configured and own is NULL (everything
+ * allowed). own: NULL or the client's own rules (auth_result.acl), taken
+ * over (*own becomes NULL); they are checked before the file's. */
+struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id,
+				    struct acl_rules **own);
 void auth_client_free(struct auth_client *ac);
 /* May the client publish to topic (ACL_WRITE), receive a message of topic
  * (ACL_READ), or subscribe to a filter (ACL_READ, is_filter)? topic is len

@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <uthash.h>
 
 struct acl_rule {
 	char *filter;              /* owned */
 	unsigned access;           /* ACL_READ | ACL_WRITE; 0 = deny */
 	bool subst;                /* a pattern with %u or %c */
+	bool deny;                 /* ordered (claims) rules: deny `access` */
 };
 
 struct acl_list {
@@ -34,6 +36,7 @@ struct acl_rules {
 	struct acl_list anon;      /* before any `user` line */
 	struct acl_list patterns;
 	struct acl_user *users;    /* uthash by name */
+	struct acl_list ordered;   /* a JWT's claims (acl_from_claim): first match decides */
 };
 
 bool acl_covers(const char *p, const char *f)
@@ -107,6 +110,7 @@ static void rules_free(struct acl_rules *r)
 {
 	list_free(&r->anon);
 	list_free(&r->patterns);
+	list_free(&r->ordered);
 	struct acl_user *u, *t;
 	HASH_ITER(hh, r->users, u, t) {
 		HASH_DEL(r->users, u);
@@ -330,9 +334,38 @@ static bool list_hit(const struct acl_list *l, const char *user, const char *cid
 	return false;
 }
 
+/* Claims rules in order: the first that covers the request decides. */
+static enum acl_verdict ordered_check(const struct acl_list *l, const char *user, const char *cid,
+				      unsigned access, const char *what, bool is_filter)
+{
+	char buf[1024];
+	bool overlap = false;
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct acl_rule *x = &l->v[i];
+		if (!(x->access & access))
+			continue;
+		const char *f = x->filter;
+		if (x->subst) {
+			if (!substitute(f, user, cid, buf, sizeof(buf)))
+				continue;
+			f = buf;
+		}
+		if (acl_covers(f, what))
+			return x->deny ? ACL_DENY : ACL_ALLOW;
+		if (!x->deny && is_filter && strpbrk(what, "+#") && acl_overlaps(f, what))
+			overlap = true;
+	}
+	return overlap ? ACL_ALLOW : ACL_NO_MATCH;
+}
+
 enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const char *client_id,
 			   unsigned access, const char *what, bool is_filter)
 {
+	if (r->ordered.n) {
+		enum acl_verdict v = ordered_check(&r->ordered, user, client_id, access, what, is_filter);
+		if (v != ACL_NO_MATCH)
+			return v;
+	}
 	/* a topic is a filter without wildcards: one "covers" serves both */
 	const struct acl_list *own = &r->anon;
 	if (user) {
@@ -353,4 +386,124 @@ enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const ch
 	     list_hit(&r->patterns, user, client_id, access, what, false, true)))
 		return ACL_ALLOW;
 	return ACL_NO_MATCH;
+}
+
+/* ---- rules from a JWT claim ---- */
+
+#define CLAIM_MAX_RULES 256
+
+/* ${username} / ${clientid} -> %u / %c; false when the result is no filter. */
+static bool claim_push(struct acl_list *l, const cJSON *topic, unsigned access, bool deny)
+{
+	if (!cJSON_IsString(topic) || l->n >= CLAIM_MAX_RULES)
+		return false;
+	const char *t = topic->valuestring;
+	size_t n = strlen(t);
+	char *f = hq_malloc(n + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		if (!strncmp(t + i, "${username}", 11)) {
+			memcpy(f + o, "%u", 2);
+			o += 2;
+			i += 11;
+		} else if (!strncmp(t + i, "${clientid}", 11)) {
+			memcpy(f + o, "%c", 2);
+			o += 2;
+			i += 11;
+		} else {
+			f[o++] = t[i++];
+		}
+	}
+	f[o] = 0;
+	bool ok = filter_ok(f, o);
+	if (ok) {
+		bool subst = strstr(f, "%u") || strstr(f, "%c");
+		list_push(l, f, o, access, subst);
+		l->v[l->n - 1].deny = deny;
+	}
+	hq_free(f);
+	return ok;
+}
+
+static bool claim_object(struct acl_list *l, const cJSON *claim, char *err, size_t errlen)
+{
+	static const struct { const char *key; unsigned access; } kinds[] = {
+		{ "pub", ACL_WRITE }, { "sub", ACL_READ }, { "all", ACL_READ | ACL_WRITE },
+	};
+	const cJSON *e;
+	cJSON_ArrayForEach(e, claim) {
+		size_t k = 0;
+		while (k < 3 && strcmp(e->string, kinds[k].key))
+			k++;
+		if (k == 3) {
+			snprintf(err, errlen, "ACL claim: unknown member (pub, sub, all)");
+			return false;
+		}
+		if (!cJSON_IsArray(e)) {
+			snprintf(err, errlen, "ACL claim: %s is not an array", kinds[k].key);
+			return false;
+		}
+		const cJSON *t;
+		cJSON_ArrayForEach(t, e) {
+			if (!claim_push(l, t, kinds[k].access, false)) {
+				snprintf(err, errlen, "ACL claim: %s: an invalid topic filter or too many rules",
+					 kinds[k].key);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool claim_list(struct acl_list *l, const cJSON *claim, char *err, size_t errlen)
+{
+	const cJSON *e;
+	int i = 0;
+	cJSON_ArrayForEach(e, claim) {
+		i++;
+		const cJSON *perm = cJSON_GetObjectItemCaseSensitive(e, "permission");
+		const cJSON *act = cJSON_GetObjectItemCaseSensitive(e, "action");
+		const cJSON *topic = cJSON_GetObjectItemCaseSensitive(e, "topic");
+		bool deny = cJSON_IsString(perm) && !strcmp(perm->valuestring, "deny");
+		if (!cJSON_IsString(perm) || (!deny && strcmp(perm->valuestring, "allow"))) {
+			snprintf(err, errlen, "ACL claim rule %d: permission must be allow or deny", i);
+			return false;
+		}
+		unsigned access = 0;
+		if (cJSON_IsString(act) && !strcmp(act->valuestring, "publish"))
+			access = ACL_WRITE;
+		else if (cJSON_IsString(act) && !strcmp(act->valuestring, "subscribe"))
+			access = ACL_READ;
+		else if (cJSON_IsString(act) && !strcmp(act->valuestring, "all"))
+			access = ACL_READ | ACL_WRITE;
+		if (!access) {
+			snprintf(err, errlen, "ACL claim rule %d: action must be publish, subscribe or all", i);
+			return false;
+		}
+		if (!claim_push(l, topic, access, deny)) {
+			snprintf(err, errlen, "ACL claim rule %d: an invalid topic filter or too many rules", i);
+			return false;
+		}
+	}
+	return true;
+}
+
+struct acl_rules *acl_from_claim(const cJSON *claim, char *err, size_t errlen)
+{
+	struct acl_rules *r = hq_calloc(1, sizeof(*r));
+	atomic_init(&r->refs, 1);
+	bool ok;
+	if (cJSON_IsObject(claim)) {
+		ok = claim_object(&r->ordered, claim, err, errlen);
+	} else if (cJSON_IsArray(claim)) {
+		ok = claim_list(&r->ordered, claim, err, errlen);
+	} else {
+		snprintf(err, errlen, "ACL claim is neither an object nor an array");
+		ok = false;
+	}
+	if (!ok) {
+		rules_free(r);
+		return NULL;
+	}
+	return r;
 }

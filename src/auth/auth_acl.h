@@ -41,6 +41,19 @@ struct acl_rules *acl_load(const char *path, char *err, size_t errlen);
 struct acl_rules *acl_ref(struct acl_rules *r);
 void acl_unref(struct acl_rules *r);
 
+/* A client's own rules from a JWT claim (EMQX's two forms):
+ *   {"pub": [filters], "sub": [filters], "all": [filters]}          (grants)
+ *   [{"permission": "allow"|"deny", "action": "publish"|"subscribe"|"all",
+ *     "topic": filter}, ...]                                        (in order)
+ * ${username} / ${clientid} in a filter stand for %u / %c. Unlike a file's
+ * rules these are ordered: the first rule that covers the request decides
+ * (so [allow t/#, deny #] grants t/... only), as EMQX evaluates them; a
+ * wildcard SUBSCRIBE filter an allow rule only overlaps is granted and its
+ * deliveries checked, as for files. At most 256 rules. NULL and err (what
+ * is wrong, no token text) when the claim is malformed. */
+struct cJSON;
+struct acl_rules *acl_from_claim(const struct cJSON *claim, char *err, size_t errlen);
+
 /* user NULL: anonymous. access ACL_READ or ACL_WRITE on a topic name;
  * is_filter: `what` is a SUBSCRIBE filter (access ACL_READ). */
 enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const char *client_id,

@@ -3,6 +3,7 @@
  * context with its decision cache.
  */
 #include "auth/auth.h"
+#include "auth/auth_jwt.h"
 #include "auth/auth_passwd.h"
 #include "auth/auth_async.h"
 #include "core/buf.h"
@@ -34,6 +35,7 @@ struct auth {
 	char *acl_file;
 	bool allow_anonymous;
 	bool no_match_allow;
+	struct auth_jwt *jwt;      /* owned; NULL: no auth.jwt.* key set */
 	const struct auth_method *methods[4];
 	int n_methods;
 	/* the methods that ask a server, on their own threads (owned; NULL:
@@ -62,6 +64,28 @@ static enum method_answer passwd_check(struct auth *a, const struct auth_req *r,
 }
 
 static const struct auth_method method_passwd = { "password_file", passwd_check };
+
+static enum method_answer jwt_check(struct auth *a, const struct auth_req *r, const char **why)
+{
+	struct jwt_cred cr = { .client_id = r->client_id, .username = r->username,
+			       .password = r->password, .password_len = r->password_len,
+			       .has_password = r->has_password };
+	struct jwt_outcome o = { 0 };
+	enum jwt_answer ans = auth_jwt_check(a->jwt, &cr, &o, why);
+	if (r->out) {
+		r->out->replace_username = o.token_in_username;
+		r->out->username = o.username;
+		r->out->acl = o.acl;
+	} else {
+		hq_free(o.username);
+		acl_unref(o.acl);
+	}
+	if (ans == JWT_NOT_MINE)
+		return METHOD_IGNORE;
+	return ans == JWT_VALID ? METHOD_ALLOW : METHOD_DENY_CREDENTIALS;
+}
+
+static const struct auth_method method_jwt = { "jwt", jwt_check };
 
 /* How long one check of the slowest entry takes: warn when a worker would
  * stall noticeably on each CONNECT (a file made with a large -I). */
@@ -120,6 +144,13 @@ struct auth *auth_new(const struct hq_config *cfg, char *err, size_t errlen)
 	}
 	if (a->pw)
 		a->methods[a->n_methods++] = &method_passwd;
+	if (auth_jwt_configured(cfg)) {
+		if (!(a->jwt = auth_jwt_new(cfg, err, errlen))) {
+			auth_free(a);
+			return NULL;
+		}
+		a->methods[a->n_methods++] = &method_jwt;
+	}
 	if (a->pw)
 		log_info("auth: password file %s: %u users", a->password_file, passwd_db_count(a->pw));
 	a->async = auth_async_new(cfg, err, errlen);
@@ -138,6 +169,7 @@ void auth_free(struct auth *a)
 	if (!a)
 		return;
 	auth_async_free(a->async);
+	auth_jwt_free(a->jwt);
 	passwd_db_free(a->pw);
 	acl_unref(a->acl);
 	hq_free(a->password_file);
@@ -150,8 +182,11 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 {
 	struct passwd_db *pw;
 	struct acl_rules *acl;
+	/* each source on its own: a bad JWKS file does not hold back the
+	 * password file (the first error is the one reported) */
+	int jrc = a->jwt ? auth_jwt_reload(a->jwt, err, errlen) : HQ_OK;
 	if (!a->password_file && !a->acl_file)
-		return HQ_OK;
+		return jrc;
 	if (load_files(a, &pw, &acl, err, errlen) != HQ_OK)
 		return HQ_EINVAL;
 	pthread_rwlock_wrlock(&a->lock);
@@ -167,7 +202,19 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 			   passwd_db_count(pw));
 	if (acl)
 		log_notice("auth: reloaded ACL file %s (for new connections)", a->acl_file);
-	return HQ_OK;
+	return jrc;
+}
+
+const char *const auth_jwt_result_names[AUTH_JWT_RESULTS] = {
+	"success", "expired", "signature", "algorithm", "unknown_kid", "claims", "malformed", "acl_claim",
+};
+_Static_assert(AUTH_JWT_RESULTS == JWT_R_N, "auth_jwt_result_names");
+
+void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS])
+{
+	memset(out, 0, AUTH_JWT_RESULTS * sizeof(out[0]));
+	if (a && a->jwt)
+		auth_jwt_counts(a->jwt, out);
 }
 
 bool auth_connect_needed(const struct auth *a)
@@ -182,6 +229,10 @@ static bool run_methods(struct auth *a, const struct auth_req *r, const char **w
 		enum method_answer m = a->methods[i]->check(a, r, why);
 		auth_mstat_count(&a->mstat[i], m == METHOD_ALLOW ? AV_ALLOW :
 					       m == METHOD_IGNORE ? AV_IGNORE : AV_DENY);
+		if (m != METHOD_ALLOW && r->out && r->out->acl) {
+			acl_unref(r->out->acl); /* rules only ever come with an allow */
+			r->out->acl = NULL;
+		}
 		switch (m) {
 		case METHOD_IGNORE:
 			continue;
@@ -287,7 +338,8 @@ struct acl_cached {
 };
 
 struct auth_client {
-	struct acl_rules *rules;  /* reference */
+	struct acl_rules *own;    /* reference; NULL: none (a JWT's claims) */
+	struct acl_rules *rules;  /* reference; NULL: no ACL file */
 	char *username;           /* owned, NULL = anonymous */
 	char *client_id;          /* owned */
 	bool no_match_allow;
@@ -296,13 +348,18 @@ struct auth_client {
 	struct acl_cached *cache; /* uthash by topic */
 };
 
-struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id)
+struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id,
+				    struct acl_rules **own)
 {
-	if (!a || !a->acl_file)
+	if (!a || (!a->acl_file && !(own && *own)))
 		return NULL;
 	struct auth_client *ac = hq_calloc(1, sizeof(*ac));
+	if (own) {
+		ac->own = *own;
+		*own = NULL;
+	}
 	pthread_rwlock_rdlock(&a->lock);
-	ac->rules = acl_ref(a->acl);
+	ac->rules = a->acl ? acl_ref(a->acl) : NULL;
 	pthread_rwlock_unlock(&a->lock);
 	ac->username = username ? hq_strdup(username) : NULL;
 	ac->client_id = hq_strdup(client_id ? client_id : "");
@@ -325,6 +382,7 @@ void auth_client_free(struct auth_client *ac)
 	if (!ac)
 		return;
 	cache_clear(ac);
+	acl_unref(ac->own);
 	acl_unref(ac->rules);
 	hq_free(ac->username);
 	hq_free(ac->client_id);
@@ -338,7 +396,12 @@ static bool decide(const struct auth_client *ac, unsigned access, const char *wh
 	char *z = len < sizeof(stack) ? stack : hq_malloc(len + 1);
 	memcpy(z, what, len);
 	z[len] = 0;
-	enum acl_verdict v = acl_check(ac->rules, ac->username, ac->client_id, access, z, is_filter);
+	/* the client's own rules (a JWT's claims) first, then the file's */
+	enum acl_verdict v = ACL_NO_MATCH;
+	if (ac->own)
+		v = acl_check(ac->own, ac->username, ac->client_id, access, z, is_filter);
+	if (v == ACL_NO_MATCH && ac->rules)
+		v = acl_check(ac->rules, ac->username, ac->client_id, access, z, is_filter);
 	if (z != stack)
 		hq_free(z);
 	return v == ACL_ALLOW || (v == ACL_NO_MATCH && ac->no_match_allow);

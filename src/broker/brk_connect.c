@@ -148,13 +148,18 @@ static int connect_username(struct conn *c, const struct mqtt_connect *k)
 }
 
 /* The chain allowed c (or was not asked): the ACL context (none for a
- * superuser), and the will's topic must be writable (Mosquitto refuses such
+ * superuser; own: NULL or a method's rules for this client, a JWT's claims,
+ * consumed), and the will's topic must be writable (Mosquitto refuses such
  * a CONNECT as not authorized too); then the client id is registered. */
-static int connect_authorized(struct conn *c, bool superuser)
+static int connect_authorized(struct conn *c, bool superuser, struct acl_rules **own)
 {
 	struct worker *w = c->w;
 	if (!superuser)
-		c->acl = auth_client_new(w->b->auth, c->username, c->client_id);
+		c->acl = auth_client_new(w->b->auth, c->username, c->client_id, own);
+	if (own && *own) {
+		acl_unref(*own);
+		*own = NULL;
+	}
 	if (c->acl && c->will) {
 		bool ok = auth_client_allow(c->acl, ACL_WRITE, c->will->topic, c->will->topic_len, false);
 		if (ok)
@@ -194,17 +199,26 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 	struct worker *w = c->w;
 	if (auth_connect_needed(w->b->auth)) {
 		const char *why = "";
+		struct auth_result res = { 0 }; /* a method's extras: a JWT's ACL, user name */
 		struct auth_req r = { .client_id = c->client_id, .username = c->username,
 				      .password = k->password.p, .password_len = k->password.len,
-				      .has_password = k->has_password };
+				      .has_password = k->has_password, .out = &res };
 		enum auth_rc rc = brk_auth_begin(c, &r, &why);
+		if (res.replace_username) {
+			/* the field held a token: never log or keep it */
+			hq_free(c->username);
+			c->username = res.username;
+			res.username = NULL;
+		}
+		hq_free(res.username);
 		if (rc == AUTH_PENDING)
-			return HQ_OK;
+			return HQ_OK; /* no in-process method decided: res.acl is NULL */
 		if (rc != AUTH_ALLOW)
-			return connect_refused(c, rc, why);
+			return connect_refused(c, rc, why); /* rules come only with an allow */
 		STAT_ADD(w->st.auth_ok, 1);
+		return connect_authorized(c, false, &res.acl);
 	}
-	return connect_authorized(c, false);
+	return connect_authorized(c, false, NULL);
 }
 
 void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans)
@@ -218,7 +232,7 @@ void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans)
 	if (ans->superuser)
 		log_info("client_id=%s authenticated as a superuser (%s): no ACL applies",
 			 c->client_id, ans->why);
-	connect_authorized(c, ans->superuser);
+	connect_authorized(c, ans->superuser, NULL);
 }
 
 static void attach_and_ack(struct conn *c, struct session *s, bool present)

@@ -60,6 +60,9 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		accept_guard_counts_add(&b->workers[i].accept, &out->accept_mqtt);
 	}
 	ovl_info(b, out);
+	_Static_assert(sizeof(out->jwt_results) / sizeof(out->jwt_results[0]) == AUTH_JWT_RESULTS,
+		       "broker_info.jwt_results");
+	auth_jwt_results(b->auth, out->jwt_results);
 	pthread_mutex_lock(&b->retain_lock);
 	out->retained = retain_tree_count(b->retained);
 	out->cluster_running = 1;

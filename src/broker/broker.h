@@ -91,6 +91,7 @@ struct broker_info {
 	/* src/auth/: CONNECTs accepted / refused by the chain (counted only when
 	 * a method is configured), ACL decisions (only with an ACL file) */
 	uint64_t auth_ok, auth_refused, acl_allow, acl_deny;
+	uint64_t jwt_results[8];  /* by auth_jwt_result_names (src/auth/auth.h) */
 	uint64_t retained;        /* retained messages held */
 	/* cluster (0 when clustering is off) */
 	int cluster_running;      /* members running, this node included */

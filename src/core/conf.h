@@ -171,6 +171,20 @@ struct hq_config {
 	uint32_t flap_max_count;           /* connects allowed per window */
 	uint32_t flap_window_time;         /* seconds */
 	uint32_t flap_ban_time;            /* seconds */
+	/* auth.jwt.* (src/auth/auth_jwt.h) */
+	enum conf_jwt_from { CONF_JWT_FROM_PASSWORD = 0, CONF_JWT_FROM_USERNAME } auth_jwt_from;
+	char *auth_jwt_secret;         /* "" = none; HS256/384/512 */
+	bool auth_jwt_secret_base64;   /* the secret is base64 (or base64url) text */
+	char *auth_jwt_public_key;     /* "" = none; PEM file, RSA or EC */
+	char *auth_jwt_jwks_file;      /* "" = none; a JWK Set file */
+	char *auth_jwt_jwks_url;       /* "" = none; http(s) URL of a JWK Set */
+	uint32_t auth_jwt_jwks_refresh; /* seconds between two fetches of jwks_url */
+	uint32_t auth_jwt_leeway;      /* seconds of clock skew allowed on exp / nbf */
+	char *auth_jwt_issuer;         /* "" = iss not checked */
+	char *auth_jwt_audience;       /* "" = aud not checked */
+	bool auth_jwt_verify_clientid; /* claim clientid (else sub) = the client id */
+	bool auth_jwt_verify_username; /* claim username (else sub) = the user name */
+	char *auth_jwt_acl_claim;      /* "" = no ACL from claims */
 };
 
 /* Overload protection values (conf_rate.c). A rate: "<n>[KB|MB|GB]/<unit>"

@@ -142,6 +142,12 @@ bool conf_check_tls_versions(const char *v)
 
 /* ---- the schema ---- */
 
+/* auth.jwt.jwks_url: empty, or an http(s) URL (libcurl is held to those). */
+static bool check_http_url(const char *v)
+{
+	return !*v || ((!strncmp(v, "http://", 7) && v[7]) || (!strncmp(v, "https://", 8) && v[8]));
+}
+
 static const char *const disc_names[] = { "manual", "static", "dns", NULL };
 static const char *const store_names[] = { "memory", "local", "redis", NULL };
 static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none", NULL };
@@ -523,6 +529,34 @@ const struct conf_key conf_keys[] = {
 	      "the window connects are counted in"),
 	K_DUR("flapping_detect.ban_time", flap_ban_time, 1, 31536000, "5m",
 	      "how long a flapping client id is banned"),
+	/* auth.jwt.* (src/auth/auth_jwt.h): the JWT method; the names of `from`
+	 * inline so that the block stays in one place */
+	K_ENUM("auth.jwt.from", auth_jwt_from, ((const char *const[]){ "password", "username", NULL }),
+	       "password", "where a client puts its JWT: password | username"),
+	K_STR("auth.jwt.secret", auth_jwt_secret, NULL, NULL, "",
+	      "HS256/384/512 shared secret; empty = none"),
+	K_BOOL("auth.jwt.secret_base64", auth_jwt_secret_base64, "false",
+	       "auth.jwt.secret is base64 text (the key is the decoded bytes)"),
+	K_STR("auth.jwt.public_key", auth_jwt_public_key, NULL, NULL, "",
+	      "PEM public key file (RSA: RS256/384/512, EC: ES256/384/512); empty = none"),
+	K_STR("auth.jwt.jwks_file", auth_jwt_jwks_file, NULL, NULL, "",
+	      "JWK Set file; empty = none"),
+	K_STR("auth.jwt.jwks_url", auth_jwt_jwks_url, check_http_url, "http://... or https://...", "",
+	      "JWK Set URL, fetched on start, every jwks_refresh and on an unknown kid; empty = none"),
+	K_DUR("auth.jwt.jwks_refresh", auth_jwt_jwks_refresh, 1, 86400, "5m",
+	      "time between two fetches of auth.jwt.jwks_url"),
+	K_DUR("auth.jwt.leeway", auth_jwt_leeway, 0, 600, "0s",
+	      "clock skew allowed when checking exp and nbf"),
+	K_STR("auth.jwt.issuer", auth_jwt_issuer, NULL, NULL, "",
+	      "required iss claim; empty = not checked"),
+	K_STR("auth.jwt.audience", auth_jwt_audience, NULL, NULL, "",
+	      "required aud claim (or member of it); empty = not checked"),
+	K_BOOL("auth.jwt.verify_clientid", auth_jwt_verify_clientid, "false",
+	       "the claim clientid (else sub) must equal the client id"),
+	K_BOOL("auth.jwt.verify_username", auth_jwt_verify_username, "false",
+	       "the claim username (else sub) must equal the user name"),
+	K_STR("auth.jwt.acl_claim", auth_jwt_acl_claim, NULL, NULL, "acl",
+	      "the claim holding the client's ACL; empty = none"),
 };
 
 const size_t conf_n_keys = sizeof(conf_keys) / sizeof(conf_keys[0]);

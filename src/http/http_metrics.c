@@ -152,6 +152,11 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 		"hamqtt_authentication_total{node=\"%s\",result=\"success\"} %" PRIu64 "\n"
 		"hamqtt_authentication_total{node=\"%s\",result=\"failure\"} %" PRIu64 "\n",
 		node, in.auth_ok, node, in.auth_refused);
+	put(&b, "# HELP hamqtt_jwt_total JWTs judged by the auth.jwt method, by result.\n"
+		"# TYPE hamqtt_jwt_total counter\n");
+	for (int i = 0; i < AUTH_JWT_RESULTS; i++)
+		put(&b, "hamqtt_jwt_total{node=\"%s\",result=\"%s\"} %" PRIu64 "\n", node,
+		    auth_jwt_result_names[i], in.jwt_results[i]);
 	put(&b, "# HELP hamqtt_acl_decisions_total ACL decisions (auth.acl_file): PUBLISH, SUBSCRIBE "
 		"and each message delivered, cached decisions included.\n"
 		"# TYPE hamqtt_acl_decisions_total counter\n"

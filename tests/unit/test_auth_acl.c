@@ -179,7 +179,7 @@ static void test_client_cache(void **state)
 	cfg.auth_acl_file = strdup(path);
 	struct auth *a = auth_new(&cfg, err, sizeof(err));
 	assert_non_null(a);
-	struct auth_client *ac = auth_client_new(a, "alice", "c1");
+	struct auth_client *ac = auth_client_new(a, "alice", "c1", NULL);
 	assert_non_null(ac);
 	assert_true(auth_client_allow(ac, R, "a/x", 3, false));
 	assert_false(auth_client_allow(ac, R, "a/secretXX", 8, false)); /* len counts */
@@ -201,7 +201,7 @@ static void test_client_cache(void **state)
 	fclose(f);
 	assert_int_equal(auth_reload(a, err, sizeof(err)), 0);
 	assert_true(auth_client_allow(ac, R, "a/q", 3, false));
-	struct auth_client *ac2 = auth_client_new(a, "alice", "c1");
+	struct auth_client *ac2 = auth_client_new(a, "alice", "c1", NULL);
 	assert_false(auth_client_allow(ac2, R, "a/q", 3, false));
 	auth_client_free(ac2);
 	/* a bad file on reload: refused, old rules stay */
@@ -210,7 +210,7 @@ static void test_client_cache(void **state)
 	fclose(f);
 	assert_int_not_equal(auth_reload(a, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, ":1: expected topic, pattern or user"));
-	ac2 = auth_client_new(a, "alice", "c1");
+	ac2 = auth_client_new(a, "alice", "c1", NULL);
 	assert_false(auth_client_allow(ac2, R, "a/q", 3, false));
 	auth_client_free(ac2);
 	auth_client_free(ac);
@@ -221,7 +221,7 @@ static void test_client_cache(void **state)
 	fclose(f);
 	cfg.auth_acl_no_match = CONF_ACL_ALLOW;
 	a = auth_new(&cfg, err, sizeof(err));
-	ac = auth_client_new(a, NULL, "c");
+	ac = auth_client_new(a, NULL, "c", NULL);
 	assert_true(auth_client_allow(ac, W, "y", 1, false));
 	assert_false(auth_client_allow(ac, W, "x", 1, false));
 	auth_client_free(ac);
@@ -231,7 +231,7 @@ static void test_client_cache(void **state)
 	free(cfg.auth_acl_file);
 	cfg.auth_acl_file = strdup("");
 	a = auth_new(&cfg, err, sizeof(err));
-	assert_null(auth_client_new(a, "alice", "c"));
+	assert_null(auth_client_new(a, "alice", "c", NULL));
 	auth_free(a);
 	conf_free(&cfg);
 }
