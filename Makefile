@@ -110,7 +110,7 @@ deps:
 	@scripts/deps.sh
 
 run: deps all
-	@mkdir -p data
+	@mkdir -p etc/data
 	./$(BUILD)/hamqttd -c etc/hamqtt.conf
 
 integration: all

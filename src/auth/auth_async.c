@@ -143,12 +143,11 @@ void auth_async_answer(struct auth_async *aa, struct auth_job *j, enum auth_verd
 		finish(aa, j, AUTH_BAD_CREDENTIALS, why);
 		return;
 	}
-	/* ignore, timeout, error: the next method (EMQX's "ignore"). Redis
-	 * logs its outages itself, once each: not per CONNECT here. */
-	if (j->stage == STAGE_REDIS)
-		log_debug("auth: %s for client_id=%s: next method", why, j->client_id);
-	else
-		log_info("auth: %s for client_id=%s: next method", why, j->client_id);
+	/* ignore, timeout, error: the next method (EMQX's "ignore"). Each
+	 * stage logs its outages itself, once each (auth_http.c outage_note,
+	 * auth_redis.c): per CONNECT only at debug, or a failing hook under
+	 * load would write a line per CONNECT. */
+	log_debug("auth: %s for client_id=%s: next method", why, j->client_id);
 	if (to_stage(aa, j, j->stage + 1))
 		return;
 	/* the end of the chain decides; a refusal says what the last method said */

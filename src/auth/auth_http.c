@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,6 +68,10 @@ struct auth_http {
 	uint32_t n_calls;
 	struct cached *cache;
 	uint32_t n_cached;
+	/* an outage (errors, timeouts, bad answers in a row): logged when it
+	 * starts and when it ends, not per CONNECT (as Redis's) */
+	bool failing;
+	uint64_t failed_calls;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -166,6 +171,27 @@ static void answer(struct auth_http *h, struct auth_job *j, enum auth_verdict v,
 	auth_async_answer(h->aa, j, v, why);
 }
 
+/* A call ended: failed (no usable answer) or the hook answered. One warning
+ * when failures start, one notice when the hook answers again: a hook down
+ * under a thousand CONNECTs a second must not write a thousand lines a
+ * second. Each CONNECT's own outcome is still its refusal line (if refused),
+ * the debug line of auth_async and hamqtt_auth_method_total. */
+static void outage_note(struct auth_http *h, bool failed, const char *why, const char *client_id)
+{
+	if (failed) {
+		if (!h->failing)
+			log_warning("auth: HTTP hook failing (%s, client_id=%s): CONNECTs go to the "
+				    "next method; logged again when it answers", why, client_id);
+		h->failing = true;
+		h->failed_calls++;
+	} else if (h->failing) {
+		log_notice("auth: HTTP hook answers again (%" PRIu64 " calls failed meanwhile)",
+			   h->failed_calls);
+		h->failing = false;
+		h->failed_calls = 0;
+	}
+}
+
 static void call_start(struct auth_http *h, struct auth_job *j)
 {
 	enum auth_verdict cv;
@@ -229,7 +255,7 @@ static void call_free(struct auth_http *h, struct call *c)
 
 /* EMQX 5: 200 with a JSON result, 204 allow, anything else ignore. */
 static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superuser, char *why,
-				    size_t wl)
+				    size_t wl, bool *failed)
 {
 	if (status == 204) {
 		snprintf(why, wl, "http hook: allow (204)");
@@ -237,6 +263,7 @@ static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superus
 	}
 	if (status != 200) {
 		snprintf(why, wl, "http hook: status %ld", status);
+		*failed = true;
 		return AV_IGNORE;
 	}
 	cJSON *js = cJSON_ParseWithLength((const char *)buf_head(resp), buf_avail(resp));
@@ -251,8 +278,10 @@ static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superus
 		v = AV_DENY;
 	if (s)
 		snprintf(why, wl, "http hook: %s", v == AV_ALLOW ? "allow" : v == AV_DENY ? "deny" : "ignore");
-	else
+	else {
 		snprintf(why, wl, "http hook: 200 without a \"result\" string");
+		*failed = true;
+	}
 	cJSON_Delete(js);
 	return v;
 }
@@ -263,6 +292,7 @@ static void call_done(struct auth_http *h, CURL *easy, CURLcode res)
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
 	char why[160];
 	enum auth_verdict v;
+	bool failed = res != CURLE_OK;
 	if (res == CURLE_OPERATION_TIMEDOUT) {
 		snprintf(why, sizeof(why), "http hook: no answer within auth.http.timeout");
 		v = AV_TIMEOUT;
@@ -272,8 +302,9 @@ static void call_done(struct auth_http *h, CURL *easy, CURLcode res)
 	} else {
 		long status = 0;
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-		v = verdict_of(status, &c->resp, &c->job->superuser, why, sizeof(why));
+		v = verdict_of(status, &c->resp, &c->job->superuser, why, sizeof(why), &failed);
 	}
+	outage_note(h, failed, why, c->job->client_id);
 	cache_put(h, c->job, v);
 	struct auth_job *j = c->job;
 	c->job = NULL;
@@ -306,10 +337,12 @@ static void start_waiting(struct auth_http *h)
 		if (!h->wait_head)
 			h->wait_tail = NULL;
 		j->next = NULL;
-		if (now - j->submitted_ms > (int64_t)h->timeout_ms)
-			answer(h, j, AV_TIMEOUT, "http hook: waited auth.http.timeout for a free call "
-				   "(auth.http.max_inflight)");
-		else
+		if (now - j->submitted_ms > (int64_t)h->timeout_ms) {
+			const char *why = "http hook: waited auth.http.timeout for a free call "
+					  "(auth.http.max_inflight)";
+			outage_note(h, true, why, j->client_id);
+			answer(h, j, AV_TIMEOUT, why);
+		} else
 			call_start(h, j);
 	}
 }

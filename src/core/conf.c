@@ -538,6 +538,23 @@ int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
 	return load_text(cfg, name, text, strlen(text), err, errlen);
 }
 
+/* A relative node.data_dir names a directory next to the config file (as
+ * HAProxy's `default-path config`): the node and hamqtt-ctl, started from
+ * different directories, must agree on it (ctl reads data_dir/ctl.key). */
+static void data_dir_from_file(struct hq_config *cfg, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *d = cfg->node_data_dir;
+	if (!slash || !d || !*d || *d == '/')
+		return; /* the file is in the working directory, or nothing to do */
+	size_t dl = (size_t)(slash - path) + 1, n = dl + strlen(d) + 1;
+	char *abs = hq_malloc(n);
+	memcpy(abs, path, dl);
+	memcpy(abs + dl, d, strlen(d) + 1);
+	hq_free(cfg->node_data_dir);
+	cfg->node_data_dir = abs;
+}
+
 int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
@@ -571,6 +588,8 @@ int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t er
 	}
 	fclose(f);
 	hq_free(text);
+	if (rc == HQ_OK)
+		data_dir_from_file(cfg, path);
 	return rc;
 }
 
@@ -718,6 +737,25 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 	}
 	if (enabled == 0)
 		return fail(NULL, "listeners.tcp", err, errlen, "no enabled listener");
+	/* The compiled-in cookie is public: with it anyone who reaches the cluster
+	 * port joins the cluster (every message, every session). Refused rather
+	 * than warned about, since a warning scrolls by and the fix is one line;
+	 * loopback-only nodes (make run, tests) keep working. */
+	if (cfg->cluster_port != 0 && cfg->node_cookie &&
+	    !strcmp(cfg->node_cookie, CONF_DEFAULT_COOKIE)) {
+		const char *at = strrchr(cfg->node_name, '@');
+		char host[256];
+		int port;
+		char hp[300];
+		snprintf(hp, sizeof(hp), "%s:%d", at + 1, cfg->cluster_port);
+		if (conf_parse_hostport(hp, host, sizeof(host), &port) != HQ_OK ||
+		    !conf_host_is_loopback(host))
+			return fail(NULL, "node.cookie", err, errlen,
+				    "the built-in default cookie is public and the cluster port "
+				    "listens on %.100s (host of node.name), not loopback: set a "
+				    "secret of your own on every node (e.g. openssl rand -hex 32), "
+				    "or cluster.port = 0 for a standalone node", hp);
+	}
 	/* cluster.tls: mutual, so every node needs all three files */
 	if (cfg->cluster_tls_enable && (!cfg->cluster_tls_certfile[0] ||
 					!cfg->cluster_tls_keyfile[0] || !cfg->cluster_tls_cacertfile[0]))
@@ -726,6 +764,17 @@ int conf_validate(const struct hq_config *cfg, char *err, size_t errlen)
 								 : "cluster.tls.cacertfile",
 			    err, errlen, "required with cluster.tls.enable = true");
 	return HQ_OK;
+}
+
+bool conf_host_is_loopback(const char *host)
+{
+	if (!strcmp(host, "localhost") || !strcmp(host, "::1"))
+		return true;
+	/* 127.0.0.0/8 written as a dotted quad */
+	unsigned a, b, c, d;
+	char end;
+	return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &end) == 4 && a == 127 &&
+	       b < 256 && c < 256 && d < 256;
 }
 
 /* host and port may be NULL to only check the syntax. Ports are 0..65535 (0 = ephemeral). */

@@ -110,6 +110,9 @@ struct hq_config {
 	int dashboard_request_timeout; /* seconds for a request's headers + body */
 	int dashboard_token_expiry;    /* seconds a login token is valid */
 	char *dashboard_default_password_file; /* "" = admin/public, changed at first login */
+	/* secure defaults (secdef): login throttling (http_throttle.c) */
+	int dashboard_login_max_failures; /* failed logins per address before 429; 0 = off */
+	int dashboard_login_block_time;   /* seconds of the first 429 period (doubles) */
 	/* log */
 	int log_level;                 /* enum log_level */
 	int log_format;                /* enum log_format */
@@ -201,7 +204,11 @@ bool conf_check_watermark(const char *v);
 void conf_defaults(struct hq_config *cfg);
 
 /* Parse a config file into cfg (which holds defaults or earlier values).
- * On error returns HQ_EINVAL and writes "file:line: key: message" into err. */
+ * On error returns HQ_EINVAL and writes "file:line: key: message" into err.
+ * A relative node.data_dir (from the file or the default) is then taken from
+ * the file's directory, so hamqttd and hamqtt-ctl find the same directory
+ * whatever their working directories; HAMQTT_* and --set values applied
+ * later stay relative to the working directory. */
 int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t errlen);
 /* Parse text as if it were a file named `name` (used by tests and embedded default). */
 int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
@@ -210,8 +217,14 @@ int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
 int conf_load_env(struct hq_config *cfg, char *const *envp, char *err, size_t errlen);
 /* Apply one "key=value" override (from --set). */
 int conf_set(struct hq_config *cfg, const char *origin, const char *kv, char *err, size_t errlen);
-/* Cross-key checks after everything is loaded (e.g. at least one listener). */
+/* Cross-key checks after everything is loaded (e.g. at least one listener).
+ * Refuses the compiled-in (public) node.cookie on a node whose cluster port
+ * listens on a non-loopback address (conf_host_is_loopback). */
 int conf_validate(const struct hq_config *cfg, char *err, size_t errlen);
+/* The compiled-in node.cookie: public, so only fit for a node nobody else reaches. */
+#define CONF_DEFAULT_COOKIE "hamqttsecretcookie"
+/* host is 127.0.0.0/8, ::1 or localhost (what only this machine can reach). */
+bool conf_host_is_loopback(const char *host);
 void conf_free(struct hq_config *cfg);
 
 /* Split "host:port" / "[v6]:port" / ":port"; host copied into host (size hostlen),

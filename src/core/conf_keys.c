@@ -227,7 +227,7 @@ _Static_assert(sizeof(enum conf_store) == 4 && sizeof(enum conf_discovery) == 4 
 const struct conf_key conf_keys[] = {
 	K_STR("node.name", node_name, conf_check_nodename, "name@host", "hamqtt@127.0.0.1",
 	      "name@host of this node; peers reach host:cluster.port"),
-	K_STR("node.cookie", node_cookie, NULL, NULL, "hamqttsecretcookie",
+	K_STR("node.cookie", node_cookie, NULL, NULL, CONF_DEFAULT_COOKIE,
 	      "shared secret of the cluster; every node must use the same"),
 	K_STR("node.data_dir", node_data_dir, NULL, NULL, "data",
 	      "directory for the local session store and node state"),
@@ -389,6 +389,11 @@ const struct conf_key conf_keys[] = {
 	      "how long a dashboard login token (POST /api/v5/login) is valid"),
 	K_STR("dashboard.default_password_file", dashboard_default_password_file, NULL, NULL, "",
 	      "file whose first line is admin's first password; empty = public, changed at first login"),
+	/* secure defaults (secdef): login throttling */
+	K_INT("dashboard.login.max_failures", dashboard_login_max_failures, 0, 1000, "5",
+	      "failed logins from one address before it gets 429 for a while; 0 = no limit"),
+	K_DUR("dashboard.login.block_time", dashboard_login_block_time, 1, 86400, "10s",
+	      "first 429 period after max_failures failed logins; doubles each time, up to 64x"),
 
 	K_ENUM("log.level", log_level, level_names, "info",
 	       "debug | info | notice | warning | error | none"),

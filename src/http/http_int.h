@@ -20,6 +20,7 @@
 struct broker;
 struct http_authz;
 struct http_guard;
+struct http_throttle;
 struct hq_config;
 struct cJSON;
 struct http_resp;
@@ -36,6 +37,7 @@ struct http_ctx {
 	struct mgmt_users *users;   /* users and API keys (owned by the server) */
 	struct http_authz *authz;   /* token key, revocation list, refusal log (owned) */
 	struct http_guard *guard;   /* connection limits and deadlines (owned) */
+	struct http_throttle *login_throttle; /* failed logins per address (owned) */
 };
 
 /* The broker, or NULL while the node is starting (then resp is a 503). */
@@ -60,6 +62,7 @@ struct http_resp {
 	const char *content_type;   /* static string */
 	const char *allow;          /* Allow header for 405 (static or resp-owned buffer), or NULL */
 	const char *www_auth;       /* WWW-Authenticate header of a 401 (static), or NULL */
+	unsigned retry_after;       /* seconds for a Retry-After header (429); 0 = none */
 	char *body;                 /* malloc'd, owned by resp; NULL = empty body */
 	size_t body_len;
 	char allow_buf[64];

@@ -5,6 +5,7 @@
  * through broker_get_info().
  */
 #include "http/http_guard.h"
+#include "http/http_throttle.h"
 #include "http/http_int.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
@@ -119,6 +120,21 @@ static void http_guard_metrics(struct buf *b, const char *node, struct http_ctx 
 	       "hamqtt_http_connections_closed_total{node=\"%s\",reason=\"per_address\"} %" PRIu64 "\n"
 	       "hamqtt_http_connections_closed_total{node=\"%s\",reason=\"request_timeout\"} %" PRIu64
 	       "\n", node, st.refused_per_address, node, st.request_timeouts);
+	struct http_throttle_stats ls = { 0 };
+	if (ctx->login_throttle)
+		http_throttle_get_stats(ctx->login_throttle, &ls);
+	put(b, "# HELP hamqtt_http_login_total Dashboard logins (POST /api/v5/login): ok, failed "
+	       "(wrong user name or password), throttled (429: too many failures from the "
+	       "address, dashboard.login.*).\n"
+	       "# TYPE hamqtt_http_login_total counter\n");
+	put(b, "hamqtt_http_login_total{node=\"%s\",result=\"ok\"} %" PRIu64 "\n", node, ls.ok);
+	put(b, "hamqtt_http_login_total{node=\"%s\",result=\"failed\"} %" PRIu64 "\n", node,
+	    ls.failed);
+	put(b, "hamqtt_http_login_total{node=\"%s\",result=\"throttled\"} %" PRIu64 "\n", node,
+	    ls.throttled);
+	metric(b, "hamqtt_http_login_blocks_total", "counter",
+	       "Times a client address was blocked from logging in (dashboard.login.max_failures).",
+	       node, ls.blocks);
 }
 
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)

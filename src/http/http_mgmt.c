@@ -10,6 +10,7 @@
  * except login (open) and change_pwd/logout (HTTP_R_SELF: checked here).
  */
 #include "http/http_int.h"
+#include "http/http_throttle.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/version.h"
@@ -87,9 +88,21 @@ void http_mgmt_login(struct http_ctx *ctx, const struct http_req *req, struct ht
 	cJSON *in = body_object(req, resp);
 	if (!in)
 		return;
+	/* throttled before the password is looked at (http_throttle.h) */
+	unsigned wait_s = ctx->login_throttle ? http_throttle_begin(ctx->login_throttle, req->peer) : 0;
+	if (wait_s) {
+		cJSON_Delete(in);
+		resp->retry_after = wait_s;
+		http_resp_error(resp, 429, "TOO_MANY_REQUESTS", "too many failed logins from this "
+				"address: retry later");
+		return;
+	}
 	const char *user = str_field(in, "username"), *pw = str_field(in, "password");
 	struct mgmt_principal who;
-	if (!user || !pw || mgmt_users_login(ctx->users, user, pw, &who) != HQ_OK) {
+	bool ok = user && pw && mgmt_users_login(ctx->users, user, pw, &who) == HQ_OK;
+	if (ctx->login_throttle)
+		http_throttle_done(ctx->login_throttle, req->peer, ok);
+	if (!ok) {
 		char u[MGMT_NAME_MAX];
 		size_t i = 0;
 		for (; user && user[i] && i + 1 < sizeof(u); i++)

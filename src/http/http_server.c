@@ -15,6 +15,7 @@
  */
 #include "http/http.h"
 #include "http/http_guard.h"
+#include "http/http_throttle.h"
 #include "http/http_int.h"
 #include "broker/broker.h"
 #include "core/conf.h"
@@ -126,6 +127,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_auth)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+	if (r->retry_after) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u", r->retry_after);
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned int)r->status, mr);
 	MHD_destroy_response(mr);
 	return ret;
@@ -216,6 +222,8 @@ static int mgmt_open(struct http_server *s, const struct hq_config *cfg, char *e
 		snprintf(err, errlen, "cannot start the HTTP connection guard thread");
 		return HQ_EIO;
 	}
+	s->ctx.login_throttle = http_throttle_new((unsigned)cfg->dashboard_login_max_failures,
+						  (unsigned)cfg->dashboard_login_block_time);
 	return HQ_OK;
 }
 
@@ -223,6 +231,7 @@ static int mgmt_open(struct http_server *s, const struct hq_config *cfg, char *e
 static void free_parts(struct http_server *s)
 {
 	http_guard_free(s->ctx.guard);
+	http_throttle_free(s->ctx.login_throttle);
 	http_authz_free(s->ctx.authz);
 	mgmt_users_free(s->ctx.users);
 	free(s);

@@ -211,7 +211,9 @@ static void test_default_file(void **state)
 		print_error("%s\n", err);
 	assert_int_equal(rc, HQ_OK);
 	assert_int_equal(conf_validate(&cfg, err, sizeof(err)), HQ_OK);
-	assert_string_equal(cfg.node_data_dir, "data");
+	/* relative to the file's directory, as hamqtt-ctl finds it */
+	assert_string_equal(cfg.node_data_dir, "etc/data");
+	set_ok(&cfg, "node.data_dir=data");
 	assert_int_equal(cfg.n_listeners, 2);
 	assert_string_equal(cfg.listeners[0].bind, "0.0.0.0:1883");
 	assert_int_equal(cfg.listeners[1].type, CONF_LT_WS);
@@ -667,6 +669,62 @@ static void test_listeners(void **state)
 	assert_int_equal(conf_get(c, "listeners.tcp.nope.bind", out, sizeof(out)), HQ_ENOTFOUND);
 }
 
+/* The public default cookie is refused where the cluster port is reachable
+ * from other machines; loopback nodes (make run, tests) keep it. */
+static void test_default_cookie(void **state)
+{
+	struct hq_config *c = *state;
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK); /* 127.0.0.1 */
+	load_ok(c, "node.name = n@10.0.0.5\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_EINVAL);
+	assert_non_null(strstr(err, "node.cookie: the built-in default cookie is public"));
+	assert_non_null(strstr(err, "10.0.0.5:4370"));
+	load_ok(c, "node.name = n@node1.example\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_EINVAL);
+	load_ok(c, "cluster.port = 0\n"); /* standalone: no cluster port */
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	load_ok(c, "cluster.port = 4370\nnode.cookie = 0123456789abcdef\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	load_ok(c, "node.cookie = hamqttsecretcookie\nnode.name = n@127.8.9.10\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	load_ok(c, "node.name = n@localhost\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	load_ok(c, "node.name = n@[::1]\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_OK);
+	load_ok(c, "node.name = n@128.0.0.1\n");
+	assert_int_equal(conf_validate(c, err, sizeof(err)), HQ_EINVAL);
+	assert_true(conf_host_is_loopback("127.0.0.1"));
+	assert_false(conf_host_is_loopback("127.0.0.1.example"));
+	assert_false(conf_host_is_loopback("0.0.0.0"));
+	assert_false(conf_host_is_loopback(""));
+}
+
+/* A relative node.data_dir in a file is taken from the file's directory. */
+static void test_data_dir_from_file(void **state)
+{
+	struct hq_config *c = *state;
+	char dir[] = "/tmp/hq_conf_XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/h.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("node.data_dir = d/x\n", f);
+	fclose(f);
+	char want[96];
+	snprintf(want, sizeof(want), "%s/d/x", dir);
+	assert_int_equal(conf_load_file(c, path, err, sizeof(err)), HQ_OK);
+	assert_string_equal(c->node_data_dir, want);
+	f = fopen(path, "w");
+	fputs("node.data_dir = /abs/dir\n", f);
+	fclose(f);
+	assert_int_equal(conf_load_file(c, path, err, sizeof(err)), HQ_OK);
+	assert_string_equal(c->node_data_dir, "/abs/dir");
+	set_ok(c, "node.data_dir=rel"); /* --set: the working directory's */
+	assert_string_equal(c->node_data_dir, "rel");
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_listener_limit(void **state)
 {
 	struct hq_config *c = *state;
@@ -944,6 +1002,8 @@ int main(void)
 		cmocka_unit_test(test_overload_values),
 		cmocka_unit_test_setup_teardown(test_ssl_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_cookie, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_dir_from_file, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }
