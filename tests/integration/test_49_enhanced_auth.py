@@ -267,3 +267,21 @@ def test_reauthentication(broker, pwfile):
     reauth(c, "bob", "b-pw")
     c.expect_disconnect(0x87)
     node.wait_log("re-authentication failed client_id=re2")
+
+
+def test_disconnect_during_exchange_no_will(broker, pwfile):
+    """A client that gives up with DISCONNECT (even 0x04, with will) in the
+    middle of the exchange is closed; it never connected, so its will is not
+    published and nothing else is disturbed."""
+    node = broker({"auth.password_file": pwfile})
+    sub = m.RawClient(node.port, version=5)
+    sub.connect("watcher", username="bob", password="b-pw")
+    sub.subscribe("will/#", qos=1)
+    s = Scram("alice", "secret")
+    c, _ = start_scram(node, s, "quitter", will_topic="will/q", will_payload=b"gone")
+    c.send(m.disconnect(0x04, version=5))
+    assert c.wait_closed() == []
+    node.wait_log("client sent DISCONNECT during enhanced authentication")
+    sub.expect_nothing(timeout=1.0, ptype=m.PUBLISH)
+    sub.send(m.pingreq())
+    sub.expect(m.PINGRESP)
