@@ -127,6 +127,11 @@ static void connect_step_done(struct conn *c, enum auth_ext_rc rc, const char *w
 		rc = AUTH_EXT_NOT_AUTHORIZED;
 		why = "the User Name field names another user than the authentication method";
 	}
+	if (rc == AUTH_EXT_OK && banned_username(c->w->b, c->username)) {
+		/* CONNECT's ban check knew only the User Name field, if any */
+		brk_connect_refuse(c, MQTT_RC_BANNED, "banned (user name, after enhanced authentication)");
+		return;
+	}
 	if (rc != AUTH_EXT_OK)
 		ans.rc = rc == AUTH_EXT_BAD_CREDENTIALS ? AUTH_BAD_CREDENTIALS : AUTH_NOT_AUTHORIZED;
 	snprintf(ans.why, sizeof(ans.why), "%s", why ? why : "");

@@ -1000,6 +1000,9 @@ enum { BAN_OK = 0, BAN_BANNED, BAN_FLAPPING };
 /* At CONNECT (client id set; user = the user name or NULL): banned, or
  * banned now for flapping? */
 int banned_connect(struct conn *c, const char *user, size_t user_len);
+/* Is user banned by user name now? For a name learnt after banned_connect
+ * (v5 enhanced authentication, brk_eauth.c); no flapping count. */
+bool banned_username(struct broker *b, const char *user);
 void banned_tick(struct broker *b, int64_t now);     /* worker 0 */
 
 /* brk_ratelimit.c: per-client messages_rate / bytes_rate (c->rl set) */

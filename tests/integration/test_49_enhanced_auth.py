@@ -285,3 +285,24 @@ def test_disconnect_during_exchange_no_will(broker, pwfile):
     sub.expect_nothing(timeout=1.0, ptype=m.PUBLISH)
     sub.send(m.pingreq())
     sub.expect(m.PINGRESP)
+
+
+def test_banned_user_name_applies_to_scram_user(broker, pwfile):
+    """A user banned by user name is refused 0x8A even when the name comes
+    only from SCRAM (CONNECT without a User Name field)."""
+    import json
+    import urllib.request
+    from conftest import api_headers
+    node = broker({"auth.password_file": pwfile})
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/api/v5/banned" % node.http_port, method="POST",
+        data=json.dumps({"as": "username", "who": "alice"}).encode(),
+        headers={"Content-Type": "application/json", **api_headers(node.data_dir)})
+    with urllib.request.urlopen(req, timeout=T(5)) as r:
+        assert r.status == 200
+    c, ack, _ = scram_connect(node, "alice", "secret", "banned-a")
+    assert ack.rc == 0x8A and m.AUTH_METHOD not in ack.props, ack
+    c.wait_closed()
+    c, ack, s = scram_connect(node, "bob", "b-pw", "ok-b")
+    assert ack.rc == 0
+    s.verify(data_of(ack))
