@@ -306,3 +306,17 @@ def test_banned_user_name_applies_to_scram_user(broker, pwfile):
     c, ack, s = scram_connect(node, "bob", "b-pw", "ok-b")
     assert ack.rc == 0
     s.verify(data_of(ack))
+
+
+def test_user_name_field_must_match(broker, pwfile):
+    """A User Name field naming the SCRAM user is fine; naming someone else
+    is refused 0x87 (the connection's user, and its ACL, must be the one
+    authenticated)."""
+    node = broker({"auth.password_file": pwfile})
+    c, ack, _ = scram_connect(node, "alice", "secret", "same", username="alice")
+    assert ack.rc == 0, ack
+    c.close()
+    c, ack, _ = scram_connect(node, "alice", "secret", "other", username="bob")
+    assert ack.rc == 0x87, ack
+    c.wait_closed()
+    assert "names another user" in node.wait_log("connection refused client_id=other")[0]
