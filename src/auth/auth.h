@@ -114,6 +114,30 @@ void auth_metrics(struct auth *a, const char *node, struct buf *out);
 extern const char *const auth_jwt_result_names[AUTH_JWT_RESULTS];
 void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS]);
 
+/* ---- MQTT v5 enhanced authentication (AUTH packets): auth_ext.c ----
+ *
+ * One exchange of a method the broker supports (today "SCRAM-SHA-512"
+ * against the password file's $7$ entries), owned by the connection and
+ * used by its worker only. auth_ext_new: NULL when the method is not
+ * supported here (the client gets 0x8C). auth_ext_step takes the client's
+ * Authentication Data (CONNECT's, then each AUTH 0x18's) and answers:
+ *   AUTH_EXT_CONTINUE  send *out in an AUTH 0x18 and wait for the client;
+ *   AUTH_EXT_OK        authenticated as auth_ext_user(): *out goes in the
+ *                      CONNACK (or the AUTH 0x00 of a re-authentication);
+ *   AUTH_EXT_BAD_CREDENTIALS / AUTH_EXT_NOT_AUTHORIZED  refuse (*why).
+ * *out is hq_malloc'd (the caller frees it) or NULL. auth_ext_restart
+ * begins a new exchange on the same object (re-authentication). */
+struct auth_ext;
+enum auth_ext_rc { AUTH_EXT_CONTINUE, AUTH_EXT_OK, AUTH_EXT_BAD_CREDENTIALS, AUTH_EXT_NOT_AUTHORIZED };
+struct auth_ext *auth_ext_new(struct auth *a, const char *method, size_t len);
+enum auth_ext_rc auth_ext_step(struct auth *a, struct auth_ext *x, const uint8_t *data, size_t len,
+			       uint8_t **out, size_t *outlen, const char **why);
+void auth_ext_restart(struct auth_ext *x);
+const char *auth_ext_method(const struct auth_ext *x);
+/* The authenticated user ("" before AUTH_EXT_OK). */
+const char *auth_ext_user(const struct auth_ext *x);
+void auth_ext_free(struct auth_ext *x);
+
 /* ---- authorization ---- */
 
 struct auth_client;

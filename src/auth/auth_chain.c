@@ -5,6 +5,7 @@
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"
 #include "auth/auth_passwd.h"
+#include "auth/auth_scram.h"
 #include "auth/auth_async.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -203,6 +204,28 @@ int auth_reload(struct auth *a, char *err, size_t errlen)
 	if (acl)
 		log_notice("auth: reloaded ACL file %s (for new connections)", a->acl_file);
 	return jrc;
+}
+
+/* Enhanced authentication (auth_ext.c): user's password file entry, copied
+ * under the read lock (the table may be swapped by a reload meanwhile).
+ * 1: found; 0: no such user or no file. *max_iter: the largest $7$ count
+ * in the file (a decoy's for unknown users). */
+int auth_passwd_entry(struct auth *a, const char *user, struct passwd_hash *out, uint32_t *max_iter)
+{
+	int found = 0;
+	*max_iter = 0;
+	pthread_rwlock_rdlock(&a->lock);
+	if (a->pw) {
+		found = passwd_db_lookup(a->pw, user, out);
+		*max_iter = passwd_db_max_iter(a->pw);
+	}
+	pthread_rwlock_unlock(&a->lock);
+	return found;
+}
+
+bool auth_has_passwd(struct auth *a)
+{
+	return a->password_file != NULL;
 }
 
 const char *const auth_jwt_result_names[AUTH_JWT_RESULTS] = {

@@ -249,3 +249,13 @@ enum passwd_result passwd_db_check(const struct passwd_db *db, const char *user,
 		return PASSWD_UNKNOWN_USER;
 	return passwd_hash_verify(&e->h, pw, pwlen) ? PASSWD_OK : PASSWD_WRONG;
 }
+
+int passwd_db_lookup(const struct passwd_db *db, const char *user, struct passwd_hash *out)
+{
+	struct pw_entry *e;
+	HASH_FIND_STR(db->users, user, e);
+	if (!e)
+		return 0;
+	*out = e->h;
+	return 1;
+}

@@ -38,6 +38,10 @@ uint32_t passwd_db_max_iter(const struct passwd_db *db);
 enum passwd_result passwd_db_check(const struct passwd_db *db, const char *user,
 				   const uint8_t *pw, size_t pwlen);
 
+/* A copy of user's entry into *out: 1, or 0 for no such user. */
+struct passwd_hash;
+int passwd_db_lookup(const struct passwd_db *db, const char *user, struct passwd_hash *out);
+
 /* Parse one hash field ("$7$..." or "$6$..."): 0 or -1 (why set). */
 struct passwd_hash {
 	int type;                  /* 6 or 7 */

@@ -266,3 +266,14 @@ void banned_tick(struct broker *b, int64_t now)
 	}
 	pthread_mutex_unlock(&t->lock);
 }
+
+bool banned_username(struct broker *b, const char *user)
+{
+	struct brk_banned *t = b->banned;
+	if (!atomic_load_explicit(&t->n_bans, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&t->lock);
+	bool hit = find_live(t, BRK_BAN_USERNAME, user, strlen(user), clock_wall_ms()) != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return hit;
+}

@@ -292,7 +292,7 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 			off += (size_t)r;
 			continue;
 		}
-		if (c->state == CS_NEW && p[off] != (MQTT_CONNECT << 4)) {
+		if (c->state == CS_NEW && !c->eauth && p[off] != (MQTT_CONNECT << 4)) {
 			/* [MQTT-3.1.0-1] decided on the first byte, so that e.g. an
 			 * HTTP request is refused at once, not after the timeout */
 			conn_close(c, -1, "first packet is not CONNECT");
@@ -304,8 +304,10 @@ static size_t dispatch_bytes(struct conn *c, const uint8_t *p, size_t n, size_t 
 		if (rc != HQ_OK) {
 			const char *why = rc == HQ_ETOOLARGE ? "packet exceeds mqtt.max_packet_size"
 							     : "malformed remaining length";
-			if (c->state == CS_NEW)
+			if (c->state == CS_NEW && !c->eauth)
 				brk_handle_connect_error(c, p + off, n - off, rc, why);
+			else if (c->state == CS_NEW)
+				brk_connect_refuse(c, brk_reason_from_err(rc), why);
 			else
 				conn_close(c, brk_reason_from_err(rc), why);
 			return off;
@@ -621,6 +623,7 @@ void conn_free(struct conn *c)
 	brk_cluster_conn_free(c);
 	brk_store_conn_free(c);
 	brk_auth_conn_free(c);
+	brk_eauth_conn_free(c);
 	if (c->will)
 		msg_unref(c->will);
 	struct alias_in *ai, *ai_tmp;

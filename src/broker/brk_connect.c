@@ -76,8 +76,12 @@ static void send_connack(struct conn *c, bool present, uint8_t reason, bool full
 			pr->response_info.len = (uint16_t)strlen(resp);
 		}
 	}
+	if (c->eauth && full_props) /* [MQTT-4.12.0-5] the method, and the server's last data */
+		brk_eauth_connack_props(c, &a->props);
 	conn_send_packet(c, &p);
 	c->sent_connack = true;
+	if (c->eauth)
+		brk_eauth_connack_sent(c);
 }
 
 /* Refuse a connection: CONNACK with the code (v5 reason or v3 return code),
@@ -99,6 +103,11 @@ static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *
 	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
 	conn_close(c, -1, why);
 	return HQ_EPROTOCOL;
+}
+
+void brk_connect_refuse(struct conn *c, uint8_t v5_reason, const char *why)
+{
+	refuse(c, v5_reason, MQTT_V3_SERVER_UNAVAILABLE, why);
 }
 
 /* The CONNECT packet itself did not decode. */
@@ -197,6 +206,8 @@ static int connect_refused(struct conn *c, enum auth_rc rc, const char *why)
 static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 {
 	struct worker *w = c->w;
+	if (c->eauth) /* the method decides, over AUTH packets (brk_eauth.c) */
+		return brk_eauth_connect(c, k);
 	if (auth_connect_needed(w->b->auth)) {
 		const char *why = "";
 		struct auth_result res = { 0 }; /* a method's extras: a JWT's ACL, user name */
@@ -452,7 +463,8 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 					      : "banned");
 		return refuse_quiet(c, MQTT_RC_BANNED, MQTT_V3_NOT_AUTHORIZED, "banned");
 	}
-	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
+	if (c->version == MQTT_V5 && (pr->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) &&
+	    brk_eauth_begin(c, &pr->auth_method) != HQ_OK) /* [MQTT-4.12.0-1] */
 		return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "authentication method not supported");
 	int arc = connect_username(c, k);
 	if (arc != HQ_OK)

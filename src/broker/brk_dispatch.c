@@ -63,6 +63,8 @@ int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n)
 	const char *why = NULL;
 	int type = p[0] >> 4;
 
+	if (c->state == CS_NEW && c->eauth) /* an AUTH exchange before CONNACK */
+		return brk_eauth_pre_connack(c, p, n);
 	if (c->state == CS_NEW && type != MQTT_CONNECT) {
 		/* [MQTT-3.1.0-1] the first packet must be CONNECT */
 		conn_close(c, -1, "first packet is not CONNECT");
@@ -150,7 +152,5 @@ static int handle_disconnect(struct conn *c, const struct mqtt_packet *p)
 
 static int handle_auth(struct conn *c, const struct mqtt_packet *p)
 {
-	/* no enhanced authentication method is supported yet: [MQTT-4.12.0-1] */
-	conn_close(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
-	return HQ_EPROTOCOL;
+	return brk_eauth_packet(c, p); /* re-authentication, or a protocol error */
 }

@@ -428,6 +428,9 @@ struct conn {
 	bool ovl_listener;        /* counted in its listener's connections */
 	bool ovl_ip;              /* counted in the per-address table under c->addr */
 	bool rl_paused;           /* over a rate: not read (brk_ratelimit.c) */
+	/* v5 enhanced authentication (brk_eauth.c): owned, NULL unless CONNECT
+	 * named a supported Authentication Method */
+	struct conn_eauth *eauth;
 };
 
 /* ---- worker inbox entries ---- */
@@ -920,6 +923,21 @@ void brk_auth_answer(struct worker *w, struct auth_answer *ans);
 void brk_auth_conn_free(struct conn *c);
 /* brk_connect.c: the chain answered for c (in CS_WAIT) */
 void brk_connect_auth_done(struct conn *c, const struct auth_answer *ans);
+/* brk_connect.c: a refusing CONNACK (v5 reason), logged, then close */
+void brk_connect_refuse(struct conn *c, uint8_t v5_reason, const char *why);
+/* brk_eauth.c: v5 enhanced authentication (AUTH packets). begin: CONNECT
+ * named method: c->eauth, or HQ_EAUTH when not supported (0x8C). connect:
+ * the CONNECT's data, instead of the chain. pre_connack: a packet while
+ * the exchange runs (CS_NEW with c->eauth). packet: AUTH on a live
+ * connection (re-authentication). connack_props/sent: the CONNACK's method
+ * and server data. */
+int brk_eauth_begin(struct conn *c, const struct mqtt_str *method);
+int brk_eauth_connect(struct conn *c, const struct mqtt_connect *k);
+int brk_eauth_pre_connack(struct conn *c, const uint8_t *p, size_t n);
+int brk_eauth_packet(struct conn *c, const struct mqtt_packet *p);
+void brk_eauth_connack_props(struct conn *c, struct mqtt_props *pr);
+void brk_eauth_connack_sent(struct conn *c);
+void brk_eauth_conn_free(struct conn *c);
 
 /* brk_sys.c */
 void brk_sys_publish(struct worker *w);
@@ -982,6 +1000,9 @@ enum { BAN_OK = 0, BAN_BANNED, BAN_FLAPPING };
 /* At CONNECT (client id set; user = the user name or NULL): banned, or
  * banned now for flapping? */
 int banned_connect(struct conn *c, const char *user, size_t user_len);
+/* Is user banned by user name now? For a name learnt after banned_connect
+ * (v5 enhanced authentication, brk_eauth.c); no flapping count. */
+bool banned_username(struct broker *b, const char *user);
 void banned_tick(struct broker *b, int64_t now);     /* worker 0 */
 
 /* brk_ratelimit.c: per-client messages_rate / bytes_rate (c->rl set) */

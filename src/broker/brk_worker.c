@@ -369,7 +369,9 @@ static void tick_cb(struct ev_loop *l, void *arg)
 			if (now - c->connected_ms > (int64_t)b->cfg->connect_timeout * 1000)
 				conn_close(c, -1, c->auth_wait ? "authentication not answered within "
 								  "mqtt.connect_timeout"
-							       : "no CONNECT within mqtt.connect_timeout");
+						  : c->eauth ? "enhanced authentication not finished within "
+							       "mqtt.connect_timeout"
+							     : "no CONNECT within mqtt.connect_timeout");
 		} else if (c->closing && now - c->closing_since > CONN_CLOSING_MAX_MS) {
 			conn_close(c, c->closing_reason, c->closing_why);
 			continue;
