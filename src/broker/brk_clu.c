@@ -24,6 +24,11 @@ struct repl *brk_clu_repl(struct broker *b)
 	return b->repl;
 }
 
+struct repl *broker_repl(struct broker *b)
+{
+	return b->repl;
+}
+
 struct hq_config *brk_clu_config(struct broker *b)
 {
 	return b->cfg;

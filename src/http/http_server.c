@@ -226,6 +226,7 @@ static void free_parts(struct http_server *s)
 {
 	http_guard_free(s->ctx.guard);
 	http_authz_free(s->ctx.authz);
+	mgmt_users_detach(s->ctx.users);   /* the broker's tables outlive us (main.c) */
 	mgmt_users_free(s->ctx.users);
 	free(s);
 }
@@ -333,6 +334,9 @@ void http_server_attach(struct http_server *s, struct broker *b)
 	if (s->ctx.authz && mgmt_users_write_ctl_key(s->ctx.users, err, sizeof(err)) != HQ_OK)
 		log_error("cannot write the local API key for hamqtt-ctl: %s (hamqtt-ctl needs "
 			  "--api-key or HAMQTT_API_KEY)", err);
+	/* users, API keys and logouts cluster-wide from now on (mgmt_repl.c) */
+	if (s->ctx.users && mgmt_users_attach(s->ctx.users, broker_repl(b)) != HQ_OK)
+		log_error("management users not replicated: no replicated tables");
 	atomic_store(&s->ctx.b, b);
 }
 

@@ -151,11 +151,19 @@ void repl_ent_set(struct repl_table *t, const char *key, size_t klen, struct clu
 
 /* A local write: stamp, set, persist, tell the cluster. */
 static int local_write(struct repl_table *t, const char *key, size_t klen, bool del,
-		       const void *val, size_t vlen, uint64_t expires_ms)
+		       const void *val, size_t vlen, uint64_t expires_ms, bool weak)
 {
 	struct repl *r = t->r;
 	uint64_t wall = (uint64_t)clock_wall_ms();
 	pthread_rwlock_wrlock(&r->lock);
+	if (weak) {
+		struct repl_ent *e;
+		HASH_FIND(hh, t->ents, key, klen, e);
+		if (e) {
+			pthread_rwlock_unlock(&r->lock);
+			return HQ_EEXIST;
+		}
+	}
 	if (del) {
 		struct repl_ent *e;
 		HASH_FIND(hh, t->ents, key, klen, e);
@@ -164,7 +172,8 @@ static int local_write(struct repl_table *t, const char *key, size_t klen, bool 
 			return HQ_ENOTFOUND;
 		}
 	}
-	struct clu_hlc_ts ts = clu_hlc_now(&r->hlc, wall);
+	struct clu_hlc_ts ts = weak ? (struct clu_hlc_ts){ REPL_WEAK_WALL_MS, 0 }
+				    : clu_hlc_now(&r->hlc, wall);
 	repl_ent_set(t, key, klen, ts, r->node, strlen(r->node), del, del ? 0 : expires_ms, val,
 		     vlen);
 	repl_notify_fn notify = r->notify;
@@ -181,14 +190,21 @@ int repl_put(struct repl_table *t, const char *key, size_t klen, const void *val
 {
 	if (klen < 1 || klen > REPL_KEY_MAX || vlen > REPL_VALUE_MAX || (vlen && !val))
 		return HQ_EINVAL;
-	return local_write(t, key, klen, false, val, vlen, expires_ms);
+	return local_write(t, key, klen, false, val, vlen, expires_ms, false);
+}
+
+int repl_put_weak(struct repl_table *t, const char *key, size_t klen, const void *val, size_t vlen)
+{
+	if (klen < 1 || klen > REPL_KEY_MAX || vlen > REPL_VALUE_MAX || (vlen && !val))
+		return HQ_EINVAL;
+	return local_write(t, key, klen, false, val, vlen, 0, true);
 }
 
 int repl_del(struct repl_table *t, const char *key, size_t klen)
 {
 	if (klen < 1 || klen > REPL_KEY_MAX)
 		return HQ_ENOTFOUND;
-	return local_write(t, key, klen, true, NULL, 0, 0);
+	return local_write(t, key, klen, true, NULL, 0, 0, false);
 }
 
 int repl_get(struct repl_table *t, const char *key, size_t klen, uint8_t **val, size_t *vlen)

@@ -91,6 +91,13 @@ void repl_watch(struct repl_table *t, repl_watch_fn fn, void *arg);
  * change holds in memory and replicates, the error is logged) */
 int repl_put(struct repl_table *t, const char *key, size_t klen, const void *val, size_t vlen,
 	     uint64_t expires_ms);
+/* A default: written only when the key has no entry here (HQ_EEXIST), and
+ * stamped as the oldest possible write (wall REPL_WEAK_WALL_MS), so any real
+ * write or delete anywhere in the cluster wins over it (a fresh node's
+ * default administrator must not reset the cluster's). */
+#define REPL_WEAK_WALL_MS 1
+int repl_put_weak(struct repl_table *t, const char *key, size_t klen, const void *val,
+		  size_t vlen);
 /* HQ_OK, or HQ_ENOTFOUND when there is no live entry */
 int repl_del(struct repl_table *t, const char *key, size_t klen);
 

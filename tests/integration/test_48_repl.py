@@ -8,6 +8,7 @@ Real hamqttd nodes (cluster.py), real MQTT clients (mqttraw) and the REST API.
 Waits are bounded (T()); nothing asserts a timing tighter than seconds."""
 
 import base64
+import time
 import json
 import urllib.error
 import urllib.request
@@ -164,7 +165,7 @@ def test_ban_on_one_node_refuses_everywhere_and_expires(cluster):
     cl.wait_all_running()
     n1, n2, n3 = cl.nodes
     st, _ = api(n1, "POST", "/api/v5/banned", {"as": "clientid", "who": "bad", "until":
-                                                 int(__import__("time").time()) + 4})
+                                                 int(time.time()) + 4})
     assert st == 200
     assert api(n1, "POST", "/api/v5/banned", {"as": "username", "who": "mallory"})[0] == 200
     for n in (n2, n3):
@@ -191,3 +192,77 @@ def test_flapping_ban_replicates(cluster):
     eventually(lambda: connack(n2, "flappy") == 0x8A)
     ban = api(n2, "GET", "/api/v5/banned")[1]["data"][0]
     assert ban["who"] == "flappy" and ban["by"] == "flapping detector"
+
+
+# ---- management API users, API keys and logouts ----
+
+def basic(key, secret):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (key, secret)).encode()).decode()}
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+def login(node, user, pw):
+    """The token, or None when refused."""
+    st, doc = api(node, "POST", "/api/v5/login", {"username": user, "password": pw}, headers={})
+    return doc["token"] if st == 200 else None
+
+
+def test_mgmt_users_and_keys_hold_cluster_wide(cluster):
+    cl = cluster(3)
+    cl.join_all()
+    cl.wait_all_running()
+    n1, n2, n3 = cl.nodes
+    st, doc = api(n1, "POST", "/api/v5/users", {"username": "ops", "password": "ops-pw-123",
+                                                "role": "administrator"})
+    assert st == 200, (st, doc)
+    # a user added on node 1 logs in on every node
+    for n in (n2, n3):
+        eventually(lambda n=n: login(n, "ops", "ops-pw-123") is not None)
+    tok1 = login(n1, "ops", "ops-pw-123")
+    assert api(n3, "GET", "/api/v5/users", headers=bearer(tok1))[0] == 200
+    # an API key made on node 2 works on node 1 and 3
+    st, doc = api(n2, "POST", "/api/v5/api_key", {"name": "ci"}, headers=bearer(tok1))
+    assert st == 200, (st, doc)
+    key = basic(doc["api_key"], doc["api_secret"])
+    for n in (n1, n3):
+        eventually(lambda n=n: api(n, "GET", "/api/v5/cluster", headers=key)[0] == 200)
+    # logout on node 1: the token is refused on node 2 and 3
+    tok2 = login(n2, "ops", "ops-pw-123")
+    assert api(n1, "POST", "/api/v5/logout", headers=bearer(tok1))[0] == 204
+    for n in (n2, n3):
+        eventually(lambda n=n: api(n, "GET", "/api/v5/users", headers=bearer(tok1))[0] == 401)
+    assert api(n3, "GET", "/api/v5/users", headers=bearer(tok2))[0] == 200
+    # a password change on node 3: older tokens and the old password refused everywhere
+    time.sleep(0.05)
+    st, _ = api(n3, "POST", "/api/v5/users/ops/change_pwd",
+                {"old_pwd": "ops-pw-123", "new_pwd": "ops-pw-456"}, headers=bearer(tok2))
+    assert st == 204
+    for n in cl.nodes:
+        eventually(lambda n=n: login(n, "ops", "ops-pw-456") is not None)
+        assert login(n, "ops", "ops-pw-123") is None
+        assert api(n, "GET", "/api/v5/users", headers=bearer(tok2))[0] == 401
+    # deleting the key on node 3 refuses it on node 1
+    assert api(n3, "DELETE", "/api/v5/api_key/ci")[0] == 204
+    eventually(lambda: api(n1, "GET", "/api/v5/cluster", headers=key)[0] == 401)
+    # deleting the user on node 1: it can log in nowhere
+    assert api(n1, "DELETE", "/api/v5/users/ops")[0] == 204
+    for n in cl.nodes:
+        eventually(lambda n=n: login(n, "ops", "ops-pw-456") is None)
+
+
+def test_fresh_node_default_admin_does_not_reset_the_cluster(cluster):
+    """The admin password changed on a running cluster is not reset by a
+    node that joins later with its own fresh default ("public")."""
+    cl = cluster(2)
+    n1, n2 = cl.nodes
+    tok = login(n1, "admin", "public")
+    assert api(n1, "POST", "/api/v5/users/admin/change_pwd",
+               {"old_pwd": "public", "new_pwd": "cluster-admin-pw"}, headers=bearer(tok))[0] == 204
+    cl.join_all()
+    cl.wait_all_running()
+    eventually(lambda: login(n2, "admin", "cluster-admin-pw") is not None)
+    assert login(n2, "admin", "public") is None
+    assert login(n1, "admin", "cluster-admin-pw") is not None

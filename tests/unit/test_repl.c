@@ -103,6 +103,13 @@ static void test_lww(void **state)
 	e = ent("k", "late", now - 500, PEER);
 	assert_int_equal(repl_merge(r, &e), 0);
 	expect(r, "k", "local");
+	/* a weak default: only where nothing is, and losing to any real write */
+	assert_int_equal(repl_put_weak(repl_table(r, "t"), "k", 1, "weak", 4), HQ_EEXIST);
+	assert_int_equal(repl_put_weak(repl_table(r, "t"), "w", 1, "weak", 4), HQ_OK);
+	expect(r, "w", "weak");
+	e = ent("w", "real", 2, "a@a");     /* even a very old real write */
+	assert_int_equal(repl_merge(r, &e), 1);
+	expect(r, "w", "real");
 	repl_free(r);
 }
 
