@@ -63,6 +63,7 @@ struct auth_result {
 	bool replace_username;    /* the user name field held a credential (a JWT):
 				   * use `username` instead, never log the field */
 	char *username;           /* owned; NULL: none (the JWT's username/sub) */
+	bool superuser;           /* allowed as a superuser (built-in database): no ACL */
 };
 
 struct auth_req {
@@ -74,6 +75,13 @@ struct auth_req {
 	const char *peerhost;   /* the client's address without the port (HTTP hook); NULL: "" */
 	struct auth_result *out; /* NULL or zeroed; the caller owns what lands there */
 };
+
+/* The built-in user database (auth_builtin.h) on the node's replicated
+ * tables: made here (broker_new, after repl_open); NULL before. */
+struct repl;
+struct auth_builtin;
+void auth_set_repl(struct auth *a, struct repl *r);
+struct auth_builtin *auth_builtin_db(struct auth *a);
 
 /* false: every CONNECT is allowed (no method, anonymous allowed). */
 bool auth_connect_needed(const struct auth *a);

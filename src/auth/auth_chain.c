@@ -7,6 +7,7 @@
 #include "auth/auth_passwd.h"
 #include "auth/auth_scram.h"
 #include "auth/auth_async.h"
+#include "auth/auth_builtin.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -37,6 +38,10 @@ struct auth {
 	bool allow_anonymous;
 	bool no_match_allow;
 	struct auth_jwt *jwt;      /* owned; NULL: no auth.jwt.* key set */
+	/* the built-in user database (auth_builtin.c; owned, made by
+	 * auth_set_repl); builtin_in_chain: auth.builtin_db.enable */
+	struct auth_builtin *builtin;
+	bool builtin_in_chain;
 	const struct auth_method *methods[4];
 	int n_methods;
 	/* the methods that ask a server, on their own threads (owned; NULL:
@@ -87,6 +92,43 @@ static enum method_answer jwt_check(struct auth *a, const struct auth_req *r, co
 }
 
 static const struct auth_method method_jwt = { "jwt", jwt_check };
+
+static enum method_answer builtin_check(struct auth *a, const struct auth_req *r, const char **why)
+{
+	if (!r->username || !auth_builtin_active(a->builtin))
+		return METHOD_IGNORE;
+	bool su = false;
+	enum auth_builtin_verdict v = auth_builtin_check(a->builtin, r->username,
+		r->has_password ? r->password : (const uint8_t *)"", r->has_password ? r->password_len : 0, &su);
+	if (v == AB_UNKNOWN)
+		return METHOD_IGNORE;
+	if (v == AB_OK && r->has_password) {
+		*why = su ? "built-in database (superuser)" : "built-in database";
+		if (r->out)
+			r->out->superuser = su;
+		return METHOD_ALLOW;
+	}
+	*why = r->has_password ? "wrong password (built-in database)" : "no password (built-in database)";
+	return METHOD_DENY_CREDENTIALS;
+}
+
+static const struct auth_method method_builtin = { "built_in_database", builtin_check };
+
+/* Methods that take part now: the built-in database only while it has users. */
+static int n_active(const struct auth *a)
+{
+	return a->n_methods - (a->builtin_in_chain && !auth_builtin_active(a->builtin));
+}
+
+void auth_set_repl(struct auth *a, struct repl *r)
+{
+	a->builtin = auth_builtin_new(r);
+}
+
+struct auth_builtin *auth_builtin_db(struct auth *a)
+{
+	return a ? a->builtin : NULL;
+}
 
 /* How long one check of the slowest entry takes: warn when a worker would
  * stall noticeably on each CONNECT (a file made with a large -I). */
@@ -145,6 +187,10 @@ struct auth *auth_new(const struct hq_config *cfg, char *err, size_t errlen)
 	}
 	if (a->pw)
 		a->methods[a->n_methods++] = &method_passwd;
+	if (cfg->auth_builtin_db_enable) {
+		a->methods[a->n_methods++] = &method_builtin;
+		a->builtin_in_chain = true;
+	}
 	if (auth_jwt_configured(cfg)) {
 		if (!(a->jwt = auth_jwt_new(cfg, err, errlen))) {
 			auth_free(a);
@@ -171,6 +217,7 @@ void auth_free(struct auth *a)
 		return;
 	auth_async_free(a->async);
 	auth_jwt_free(a->jwt);
+	auth_builtin_free(a->builtin);
 	passwd_db_free(a->pw);
 	acl_unref(a->acl);
 	hq_free(a->password_file);
@@ -242,7 +289,7 @@ void auth_jwt_results(const struct auth *a, uint64_t out[AUTH_JWT_RESULTS])
 
 bool auth_connect_needed(const struct auth *a)
 {
-	return a->n_methods > 0 || !a->allow_anonymous || a->async;
+	return n_active(a) > 0 || !a->allow_anonymous || a->async;
 }
 
 /* The in-process methods in order: true and *rc when one decided. */
@@ -277,7 +324,7 @@ static bool run_methods(struct auth *a, const struct auth_req *r, const char **w
  * by whether any credentials method is configured. */
 static enum auth_rc chain_end(const struct auth *a, const struct auth_req *r, const char **why)
 {
-	if (r->username && (a->n_methods > 0 || a->async)) {
+	if (r->username && (n_active(a) > 0 || a->async)) {
 		*why = "unknown user name";
 		return AUTH_BAD_CREDENTIALS;
 	}

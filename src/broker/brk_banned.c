@@ -4,8 +4,18 @@
  * to it: a client id that connects more than flapping_detect.max_count times
  * within flapping_detect.window_time is banned for flapping_detect.ban_time.
  * The REST routes /api/v5/banned (http_banned.c) read and change the list
- * through broker.h. The list is this node's only (cluster-wide replication is
- * a later step).
+ * through broker.h.
+ *
+ * Cluster-wide: the replicated table "banned" (repl/repl.h) is the list's
+ * truth, persisted in the data dir and merged across nodes (last writer
+ * wins); the hash here is its cache for the CONNECT check (one mutex, no
+ * allocation, nothing when empty). Every change, local (REST, a flapping
+ * ban) or a peer's (repl_watch, on the cluster thread), first changes the
+ * table, then refreshes the cache entry from the table under the mutex, so
+ * the cache ends equal to the table whatever the interleaving. A ban's
+ * expiry is the entry's expires_ms: every node drops it at the same time.
+ * A flapping ban is written (file, fsync) by the worker that detects it,
+ * after the mutex is released: rare by construction (one per ban_time).
  *
  * Ownership and threads: struct brk_banned belongs to the broker (made by
  * ovl_new's caller, broker_new; freed by broker_free). One mutex guards the
@@ -18,6 +28,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "repl/repl.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +52,7 @@ struct flap {
 
 struct brk_banned {
 	pthread_mutex_t lock;
+	struct repl_table *table;     /* "banned": the truth (NULL until attached) */
 	struct ban *bans;
 	_Atomic uint32_t n_bans;      /* read without the lock: 0 = nothing to check */
 	struct flap *flaps;
@@ -130,6 +142,105 @@ static void add_locked(struct brk_banned *t, const struct broker_ban *ban, int a
 	atomic_fetch_add(&t->n_bans, 1);
 }
 
+/* ---- the replicated table: value "at_s until_s\nby\nreason" ---- */
+
+static size_t ban_encode(const struct broker_ban *ban, char *out, size_t n)
+{
+	int k = snprintf(out, n, "%lld %lld\n%s\n%s", (long long)ban->at_s,
+			 (long long)ban->until_s, ban->by, ban->reason);
+	return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
+}
+
+static bool ban_decode(const char *key, size_t klen, const char *v, struct broker_ban *ban)
+{
+	memset(ban, 0, sizeof(*ban));
+	int as = klen >= 2 ? key[0] - '0' : -1;
+	long long at, until;
+	int used = 0;
+	if (as < 0 || as >= BRK_BAN_N || klen - 1 > BAN_WHO_MAX ||
+	    sscanf(v, "%lld %lld\n%n", &at, &until, &used) != 2 || !used)
+		return false;
+	snprintf(ban->as, sizeof(ban->as), "%s", as_names[as]);
+	snprintf(ban->who, sizeof(ban->who), "%.*s", (int)(klen - 1), key + 1);
+	const char *by = v + used, *nl = strchr(by, '\n');
+	snprintf(ban->by, sizeof(ban->by), "%.*s", (int)(nl ? nl - by : (long)strlen(by)), by);
+	snprintf(ban->reason, sizeof(ban->reason), "%s", nl ? nl + 1 : "");
+	ban->at_s = at;
+	ban->until_s = until;
+	return true;
+}
+
+/* Under the lock: make the cache entry for key what the table holds. */
+static void refresh_locked(struct brk_banned *t, const char *key, size_t klen)
+{
+	if (klen < 2 || klen - 1 > BAN_WHO_MAX)
+		return;
+	struct ban *old;
+	HASH_FIND(hh, t->bans, key, klen, old);
+	if (old)
+		ban_del(t, old);
+	uint8_t *v;
+	size_t vlen;
+	if (!t->table || repl_get(t->table, key, klen, &v, &vlen) != HQ_OK)
+		return;
+	struct broker_ban ban;
+	if (ban_decode(key, klen, (const char *)v, &ban))
+		add_locked(t, &ban, key[0] - '0');
+	hq_free(v);
+}
+
+static void on_remote(void *arg, const char *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct brk_banned *t = arg;
+	(void)val;
+	(void)vlen;
+	pthread_mutex_lock(&t->lock);
+	refresh_locked(t, key, klen);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static bool load_one(void *arg, const char *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct broker_ban ban;
+	(void)vlen;
+	/* broker_new, before any other thread: the repl lock is held, not ours */
+	if (ban_decode(key, klen, (const char *)val, &ban))
+		add_locked(arg, &ban, key[0] - '0');
+	return true;
+}
+
+int banned_repl_attach(struct broker *b)
+{
+	struct brk_banned *t = b->banned;
+	t->table = repl_table(b->repl, "banned");
+	if (!t->table)
+		return HQ_EINVAL;
+	repl_each(t->table, load_one, t);
+	repl_watch(t->table, on_remote, t);
+	return HQ_OK;
+}
+
+/* A ban made here: into the table (persisted, replicated), then the cache. */
+static int ban_store(struct brk_banned *t, const struct broker_ban *ban, int as)
+{
+	char key[BAN_WHO_MAX + 2], val[700];
+	size_t kl = ban_key(key, as, ban->who, strlen(ban->who));
+	int rc = HQ_OK;
+	if (t->table) {
+		rc = repl_put(t->table, key, kl, val, ban_encode(ban, val, sizeof(val)),
+			      ban->until_s > 0 ? (uint64_t)ban->until_s * 1000 : 0);
+		if (rc == HQ_EIO)
+			rc = HQ_OK;      /* held in memory and replicated; logged */
+	}
+	pthread_mutex_lock(&t->lock);
+	if (t->table)
+		refresh_locked(t, key, kl);
+	else
+		add_locked(t, ban, as);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
 int broker_ban_add(struct broker *b, const struct broker_ban *ban)
 {
 	int as = broker_ban_as_parse(ban->as, strlen(ban->as));
@@ -137,9 +248,9 @@ int broker_ban_add(struct broker *b, const struct broker_ban *ban)
 	if (as < 0 || n == 0 || n > BAN_WHO_MAX)
 		return HQ_EINVAL;
 	struct brk_banned *t = b->banned;
-	pthread_mutex_lock(&t->lock);
-	add_locked(t, ban, as);
-	pthread_mutex_unlock(&t->lock);
+	int rc = ban_store(t, ban, as);
+	if (rc != HQ_OK)
+		return rc;
 	log_notice("banned %s=%s until %lld (by %s: %s)", ban->as, ban->who,
 		   (long long)ban->until_s, ban->by, ban->reason);
 	return HQ_OK;
@@ -151,13 +262,25 @@ int broker_ban_del(struct broker *b, const char *as_name, const char *who)
 	if (as < 0)
 		return HQ_EINVAL;
 	struct brk_banned *t = b->banned;
+	size_t n = strlen(who);
+	if (n == 0 || n > BAN_WHO_MAX)
+		return HQ_ENOTFOUND;
+	char key[BAN_WHO_MAX + 2];
+	size_t kl = ban_key(key, as, who, n);
+	int rc = t->table ? repl_del(t->table, key, kl) : HQ_ENOTFOUND;
 	pthread_mutex_lock(&t->lock);
-	struct ban *e = find_live(t, as, who, strlen(who), clock_wall_ms());
-	if (e)
+	struct ban *e = find_live(t, as, who, n, clock_wall_ms());
+	if (t->table)
+		refresh_locked(t, key, kl);
+	else if (e)
 		ban_del(t, e);
 	pthread_mutex_unlock(&t->lock);
-	if (!e)
-		return HQ_ENOTFOUND;
+	if (!t->table)
+		rc = e ? HQ_OK : HQ_ENOTFOUND;
+	if (rc == HQ_EIO)
+		rc = HQ_OK;          /* lifted in memory and across the cluster; logged */
+	if (rc != HQ_OK)
+		return rc;
 	log_notice("ban lifted %s=%s", as_name, who);
 	return HQ_OK;
 }
@@ -215,6 +338,7 @@ int banned_connect(struct conn *c, const char *user, size_t user_len)
 		return BAN_OK;
 	int64_t wall = clock_wall_ms();
 	int rc = BAN_OK;
+	struct broker_ban flap = { 0 };
 	pthread_mutex_lock(&t->lock);
 	if (atomic_load_explicit(&t->n_bans, memory_order_relaxed)) {
 		const char *id = c->client_id ? c->client_id : "";
@@ -240,11 +364,16 @@ int banned_connect(struct conn *c, const char *user, size_t user_len)
 		snprintf(ban.by, sizeof(ban.by), "flapping detector");
 		snprintf(ban.reason, sizeof(ban.reason), "more than %u connects in %u s",
 			 cfg->flap_max_count, cfg->flap_window_time);
-		if (strlen(c->client_id) <= BAN_WHO_MAX)
+		if (strlen(c->client_id) <= BAN_WHO_MAX) {
 			add_locked(t, &ban, BRK_BAN_CLIENTID);
+			flap = ban;
+		}
 		rc = BAN_FLAPPING;
 	}
 	pthread_mutex_unlock(&t->lock);
+	/* cluster-wide and persisted, outside the lock (file write) */
+	if (flap.who[0])
+		ban_store(t, &flap, BRK_BAN_CLIENTID);
 	return rc;
 }
 

@@ -19,6 +19,16 @@ int brk_clu_n_workers(const struct broker *b)
 	return b->n_workers;
 }
 
+struct repl *brk_clu_repl(struct broker *b)
+{
+	return b->repl;
+}
+
+struct repl *broker_repl(struct broker *b)
+{
+	return b->repl;
+}
+
 struct hq_config *brk_clu_config(struct broker *b)
 {
 	return b->cfg;

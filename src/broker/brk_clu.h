@@ -44,6 +44,8 @@ bool brk_clu_stopping(const struct broker *b);
  * (redis)? Then a dead node's sessions are resumed elsewhere, and what was
  * routed to it must not be acknowledged unstored. */
 bool brk_clu_store_shared(const struct broker *b);
+/* The node's replicated tables (repl/repl.h; owned by the broker), or NULL. */
+struct repl *brk_clu_repl(struct broker *b);
 /* The node's hybrid logical clock, now (shared with retained writes). */
 struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
 

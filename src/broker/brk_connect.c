@@ -227,7 +227,7 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 		if (rc != AUTH_ALLOW)
 			return connect_refused(c, rc, why); /* rules come only with an allow */
 		STAT_ADD(w->st.auth_ok, 1);
-		return connect_authorized(c, false, &res.acl);
+		return connect_authorized(c, res.superuser, &res.acl);
 	}
 	return connect_authorized(c, false, NULL);
 }

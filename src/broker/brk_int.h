@@ -625,6 +625,7 @@ struct broker {
 	atomic_int conns_by_type[CONF_LT_COUNT]; /* the same per listener type (/metrics) */
 	struct ovl *ovl;                  /* overload protection (brk_overload.c, owned) */
 	struct brk_banned *banned;        /* banned list, flapping (brk_banned.c, owned) */
+	struct repl *repl;                /* replicated tables (repl/repl.h, owned; issue 10) */
 	atomic_bool mem_high;             /* above overload.memory_high_watermark */
 	atomic_uint_fast64_t next_id;     /* session ids (internal; assigned client ids are random) */
 	/* client id registry: connect path only */
@@ -996,6 +997,9 @@ static inline bool ovl_mem_shed(const struct session *s, const struct conn *c)
 /* brk_banned.c: the banned list and flapping detection */
 void banned_new(struct broker *b);
 void banned_free(struct broker *b);
+/* Load the list from the replicated table "banned" and follow its changes
+ * (broker_new, after repl_open). */
+int banned_repl_attach(struct broker *b);
 enum { BAN_OK = 0, BAN_BANNED, BAN_FLAPPING };
 /* At CONNECT (client id set; user = the user name or NULL): banned, or
  * banned now for flapping? */

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "net/sock.h"
+#include "repl/repl.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -566,6 +567,14 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 		goto fail;
 	if (lock_data_dir(b, err, errlen) != HQ_OK)
 		goto fail;
+	/* after the lock: one node's tables per data dir; before the cluster
+	 * node (it sends them) and the banned list's load */
+	b->repl = repl_open(cfg->node_data_dir, cfg->node_name, err, errlen);
+	if (!b->repl)
+		goto fail;
+	if (banned_repl_attach(b) != HQ_OK)
+		goto fail;
+	auth_set_repl(b->auth, b->repl);
 	if (brk_store_open(b, err, errlen) != HQ_OK)
 		goto fail;
 	if (open_listeners(b, err, errlen) != HQ_OK)
@@ -786,6 +795,7 @@ void broker_free(struct broker *b)
 	auth_free(b->auth); /* sessions keep their ACL rules by reference */
 	ovl_free(b);        /* after the last connection: conn_free gives counts back */
 	banned_free(b);
+	repl_free(b->repl);   /* last: the cluster node and the HTTP server are gone */
 	for (uint32_t i = 0; i < b->n_origins; i++)
 		hq_free(b->origins[i]);
 	hq_free(b->origins);

@@ -107,6 +107,9 @@ struct broker_info {
 	bool mem_high;            /* above the watermark (shedding load) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
+/* The node's replicated tables (repl/repl.h): the management API's users. */
+struct repl;
+struct repl *broker_repl(struct broker *b);
 /* The authentication chain (auth.h), for its /metrics lines; any thread. */
 struct auth *broker_auth(struct broker *b);
 

@@ -198,6 +198,7 @@ struct clu_node {
 	uint64_t next_barrier;
 	struct clu_admin *join_wait;     /* a CA_JOIN waiting for its link */
 	struct clu_tomb *tombs;          /* uthash by topic */
+	int64_t next_repl_sweep_ms;      /* clu_repl.c */
 	int64_t next_tomb_sweep_ms;
 	struct clu_takeover *takeovers;            /* CONNECTs waiting for the other nodes */
 	struct clu_takeover_recent *recent;   /* ... and those that just finished (uthash) */
@@ -307,6 +308,14 @@ void clu_retain_sync(struct clu_node *n, struct clu_link *l);
 void clu_retain_free(struct clu_node *n);
 #define CLU_TOMB_TTL_MS (24ull * 3600 * 1000)  /* a day: longer partitions may resurrect */
 void clu_retain_tick(struct clu_node *n, int64_t now);
+
+/* clu_repl.c: the replicated tables (repl/repl.h) across nodes */
+void clu_repl_init(struct clu_node *n);        /* local writes reach this thread */
+void clu_repl_free(struct clu_node *n);
+void clu_repl_req(struct clu_node *n, struct clu_req *r);      /* CRQ_REPL */
+void clu_repl_frame(struct clu_node *n, struct clu_link *l, struct clu_list list);
+void clu_repl_sync(struct clu_node *n, struct clu_link *l);    /* everything, to a new link */
+void clu_repl_tick(struct clu_node *n, int64_t now);
 
 /* clu_takeover.c: one connection per client id in the cluster */
 #define CLU_TAKEOVER_TIMEOUT_MS 3000

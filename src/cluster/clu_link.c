@@ -422,6 +422,9 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 		case CLU_MSG_RETAIN_SET:
 			clu_retain_frame(n, l, m->list);
 			return;
+		case CLU_MSG_REPL_SET:
+			clu_repl_frame(n, l, m->list);
+			return;
 		case CLU_MSG_TAKEOVER_REQ:
 		case CLU_MSG_TAKEOVER_RESP:
 			clu_takeover_frame(n, l, m);

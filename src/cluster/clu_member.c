@@ -300,6 +300,7 @@ void clu_on_link_up(struct clu_node *n, struct clu_link *l)
 	send_members(n, l);
 	clu_route_sync(n, l);
 	clu_retain_sync(n, l);
+	clu_repl_sync(n, l);
 	clu_takeover_send_clients(n, l);
 	if (changed) {
 		clu_members_broadcast(n, l);

@@ -151,6 +151,9 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 	case CRQ_FENCE_MARK:
 		clu_fence_mark(n, r->worker, r->token);
 		break;
+	case CRQ_REPL:
+		clu_repl_req(n, r);
+		break;
 	}
 	clu_req_release(r);
 }
@@ -217,6 +220,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_takeover_tick(n, now);
 	clu_route_tick(n, now);
 	clu_retain_tick(n, now);
+	clu_repl_tick(n, now);
 	clu_discover_tick(n, now);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];
@@ -304,6 +308,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	ev_set_after_wait(n->loop, after_wait, n);
 	ev_set_wakeup(n->loop, on_wakeup, n);
 	ev_timer_every(n->loop, 100, tick, n);
+	clu_repl_init(n);
 	log_notice("cluster: %s listening for links on %s (cluster %s%s)", self->name, self->addr,
 		   cfg->cluster_name, n->tls_srv ? ", TLS" : "");
 	return n;
@@ -365,6 +370,7 @@ void clu_node_free(struct clu_node *n)
 {
 	if (!n)
 		return;
+	clu_repl_free(n);  /* no more local writes to this node (HTTP and workers stopped) */
 	while (n->links)
 		clu_link_close(n->links, NULL);
 	while (n->closed) {

@@ -17,7 +17,7 @@ static_assert(offsetof(struct clu_wire_hdr, version) == 1, "version at 1");
 static_assert(offsetof(struct clu_wire_hdr, type) == 2, "type at 2");
 static_assert(offsetof(struct clu_wire_hdr, flags) == 3, "flags at 3");
 static_assert(offsetof(struct clu_wire_hdr, len) == 4, "length at 4");
-static_assert(CLU_PROTO_VERSION == 2 && CLU_MAGIC == 0xC1, "version 2 frames");
+static_assert(CLU_PROTO_VERSION == 3 && CLU_MAGIC == 0xC1, "version 3 frames");
 static_assert(CLU_MAX_BODY <= UINT32_MAX, "body length fits the u32 field");
 
 static_assert(CLU_MSG_HELLO == 0x01 && CLU_MSG_AUTH == 0x02 && CLU_MSG_REFUSE == 0x03 &&
@@ -29,6 +29,7 @@ static_assert(CLU_MSG_ROUTE_ADD == 0x20 && CLU_MSG_ROUTE_DEL == 0x21 &&
 	      "route message numbers");
 static_assert(CLU_MSG_FORWARD == 0x30 && CLU_MSG_FORWARD_ACK == 0x31, "forward message numbers");
 static_assert(CLU_MSG_RETAIN_SET == 0x40, "retained message numbers");
+static_assert(CLU_MSG_REPL_SET == 0x60, "replicated table message numbers");
 static_assert(CLU_MSG_TAKEOVER_REQ == 0x50 && CLU_MSG_TAKEOVER_RESP == 0x51 &&
 	      CLU_MSG_CLIENTS == 0x52,
 	      "takeover message numbers");
@@ -180,6 +181,13 @@ bool clu_dom_ok(enum clu_dom d, struct clu_str s)
 		       utf8_ok((const uint8_t *)p, n);
 	case CLU_D_CID:
 		return n >= 1 && n <= UINT16_MAX && utf8_ok((const uint8_t *)p, n);
+	case CLU_D_TABLE:
+		if (n < 1 || n > CLU_TABLE_MAX)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+				return false;
+		return true;
 	case CLU_D_TARGET:
 		/* the store's mark encoding: 'c' + client id, 'g' + "$share/g/f" */
 		return n >= 2 && n <= UINT16_MAX && (p[0] == 'c' || p[0] == 'g') &&
@@ -215,6 +223,7 @@ const char *clu_type_name(int type)
 	case CLU_MSG_TAKEOVER_REQ: return "SESSION_TAKEOVER_REQ";
 	case CLU_MSG_TAKEOVER_RESP: return "SESSION_TAKEOVER_RESP";
 	case CLU_MSG_CLIENTS: return "CLIENTS";
+	case CLU_MSG_REPL_SET: return "REPL_SET";
 	}
 	return "UNKNOWN";
 }
@@ -223,7 +232,7 @@ bool clu_is_batched(int type)
 {
 	return type == CLU_MSG_MEMBERS || type == CLU_MSG_ROUTE_ADD || type == CLU_MSG_ROUTE_DEL ||
 	       type == CLU_MSG_FORWARD_ACK || type == CLU_MSG_RETAIN_SET ||
-	       type == CLU_MSG_CLIENTS;
+	       type == CLU_MSG_CLIENTS || type == CLU_MSG_REPL_SET;
 }
 
 bool clu_ack_rc_ok(uint8_t rc)

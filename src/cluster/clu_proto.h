@@ -8,10 +8,11 @@
  * untrusted until authenticated and fuzzed regardless). Decoding allocates
  * nothing: strings, blobs and batched entries point into the input.
  *
- * LINK PROTOCOL, VERSION 2 (CLU_PROTO_VERSION)
+ * LINK PROTOCOL, VERSION 3 (CLU_PROTO_VERSION)
  * ============================================
  * Version 2 added FORWARD's RX and SKIP (exactly once for QoS 2 across
- * nodes, see FORWARD below); version 1 had neither.
+ * nodes, see FORWARD below); version 1 had neither. Version 3 added
+ * REPL_SET (replicated tables).
  *
  * Notation: u8/u16/u32/u64 are unsigned big-endian integers. str is a u16
  * length then that many bytes (no terminator); bin is a u32 length then that
@@ -43,6 +44,8 @@
  *            the share group travels apart)
  *   group    share group name: 1..65535 bytes of UTF-8, no U+0000, no '/' '+' '#'
  *   text     UTF-8, 0..255 bytes, no U+0000 (for log lines only)
+ *   table    replicated table name: 1..32 bytes of [a-z0-9_]
+ *   rkey     replicated table key: 1..1024 bytes, any (opaque to the codec)
  *   cid      MQTT client identifier: 1..65535 bytes of UTF-8, no U+0000
  *   target   a stored QoS 2 message's target, the store's mark encoding
  *            (store.h RXID_MARK): 'c' then a client id, or 'g' then a share
@@ -108,6 +111,11 @@
  *                           empty unless status OK)
  * 0x52 CLIENTS              n:u32  client * n                               both
  *                             client = client_id:cid  hlc (when it connected)
+ * 0x60 REPL_SET             n:u32  rentry * n                               both
+ *                             rentry = table:table  key:rkey  hlc  origin:name
+ *                                      kind:u8 (DELETE 0, SET 1)
+ *                                      expires_ms:u64 (wall ms; 0 = never)
+ *                                      [value:bin] if SET
  *
  * Semantics the codec enforces, and those it leaves to the runtime:
  * - HELLO: proto is the highest version the sender speaks. HELLO's body never
@@ -162,6 +170,11 @@
  *   CLEAN_START). RESP status: OK 0 (session follows; empty when there was
  *   none or CLEAN_START), NONE 1 (not here), REFUSED 2 (the responder's own
  *   connection of that id is newer by hlc: the requester drops its client).
+ * - REPL_SET (version 3): entries of the replicated key/value tables
+ *   (src/repl/repl.h): last writer wins per (table, key) by clu_hlc_cmp(hlc,
+ *   origin); DELETE is a tombstone. Like RETAIN_SET a batch serves both live
+ *   updates and the full exchange when a link comes up. An entry whose
+ *   expires_ms has passed is dropped by every node alike (no tombstone).
  * - CLIENTS, sent when a link comes up, lists the sender's connected client
  *   ids: after a partition, the receiver closes (0x8E) its own connection of
  *   any listed id that is older by clu_hlc_cmp (ties by node name), so no
@@ -195,7 +208,7 @@
 #include "cluster/clu_types.h"
 #include "core/buf.h"
 
-#define CLU_PROTO_VERSION 2
+#define CLU_PROTO_VERSION 3
 #define CLU_MAGIC 0xC1
 #define CLU_HDR_LEN 8
 /* an MQTT packet (256 MiB) plus room for the FORWARD envelope */
@@ -236,6 +249,7 @@ enum clu_type {
 	CLU_MSG_TAKEOVER_REQ = 0x50,
 	CLU_MSG_TAKEOVER_RESP = 0x51,
 	CLU_MSG_CLIENTS = 0x52,
+	CLU_MSG_REPL_SET = 0x60,
 };
 
 enum clu_refuse_reason {
@@ -370,6 +384,19 @@ struct clu_retained {
 	struct clu_message msg;
 };
 
+/* one entry of a replicated table (REPL_SET) */
+#define CLU_TABLE_MAX 32
+#define CLU_RKEY_MAX 1024
+struct clu_rentry {
+	struct clu_str table;             /* table domain */
+	struct clu_bin key;               /* rkey domain */
+	struct clu_hlc_ts ts;
+	struct clu_str origin;            /* node that wrote it; LWW tie-break */
+	bool del;                         /* tombstone: no value */
+	uint64_t expires_ms;              /* wall ms, 0 = never */
+	struct clu_bin value;             /* SET only */
+};
+
 struct clu_takeover_req {
 	uint64_t req_id;
 	bool clean_start;
@@ -400,7 +427,8 @@ struct clu_msg {
 		struct clu_leave leave;
 		uint64_t barrier_id;                  /* BARRIER, BARRIER_ACK */
 		struct clu_list list;                 /* MEMBERS, ROUTE_ADD/DEL, FORWARD_ACK,
-						       * RETAIN_SET, CLIENTS (decode only) */
+						       * RETAIN_SET, CLIENTS, REPL_SET
+						       * (decode only) */
 		struct clu_sync sync;                 /* ROUTE_SYNC_BEGIN/END */
 		struct clu_forward fwd;
 		struct clu_takeover_req treq;
@@ -452,6 +480,7 @@ bool clu_next_retained(struct clu_list *l, struct clu_retained *out);
 bool clu_next_group(struct clu_list *l, struct clu_group *out);
 bool clu_next_target(struct clu_list *l, struct clu_str *out);   /* FORWARD skip set */
 bool clu_next_client(struct clu_list *l, struct clu_client *out);
+bool clu_next_rentry(struct clu_list *l, struct clu_rentry *out);   /* REPL_SET */
 
 /* ---- encoding ---- */
 
@@ -485,6 +514,7 @@ int clu_batch_route(struct clu_batch *b, const struct clu_route *r);
 int clu_batch_ack(struct clu_batch *b, const struct clu_ack_range *r);
 int clu_batch_retained(struct clu_batch *b, const struct clu_retained *r);
 int clu_batch_client(struct clu_batch *b, const struct clu_client *c);
+int clu_batch_rentry(struct clu_batch *b, const struct clu_rentry *e);
 size_t clu_batch_size(const struct clu_batch *b);
 void clu_batch_end(struct clu_batch *b);
 void clu_batch_abort(struct clu_batch *b);

@@ -107,6 +107,27 @@ static void dec_retained(struct bytes_rd *r, struct clu_retained *e)
 		dec_mbody(r, &e->msg);
 }
 
+static void dec_rentry(struct bytes_rd *r, struct clu_rentry *e)
+{
+	uint8_t kind;
+	size_t klen;
+
+	e->table = rd_str(r, CLU_D_TABLE);
+	klen = bytes_rd_u16(r);
+	bytes_rd_check(r, klen >= 1 && klen <= CLU_RKEY_MAX, "replicated key outside its domain");
+	e->key.p = bytes_rd_take(r, klen);
+	e->key.len = bytes_rd_ok(r) ? klen : 0;
+	e->ts = rd_hlc(r);
+	e->origin = rd_str(r, CLU_D_NAME);
+	kind = bytes_rd_u8(r);
+	bytes_rd_check(r, kind == CLU_RK_DELETE || kind == CLU_RK_SET, "unknown entry kind");
+	e->del = kind == CLU_RK_DELETE;
+	e->expires_ms = bytes_rd_u64(r);
+	e->value = (struct clu_bin){ NULL, 0 };
+	if (bytes_rd_ok(r) && !e->del)
+		e->value = rd_bin(r);
+}
+
 static void dec_client(struct bytes_rd *r, struct clu_client *c)
 {
 	c->client_id = rd_str(r, CLU_D_CID);
@@ -128,6 +149,7 @@ static void dec_list(struct bytes_rd *r, int type, struct clu_list *l)
 			struct clu_ack_range a;
 			struct clu_retained e;
 			struct clu_client c;
+			struct clu_rentry re;
 		} u;
 
 		switch (type) {
@@ -144,6 +166,9 @@ static void dec_list(struct bytes_rd *r, int type, struct clu_list *l)
 			break;
 		case CLU_MSG_CLIENTS:
 			dec_client(r, &u.c);
+			break;
+		case CLU_MSG_REPL_SET:
+			dec_rentry(r, &u.re);
 			break;
 		default:
 			dec_retained(r, &u.e);
@@ -270,6 +295,7 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 	case CLU_MSG_FORWARD_ACK:
 	case CLU_MSG_RETAIN_SET:
 	case CLU_MSG_CLIENTS:
+	case CLU_MSG_REPL_SET:
 		dec_list(&r, type, &m->list);
 		break;
 	case CLU_MSG_ROUTE_SYNC_BEGIN:
@@ -378,6 +404,11 @@ bool clu_next_route(struct clu_list *l, struct clu_route *out)
 bool clu_next_client(struct clu_list *l, struct clu_client *out)
 {
 	LIST_NEXT(l, dec_client, out);
+}
+
+bool clu_next_rentry(struct clu_list *l, struct clu_rentry *out)
+{
+	LIST_NEXT(l, dec_rentry, out);
 }
 
 /* ascending order was checked when the frame was decoded */

@@ -92,6 +92,21 @@ static void enc_client(struct bytes_wr *w, const struct clu_client *c)
 	wr_hlc(w, c->ts);
 }
 
+static void enc_rentry(struct bytes_wr *w, const struct clu_rentry *e)
+{
+	bytes_wr_check(w, e->key.len >= 1 && e->key.len <= CLU_RKEY_MAX && e->key.p,
+		       "replicated key outside its domain");
+	wr_str(w, CLU_D_TABLE, e->table);
+	bytes_wr_u16(w, (uint16_t)e->key.len);
+	bytes_wr_bytes(w, e->key.p, e->key.len);
+	wr_hlc(w, e->ts);
+	wr_str(w, CLU_D_NAME, e->origin);
+	bytes_wr_u8(w, e->del ? CLU_RK_DELETE : CLU_RK_SET);
+	bytes_wr_u64(w, e->expires_ms);
+	if (!e->del)
+		wr_bin(w, e->value);
+}
+
 /* FORWARD's skip set: its size on the wire, SIZE_MAX past CLU_FWD_SKIP_MAX */
 static size_t skip_size(const struct clu_forward *f)
 {
@@ -363,6 +378,17 @@ int clu_batch_client(struct clu_batch *b, const struct clu_client *c)
 	if (batch_entry_begin(b, CLU_MSG_CLIENTS, CLU_MSG_CLIENTS, &w, &before))
 		return HQ_EINVAL;
 	enc_client(&w, c);
+	return batch_entry_end(b, before, &w);
+}
+
+int clu_batch_rentry(struct clu_batch *b, const struct clu_rentry *e)
+{
+	struct bytes_wr w;
+	size_t before;
+
+	if (batch_entry_begin(b, CLU_MSG_REPL_SET, CLU_MSG_REPL_SET, &w, &before))
+		return HQ_EINVAL;
+	enc_rentry(&w, e);
 	return batch_entry_end(b, before, &w);
 }
 

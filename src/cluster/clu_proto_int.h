@@ -48,7 +48,7 @@ struct clu_wire_ack_range {
 /* string domains of clu_proto.h's table */
 enum clu_dom {
 	CLU_D_NAME, CLU_D_CLUSTER, CLU_D_ADDR, CLU_D_TOPIC, CLU_D_FILTER, CLU_D_GROUP,
-	CLU_D_GROUP0, CLU_D_TEXT, CLU_D_CID, CLU_D_TARGET,
+	CLU_D_GROUP0, CLU_D_TEXT, CLU_D_CID, CLU_D_TARGET, CLU_D_TABLE,
 };
 
 bool clu_dom_ok(enum clu_dom d, struct clu_str s);

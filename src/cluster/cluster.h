@@ -49,6 +49,8 @@ enum clu_req_kind {
 			      * its forwards wait until FENCE_MARK with the same token */
 	CRQ_FENCE_MARK,      /* from that session's old owner, behind its forwards of what
 			      * worker had delivered to it: the wait of token ends */
+	CRQ_REPL,            /* blob: "table\0key" of a replicated table (repl/repl.h)
+			      * changed here: send its entry to every peer */
 };
 
 struct clu_req {
@@ -71,7 +73,8 @@ struct clu_req {
 				   * TAKEOVER_RESP: filters routed to member provisionally */
 	char *key;                /* ROUTE_*: owned "$share/g/f" or plain filter; TAKEOVER*: client id;
 				   * FORWARD: the client whose session moved there, or NULL */
-	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL */
+	uint8_t *blob;            /* TAKEOVER_RESP: owned serialised session or NULL;
+				   * REPL: owned "table\0key" (blob_len bytes) */
 	char **skip;              /* FORWARD: owned array of n_skip owned targets that
 				   * have the message stored (FORWARD SKIP), or NULL */
 	uint32_t n_skip;

@@ -144,6 +144,8 @@ struct hq_config {
 	uint32_t sys_interval;         /* seconds; 0 disables */
 	/* auth (src/auth/auth.h) */
 	bool auth_allow_anonymous;     /* clients without a user name may connect */
+	/* issue 10, replicated tables (auth_builtin.h) */
+	bool auth_builtin_db_enable;   /* the built-in database in the chain (when it has users) */
 	char *auth_password_file;      /* "" = none; Mosquitto's format */
 	char *auth_acl_file;           /* "" = no ACL (everything allowed) */
 	enum conf_acl_no_match auth_acl_no_match;

@@ -454,6 +454,8 @@ const struct conf_key conf_keys[] = {
 	       "clients without a user name may connect"),
 	K_STR("auth.password_file", auth_password_file, NULL, NULL, "",
 	      "password file in Mosquitto's format (mosquitto_passwd / hamqtt-passwd); empty = none"),
+	K_BOOL("auth.builtin_db.enable", auth_builtin_db_enable, "true",
+	       "the built-in user database (REST, replicated) in the chain, once it has users"),
 	K_STR("auth.acl_file", auth_acl_file, NULL, NULL, "",
 	      "ACL file in Mosquitto's format; empty = no ACL, everything allowed"),
 	K_ENUM("auth.acl.no_match", auth_acl_no_match, acl_no_match_names, "deny",

@@ -117,6 +117,8 @@ fail:
 	http_resp_json(resp, 500, NULL);
 }
 
+#define AUTHDB_USERS "/api/v5/authentication/password_based:built_in_database/users"
+
 /* Every route needs credentials (http_authz.c) unless flagged HTTP_R_OPEN:
  * deny by default, so a route added later is protected without a thought. */
 static const struct http_route routes[] = {
@@ -145,6 +147,12 @@ static const struct http_route routes[] = {
 	{ "DELETE", "/api/v5/banned/clientid/*", http_banned_delete, 0 },
 	{ "DELETE", "/api/v5/banned/username/*", http_banned_delete, 0 },
 	{ "DELETE", "/api/v5/banned/peerhost/*", http_banned_delete, 0 },
+	/* the built-in user database (http_authdb.c), EMQX's path */
+	{ "GET", AUTHDB_USERS, http_authdb_list, 0 },
+	{ "POST", AUTHDB_USERS, http_authdb_add, 0 },
+	{ "GET", AUTHDB_USERS "/*", http_authdb_get, 0 },
+	{ "PUT", AUTHDB_USERS "/*", http_authdb_put, 0 },
+	{ "DELETE", AUTHDB_USERS "/*", http_authdb_delete, 0 },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

@@ -113,14 +113,16 @@ void http_authz_log_refusal(struct http_authz *a, const char *peer, const char *
 	log_warning("http: %s refused: %s", peer ? peer : "?", msg);
 }
 
-static bool is_revoked(struct http_authz *a, const char *jti, int64_t now)
+static bool is_revoked(struct http_authz *a, struct mgmt_users *users, const char *jti,
+		       int64_t now)
 {
 	bool hit = false;
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < a->nrev && !hit; i++)
 		hit = a->rev[i].exp > now && !strcmp(a->rev[i].jti, jti);
 	pthread_mutex_unlock(&a->mu);
-	return hit;
+	/* a logout on another node (the replicated table, mgmt_repl.c) */
+	return hit || (users && mgmt_users_revoked(users, jti));
 }
 
 /* A printable, bounded copy of a user-supplied name for a log line. */
@@ -180,7 +182,7 @@ static int check_bearer(struct http_ctx *ctx, const char *tok, struct mgmt_princ
 		snprintf(why, whylen, "expired token of user '%s'", u);
 		return HQ_EAUTH;
 	}
-	if (is_revoked(ctx->authz, c.jti, now)) {
+	if (is_revoked(ctx->authz, ctx->users, c.jti, now)) {
 		snprintf(why, whylen, "logged-out token of user '%s'", u);
 		return HQ_EAUTH;
 	}
@@ -296,5 +298,7 @@ int http_authz_revoke(struct http_ctx *ctx, const struct http_req *req)
 		a->nrev++;
 	}
 	pthread_mutex_unlock(&a->mu);
+	if (rc == HQ_OK)
+		rc = mgmt_users_revoke(ctx->users, c.jti, c.exp);  /* every node */
 	return rc;
 }

@@ -11,7 +11,7 @@
  * Times are RFC 3339 in UTC ("2026-12-06T16:00:00Z"); "until" may also be a
  * number of seconds since the epoch; a ban without "until" never expires
  * ("until": "infinity" in the listing). The list itself lives in the broker
- * (brk_banned.c, this node only).
+ * (brk_banned.c; replicated to every node, repl/repl.h).
  */
 #include "http/http_int.h"
 #include "broker/broker.h"

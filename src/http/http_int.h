@@ -55,6 +55,7 @@ struct http_req {
 	const char *arg;      /* the path segment a route's '*' matched (points into path,
 				 not NUL terminated), or NULL; set by http_api_dispatch */
 	size_t arg_len;
+	const char *q_page, *q_limit; /* query ?page= &limit= (paged lists), or NULL */
 };
 
 struct http_resp {
@@ -101,6 +102,12 @@ void http_cluster_leave(struct http_ctx *ctx, const struct http_req *req, struct
 void http_cluster_force_leave(struct http_ctx *ctx, const struct http_req *req,
 			      struct http_resp *resp);
 
+/* The built-in user database (http_authdb.c). */
+void http_authdb_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_authdb_add(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_authdb_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_authdb_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_authdb_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 /* The banned list (http_banned.c). */
 void http_banned_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_banned_post(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);

@@ -180,6 +180,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_AUTHORIZATION),
 		.peer = peer,
+		.q_page = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"),
+		.q_limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
 	};
 	struct http_resp resp;
 	memset(&resp, 0, sizeof(resp));
@@ -233,6 +235,7 @@ static void free_parts(struct http_server *s)
 	http_guard_free(s->ctx.guard);
 	http_throttle_free(s->ctx.login_throttle);
 	http_authz_free(s->ctx.authz);
+	mgmt_users_detach(s->ctx.users);   /* the broker's tables outlive us (main.c) */
 	mgmt_users_free(s->ctx.users);
 	free(s);
 }
@@ -340,6 +343,9 @@ void http_server_attach(struct http_server *s, struct broker *b)
 	if (s->ctx.authz && mgmt_users_write_ctl_key(s->ctx.users, err, sizeof(err)) != HQ_OK)
 		log_error("cannot write the local API key for hamqtt-ctl: %s (hamqtt-ctl needs "
 			  "--api-key or HAMQTT_API_KEY)", err);
+	/* users, API keys and logouts cluster-wide from now on (mgmt_repl.c) */
+	if (s->ctx.users && mgmt_users_attach(s->ctx.users, broker_repl(b)) != HQ_OK)
+		log_error("management users not replicated: no replicated tables");
 	atomic_store(&s->ctx.b, b);
 }
 

@@ -46,6 +46,9 @@ struct mgmt_users {
 	struct user *users;
 	struct apikey *keys;
 	struct apikey ctl;         /* the local hamqtt-ctl key; id[0] == 0 until made */
+	/* the replicated table "mgmt" (mgmt_repl.c), NULL until attached */
+	struct repl_table *repl;
+	bool created_now;          /* the default admin was made at this start */
 };
 
 /* [A-Za-z0-9_.-], 1..MGMT_NAME_MAX-1 bytes */
@@ -58,5 +61,17 @@ void mgmt_fmt_time(int64_t t, char *out, size_t n);
 int mgmt_write_atomic(const char *path, const char *text);
 /* Save the whole table; with u->mu held. */
 int mgmt_save_locked(struct mgmt_users *u);
+
+/* One user or key as stored (the file's and the replicated table's form). */
+struct cJSON *mgmt_user_to_json(const struct user *x);
+struct cJSON *mgmt_key_to_json(const struct apikey *k);
+struct user *mgmt_user_from_json(const struct cJSON *x, const char **why);
+struct apikey *mgmt_key_from_json(const struct cJSON *x, const char **why);
+
+/* mgmt_repl.c, with u->mu held: tell the cluster the current state of user
+ * (or key) name here: its entry, or a delete when it is gone. No-op until
+ * attached. */
+void mgmt_repl_user(struct mgmt_users *u, const char *name);
+void mgmt_repl_key(struct mgmt_users *u, const char *name);
 
 #endif

@@ -117,6 +117,8 @@ cJSON *mgmt_keys_create(struct mgmt_users *u, const char *name, const char *desc
 		k->next = u->keys;
 		u->keys = k;
 		*rc = mgmt_save_locked(u);
+		if (*rc == HQ_OK)
+			mgmt_repl_key(u, name);
 		*why = "cannot save the key table";
 		if (*rc == HQ_OK) {
 			o = key_json(k, k->created_at);
@@ -181,6 +183,7 @@ cJSON *mgmt_keys_update(struct mgmt_users *u, const char *name, int enable, cons
 		if (expired_at >= 0)
 			k->expired_at = expired_at;
 		*rc = mgmt_save_locked(u);
+		mgmt_repl_key(u, name);
 		if (*rc == HQ_OK)
 			o = key_json(k, (int64_t)time(NULL));
 	}
@@ -198,6 +201,7 @@ int mgmt_keys_delete(struct mgmt_users *u, const char *name)
 		free(k->desc);
 		free(k);
 		rc = mgmt_save_locked(u);
+		mgmt_repl_key(u, name);
 	}
 	pthread_mutex_unlock(&u->mu);
 	return rc;

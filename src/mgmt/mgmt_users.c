@@ -80,6 +80,38 @@ int64_t mgmt_time_parse(const cJSON *v)
 
 /* ---- persistence ---- */
 
+cJSON *mgmt_user_to_json(const struct user *x)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "username", x->name) ||
+	    !cJSON_AddStringToObject(o, "role", mgmt_role_name(x->role)) ||
+	    !cJSON_AddStringToObject(o, "password_hash", x->hash) ||
+	    !cJSON_AddBoolToObject(o, "must_change", x->must_change) ||
+	    !cJSON_AddNumberToObject(o, "pwd_changed_ms", (double)x->pwd_changed_ms) ||
+	    !cJSON_AddStringToObject(o, "description", x->desc ? x->desc : "")) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+cJSON *mgmt_key_to_json(const struct apikey *k)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "name", k->name) ||
+	    !cJSON_AddStringToObject(o, "api_key", k->id) ||
+	    !cJSON_AddStringToObject(o, "salt", k->salt) ||
+	    !cJSON_AddStringToObject(o, "secret_sha256", k->hash) ||
+	    !cJSON_AddBoolToObject(o, "enable", k->enable) ||
+	    !cJSON_AddNumberToObject(o, "expired_at", (double)k->expired_at) ||
+	    !cJSON_AddNumberToObject(o, "created_at", (double)k->created_at) ||
+	    !cJSON_AddStringToObject(o, "desc", k->desc ? k->desc : "")) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
 static cJSON *to_json_locked(struct mgmt_users *u)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -88,25 +120,13 @@ static cJSON *to_json_locked(struct mgmt_users *u)
 	if (!ua || !ka)
 		goto fail;
 	for (struct user *x = u->users; x; x = x->next) {
-		cJSON *o = cJSON_CreateObject();
-		if (!o || !cJSON_AddItemToArray(ua, o) || !cJSON_AddStringToObject(o, "username", x->name) ||
-		    !cJSON_AddStringToObject(o, "role", mgmt_role_name(x->role)) ||
-		    !cJSON_AddStringToObject(o, "password_hash", x->hash) ||
-		    !cJSON_AddBoolToObject(o, "must_change", x->must_change) ||
-		    !cJSON_AddNumberToObject(o, "pwd_changed_ms", (double)x->pwd_changed_ms) ||
-		    !cJSON_AddStringToObject(o, "description", x->desc ? x->desc : ""))
+		cJSON *o = mgmt_user_to_json(x);
+		if (!o || !cJSON_AddItemToArray(ua, o))
 			goto fail;
 	}
 	for (struct apikey *k = u->keys; k; k = k->next) {
-		cJSON *o = cJSON_CreateObject();
-		if (!o || !cJSON_AddItemToArray(ka, o) || !cJSON_AddStringToObject(o, "name", k->name) ||
-		    !cJSON_AddStringToObject(o, "api_key", k->id) ||
-		    !cJSON_AddStringToObject(o, "salt", k->salt) ||
-		    !cJSON_AddStringToObject(o, "secret_sha256", k->hash) ||
-		    !cJSON_AddBoolToObject(o, "enable", k->enable) ||
-		    !cJSON_AddNumberToObject(o, "expired_at", (double)k->expired_at) ||
-		    !cJSON_AddNumberToObject(o, "created_at", (double)k->created_at) ||
-		    !cJSON_AddStringToObject(o, "desc", k->desc ? k->desc : ""))
+		cJSON *o = mgmt_key_to_json(k);
+		if (!o || !cJSON_AddItemToArray(ka, o))
 			goto fail;
 	}
 	return doc;
@@ -173,6 +193,49 @@ static double jnum(const cJSON *o, const char *k)
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+struct user *mgmt_user_from_json(const cJSON *x, const char **why)
+{
+	const char *name = jstr(x, "username"), *hash = jstr(x, "password_hash");
+	struct user *n = hq_calloc(1, sizeof(*n));
+	struct passwd_hash ph;
+	const char *pw_why;
+	if (!mgmt_name_ok(name) || !hash || strlen(hash) >= HASH_STR_MAX ||
+	    passwd_hash_parse(hash, strlen(hash), &ph, &pw_why) != 0 ||
+	    mgmt_role_parse(jstr(x, "role"), &n->role) != 0) {
+		*why = "a user with a bad name, role or password_hash";
+		free(n);
+		return NULL;
+	}
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->hash, sizeof(n->hash), "%s", hash);
+	n->must_change = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "must_change"));
+	n->pwd_changed_ms = (int64_t)jnum(x, "pwd_changed_ms");
+	n->desc = hq_strdup(jstr(x, "description") ? jstr(x, "description") : "");
+	return n;
+}
+
+struct apikey *mgmt_key_from_json(const cJSON *x, const char **why)
+{
+	const char *name = jstr(x, "name"), *id = jstr(x, "api_key"), *salt = jstr(x, "salt"),
+		   *hash = jstr(x, "secret_sha256");
+	struct apikey *k = hq_calloc(1, sizeof(*k));
+	if (!mgmt_name_ok(name) || !id || strlen(id) != sizeof(k->id) - 1 || !salt ||
+	    strlen(salt) != sizeof(k->salt) - 1 || !hash || strlen(hash) != 64) {
+		*why = "an API key with a bad name, api_key, salt or secret_sha256";
+		free(k);
+		return NULL;
+	}
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	memcpy(k->id, id, sizeof(k->id));
+	memcpy(k->salt, salt, sizeof(k->salt));
+	memcpy(k->hash, hash, sizeof(k->hash));
+	k->enable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "enable"));
+	k->expired_at = (int64_t)jnum(x, "expired_at");
+	k->created_at = (int64_t)jnum(x, "created_at");
+	k->desc = hq_strdup(jstr(x, "desc") ? jstr(x, "desc") : "");
+	return k;
+}
+
 static int load_json(struct mgmt_users *u, const char *text, const char **why)
 {
 	cJSON *doc = cJSON_Parse(text);
@@ -182,43 +245,18 @@ static int load_json(struct mgmt_users *u, const char *text, const char **why)
 	if (!doc)
 		return rc;
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "users")) {
-		const char *name = jstr(x, "username"), *hash = jstr(x, "password_hash");
-		struct user *n = hq_calloc(1, sizeof(*n));
+		struct user *n = mgmt_user_from_json(x, why);
+		if (!n)
+			goto out;
 		n->next = u->users;
 		u->users = n;
-		struct passwd_hash ph;
-		const char *pw_why;
-		if (!mgmt_name_ok(name) || !hash || strlen(hash) >= HASH_STR_MAX ||
-		    passwd_hash_parse(hash, strlen(hash), &ph, &pw_why) != 0 ||
-		    mgmt_role_parse(jstr(x, "role"), &n->role) != 0) {
-			*why = "a user with a bad name, role or password_hash";
-			goto out;
-		}
-		snprintf(n->name, sizeof(n->name), "%s", name);
-		snprintf(n->hash, sizeof(n->hash), "%s", hash);
-		n->must_change = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "must_change"));
-		n->pwd_changed_ms = (int64_t)jnum(x, "pwd_changed_ms");
-		n->desc = hq_strdup(jstr(x, "description") ? jstr(x, "description") : "");
 	}
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "api_keys")) {
-		const char *name = jstr(x, "name"), *id = jstr(x, "api_key"), *salt = jstr(x, "salt"),
-			   *hash = jstr(x, "secret_sha256");
-		struct apikey *k = hq_calloc(1, sizeof(*k));
+		struct apikey *k = mgmt_key_from_json(x, why);
+		if (!k)
+			goto out;
 		k->next = u->keys;
 		u->keys = k;
-		if (!mgmt_name_ok(name) || !id || strlen(id) != sizeof(k->id) - 1 || !salt ||
-		    strlen(salt) != sizeof(k->salt) - 1 || !hash || strlen(hash) != 64) {
-			*why = "an API key with a bad name, api_key, salt or secret_sha256";
-			goto out;
-		}
-		snprintf(k->name, sizeof(k->name), "%s", name);
-		memcpy(k->id, id, sizeof(k->id));
-		memcpy(k->salt, salt, sizeof(k->salt));
-		memcpy(k->hash, hash, sizeof(k->hash));
-		k->enable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "enable"));
-		k->expired_at = (int64_t)jnum(x, "expired_at");
-		k->created_at = (int64_t)jnum(x, "created_at");
-		k->desc = hq_strdup(jstr(x, "desc") ? jstr(x, "desc") : "");
 	}
 	rc = HQ_OK;
 out:
@@ -296,6 +334,7 @@ static int create_default(struct mgmt_users *u, const char *pw_file, char *err, 
 	}
 	u->users = new_user(MGMT_DEFAULT_USER, MGMT_ROLE_ADMIN, hash, must_change,
 			    "the default administrator");
+	u->created_now = true;   /* not told to a cluster until changed (mgmt_repl.c) */
 	if (mgmt_save_locked(u) != HQ_OK) {
 		snprintf(err, errlen, "%s: %s", u->path, strerror(errno));
 		return HQ_EIO;
@@ -431,6 +470,7 @@ int mgmt_users_add(struct mgmt_users *u, const char *name, const char *pw, enum 
 		n->next = u->users;
 		u->users = n;
 		rc = mgmt_save_locked(u);
+		mgmt_repl_user(u, name);
 	}
 	pthread_mutex_unlock(&u->mu);
 	*why = rc == HQ_EEXIST ? "user already exists" : "cannot save the user table";
@@ -461,6 +501,7 @@ int mgmt_users_update(struct mgmt_users *u, const char *name, int role, const ch
 			x->desc = hq_strdup(desc);
 		}
 		rc = mgmt_save_locked(u);
+		mgmt_repl_user(u, name);
 	}
 	pthread_mutex_unlock(&u->mu);
 	return rc;
@@ -481,6 +522,7 @@ int mgmt_users_delete(struct mgmt_users *u, const char *name, const char **why)
 		free(x->desc);
 		free(x);
 		rc = mgmt_save_locked(u);
+		mgmt_repl_user(u, name);
 		*why = "cannot save the user table";
 	}
 	pthread_mutex_unlock(&u->mu);
@@ -515,6 +557,7 @@ int mgmt_users_change_pwd(struct mgmt_users *u, const char *name, const char *ol
 		x->must_change = false;
 		x->pwd_changed_ms = clock_wall_ms();
 		rc = mgmt_save_locked(u);
+		mgmt_repl_user(u, name);
 		*why = "cannot save the user table";
 	}
 	pthread_mutex_unlock(&u->mu);

@@ -5,8 +5,8 @@
  * JSON file in the node's data dir (written to a temporary file, 0600, then
  * renamed over the old one, so a crash leaves the old or the new table).
  *
- * This interface is the table's only door: a later step replicates it across
- * the cluster behind the same functions.
+ * This interface is the table's only door; once attached (mgmt_repl.c) the
+ * table is replicated across the cluster behind the same functions.
  *
  * Threads: every function may be called from any thread (MHD's connection
  * threads); one mutex guards the table. Password hashing (PBKDF2, ~10 ms)
@@ -87,6 +87,16 @@ int mgmt_keys_delete(struct mgmt_users *u, const char *name);
 /* Basic auth: HQ_OK (out filled), HQ_EAUTH (unknown, wrong, disabled or expired) */
 int mgmt_keys_check(struct mgmt_users *u, const char *key, const char *secret, int64_t now_s,
 		    struct mgmt_principal *out);
+
+/* ---- cluster-wide (mgmt_repl.c; the replicated table "mgmt", repl/repl.h) ----
+ * Attach once the broker made its tables (http_server_attach): from then on
+ * users and keys hold on every node. Detach before the tables go. */
+struct repl;
+int mgmt_users_attach(struct mgmt_users *u, struct repl *r);
+void mgmt_users_detach(struct mgmt_users *u);
+/* A token revoked by logout, cluster-wide until its expiry (unix s). */
+int mgmt_users_revoke(struct mgmt_users *u, const char *jti, int64_t exp_s);
+bool mgmt_users_revoked(struct mgmt_users *u, const char *jti);
 
 /* "infinity" or an RFC 3339 UTC time; unix seconds or -1 for anything else */
 int64_t mgmt_time_parse(const struct cJSON *v);

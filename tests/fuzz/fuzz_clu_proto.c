@@ -70,6 +70,16 @@ static void walk(const struct clu_msg *m)
 			n++;
 		break;
 	}
+	case CLU_MSG_REPL_SET: {      /* version 3: replicated table entries */
+		struct clu_rentry e;
+		l = m->list;
+		want = l.n;
+		while (clu_next_rentry(&l, &e)) {
+			CHECK(e.key.len >= 1 && e.key.len <= CLU_RKEY_MAX && (!e.del || !e.value.len));
+			n++;
+		}
+		break;
+	}
 	case CLU_MSG_FORWARD: {
 		struct clu_group e;
 		l = m->fwd.glist;
@@ -96,7 +106,7 @@ static bool batched(int type)
 {
 	return type == CLU_MSG_MEMBERS || type == CLU_MSG_ROUTE_ADD || type == CLU_MSG_ROUTE_DEL ||
 	       type == CLU_MSG_FORWARD_ACK || type == CLU_MSG_RETAIN_SET || type == CLU_MSG_CLIENTS ||
-	       type == CLU_MSG_FORWARD;
+	       type == CLU_MSG_FORWARD || type == CLU_MSG_REPL_SET;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,7 +2,7 @@
 (flapping_detect.*: a client id connecting too often is banned for a while)
 and the banned list over REST in EMQX's shape (GET/POST /api/v5/banned,
 DELETE /api/v5/banned/{as}/{who}), checked at CONNECT: v5 CONNACK 0x8A
-Banned, v3 return code 5. This node's list only (replication comes later)."""
+Banned, v3 return code 5. Cluster-wide replication: test_48_repl.py."""
 
 import json
 import time

@@ -382,6 +382,13 @@ static void reencode(const struct clu_msg *m, struct buf *out)
 			assert_int_equal(clu_batch_client(&bt, &e), HQ_OK);
 		break;
 	}
+	case CLU_MSG_REPL_SET: {      /* its own samples: test_clu_proto_repl.c */
+		struct clu_rentry e;
+		assert_int_equal(clu_batch_begin(&bt, out, m->type), HQ_OK);
+		while (clu_next_rentry(&l, &e))
+			assert_int_equal(clu_batch_rentry(&bt, &e), HQ_OK);
+		break;
+	}
 	case CLU_MSG_FORWARD: {
 		struct clu_msg c = *m;
 		struct clu_list gl = m->fwd.glist;
@@ -1113,13 +1120,13 @@ static void test_header(void **state)
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x10", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x16", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"GET /", 5, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
-	/* the version before (1: no FORWARD RX/SKIP) and the next are refused */
+	/* the version before (2: no REPL_SET) and the next are refused */
 	h[1] = CLU_PROTO_VERSION - 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, 1);
+	assert_int_equal(fr.version, CLU_PROTO_VERSION - 1);
 	h[1] = CLU_PROTO_VERSION + 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, 3);
+	assert_int_equal(fr.version, CLU_PROTO_VERSION + 1);
 	assert_int_equal(clu_decode(h, sizeof(h), CLU_MAX_BODY, &m, &used), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION;
 	h[3] = 0x80;
