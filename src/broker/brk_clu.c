@@ -103,7 +103,7 @@ void brk_clu_msg_view(const struct brk_msg *m, int64_t now_ms, struct brk_msg_vi
 		.props = m->props, .props_len = m->props_len,
 		.payload = m->payload, .payload_len = m->payload_len,
 		.pub_hash = m->pub_hash, .qos = m->qos, .retain = m->retain,
-		.has_expiry = m->has_expiry,
+		.has_expiry = m->has_expiry, .mid = m->mid, .fwd_origin = m->fwd_origin,
 	};
 	if (m->stamp) {
 		v->ts = m->stamp->ts;
@@ -127,6 +127,8 @@ struct brk_msg *brk_clu_msg_new(const struct brk_msg_view *v, int64_t now_ms)
 				    now_ms);
 	m->origin_sid = 0;
 	m->pub_hash = v->pub_hash;
+	m->mid = v->mid;
+	m->fwd_origin = v->fwd_origin;
 	if (v->rx_client_len) {
 		struct msg_rx *rx = hq_malloc(sizeof(*rx) + v->rx_client_len + 1);
 		rx->pid = v->rx_pid;

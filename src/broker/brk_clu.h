@@ -85,6 +85,10 @@ struct brk_msg_view {
 	bool retain, has_expiry;
 	struct clu_hlc_ts ts;     /* as retained: when and where written */
 	const char *origin;       /* NULL: not stamped */
+	/* the publishing node's message id (0: none) and, when another node
+	 * forwarded it here, that node (brk_msg's mid, fwd_origin) */
+	uint64_t mid;
+	struct clu_peer *fwd_origin;
 	/* a QoS 2 message's publisher and packet id (FORWARD RX, brk_rxmark.c):
 	 * rx_client_len 0 = none */
 	const char *rx_client;

@@ -72,6 +72,7 @@ void sess_unref(struct session *s)
 	if (s->clu) {
 		if (s->clu->moved_to)
 			sess_unref(s->clu->moved_to);
+		brk_handover_dedup_free(s);
 		hq_free(s->clu);
 		s->clu = NULL;
 	}
@@ -187,6 +188,8 @@ void sess_end(struct session *s, bool publish_will)
 	offline_remove(s);
 	struct sess_sub *sub, *tmp;
 	HASH_ITER(hh, s->subs, sub, tmp) {
+		if (brk_handover_keeps(s, sub->filter))
+			continue; /* handed over: withdrawn later (brk_handover.c) */
 		brk_route_broadcast(s->w, WQ_ROUTE_DEL, s, sub->filter, 0, 0);
 		brk_cluster_route(s->w, false, sub->filter);
 	}

@@ -369,6 +369,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	}
 	sess_timers(w, now);
 	brk_cluster_held_tick(w, now);
+	brk_handover_tick(w, now);
 	linger_tick(w->linger, now);
 	if (accept_guard_tick(&w->accept, now))
 		listeners_watch(w, true);
@@ -714,6 +715,7 @@ void broker_free(struct broker *b)
 		brk_cluster_held_free(w);
 		store_batch_free(w->store_batch);
 		brk_cluster_fwd_waits_free(w);
+		brk_handover_free(w);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);

@@ -8,10 +8,13 @@
  * untrusted until authenticated and fuzzed regardless). Decoding allocates
  * nothing: strings, blobs and batched entries point into the input.
  *
- * LINK PROTOCOL, VERSION 2 (CLU_PROTO_VERSION)
+ * LINK PROTOCOL, VERSION 3 (CLU_PROTO_VERSION)
  * ============================================
- * Version 2 added FORWARD's RX and SKIP (exactly once for QoS 2 across
- * nodes, see FORWARD below); version 1 had neither.
+ * Version 3 added FORWARD's mid (the origin's message id: a session that
+ * just moved here drops the second copy of a message that reached it both
+ * straight and through its old node, ARCHITECTURE.md "Takeover"). Version 2
+ * added FORWARD's RX and SKIP (exactly once for QoS 2 across nodes, see
+ * FORWARD below); version 1 had neither.
  *
  * Notation: u8/u16/u32/u64 are unsigned big-endian integers. str is a u16
  * length then that many bytes (no terminator); bin is a u32 length then that
@@ -27,7 +30,7 @@
  *                        misdirected client is refused at once)
  *   1      1    version  CLU_PROTO_VERSION; anything else: HQ_EVERSION
  *   2      1    type     CLU_MSG_* below; unknown: malformed
- *   3      1    flags    reserved, 0 in versions 1 and 2
+ *   3      1    flags    reserved, 0 in versions 1 to 3
  *   4      4    length   body length, u32; at most the receiver's limit and
  *                        never more than CLU_MAX_BODY: HQ_ETOOLARGE
  *
@@ -90,7 +93,8 @@
  * 0x23 ROUTE_SYNC_END       sync_id:u32  count:u32 (routes sent since BEGIN) both
  * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01, CLIENT 0x02,     both
  *                           RX 0x04, SKIP 0x08)
- *                           origin:name  [client:cid] if CLIENT
+ *                           origin:name  mid:u64 (0: none)
+ *                           [client:cid] if CLIENT
  *                           [rx_client:cid  rx_pid:u16 (!= 0)] if RX
  *                           [n_skip:u32 (>= 1)  target:target * n_skip] if SKIP
  *                           n_groups:u16  (group:group filter:filter) * n
@@ -195,7 +199,7 @@
 #include "cluster/clu_types.h"
 #include "core/buf.h"
 
-#define CLU_PROTO_VERSION 2
+#define CLU_PROTO_VERSION 3
 #define CLU_MAGIC 0xC1
 #define CLU_HDR_LEN 8
 /* an MQTT packet (256 MiB) plus room for the FORWARD envelope */
@@ -343,7 +347,8 @@ struct clu_message {
 struct clu_forward {
 	uint64_t seq;                     /* 0 iff msg.qos == 0 */
 	bool plain;                       /* deliver to non-shared subscribers */
-	struct clu_str origin;            /* publishing node */
+	struct clu_str origin;            /* publishing node (a relay: the first one) */
+	uint64_t mid;                     /* origin's message id, unique per run; 0: none */
 	struct clu_str client;            /* len > 0: for this client's session only */
 	struct clu_str rx_client;         /* len > 0 (RX): the QoS 2 publisher's client id */
 	uint16_t rx_pid;                  /* RX: its packet id */

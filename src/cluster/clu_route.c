@@ -316,7 +316,11 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 			fm.fwd.plain = r->plain && !r->key;
 			if (r->key)
 				fm.fwd.client = clu_str(r->key);
-			fm.fwd.origin = clu_str(n->m[0]->name);
+			/* a relay names the node the message came from, with its id:
+			 * the session's new node may get it straight from there too
+			 * and keeps one copy (brk_handover.c) */
+			fm.fwd.origin = clu_str(msg.fwd_origin ? msg.fwd_origin->name : n->m[0]->name);
+			fm.fwd.mid = msg.mid;
 			fm.fwd.n_groups = ng;
 			fm.fwd.groups = groups;
 			fm.fwd.msg.qos = qos;
@@ -492,8 +496,14 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 		.qos = cm->qos, .retain = cm->retain, .has_expiry = cm->has_expiry,
 		.expiry = cm->expiry, .pub_hash = cm->pub_hash,
 		.rx_client = f->rx_client.p, .rx_client_len = (uint32_t)f->rx_client.len,
-		.rx_pid = f->rx_pid,
+		.rx_pid = f->rx_pid, .mid = f->mid, .fwd_origin = m,
 	};
+	if (f->origin.len != strlen(m->name) || memcmp(f->origin.p, m->name, f->origin.len)) {
+		/* relayed: the id is the origin's (an unknown origin: no id) */
+		v.fwd_origin = clu_member_find(n, f->origin.p, f->origin.len);
+		if (!v.fwd_origin)
+			v.mid = 0;
+	}
 	struct fwd_in fw = { .msg = brk_clu_msg_new(&v, clu_now(n)) };
 	if (f->n_skip) {
 		/* the targets that have it stored: skipped here (brk_route) */
