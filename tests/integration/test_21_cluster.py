@@ -756,20 +756,6 @@ def test_publishes_during_takeover_are_delivered(c3, qos):
         check_takeover_deliveries(got, old_got, count, qos)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known loss, not fixed: a message published on a third node during a hand-over "
-    "is lost (1 to ~40 consecutive messages in 90 of 120 rounds, 4 and 2 workers; "
-    "never a duplicate, the rest in order). Two causes, both seen in debug logs: "
-    "(1) node 3 matches nothing: node 1 withdraws its route (ROUTE_DEL) when it "
-    "exports the session, node 2 adds its own (ROUTE_ADD) only after the import, "
-    "and node 3 gets the DEL first; (2) node 1 drops a forward from node 3 that its "
-    "worker matches after the switch: the session's filters now point at node 2's "
-    "provisional route, and a forwarded message is never forwarded again "
-    "(brk_publish.c forward_hits, fwd_from), so it never reaches the ended session "
-    "(sess_deliver -> brk_cluster_forward_moved). Fixing it needs a cross-node "
-    "hand-over of node 3's path (keep node 1's route and CLIENT forwards until node "
-    "3 switches, with a fence like clu_fence.c between node 3's two paths), not a "
-    "local change"))
 @pytest.mark.parametrize("qos", [1, 2])
 def test_publishes_from_third_node_during_takeover_are_delivered(c3, qos):
     """As above, but the publisher is on node 3: its messages reach X's
