@@ -117,6 +117,8 @@ bool brk_handover_keeps(const struct session *s, const char *filter)
 
 static void ghost_end(struct worker *w, struct hov_ghost *g)
 {
+	log_debug("client_id=%s: the %u route(s) kept after its hand-over are withdrawn",
+		  g->s->client_id, g->n);
 	for (uint32_t i = 0; i < g->n; i++) {
 		brk_route_broadcast(w, WQ_ROUTE_DEL, g->s, g->filters[i], 0, 0);
 		brk_cluster_route(w, false, g->filters[i]);

@@ -692,15 +692,19 @@ def drain_publishes(c, timeout=1.0):
             out[p.payload] = p.mid
 
 
-def takeover_under_load(c3, qos, prefix, pub_node=0):
+def takeover_under_load(c3, qos, prefix, pub_node=0, bystander=None):
     """A publisher on node pub_node + 1 (node 1 by default) sends 200
     messages at qos to client X's subscription while X (never acknowledging
-    on node 1) takes its session over on node 2. Returns (got on node 2 as
-    (payload, dup, packet id) in arrival order, {payload: packet id} the old
-    connection received, count)."""
+    on node 1) takes its session over on node 2. bystander: a list that gets
+    a client subscribed to the same topic on node 2 before (so node 2 has
+    the route all along). Returns (got on node 2 as (payload, dup, packet id)
+    in arrival order, {payload: packet id} the old connection received,
+    count)."""
     n1, n2, _ = c3.nodes
     topic = "%s/t" % prefix
     old = subscriber(n1, "%s-x" % prefix, topic, qos=qos, props=EXPIRY_300, auto_ack=False)
+    if bystander is not None:
+        bystander.append(subscriber(n2, "%s-y" % prefix, topic, qos=qos))
     pub = client(c3.nodes[pub_node], "%s-pub" % prefix)
     count = 200
     halfway = threading.Event()
@@ -769,3 +773,58 @@ def test_publishes_from_third_node_during_takeover_are_delivered(c3, qos):
     for rnd in range(4):
         got, old_got, count = takeover_under_load(c3, qos, "tk3%d-%d" % (qos, rnd), pub_node=2)
         check_takeover_deliveries(got, old_got, count, qos)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_third_node_publishes_reaching_both_nodes_during_takeover_come_once(c3, qos):
+    """As above, but another client subscribes to the same topic on node 2
+    first, so node 3 forwards every message to node 2 as well as to node 1
+    (X's route) all along: while node 1 still relays what it gets for X's
+    session (brk_handover.c), a message reaches X's new session both
+    straight and relayed, and node 2 keeps one copy (FORWARD mid). X gets
+    every message once, in order; the bystander too. Four rounds."""
+    for rnd in range(4):
+        by = []
+        got, old_got, count = takeover_under_load(c3, qos, "tkb%d-%d" % (qos, rnd), pub_node=2,
+                                                  bystander=by)
+        check_takeover_deliveries(got, old_got, count, qos)
+        seen = [p.payload for p in publishes_within(by[0], 0.5)]
+        assert seen == [b"%03d" % i for i in range(count)], "bystander on node 2: %r" % (
+            seen[:5] + ["..."] + seen[-5:])
+        by[0].disconnect()
+
+
+def forwards_received(node):
+    """hamqtt_cluster_forwards_received_total of node (GET /metrics)."""
+    status, body = node.http("GET", "/metrics")
+    assert status == 200, (status, body[:200])
+    for line in body.splitlines():
+        if line.startswith("hamqtt_cluster_forwards_received_total"):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no hamqtt_cluster_forwards_received_total in /metrics")
+
+
+def test_old_node_keeps_a_moved_sessions_routes_for_a_while(c3):
+    """After X's session moved from node 1 to node 2, node 1 keeps X's route
+    announced for about 10 s (so node 3 never has neither route) and relays
+    what node 3 sends there; then it withdraws it (debug log) and node 3
+    forwards X's messages to node 2 only: node 1 receives nothing more."""
+    n1, n2, n3 = c3.nodes
+    old = subscriber(n1, "gh-x", "gh/t", qos=1, props=EXPIRY_300)
+    old.disconnect()
+    new = n2.raw(version=5, auto_ack=True)
+    assert new.connect("gh-x", clean=False, props=EXPIRY_300).session_present
+    assert n1.wait_log(r"client_id=gh-x: 1 route\(s\) kept", timeout=5)
+    pub = client(n3, "gh-pub")
+    pub.publish("gh/t", b"during", qos=1)
+    got = [p.payload for p in publishes_within(new, 1.0)]
+    assert got == [b"during"], got
+    assert n1.wait_log(r"client_id=gh-x: the 1 route\(s\) kept after its hand-over are "
+                       r"withdrawn", timeout=20), "node 1 never withdrew X's route"
+    time.sleep(T(0.5))  # the ROUTE_DEL reaches node 3
+    before = forwards_received(n1)
+    for i in range(3):
+        pub.publish("gh/t", b"after%d" % i, qos=1)
+    got = [p.payload for p in publishes_within(new, 1.0)]
+    assert got == [b"after0", b"after1", b"after2"], got
+    assert forwards_received(n1) == before, "node 3 still forwards X's messages to node 1"
