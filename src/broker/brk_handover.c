@@ -69,6 +69,8 @@ static bool shared_filter(const char *f)
 uint64_t brk_handover_mid(struct worker *w)
 {
 	WK_ASSERT_OWNER(w);
+	if (!w->b->clu)
+		return 0; /* no cluster: nothing to tell apart */
 	if (!w->clu.next_mid) {
 		/* per worker and run: the worker in the top byte, the start time
 		 * below, so a restarted node does not reuse its last run's ids */

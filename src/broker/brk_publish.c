@@ -373,8 +373,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		buf_free(&props);
 		m->origin_sid = s->sid;
 		m->pub_hash = s->client_hash;
-		if (b->clu)
-			m->mid = brk_handover_mid(w);
+		m->mid = brk_handover_mid(w); /* before anything shares it (retained) */
 		if (pb->qos == 2)
 			brk_rxmark_msg(s, m, pb->packet_id);
 		w->congested = NULL;

@@ -122,6 +122,7 @@ void sess_publish_will(struct session *s)
 	/* not shared yet, so still ours to finish: the publisher is the client,
 	 * and the will's expiry interval runs from publication, not CONNECT */
 	m->origin_sid = s->sid;
+	m->mid = brk_handover_mid(s->w);
 	if (m->has_expiry)
 		m->expire_at = ev_now_ms(s->w->loop) + (int64_t)m->expiry * 1000;
 	log_info("publishing will client_id=%s topic=%s", s->client_id, m->topic);
