@@ -145,7 +145,11 @@
  *   that reached the session's old node after the session moved here; its
  *   mbody QoS is the delivery's), and neither PLAIN nor groups may be set.
  *   seq is 0 exactly when qos is 0 (no acknowledgement); otherwise it is
- *   strictly increasing per link direction. origin is the publishing node.
+ *   strictly increasing per link direction. origin is the publishing node
+ *   and mid its id of the message (unique per origin run, 0: none); a
+ *   CLIENT forward relaying a message another node forwarded keeps that
+ *   node's origin and mid, so a session that moved gets a message that
+ *   reached it both straight and relayed once (the codec checks neither).
  *   RX (only with mbody qos 2, never with CLIENT) names the publisher's
  *   session and packet id of a QoS 2 message whose id its node stored: each
  *   queue entry the receiver stores for it carries a mark (store.h
