@@ -316,7 +316,7 @@ void sess_deliver(struct session *s, struct deliv *d)
 		deliv_release(d);
 		return;
 	}
-	if (s->clu && s->clu->dedup && brk_handover_dup(s, d->msg)) {
+	if (s->clu && s->clu->dedup && brk_handover_dup(s, d->msg, ev_now_ms(s->w->loop))) {
 		deliv_release(d); /* moved here moments ago: it had this copy already */
 		return;
 	}

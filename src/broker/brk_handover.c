@@ -37,8 +37,6 @@
 #include <string.h>
 
 #define HOV_GHOST_MS 10000        /* as long as node 1's provisional route (clu_route.c) */
-#define HOV_DEDUP_MS 15000        /* the ghost's life plus relays still on their way */
-#define HOV_DEDUP_MAX 65536       /* ids kept per session (oldest forgotten first) */
 
 struct hov_ghost {
 	struct session *s;        /* reference: the session handed over (ended) */
@@ -219,13 +217,13 @@ static void seen_add(struct hov_dedup *d, struct clu_peer *origin, uint64_t mid)
 	d->n++;
 }
 
-bool brk_handover_dup(struct session *s, const struct brk_msg *msg)
+bool brk_handover_dup(struct session *s, const struct brk_msg *msg, int64_t now)
 {
 	WK_ASSERT_OWNER(s->w);
 	struct hov_dedup *d = s->clu->dedup;
 	if (!d || !msg->mid || !msg->fwd_origin)
 		return false; /* published here: it takes one path only */
-	if (ev_now_ms(s->w->loop) > d->until) {
+	if (now > d->until) {
 		brk_handover_dedup_free(s);
 		return false;
 	}

@@ -880,7 +880,9 @@ void brk_handover_free(struct worker *w);                /* shutdown */
 /* The new owner, s just imported: second copies are dropped for a while. */
 void brk_handover_dedup_start(struct session *s, int64_t now);
 /* s (its owner) is about to get msg: true if it had it already (drop). */
-bool brk_handover_dup(struct session *s, const struct brk_msg *msg);
+bool brk_handover_dup(struct session *s, const struct brk_msg *msg, int64_t now);
+#define HOV_DEDUP_MS 15000        /* the ghost's life plus relays still on their way */
+#define HOV_DEDUP_MAX 65536       /* ids kept per session (oldest forgotten first) */
 void brk_handover_dedup_free(struct session *s);
 /* A new id for a message published on this worker (cluster only). */
 uint64_t brk_handover_mid(struct worker *w);
