@@ -268,6 +268,15 @@ void brk_post_forward_target(struct brk_post *p, const char *client_id, struct s
 	}
 }
 
+void brk_post_switch(struct brk_post *p, uint64_t token)
+{
+	for (int i = 0; i < p->b->n_workers; i++) {
+		struct wq_entry e = { .kind = WQ_SWITCH_MARK };
+		e.u.token = token;
+		push(p, i, &e);
+	}
+}
+
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token)
 {
 	if (!token || worker < 0 || worker >= p->b->n_workers)

@@ -155,6 +155,9 @@ void brk_post_forward(struct brk_post *p, int worker, struct fwd_in *f); /* f's 
  * import held them), get s as target (one reference each). */
 void brk_post_forward_target(struct brk_post *p, const char *client_id, struct session *s);
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token);
+/* Every worker echoes route switch token once it has the routes posted
+ * before (CRQ_SWITCH_MARK, clu_switch.c). */
+void brk_post_switch(struct brk_post *p, uint64_t token);
 /* What token waited for failed: the waiting response never leaves, its
  * connection is closed and the client sends again. */
 void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token);

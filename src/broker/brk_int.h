@@ -445,6 +445,8 @@ enum wq_kind {
 				   * fence our forwards (clu_fence.c) */
 	WQ_MOVE_FENCE_BACK,       /* to that worker, behind what worker sub_id delivered
 				   * to the session: mark fence u.token */
+	WQ_SWITCH_MARK,           /* behind new routes: echo route switch u.token to the
+				   * cluster thread (clu_switch.c) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */

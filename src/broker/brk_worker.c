@@ -166,6 +166,12 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 	case WQ_MOVE_FENCE_BACK:
 		brk_cluster_move_fence_back(w, (int)e->sub_id, e->u.token);
 		break;
+	case WQ_SWITCH_MARK: {
+		struct clu_req r = { .kind = CRQ_SWITCH_MARK, .worker = (uint16_t)w->id,
+				     .token = e->u.token };
+		clu_req_push(&w->clu.out, &r);
+		break;
+	}
 	}
 	if (e->sess)
 		sess_unref(e->sess);

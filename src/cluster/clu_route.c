@@ -197,6 +197,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	rr->gen = m->sync_gen;
 	HASH_ADD_KEYPTR(hh, m->routes, rr->key, strlen(rr->key), rr);
 	post_route(n, m, rr->key, true);
+	clu_switch_route_added(n, m, rr->key);
 }
 
 static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_remote_route *rr)
@@ -552,6 +553,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		list = msg->list;
 		while (clu_next_route(&list, &r))
 			remote_add(n, m, &r);
+		clu_switch_frame_end(n);
 		break;
 	case CLU_MSG_ROUTE_DEL:
 		list = msg->list;
@@ -578,6 +580,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		list = msg->list;
 		while (clu_next_ack(&list, &ar))
 			pend_ack(n, m, ar.first, ar.last);
+		clu_switch_check(n);
 		break;
 	}
 	case CLU_MSG_BARRIER: {
@@ -656,6 +659,7 @@ void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link
 	for (uint32_t i = l->bh; i < l->bn; i++)
 		barrier_ack(n, l->bars[i]);
 	l->bh = l->bn = 0;
+	clu_switch_check(n); /* nor do forwards elsewhere for its acknowledgements */
 }
 
 void clu_route_free(struct clu_node *n)

@@ -49,6 +49,8 @@ enum clu_req_kind {
 			      * its forwards wait until FENCE_MARK with the same token */
 	CRQ_FENCE_MARK,      /* from that session's old owner, behind its forwards of what
 			      * worker had delivered to it: the wait of token ends */
+	CRQ_SWITCH_MARK,     /* worker applied the routes posted before route switch
+			      * token (clu_switch.c), behind its earlier forwards */
 };
 
 struct clu_req {

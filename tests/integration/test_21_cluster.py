@@ -692,12 +692,14 @@ def drain_publishes(c, timeout=1.0):
             out[p.payload] = p.mid
 
 
-def takeover_under_load(c3, qos, prefix, pub_node=0, bystander=None):
+def takeover_under_load(c3, qos, prefix, pub_node=0, bystander=None, burst=1):
     """A publisher on node pub_node + 1 (node 1 by default) sends 200
     messages at qos to client X's subscription while X (never acknowledging
     on node 1) takes its session over on node 2. bystander: a list that gets
     a client subscribed to the same topic on node 2 before (so node 2 has
-    the route all along). Returns (got on node 2 as (payload, dup, packet id)
+    the route all along). burst > 1: the publisher keeps that many messages
+    in flight (bursts of burst, each acknowledged before the next). Returns
+    (got on node 2 as (payload, dup, packet id)
     in arrival order, {payload: packet id} the old connection received,
     count)."""
     n1, n2, _ = c3.nodes
@@ -712,9 +714,13 @@ def takeover_under_load(c3, qos, prefix, pub_node=0, bystander=None):
 
     def publish_all():
         try:
-            for i in range(count):
-                pub.publish(topic, b"%03d" % i, qos=qos)
-                if i == count // 4:
+            for i in range(0, count, burst):
+                if burst == 1:
+                    pub.publish(topic, b"%03d" % i, qos=qos)
+                else:
+                    pipeline_publish(pub, topic, [b"%03d" % k for k in range(i, i + burst)],
+                                     qos=qos, window=burst)
+                if i >= count // 4:
                     halfway.set()
         except Exception as e:  # reported by the main thread
             failure.append(e)
@@ -828,3 +834,12 @@ def test_old_node_keeps_a_moved_sessions_routes_for_a_while(c3):
     got = [p.payload for p in publishes_within(new, 1.0)]
     assert got == [b"after0", b"after1", b"after2"], got
     assert forwards_received(n1) == before, "node 3 still forwards X's messages to node 1"
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_third_node_burst_publisher_during_takeover(c3, qos):
+    """EXPERIMENT: as the third-node test, the publisher keeping 5 in flight."""
+    for rnd in range(4):
+        got, old_got, count = takeover_under_load(c3, qos, "tkp%d-%d" % (qos, rnd), pub_node=2,
+                                                  burst=5)
+        check_takeover_deliveries(got, old_got, count, qos)
