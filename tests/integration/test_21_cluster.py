@@ -838,7 +838,14 @@ def test_old_node_keeps_a_moved_sessions_routes_for_a_while(c3):
 
 @pytest.mark.parametrize("qos", [1, 2])
 def test_third_node_burst_publisher_during_takeover(c3, qos):
-    """EXPERIMENT: as the third-node test, the publisher keeping 5 in flight."""
+    """As the third-node test, but the publisher keeps 5 messages in flight
+    (bursts of 5): at node 3's switch point a message on its way through node
+    1 (relayed to node 2) could be overtaken by a later one sent straight to
+    node 2. Node 3's forwards to node 2 wait, from the point its worker has
+    node 2's new route, until node 1 acknowledged what that worker sent it
+    before (clu_switch.c; node 1 acknowledges a relayed message once node 2
+    did): every message once, in order. (It broke the order in about one run
+    of three, 4 workers, before the switch fence.) Four rounds."""
     for rnd in range(4):
         got, old_got, count = takeover_under_load(c3, qos, "tkp%d-%d" % (qos, rnd), pub_node=2,
                                                   burst=5)
