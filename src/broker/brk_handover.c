@@ -18,7 +18,9 @@
  *   (FORWARD with CLIENT, brk_cluster_forward_moved) carrying the publishing
  *   node's message id; the FORWARD_ACK to node 3 waits for node 2's
  *   acknowledgement of the relay (the publisher's PUBACK with it), so a
- *   publisher that waits for each acknowledgement keeps its order.
+ *   publisher that waits for each acknowledgement keeps its order; one with
+ *   several messages in flight keeps it through node 3's route switch fence
+ *   (cluster/clu_switch.c), which builds on that acknowledgement.
  * - The new owner (node 2) remembers for HOV_DEDUP_MS which (origin node,
  *   message id) reached the imported session: while node 3 has both routes
  *   a message arrives twice (straight, and relayed by node 1), and the
