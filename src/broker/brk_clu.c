@@ -113,7 +113,7 @@ void brk_clu_msg_view(const struct brk_msg *m, int64_t now_ms, struct brk_msg_vi
 		.props = m->props, .props_len = m->props_len,
 		.payload = m->payload, .payload_len = m->payload_len,
 		.pub_hash = m->pub_hash, .qos = m->qos, .retain = m->retain,
-		.has_expiry = m->has_expiry,
+		.has_expiry = m->has_expiry, .mid = m->mid, .fwd_origin = m->fwd_origin,
 	};
 	if (m->stamp) {
 		v->ts = m->stamp->ts;
@@ -137,6 +137,8 @@ struct brk_msg *brk_clu_msg_new(const struct brk_msg_view *v, int64_t now_ms)
 				    now_ms);
 	m->origin_sid = 0;
 	m->pub_hash = v->pub_hash;
+	m->mid = v->mid;
+	m->fwd_origin = v->fwd_origin;
 	if (v->rx_client_len) {
 		struct msg_rx *rx = hq_malloc(sizeof(*rx) + v->rx_client_len + 1);
 		rx->pid = v->rx_pid;
@@ -273,6 +275,15 @@ void brk_post_forward_target(struct brk_post *p, const char *client_id, struct s
 			    !strcmp(f->client_id, client_id))
 				f->target = sess_ref(s);
 		}
+	}
+}
+
+void brk_post_switch(struct brk_post *p, uint64_t token)
+{
+	for (int i = 0; i < p->b->n_workers; i++) {
+		struct wq_entry e = { .kind = WQ_SWITCH_MARK };
+		e.u.token = token;
+		push(p, i, &e);
 	}
 }
 

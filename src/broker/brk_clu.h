@@ -87,6 +87,10 @@ struct brk_msg_view {
 	bool retain, has_expiry;
 	struct clu_hlc_ts ts;     /* as retained: when and where written */
 	const char *origin;       /* NULL: not stamped */
+	/* the publishing node's message id (0: none) and, when another node
+	 * forwarded it here, that node (brk_msg's mid, fwd_origin) */
+	uint64_t mid;
+	struct clu_peer *fwd_origin;
 	/* a QoS 2 message's publisher and packet id (FORWARD RX, brk_rxmark.c):
 	 * rx_client_len 0 = none */
 	const char *rx_client;
@@ -153,6 +157,9 @@ void brk_post_forward(struct brk_post *p, int worker, struct fwd_in *f); /* f's 
  * import held them), get s as target (one reference each). */
 void brk_post_forward_target(struct brk_post *p, const char *client_id, struct session *s);
 void brk_post_gate_release(struct brk_post *p, int worker, uint64_t token);
+/* Every worker echoes route switch token once it has the routes posted
+ * before (CRQ_SWITCH_MARK, clu_switch.c). */
+void brk_post_switch(struct brk_post *p, uint64_t token);
 /* What token waited for failed: the waiting response never leaves, its
  * connection is closed and the client sends again. */
 void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token);

@@ -9,6 +9,7 @@
  * (WQ_FWD_IN), a confirmation (WQ_GATE_RELEASE).
  */
 #include "broker/brk_int.h"
+#include "broker/brk_store.h"
 #include "broker/sess_serial.h"
 #include "cluster/cluster.h"
 #include "cluster/clu_types.h"
@@ -176,6 +177,25 @@ void brk_cluster_forward_moved(struct session *s, struct deliv *d)
 			     .member = s->clu->moved_to->clu->member, .msg = d->msg,
 			     .dqos = d->qos, .dretain = d->flags & DV_RETAIN };
 	r.key = hq_strdup(s->client_id);
+	if (d->qos) {
+		/* whoever waits for this delivery (the publisher's PUBACK, a
+		 * FORWARD_ACK to a third node) waits for the new owner's
+		 * acknowledgement of the relay: once acknowledged, a message is
+		 * queued there, and a publisher that waits for it keeps its order
+		 * across the relay and the straight path (brk_handover.c) */
+		if (w->clu.relay_ack) {
+			int wid;
+			brk_store_tok_split(w->clu.relay_ack, w->id, &wid, &r.token);
+			r.worker = (uint16_t)wid;
+			w->clu.relay_ack = 0; /* taken: the relay releases it */
+		} else if (w->clu.fwd_token) {
+			r.token = w->clu.fwd_token;
+			w->clu.fwd_pending++;
+		} else if (w->store_tok) {
+			r.token = w->store_tok;
+			w->store_tok_remote++;
+		}
+	}
 	d->msg = NULL; /* the reference moves to the request */
 	deliv_release(d);
 	clu_req_push(&w->clu.out, &r);
@@ -287,7 +307,9 @@ void brk_route_forwarded(struct worker *w, struct fwd_in *f)
 	WK_ASSERT_OWNER(w);
 	/* a durable store: deliveries to persistent sessions (here and on the
 	 * other workers) hold the acknowledgement until they are stored */
-	uint64_t tok = f->seq && w->b->store_run ? gate_token_new(w) : 0;
+	uint64_t tok = f->seq && (w->b->store_run ||
+				  atomic_load_explicit(&w->b->ghosts, memory_order_relaxed))
+			       ? gate_token_new(w) : 0;
 	w->store_tok = tok;
 	w->store_tok_remote = 0;
 	uint32_t mark = brk_store_mark(w);
@@ -369,8 +391,8 @@ static void collect_remote(void *ctx, const char *filter, size_t len, const stru
 {
 	struct remote_visit *rv = ctx;
 	struct session *t = sub->owner;
-	if (!t->remote)
-		return;
+	if (!t->remote && !(sub->options & BRK_SUBOPT_FWD_ONLY))
+		return; /* (a ghost's entries too: its session ended long ago) */
 	if (rv->n == rv->cap) {
 		rv->cap = rv->cap ? rv->cap * 2 : 16;
 		rv->v = hq_realloc(rv->v, rv->cap * sizeof(*rv->v));
@@ -623,6 +645,8 @@ void brk_cluster_takeover_out(struct worker *w, struct session *given, struct ta
 			if (!s->clu)
 				s->clu = hq_calloc(1, sizeof(*s->clu));
 			s->clu->moved_to = sess_ref(ns);
+			/* what third nodes still forward here follows it too */
+			brk_handover_ghost(w, s);
 		}
 		sess_end(s, false);
 		if (ns && r.n_groups)
@@ -664,6 +688,9 @@ void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t)
 			brk_route_broadcast(w, WQ_ROUTE_ADD, s, sub->filter, sub->options, sub->sub_id);
 			brk_cluster_route(w, true, sub->filter);
 		}
+		/* a third node's messages may come both straight and relayed by
+		 * the old owner for a while: each once (brk_handover.c) */
+		brk_handover_dedup_start(s, ev_now_ms(w->loop));
 	}
 	struct clu_req r = { .kind = CRQ_TAKEOVER_IMPORTED, .worker = (uint16_t)w->id,
 			     .token = t->id, .sess = s }; /* the reference moves */

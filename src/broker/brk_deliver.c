@@ -317,6 +317,10 @@ void sess_deliver(struct session *s, struct deliv *d)
 		deliv_release(d);
 		return;
 	}
+	if (s->clu && s->clu->dedup && brk_handover_dup(s, d->msg, ev_now_ms(s->w->loop))) {
+		deliv_release(d); /* moved here moments ago: it had this copy already */
+		return;
+	}
 	/* the ACL's read check per message (auth.h): a wildcard subscription
 	 * may cover topics a deny rule excludes; cached per client */
 	if (s->acl && !brk_acl_allow(s->w, s->acl, ACL_READ, d->msg->topic, d->msg->topic_len, false)) {
@@ -571,15 +575,21 @@ void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t 
 	uint8_t qos = d->qos;
 	uint64_t bytes = deliv_bytes(d);
 	uint32_t mark = brk_store_mark(s->w);
+	bool relayed = false;
 	if (run) {
 		/* a first delivery of the publish: its entry carries the mark */
 		s->w->rx_mark = ack_token && d->msg && d->msg->rx ? d->msg : NULL;
+		/* a session handed over relays it, and the relay's acknowledgement
+		 * releases the token (brk_cluster_forward_moved takes it) */
+		s->w->clu.relay_ack = ack_token;
 		sess_deliver(s, d);
+		relayed = ack_token && !s->w->clu.relay_ack;
+		s->w->clu.relay_ack = 0;
 		s->w->rx_mark = NULL;
 	} else {
 		deliv_release(d);
 	}
-	if (ack_token) {
+	if (ack_token && !relayed) {
 		if (run && brk_store_mark(s->w) != mark)
 			brk_store_hold(s->w, ack_token); /* released when stored */
 		else

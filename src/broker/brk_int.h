@@ -87,6 +87,12 @@ struct brk_msg {
 	 * marks of the entries stored for it (brk_rxmark.c); owned, NULL
 	 * otherwise */
 	struct msg_rx *rx;
+	/* cluster: the publishing node's id of the message (unique per node
+	 * run; 0 = none) and, for a message another node forwarded here, that
+	 * node (NULL: published here). A session that just moved here drops
+	 * its second copy (brk_handover.c). */
+	uint64_t mid;
+	struct clu_peer *fwd_origin;
 	char *topic;              /* -> data, NUL terminated */
 	uint8_t *props;           /* -> data */
 	uint8_t *payload;         /* -> data */
@@ -271,6 +277,10 @@ struct sess_cluster {
 	/* handed over to another node: its node session (reference); deliveries
 	 * that still arrive here follow the session there */
 	struct session *moved_to;
+	/* moved here from another node moments ago: the messages it got from
+	 * other nodes, to drop a second copy (brk_handover.c; owned, or NULL) */
+	struct hov_dedup *dedup;
+	bool ghost;               /* moved away: its plain routes stay a while (brk_handover.c) */
 };
 static inline struct session *sess_moved_to(const struct session *s)
 {
@@ -455,6 +465,8 @@ enum wq_kind {
 	WQ_MOVE_FENCE_BACK,       /* to that worker, behind what worker sub_id delivered
 				   * to the session: mark fence u.token */
 	WQ_AUTH_DONE,             /* an auth thread answered: u.auth (owned) */
+	WQ_SWITCH_MARK,           /* behind new routes: echo route switch u.token to the
+				   * cluster thread (clu_switch.c) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -537,6 +549,13 @@ struct wk_cluster {
 	/* requests held until a batch holding an incoming QoS 2 id is stored
 	 * (brk_cluster_hold), FIFO; owned */
 	struct clu_held *held_head, *held_tail;
+	/* brk_handover.c: sessions handed over whose routes still catch what
+	 * other nodes forward here (owned list); this worker's message ids;
+	 * the publisher's token a posted delivery carries while its session
+	 * runs it (sess_deliver_posted), 0 once a relay took it */
+	struct hov_ghost *ghosts;
+	uint64_t next_mid;
+	uint64_t relay_ack;
 };
 
 struct worker {
@@ -649,6 +668,7 @@ struct broker {
 	pthread_mutex_t store_info_lock;
 	_Atomic uint64_t next_msg_id;     /* stored message ids (brk_store.c) */
 	struct clu_node *clu;             /* NULL when clustering is off */
+	atomic_uint ghosts;               /* sessions handed over whose routes linger (brk_handover.c) */
 	struct tls_srv *tls[CONF_MAX_LISTENERS]; /* per ssl listener (index of cfg->listeners),
 					   * owned; freed after every connection */
 	struct auth *auth;                /* the authentication chain and ACL (owned) */
@@ -894,6 +914,27 @@ void brk_cluster_takeover_import(struct worker *w, struct takeover_msg *t);
 void brk_cluster_conn_free(struct conn *c);
 /* A delivery for a session that moved to another node goes there. */
 void brk_cluster_forward_moved(struct session *s, struct deliv *d);
+
+/* brk_handover.c: what another node forwards for a session that moves away
+ * from here keeps following it, and a session that moved here gets each of
+ * those messages once (ARCHITECTURE.md "Takeover"). */
+/* A replica entry only forwarded messages match: a session handed over. */
+#define BRK_SUBOPT_FWD_ONLY 0x80
+/* The old owner, as s is handed over (before sess_end): its plain routes stay. */
+void brk_handover_ghost(struct worker *w, struct session *s);
+/* sess_end: true if filter's routes stay (the ghost withdraws them later). */
+bool brk_handover_keeps(const struct session *s, const char *filter);
+void brk_handover_tick(struct worker *w, int64_t now);
+void brk_handover_free(struct worker *w);                /* shutdown */
+/* The new owner, s just imported: second copies are dropped for a while. */
+void brk_handover_dedup_start(struct session *s, int64_t now);
+/* s (its owner) is about to get msg: true if it had it already (drop). */
+bool brk_handover_dup(struct session *s, const struct brk_msg *msg, int64_t now);
+#define HOV_DEDUP_MS 15000        /* the ghost's life plus relays still on their way */
+#define HOV_DEDUP_MAX 65536       /* ids kept per session (oldest forgotten first) */
+void brk_handover_dedup_free(struct session *s);
+/* A new id for a message published on this worker (cluster only). */
+uint64_t brk_handover_mid(struct worker *w);
 /* Per-publisher order across a hand-over (clu_fence.c): on a worker whose
  * replica now sends a session of worker `owner` to another node, and on
  * that owner when the worker's fence comes back. */

@@ -27,6 +27,8 @@ struct brk_msg *msg_new(const char *topic, size_t topic_len, const uint8_t *prop
 	m->pub_hash = 0;
 	m->stamp = NULL;
 	m->rx = NULL;
+	m->mid = 0;
+	m->fwd_origin = NULL;
 	m->topic = (char *)m->data;
 	memcpy(m->topic, topic, topic_len);
 	m->topic[topic_len] = '\0';

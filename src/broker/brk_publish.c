@@ -37,7 +37,12 @@ static void push_hit(struct worker *w, const struct topic_sub *sub, const char *
 
 static void hit_cb(void *ctx, const struct topic_sub *sub)
 {
-	push_hit(ctx, sub, NULL);
+	struct worker *w = ctx;
+	/* a session handed over to another node: only what other nodes
+	 * forwarded here still follows it this way (brk_handover.c) */
+	if ((sub->options & BRK_SUBOPT_FWD_ONLY) && !w->clu.fwd_from)
+		return;
+	push_hit(w, sub, NULL);
 }
 
 static void shared_hit_cb(void *ctx, const struct topic_sub *sub, const char *gf, size_t gl)
@@ -368,6 +373,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		buf_free(&props);
 		m->origin_sid = s->sid;
 		m->pub_hash = s->client_hash;
+		m->mid = brk_handover_mid(w); /* before anything shares it (retained) */
 		if (pb->qos == 2)
 			brk_rxmark_msg(s, m, pb->packet_id);
 		w->congested = NULL;

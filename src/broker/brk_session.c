@@ -72,6 +72,7 @@ void sess_unref(struct session *s)
 	if (s->clu) {
 		if (s->clu->moved_to)
 			sess_unref(s->clu->moved_to);
+		brk_handover_dedup_free(s);
 		hq_free(s->clu);
 		s->clu = NULL;
 	}
@@ -121,6 +122,7 @@ void sess_publish_will(struct session *s)
 	/* not shared yet, so still ours to finish: the publisher is the client,
 	 * and the will's expiry interval runs from publication, not CONNECT */
 	m->origin_sid = s->sid;
+	m->mid = brk_handover_mid(s->w);
 	if (m->has_expiry)
 		m->expire_at = ev_now_ms(s->w->loop) + (int64_t)m->expiry * 1000;
 	log_info("publishing will client_id=%s topic=%s", s->client_id, m->topic);
@@ -187,6 +189,8 @@ void sess_end(struct session *s, bool publish_will)
 	offline_remove(s);
 	struct sess_sub *sub, *tmp;
 	HASH_ITER(hh, s->subs, sub, tmp) {
+		if (brk_handover_keeps(s, sub->filter))
+			continue; /* handed over: withdrawn later (brk_handover.c) */
 		brk_route_broadcast(s->w, WQ_ROUTE_DEL, s, sub->filter, 0, 0);
 		brk_cluster_route(s->w, false, sub->filter);
 	}

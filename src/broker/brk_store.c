@@ -151,6 +151,13 @@ uint64_t brk_store_tok_remote(int wid, uint64_t token)
 	return ((uint64_t)(wid + 1) << TOK_WORKER_SHIFT) | token;
 }
 
+void brk_store_tok_split(uint64_t remote_token, int self, int *wid, uint64_t *token)
+{
+	int id = (int)(remote_token >> TOK_WORKER_SHIFT) - 1;
+	*wid = id < 0 ? self : id;
+	*token = remote_token & TOK_MASK;
+}
+
 void brk_store_ack(struct worker *w, uint64_t remote_token, bool failed)
 {
 	WK_ASSERT_OWNER(w);

@@ -42,6 +42,8 @@ bool brk_store_persisting(const struct session *s);
 uint32_t brk_store_mark(const struct worker *w);
 /* Gate tokens: a token of worker wid as another worker's batch carries it. */
 uint64_t brk_store_tok_remote(int wid, uint64_t token);
+/* Its worker (self when it carries none) and token. */
+void brk_store_tok_split(uint64_t remote_token, int self, int *wid, uint64_t *token);
 /* Release (or fail) such a token: to its worker through w's outbox. */
 void brk_store_ack(struct worker *w, uint64_t remote_token, bool failed);
 /* The response of the request just handled on c waits for what it stored

@@ -173,6 +173,12 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 	case WQ_AUTH_DONE:
 		brk_auth_answer(w, e->u.auth);
 		break;
+	case WQ_SWITCH_MARK: {
+		struct clu_req r = { .kind = CRQ_SWITCH_MARK, .worker = (uint16_t)w->id,
+				     .token = e->u.token };
+		clu_req_push(&w->clu.out, &r);
+		break;
+	}
 	}
 	if (e->sess)
 		sess_unref(e->sess);
@@ -405,6 +411,7 @@ static void tick_cb(struct ev_loop *l, void *arg)
 	}
 	sess_timers(w, now);
 	brk_cluster_held_tick(w, now);
+	brk_handover_tick(w, now);
 	linger_tick(w->linger, now);
 	if (accept_guard_tick(&w->accept, now))
 		listeners_watch(w, true);
@@ -769,6 +776,7 @@ void broker_free(struct broker *b)
 		brk_cluster_held_free(w);
 		store_batch_free(w->store_batch);
 		brk_cluster_fwd_waits_free(w);
+		brk_handover_free(w);
 		if (w->routes) {
 			brk_cluster_drop_remote_routes(w);
 			topic_tree_free(w->routes);

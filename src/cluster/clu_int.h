@@ -209,6 +209,13 @@ struct clu_node {
 	uint32_t imports_pending;
 	/* per worker: hand-over fences (clu_fence.c), NULL until the first */
 	struct clu_fence *fences;
+	/* route switches (clu_switch.c): the one a ROUTE_ADD frame is opening,
+	 * those whose marks the workers have not all echoed, and per worker
+	 * the waits of its forwards (NULL until the first) */
+	struct clu_switch *sw_open, *switches;
+	uint64_t next_switch;
+	struct clu_sw_worker *sw_workers;
+	uint32_t sw_conds;               /* waits, over every worker */
 	/* BARRIER_ACKs owed while wout is held: sent once it is flushed */
 	struct clu_owed_ack *owed_acks;
 	uint32_t n_owed_acks, cap_owed_acks;
@@ -376,6 +383,17 @@ void clu_fence_mark(struct clu_node *n, uint16_t worker, uint64_t token);
 /* true: r (a FORWARD) waits behind a fence; its contents moved */
 bool clu_fence_hold(struct clu_node *n, struct clu_req *r);
 void clu_fence_free(struct clu_node *n);
+
+/* clu_switch.c: a worker's forwards to a node whose route for a key just
+ * came while another node routes it too wait until that node acknowledged
+ * what the worker sent it before (per-publisher order across a hand-over). */
+void clu_switch_route_added(struct clu_node *n, struct clu_peer *to, const char *key);
+void clu_switch_frame_end(struct clu_node *n);   /* after a ROUTE_ADD frame */
+void clu_switch_mark(struct clu_node *n, uint16_t worker, uint64_t id);
+/* true: r (a FORWARD) waits; its contents moved */
+bool clu_switch_hold(struct clu_node *n, struct clu_req *r);
+void clu_switch_check(struct clu_node *n);       /* acks came, links changed, time passed */
+void clu_switch_free(struct clu_node *n);
 void clu_takeover_free(struct clu_node *n);
 
 /* clu_route.c */

@@ -124,7 +124,7 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		clu_route_barrier(n, r);
 		break;
 	case CRQ_FORWARD:
-		if (!clu_fence_hold(n, r))
+		if (!clu_fence_hold(n, r) && !clu_switch_hold(n, r))
 			clu_route_forward(n, r);
 		break;
 	case CRQ_FWD_DONE:
@@ -153,6 +153,9 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 		break;
 	case CRQ_REPL:
 		clu_repl_req(n, r);
+		break;
+	case CRQ_SWITCH_MARK:
+		clu_switch_mark(n, r->worker, r->token);
 		break;
 	}
 	clu_req_release(r);
@@ -219,6 +222,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_link_tick(n, now);
 	clu_takeover_tick(n, now);
 	clu_route_tick(n, now);
+	clu_switch_check(n);
 	clu_retain_tick(n, now);
 	clu_repl_tick(n, now);
 	clu_discover_tick(n, now);
@@ -386,6 +390,7 @@ void clu_node_free(struct clu_node *n)
 	clu_retain_free(n);
 	clu_takeover_free(n);
 	clu_fence_free(n);
+	clu_switch_free(n);
 	brk_post_free(n->wout); /* what never reached a worker */
 	for (size_t i = 0; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];

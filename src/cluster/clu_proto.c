@@ -17,7 +17,7 @@ static_assert(offsetof(struct clu_wire_hdr, version) == 1, "version at 1");
 static_assert(offsetof(struct clu_wire_hdr, type) == 2, "type at 2");
 static_assert(offsetof(struct clu_wire_hdr, flags) == 3, "flags at 3");
 static_assert(offsetof(struct clu_wire_hdr, len) == 4, "length at 4");
-static_assert(CLU_PROTO_VERSION == 3 && CLU_MAGIC == 0xC1, "version 3 frames");
+static_assert(CLU_PROTO_VERSION == 4 && CLU_MAGIC == 0xC1, "version 4 frames");
 static_assert(CLU_MAX_BODY <= UINT32_MAX, "body length fits the u32 field");
 
 static_assert(CLU_MSG_HELLO == 0x01 && CLU_MSG_AUTH == 0x02 && CLU_MSG_REFUSE == 0x03 &&

@@ -8,11 +8,15 @@
  * untrusted until authenticated and fuzzed regardless). Decoding allocates
  * nothing: strings, blobs and batched entries point into the input.
  *
- * LINK PROTOCOL, VERSION 3 (CLU_PROTO_VERSION)
+ * LINK PROTOCOL, VERSION 4 (CLU_PROTO_VERSION)
  * ============================================
- * Version 2 added FORWARD's RX and SKIP (exactly once for QoS 2 across
- * nodes, see FORWARD below); version 1 had neither. Version 3 added
- * REPL_SET (replicated tables).
+ * Version 4 (two changes merged): FORWARD's mid (the origin's message id: a
+ * session that just moved here drops the second copy of a message that
+ * reached it both straight and through its old node, ARCHITECTURE.md
+ * "Takeover") and REPL_SET (replicated tables). Version 3 existed on two
+ * branches with one of them each and never shipped. Version 2 added
+ * FORWARD's RX and SKIP (exactly once for QoS 2 across nodes, see FORWARD
+ * below); version 1 had neither.
  *
  * Notation: u8/u16/u32/u64 are unsigned big-endian integers. str is a u16
  * length then that many bytes (no terminator); bin is a u32 length then that
@@ -28,7 +32,7 @@
  *                        misdirected client is refused at once)
  *   1      1    version  CLU_PROTO_VERSION; anything else: HQ_EVERSION
  *   2      1    type     CLU_MSG_* below; unknown: malformed
- *   3      1    flags    reserved, 0 in versions 1 and 2
+ *   3      1    flags    reserved, 0 in versions 1 to 3
  *   4      4    length   body length, u32; at most the receiver's limit and
  *                        never more than CLU_MAX_BODY: HQ_ETOOLARGE
  *
@@ -93,7 +97,8 @@
  * 0x23 ROUTE_SYNC_END       sync_id:u32  count:u32 (routes sent since BEGIN) both
  * 0x30 FORWARD              seq:u64  fflags:u8 (PLAIN 0x01, CLIENT 0x02,     both
  *                           RX 0x04, SKIP 0x08)
- *                           origin:name  [client:cid] if CLIENT
+ *                           origin:name  mid:u64 (0: none)
+ *                           [client:cid] if CLIENT
  *                           [rx_client:cid  rx_pid:u16 (!= 0)] if RX
  *                           [n_skip:u32 (>= 1)  target:target * n_skip] if SKIP
  *                           n_groups:u16  (group:group filter:filter) * n
@@ -149,7 +154,11 @@
  *   that reached the session's old node after the session moved here; its
  *   mbody QoS is the delivery's), and neither PLAIN nor groups may be set.
  *   seq is 0 exactly when qos is 0 (no acknowledgement); otherwise it is
- *   strictly increasing per link direction. origin is the publishing node.
+ *   strictly increasing per link direction. origin is the publishing node
+ *   and mid its id of the message (unique per origin run, 0: none); a
+ *   CLIENT forward relaying a message another node forwarded keeps that
+ *   node's origin and mid, so a session that moved gets a message that
+ *   reached it both straight and relayed once (the codec checks neither).
  *   RX (only with mbody qos 2, never with CLIENT) names the publisher's
  *   session and packet id of a QoS 2 message whose id its node stored: each
  *   queue entry the receiver stores for it carries a mark (store.h
@@ -170,7 +179,7 @@
  *   CLEAN_START). RESP status: OK 0 (session follows; empty when there was
  *   none or CLEAN_START), NONE 1 (not here), REFUSED 2 (the responder's own
  *   connection of that id is newer by hlc: the requester drops its client).
- * - REPL_SET (version 3): entries of the replicated key/value tables
+ * - REPL_SET (version 4): entries of the replicated key/value tables
  *   (src/repl/repl.h): last writer wins per (table, key) by clu_hlc_cmp(hlc,
  *   origin); DELETE is a tombstone. Like RETAIN_SET a batch serves both live
  *   updates and the full exchange when a link comes up. An entry whose
@@ -208,7 +217,7 @@
 #include "cluster/clu_types.h"
 #include "core/buf.h"
 
-#define CLU_PROTO_VERSION 3
+#define CLU_PROTO_VERSION 4
 #define CLU_MAGIC 0xC1
 #define CLU_HDR_LEN 8
 /* an MQTT packet (256 MiB) plus room for the FORWARD envelope */
@@ -359,7 +368,8 @@ struct clu_message {
 struct clu_forward {
 	uint64_t seq;                     /* 0 iff msg.qos == 0 */
 	bool plain;                       /* deliver to non-shared subscribers */
-	struct clu_str origin;            /* publishing node */
+	struct clu_str origin;            /* publishing node (a relay: the first one) */
+	uint64_t mid;                     /* origin's message id, unique per run; 0: none */
 	struct clu_str client;            /* len > 0: for this client's session only */
 	struct clu_str rx_client;         /* len > 0 (RX): the QoS 2 publisher's client id */
 	uint16_t rx_pid;                  /* RX: its packet id */

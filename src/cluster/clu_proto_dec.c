@@ -187,6 +187,7 @@ static void dec_forward(struct bytes_rd *r, struct clu_forward *f)
 		       "reserved FORWARD flag");
 	f->plain = fl & CLU_FF_PLAIN;
 	f->origin = rd_str(r, CLU_D_NAME);
+	f->mid = bytes_rd_u64(r);
 	f->client = (struct clu_str){ NULL, 0 };
 	if (fl & CLU_FF_CLIENT)
 		f->client = rd_str(r, CLU_D_CID);

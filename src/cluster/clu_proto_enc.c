@@ -139,6 +139,7 @@ static void enc_forward(struct bytes_wr *w, const struct clu_forward *f)
 	bytes_wr_u8(w, (f->plain ? CLU_FF_PLAIN : 0) | (client ? CLU_FF_CLIENT : 0) |
 			       (rx ? CLU_FF_RX : 0) | (f->n_skip ? CLU_FF_SKIP : 0));
 	wr_str(w, CLU_D_NAME, f->origin);
+	bytes_wr_u64(w, f->mid);
 	if (client)
 		wr_str(w, CLU_D_CID, f->client);
 	if (rx) {

@@ -197,6 +197,7 @@ static void remote_add(struct clu_node *n, struct clu_peer *m, const struct clu_
 	rr->gen = m->sync_gen;
 	HASH_ADD_KEYPTR(hh, m->routes, rr->key, strlen(rr->key), rr);
 	post_route(n, m, rr->key, true);
+	clu_switch_route_added(n, m, rr->key);
 }
 
 static void remote_del(struct clu_node *n, struct clu_peer *m, struct clu_remote_route *rr)
@@ -316,7 +317,11 @@ void clu_route_forward(struct clu_node *n, struct clu_req *r)
 			fm.fwd.plain = r->plain && !r->key;
 			if (r->key)
 				fm.fwd.client = clu_str(r->key);
-			fm.fwd.origin = clu_str(n->m[0]->name);
+			/* a relay names the node the message came from, with its id:
+			 * the session's new node may get it straight from there too
+			 * and keeps one copy (brk_handover.c) */
+			fm.fwd.origin = clu_str(msg.fwd_origin ? msg.fwd_origin->name : n->m[0]->name);
+			fm.fwd.mid = msg.mid;
 			fm.fwd.n_groups = ng;
 			fm.fwd.groups = groups;
 			fm.fwd.msg.qos = qos;
@@ -492,8 +497,14 @@ static void on_forward(struct clu_node *n, struct clu_link *l, const struct clu_
 		.qos = cm->qos, .retain = cm->retain, .has_expiry = cm->has_expiry,
 		.expiry = cm->expiry, .pub_hash = cm->pub_hash,
 		.rx_client = f->rx_client.p, .rx_client_len = (uint32_t)f->rx_client.len,
-		.rx_pid = f->rx_pid,
+		.rx_pid = f->rx_pid, .mid = f->mid, .fwd_origin = m,
 	};
+	if (f->origin.len != strlen(m->name) || memcmp(f->origin.p, m->name, f->origin.len)) {
+		/* relayed: the id is the origin's (an unknown origin: no id) */
+		v.fwd_origin = clu_member_find(n, f->origin.p, f->origin.len);
+		if (!v.fwd_origin)
+			v.mid = 0;
+	}
 	struct fwd_in fw = { .msg = brk_clu_msg_new(&v, clu_now(n)) };
 	if (f->n_skip) {
 		/* the targets that have it stored: skipped here (brk_route) */
@@ -542,6 +553,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		list = msg->list;
 		while (clu_next_route(&list, &r))
 			remote_add(n, m, &r);
+		clu_switch_frame_end(n);
 		break;
 	case CLU_MSG_ROUTE_DEL:
 		list = msg->list;
@@ -568,6 +580,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 		list = msg->list;
 		while (clu_next_ack(&list, &ar))
 			pend_ack(n, m, ar.first, ar.last);
+		clu_switch_check(n);
 		break;
 	}
 	case CLU_MSG_BARRIER: {
@@ -646,6 +659,7 @@ void clu_route_link_down(struct clu_node *n, struct clu_peer *m, struct clu_link
 	for (uint32_t i = l->bh; i < l->bn; i++)
 		barrier_ack(n, l->bars[i]);
 	l->bh = l->bn = 0;
+	clu_switch_check(n); /* nor do forwards elsewhere for its acknowledgements */
 }
 
 void clu_route_free(struct clu_node *n)

@@ -25,9 +25,9 @@
  * off without a FIN) holds a CONNACK, until its answer, the loss of its link
  * (cluster.heartbeat_timeout) or CLU_TAKEOVER_TIMEOUT_MS, whichever is first.
  *
- * Known window: messages published between the old node ending the session
- * and the new node's routes reaching the publisher's node are not delivered
- * (a route-handover protocol would close it).
+ * A publisher on a third node: the old node keeps the session's routes a
+ * while and relays what it receives for it; the new one keeps one copy of
+ * what comes both ways (broker/brk_handover.c).
  */
 #include "cluster/clu_int.h"
 #include "core/clock.h"

@@ -51,6 +51,8 @@ enum clu_req_kind {
 			      * worker had delivered to it: the wait of token ends */
 	CRQ_REPL,            /* blob: "table\0key" of a replicated table (repl/repl.h)
 			      * changed here: send its entry to every peer */
+	CRQ_SWITCH_MARK,     /* worker applied the routes posted before route switch
+			      * token (clu_switch.c), behind its earlier forwards */
 };
 
 struct clu_req {

@@ -201,6 +201,7 @@ static void enc_forward(struct buf *b, uint8_t qos)
 	m.fwd.seq = qos ? 0x0102030405060708ull : 0;
 	m.fwd.plain = qos != 2;
 	m.fwd.origin = S(NODE_A);
+	m.fwd.mid = qos ? 0xA1B2C3D4E5F60718ull : 0; /* version 4: 0 = none */
 	m.fwd.n_groups = qos ? 2 : 0;
 	m.fwd.groups = qos ? fwd_groups : NULL;
 	m.fwd.msg = sample_message("sensors/1/temp", qos ? "21.5" : "", qos);
@@ -688,6 +689,7 @@ static void test_forward(void **state)
 		assert_true(m.fwd.seq == (qos ? 0x0102030405060708ull : 0));
 		assert_int_equal(m.fwd.plain, qos != 2);
 		assert_true(str_eq(m.fwd.origin, NODE_A));
+		assert_true(m.fwd.mid == (qos ? 0xA1B2C3D4E5F60718ull : 0));
 		assert_int_equal(m.fwd.n_groups, qos ? 2 : 0);
 		if (qos) {
 			assert_true(clu_next_group(&m.fwd.glist, &g));
@@ -811,8 +813,8 @@ static void test_forward_rx_skip_malformed(void **state)
 	struct frame f;
 	struct clu_msg m;
 	uint8_t *keep;
-	/* offsets in the body: seq 8, fflags 1, origin, rx_client, rx_pid, n_skip */
-	const size_t fl = 8, rx = fl + 1 + 2 + strlen(NODE_B);
+	/* offsets in the body: seq 8, fflags 1, origin, mid 8, rx_client, rx_pid, n_skip */
+	const size_t fl = 8, rx = fl + 1 + 2 + strlen(NODE_B) + 8;
 	const size_t pid = rx + 2 + strlen("pub-\xc3\xa9"), ns = pid + 2, t0 = ns + 4;
 	uint8_t *body;
 
@@ -1120,13 +1122,16 @@ static void test_header(void **state)
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x10", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x16", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"GET /", 5, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
-	/* the version before (2: no REPL_SET) and the next are refused */
+	/* the versions before (2, 3: no REPL_SET and FORWARD mid together) and
+	 * the next are refused */
 	h[1] = CLU_PROTO_VERSION - 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, CLU_PROTO_VERSION - 1);
+	assert_int_equal(fr.version, 3);
+	h[1] = 2;
+	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION + 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, CLU_PROTO_VERSION + 1);
+	assert_int_equal(fr.version, 5);
 	assert_int_equal(clu_decode(h, sizeof(h), CLU_MAX_BODY, &m, &used), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION;
 	h[3] = 0x80;

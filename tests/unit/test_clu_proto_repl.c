@@ -1,6 +1,6 @@
 /*
  * test_clu_proto_repl.c - the REPL_SET frame (replicated tables, clu_proto.h
- * version 3): a SET and a DELETE round-trip field by field, the domains are
+ * version 4): a SET and a DELETE round-trip field by field, the domains are
  * enforced by encoder and decoder alike, and every truncation or corruption
  * of a sample frame is refused or re-encodes to the same bytes.
  */
