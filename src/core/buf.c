@@ -29,6 +29,10 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 
 void buf_append(struct buf *b, const void *p, size_t n)
 {
+	/* nothing to add: an empty buf has no data, and NULL + 0 (or memcpy to
+	 * NULL) is undefined behaviour that UBSan stops on (found by fuzz_auth_answer) */
+	if (!n)
+		return;
 	uint8_t *d = buf_reserve(b, n);
 	memcpy(d, p, n);
 	b->len += n;
