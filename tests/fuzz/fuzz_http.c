@@ -9,7 +9,9 @@
  *
  * Input: byte 0 = method (bits 0-2), credentials (bits 3-4: the input's own
  * Authorization header, an administrator's API key, an administrator's token,
- * a viewer's token), bit 5 = the two body parsers instead of the dispatcher;
+ * a viewer's token), bit 5 = the two body parsers instead of the dispatcher,
+ * bit 6 = with credentials 0, the header line is the JSON claims of a token
+ * signed with the node's key (the token parser after the signature check);
  * byte 1 = the route (a '*' takes the segment below) or, past the table, the
  * segment is the whole path; then "segment\nauthorization\nbody".
  *
@@ -27,12 +29,14 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/http_int.h"
+#include "mgmt/mgmt_token.h"
 #include "mgmt/mgmt_users.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,6 +49,7 @@ static char *pristine;           /* mgmt_users.json as made at start */
 static size_t pristine_len;
 static char basic_admin[256], bearer_admin[512], bearer_viewer[512];
 static struct http_ctx ctx;      /* reopened from the copy only after a change */
+static uint8_t token_key[MGMT_KEY_LEN]; /* node.cookie's, to sign made-up claims */
 
 static const char *const methods[] = { "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "" };
 static const char *const paths[] = {
@@ -136,6 +141,8 @@ static void setup(void)
 	token_for(&sctx, "view", MGMT_ROLE_VIEWER, bearer_viewer, sizeof(bearer_viewer));
 	http_authz_free(sctx.authz);
 	mgmt_users_free(sctx.users);
+	if (mgmt_token_key(cfg.node_cookie, dir, token_key, err, sizeof(err)) != 0)
+		die("token key", err);
 	pristine = slurp(users_path, &pristine_len);
 }
 
@@ -150,6 +157,25 @@ static char *piece(const uint8_t **p, const uint8_t *end)
 	s[n] = '\0';
 	*p += n + (nl ? 1 : 0);
 	return s;
+}
+
+/* "Bearer v1.<claims>.<mac>" for made-up claims, signed with the node's key:
+ * what the token parser reads only after the signature checked out. */
+static void sign_claims(const char *claims, char *out, size_t n)
+{
+	size_t cl = strlen(claims);
+	if (cl > 600)
+		cl = 600;
+	char tok[MGMT_TOKEN_MAX + 64];
+	memcpy(tok, "v1.", 3);
+	mgmt_b64url((const uint8_t *)claims, cl, tok + 3);
+	size_t tl = strlen(tok);
+	uint8_t mac[32];
+	unsigned int ml = 0;
+	HMAC(EVP_sha256(), token_key, MGMT_KEY_LEN, (const uint8_t *)tok, tl, mac, &ml);
+	tok[tl++] = '.';
+	mgmt_b64url(mac, sizeof(mac), tok + tl);
+	snprintf(out, n, "Bearer %s", tok);
 }
 
 static void check_resp(const struct http_req *req, const struct http_resp *resp, bool creds)
@@ -227,8 +253,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(path, sizeof(path), "%s", seg);
 	}
 	const char *authz = NULL;
+	char signed_tok[MGMT_TOKEN_MAX + 80];
 	switch (m >> 3 & 3) {
-	case 0: authz = auth[0] ? auth : NULL; break;
+	case 0:
+		authz = auth[0] ? auth : NULL;
+		if (m & 0x40) { /* the header line as the claims of a valid token */
+			sign_claims(auth, signed_tok, sizeof(signed_tok));
+			authz = signed_tok;
+		}
+		break;
 	case 1: authz = basic_admin; break;
 	case 2: authz = bearer_admin; break;
 	default: authz = bearer_viewer; break;
@@ -250,7 +283,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct http_resp resp = { .status = 0 };
 	http_api_dispatch(&ctx, &req, &resp);
-	check_resp(&req, &resp, (m >> 3 & 3) != 0); /* a made-up header is no credential */
+	/* a made-up header is no credential; made-up claims signed with the key may be */
+	check_resp(&req, &resp, (m >> 3 & 3) != 0 || (m & 0x40));
 	free(resp.body);
 	/* a write that succeeded (users, keys, a password, a logout) changed the
 	 * table or the revocation list: start the next input from the copy */

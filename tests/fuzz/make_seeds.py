@@ -139,6 +139,11 @@ def http_seeds():
         "banned_number": (0x20, 0, "", "", '{"as":"peerhost","who":"127.0.0.1","until":4102444800}'),
         "join_body": (0x20, 0, "", "", '{"node":"hamqtt@127.0.0.2"}'),
         "raw_path": (DELETE | ADMIN_KEY, 200, "/api/v5/cluster/n%40h/force_leave", "", ""),
+        # bit 6: the header line is the claims of a token the harness signs
+        "signed_claims": (GET | 0x40, 4, "", '{"u":"admin","r":"administrator","c":false,"iat":1,'
+                          '"exp":4102444800,"j":"0123456789abcdef","n":"fz@127.0.0.1"}', ""),
+        "signed_gone_user": (POST | 0x40, 7, "", '{"u":"gone","r":"viewer","c":true,"iat":1e300,'
+                             '"exp":-1e999,"j":"x","n":"other@h"}', '{"name":"k"}'),
     }
     for name, (m, r, seg, auth, body) in seeds.items():
         write("fuzz_http", name, bytes([m, r]) + ("%s\n%s\n%s" % (seg, auth, body)).encode())

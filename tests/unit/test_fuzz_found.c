@@ -15,12 +15,15 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "auth/auth_async.h"
 #include "broker/broker.h"
 #include "core/buf.h"
 #include "core/mem.h"
 #include "http/http_int.h"
+#include "mgmt/mgmt_token.h"
 #include "mgmt/mgmt_users.h"
 
 /* fuzz_auth_answer: a template that starts with a placeholder appended zero
@@ -78,12 +81,36 @@ static void test_ban_until_huge_number(void **state)
 	assert_int_equal(ban.until_s, 4102444800);
 }
 
+/* fuzz_http: an authentic token (signed with the node's key) whose "iat" is
+ * 1e300 was cast to int64_t. Only nodes sign tokens, so only a node with a
+ * bug could send one; refused now like any malformed claim. */
+static void test_token_claim_huge_number(void **state)
+{
+	(void)state;
+	uint8_t key[MGMT_KEY_LEN];
+	char err[200];
+	assert_int_equal(mgmt_token_key("fuzzcookie", NULL, key, err, sizeof(err)), 0);
+	static const char claims[] = "{\"u\":\"a\",\"r\":\"viewer\",\"c\":false,\"iat\":1e300,"
+				     "\"exp\":4102444800,\"j\":\"x\",\"n\":\"n@h\"}";
+	char tok[600] = "v1.";
+	mgmt_b64url((const uint8_t *)claims, strlen(claims), tok + 3);
+	size_t tl = strlen(tok);
+	uint8_t mac[32];
+	unsigned int ml = 0;
+	HMAC(EVP_sha256(), key, MGMT_KEY_LEN, (const uint8_t *)tok, tl, mac, &ml);
+	tok[tl++] = '.';
+	mgmt_b64url(mac, sizeof(mac), tok + tl);
+	struct mgmt_claims c;
+	assert_int_equal(mgmt_token_verify(key, tok, 1700000000, &c), MGMT_TOKEN_BAD);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tmpl_leading_placeholder),
 		cmocka_unit_test(test_key_expiry_huge_number),
 		cmocka_unit_test(test_ban_until_huge_number),
+		cmocka_unit_test(test_token_claim_huge_number),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
