@@ -99,6 +99,21 @@ static void token_for(struct http_ctx *c, const char *name, enum mgmt_role role,
 	free(t);
 }
 
+/* At exit: the data dir and what the table wrote there (a crash leaves it,
+ * with the input that needs it). */
+static void cleanup(void)
+{
+	char p[160];
+	static const char *const files[] = { MGMT_USERS_FILE, MGMT_CTL_KEY_FILE };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	snprintf(p, sizeof(p), "%s/%s.tmp", dir, MGMT_USERS_FILE);
+	unlink(p);
+	rmdir(dir);
+}
+
 /* Once: a data dir on tmpfs when there is one (the table is rewritten for
  * every input), a table with the default admin, a viewer and an API key. */
 static void setup(void)
@@ -108,6 +123,7 @@ static void setup(void)
 	snprintf(dir, sizeof(dir), "%s/hq-fuzz-http-XXXXXX", base);
 	if (!mkdtemp(dir))
 		die("mkdtemp", dir);
+	atexit(cleanup);
 	snprintf(users_path, sizeof(users_path), "%s/%s", dir, MGMT_USERS_FILE);
 	char text[256];
 	snprintf(text, sizeof(text), "node.name = fz@127.0.0.1\nnode.cookie = fuzzcookie\n"
