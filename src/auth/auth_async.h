@@ -97,4 +97,23 @@ enum auth_salt_pos { AS_PREFIX = 0, AS_SUFFIX, AS_DISABLE };
 bool auth_hash_match(enum auth_hash_alg alg, enum auth_salt_pos pos, uint32_t iter,
 		     const uint8_t *password, size_t plen, const char *salt, const char *stored);
 
+/* ---- what a server answered, as a verdict: pure functions (fuzzed) ---- */
+/* The HTTP hook's answer: status and body (len bytes, need not be NUL
+ * terminated); *superuser set on an allow that says so; why: a log reason;
+ * *failed set when the hook misbehaved (a status other than 200/204, a 200
+ * without a result), for the outage log (a deliberate ignore is no failure). */
+enum auth_verdict auth_http_verdict(long status, const char *body, size_t len, bool *superuser,
+				    char *why, size_t wl, bool *failed);
+/* The Redis command's reply: which element is which (-1: not asked) and how
+ * the stored hash is made (auth.redis.*). Sets j->superuser. */
+struct auth_redis_rule {
+	int f_hash, f_salt, f_super;
+	enum auth_hash_alg alg;
+	enum auth_salt_pos salt_pos;
+	uint32_t iter;
+};
+struct redisReply;
+enum auth_verdict auth_redis_verdict(const struct auth_redis_rule *rule, const struct redisReply *rep,
+				     struct auth_job *j, char *why, size_t wl);
+
 #endif

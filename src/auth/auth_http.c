@@ -254,8 +254,8 @@ static void call_free(struct auth_http *h, struct call *c)
 }
 
 /* EMQX 5: 200 with a JSON result, 204 allow, anything else ignore. */
-static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superuser, char *why,
-				    size_t wl, bool *failed)
+enum auth_verdict auth_http_verdict(long status, const char *body, size_t len, bool *superuser,
+				    char *why, size_t wl, bool *failed)
 {
 	if (status == 204) {
 		snprintf(why, wl, "http hook: allow (204)");
@@ -266,7 +266,7 @@ static enum auth_verdict verdict_of(long status, struct buf *resp, bool *superus
 		*failed = true;
 		return AV_IGNORE;
 	}
-	cJSON *js = cJSON_ParseWithLength((const char *)buf_head(resp), buf_avail(resp));
+	cJSON *js = len ? cJSON_ParseWithLength(body, len) : NULL;
 	const cJSON *r = js ? cJSON_GetObjectItemCaseSensitive(js, "result") : NULL;
 	enum auth_verdict v = AV_IGNORE;
 	const char *s = cJSON_IsString(r) ? r->valuestring : NULL;
@@ -302,7 +302,8 @@ static void call_done(struct auth_http *h, CURL *easy, CURLcode res)
 	} else {
 		long status = 0;
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-		v = verdict_of(status, &c->resp, &c->job->superuser, why, sizeof(why), &failed);
+		v = auth_http_verdict(status, (const char *)buf_head(&c->resp), buf_avail(&c->resp),
+				      &c->job->superuser, why, sizeof(why), &failed);
 	}
 	outage_note(h, failed, why, c->job->client_id);
 	cache_put(h, c->job, v);

@@ -40,10 +40,7 @@ struct auth_redis {
 	uint32_t timeout_ms;
 	char *args[MAX_ARGS];     /* the command split on spaces (owned) */
 	int n_args;
-	int f_hash, f_salt, f_super; /* index of each field in the reply, -1: not asked */
-	enum auth_hash_alg alg;
-	enum auth_salt_pos salt_pos;
-	uint32_t iter;
+	struct auth_redis_rule rule; /* which reply field is which, how hashes are made */
 	/* the queue */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -141,6 +138,31 @@ static const char *field(const redisReply *rep, int i)
 	return e->type == REDIS_REPLY_STRING ? e->str : NULL;
 }
 
+enum auth_verdict auth_redis_verdict(const struct auth_redis_rule *rule, const struct redisReply *rep,
+				     struct auth_job *j, char *why, size_t wl)
+{
+	const char *hash = field(rep, rule->f_hash);
+	if (rep->type == REDIS_REPLY_ERROR) {
+		snprintf(why, wl, "redis: %s", rep->str);
+		return AV_IGNORE;
+	}
+	if (!hash) {
+		snprintf(why, wl, "redis: no such user");
+		return AV_IGNORE;
+	}
+	if (!j->has_password) {
+		snprintf(why, wl, "no password (redis)");
+		return AV_DENY;
+	}
+	const char *salt = field(rep, rule->f_salt);
+	bool ok = auth_hash_match(rule->alg, rule->salt_pos, rule->iter, j->password, j->password_len,
+				  salt ? salt : "", hash);
+	snprintf(why, wl, ok ? "redis" : "wrong password (redis)");
+	const char *su = field(rep, rule->f_super);
+	j->superuser = ok && su && (!strcmp(su, "1") || !strcasecmp(su, "true"));
+	return ok ? AV_ALLOW : AV_DENY;
+}
+
 static enum auth_verdict check(struct auth_redis *r, struct auth_job *j, char *why, size_t wl)
 {
 	if (!j->username) {
@@ -166,26 +188,7 @@ static enum auth_verdict check(struct auth_redis *r, struct auth_job *j, char *w
 		snprintf(why, wl, "redis: unavailable");
 		return AV_IGNORE;
 	}
-	enum auth_verdict v;
-	const char *hash = field(rep, r->f_hash);
-	if (rep->type == REDIS_REPLY_ERROR) {
-		snprintf(why, wl, "redis: %s", rep->str);
-		v = AV_IGNORE;
-	} else if (!hash) {
-		snprintf(why, wl, "redis: no such user");
-		v = AV_IGNORE;
-	} else if (!j->has_password) {
-		snprintf(why, wl, "no password (redis)");
-		v = AV_DENY;
-	} else {
-		const char *salt = field(rep, r->f_salt);
-		bool ok = auth_hash_match(r->alg, r->salt_pos, r->iter, j->password, j->password_len,
-					  salt ? salt : "", hash);
-		snprintf(why, wl, ok ? "redis" : "wrong password (redis)");
-		v = ok ? AV_ALLOW : AV_DENY;
-		const char *su = field(rep, r->f_super);
-		j->superuser = ok && su && (!strcmp(su, "1") || !strcasecmp(su, "true"));
-	}
+	enum auth_verdict v = auth_redis_verdict(&r->rule, rep, j, why, wl);
 	freeReplyObject(rep);
 	return v;
 }
@@ -228,7 +231,7 @@ static int parse_cmd(struct auth_redis *r, const char *cmd, char *err, size_t er
 		r->args[r->n_args++] = hq_strdup(t);
 	}
 	hq_free(dup);
-	r->f_hash = r->f_salt = r->f_super = -1;
+	r->rule.f_hash = r->rule.f_salt = r->rule.f_super = -1;
 	if (r->n_args < 3 || strcasecmp(r->args[0], "HMGET")) {
 		snprintf(err, errlen, "auth.redis.cmd: expected HMGET <key> password_hash [salt] "
 			 "[is_superuser]");
@@ -236,16 +239,16 @@ static int parse_cmd(struct auth_redis *r, const char *cmd, char *err, size_t er
 	}
 	for (int i = 2; i < r->n_args; i++) {
 		if (!strcmp(r->args[i], "password_hash") || !strcmp(r->args[i], "password"))
-			r->f_hash = i - 2;
+			r->rule.f_hash = i - 2;
 		else if (!strcmp(r->args[i], "salt"))
-			r->f_salt = i - 2;
+			r->rule.f_salt = i - 2;
 		else if (!strcmp(r->args[i], "is_superuser"))
-			r->f_super = i - 2;
+			r->rule.f_super = i - 2;
 	}
 	const char *bad = NULL;
 	for (int i = 0; i < r->n_args && !bad; i++)
 		bad = auth_tmpl_check(r->args[i]);
-	if (r->f_hash < 0 || bad) {
+	if (r->rule.f_hash < 0 || bad) {
 		snprintf(err, errlen, "auth.redis.cmd: %s", bad ? bad : "no password_hash field");
 		return -1;
 	}
@@ -263,9 +266,9 @@ struct auth_redis *auth_redis_new(const struct hq_config *cfg, struct auth_async
 	r->password = hq_strdup(cfg->auth_redis_password ? cfg->auth_redis_password : "");
 	r->database = cfg->auth_redis_database;
 	r->timeout_ms = cfg->auth_redis_timeout * 1000;
-	r->alg = (enum auth_hash_alg)cfg->auth_redis_password_hash;
-	r->salt_pos = (enum auth_salt_pos)cfg->auth_redis_salt_position;
-	r->iter = cfg->auth_redis_pbkdf2_iterations;
+	r->rule.alg = (enum auth_hash_alg)cfg->auth_redis_password_hash;
+	r->rule.salt_pos = (enum auth_salt_pos)cfg->auth_redis_salt_position;
+	r->rule.iter = cfg->auth_redis_pbkdf2_iterations;
 	if (conf_parse_hostport(cfg->auth_redis_server, r->host, sizeof(r->host), &r->port) != HQ_OK) {
 		snprintf(err, errlen, "auth.redis.server: \"%s\" is not host:port", cfg->auth_redis_server);
 		goto fail;
@@ -278,7 +281,7 @@ struct auth_redis *auth_redis_new(const struct hq_config *cfg, struct auth_async
 	}
 	r->started = true;
 	log_info("auth: redis %s:%d db %u, %s hashes", r->host, r->port, r->database,
-		 (const char *[]){ "plain", "sha256", "sha512", "pbkdf2" }[r->alg]);
+		 (const char *[]){ "plain", "sha256", "sha512", "pbkdf2" }[r->rule.alg]);
 	return r;
 fail:
 	auth_redis_free(r);

@@ -9,8 +9,8 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 	if (b->off && b->off == b->len) {
 		b->off = b->len = 0;
 	}
-	if (b->cap - b->len >= n)
-		return b->data + b->len;
+	if (b->cap - b->len >= n) /* NULL + 0 is undefined behaviour too: no data, no room */
+		return b->data ? b->data + b->len : NULL;
 	/* compact before growing when at least half is consumed */
 	if (b->off && b->off >= b->cap / 2) {
 		memmove(b->data, b->data + b->off, b->len - b->off);
@@ -30,7 +30,10 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 void buf_append(struct buf *b, const void *p, size_t n)
 {
 	uint8_t *d = buf_reserve(b, n);
-	memcpy(d, p, n);
+	/* n == 0 on a buf that never held data: d is NULL, and memcpy to NULL
+	 * is undefined behaviour even for 0 bytes (found by fuzz_auth_answer) */
+	if (n)
+		memcpy(d, p, n);
 	b->len += n;
 }
 

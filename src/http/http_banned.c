@@ -116,38 +116,47 @@ static bool str_field(const cJSON *o, const char *name, char *out, size_t n, con
 	return true;
 }
 
+const char *http_banned_parse(const char *body, int64_t now_s, struct broker_ban *ban)
+{
+	cJSON *in = body ? cJSON_Parse(body) : NULL;
+	*ban = (struct broker_ban){ .at_s = now_s };
+	const char *bad = NULL;
+	if (!cJSON_IsObject(in))
+		bad = "the body must be a JSON object";
+	else if (!str_field(in, "as", ban->as, sizeof(ban->as), "") ||
+		 broker_ban_as_parse(ban->as, strlen(ban->as)) < 0)
+		bad = "\"as\" must be clientid, username or peerhost";
+	else if (!str_field(in, "who", ban->who, sizeof(ban->who), "") || !ban->who[0])
+		bad = "\"who\" must be a non-empty string of at most 255 bytes";
+	else if (!str_field(in, "by", ban->by, sizeof(ban->by), "rest api") ||
+		 !str_field(in, "reason", ban->reason, sizeof(ban->reason), ""))
+		bad = "\"by\" and \"reason\" must be strings";
+	if (!bad) {
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(in, "until");
+		/* seconds up to 9999-12-31T23:59:59Z: a larger double (1e300, inf)
+		 * does not fit an int64_t (undefined behaviour; fuzz_http) */
+		if (cJSON_IsNumber(u) && u->valuedouble > 0 && u->valuedouble <= 253402300799.0)
+			ban->until_s = (int64_t)u->valuedouble;
+		else if (cJSON_IsString(u) && strcmp(u->valuestring, "infinity") != 0)
+			ban->until_s = parse_time(u->valuestring);
+		else if (u && !cJSON_IsString(u))
+			ban->until_s = -1;
+		if (ban->until_s < 0)
+			bad = "\"until\" must be an RFC 3339 time, seconds since the epoch or \"infinity\"";
+		else if (ban->until_s && ban->until_s <= ban->at_s)
+			bad = "\"until\" is in the past";
+	}
+	cJSON_Delete(in);
+	return bad;
+}
+
 void http_banned_post(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct broker *b = http_broker(ctx, resp);
 	if (!b)
 		return;
-	cJSON *in = req->body ? cJSON_Parse(req->body) : NULL;
-	struct broker_ban ban = { .at_s = (int64_t)time(NULL) };
-	const char *bad = NULL;
-	if (!cJSON_IsObject(in))
-		bad = "the body must be a JSON object";
-	else if (!str_field(in, "as", ban.as, sizeof(ban.as), "") ||
-		 broker_ban_as_parse(ban.as, strlen(ban.as)) < 0)
-		bad = "\"as\" must be clientid, username or peerhost";
-	else if (!str_field(in, "who", ban.who, sizeof(ban.who), "") || !ban.who[0])
-		bad = "\"who\" must be a non-empty string of at most 255 bytes";
-	else if (!str_field(in, "by", ban.by, sizeof(ban.by), "rest api") ||
-		 !str_field(in, "reason", ban.reason, sizeof(ban.reason), ""))
-		bad = "\"by\" and \"reason\" must be strings";
-	if (!bad) {
-		const cJSON *u = cJSON_GetObjectItemCaseSensitive(in, "until");
-		if (cJSON_IsNumber(u) && u->valuedouble > 0)
-			ban.until_s = (int64_t)u->valuedouble;
-		else if (cJSON_IsString(u) && strcmp(u->valuestring, "infinity") != 0)
-			ban.until_s = parse_time(u->valuestring);
-		else if (u && !cJSON_IsString(u))
-			ban.until_s = -1;
-		if (ban.until_s < 0)
-			bad = "\"until\" must be an RFC 3339 time, seconds since the epoch or \"infinity\"";
-		else if (ban.until_s && ban.until_s <= ban.at_s)
-			bad = "\"until\" is in the past";
-	}
-	cJSON_Delete(in);
+	struct broker_ban ban;
+	const char *bad = http_banned_parse(req->body, (int64_t)time(NULL), &ban);
 	if (bad) {
 		http_resp_error(resp, 400, "BAD_REQUEST", bad);
 		return;

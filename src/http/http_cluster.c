@@ -108,44 +108,48 @@ fail:
 	http_resp_json(resp, 500, NULL);
 }
 
+const char *http_cluster_join_parse(const char *body, size_t len, char *node, size_t nodelen)
+{
+	/* the whole body must be one JSON value: trailing bytes are an error (the
+	 * length includes the NUL that http_req guarantees, where cJSON checks) */
+	cJSON *doc = len ? cJSON_ParseWithLengthOpts(body, len + 1, NULL, true) : NULL;
+	const char *bad = NULL;
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(doc, "node");
+	if (!cJSON_IsObject(doc))
+		bad = !len ? "missing request body: expected {\"node\": \"name@host\"}"
+		      : doc ? "expected a JSON object {\"node\": \"name@host\"}"
+		      : "request body is not valid JSON: expected {\"node\": \"name@host\"}";
+	else if (!cJSON_IsString(n) || !n->valuestring[0])
+		bad = n ? "\"node\" must be a non-empty string \"name@host\""
+			: "missing \"node\": expected {\"node\": \"name@host\"}";
+	else if (strlen(n->valuestring) >= nodelen)
+		bad = "\"node\" is too long (255 bytes at most)";
+	else
+		snprintf(node, nodelen, "%s", n->valuestring);
+	cJSON_Delete(doc);
+	return bad;
+}
+
 /* POST /api/v5/cluster/join {"node": "name@host"} -> {"node", "joined": true}.
- * The body is checked here (a JSON object with a non-empty string "node" that
- * fits a member name); whether the name is a valid, reachable node is the
- * broker's to say. */
+ * The body is checked first (a JSON object with a non-empty string "node"
+ * that fits a member name); whether the name is a valid, reachable node is
+ * the broker's to say. */
 void http_cluster_join(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct broker *b = http_broker(ctx, resp);
 	if (!b)
 		return;
-	char reason[REASON_MAX] = "";
-	/* the whole body must be one JSON value: trailing bytes are an error (the
-	 * length includes the NUL that http_req guarantees, where cJSON checks) */
-	cJSON *doc = req->body_len ?
-		cJSON_ParseWithLengthOpts(req->body, req->body_len + 1, NULL, true) : NULL;
-	if (!cJSON_IsObject(doc)) {
-		http_resp_error(resp, 400, "BAD_REQUEST",
-				!req->body_len ? "missing request body: expected {\"node\": \"name@host\"}"
-				: doc ? "expected a JSON object {\"node\": \"name@host\"}"
-				: "request body is not valid JSON: expected {\"node\": \"name@host\"}");
-		goto out;
+	char reason[REASON_MAX] = "", node[NODE_MAX];
+	const char *bad = http_cluster_join_parse(req->body, req->body_len, node, sizeof(node));
+	if (bad) {
+		http_resp_error(resp, 400, "BAD_REQUEST", bad);
+		return;
 	}
-	const cJSON *node = cJSON_GetObjectItemCaseSensitive(doc, "node");
-	if (!cJSON_IsString(node) || !node->valuestring[0]) {
-		http_resp_error(resp, 400, "BAD_REQUEST", node ? "\"node\" must be a non-empty string "
-				"\"name@host\"" : "missing \"node\": expected {\"node\": \"name@host\"}");
-		goto out;
-	}
-	if (strlen(node->valuestring) >= NODE_MAX) {
-		http_resp_error(resp, 400, "BAD_REQUEST", "\"node\" is too long (255 bytes at most)");
-		goto out;
-	}
-	int rc = broker_cluster_join(b, node->valuestring, reason, sizeof(reason));
+	int rc = broker_cluster_join(b, node, reason, sizeof(reason));
 	if (rc != HQ_OK)
 		err_status(resp, rc, reason);
 	else
-		resp_done(resp, node->valuestring, "joined");
-out:
-	cJSON_Delete(doc);
+		resp_done(resp, node, "joined");
 }
 
 /* POST /api/v5/cluster/leave -> {"left": true}; a body, if any, is ignored. */

@@ -108,6 +108,13 @@ void http_authdb_add(struct http_ctx *ctx, const struct http_req *req, struct ht
 void http_authdb_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_authdb_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_authdb_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+/* The request bodies of two broker routes, checked without a broker (fuzzed):
+ * NULL with the result filled, or the reason of the 400. POST /api/v5/banned
+ * (body NUL terminated or NULL; the ban is made at now_s) and POST
+ * /api/v5/cluster/join (len bytes and a NUL after them; node gets the name). */
+struct broker_ban;
+const char *http_banned_parse(const char *body, int64_t now_s, struct broker_ban *ban);
+const char *http_cluster_join_parse(const char *body, size_t len, char *node, size_t nodelen);
 /* The banned list (http_banned.c). */
 void http_banned_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_banned_post(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);

@@ -194,6 +194,13 @@ static bool str_claim(const cJSON *doc, const char *name, char *out, size_t cap)
 	return true;
 }
 
+/* A number claim that fits an int64_t: a double past +-2^63 (1e300, inf) would
+ * be undefined behaviour to convert (fuzz_http, with claims it signed itself) */
+static bool int_claim(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble > -9.2e18 && v->valuedouble < 9.2e18;
+}
+
 enum mgmt_token_result mgmt_token_verify(const uint8_t key[MGMT_KEY_LEN], const char *tok,
 					 int64_t now_s, struct mgmt_claims *out)
 {
@@ -228,8 +235,8 @@ enum mgmt_token_result mgmt_token_verify(const uint8_t key[MGMT_KEY_LEN], const 
 	bool ok = doc && str_claim(doc, "u", out->user, sizeof(out->user)) &&
 		  str_claim(doc, "r", role, sizeof(role)) && mgmt_role_parse(role, &out->role) == 0 &&
 		  str_claim(doc, "j", out->jti, sizeof(out->jti)) &&
-		  str_claim(doc, "n", out->node, sizeof(out->node)) && cJSON_IsNumber(iat) &&
-		  cJSON_IsNumber(exp) && cJSON_IsBool(chg);
+		  str_claim(doc, "n", out->node, sizeof(out->node)) && int_claim(iat) &&
+		  int_claim(exp) && cJSON_IsBool(chg);
 	if (ok) {
 		out->iat_ms = (int64_t)iat->valuedouble;
 		out->exp = (int64_t)exp->valuedouble;

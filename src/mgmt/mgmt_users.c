@@ -53,8 +53,11 @@ int64_t mgmt_time_parse(const cJSON *v)
 {
 	if (cJSON_IsNull(v))
 		return 0;
+	/* at most 9999-12-31T23:59:59Z, as a string can say: a larger double
+	 * (1e300, inf) does not fit an int64_t (undefined behaviour; fuzz_http) */
 	if (cJSON_IsNumber(v))
-		return v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+		return v->valuedouble >= 0 && v->valuedouble <= 253402300799.0 ?
+		       (int64_t)v->valuedouble : -1;
 	if (!cJSON_IsString(v))
 		return -1;
 	if (!strcmp(v->valuestring, "infinity"))
