@@ -128,6 +128,29 @@ static int set_ciphers(SSL_CTX *ctx, const struct tls_opts *o, char *err, size_t
 
 /* A server (or client) context from o, its files read now; NULL with err set.
  * A server always has a certificate; a client presents one if o has it. */
+/* OpenSSL fills a certificate's extension data (key identifiers, ...) lazily,
+ * on first use, in whichever worker's handshake gets there first, while
+ * another worker's handshake may read it (TSan: a write under the store's
+ * lock against a read in ASN1_STRING_cmp, two workers verifying client
+ * certificates). Filled here, on one thread, before any handshake: the
+ * handshakes only read it. */
+static void warm_certs(SSL_CTX *ctx)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (x)
+			(void)X509_check_purpose(x, -1, 0);
+	}
+	X509 *leaf = SSL_CTX_get0_certificate(ctx);
+	if (leaf)
+		(void)X509_check_purpose(leaf, -1, 0);
+	STACK_OF(X509) *chain = NULL;
+	if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
+		for (int i = 0; i < sk_X509_num(chain); i++)
+			(void)X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+}
+
 static SSL_CTX *ctx_build(const struct tls_opts *o, bool server, char *err, size_t errlen)
 {
 	ERR_clear_error();
@@ -194,6 +217,7 @@ static SSL_CTX *ctx_build(const struct tls_opts *o, bool server, char *err, size
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	if (set_ciphers(ctx, o, err, errlen) != HQ_OK)
 		goto fail;
+	warm_certs(ctx);
 	return ctx;
 fail:
 	ERR_clear_error();
