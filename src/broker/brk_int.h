@@ -1028,10 +1028,14 @@ bool ovl_conn_admit(struct conn *c);
 bool ovl_proxy_admit(struct conn *c);
 void ovl_conn_release(struct conn *c);                 /* conn_free */
 /* Shed load above the memory watermark: a QoS 0 delivery to s (connection c
- * or none) is dropped when s is behind (queue, or a socket that is full). */
+ * or none) is dropped when s is behind: a queue, a socket that is full, or
+ * output not yet written (a burst delivered in one loop turn is all in
+ * c->out before the first write can find the socket full). */
+#define OVL_SHED_OUTBUF (64 * 1024)
 static inline bool ovl_mem_shed(const struct session *s, const struct conn *c)
 {
-	return (!c || s->queue.len || (c->io.events & EV_WRITE)) &&
+	return (!c || s->queue.len || (c->io.events & EV_WRITE) ||
+		buf_avail(&c->out) >= OVL_SHED_OUTBUF) &&
 	       atomic_load_explicit(&s->w->b->mem_high, memory_order_relaxed);
 }
 
