@@ -20,7 +20,9 @@
  * (auth_connect_needed).
  *
  * Authorization: with auth.acl_file set, or with rules of its own (a JWT's
- * ACL claim, auth_result.acl), a connection gets a struct auth_client
+ * ACL claim, auth_result.acl, or the built-in database's rules for its
+ * client id, user name or all clients: auth_acldb.h; checked in that order,
+ * then the file's), a connection gets a struct auth_client
  * holding the rules it connected with (references), its user name and
  * client id, and a cache of decisions by topic; otherwise it gets NULL and
  * the broker checks nothing (one NULL test on each path).
@@ -82,6 +84,9 @@ struct repl;
 struct auth_builtin;
 void auth_set_repl(struct auth *a, struct repl *r);
 struct auth_builtin *auth_builtin_db(struct auth *a);
+/* The built-in database's ACL rules (auth_acldb.h), made with it. */
+struct auth_acldb;
+struct auth_acldb *auth_acl_db(struct auth *a);
 
 /* false: every CONNECT is allowed (no method, anonymous allowed). */
 bool auth_connect_needed(const struct auth *a);
@@ -149,9 +154,11 @@ void auth_ext_free(struct auth_ext *x);
 /* ---- authorization ---- */
 
 struct auth_client;
-/* NULL when no ACL file is configured and own is NULL (everything
- * allowed). own: NULL or the client's own rules (auth_result.acl), taken
- * over (*own becomes NULL); they are checked before the file's. */
+/* NULL when no ACL file is configured, own is NULL and the built-in
+ * database holds no rules for the client (everything allowed). own: NULL
+ * or the client's own rules (auth_result.acl), taken over (*own becomes
+ * NULL); they are checked first, then the database's (read now: a change
+ * holds for later connections), then the file's. */
 struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id,
 				    struct acl_rules **own);
 void auth_client_free(struct auth_client *ac);

@@ -393,9 +393,10 @@ enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const ch
 #define CLAIM_MAX_RULES 256
 
 /* ${username} / ${clientid} -> %u / %c; false when the result is no filter. */
-static bool claim_push(struct acl_list *l, const cJSON *topic, unsigned access, bool deny)
+static bool claim_push(struct acl_list *l, const cJSON *topic, unsigned access, bool deny,
+		       uint32_t cap)
 {
-	if (!cJSON_IsString(topic) || l->n >= CLAIM_MAX_RULES)
+	if (!cJSON_IsString(topic) || l->n >= cap)
 		return false;
 	const char *t = topic->valuestring;
 	size_t n = strlen(t);
@@ -445,7 +446,7 @@ static bool claim_object(struct acl_list *l, const cJSON *claim, char *err, size
 		}
 		const cJSON *t;
 		cJSON_ArrayForEach(t, e) {
-			if (!claim_push(l, t, kinds[k].access, false)) {
+			if (!claim_push(l, t, kinds[k].access, false, CLAIM_MAX_RULES)) {
 				snprintf(err, errlen, "ACL claim: %s: an invalid topic filter or too many rules",
 					 kinds[k].key);
 				return false;
@@ -455,7 +456,10 @@ static bool claim_object(struct acl_list *l, const cJSON *claim, char *err, size
 	return true;
 }
 
-static bool claim_list(struct acl_list *l, const cJSON *claim, char *err, size_t errlen)
+/* EMQX's list form into l, at most cap rules in l; what names the source
+ * in err ("ACL claim", "rule"). */
+static bool claim_list(struct acl_list *l, const cJSON *claim, uint32_t cap, const char *what,
+		       char *err, size_t errlen)
 {
 	const cJSON *e;
 	int i = 0;
@@ -466,7 +470,7 @@ static bool claim_list(struct acl_list *l, const cJSON *claim, char *err, size_t
 		const cJSON *topic = cJSON_GetObjectItemCaseSensitive(e, "topic");
 		bool deny = cJSON_IsString(perm) && !strcmp(perm->valuestring, "deny");
 		if (!cJSON_IsString(perm) || (!deny && strcmp(perm->valuestring, "allow"))) {
-			snprintf(err, errlen, "ACL claim rule %d: permission must be allow or deny", i);
+			snprintf(err, errlen, "%s %d: permission must be allow or deny", what, i);
 			return false;
 		}
 		unsigned access = 0;
@@ -477,11 +481,12 @@ static bool claim_list(struct acl_list *l, const cJSON *claim, char *err, size_t
 		else if (cJSON_IsString(act) && !strcmp(act->valuestring, "all"))
 			access = ACL_READ | ACL_WRITE;
 		if (!access) {
-			snprintf(err, errlen, "ACL claim rule %d: action must be publish, subscribe or all", i);
+			snprintf(err, errlen, "%s %d: action must be publish, subscribe or all", what, i);
 			return false;
 		}
-		if (!claim_push(l, topic, access, deny)) {
-			snprintf(err, errlen, "ACL claim rule %d: an invalid topic filter or too many rules", i);
+		if (!claim_push(l, topic, access, deny, cap)) {
+			snprintf(err, errlen, "%s %d: %s", what, i,
+				 l->n >= cap ? "too many rules" : "topic must be a valid topic filter");
 			return false;
 		}
 	}
@@ -496,7 +501,7 @@ struct acl_rules *acl_from_claim(const cJSON *claim, char *err, size_t errlen)
 	if (cJSON_IsObject(claim)) {
 		ok = claim_object(&r->ordered, claim, err, errlen);
 	} else if (cJSON_IsArray(claim)) {
-		ok = claim_list(&r->ordered, claim, err, errlen);
+		ok = claim_list(&r->ordered, claim, CLAIM_MAX_RULES, "ACL claim rule", err, errlen);
 	} else {
 		snprintf(err, errlen, "ACL claim is neither an object nor an array");
 		ok = false;
@@ -506,4 +511,34 @@ struct acl_rules *acl_from_claim(const cJSON *claim, char *err, size_t errlen)
 		return NULL;
 	}
 	return r;
+}
+
+/* ---- ordered rules made piecewise (the built-in database's) ---- */
+
+struct acl_rules *acl_ordered_new(void)
+{
+	struct acl_rules *r = hq_calloc(1, sizeof(*r));
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+bool acl_ordered_append(struct acl_rules *r, const cJSON *list, unsigned max, char *err,
+			size_t errlen)
+{
+	if (!cJSON_IsArray(list)) {
+		snprintf(err, errlen, "rules must be an array");
+		return false;
+	}
+	uint32_t had = r->ordered.n;
+	if (claim_list(&r->ordered, list, had + max, "rule", err, errlen))
+		return true;
+	/* leave r as it was */
+	while (r->ordered.n > had)
+		hq_free(r->ordered.v[--r->ordered.n].filter);
+	return false;
+}
+
+unsigned acl_ordered_count(const struct acl_rules *r)
+{
+	return r->ordered.n;
 }

@@ -54,6 +54,16 @@ void acl_unref(struct acl_rules *r);
 struct cJSON;
 struct acl_rules *acl_from_claim(const struct cJSON *claim, char *err, size_t errlen);
 
+/* Ordered rules made piecewise (the built-in database's, auth_acldb.h):
+ * an empty set, then EMQX rule lists (the list form above) appended in the
+ * order they are to be checked. acl_ordered_append: false and err ("rule
+ * <i>: why") when list is not such a list or holds more than max rules; r
+ * is unchanged then. */
+struct acl_rules *acl_ordered_new(void);
+bool acl_ordered_append(struct acl_rules *r, const struct cJSON *list, unsigned max, char *err,
+			size_t errlen);
+unsigned acl_ordered_count(const struct acl_rules *r);
+
 /* user NULL: anonymous. access ACL_READ or ACL_WRITE on a topic name;
  * is_filter: `what` is a SUBSCRIBE filter (access ACL_READ). */
 enum acl_verdict acl_check(const struct acl_rules *r, const char *user, const char *client_id,

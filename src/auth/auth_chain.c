@@ -8,6 +8,7 @@
 #include "auth/auth_scram.h"
 #include "auth/auth_async.h"
 #include "auth/auth_builtin.h"
+#include "auth/auth_acldb.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -42,6 +43,9 @@ struct auth {
 	 * auth_set_repl); builtin_in_chain: auth.builtin_db.enable */
 	struct auth_builtin *builtin;
 	bool builtin_in_chain;
+	/* ACL rules of the built-in database (auth_acldb.c; owned, made by
+	 * auth_set_repl); NULL before */
+	struct auth_acldb *acldb;
 	const struct auth_method *methods[4];
 	int n_methods;
 	/* the methods that ask a server, on their own threads (owned; NULL:
@@ -123,6 +127,12 @@ static int n_active(const struct auth *a)
 void auth_set_repl(struct auth *a, struct repl *r)
 {
 	a->builtin = auth_builtin_new(r);
+	a->acldb = auth_acldb_new(r);
+}
+
+struct auth_acldb *auth_acl_db(struct auth *a)
+{
+	return a ? a->acldb : NULL;
 }
 
 struct auth_builtin *auth_builtin_db(struct auth *a)
@@ -218,6 +228,7 @@ void auth_free(struct auth *a)
 	auth_async_free(a->async);
 	auth_jwt_free(a->jwt);
 	auth_builtin_free(a->builtin);
+	auth_acldb_free(a->acldb);
 	passwd_db_free(a->pw);
 	acl_unref(a->acl);
 	hq_free(a->password_file);
@@ -409,6 +420,7 @@ struct acl_cached {
 
 struct auth_client {
 	struct acl_rules *own;    /* reference; NULL: none (a JWT's claims) */
+	struct acl_rules *db;     /* reference; NULL: none (the built-in database's) */
 	struct acl_rules *rules;  /* reference; NULL: no ACL file */
 	char *username;           /* owned, NULL = anonymous */
 	char *client_id;          /* owned */
@@ -421,9 +433,14 @@ struct auth_client {
 struct auth_client *auth_client_new(struct auth *a, const char *username, const char *client_id,
 				    struct acl_rules **own)
 {
-	if (!a || (!a->acl_file && !(own && *own)))
+	if (!a)
+		return NULL;
+	/* an atomic count when the database holds no rule: no cost then */
+	struct acl_rules *db = auth_acldb_rules_for(a->acldb, username, client_id);
+	if (!a->acl_file && !(own && *own) && !db)
 		return NULL;
 	struct auth_client *ac = hq_calloc(1, sizeof(*ac));
+	ac->db = db;
 	if (own) {
 		ac->own = *own;
 		*own = NULL;
@@ -453,6 +470,7 @@ void auth_client_free(struct auth_client *ac)
 		return;
 	cache_clear(ac);
 	acl_unref(ac->own);
+	acl_unref(ac->db);
 	acl_unref(ac->rules);
 	hq_free(ac->username);
 	hq_free(ac->client_id);
@@ -466,10 +484,13 @@ static bool decide(const struct auth_client *ac, unsigned access, const char *wh
 	char *z = len < sizeof(stack) ? stack : hq_malloc(len + 1);
 	memcpy(z, what, len);
 	z[len] = 0;
-	/* the client's own rules (a JWT's claims) first, then the file's */
+	/* the client's own rules (a JWT's claims) first, then the built-in
+	 * database's (client id, user name, all), then the file's */
 	enum acl_verdict v = ACL_NO_MATCH;
 	if (ac->own)
 		v = acl_check(ac->own, ac->username, ac->client_id, access, z, is_filter);
+	if (v == ACL_NO_MATCH && ac->db)
+		v = acl_check(ac->db, ac->username, ac->client_id, access, z, is_filter);
 	if (v == ACL_NO_MATCH && ac->rules)
 		v = acl_check(ac->rules, ac->username, ac->client_id, access, z, is_filter);
 	if (z != stack)

@@ -118,6 +118,7 @@ fail:
 }
 
 #define AUTHDB_USERS "/api/v5/authentication/password_based:built_in_database/users"
+#define ACLDB "/api/v5/authorization/sources/built_in_database/rules"
 
 /* Every route needs credentials (http_authz.c) unless flagged HTTP_R_OPEN:
  * deny by default, so a route added later is protected without a thought. */
@@ -153,6 +154,20 @@ static const struct http_route routes[] = {
 	{ "GET", AUTHDB_USERS "/*", http_authdb_get, 0 },
 	{ "PUT", AUTHDB_USERS "/*", http_authdb_put, 0 },
 	{ "DELETE", AUTHDB_USERS "/*", http_authdb_delete, 0 },
+	/* the built-in database's ACL rules (http_acldb.c), EMQX's paths */
+	{ "GET", ACLDB "/users", http_acldb_list_users, 0 },
+	{ "POST", ACLDB "/users", http_acldb_add_users, 0 },
+	{ "GET", ACLDB "/users/*", http_acldb_get_users, 0 },
+	{ "PUT", ACLDB "/users/*", http_acldb_put_users, 0 },
+	{ "DELETE", ACLDB "/users/*", http_acldb_delete_users, 0 },
+	{ "GET", ACLDB "/clients", http_acldb_list_clients, 0 },
+	{ "POST", ACLDB "/clients", http_acldb_add_clients, 0 },
+	{ "GET", ACLDB "/clients/*", http_acldb_get_clients, 0 },
+	{ "PUT", ACLDB "/clients/*", http_acldb_put_clients, 0 },
+	{ "DELETE", ACLDB "/clients/*", http_acldb_delete_clients, 0 },
+	{ "GET", ACLDB "/all", http_acldb_get_all, 0 },
+	{ "POST", ACLDB "/all", http_acldb_post_all, 0 },
+	{ "DELETE", ACLDB "/all", http_acldb_delete_all, 0 },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

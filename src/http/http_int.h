@@ -108,6 +108,19 @@ void http_authdb_add(struct http_ctx *ctx, const struct http_req *req, struct ht
 void http_authdb_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_authdb_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_authdb_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
+/* The built-in database's ACL rules (http_acldb.c): users, clients, all. */
+#define HTTP_ACLDB_DECL(suffix)                                                                  \
+	void http_acldb_list_##suffix(struct http_ctx *c, const struct http_req *q, struct http_resp *r); \
+	void http_acldb_add_##suffix(struct http_ctx *c, const struct http_req *q, struct http_resp *r); \
+	void http_acldb_get_##suffix(struct http_ctx *c, const struct http_req *q, struct http_resp *r); \
+	void http_acldb_put_##suffix(struct http_ctx *c, const struct http_req *q, struct http_resp *r); \
+	void http_acldb_delete_##suffix(struct http_ctx *c, const struct http_req *q, struct http_resp *r);
+HTTP_ACLDB_DECL(users)
+HTTP_ACLDB_DECL(clients)
+void http_acldb_get_all(struct http_ctx *c, const struct http_req *q, struct http_resp *r);
+void http_acldb_post_all(struct http_ctx *c, const struct http_req *q, struct http_resp *r);
+void http_acldb_delete_all(struct http_ctx *c, const struct http_req *q, struct http_resp *r);
 /* The request bodies of two broker routes, checked without a broker (fuzzed):
  * NULL with the result filled, or the reason of the 400. POST /api/v5/banned
  * (body NUL terminated or NULL; the ban is made at now_s) and POST
