@@ -6,7 +6,7 @@
  *   1. the password file (auth.password_file): a user it lists is accepted
  *      with the right password and refused (bad user name or password) with a
  *      wrong one; a user it does not list is left to the next method;
- *   (later: the built-in database slots in here)
+ *   then the built-in user database (auth_builtin.c, replicated);
  *   2. JWT (auth.jwt.*, auth_jwt.h): a credential that is not a JWT is left
  *      to the next method; a JWT is accepted or refused (bad credentials);
  *   then the methods that ask a server, on the auth threads (auth_async.c),
