@@ -243,8 +243,28 @@ struct adoption {
 	char *owner;              /* owned */
 };
 
+/* Shutdown stops the store thread (brk_store_stop) before it drains the
+ * inboxes, so the answers of an adoption's reads may arrive after it: the
+ * store takes no more reads, and broker_shutdown has ended (or is about to
+ * end) every session it will ever free. An adoption that meets this stops
+ * where it is: what it did not take stays in the store, still owned by the
+ * dead node (nothing is lost: a later adopter, a reconnecting client or the
+ * dead node itself reads it there). */
+static bool adoption_stopped(const struct worker *w)
+{
+	return !w->b->store_run;
+}
+
 static void adoption_done(struct worker *w, struct adoption *a)
 {
+	if (adoption_stopped(w)) {
+		/* the cluster thread is gone too: nobody to tell */
+		log_notice("store: shutting down: the sessions of %s not resumed yet stay in the "
+			   "store", a->owner);
+		hq_free(a->owner);
+		hq_free(a);
+		return;
+	}
 	/* every worker has the adopted routes in its inbox before the cluster
 	 * withdraws the dead node's (clu_route_adopted): no publish between */
 	wk_flush_outboxes(w);
@@ -285,6 +305,10 @@ static void adopt_list_done(struct worker *w, struct store_batch *sb)
 	for (uint32_t i = 0; i < sb->n_ev; i++)
 		n += sb->ev[i].kind == STORE_EV_SESSION_PUT;
 	atomic_init(&a->left, n);
+	if (adoption_stopped(w)) {
+		adoption_done(w, a); /* its reads would go to a store thread that has ended */
+		return;
+	}
 	log_notice("store: resuming %u sessions of %s", n, a->owner);
 	if (!n) {
 		adoption_done(w, a);
@@ -322,7 +346,9 @@ static void adopt_one(struct worker *w, struct store_batch *sb)
 static void adopt_session_done(struct worker *w, struct store_batch *sb)
 {
 	struct adoption *a = sb->user;
-	adopt_one(w, sb);
+	/* stopped: a session built now would outlive shutdown's end of them all */
+	if (!adoption_stopped(w))
+		adopt_one(w, sb);
 	/* its routes into every inbox before the count says so: the last
 	 * reader's CRQ_ADOPTED must find every adopted route delivered */
 	wk_flush_outboxes(w);

@@ -716,7 +716,10 @@ void broker_shutdown(struct broker *b)
 	}
 	/* the store thread applies what the closes produced and posts it back
 	 * (drained below); it takes nothing more, so ending the sessions next
-	 * frees memory without deleting persistent ones from the store */
+	 * frees memory without deleting persistent ones from the store. What is
+	 * drained after that pass must create no session and submit nothing:
+	 * the answers of an adoption's reads stop the adoption there
+	 * (brk_store_shared.c, adoption_stopped) */
 	brk_store_stop(b);
 	/* end every session still registered (persistent ones included) */
 	struct session *e, *etmp;

@@ -53,6 +53,11 @@ struct store_runner {
 	 * publisher's batch and the other workers' that exactly once must
 	 * survive (tests/integration/test_38) */
 	bool kill_after_rxid;
+	/* test hook (HQ_TEST_STORE_READ_DELAY_MS=n): every read waits n ms
+	 * before it runs, holding open the window in which an adoption (or a
+	 * CONNECT's read) is in flight, so that a stop can land in it
+	 * (tests/integration/test_37_store_redis_adopt_stop.py) */
+	int read_delay_ms;
 	atomic_bool healthy;
 	_Atomic int64_t down_since;       /* monotonic ms of the first failure of this episode; 0 = up */
 	_Atomic uint64_t completed, retries, failed;
@@ -143,6 +148,11 @@ static int run_one(struct store_runner *r, struct store_batch *b)
 	if (!b->read)
 		return ops->apply(r->st, b);
 	b->n_ev = 0; /* a retry starts over */
+	if (r->read_delay_ms) {
+		struct timespec ts = { .tv_sec = r->read_delay_ms / 1000,
+				       .tv_nsec = (long)(r->read_delay_ms % 1000) * 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	int rc = HQ_EINVAL;
 	if (b->read == STORE_READ_SESSION && ops->load_session)
 		rc = ops->load_session(r->st, b->read_key, read_cb, b);
@@ -293,6 +303,10 @@ int store_runner_start(struct store *st, store_done_fn done, void *arg, struct s
 	r->done = done;
 	r->arg = arg;
 	r->kill_after_rxid = getenv("HQ_TEST_STORE_KILL_AFTER_RXID") != NULL;
+	const char *delay = getenv("HQ_TEST_STORE_READ_DELAY_MS");
+	r->read_delay_ms = delay ? atoi(delay) : 0;
+	if (r->read_delay_ms < 0 || r->read_delay_ms > 60000)
+		r->read_delay_ms = 0; /* a hook, not a setting: nonsense is ignored */
 	atomic_init(&r->healthy, true);
 	atomic_init(&r->down_since, 0);
 	atomic_init(&r->completed, 0);
