@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import api_headers, broker_env, build_dir
+from conftest import api_headers, broker_env, build_dir, wait_until
 from mqttraw import T
 
 STATUS = "/api/v5/status"
@@ -171,6 +171,10 @@ def test_api_key_lifecycle(broker):
     kept = basic(doc["api_key"], doc["api_secret"])
     assert b.stop() == 0
     b.start()
+    # /api/v5/status turns 200 a moment before the cluster thread answers
+    # (409 meanwhile: make test under TSan): wait for it, then check the key
+    wait_until(lambda: req(b.http_port, "GET", "/api/v5/cluster", None, kept)[0] != 409,
+               what="the cluster route")
     assert req(b.http_port, "GET", "/api/v5/cluster", None, kept)[0] == 200
     assert req(b.http_port, "GET", "/api/v5/cluster", None, admin)[0] == 401
     assert req(b.http_port, "GET", "/api/v5/cluster", None, api_headers(b.data_dir))[0] == 200
