@@ -11,6 +11,8 @@
 set -e
 cd "$(dirname "$0")/.."
 rc=0
+# --help is bench.py's: print it and run nothing else
+case " $* " in *" -h "*|*" --help "*) exec /usr/bin/python3 scripts/bench.py --help ;; esac
 /usr/bin/python3 scripts/bench.py "$@" || rc=$?
 only=0
 case " $* " in *" --only "*) only=1 ;; esac

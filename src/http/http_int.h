@@ -24,6 +24,7 @@ struct http_throttle;
 struct hq_config;
 struct cJSON;
 struct http_resp;
+struct http_query;
 
 #define HTTP_MAX_BODY (64 * 1024) /* bytes of request body we accept; more gets 413 */
 
@@ -56,7 +57,31 @@ struct http_req {
 				 not NUL terminated), or NULL; set by http_api_dispatch */
 	size_t arg_len;
 	const char *q_page, *q_limit; /* query ?page= &limit= (paged lists), or NULL */
+	const struct http_query *query; /* every query argument, decoded (http_query.h);
+					   NULL = none; http_arg() reads one */
+	bool local;           /* a peer node forwarded this request over the cluster
+				 (HTTP_R_FANOUT_*): answer for this node only */
 };
+
+/* The query argument name, or NULL (borrowed from req). */
+const char *http_arg(const struct http_req *req, const char *name);
+
+/* The window of a paged list (EMQX's shape): ?page= (from 1) and ?limit=
+ * (default 100, at most max_limit); a forwarded request (req->local) may
+ * give the absolute offset as ?_offset= instead, which a cluster-wide list
+ * uses to ask each node for its part of a page. */
+struct http_page {
+	long page, limit;
+	size_t offset;        /* first item of the window: (page - 1) * limit or _offset */
+};
+/* HQ_OK, or HQ_EINVAL with a 400 already in resp. */
+int http_page_get(const struct http_req *req, long max_limit, struct http_page *pg,
+		  struct http_resp *resp);
+/* {"data": data, "meta": {"page", "limit", "count", "hasnext"}}; takes data
+ * (a cJSON array holding the window's items); count = items in the whole list
+ * on this node. Fills resp (200, or 500 on allocation failure). */
+void http_resp_page(struct http_resp *resp, const struct http_page *pg, struct cJSON *data,
+		    size_t count);
 
 struct http_resp {
 	int status;                 /* HTTP status code */
@@ -85,6 +110,14 @@ struct http_route {
 #define HTTP_R_OPEN 1u     /* no credentials (health, metrics, login) */
 #define HTTP_R_SELF 2u     /* any authenticated principal, even a viewer or one that must
 			      change its password (change_pwd, logout): the handler checks */
+/* Cluster-wide routes: the handler answers for this node only; the
+ * dispatcher asks every running member over the cluster links (the request
+ * forwarded with req->local set) and combines the answers, so any node
+ * answers for the whole cluster. A stopped member is reported, not waited for. */
+#define HTTP_R_FANOUT_LIST 4u /* a paged list (http_resp_page): the nodes' lists
+				 concatenated in member order, paged over the whole */
+#define HTTP_R_FANOUT_ONE 8u  /* one object (GET or DELETE .../{id}): the first
+				 node answering other than 404 wins; 404 if none */
 
 /* Find the route for req and run it: 404 for an unknown path, 405 (with an
  * Allow header) for a known path with another method. Always fills resp. */

@@ -17,6 +17,7 @@
 #include "http/http_guard.h"
 #include "http/http_throttle.h"
 #include "http/http_int.h"
+#include "http/http_query.h"
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
@@ -49,6 +50,8 @@ struct http_server {
 /* Per request state, allocated on MHD's first call for a request and freed in
  * on_completed. */
 struct http_reqstate {
+	struct http_query query; /* decoded query arguments (owned) */
+	bool query_bad;    /* more than HTTP_QUERY_MAX_ARGS: 400 */
 	char *body;        /* collected request body, NUL terminated, or NULL */
 	size_t len;
 	bool too_large;    /* body exceeded HTTP_MAX_BODY: answer 413, drop the rest */
@@ -84,6 +87,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct http_reqstate *st = *con_cls;
 	http_guard_response_done(s->ctx.guard, c);
 	if (st) {
+		http_query_free(&st->query);
 		free(st->body);
 		free(st);
 		*con_cls = NULL;
@@ -151,6 +155,19 @@ static void peer_name(struct MHD_Connection *c, char *out, size_t n)
 	snprintf(out, n, "%s", a);
 }
 
+/* MHD_get_connection_values' iterator: copy each decoded query argument. */
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct http_reqstate *st = cls;
+	(void)kind;
+	if (http_query_add(&st->query, key, value) != HQ_OK) {
+		st->query_bad = true;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
 /* MHD's access handler: called once with the headers, then once per body
  * chunk, then once more (upload size 0) when the request is complete. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -170,6 +187,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 
 	http_guard_request_complete(s->ctx.guard, c);
+	if (!st->query.n && !st->query_bad)
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, st);
 	char peer[INET6_ADDRSTRLEN + 8];
 	peer_name(c, peer, sizeof(peer));
 	struct http_req req = {
@@ -182,11 +201,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.peer = peer,
 		.q_page = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"),
 		.q_limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
+		.query = &st->query,
 	};
 	struct http_resp resp;
 	memset(&resp, 0, sizeof(resp));
 	if (st->too_large)
 		http_resp_error(&resp, 413, "PAYLOAD_TOO_LARGE", "request body too large");
+	else if (st->query_bad)
+		http_resp_error(&resp, 400, "BAD_REQUEST", "too many query arguments");
 	else
 		http_api_dispatch(&s->ctx, &req, &resp);
 	if (log_enabled(LOG_DEBUG)) {
