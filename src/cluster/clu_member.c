@@ -19,6 +19,8 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/err.h"
+#include "core/fs.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -149,26 +151,23 @@ void clu_members_broadcast(struct clu_node *n, struct clu_link *except)
 
 void clu_members_save(struct clu_node *n)
 {
-	char tmp[sizeof(n->data_path) + 8];
-	clu_fmt(tmp, sizeof(tmp), "%s.tmp", n->data_path);
-	FILE *f = fopen(tmp, "w");
-	if (!f) {
-		log_warning("cluster: cannot write %s: %s", tmp, strerror(errno));
-		return;
-	}
-	fprintf(f, "# hamqtt cluster members, rewritten by hamqttd (a restarted node rejoins them)\n");
-	fprintf(f, "cluster %s\n", n->cfg->cluster_name);
+	struct buf b = { 0 };
+	char line[1024];
+	int k = snprintf(line, sizeof(line), "# hamqtt cluster members, rewritten by hamqttd "
+			 "(a restarted node rejoins them)\ncluster %s\n", n->cfg->cluster_name);
+	buf_append(&b, line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *x = n->m[i];
 		if (x->forgotten)
 			continue;
-		fprintf(f, "member %s %s %llu %s\n", x->name, x->addr,
-			(unsigned long long)x->incarnation, x->left ? "left" : "member");
+		k = snprintf(line, sizeof(line), "member %s %s %llu %s\n", x->name, x->addr,
+			     (unsigned long long)x->incarnation, x->left ? "left" : "member");
+		buf_append(&b, line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
 	}
-	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, n->data_path) != 0)
+	/* the cluster thread is the one writer of this file */
+	if (fs_write_atomic(n->data_path, b.data, b.len, 0644) != HQ_OK)
 		log_warning("cluster: cannot write %s: %s", n->data_path, strerror(errno));
+	buf_free(&b);
 }
 
 void clu_members_load(struct clu_node *n)

@@ -57,8 +57,6 @@ bool mgmt_name_ok(const char *s);
 void mgmt_secret_hash(const char *salt, const char *secret, char out[65]);
 /* "infinity" for t <= 0, else RFC 3339 UTC */
 void mgmt_fmt_time(int64_t t, char *out, size_t n);
-/* Write text to path via path.tmp (0600), fsync, rename. */
-int mgmt_write_atomic(const char *path, const char *text);
 /* Save the whole table; with u->mu held. */
 int mgmt_save_locked(struct mgmt_users *u);
 

@@ -6,6 +6,7 @@
  */
 #include "mgmt/mgmt_int.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/mem.h"
 
 #include <cjson/cJSON.h>
@@ -44,7 +45,7 @@ int mgmt_users_write_ctl_key(struct mgmt_users *u, char *err, size_t errlen)
 	mgmt_secret_hash(k.salt, secret, k.hash);
 	snprintf(line, sizeof(line), "%s:%s\n", k.id, secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
-	int rc = mgmt_write_atomic(u->ctl_path, line);
+	int rc = fs_write_atomic(u->ctl_path, line, strlen(line), 0600);
 	OPENSSL_cleanse(line, sizeof(line));
 	if (rc != HQ_OK) {
 		snprintf(err, errlen, "%s: %s", u->ctl_path, strerror(errno));

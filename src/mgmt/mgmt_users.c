@@ -7,6 +7,7 @@
 #include "auth/auth_passwd.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/mem.h"
 #include "core/rand.h"
 
@@ -138,40 +139,6 @@ fail:
 	return NULL;
 }
 
-/* Write text to path via path.tmp (0600), fsync, rename: the old or the new
- * file survives a crash, never half of one. */
-int mgmt_write_atomic(const char *path, const char *text)
-{
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return HQ_EIO;
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	if (off < len || fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return HQ_EIO;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return HQ_EIO;
-	}
-	return HQ_OK;
-}
-
 int mgmt_save_locked(struct mgmt_users *u)
 {
 	cJSON *doc = to_json_locked(u);
@@ -179,7 +146,7 @@ int mgmt_save_locked(struct mgmt_users *u)
 	cJSON_Delete(doc);
 	if (!text)
 		return HQ_ENOMEM;
-	int rc = mgmt_write_atomic(u->path, text);
+	int rc = fs_write_atomic(u->path, text, strlen(text), 0600);
 	free(text);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "repl/repl_int.h"
 #include "core/bytes.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -53,38 +54,6 @@ static void put_be(struct wbuf *w, uint64_t v, int bytes)
 	put(w, b, (size_t)bytes);
 }
 
-static int write_atomic(const char *path, const uint8_t *p, size_t len)
-{
-	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return HQ_EIO;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t k = write(fd, p + off, len - off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		off += (size_t)k;
-	}
-	if (off < len || fsync(fd) != 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return HQ_EIO;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return HQ_EIO;
-	}
-	return HQ_OK;
-}
-
 /* Serialised under the read lock, written under file_mu only: writes reach
  * the disk in the order of their serialisation, so the newest table wins. */
 int repl_file_save(struct repl_table *t)
@@ -109,7 +78,7 @@ int repl_file_save(struct repl_table *t)
 		put(&w, e->val, e->vlen);
 	}
 	pthread_rwlock_unlock(&r->lock);
-	int rc = write_atomic(t->path, w.p, w.len);
+	int rc = fs_write_atomic(t->path, w.p, w.len, 0600);
 	pthread_mutex_unlock(&r->file_mu);
 	if (rc != HQ_OK)
 		log_error("replicated table %s: cannot write %s: %s (the change holds in memory)",

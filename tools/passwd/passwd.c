@@ -10,6 +10,8 @@
  * broker re-reading it on SIGHUP never sees half a file.
  */
 #include "auth/auth_passwd.h"
+#include "core/err.h"
+#include "core/fs.h"
 #include "core/mem.h"
 
 #include <errno.h>
@@ -159,17 +161,11 @@ int main(int argc, char **argv)
 	}
 	memset(pw, 0, sizeof(pw));
 	memset(again, 0, sizeof(again));
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int rc = 1;
-	if (fd < 0 || write(fd, out, n) != (ssize_t)n || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0)
+	int rc = 0;
+	if (fs_write_atomic(path, out, n, 0600) != HQ_OK) {
 		fprintf(stderr, "hamqtt-passwd: cannot write %s: %s\n", path, strerror(errno));
-	else
-		rc = 0;
-	if (rc)
-		unlink(tmp);
+		rc = 1;
+	}
 	hq_free(old);
 	hq_free(out);
 	return rc;
