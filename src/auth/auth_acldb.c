@@ -20,23 +20,7 @@
 
 struct auth_acldb {
 	struct repl_table *t;
-	_Atomic uint32_t n_lists;
 };
-
-static void recount(struct auth_acldb *db)
-{
-	atomic_store_explicit(&db->n_lists, (uint32_t)repl_count(db->t), memory_order_relaxed);
-}
-
-/* a peer changed a list (cluster thread) */
-static void on_remote(void *arg, const char *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	recount(arg);
-}
 
 struct auth_acldb *auth_acldb_new(struct repl *r)
 {
@@ -45,10 +29,8 @@ struct auth_acldb *auth_acldb_new(struct repl *r)
 		return NULL;
 	struct auth_acldb *db = hq_calloc(1, sizeof(*db));
 	db->t = t;
-	recount(db);
-	repl_watch(t, on_remote, db);
-	if (atomic_load(&db->n_lists))
-		log_info("auth: built-in database: %u ACL rule lists", atomic_load(&db->n_lists));
+	if (repl_count_hint(t))
+		log_info("auth: built-in database: %zu ACL rule lists", repl_count_hint(t));
 	return db;
 }
 
@@ -56,13 +38,12 @@ void auth_acldb_free(struct auth_acldb *db)
 {
 	if (!db)
 		return;
-	repl_watch(db->t, NULL, NULL);
 	hq_free(db);
 }
 
 bool auth_acldb_active(const struct auth_acldb *db)
 {
-	return db && atomic_load_explicit(&db->n_lists, memory_order_relaxed) > 0;
+	return db && repl_count_hint(db->t) > 0;
 }
 
 bool auth_acldb_name_ok(const char *name)
@@ -235,7 +216,6 @@ int auth_acldb_set(struct auth_acldb *db, enum acldb_kind k, const char *name,
 	}
 	rc = repl_put(db->t, key, kn, text, strlen(text), 0);
 	hq_free(text);
-	recount(db);
 	return rc == HQ_EIO ? HQ_OK : rc;   /* held and replicated; the file error is logged */
 }
 
@@ -260,7 +240,6 @@ int auth_acldb_delete(struct auth_acldb *db, enum acldb_kind k, const char *name
 	if (!kn)
 		return HQ_ENOTFOUND;
 	int rc = repl_del(db->t, key, kn);
-	recount(db);
 	return rc == HQ_EIO ? HQ_OK : rc;
 }
 

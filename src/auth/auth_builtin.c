@@ -18,23 +18,7 @@
 
 struct auth_builtin {
 	struct repl_table *t;
-	_Atomic uint32_t n_users;
 };
-
-static void recount(struct auth_builtin *db)
-{
-	atomic_store_explicit(&db->n_users, (uint32_t)repl_count(db->t), memory_order_relaxed);
-}
-
-/* a peer changed a user (cluster thread) */
-static void on_remote(void *arg, const char *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	recount(arg);
-}
 
 struct auth_builtin *auth_builtin_new(struct repl *r)
 {
@@ -43,10 +27,8 @@ struct auth_builtin *auth_builtin_new(struct repl *r)
 		return NULL;
 	struct auth_builtin *db = hq_calloc(1, sizeof(*db));
 	db->t = t;
-	recount(db);
-	repl_watch(t, on_remote, db);
-	if (atomic_load(&db->n_users))
-		log_info("auth: built-in database: %u users", atomic_load(&db->n_users));
+	if (repl_count_hint(t))
+		log_info("auth: built-in database: %zu users", repl_count_hint(t));
 	return db;
 }
 
@@ -54,13 +36,12 @@ void auth_builtin_free(struct auth_builtin *db)
 {
 	if (!db)
 		return;
-	repl_watch(db->t, NULL, NULL);
 	hq_free(db);
 }
 
 bool auth_builtin_active(const struct auth_builtin *db)
 {
-	return db && atomic_load_explicit(&db->n_users, memory_order_relaxed) > 0;
+	return db && repl_count_hint(db->t) > 0;
 }
 
 static bool id_ok(const char *user)
@@ -103,7 +84,6 @@ static int store(struct auth_builtin *db, const char *user, const char *hash, bo
 	char v[HASH_MAX + 2];
 	int n = snprintf(v, sizeof(v), "%c%s", superuser ? '1' : '0', hash);
 	int rc = repl_put(db->t, user, strlen(user), v, (size_t)n, 0);
-	recount(db);
 	return rc == HQ_EIO ? HQ_OK : rc;   /* held and replicated; the file error is logged */
 }
 
@@ -162,7 +142,6 @@ int auth_builtin_delete(struct auth_builtin *db, const char *user)
 	if (!id_ok(user))
 		return HQ_ENOTFOUND;
 	int rc = repl_del(db->t, user, strlen(user));
-	recount(db);
 	return rc == HQ_EIO ? HQ_OK : rc;
 }
 

@@ -55,6 +55,8 @@ struct repl *repl_open(const char *dir, const char *node, char *err, size_t errl
 
 static void ent_free(struct repl_table *t, struct repl_ent *e)
 {
+	if (!e->del)
+		atomic_fetch_sub_explicit(&t->n_set, 1, memory_order_relaxed);
 	HASH_DEL(t->ents, e);
 	hq_free(e->val);
 	hq_free(e);
@@ -131,8 +133,11 @@ void repl_ent_set(struct repl_table *t, const char *key, size_t klen, struct clu
 		e = hq_calloc(1, sizeof(*e) + klen + 1);
 		memcpy(e->key, key, klen);
 		e->klen = klen;
+		e->del = true; /* counted as set below if it is */
 		HASH_ADD(hh, t->ents, key[0], klen, e);
 	}
+	if (e->del != del)
+		atomic_fetch_add_explicit(&t->n_set, del ? (size_t)-1 : 1, memory_order_relaxed);
 	e->ts = ts;
 	snprintf(e->origin, sizeof(e->origin), "%.*s", (int)olen, origin);
 	e->del = del;
@@ -248,6 +253,11 @@ void repl_each(struct repl_table *t, repl_each_fn fn, void *arg)
 			break;
 	pthread_rwlock_unlock(&t->r->lock);
 	hq_free(v);
+}
+
+size_t repl_count_hint(const struct repl_table *t)
+{
+	return atomic_load_explicit(&t->n_set, memory_order_relaxed);
 }
 
 size_t repl_count(struct repl_table *t)

@@ -110,6 +110,10 @@ typedef bool (*repl_each_fn)(void *arg, const char *key, size_t klen, const uint
 			     size_t vlen);
 void repl_each(struct repl_table *t, repl_each_fn fn, void *arg);
 size_t repl_count(struct repl_table *t);   /* live entries */
+/* Entries that are not deletions, expired ones included until purged: one
+ * relaxed load, no lock, for "is this table in use" checks on the CONNECT
+ * path; any thread. */
+size_t repl_count_hint(const struct repl_table *t);
 
 /* ---- the cluster's side ---- */
 /* Told (outside the lock, from the writing thread) that key of table changed

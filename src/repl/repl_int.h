@@ -7,6 +7,7 @@
 #define HQ_REPL_REPL_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,8 @@ struct repl_table {
 	char name[REPL_NAME_MAX + 1];
 	char *path;                     /* owned: <dir>/repl_<name>.tbl */
 	struct repl_ent *ents;          /* uthash */
+	_Atomic size_t n_set;           /* entries that are not tombstones (written under
+					   the write lock, read lock-free: repl_count_hint) */
 	bool dirty;                     /* merged since the last write */
 	repl_watch_fn watch;
 	void *watch_arg;

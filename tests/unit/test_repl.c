@@ -124,18 +124,23 @@ static void test_tombstone(void **state)
 	assert_int_equal(repl_merge(r, &a), 0);
 	expect(r, "x", NULL);
 	assert_int_equal(repl_count(repl_table(r, "t")), 0);
+	assert_int_equal(repl_count_hint(repl_table(r, "t")), 0); /* a tombstone is not set */
 	/* add first, newer delete second: deleted; a newer add brings it back */
 	a = ent("y", "v", now - 200, PEER);
 	d = ent("y", NULL, now - 100, PEER);
 	assert_int_equal(repl_merge(r, &a), 1);
 	expect(r, "y", "v");
+	assert_int_equal(repl_count_hint(repl_table(r, "t")), 1);
 	assert_int_equal(repl_merge(r, &d), 1);
 	expect(r, "y", NULL);
+	assert_int_equal(repl_count_hint(repl_table(r, "t")), 0);
 	a = ent("y", "again", now - 50, PEER);
 	assert_int_equal(repl_merge(r, &a), 1);
 	expect(r, "y", "again");
+	assert_int_equal(repl_count_hint(repl_table(r, "t")), 1);
 	/* local delete: ENOTFOUND when nothing is live */
 	assert_int_equal(repl_del(repl_table(r, "t"), "y", 1), HQ_OK);
+	assert_int_equal(repl_count_hint(repl_table(r, "t")), 0);
 	assert_int_equal(repl_del(repl_table(r, "t"), "y", 1), HQ_ENOTFOUND);
 	/* tombstones survive a sweep within their TTL, and go after it */
 	repl_sweep(r, (uint64_t)clock_wall_ms());
