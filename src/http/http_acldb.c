@@ -56,51 +56,31 @@ static cJSON *entry_json(enum acldb_kind k, const char *name, cJSON *rules)
 	return o;
 }
 
-static long query_num(const char *s, long def, long max)
-{
-	if (!s)
-		return def;
-	char *end;
-	long v = strtol(s, &end, 10);
-	return *s && !*end && v >= 1 && v <= max ? v : 0;
-}
-
 static void list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp,
 		 enum acldb_kind k)
 {
 	struct auth_acldb *db = db_of(ctx, resp);
 	if (!db)
 		return;
-	long page = query_num(req->q_page, 1, 1000000), limit = query_num(req->q_limit, 100, 1000);
-	if (!page || !limit) {
-		http_resp_error(resp, 400, "BAD_REQUEST", "page and limit must be positive integers "
-				"(limit at most 1000)");
+	struct http_page pg;
+	if (http_page_get(req, 1000, &pg, resp) != HQ_OK)
 		return;
-	}
 	struct auth_acldb_entry *v = NULL; /* owned here */
 	size_t n = 0, total = 0;
-	auth_acldb_list(db, k, (size_t)(page - 1) * (size_t)limit, (size_t)limit, &v, &n, &total);
-	cJSON *doc = cJSON_CreateObject(), *data = NULL, *meta = NULL;
-	if (!doc || !(data = cJSON_AddArrayToObject(doc, "data")) ||
-	    !(meta = cJSON_AddObjectToObject(doc, "meta")) ||
-	    !cJSON_AddNumberToObject(meta, "page", (double)page) ||
-	    !cJSON_AddNumberToObject(meta, "limit", (double)limit) ||
-	    !cJSON_AddNumberToObject(meta, "count", (double)total))
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
+	auth_acldb_list(db, k, pg.offset, (size_t)pg.limit, &v, &n, &total);
+	cJSON *data = cJSON_CreateArray();
+	for (size_t i = 0; data && i < n; i++) {
 		cJSON *o = entry_json(k, v[i].name, v[i].rules);
 		v[i].rules = NULL; /* taken */
-		if (!o)
-			goto fail;
+		if (!o) {
+			cJSON_Delete(data);
+			data = NULL;
+			break;
+		}
 		cJSON_AddItemToArray(data, o);
 	}
 	auth_acldb_entries_free(v, n);
-	http_resp_json(resp, 200, doc);
-	return;
-fail:
-	auth_acldb_entries_free(v, n);
-	cJSON_Delete(doc);
-	http_resp_json(resp, 500, NULL);
+	http_resp_page(resp, &pg, data, total); /* takes data; 500 when NULL */
 }
 
 static void set_error(struct http_resp *resp, int rc, const char *why)

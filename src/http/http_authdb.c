@@ -48,50 +48,29 @@ static cJSON *user_json(const char *id, bool su)
 	return o;
 }
 
-/* a positive query number, def when absent; 0 when bad */
-static long query_num(const char *s, long def, long max)
-{
-	if (!s)
-		return def;
-	char *end;
-	long v = strtol(s, &end, 10);
-	return *s && !*end && v >= 1 && v <= max ? v : 0;
-}
-
 void http_authdb_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp)
 {
 	struct auth_builtin *db = db_of(ctx, resp);
 	if (!db)
 		return;
-	long page = query_num(req->q_page, 1, 1000000), limit = query_num(req->q_limit, 100, PAGE_LIMIT_MAX);
-	if (!page || !limit) {
-		http_resp_error(resp, 400, "BAD_REQUEST", "page and limit must be positive integers "
-				"(limit at most 1000)");
+	struct http_page pg;
+	if (http_page_get(req, PAGE_LIMIT_MAX, &pg, resp) != HQ_OK)
 		return;
-	}
 	struct auth_builtin_user *v = NULL; /* owned here */
 	size_t n = 0, total = 0;
-	auth_builtin_list(db, (size_t)(page - 1) * (size_t)limit, (size_t)limit, &v, &n, &total);
-	cJSON *doc = cJSON_CreateObject(), *data = NULL, *meta = NULL;
-	if (!doc || !(data = cJSON_AddArrayToObject(doc, "data")) ||
-	    !(meta = cJSON_AddObjectToObject(doc, "meta")) ||
-	    !cJSON_AddNumberToObject(meta, "page", (double)page) ||
-	    !cJSON_AddNumberToObject(meta, "limit", (double)limit) ||
-	    !cJSON_AddNumberToObject(meta, "count", (double)total))
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
+	auth_builtin_list(db, pg.offset, (size_t)pg.limit, &v, &n, &total);
+	cJSON *data = cJSON_CreateArray();
+	for (size_t i = 0; data && i < n; i++) {
 		cJSON *o = user_json(v[i].user_id, v[i].superuser);
-		if (!o)
-			goto fail;
+		if (!o) {
+			cJSON_Delete(data);
+			data = NULL;
+			break;
+		}
 		cJSON_AddItemToArray(data, o);
 	}
 	hq_free(v);
-	http_resp_json(resp, 200, doc);
-	return;
-fail:
-	hq_free(v);
-	cJSON_Delete(doc);
-	http_resp_json(resp, 500, NULL);
+	http_resp_page(resp, &pg, data, total); /* takes data; 500 when NULL */
 }
 
 /* password (string) and is_superuser (bool) of a body; false: wrong types */

@@ -56,7 +56,6 @@ struct http_req {
 	const char *arg;      /* the path segment a route's '*' matched (points into path,
 				 not NUL terminated), or NULL; set by http_api_dispatch */
 	size_t arg_len;
-	const char *q_page, *q_limit; /* query ?page= &limit= (paged lists), or NULL */
 	const struct http_query *query; /* every query argument, decoded (http_query.h);
 					   NULL = none; http_arg() reads one */
 	bool local;           /* a peer node forwarded this request over the cluster

@@ -199,8 +199,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_AUTHORIZATION),
 		.peer = peer,
-		.q_page = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"),
-		.q_limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
 		.query = &st->query,
 	};
 	struct http_resp resp;

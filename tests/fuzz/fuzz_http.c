@@ -36,6 +36,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/http_int.h"
+#include "http/http_query.h"
 #include "mgmt/mgmt_token.h"
 #include "mgmt/mgmt_users.h"
 
@@ -293,15 +294,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ctx.authz = http_authz_new(&cfg, err, sizeof(err));
 		CHECK(ctx.authz != NULL);
 	}
+	/* a query string in the segment ("?page=2&limit=x%41") goes through the
+	 * parser MHD's decoding stands in for, and into the handlers' arguments */
+	struct http_query query = { 0 };
+	char *qm = strchr(path, '?');
+	if (qm) {
+		*qm = '\0';
+		(void)http_query_parse(&query, qm + 1, strlen(qm + 1));
+	}
 	struct http_req req = {
 		.method = methods[m & 7], .path = path, .body = body_len ? body : NULL,
 		.body_len = body_len, .authorization = authz, .peer = "127.0.0.1",
+		.query = &query,
 	};
 	struct http_resp resp = { .status = 0 };
 	http_api_dispatch(&ctx, &req, &resp);
 	/* a made-up header is no credential; made-up claims signed with the key may be */
 	check_resp(&req, &resp, (m >> 3 & 3) != 0 || (m & 0x40));
 	free(resp.body);
+	http_query_free(&query);
 	/* a write that succeeded (users, keys, a password, a logout) changed the
 	 * table or the revocation list: start the next input from the copy */
 	if (resp.status < 300 && strcmp(req.method, "GET") && strcmp(req.method, "HEAD")) {

@@ -70,13 +70,16 @@ def test_builtin_user_added_on_one_node_connects_on_all(cluster):
         assert connack(n, "c-%d" % n.index, "nobody", b"x") == 0x86
         st, doc = api(n, "GET", USERS + "?page=1&limit=10")
         assert st == 200 and doc["data"] == [{"user_id": "alice", "is_superuser": False}]
-        assert doc["meta"] == {"page": 1, "limit": 10, "count": 1}
+        assert doc["meta"] == {"page": 1, "limit": 10, "count": 1, "hasnext": False}
     # paging
     for i in range(5):
         assert api(n2, "POST", USERS, {"user_id": "u%d" % i, "password": "p"})[0] == 201
     eventually(lambda: api(n3, "GET", USERS)[1]["meta"]["count"] == 6)
     st, doc = api(n3, "GET", USERS + "?page=2&limit=4")
     assert [u["user_id"] for u in doc["data"]] == ["u3", "u4"] and doc["meta"]["count"] == 6
+    assert doc["meta"]["hasnext"] is False
+    st, doc = api(n3, "GET", USERS + "?page=1&limit=4")
+    assert len(doc["data"]) == 4 and doc["meta"]["hasnext"] is True
     assert api(n3, "GET", USERS + "?limit=0")[0] == 400
     # a password change on node 3 holds on node 1; a delete on node 2 too
     st, doc = api(n3, "PUT", USERS + "/alice", {"password": "n3w", "is_superuser": True})

@@ -116,7 +116,7 @@ def test_rest_shapes_and_errors(cluster):
     st, doc = api(n1, "GET", RULES + "/users/u1")
     assert st == 200 and doc == {"username": "u1", "rules": [rule("t/1", "deny", "publish")]}
     st, doc = api(n1, "GET", RULES + "/users?page=2&limit=2")
-    assert st == 200 and doc["meta"] == {"page": 2, "limit": 2, "count": 3}
+    assert st == 200 and doc["meta"] == {"page": 2, "limit": 2, "count": 3, "hasnext": False}
     assert doc["data"] == [{"username": "u2", "rules": [rule("t/2", "deny", "publish")]}]
     assert api(n1, "GET", RULES + "/clients")[1]["data"] == []
     # POST refuses a name that has rules (nothing of the batch is stored)
