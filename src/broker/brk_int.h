@@ -217,6 +217,8 @@ struct session {
 	/* will of the current/last connection */
 	struct brk_msg *will;     /* reference or NULL */
 	int64_t will_at;          /* monotonic ms; 0 = not scheduled */
+	/* wall clock ms: created, last detached (0 = never); management API only */
+	int64_t created_wall_ms, detached_wall_ms;
 	struct sess_sub *subs;    /* uthash */
 	/* outgoing QoS 1/2 */
 	struct deliv *inflight;   /* in send order: n_inflight entries from here, inside */
@@ -467,6 +469,7 @@ enum wq_kind {
 	WQ_AUTH_DONE,             /* an auth thread answered: u.auth (owned) */
 	WQ_SWITCH_MARK,           /* behind new routes: echo route switch u.token to the
 				   * cluster thread (clu_switch.c) */
+	WQ_CALL,                  /* run u.call on this worker for another thread (brk_call.c) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -502,6 +505,7 @@ struct wq_entry {
 		struct takeover_msg takeover; /* WQ_TAKEOVER_* */
 		struct store_batch *batch; /* WQ_STORE_DONE: owned */
 		struct auth_answer *auth; /* WQ_AUTH_DONE: owned */
+		struct brk_call *call;    /* WQ_CALL: one reference (brk_call.c) */
 	} u;
 };
 
@@ -1063,6 +1067,19 @@ void rl_message(struct conn *c);              /* one PUBLISH read */
 void rl_drained(struct conn *c);              /* the socket had no more */
 void rl_conn_close(struct conn *c);
 void wk_rl_tick(struct worker *w, int64_t now);
+
+/* brk_call.c: run a function on workers for another thread and wait
+ * (the management API's queries, broker_api.h). fn(w, arg) runs on w's
+ * thread (WK_ASSERT_OWNER holds there); arg is the caller's and is not
+ * touched after brk_call_* returns. */
+typedef void (*brk_call_fn)(struct worker *w, void *arg);
+/* Run fn on every worker (all posted at once), wait for all; HQ_OK,
+ * HQ_ECLOSED (stopping: some or none ran), HQ_EIO (timeout). */
+int brk_call_all(struct broker *b, brk_call_fn fn, void *arg);
+/* The same on one worker. */
+int brk_call_one(struct broker *b, struct worker *w, brk_call_fn fn, void *arg);
+void brk_call_run(struct worker *w, struct brk_call *c);   /* WQ_CALL */
+void brk_call_cancel(struct brk_call *c);                  /* WQ_CALL released unrun */
 
 /* the store hooks: their own header */
 #include "broker/brk_store.h"

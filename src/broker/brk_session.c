@@ -9,6 +9,7 @@
  * replica, releases its messages and drops the registry's reference.
  */
 #include "broker/brk_int.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -27,6 +28,7 @@ struct session *sess_new(struct worker *w, const char *client_id, size_t id_len)
 	s->client_id = hq_strndup(client_id, id_len);
 	s->client_hash = brk_hash(client_id, id_len);
 	s->next_pid = 1;
+	s->created_wall_ms = clock_wall_ms();
 	return s;
 }
 
@@ -209,6 +211,7 @@ void sess_detach(struct session *s, struct conn *c)
 	s->conn = NULL;
 	c->sess = NULL;
 	atomic_store(&s->online, false);
+	s->detached_wall_ms = clock_wall_ms();
 	if (c->taken_over) {
 		/* the new connection resumes the session (clean start 0): the old
 		 * will goes out only without a delay [MQTT-3.1.4-3] */

@@ -90,6 +90,9 @@ void wq_entry_release(struct wq_entry *e)
 	case WQ_AUTH_DONE:
 		hq_free(e->u.auth);
 		break;
+	case WQ_CALL:
+		brk_call_cancel(e->u.call);
+		break;
 	case WQ_TAKEOVER_IMPORT:
 	case WQ_TAKEOVER_DONE:
 	case WQ_TAKEOVER_OUT:
@@ -172,6 +175,9 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_AUTH_DONE:
 		brk_auth_answer(w, e->u.auth);
+		break;
+	case WQ_CALL:
+		brk_call_run(w, e->u.call);
 		break;
 	case WQ_SWITCH_MARK: {
 		struct clu_req r = { .kind = CRQ_SWITCH_MARK, .worker = (uint16_t)w->id,

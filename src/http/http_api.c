@@ -10,6 +10,7 @@
  * http_cluster.c.
  */
 #include "http/http_int.h"
+#include "http/http_qapi.h"
 #include "broker/broker.h"
 #include "core/clock.h"
 #include "core/conf.h"
@@ -168,16 +169,39 @@ static const struct http_route routes[] = {
 	{ "GET", ACLDB "/all", http_acldb_get_all, 0 },
 	{ "POST", ACLDB "/all", http_acldb_post_all, 0 },
 	{ "DELETE", ACLDB "/all", http_acldb_delete_all, 0 },
+	/* the broker's query services (http_clients.c, http_retained.c; broker_api.h) */
+	{ "GET", "/api/v5/clients", http_clients_list, HTTP_R_FANOUT_LIST },
+	{ "GET", "/api/v5/clients/*", http_client_get, HTTP_R_FANOUT_ONE },
+	{ "DELETE", "/api/v5/clients/*", http_client_kick, HTTP_R_FANOUT_ONE },
+	{ "GET", "/api/v5/clients/*/subscriptions", http_client_subs, HTTP_R_FANOUT_ONE },
+	{ "GET", "/api/v5/subscriptions", http_subs_list, HTTP_R_FANOUT_LIST },
+	{ "GET", "/api/v5/topics", http_topics_list, HTTP_R_FANOUT_LIST },
+	/* retained messages are on every node: local */
+	{ "GET", "/api/v5/mqtt/retainer/messages", http_retained_list, 0 },
+	{ "GET", "/api/v5/mqtt/retainer/message/**", http_retained_get, 0 },
+	{ "DELETE", "/api/v5/mqtt/retainer/message/**", http_retained_delete, 0 },
+	{ "POST", "/api/v5/publish", http_publish, 0 },
+	{ "POST", "/api/v5/publish/bulk", http_publish_bulk, 0 },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'
  * matches one non-empty segment (up to the next '/' or the end), returned in
- * *arg and *arg_len. One wildcard is all the table needs; a second one would
+ * *arg and *arg_len; a final "**" matches the non-empty rest of the path. One wildcard is all the table needs; a second one would
  * overwrite the first. Segments are matched after MHD decoded %XX, so a
  * node name sent as hamqtt%40host arrives here as hamqtt@host. */
 static bool route_match(const char *pat, const char *path, const char **arg, size_t *arg_len)
 {
 	while (*pat) {
+		if (pat[0] == '*' && pat[1] == '*') {
+			/* "**" (last in the pattern): the rest of the path, slashes
+			 * included, non-empty (a retained topic "a/b/c") */
+			size_t n = strlen(path);
+			if (!n)
+				return false;
+			*arg = path;
+			*arg_len = n;
+			return !pat[2];
+		}
 		if (*pat == '*') {
 			size_t n = strcspn(path, "/");
 			if (!n)

@@ -98,7 +98,8 @@ typedef void (*http_handler)(struct http_ctx *ctx, const struct http_req *req,
 
 /* One row of the route table (http_api.c): exact path match, except that a
  * '*' in path matches one non-empty segment (no '/'), handed to the handler as
- * req->arg; a GET route also answers HEAD (MHD sends the headers only). */
+ * req->arg, and a final "**" the non-empty rest of the path (slashes too);
+ * a GET route also answers HEAD (MHD sends the headers only). */
 struct http_route {
 	const char *method;
 	const char *path;
