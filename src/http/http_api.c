@@ -168,6 +168,8 @@ static const struct http_route routes[] = {
 	{ "GET", ACLDB "/all", http_acldb_get_all, 0 },
 	{ "POST", ACLDB "/all", http_acldb_post_all, 0 },
 	{ "DELETE", ACLDB "/all", http_acldb_delete_all, 0 },
+	/* EMQX's Prometheus scrape path: the same text as /metrics, open too */
+	{ "GET", "/api/v5/prometheus/stats", http_metrics, HTTP_R_OPEN },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'
