@@ -195,7 +195,7 @@ void conn_flush(struct conn *c)
 				buf_consume(&c->out, (size_t)n);
 		}
 		if (n > 0) {
-			STAT_ADD(w->st.bytes_out, (uint64_t)n);
+			STAT_ADD(w->st.bytes_out[c->lidx], (uint64_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -369,7 +369,7 @@ static void conn_read(struct conn *c)
 		 * keeps decrypted bytes back that epoll would not announce */
 		ssize_t n = c->xp ? xp_read(c->xp, p, room) : recv(c->io.fd, p, room, 0);
 		if (n > 0) {
-			STAT_ADD(w->st.bytes_in, (uint64_t)n);
+			STAT_ADD(w->st.bytes_in[c->lidx], (uint64_t)n);
 			c->last_rx_ms = ev_now_ms(w->loop);
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 			if (direct) {
@@ -532,7 +532,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 			  : c->xp_ready ? xp_write(c->xp, buf_head(&c->out), buf_avail(&c->out))
 			  : conn_xp_raw_write(c, buf_head(&c->out), buf_avail(&c->out));
 		if (n > 0) {
-			STAT_ADD(w->st.bytes_out, (uint64_t)n);
+			STAT_ADD(w->st.bytes_out[c->lidx], (uint64_t)n);
 			buf_consume(&c->out, (size_t)n);
 		}
 	}

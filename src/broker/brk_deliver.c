@@ -93,7 +93,7 @@ static bool send_publish(struct session *s, struct deliv *d)
 	if (held)
 		gate_capture(c, mark);
 	d->flags |= DV_SENT;
-	STAT_ADD(w->st.msgs_out, 1);
+	STAT_ADD(w->st.msgs_out[d->qos], 1); /* 0..2: min(published, granted) */
 	conn_mark_dirty(c);
 	return true;
 }

@@ -517,7 +517,11 @@ struct wq_vec {
 /* ---- statistics ---- */
 
 struct brk_stats {
-	_Atomic uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	/* by QoS (msgs_in: as published; msgs_out: as delivered) and by
+	 * listener (cfg->listeners index, conn.lidx): the totals are their sums
+	 * (broker_get_info), so the hot path still adds to one counter */
+	_Atomic uint64_t msgs_in[3], msgs_out[3];
+	_Atomic uint64_t bytes_in[CONF_MAX_LISTENERS], bytes_out[CONF_MAX_LISTENERS];
 	_Atomic uint64_t msgs_dropped, conns_total;
 	_Atomic uint64_t dropped_by[BRK_DROP_N];  /* msgs_dropped by reason */
 	_Atomic int64_t conns_now;
@@ -681,7 +685,20 @@ struct broker {
 	 * owned, freed with the broker) */
 	char **origins;
 	uint32_t n_origins;
+	/* /metrics (brk_prom.c): subscriptions of the node's sessions (changed
+	 * wherever a session's subs table is, any thread: atomic adds) and the
+	 * sampled session snapshot, refreshed at most once a second */
+	_Atomic int64_t subs_now;
+	pthread_mutex_t prom_lock;
+	struct brk_prom_sample *prom_sample;   /* owned, under prom_lock */
 };
+/* brk_prom.c: s's subscription table grew (+) or shrank (-) by delta */
+static inline void brk_prom_subs(struct session *s, int64_t delta)
+{
+	if (s->w)
+		atomic_fetch_add_explicit(&s->w->b->subs_now, delta, memory_order_relaxed);
+}
+void brk_prom_free(struct broker *b);
 
 /* ---- thread ownership, checked ---- */
 

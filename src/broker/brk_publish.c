@@ -356,7 +356,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			return fail(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"); /* [MQTT-3.3.4-7] */
 		}
 	}
-	STAT_ADD(w->st.msgs_in, 1);
+	STAT_ADD(w->st.msgs_in[pb->qos], 1); /* 0..2: the codec refuses QoS 3 */
 	/* clients may not write the broker's own $SYS tree: accepted and dropped */
 	if (!(tlen >= 5 && !memcmp(topic, "$SYS/", 5))) {
 		struct buf props = { 0 };

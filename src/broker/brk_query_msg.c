@@ -202,7 +202,7 @@ static void pub_on(struct worker *w, void *arg)
 	m->pub_hash = brk_hash(API_PUBLISHER, sizeof(API_PUBLISHER) - 1);
 	m->mid = brk_handover_mid(w);
 	j->id = m->mid ? m->mid : m->origin_sid;
-	STAT_ADD(w->st.msgs_in, 1);
+	STAT_ADD(w->st.msgs_in[p->qos > 2 ? 2 : p->qos], 1); /* the route checked 0..2 */
 	w->congested = NULL;
 	if (p->retain)
 		brk_retain_store(w, m);

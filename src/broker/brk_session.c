@@ -40,6 +40,7 @@ static void sess_free_contents(struct session *s)
 		hq_free(sub->filter);
 		hq_free(sub);
 	}
+	brk_prom_subs(s, -(int64_t)s->n_subs);
 	s->n_subs = 0;
 	for (uint32_t i = 0; i < s->n_inflight; i++)
 		deliv_release(&s->inflight[i]);

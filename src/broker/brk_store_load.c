@@ -156,6 +156,7 @@ static void sub_add(struct load *L, const struct store_sub *su)
 	sub->sub_id = su->sub_id;
 	HASH_ADD_KEYPTR(hh, s->subs, sub->filter, su->filter.len, sub);
 	s->n_subs++;
+	brk_prom_subs(s, 1);
 	L->n_subs++;
 	if (L->w)
 		return; /* run time: routed by the caller once registered */

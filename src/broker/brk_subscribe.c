@@ -142,6 +142,7 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 			sub->filter = filter;
 			HASH_ADD_KEYPTR(hh, s->subs, sub->filter, strlen(sub->filter), sub);
 			s->n_subs++;
+			brk_prom_subs(s, 1);
 		} else {
 			hq_free(filter);
 		}
@@ -206,6 +207,7 @@ int brk_handle_unsubscribe(struct conn *c, const struct mqtt_packet *p)
 		brk_store_sub_delete(s, sub->filter);
 		HASH_DEL(s->subs, sub);
 		s->n_subs--;
+		brk_prom_subs(s, -1);
 		hq_free(sub->filter);
 		hq_free(sub);
 		codes[i++] = MQTT_RC_SUCCESS;

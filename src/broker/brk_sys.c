@@ -45,10 +45,14 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 	out->queued_bytes_limit = b->cfg->max_queued_bytes_total;
 	for (int i = 0; i < b->n_workers; i++) {
 		struct brk_stats *st = &b->workers[i].st;
-		out->msgs_in += STAT_GET(st->msgs_in);
-		out->msgs_out += STAT_GET(st->msgs_out);
-		out->bytes_in += STAT_GET(st->bytes_in);
-		out->bytes_out += STAT_GET(st->bytes_out);
+		for (int q = 0; q < 3; q++) {
+			out->msgs_in += STAT_GET(st->msgs_in[q]);
+			out->msgs_out += STAT_GET(st->msgs_out[q]);
+		}
+		for (int l = 0; l < CONF_MAX_LISTENERS; l++) {
+			out->bytes_in += STAT_GET(st->bytes_in[l]);
+			out->bytes_out += STAT_GET(st->bytes_out[l]);
+		}
 		out->msgs_dropped += STAT_GET(st->msgs_dropped);
 		for (int r = 0; r < BRK_DROP_N; r++)
 			out->dropped_by[r] += STAT_GET(st->dropped_by[r]);

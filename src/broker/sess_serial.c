@@ -321,6 +321,7 @@ static bool get_subs(struct bytes_rd *r, struct session *s)
 		sub->sub_id = sub_id;
 		HASH_ADD_KEYPTR(hh, s->subs, sub->filter, fl, sub);
 		s->n_subs++;
+		brk_prom_subs(s, 1);
 	}
 	return true;
 }

@@ -90,6 +90,12 @@ struct clu_peer {
 	uint64_t *acks;
 	uint32_t n_acks, cap_acks;
 	char last_error[256];            /* why the last dial failed (for join) */
+	/* clu_stats.c: traffic over its links, the heartbeat round trip (a
+	 * probe's wall_ms echoed back; measured on the monotonic clock) */
+	uint64_t st_bytes_in, st_bytes_out;
+	uint64_t probe_wall;             /* wall_ms of the probe out, 0 = none */
+	int64_t probe_us, probe_ms;      /* monotonic us / loop ms it left */
+	int64_t rtt_us;                  /* 0 = never measured (a measure is >= 1) */
 };
 
 enum clu_link_state {
@@ -233,7 +239,24 @@ struct clu_node {
 	atomic_int peers_up;
 	atomic_int n_running;
 	_Atomic uint64_t st_fwd_out, st_fwd_in, st_fwd_lost;
+	/* clu_stats.c: the per-peer snapshot for /metrics (clu_get_links) */
+	pthread_mutex_t lstat_lock;      /* guards the three below */
+	struct clu_link_stat *lstat;     /* owned */
+	size_t n_lstat;
+	uint64_t lstat_routes;
+	int64_t lstat_next_ms;           /* cluster thread: next publish */
 };
+
+/* clu_stats.c */
+void clu_stats_init(struct clu_node *n);
+void clu_stats_free(struct clu_node *n);
+void clu_stats_publish(struct clu_node *n, int64_t now);   /* tick: once a second */
+/* A heartbeat on l's link: a probe sent now (idle links, and at least once
+ * a second), or a HEARTBEAT received (a probe is answered at once; an echo
+ * of our probe gives the round trip). */
+void clu_stats_probe(struct clu_link *l, int64_t now);
+void clu_stats_heartbeat(struct clu_link *l, const struct clu_heartbeat *hb);
+#define CLU_PROBE_EVERY_MS 1000
 
 /* clu_node.c (the thread) and clu_member.c (the member list) */
 /* snprintf for operator messages, where cutting a long name short is fine */

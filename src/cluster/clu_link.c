@@ -90,6 +90,8 @@ void clu_link_write(struct clu_link *l)
 					  MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k > 0) {
 			buf_consume(&l->out, (size_t)k);
+			if (l->m)
+				l->m->st_bytes_out += (uint64_t)k;
 			continue;
 		}
 		if (k < 0 && errno == EINTR)
@@ -412,6 +414,7 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 		case CLU_MSG_AUTH:
 			break;
 		case CLU_MSG_HEARTBEAT:
+			clu_stats_heartbeat(l, &m->hb);
 			return;
 		case CLU_MSG_LEAVE:
 			clu_on_leave(n, l, &m->leave);
@@ -488,6 +491,8 @@ static void link_read(struct clu_link *l)
 		}
 		l->in.len += (size_t)k;
 		l->last_rx_ms = clu_now(n);
+		if (l->m)
+			l->m->st_bytes_in += (uint64_t)k;
 		size_t max = l->st == LS_UP ? CLU_MAX_BODY : CLU_HANDSHAKE_MAX_BODY;
 		while (l->st != LS_CLOSED && !l->close_after_flush) {
 			struct clu_msg m;
@@ -579,11 +584,9 @@ void clu_link_tick(struct clu_node *n, int64_t now)
 			clu_link_close(l, why);
 			continue;
 		}
-		if (now - l->last_tx_ms >= every) {
-			struct clu_msg m = { .type = CLU_MSG_HEARTBEAT };
-			m.hb.wall_ms = (uint64_t)clock_wall_ms();
-			clu_link_send(l, &m);
-			l->last_tx_ms = now;
-		}
+		/* a busy link sends no idle heartbeat: probe it anyway, for the RTT */
+		if (now - l->last_tx_ms >= every ||
+		    (l->m && now - l->m->probe_ms >= CLU_PROBE_EVERY_MS))
+			clu_stats_probe(l, now);
 	}
 }

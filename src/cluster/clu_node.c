@@ -235,6 +235,7 @@ static void tick(struct ev_loop *loop, void *arg)
 		clu_link_dial(n, m, join);
 	}
 	clu_admin_tick(n, now);
+	clu_stats_publish(n, now);
 	if (accept_guard_tick(&n->accept, now))
 		ev_io_set(loop, &n->lio, EV_READ);
 }
@@ -276,6 +277,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	inbox_init(&n->inbox, sizeof(struct clu_req));
 	pthread_mutex_init(&n->admin_lock, NULL);
 	pthread_mutex_init(&n->dns_lock, NULL);
+	clu_stats_init(n);
 	n->loop = ev_loop_new();
 	if (!n->loop) {
 		clu_fmt(err, errlen, "cluster: cannot create event loop: %s", strerror(errno));
@@ -410,5 +412,6 @@ void clu_node_free(struct clu_node *n)
 	inbox_destroy(&n->inbox);
 	pthread_mutex_destroy(&n->admin_lock);
 	pthread_mutex_destroy(&n->dns_lock);
+	clu_stats_free(n);
 	hq_free(n);
 }

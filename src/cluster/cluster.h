@@ -130,4 +130,20 @@ struct clu_stats {
 };
 void clu_get_stats(const struct clu_node *n, struct clu_stats *out);
 
+/* Per peer, for /metrics (clu_stats.c): a copy the cluster thread publishes
+ * once a second under a lock; never its live structs. */
+struct clu_link_stat {
+	char node[256];           /* name@host */
+	bool up;                  /* an authenticated link to it */
+	int64_t rtt_us;           /* the last heartbeat round trip; -1 = none measured */
+	uint64_t bytes_in, bytes_out; /* over every link to it, this run */
+	uint64_t queue_bytes;     /* waiting in the link's output buffer */
+	uint32_t pending_acks;    /* QoS > 0 forwards it has not acknowledged */
+	uint32_t routes;          /* its routes in our replicas (remote routes) */
+};
+/* The last snapshot: *out malloc'd (the caller frees; NULL when no peer),
+ * *routes_local = our route keys the other nodes hold. Any thread. */
+void clu_get_links(struct clu_node *n, struct clu_link_stat **out, size_t *count,
+		   uint64_t *routes_local);
+
 #endif

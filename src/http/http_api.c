@@ -182,6 +182,8 @@ static const struct http_route routes[] = {
 	{ "DELETE", "/api/v5/mqtt/retainer/message/**", http_retained_delete, 0 },
 	{ "POST", "/api/v5/publish", http_publish, 0 },
 	{ "POST", "/api/v5/publish/bulk", http_publish_bulk, 0 },
+	/* EMQX's Prometheus scrape path: the same text as /metrics, open too */
+	{ "GET", "/api/v5/prometheus/stats", http_metrics, HTTP_R_OPEN },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

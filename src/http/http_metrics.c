@@ -4,6 +4,7 @@
  * guide (Prometheus scraping port 18083) works as is. Reads the broker only
  * through broker_get_info().
  */
+#include "http/http_metrics.h"
 #include "http/http_guard.h"
 #include "http/http_throttle.h"
 #include "http/http_int.h"
@@ -18,11 +19,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define put http_metrics_put
+#define label_escape http_metrics_escape
 
-static void put(struct buf *b, const char *fmt, ...)
+void http_metrics_put(struct buf *b, const char *fmt, ...)
 {
-	char line[512];
+	char line[768];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
@@ -31,8 +33,7 @@ static void put(struct buf *b, const char *fmt, ...)
 		buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-/* A label value with \, " and newline escaped, as the format requires. */
-static void label_escape(const char *in, char *out, size_t outlen)
+void http_metrics_escape(const char *in, char *out, size_t outlen)
 {
 	size_t o = 0;
 	for (; *in && o + 3 < outlen; in++) {
@@ -233,6 +234,8 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	accept_metrics(&b, node, &in);
 	store_metrics(&b, node, br);
 	http_guard_metrics(&b, node, ctx);
+	http_metrics_broker(&b, node, br);
+	http_metrics_process(&b, node);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -282,5 +282,14 @@ void store_runner_stats(const struct store_runner *r, uint64_t *retries, uint64_
 /* While unhealthy: the monotonic ms (clock_mono_ms) of the episode's first
  * failure; 0 while healthy. Any thread. */
 int64_t store_runner_down_since(const struct store_runner *r);
+/* The time of each group commit (a group of batches applied and synced, the
+ * retries of a backend that is down included), as a histogram for /metrics:
+ * counts[i] groups took at most store_lat_bounds_us[i] (not cumulative;
+ * counts[STORE_LAT_N] took longer), sum_us their total. Written by the
+ * runner thread only (relaxed), read from any thread. */
+#define STORE_LAT_N 12
+extern const int64_t store_lat_bounds_us[STORE_LAT_N];
+void store_runner_latency(const struct store_runner *r, uint64_t counts[STORE_LAT_N + 1],
+			  uint64_t *sum_us);
 
 #endif

@@ -62,7 +62,35 @@ struct store_runner {
 	_Atomic int64_t down_since;       /* monotonic ms of the first failure of this episode; 0 = up */
 	_Atomic uint64_t completed, retries, failed;
 	_Atomic uint64_t cancelled;       /* events dropped before applying (store_cancel.c) */
+	/* group commit times (store_runner_latency); runner thread writes */
+	_Atomic uint64_t lat[STORE_LAT_N + 1], lat_sum_us;
 };
+
+const int64_t store_lat_bounds_us[STORE_LAT_N] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 1000000, 10000000,
+};
+
+/* One writer (the runner thread): a relaxed load and store, no locked add. */
+static void lat_record(struct store_runner *r, int64_t us)
+{
+	int i = 0;
+	while (i < STORE_LAT_N && us > store_lat_bounds_us[i])
+		i++;
+	atomic_store_explicit(&r->lat[i], atomic_load_explicit(&r->lat[i], memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&r->lat_sum_us,
+			      atomic_load_explicit(&r->lat_sum_us, memory_order_relaxed) + (uint64_t)us,
+			      memory_order_relaxed);
+}
+
+void store_runner_latency(const struct store_runner *r, uint64_t counts[STORE_LAT_N + 1],
+			  uint64_t *sum_us)
+{
+	struct store_runner *m = (struct store_runner *)r;
+	for (int i = 0; i <= STORE_LAT_N; i++)
+		counts[i] = atomic_load_explicit(&m->lat[i], memory_order_relaxed);
+	*sum_us = atomic_load_explicit(&m->lat_sum_us, memory_order_relaxed);
+}
 
 static const char *describe(struct store_runner *r)
 {
@@ -252,6 +280,7 @@ static void kill_after(struct store_runner *r, struct store_batch **pend, struct
 
 static void run_group(struct store_runner *r, struct store_batch *group)
 {
+	int64_t t0 = clock_mono_us();
 	atomic_fetch_add_explicit(&r->cancelled, store_cancel_group(group), memory_order_relaxed);
 	struct store_batch *pend = NULL, **tail = &pend; /* applied, not yet synced */
 	while (group) {
@@ -274,6 +303,7 @@ static void run_group(struct store_runner *r, struct store_batch *group)
 		tail = &b->next;
 	}
 	finish(r, &pend);
+	lat_record(r, clock_mono_us() - t0);
 }
 
 static void *runner_main(void *arg)

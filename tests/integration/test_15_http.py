@@ -161,7 +161,7 @@ def metrics(b):
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
             name_labels, value = line.rsplit(" ", 1)
-            vals[name_labels] = int(value)
+            vals[name_labels] = float(value)  # process_cpu_seconds_total is fractional
     return vals
 
 

@@ -50,7 +50,7 @@ def metrics(b):
     for line in body.splitlines():
         if line and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
-            vals[k] = int(v)
+            vals[k] = float(v)  # some samples are fractional (process_cpu_seconds_total)
     return vals
 
 
