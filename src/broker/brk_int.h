@@ -624,8 +624,10 @@ struct worker {
 	/* while a resent QoS 2 message loaded unconfirmed is routed: the
 	 * targets that have it already (borrowed from the publish path) */
 	const struct rx_unconf *route_skip;
-	/* broker.trace_word as loaded for the packet being handled (brk_trace_in) */
+	/* broker.trace_word as loaded for the packet being handled (brk_trace_in),
+	 * and the subscriptions the last brk_route matched (its line) */
 	uint64_t trace_word;
+	uint32_t route_hits;
 };
 
 struct conn_wait {

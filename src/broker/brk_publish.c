@@ -239,6 +239,7 @@ bool brk_route(struct worker *w, struct brk_msg *msg)
 		}
 		i = j;
 	}
+	w->route_hits = w->n_hits; /* for a topic trace's line */
 	w->n_hits = 0;
 	return true;
 }
@@ -395,7 +396,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		w->route_skip = redo;
 		bool routed = brk_route(w, m);
 		if ((uint32_t)w->trace_word) /* a topic trace runs */
-			brk_trace_topic(w, c, m, routed ? w->n_hits : 0);
+			brk_trace_topic(w, c, m, routed ? w->route_hits : 0);
 		w->rx_mark = NULL;
 		w->route_skip = NULL;
 		w->clu.fwd_token = 0;

@@ -368,7 +368,7 @@ void brk_trace_topic(struct worker *w, struct conn *c, const struct brk_msg *m, 
 			esc(a, sizeof(a), c && c->client_id ? c->client_id : "",
 			    c && c->client_id ? strlen(c->client_id) : 0);
 			snprintf(text, sizeof(text), "PUBLISH topic=%s qos=%u retain=%d payload=%u "
-				 "from client_id=%s matched=%u", tp, m->qos, m->retain, m->payload_len,
+				 "from client_id=%s matched_subscriptions=%u", tp, m->qos, m->retain, m->payload_len,
 				 a, matched);
 			made = true;
 		}
