@@ -261,8 +261,8 @@ static int fail(struct conn *c, int reason, const char *why)
  * acknowledgement, as Mosquitto does, so the client does not resend). */
 static int publish_denied(struct conn *c, const struct mqtt_publish *pb, const char *topic, size_t tlen)
 {
-	brk_deny_log(c, "publish denied by the ACL client_id=%s username=%s addr=%s topic=%.*s",
-		     c->client_id, c->username ? c->username : "", c->addr, (int)tlen, topic);
+	brk_deny_log(c, "publish denied by the ACL client_id=%s topic=%.*s username=%s addr=%s",
+		     c->client_id, (int)tlen, topic, c->username ? c->username : "", c->addr);
 	if (c->w->b->cfg->auth_acl_deny_action == CONF_ACL_DISCONNECT)
 		return fail(c, MQTT_RC_NOT_AUTHORIZED, "publish denied by the ACL");
 	uint8_t rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0;
