@@ -45,9 +45,10 @@ static void test_start_delay(void)
 		;
 }
 
-/* Wait for SIGINT or SIGTERM. SIGHUP reloads the TLS listeners' certificate
- * files and re-reads the password and ACL files (auth.password_file,
- * auth.acl_file); the configuration itself is not read again. */
+/* Wait for SIGINT or SIGTERM. SIGHUP opens log.file again (log rotation),
+ * reloads the TLS listeners' certificate files and re-reads the password and
+ * ACL files (auth.password_file, auth.acl_file); the configuration itself is
+ * not read again. */
 static int wait_stop_signal(const sigset_t *set, struct broker *b)
 {
 	for (;;) {
@@ -55,6 +56,11 @@ static int wait_stop_signal(const sigset_t *set, struct broker *b)
 		if (sigwait(set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* first, so the lines below land in the new file after a
+			 * logrotate rename */
+			if (log_reopen() != HQ_OK)
+				log_error("received SIGHUP: cannot open log.file again: %s (still "
+					  "writing to the old file)", strerror(errno));
 			log_notice("received SIGHUP: reloading TLS certificates");
 			broker_reload_tls(b);
 			log_notice("received SIGHUP: reloading the password and ACL files");

@@ -463,6 +463,8 @@ void conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 	}
 	if (c->gate && is_response(p->type))
 		gate_capture(c, mark);
+	if (c->trace_mask)
+		brk_trace_pkt(c, p, false);
 	conn_mark_dirty(c);
 }
 
@@ -482,6 +484,8 @@ void conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 	 * outgoing PUBLISH or PUBREL waiting for the store (gate_open_out) */
 	if (c->gate && (type != MQTT_PUBREL || c->gate->n_out))
 		gate_capture(c, buf_avail(&c->out) - (v5r ? 5 : 4));
+	if (c->trace_mask)
+		brk_trace_ack(c, type, pid, reason, false);
 	conn_mark_dirty(c);
 }
 

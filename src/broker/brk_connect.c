@@ -78,6 +78,7 @@ static void send_connack(struct conn *c, bool present, uint8_t reason, bool full
 	}
 	if (c->eauth && full_props) /* [MQTT-4.12.0-5] the method, and the server's last data */
 		brk_eauth_connack_props(c, &a->props);
+	brk_trace_connect(c); /* the CONNECT line, before its CONNACK's */
 	conn_send_packet(c, &p);
 	c->sent_connack = true;
 	if (c->eauth)
@@ -89,6 +90,9 @@ static void send_connack(struct conn *c, bool present, uint8_t reason, bool full
 static int refuse_quiet(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
 {
 	send_connack(c, false, c->version == MQTT_V5 ? v5_reason : v3_rc, false);
+	/* the log line was ovl_event's (once per interval); the trace gets each */
+	if (c->trace_mask)
+		brk_trace_note(c, "connection refused: %s", why);
 	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
 	conn_close(c, -1, why);
 	return HQ_EPROTOCOL;
@@ -96,10 +100,11 @@ static int refuse_quiet(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const 
 
 static int refuse(struct conn *c, uint8_t v5_reason, uint8_t v3_rc, const char *why)
 {
-	log_notice("connection refused client_id=%s addr=%s proto=%d username=%s reason=\"%s\"",
-		   c->client_id ? c->client_id : "", c->addr, c->version,
-		   c->username ? c->username : "", why);
-	send_connack(c, false, c->version == MQTT_V5 ? v5_reason : v3_rc, false);
+	uint8_t code = c->version == MQTT_V5 ? v5_reason : v3_rc;
+	send_connack(c, false, code, false); /* first: it decides c's traces */
+	brk_deny_log(c, "connection refused client_id=%s addr=%s proto=%d username=%s "
+		     "code=0x%02x reason=\"%s\"", c->client_id ? c->client_id : "", c->addr,
+		     c->version, c->username ? c->username : "", code, why);
 	c->sent_connack = false; /* no DISCONNECT after a refusing CONNACK */
 	conn_close(c, -1, why);
 	return HQ_EPROTOCOL;
@@ -136,7 +141,7 @@ int brk_handle_connect_error(struct conn *c, const uint8_t *p, size_t n, int rc,
 		c->version = MQTT_V5;
 		return refuse(c, brk_reason_from_err(rc), 0, msg);
 	}
-	log_notice("connection refused addr=%s reason=\"%s\"", c->addr, msg);
+	brk_deny_log(c, "connection refused addr=%s reason=\"%s\"", c->addr, msg);
 	conn_close(c, -1, msg);
 	return rc;
 }

@@ -94,6 +94,8 @@ static bool send_publish(struct session *s, struct deliv *d)
 		gate_capture(c, mark);
 	d->flags |= DV_SENT;
 	STAT_ADD(w->st.msgs_out[d->qos], 1); /* 0..2: min(published, granted) */
+	if (c->trace_mask)
+		brk_trace_pub_out(c, m, o.qos, o.packet_id, o.retain);
 	conn_mark_dirty(c);
 	return true;
 }

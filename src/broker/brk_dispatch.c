@@ -89,6 +89,8 @@ int brk_handle_packet(struct conn *c, const uint8_t *p, size_t n)
 		return rc;
 	}
 	log_debug("client_id=%s recv %s", c->client_id ? c->client_id : "", mqtt_type_name(type));
+	if (type != MQTT_CONNECT) /* CONNECT: at its CONNACK, once the client id is known */
+		brk_trace_in(c, &pkt);
 	rc = dispatch[type].fn(c, &pkt);
 	return rc;
 }
@@ -119,6 +121,8 @@ static int handle_ping(struct conn *c, const struct mqtt_packet *p)
 	o[0] = MQTT_PINGRESP << 4;
 	o[1] = 0;
 	c->out.len += 2;
+	if (c->trace_mask)
+		brk_trace_ack(c, MQTT_PINGRESP, 0, 0, false);
 	conn_mark_dirty(c);
 	return HQ_OK;
 }

@@ -49,6 +49,7 @@
 #include "core/buf.h"
 #include "core/conf.h"
 #include "core/inbox.h"
+#include "core/log.h"
 #include "mqtt/mqtt.h"
 #include "net/accept_guard.h"
 #include "net/ev.h"
@@ -443,6 +444,9 @@ struct conn {
 	/* v5 enhanced authentication (brk_eauth.c): owned, NULL unless CONNECT
 	 * named a supported Authentication Method */
 	struct conn_eauth *eauth;
+	/* traces (brk_trace.c): the client traces that match this connection,
+	 * as of generation trace_gen of broker.trace_word (0: none ever) */
+	uint32_t trace_gen, trace_mask;
 };
 
 /* ---- worker inbox entries ---- */
@@ -628,6 +632,10 @@ struct worker {
 	/* while a resent QoS 2 message loaded unconfirmed is routed: the
 	 * targets that have it already (borrowed from the publish path) */
 	const struct rx_unconf *route_skip;
+	/* broker.trace_word as loaded for the packet being handled (brk_trace_in),
+	 * and the subscriptions the last brk_route matched (its line) */
+	uint64_t trace_word;
+	uint32_t route_hits;
 };
 
 struct conn_wait {
@@ -691,6 +699,14 @@ struct broker {
 	_Atomic int64_t subs_now;
 	pthread_mutex_t prom_lock;
 	struct brk_prom_sample *prom_sample;   /* owned, under prom_lock */
+	/* issue 11 "ops": alarms (brk_alarm.c, owned; its thread), traces
+	 * (brk_trace.c, owned) and their word: generation << 32 | topic traces
+	 * (relaxed atomic, the hot path's one load), the flood guard of the
+	 * lines about refused connections and ACL denials */
+	struct brk_alarms *alarms;
+	struct brk_traces *traces;
+	_Atomic uint64_t trace_word;
+	struct log_rl deny_rl;
 };
 /* brk_prom.c: s's subscription table grew (+) or shrank (-) by delta */
 static inline void brk_prom_subs(struct session *s, int64_t delta)
@@ -1097,6 +1113,41 @@ int brk_call_all(struct broker *b, brk_call_fn fn, void *arg);
 int brk_call_one(struct broker *b, struct worker *w, brk_call_fn fn, void *arg);
 void brk_call_run(struct worker *w, struct brk_call *c);   /* WQ_CALL */
 void brk_call_cancel(struct brk_call *c);                  /* WQ_CALL released unrun */
+/* ---- issue 11 "ops": alarms, traces, denial lines ---- */
+/* brk_alarm.c: the table and the thread that checks it once a second */
+void brk_alarm_new(struct broker *b);
+int brk_alarm_start(struct broker *b);   /* broker_start */
+void brk_alarm_stop(struct broker *b);   /* broker_shutdown, before the cluster stops */
+void brk_alarm_free(struct broker *b);
+/* brk_trace.c (see there for the locking) */
+void brk_trace_new(struct broker *b);
+void brk_trace_free(struct broker *b);
+void brk_trace_tick(struct broker *b);   /* the alarm thread: end times */
+void brk_trace_refresh(struct conn *c, uint32_t gen);
+void brk_trace_pkt(struct conn *c, const struct mqtt_packet *p, bool in);
+void brk_trace_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, bool in);
+void brk_trace_pub_out(struct conn *c, const struct brk_msg *m, uint8_t qos, uint16_t pid,
+		       bool retain);
+void brk_trace_connect(struct conn *c);  /* before CONNACK: decides c's traces */
+void brk_trace_note(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A PUBLISH from c (NULL: none) routed to `matched` targets: the topic traces. */
+void brk_trace_topic(struct worker *w, struct conn *c, const struct brk_msg *m, uint32_t matched);
+/* A packet read from c: the one relaxed load when no trace ever ran; the
+ * connection's traces are decided again when the generation moved. */
+static inline void brk_trace_in(struct conn *c, const struct mqtt_packet *p)
+{
+	uint64_t word = atomic_load_explicit(&c->w->b->trace_word, memory_order_relaxed);
+	c->w->trace_word = word;
+	if (__builtin_expect(!word, 1))
+		return;
+	if ((uint32_t)(word >> 32) != c->trace_gen && c->state != CS_NEW)
+		brk_trace_refresh(c, (uint32_t)(word >> 32));
+	if (c->trace_mask)
+		brk_trace_pkt(c, p, true);
+}
+/* A line about a refused connection or an ACL denial: notice, flood-guarded
+ * (log_rl on broker.deny_rl), and into c's traces. */
+void brk_deny_log(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* the store hooks: their own header */
 #include "broker/brk_store.h"

@@ -239,6 +239,7 @@ bool brk_route(struct worker *w, struct brk_msg *msg)
 		}
 		i = j;
 	}
+	w->route_hits = w->n_hits; /* for a topic trace's line */
 	w->n_hits = 0;
 	return true;
 }
@@ -260,7 +261,8 @@ static int fail(struct conn *c, int reason, const char *why)
  * acknowledgement, as Mosquitto does, so the client does not resend). */
 static int publish_denied(struct conn *c, const struct mqtt_publish *pb, const char *topic, size_t tlen)
 {
-	log_debug("publish denied by the ACL client_id=%s topic=%.*s", c->client_id, (int)tlen, topic);
+	brk_deny_log(c, "publish denied by the ACL client_id=%s topic=%.*s username=%s addr=%s",
+		     c->client_id, (int)tlen, topic, c->username ? c->username : "", c->addr);
 	if (c->w->b->cfg->auth_acl_deny_action == CONF_ACL_DISCONNECT)
 		return fail(c, MQTT_RC_NOT_AUTHORIZED, "publish denied by the ACL");
 	uint8_t rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0;
@@ -393,6 +395,8 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		w->rx_mark = m->rx ? m : NULL;
 		w->route_skip = redo;
 		bool routed = brk_route(w, m);
+		if ((uint32_t)w->trace_word) /* a topic trace runs */
+			brk_trace_topic(w, c, m, routed ? w->route_hits : 0);
 		w->rx_mark = NULL;
 		w->route_skip = NULL;
 		w->clu.fwd_token = 0;

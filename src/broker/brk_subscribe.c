@@ -123,7 +123,9 @@ int brk_handle_subscribe(struct conn *c, const struct mqtt_packet *p)
 		 * [MQTT-3.9.3-2] 0x80 is the v3.1.1 failure code */
 		if (s->acl && !brk_acl_allow(w, s->acl, ACL_READ, shared ? inner : filter,
 					     shared ? il : f.len, true)) {
-			log_info("subscribe denied by the ACL client_id=%s filter=%s", s->client_id, filter);
+			brk_deny_log(c, "subscribe denied by the ACL client_id=%s filter=%s "
+				     "username=%s addr=%s", s->client_id, filter,
+				     c->username ? c->username : "", c->addr);
 			codes[i++] = v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
 			hq_free(filter);
 			continue;

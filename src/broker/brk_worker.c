@@ -534,6 +534,8 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->start_ms = clock_mono_ms();
 	b->start_wall_ms = clock_wall_ms();
 	atomic_init(&b->next_id, 1);
+	brk_alarm_new(b);
+	brk_trace_new(b);
 	clu_hlc_init(&b->hlc);
 	pthread_mutex_init(&b->reg_lock, NULL);
 	pthread_mutex_init(&b->retain_lock, NULL);
@@ -624,6 +626,8 @@ int broker_start(struct broker *b)
 	atomic_store(&b->ready, true);
 	if (b->clu && clu_node_start(b->clu) != HQ_OK)
 		return HQ_EIO;
+	if (brk_alarm_start(b) != HQ_OK)
+		return HQ_EIO;
 	log_notice("hamqttd started: %d workers", b->n_workers);
 	return HQ_OK;
 }
@@ -698,6 +702,7 @@ void broker_shutdown(struct broker *b)
 		return;
 	b->wound_down = true;
 	broker_stop(b); /* idempotent: a caller that did not stop first would hang below */
+	brk_alarm_stop(b); /* it asks the cluster thread: before that stops */
 	bool started = atomic_load(&b->ready);
 	if (started)
 		for (int i = 0; i < b->n_workers; i++)
@@ -812,6 +817,8 @@ void broker_free(struct broker *b)
 	retain_tree_free(b->retained, msg_unref_cb);
 	auth_free(b->auth); /* sessions keep their ACL rules by reference */
 	ovl_free(b);        /* after the last connection: conn_free gives counts back */
+	brk_alarm_free(b);  /* its thread ended in broker_shutdown */
+	brk_trace_free(b);  /* no connection writes to a trace any more */
 	banned_free(b);
 	repl_free(b->repl);   /* last: the cluster node and the HTTP server are gone */
 	for (uint32_t i = 0; i < b->n_origins; i++)

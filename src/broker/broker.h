@@ -182,4 +182,49 @@ int broker_cluster_leave(struct broker *b, char *err, size_t errlen);
 /* Remove a member that is stopped (dead or cut off) from the cluster. */
 int broker_cluster_force_leave(struct broker *b, const char *node, char *err, size_t errlen);
 
+/* ---- issue 11 "ops": alarms and traces (brk_alarm.c, brk_trace.c) ---- */
+
+/* One alarm (EMQX's /api/v5/alarms item). Times are wall-clock ms. */
+struct broker_alarm {
+	char name[300];           /* "store_down", "node_down:<node>", "memory_high", "queue_drops" */
+	char message[256];
+	char details[512];        /* a JSON object's text */
+	bool activated;
+	int64_t activate_at_ms;
+	int64_t deactivate_at_ms; /* 0 while activated */
+};
+/* A copy of the alarms: activated 1 = active ones, 0 = deactivated ones
+ * (the history), -1 = all. *out is malloc'd; the caller frees it. Any thread. */
+int broker_alarm_list(struct broker *b, int activated, struct broker_alarm **out, size_t *n);
+/* Forget the deactivated alarms; returns how many. Any thread. */
+size_t broker_alarm_clear_history(struct broker *b);
+
+/* Traces (EMQX's /api/v5/trace): every packet of a client id or address, or
+ * every PUBLISH on a topic filter, written to <node.data_dir>/trace/<name>.log
+ * between start_s and end_s. At most BROKER_TRACE_MAX at once. Any thread. */
+#define BROKER_TRACE_MAX 32
+#define BROKER_TRACE_FILE_MAX (64ull * 1024 * 1024) /* bytes; then writing stops */
+enum broker_trace_type { BRK_TRACE_CLIENTID = 0, BRK_TRACE_TOPIC, BRK_TRACE_IP };
+struct broker_trace {
+	char name[64];            /* [A-Za-z0-9_.-], not starting with '.' */
+	int type;                 /* enum broker_trace_type */
+	char filter[256];         /* the client id, topic filter or address */
+	int64_t start_s, end_s;   /* unix seconds */
+	/* when listed: */
+	const char *status;       /* "waiting" | "running" | "stopped" (static) */
+	uint64_t log_size;        /* bytes written */
+	bool truncated;           /* reached BROKER_TRACE_FILE_MAX */
+};
+const char *broker_trace_type_name(int type);  /* "clientid", "topic", "ip_address" */
+int broker_trace_type_parse(const char *s);    /* enum broker_trace_type or -1 */
+/* HQ_OK; HQ_EINVAL (bad name, filter or times: err says), HQ_EEXIST (the
+ * name is taken), HQ_ELIMIT (BROKER_TRACE_MAX traces), HQ_EIO (the file). */
+int broker_trace_start(struct broker *b, const struct broker_trace *t, char *err, size_t errlen);
+/* A copy of the traces; *out is malloc'd, the caller frees it. */
+int broker_trace_list(struct broker *b, struct broker_trace **out, size_t *n);
+int broker_trace_stop(struct broker *b, const char *name);    /* HQ_ENOTFOUND */
+int broker_trace_delete(struct broker *b, const char *name);  /* file removed too */
+/* The file of trace name into path (it may not exist yet). HQ_ENOTFOUND. */
+int broker_trace_file(struct broker *b, const char *name, char *path, size_t len);
+
 #endif

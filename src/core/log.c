@@ -32,6 +32,9 @@ static atomic_int g_level = LOG_INFO;
 static atomic_int g_format = LOG_FMT_TEXT;
 static atomic_int g_fd = STDERR_FILENO;
 static char g_node[LOG_NODE_MAX]; /* "" = no node; set before threads start */
+/* log.file as opened, for log_reopen ("" = stderr); written by log_open and
+ * read by log_reopen, both on the main thread */
+static char g_path[4096];
 
 static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none" };
 
@@ -61,15 +64,50 @@ int log_open(enum log_level level, enum log_format fmt, const char *path)
 	}
 	atomic_store(&g_level, level);
 	atomic_store(&g_format, fmt);
+	snprintf(g_path, sizeof(g_path), "%s", fd == STDERR_FILENO ? "" : path);
 	int old = atomic_exchange(&g_fd, fd);
 	if (old > STDERR_FILENO && old != fd)
 		close(old);
 	return HQ_OK;
 }
 
+int log_reopen(void)
+{
+	if (!g_path[0])
+		return HQ_OK; /* stderr: journald or the service manager rotates */
+	int fd = open(g_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return HQ_EIO; /* the old file stays in use */
+	int old = atomic_exchange(&g_fd, fd);
+	/* a line being written to old by another thread finishes there (its
+	 * write already has the descriptor) or fails with EBADF and is lost:
+	 * never half a line in the new file */
+	if (old > STDERR_FILENO && old != fd)
+		close(old);
+	return HQ_OK;
+}
+
+bool log_rl_take(struct log_rl *rl, int64_t now_ms, uint64_t *skipped)
+{
+	int64_t win = atomic_load_explicit(&rl->win_ms, memory_order_relaxed);
+	*skipped = 0;
+	if (now_ms - win >= LOG_RL_WINDOW_MS &&
+	    atomic_compare_exchange_strong(&rl->win_ms, &win, now_ms)) {
+		/* a new window: this line tells how many the last one dropped */
+		atomic_store_explicit(&rl->n, 1, memory_order_relaxed);
+		*skipped = atomic_exchange(&rl->dropped, 0);
+		return true;
+	}
+	if (atomic_fetch_add_explicit(&rl->n, 1, memory_order_relaxed) < LOG_RL_LINES)
+		return true;
+	atomic_fetch_add_explicit(&rl->dropped, 1, memory_order_relaxed);
+	return false;
+}
+
 void log_close(void)
 {
 	int old = atomic_exchange(&g_fd, STDERR_FILENO);
+	g_path[0] = '\0';
 	if (old > STDERR_FILENO)
 		close(old);
 }

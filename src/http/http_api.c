@@ -184,6 +184,17 @@ static const struct http_route routes[] = {
 	{ "POST", "/api/v5/publish/bulk", http_publish_bulk, 0 },
 	/* EMQX's Prometheus scrape path: the same text as /metrics, open too */
 	{ "GET", "/api/v5/prometheus/stats", http_metrics, HTTP_R_OPEN },
+	/* issue 11 "ops" (http_ops.c): alarms, log level, traces */
+	{ "GET", "/api/v5/alarms", http_ops_alarms_list, HTTP_R_FANOUT_LIST },
+	{ "DELETE", "/api/v5/alarms", http_ops_alarms_clear, 0 },
+	{ "GET", "/api/v5/log_level", http_ops_log_level_get, 0 },
+	{ "PUT", "/api/v5/log_level", http_ops_log_level_put, 0 },
+	{ "GET", "/api/v5/trace", http_ops_trace_list, 0 },
+	{ "POST", "/api/v5/trace", http_ops_trace_create, 0 },
+	{ "DELETE", "/api/v5/trace/*", http_ops_trace_delete, 0 },
+	{ "PUT", "/api/v5/trace/*/stop", http_ops_trace_stop, 0 },
+	{ "GET", "/api/v5/trace/*/download", http_ops_trace_download, 0 },
+	{ "GET", "/api/v5/trace/*/log", http_ops_trace_log, 0 },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

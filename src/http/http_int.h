@@ -179,6 +179,19 @@ void http_mgmt_key_get(struct http_ctx *ctx, const struct http_req *req, struct 
 void http_mgmt_key_put(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_mgmt_key_delete(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 
+/* ---- issue 11 "ops" (http_ops.c): alarms, log level, traces ---- */
+#define HTTP_OPS_DECL(n) void http_ops_##n(struct http_ctx *c, const struct http_req *q, struct http_resp *r);
+HTTP_OPS_DECL(alarms_list)
+HTTP_OPS_DECL(alarms_clear)
+HTTP_OPS_DECL(log_level_get)
+HTTP_OPS_DECL(log_level_put)
+HTTP_OPS_DECL(trace_list)
+HTTP_OPS_DECL(trace_create)
+HTTP_OPS_DECL(trace_delete)
+HTTP_OPS_DECL(trace_stop)
+HTTP_OPS_DECL(trace_download)
+HTTP_OPS_DECL(trace_log)
+
 /* ---- authentication (http_authz.c) ---- */
 /* Token key from node.cookie (or the data dir), empty revocation list. NULL + err. */
 struct http_authz *http_authz_new(const struct hq_config *cfg, char *err, size_t errlen);

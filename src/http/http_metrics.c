@@ -12,10 +12,12 @@
 #include "broker/broker.h"
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/err.h"
 #include "core/mem.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,6 +105,38 @@ static void store_metrics(struct buf *b, const char *node, struct broker *br)
 	metric(b, "hamqtt_store_failed_batches_total", "counter",
 	       "Batches the store could not apply: nothing depending on them was acknowledged.", node,
 	       si.failed);
+}
+
+/* The node's alarms (broker_alarm_list): the fixed ones always (0 or 1), a
+ * node_down:<node> one while it is active, so an alert rule can say
+ * hamqtt_alarm_active == 1. */
+static void alarm_metrics(struct buf *b, const char *node, struct broker *br)
+{
+	static const char *const fixed[] = { "store_down", "memory_high", "queue_drops" };
+	struct broker_alarm *v = NULL;
+	size_t n = 0;
+	if (broker_alarm_list(br, 1, &v, &n) != HQ_OK)
+		return;
+	put(b, "# HELP hamqtt_alarm_active 1 while the named alarm is active (GET /api/v5/alarms): "
+	       "store_down, memory_high, queue_drops, node_down:<node>.\n"
+	       "# TYPE hamqtt_alarm_active gauge\n");
+	for (size_t f = 0; f < sizeof(fixed) / sizeof(fixed[0]); f++) {
+		bool on = false;
+		for (size_t i = 0; i < n && !on; i++)
+			on = !strcmp(v[i].name, fixed[f]);
+		put(b, "hamqtt_alarm_active{node=\"%s\",name=\"%s\"} %d\n", node, fixed[f], on);
+	}
+	char name[sizeof(v[0].name) * 2];
+	for (size_t i = 0; i < n; i++) {
+		bool is_fixed = false;
+		for (size_t f = 0; f < sizeof(fixed) / sizeof(fixed[0]); f++)
+			is_fixed = is_fixed || !strcmp(v[i].name, fixed[f]);
+		if (is_fixed)
+			continue;
+		label_escape(v[i].name, name, sizeof(name));
+		put(b, "hamqtt_alarm_active{node=\"%s\",name=\"%s\"} 1\n", node, name);
+	}
+	free(v);
 }
 
 /* The management port's own connections (http_guard.h). */
@@ -233,6 +267,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	       "never acknowledged before its link went down.", node, in.forwards_lost);
 	accept_metrics(&b, node, &in);
 	store_metrics(&b, node, br);
+	alarm_metrics(&b, node, br);
 	http_guard_metrics(&b, node, ctx);
 	http_metrics_broker(&b, node, br);
 	http_metrics_process(&b, node);

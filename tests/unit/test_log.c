@@ -171,6 +171,82 @@ static void test_json_format(void **state)
 	free(s);
 }
 
+/* Every control byte and both JSON specials, in a client id (the kind of
+ * text a peer chooses): each is escaped, so the line stays one JSON object. */
+static void test_json_every_control(void **state)
+{
+	assert_int_equal(log_open(LOG_INFO, LOG_FMT_JSON, path), HQ_OK);
+	char id[64];
+	size_t n = 0;
+	for (int ch = 1; ch < 0x20; ch++)
+		id[n++] = (char)ch;
+	id[n++] = '"';
+	id[n++] = '\\';
+	id[n++] = 0x7f;
+	id[n] = '\0';
+	log_notice("connection refused client_id=%s", id);
+	log_close();
+	char *s = slurp();
+	assert_int_equal(count_lines(s), 1);
+	const char *msg = strstr(s, "\"msg\":\"");
+	assert_non_null(msg);
+	msg += 7;
+	/* no raw control byte anywhere before the final newline */
+	for (const char *p = s; *p != '\n'; p++)
+		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+	const char *want = "connection refused client_id=\\u0001\\u0002\\u0003\\u0004\\u0005"
+			   "\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011"
+			   "\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a"
+			   "\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\\\u007f\"}\n";
+	assert_string_equal(msg, want);
+	free(s);
+}
+
+/* log_reopen after a logrotate-style rename: new lines go to a new file of
+ * the same name, the old one keeps what it had. */
+static void test_reopen(void **state)
+{
+	char old[80];
+	snprintf(old, sizeof(old), "%s.1", path);
+	assert_int_equal(log_open(LOG_INFO, LOG_FMT_TEXT, path), HQ_OK);
+	log_info("before");
+	assert_int_equal(rename(path, old), 0);
+	assert_int_equal(log_reopen(), HQ_OK);
+	log_info("after");
+	log_close();
+	char *s = slurp();
+	assert_int_equal(count_lines(s), 1);
+	assert_non_null(strstr(s, "after"));
+	free(s);
+	FILE *f = fopen(old, "r");
+	assert_non_null(f);
+	char line[256];
+	assert_non_null(fgets(line, sizeof(line), f));
+	assert_non_null(strstr(line, "before"));
+	fclose(f);
+	unlink(old);
+	assert_int_equal(log_reopen(), HQ_OK); /* stderr: nothing to do */
+}
+
+/* The flood guard: LOG_RL_LINES per window, then refused; the first line of
+ * the next window learns how many were dropped. */
+static void test_rate_limit(void **state)
+{
+	struct log_rl rl = { 0 };
+	uint64_t skipped = 99;
+	int64_t t0 = 1000000;
+	for (int i = 0; i < LOG_RL_LINES; i++) {
+		assert_true(log_rl_take(&rl, t0 + i, &skipped));
+		assert_int_equal(skipped, 0);
+	}
+	for (int i = 0; i < 7; i++)
+		assert_false(log_rl_take(&rl, t0 + 100, &skipped));
+	assert_true(log_rl_take(&rl, t0 + LOG_RL_WINDOW_MS + 1, &skipped));
+	assert_int_equal(skipped, 7);
+	assert_true(log_rl_take(&rl, t0 + LOG_RL_WINDOW_MS + 2, &skipped));
+	assert_int_equal(skipped, 0);
+}
+
 static void test_level_filter(void **state)
 {
 	assert_int_equal(log_open(LOG_WARNING, LOG_FMT_TEXT, path), HQ_OK);
@@ -329,6 +405,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_text_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_format_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_every_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test_setup_teardown(test_level_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debug_args_not_evaluated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_and_errno, setup, teardown),
