@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import mqttraw as m
+from certs import CertDir
 from mqttraw import SANITIZED, T
 from conftest import wait_until
 
@@ -103,14 +104,12 @@ def test_listener_max_conn_rate(broker, raw):
 
 
 def tls_files(tmp_path):
+    """A self-signed RSA server certificate: (key file, certificate file)."""
     d = tmp_path / "pki"
     d.mkdir()
-    key, crt = str(d / "server.key"), str(d / "server.crt")
-    import subprocess
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "2", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    return key, crt
+    certs = CertDir(d)
+    certs.self_signed("server", "localhost", key="rsa")
+    return certs("server.key"), certs("server.pem")
 
 
 def test_ssl_listener_max_connections(broker, tmp_path):
