@@ -22,11 +22,12 @@ import urllib.request
 
 import pytest
 
+from authfx import ham_passwd
 from certs import tls_args
 from conftest import build_dir
 from mqttraw import T
+from promtext import metric
 from test_40_tls import certs, start_tls  # noqa: F401 - certs is a fixture
-from test_41_auth import ham_passwd, metric
 
 QUEUE = {"mqtt.max_queued_messages": 100000}
 
@@ -313,7 +314,7 @@ def test_credentials(broker, tmp_path, uid):
     res = run_bench(b.port, "pubsub", "-c", 3, "-q", 1, "--count", 300, "-t", uid + "/%i",
                     "-T", uid + "/%i", "-u", "benchuser", "-P", "s3cret")
     assert_exact(res, 3 * 300)
-    assert metric(b, "hamqtt_authentication_total", "success") == 6
+    assert metric(b, "hamqtt_authentication_total", result="success") == 6
     res = run_bench(b.port, "conn", "-c", 2, "-d", 0, "-u", "benchuser", "-P", "wrong",
                     expect_rc=2)
     assert num(res, "refused") == 2 and "CONNACK refused" in res["_ctx"], res["_ctx"]

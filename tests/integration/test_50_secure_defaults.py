@@ -34,6 +34,7 @@ import urllib.request
 import pytest
 
 import mqttraw as m
+from authfx import ham_passwd
 from certs import SAN_LOCAL, CertDir
 from conftest import REPO, EXIT_REFUSED, broker_env, build_dir, free_port, hamqttd_path
 from helpers import MosquittoSub, mosquitto_pub
@@ -55,8 +56,7 @@ def secrets(tmp_path_factory):
     p.ca("ca")
     p.leaf("server", "ca", "server", san=SAN_LOCAL, eku="serverAuth")
     p.leaf("node", "ca", "node", san="IP:127.0.0.1", eku="serverAuth,clientAuth")
-    r = subprocess.run([os.path.join(build_dir(), "hamqtt-passwd"), "-b", "-c", p("passwd"),
-                        "alice", "alice-pw"], capture_output=True, text=True, timeout=T(10))
+    r = ham_passwd(p("passwd"), "-b", "-c", "FILE", "alice", "alice-pw")
     assert r.returncode == 0, r.stderr
     with open(p("acl"), "w") as f:
         f.write("user alice\ntopic readwrite devices/alice/#\n")
