@@ -11,13 +11,11 @@ ever committed.
 """
 
 import os
-import queue
 import signal
 import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -26,7 +24,7 @@ import pytest
 import mqttraw
 from certs import SAN_LOCAL, CertDir, listener_conf, make_leaf, paho_tls_set, served_cn, tls_args
 from conftest import EXIT_REFUSED, broker_env, free_port, hamqttd_path
-from helpers import MosquittoSub, mosquitto_pub
+from helpers import MosquittoSub, QueuedPaho, mosquitto_pub
 from mqttraw import T
 
 
@@ -55,8 +53,10 @@ def start_tls(broker, certs, extra=None, **more):
     return b
 
 
-class TlsPaho:
+class TlsPaho(QueuedPaho):
     """A paho 1.6 client over TLS (tls_set) with a message queue."""
+
+    what = "paho over TLS"
 
     def __init__(self, port, client_id, certs, client=None, version=None):
         self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311)
@@ -64,32 +64,7 @@ class TlsPaho:
         if version:
             self.c._ssl_context.minimum_version = version
             self.c._ssl_context.maximum_version = version
-        self.messages = queue.Queue()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
-        self.c.on_subscribe = lambda c, u, mid, g: self.subscribed.set()
-        self.c.on_message = lambda c, u, m: self.messages.put(m)
-        self.c.connect("127.0.0.1", port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(T(10)), "paho over TLS: no CONNACK"
-
-    def subscribe(self, topic, qos=1):
-        self.subscribed.clear()
-        self.c.subscribe(topic, qos)
-        assert self.subscribed.wait(T(10)), "paho over TLS: no SUBACK"
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos)
-        info.wait_for_publish(T(20))
-        assert info.is_published()
-
-    def get(self, timeout=10.0):
-        return self.messages.get(timeout=T(timeout))
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
+        self._start(port)
 
 
 @pytest.mark.parametrize("version,name", [("tlsv1.2", "TLSv1.2"), ("tlsv1.3", "TLSv1.3")])

@@ -12,12 +12,10 @@ SIGHUP reloading the certificates of a wss listener.
 
 import base64
 import os
-import queue
 import signal
 import socket
 import ssl
 import struct
-import threading
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -25,6 +23,7 @@ import pytest
 import mqttraw
 from certs import SAN_LOCAL, CertDir, listener_conf, make_leaf, paho_tls_set, served_cn
 from conftest import free_port
+from helpers import QueuedPaho
 from mqttraw import T
 from test_40_tls import _v2_header
 
@@ -64,8 +63,10 @@ def start_wss(broker, certs, extra=None, **more):
     return b
 
 
-class WsPaho:
+class WsPaho(QueuedPaho):
     """A paho 1.6 client over WebSocket (optionally TLS) with a message queue."""
+
+    what = "paho over WebSocket"
 
     def __init__(self, port, client_id, protocol=mqtt.MQTTv311, certs=None, client=None,
                  path="/mqtt"):
@@ -73,38 +74,8 @@ class WsPaho:
         self.c.ws_set_options(path=path)
         if certs:
             paho_tls_set(self.c, certs, client)
-        self.messages = queue.Queue()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.rc = None
-
-        def on_connect(c, u, f, rc, props=None):
-            self.rc = rc
-            self.connected.set()
-        self.c.on_connect = on_connect
-        self.c.on_subscribe = lambda c, u, mid, g, props=None: self.subscribed.set()
-        self.c.on_message = lambda c, u, m: self.messages.put(m)
-        self.c.connect("127.0.0.1", port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(T(10)), "paho over WebSocket: no CONNACK"
+        self._start(port)
         assert getattr(self.rc, "value", self.rc) == 0, self.rc
-
-    def subscribe(self, topic, qos=1):
-        self.subscribed.clear()
-        self.c.subscribe(topic, qos)
-        assert self.subscribed.wait(T(10)), "paho over WebSocket: no SUBACK"
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos)
-        info.wait_for_publish(T(20))
-        assert info.is_published()
-
-    def get(self, timeout=10.0):
-        return self.messages.get(timeout=T(timeout))
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 def roundtrip(ws, raw_client, tag):
