@@ -154,6 +154,48 @@ class Paho:
         self.c.loop_stop()
 
 
+class QueuedPaho:
+    """A paho client over a transport Paho does not set up (TLS, WebSocket):
+    the subclass makes and configures self.c, then calls _start(port), which
+    connects and waits for the CONNACK. Messages land in self.messages;
+    failures name self.what ("paho over TLS")."""
+
+    what = "paho"
+
+    def _start(self, port):
+        self.messages = queue.Queue()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.rc = None
+
+        def on_connect(c, u, f, rc, props=None):
+            self.rc = rc
+            self.connected.set()
+        self.c.on_connect = on_connect
+        self.c.on_subscribe = lambda c, u, mid, g, props=None: self.subscribed.set()
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.connect("127.0.0.1", port, 60)
+        self.c.loop_start()
+        assert self.connected.wait(T(10)), "%s: no CONNACK" % self.what
+
+    def subscribe(self, topic, qos=1):
+        self.subscribed.clear()
+        self.c.subscribe(topic, qos)
+        assert self.subscribed.wait(T(10)), "%s: no SUBACK" % self.what
+
+    def publish(self, topic, payload, qos=1):
+        info = self.c.publish(topic, payload, qos)
+        info.wait_for_publish(T(20))
+        assert info.is_published()
+
+    def get(self, timeout=10.0):
+        return self.messages.get(timeout=T(timeout))
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
 # ---- mosquitto command-line clients -------------------------------------------
 
 def mosquitto_pub(port, topic, message=None, qos=0, version="mqttv311", retain=False,
@@ -210,19 +252,27 @@ class MosquittoSub:
         self.lines.put(None)
 
     def _wait_suback(self):
-        deadline = time.monotonic() + T(10)
+        self.wait_line(lambda ln: "received SUBACK" in ln, timeout=10, what="no SUBACK")
+
+    def wait_line(self, pred, timeout=15.0, what="no matching line"):
+        """Consume output lines until pred(line); returns the messages seen
+        on the way as (topic, payload) pairs."""
+        msgs = []
+        deadline = time.monotonic() + T(timeout)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("mosquitto_sub: no SUBACK: %r" % self.all)
+                raise AssertionError("mosquitto_sub: %s; output %r" % (what, self.all))
             try:
                 line = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
             if line is None:
-                raise AssertionError("mosquitto_sub exited: %r" % self.all)
-            if "received SUBACK" in line:
-                return
+                raise AssertionError("mosquitto_sub exited; output %r" % self.all)
+            if line.startswith("MSG|"):
+                msgs.append(tuple(line.split("|", 2)[1:]))
+            if pred(line):
+                return msgs
 
     def messages(self, n, timeout=10.0):
         """The next n messages as (topic, payload) pairs."""
@@ -278,6 +328,22 @@ def collect_until(c, sentinel_topic, timeout=5.0):
         if p.topic == sentinel_topic:
             return got
         got.append(p)
+
+
+def count_redelivered(s, payload, seconds=1.5):
+    """PUBLISH packets of payload the just-reconnected raw client s gets
+    within seconds (each acknowledged): an exactly-once check after a
+    restart or a takeover counts them and expects 1."""
+    from mqttraw import PUBLISH
+    n = 0
+    deadline = time.monotonic() + T(seconds)
+    while time.monotonic() < deadline:
+        q = s.try_recv(0.3)
+        if q is not None and q.type == PUBLISH:
+            assert bytes(q.payload) == payload
+            n += 1
+            s.ack(q)
+    return n
 
 
 def pipeline_publish(c, topic, payloads, qos=1, window=10, props=None):

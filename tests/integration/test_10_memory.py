@@ -8,14 +8,13 @@ times the bound), so they fail if a bound is gone, yet leave room for the
 allocator. Under a sanitizer (mqttraw.SANITIZED) RSS includes the
 sanitizer's quarantine, so only the counters are checked there."""
 
-import re
 import time
-import urllib.request
 
 import pytest
 
 import mqttraw as m
 from mqttraw import SANITIZED, T
+from promtext import by_reason
 from conftest import wait_until
 from helpers import collect_until
 
@@ -23,22 +22,8 @@ MIB = 1024 * 1024
 PAYLOAD = 512 * 1024  # under the default mqtt.max_packet_size (1MB)
 
 
-def metrics(b):
-    """{(name, reason or None): value} of b's /metrics."""
-    b.wait_listening(b.http_port)
-    url = "http://127.0.0.1:%d/metrics" % b.http_port
-    with urllib.request.urlopen(url, timeout=T(5)) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        mt = re.match(r'^(\w+)\{node="[^"]*"(?:,reason="(\w+)")?\} (\d+)$', line)
-        if mt:
-            out[(mt.group(1), mt.group(2))] = int(mt.group(3))
-    return out
-
-
 def dropped(b, reason):
-    return metrics(b)[("hamqtt_messages_dropped_by_reason_total", reason)]
+    return by_reason(b)[("hamqtt_messages_dropped_by_reason_total", reason)]
 
 
 def vm_data_kb(b):
@@ -52,7 +37,7 @@ def vm_data_kb(b):
 
 
 def queued_bytes(b):
-    return metrics(b)[("hamqtt_queued_bytes", None)]
+    return by_reason(b)[("hamqtt_queued_bytes", None)]
 
 
 def offline_session(b, raw, cid, topic):
@@ -124,7 +109,7 @@ def test_node_wide_queue_bound(broker, raw):
     node_full, queue_full = dropped(b, "node_full"), dropped(b, "queue_full")
     assert node_full + queue_full >= 160 - (q + PAYLOAD) // PAYLOAD, (node_full, queue_full)
     assert node_full >= 100, (node_full, queue_full)
-    assert metrics(b)[("hamqtt_queued_bytes_limit", None)] == 24 * MIB
+    assert by_reason(b)[("hamqtt_queued_bytes_limit", None)] == 24 * MIB
     assert b.log_lines("node queue limit reached"), "node_full drops not logged"
     # the attacker leaves: clean start discards the sessions and their queues
     for i in range(4):

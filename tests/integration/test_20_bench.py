@@ -22,10 +22,12 @@ import urllib.request
 
 import pytest
 
+from authfx import ham_passwd
+from certs import tls_args
 from conftest import build_dir
 from mqttraw import T
+from promtext import metric
 from test_40_tls import certs, start_tls  # noqa: F401 - certs is a fixture
-from test_41_auth import ham_passwd, metric
 
 QUEUE = {"mqtt.max_queued_messages": 100000}
 
@@ -230,15 +232,6 @@ def test_expect_not_reached_exit_3(broker, uid):
 
 # ---- TLS (--cafile ...), credentials (-u/-P), hs mode ----
 
-def tls_opts(certs, version=None, client=None):
-    a = ["--cafile", certs("ca.pem")]
-    if version:
-        a += ["--tls-version", version]
-    if client:
-        a += ["--cert", certs(client + ".pem"), "--key", certs(client + ".key")]
-    return a
-
-
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_tls_pubsub_exact(broker, certs, uid, version):
     """Over TLS 1.2 and 1.3: 5 QoS 1 pairs x 2000 small messages, then 3 pairs
@@ -246,12 +239,12 @@ def test_tls_pubsub_exact(broker, certs, uid, version):
     filled: the non-blocking paths): each once and in order."""
     b = start_tls(broker, certs, QUEUE)
     res = run_bench(b.tls_port, "pubsub", "-c", 5, "-q", 1, "--count", 2000,
-                    "-t", uid + "/%i", "-T", uid + "/%i", *tls_opts(certs, version))
+                    "-t", uid + "/%i", "-T", uid + "/%i", *tls_args(certs, version))
     assert_exact(res, 5 * 2000)
     assert res["tls"] == "1" and num(res, "acked") == 10000, res["_ctx"]
     res = run_bench(b.tls_port, "pubsub", "-c", 3, "-q", 1, "-s", 100000, "--count", 100,
                     "-t", uid + "/big/%i", "-T", uid + "/big/%i", "-V", 5,
-                    *tls_opts(certs, version))
+                    *tls_args(certs, version))
     assert_exact(res, 3 * 100)
 
 
@@ -262,14 +255,14 @@ def test_tls_cipher_and_mutual(broker, certs, uid):
                   tls_versions="1.3", ciphers="TLS_AES_256_GCM_SHA384")
     res = run_bench(b.tls_port, "pubsub", "-c", 2, "-q", 1, "--count", 500,
                     "-t", uid + "/%i", "-T", uid + "/%i", "--ciphers", "TLS_AES_256_GCM_SHA384",
-                    *tls_opts(certs, "1.3", client="client"))
+                    *tls_args(certs, "1.3", client="client"))
     assert_exact(res, 2 * 500)
     # no client certificate: the broker ends the handshake
-    res = run_bench(b.tls_port, "conn", "-c", 2, "-d", 0, *tls_opts(certs), expect_rc=2)
+    res = run_bench(b.tls_port, "conn", "-c", 2, "-d", 0, *tls_args(certs), expect_rc=2)
     assert res["status"] == "error" and num(res, "conn_fail") == 2, res["_ctx"]
     # a suite the broker does not offer: no handshake
     res = run_bench(b.tls_port, "conn", "-c", 1, "-d", 0, "--ciphers", "TLS_AES_128_GCM_SHA256",
-                    *tls_opts(certs, "1.3", client="client"), expect_rc=2)
+                    *tls_args(certs, "1.3", client="client"), expect_rc=2)
     assert num(res, "conn_fail") == 1, res["_ctx"]
 
 
@@ -281,7 +274,7 @@ def test_tls_failures_exit_2(broker, certs):
     res = run_bench(b.tls_port, "conn", "-c", 2, "-d", 0, "--cafile", certs("otherca.pem"),
                     expect_rc=2)
     assert num(res, "conn_fail") == 2 and "certificate" in res["_ctx"], res["_ctx"]
-    res = run_bench(b.tls_port, "hs", "-c", 2, "--count", 10, *tls_opts(certs, "1.2"),
+    res = run_bench(b.tls_port, "hs", "-c", 2, "--count", 10, *tls_args(certs, "1.2"),
                     expect_rc=2)
     assert num(res, "conn_fail") == 2 and num(res, "hs") == 0, res["_ctx"]
     assert "version" in res["_ctx"], res["_ctx"]
@@ -298,7 +291,7 @@ def test_hs_cycles_exact(broker, certs, tls):
     b = start_tls(broker, certs) if tls else broker()
     port = b.tls_port if tls else b.port
     res = run_bench(port, "hs", "-c", 8, "--count", 200, "--broker-pid", b.pid,
-                    *(tls_opts(certs, "1.3") if tls else []))
+                    *(tls_args(certs, "1.3") if tls else []))
     ctx = res["_ctx"]
     assert res["status"] == "ok" and res["tls"] == ("1" if tls else "0"), ctx
     assert num(res, "hs") == 200 and float(res["hs_rate"]) > 0, ctx
@@ -321,7 +314,7 @@ def test_credentials(broker, tmp_path, uid):
     res = run_bench(b.port, "pubsub", "-c", 3, "-q", 1, "--count", 300, "-t", uid + "/%i",
                     "-T", uid + "/%i", "-u", "benchuser", "-P", "s3cret")
     assert_exact(res, 3 * 300)
-    assert metric(b, "hamqtt_authentication_total", "success") == 6
+    assert metric(b, "hamqtt_authentication_total", result="success") == 6
     res = run_bench(b.port, "conn", "-c", 2, "-d", 0, "-u", "benchuser", "-P", "wrong",
                     expect_rc=2)
     assert num(res, "refused") == 2 and "CONNACK refused" in res["_ctx"], res["_ctx"]

@@ -17,9 +17,7 @@ front, mosquitto_pub / mosquitto_sub through it, stop a node), with hamqtt:
   it back, and it serves: a publish on it directly reaches the subscriber,
   and a subscriber on it directly receives a publish made through HAProxy."""
 
-import queue
 import subprocess
-import time
 
 import pytest
 
@@ -68,27 +66,6 @@ def status_says(node, target, word):
     return bool(lines) and word in lines[0]
 
 
-def next_line(sub, pred, timeout=15.0):
-    """Consume mosquitto_sub output lines until pred(line); returns the
-    MSG|topic|payload lines seen on the way (as (topic, payload))."""
-    msgs = []
-    deadline = time.monotonic() + T(timeout)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("mosquitto_sub: no matching line; output %r" % sub.all)
-        try:
-            line = sub.lines.get(timeout=left)
-        except queue.Empty:
-            continue
-        if line is None:
-            raise AssertionError("mosquitto_sub exited; output %r" % sub.all)
-        if line.startswith("MSG|"):
-            msgs.append(tuple(line.split("|", 2)[1:]))
-        if pred(line):
-            return msgs
-
-
 def pub_direct(node, topic, message, cid):
     """mosquitto_pub to node's "direct" listener (no PROXY header needed)."""
     cmd = ["mosquitto_pub", "-h", node.host, "-p", str(node.ports["direct"]), "-t", topic,
@@ -123,7 +100,7 @@ def test_guide_end_to_end(front):
         # Step 6.2: a broker fails (SIGKILL of the subscriber's node)
         victim.kill()
         hp.wait_state(victim, "DOWN", timeout=10)
-        assert next_line(sub, lambda ln: "received SUBACK" in ln, timeout=20) == []
+        assert sub.wait_line(lambda ln: "received SUBACK" in ln, timeout=20) == []
         survivors = [n for n in cl.nodes if n is not victim]
         mosquitto_pub(hp.port, "guide/topic", "still operational", qos=1,
                       extra=["-i", "guide-pub-2"])

@@ -12,7 +12,7 @@ ids between PUBREC and PUBREL, retained messages, session expiry and wills.
 
 import time
 
-from helpers import Paho, mosquitto_pub
+from helpers import Paho, count_redelivered, mosquitto_pub
 from mqttraw import (PUBCOMP, PUBLISH, PUBREC, PUBREL, SESSION_EXPIRY, T, pubcomp, pubrec,
                      pubrel)
 from mqttraw import publish as enc_publish
@@ -277,15 +277,7 @@ def test_qos2_kill_between_workers_batches_exactly_once(broker, raw):
     for cid in subs + members:
         s = raw(b)
         assert s.connect(cid, clean=False).session_present
-        n = 0
-        deadline = time.monotonic() + T(1.5)
-        while time.monotonic() < deadline:
-            q = s.try_recv(0.3)
-            if q is not None and q.type == PUBLISH:
-                assert bytes(q.payload) == b"once"
-                n += 1
-                s.ack(q)
-        counts[cid] = n
+        counts[cid] = count_redelivered(s, b"once")
         s.disconnect()
     assert all(counts[c] == 1 for c in subs), "not exactly once per subscriber: %r" % counts
     assert sum(counts[c] for c in members) == 1, "the shared group: %r" % counts

@@ -29,6 +29,7 @@ import pytest
 
 import mqttraw as m
 from conftest import require
+from helpers import count_redelivered
 from mqttraw import PUBLISH, T, Closed
 from redisfx import REDIS, redis  # noqa: F401 (the fixture)
 
@@ -281,15 +282,7 @@ def xo_counts(cl):
         node = cl[i] if cl[i].alive() else cl[2]
         s = node.raw()
         assert s.connect(cid, clean=False).session_present, cid
-        n = 0
-        deadline = time.monotonic() + T(1.5)
-        while time.monotonic() < deadline:
-            q = s.try_recv(0.3)
-            if q is not None and q.type == PUBLISH:
-                assert bytes(q.payload) == b"once"
-                n += 1
-                s.ack(q)
-        counts[cid] = n
+        counts[cid] = count_redelivered(s, b"once")
         s.disconnect()
     return counts
 

@@ -4,75 +4,43 @@ peer), the client certificate's CN as username, a plain client on the TLS
 port, a TCP and an SSL listener side by side, PROXY protocol v2 before the
 handshake, the handshake timeout, and a certificate that cannot be loaded.
 
-Certificates are made at test time with the openssl command line in a
+Certificates are made at test time (certs.py, the openssl command line) in a
 temporary directory (a CA, a server certificate for 127.0.0.1 and
 localhost, client certificates of that CA and of another CA); no key is
 ever committed.
 """
 
 import os
-import queue
 import signal
 import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
 
 import mqttraw
+from certs import SAN_LOCAL, CertDir, listener_conf, make_leaf, paho_tls_set, served_cn, tls_args
 from conftest import EXIT_REFUSED, broker_env, free_port, hamqttd_path
-from helpers import MosquittoSub, mosquitto_pub
+from helpers import MosquittoSub, QueuedPaho, mosquitto_pub
 from mqttraw import T
-
-
-def _openssl(*args, cwd):
-    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
-
-
-def _ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", name + ".key", "-out", name + ".pem", "-days", "2",
-             "-subj", "/CN=" + name, "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def _leaf(d, name, ca, cn, ext):
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write(ext + "\n")
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-             "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
-             cwd=d)
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("certs"))
-    _ca(d, "ca")
-    _ca(d, "otherca")
-    _leaf(d, "server", "ca", "localhost",
-          "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
-    _leaf(d, "client", "ca", "alice", "extendedKeyUsage=clientAuth")
-    _leaf(d, "stranger", "otherca", "mallory", "extendedKeyUsage=clientAuth")
-    return lambda name: os.path.join(d, name)
+    c = CertDir(tmp_path_factory.mktemp("certs"))
+    c.ca("ca")
+    c.ca("otherca")
+    c.leaf("server", "ca", "localhost", san=SAN_LOCAL, eku="serverAuth")
+    c.leaf("client", "ca", "alice", eku="clientAuth")
+    c.leaf("stranger", "otherca", "mallory", eku="clientAuth")
+    return c
 
 
 def ssl_conf(certs, port, **more):
-    conf = {
-        "listeners.ssl.default.bind": "127.0.0.1:%d" % port,
-        "listeners.ssl.default.certfile": certs("server.pem"),
-        "listeners.ssl.default.keyfile": certs("server.key"),
-    }
-    for k, v in more.items():
-        conf["listeners.ssl.default." + k] = v
-    return conf
+    return listener_conf("ssl", certs, port, **more)
 
 
 def start_tls(broker, certs, extra=None, **more):
@@ -85,53 +53,18 @@ def start_tls(broker, certs, extra=None, **more):
     return b
 
 
-def tls_args(certs, version=None, client=None):
-    a = ["--cafile", certs("ca.pem")]
-    if version:
-        a += ["--tls-version", version]
-    if client:
-        a += ["--cert", certs(client + ".pem"), "--key", certs(client + ".key")]
-    return a
-
-
-class TlsPaho:
+class TlsPaho(QueuedPaho):
     """A paho 1.6 client over TLS (tls_set) with a message queue."""
+
+    what = "paho over TLS"
 
     def __init__(self, port, client_id, certs, client=None, version=None):
         self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311)
-        self.c.tls_set(ca_certs=certs("ca.pem"),
-                       certfile=certs(client + ".pem") if client else None,
-                       keyfile=certs(client + ".key") if client else None,
-                       tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        paho_tls_set(self.c, certs, client)
         if version:
             self.c._ssl_context.minimum_version = version
             self.c._ssl_context.maximum_version = version
-        self.messages = queue.Queue()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
-        self.c.on_subscribe = lambda c, u, mid, g: self.subscribed.set()
-        self.c.on_message = lambda c, u, m: self.messages.put(m)
-        self.c.connect("127.0.0.1", port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(T(10)), "paho over TLS: no CONNACK"
-
-    def subscribe(self, topic, qos=1):
-        self.subscribed.clear()
-        self.c.subscribe(topic, qos)
-        assert self.subscribed.wait(T(10)), "paho over TLS: no SUBACK"
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos)
-        info.wait_for_publish(T(20))
-        assert info.is_published()
-
-    def get(self, timeout=10.0):
-        return self.messages.get(timeout=T(timeout))
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
+        self._start(port)
 
 
 @pytest.mark.parametrize("version,name", [("tlsv1.2", "TLSv1.2"), ("tlsv1.3", "TLSv1.3")])
@@ -366,14 +299,6 @@ def test_bad_ssl_key_names_file_and_line(tmp_path, certs):
     assert "listeners.ssl.default.certfile: required for an ssl listener" in err, err
 
 
-def _served_cn(port, certs):
-    ctx = ssl.create_default_context(cafile=certs("ca.pem"))
-    with socket.create_connection(("127.0.0.1", port), timeout=T(10)) as s:
-        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ts:
-            subject = dict(x[0] for x in ts.getpeercert()["subject"])
-            return subject["commonName"]
-
-
 def test_sighup_reloads_certificates_without_dropping_connections(broker, certs, tmp_path):
     """SIGHUP: new connections get the files' new certificate, live ones stay;
     a file that fails to load keeps the old certificate (logged)."""
@@ -387,7 +312,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker, certs,
     conf["listeners.ssl.default.keyfile"] = os.path.join(d, "server.key")
     b = broker(conf)
     b.wait_listening(port)
-    assert _served_cn(port, certs) == "localhost"
+    assert served_cn(port, certs) == "localhost"
     live = TlsPaho(port, "live", certs)
     try:
         live.subscribe("r/#")
@@ -396,10 +321,10 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker, certs,
             f.write(src.read())
         with open(os.path.join(d, "ca.key"), "wb") as f, open(certs("ca.key"), "rb") as src:
             f.write(src.read())
-        _leaf(d, "server", "ca", "renewed", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        make_leaf(d, "server", "ca", "renewed", san=SAN_LOCAL)
         b.proc.send_signal(signal.SIGHUP)
         b.wait_log("listener ssl.default: certificates reloaded")
-        assert _served_cn(port, certs) == "renewed"
+        assert served_cn(port, certs) == "renewed"
         live.publish("r/1", b"after reload")
         assert live.get().payload == b"after reload"
         # a broken file: the renewed certificate stays
@@ -408,7 +333,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker, certs,
         b.proc.send_signal(signal.SIGHUP)
         line = b.wait_log("reload failed, the previous certificates stay")[0]
         assert "listeners.ssl.default.certfile: cannot load" in line, line
-        assert _served_cn(port, certs) == "renewed"
+        assert served_cn(port, certs) == "renewed"
         live.publish("r/2", b"still")
         assert live.get().payload == b"still"
     finally:

@@ -14,70 +14,19 @@ answered with 0x87 in PUBACK / PUBREC [MQTT-3.4.2-1] [MQTT-3.5.2-1]."""
 import os
 import signal
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 import mqttraw as m
-from conftest import broker_env, build_dir, free_port, hamqttd_path, wait_until
-from helpers import MosquittoSub, Paho
+from authfx import accepted, ham_passwd, mosq_passwd, paho_connack_rcs, refused
+from conftest import wait_until
+from helpers import MosquittoSub
+from promtext import metric
+from startfail import start_fails
 from mqttraw import T
 
 RC_BAD_CREDS = 0x86
 RC_NOT_AUTHORIZED = 0x87
-
-
-def passwd_tool():
-    return os.path.join(build_dir(), "hamqtt-passwd")
-
-
-def mosq_passwd(path, user, pw, create=False):
-    cmd = ["mosquitto_passwd"] + (["-c"] if create else []) + ["-b", path, user, pw]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=T(10))
-
-
-def ham_passwd(path, *args):
-    r = subprocess.run([passwd_tool()] + [a if a != "FILE" else path for a in args],
-                       capture_output=True, text=True, timeout=T(10))
-    return r
-
-
-def metrics(b):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.http_port, timeout=T(5)) as r:
-        body = r.read().decode()
-    vals = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            vals[k] = float(v)  # some samples are fractional (process_cpu_seconds_total)
-    return vals
-
-
-def metric(b, name, result):
-    for k, v in metrics(b).items():
-        if k.startswith(name + "{") and 'result="%s"' % result in k:
-            return v
-    raise AssertionError("no %s{result=%s}" % (name, result))
-
-
-def refused(node, version, rc, **kw):
-    """CONNECT with kw, expect a refusing CONNACK (rc) and a close."""
-    c = m.RawClient(node.port, version=version)
-    try:
-        c.send(m.connect(kw.pop("client_id", "refused"), version=version, **kw))
-        got = c.wait_closed()
-        assert len(got) == 1 and got[0].type == m.CONNACK, got
-        assert got[0].rc == rc, "CONNACK rc 0x%02x, want 0x%02x" % (got[0].rc, rc)
-        assert not got[0].session_present  # [MQTT-3.2.2-6] / (3.1.1) [MQTT-3.2.2-4]
-    finally:
-        c.close()
-
-
-def accepted(node, version, client_id="ok", **kw):
-    c = m.RawClient(node.port, version=version)
-    c.connect(client_id, **kw)
-    return c
 
 
 @pytest.fixture
@@ -110,8 +59,8 @@ def test_mosquitto_passwd_file(broker, pwfile, version):
     assert "wrong password" in lines[0], lines[0]
     node.wait_log("connection refused client_id=unknown")
     assert "Secret" not in node.log_text()
-    assert metric(node, "hamqtt_authentication_total", "failure") == 3
-    assert metric(node, "hamqtt_authentication_total", "success") >= 3
+    assert metric(node, "hamqtt_authentication_total", result="failure") == 3
+    assert metric(node, "hamqtt_authentication_total", result="success") >= 3
 
 
 def test_real_clients_with_credentials(broker, pwfile):
@@ -136,16 +85,7 @@ def test_real_clients_with_credentials(broker, pwfile):
         sub.close()
     import paho.mqtt.client as mqtt
     for version, proto in ((4, mqtt.MQTTv311), (5, mqtt.MQTTv5)):
-        c = mqtt.Client(client_id="paho-%d" % version, protocol=proto)
-        c.username_pw_set("alice", "secret")
-        rcs = []
-        c.on_connect = lambda cl, ud, fl, rc, props=None: rcs.append(getattr(rc, "value", rc))
-        c.connect("127.0.0.1", node.port, 30)
-        c.loop_start()
-        wait_until(lambda: rcs, 10, what="paho CONNACK")
-        c.disconnect()
-        c.loop_stop()
-        assert rcs == [0]
+        assert paho_connack_rcs(node.port, "paho-%d" % version, proto, "alice", "secret") == [0]
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -194,22 +134,6 @@ def test_hamqtt_passwd_tool(broker, tmp_path):
     accepted(node, 5, "e", username="erin", password="e-pw").disconnect()
     accepted(node, 4, "l", username=longname, password="l-pw").disconnect()
     refused(node, 5, RC_BAD_CREDS, client_id="f", username="frank", password="f-pw")
-
-
-def start_fails(tmp_path, extra):
-    """Run hamqttd on a config with extra lines; it must exit non-zero at
-    start. Returns its output."""
-    path = str(tmp_path / "fail.conf")
-    with open(path, "w") as f:
-        f.write("listeners.tcp.default.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("dashboard.listeners.http.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("cluster.port = 0\nsession.store = memory\n")
-        f.write("node.data_dir = %s\n" % (tmp_path / "faildata"))
-        f.write(extra)
-    r = subprocess.run([hamqttd_path(), "-c", path], capture_output=True, text=True,
-                       timeout=T(20), env=broker_env())
-    assert r.returncode != 0, r
-    return r.stdout + r.stderr
 
 
 def test_bad_password_file_fails_start(tmp_path, pwfile):
@@ -300,7 +224,7 @@ def test_acl_subscribe(acl_node, version):
                       ("dev/alice/+", 1), ("dev/bob/+", 1), ("$share/g/a/b", 1))
     assert ack.codes == [1, fail, fail, fail, 0, 1, fail, 1]
     assert c.ping().type == m.PINGRESP
-    assert metric(node, "hamqtt_acl_decisions_total", "deny") >= 4
+    assert metric(node, "hamqtt_acl_decisions_total", result="deny") >= 4
     node.wait_log("subscribe denied by the ACL client_id=alice-c filter=a/secret")
 
 
@@ -424,7 +348,7 @@ def test_acl_metrics_and_paho(acl_node):
     """paho (v3.1.1) under the ACL: a denied subscription shows 128 in its
     granted list; /metrics counts allow and deny decisions."""
     node = acl_node()
-    before = metric(node, "hamqtt_acl_decisions_total", "allow")
+    before = metric(node, "hamqtt_acl_decisions_total", result="allow")
     import paho.mqtt.client as mqtt
     c = mqtt.Client(client_id="paho-acl", protocol=mqtt.MQTTv311)
     c.username_pw_set("bob", "p:w d")
@@ -439,8 +363,8 @@ def test_acl_metrics_and_paho(acl_node):
         c.disconnect()
         c.loop_stop()
     assert granted == [[1, 128]]
-    assert metric(node, "hamqtt_acl_decisions_total", "allow") > before
-    assert metric(node, "hamqtt_acl_decisions_total", "deny") >= 1
+    assert metric(node, "hamqtt_acl_decisions_total", result="allow") > before
+    assert metric(node, "hamqtt_acl_decisions_total", result="deny") >= 1
 
 
 def test_bad_acl_file_fails_start(tmp_path):
@@ -456,5 +380,5 @@ def test_no_auth_config_unchanged(node):
     user name and password connects as before, and the counters stay 0."""
     accepted(node, 5, "u", username="whoever", password="anything").disconnect()
     accepted(node, 4, "n").disconnect()
-    assert metric(node, "hamqtt_authentication_total", "success") == 0
-    assert metric(node, "hamqtt_acl_decisions_total", "allow") == 0
+    assert metric(node, "hamqtt_authentication_total", result="success") == 0
+    assert metric(node, "hamqtt_acl_decisions_total", result="allow") == 0

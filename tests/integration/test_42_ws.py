@@ -12,30 +12,29 @@ SIGHUP reloading the certificates of a wss listener.
 
 import base64
 import os
-import queue
 import signal
 import socket
 import ssl
 import struct
-import threading
 
 import paho.mqtt.client as mqtt
 import pytest
 
 import mqttraw
+from certs import SAN_LOCAL, CertDir, listener_conf, make_leaf, paho_tls_set, served_cn
 from conftest import free_port
+from helpers import QueuedPaho
 from mqttraw import T
-from test_40_tls import _ca, _leaf, _v2_header
+from test_40_tls import _v2_header
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("wscerts"))
-    _ca(d, "ca")
-    _leaf(d, "server", "ca", "localhost",
-          "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
-    _leaf(d, "client", "ca", "alice", "extendedKeyUsage=clientAuth")
-    return lambda name: os.path.join(d, name)
+    c = CertDir(tmp_path_factory.mktemp("wscerts"))
+    c.ca("ca")
+    c.leaf("server", "ca", "localhost", san=SAN_LOCAL, eku="serverAuth")
+    c.leaf("client", "ca", "alice", eku="clientAuth")
+    return c
 
 
 def start_ws(broker, extra=None, **more):
@@ -51,14 +50,7 @@ def start_ws(broker, extra=None, **more):
 
 
 def wss_conf(certs, port, **more):
-    conf = {
-        "listeners.wss.default.bind": "127.0.0.1:%d" % port,
-        "listeners.wss.default.certfile": certs("server.pem"),
-        "listeners.wss.default.keyfile": certs("server.key"),
-    }
-    for k, v in more.items():
-        conf["listeners.wss.default." + k] = v
-    return conf
+    return listener_conf("wss", certs, port, **more)
 
 
 def start_wss(broker, certs, extra=None, **more):
@@ -71,50 +63,19 @@ def start_wss(broker, certs, extra=None, **more):
     return b
 
 
-class WsPaho:
+class WsPaho(QueuedPaho):
     """A paho 1.6 client over WebSocket (optionally TLS) with a message queue."""
+
+    what = "paho over WebSocket"
 
     def __init__(self, port, client_id, protocol=mqtt.MQTTv311, certs=None, client=None,
                  path="/mqtt"):
         self.c = mqtt.Client(client_id=client_id, protocol=protocol, transport="websockets")
         self.c.ws_set_options(path=path)
         if certs:
-            self.c.tls_set(ca_certs=certs("ca.pem"),
-                           certfile=certs(client + ".pem") if client else None,
-                           keyfile=certs(client + ".key") if client else None,
-                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        self.messages = queue.Queue()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.rc = None
-
-        def on_connect(c, u, f, rc, props=None):
-            self.rc = rc
-            self.connected.set()
-        self.c.on_connect = on_connect
-        self.c.on_subscribe = lambda c, u, mid, g, props=None: self.subscribed.set()
-        self.c.on_message = lambda c, u, m: self.messages.put(m)
-        self.c.connect("127.0.0.1", port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(T(10)), "paho over WebSocket: no CONNACK"
+            paho_tls_set(self.c, certs, client)
+        self._start(port)
         assert getattr(self.rc, "value", self.rc) == 0, self.rc
-
-    def subscribe(self, topic, qos=1):
-        self.subscribed.clear()
-        self.c.subscribe(topic, qos)
-        assert self.subscribed.wait(T(10)), "paho over WebSocket: no SUBACK"
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos)
-        info.wait_for_publish(T(20))
-        assert info.is_published()
-
-    def get(self, timeout=10.0):
-        return self.messages.get(timeout=T(timeout))
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 def roundtrip(ws, raw_client, tag):
@@ -424,14 +385,6 @@ def test_wss_mutual_tls(broker, certs):
     assert "listener=wss.default" in line and "certificate" in line, line
 
 
-def _served_cn(port, certs):
-    ctx = ssl.create_default_context(cafile=certs("ca.pem"))
-    with socket.create_connection(("127.0.0.1", port), timeout=T(10)) as s:
-        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ts:
-            subject = dict(x[0] for x in ts.getpeercert()["subject"])
-            return subject["commonName"]
-
-
 def test_wss_sighup_reloads_certificates(broker, certs, tmp_path):
     d = str(tmp_path)
     for f in ("server.pem", "server.key", "ca.pem", "ca.key"):
@@ -443,14 +396,14 @@ def test_wss_sighup_reloads_certificates(broker, certs, tmp_path):
     conf["listeners.wss.default.keyfile"] = os.path.join(d, "server.key")
     b = broker(conf)
     b.wait_listening(port)
-    assert _served_cn(port, certs) == "localhost"
+    assert served_cn(port, certs) == "localhost"
     live = WsPaho(port, "live", certs=certs)
     try:
         live.subscribe("r/#")
-        _leaf(d, "server", "ca", "renewed", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        make_leaf(d, "server", "ca", "renewed", san=SAN_LOCAL)
         b.proc.send_signal(signal.SIGHUP)
         b.wait_log("listener wss.default: certificates reloaded")
-        assert _served_cn(port, certs) == "renewed"
+        assert served_cn(port, certs) == "renewed"
         live.publish("r/1", b"after reload")
         assert live.get().payload == b"after reload"
     finally:

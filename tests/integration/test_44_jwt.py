@@ -19,8 +19,9 @@ import urllib.request
 
 import pytest
 
-import mqttraw as m
+import authfx
 import jwtmint as jm
+import mqttraw as m
 from conftest import wait_until
 from helpers import MosquittoSub
 from mqttraw import T
@@ -29,20 +30,13 @@ SECRET = b"hamqtt-test-secret-0123456789abcdef"
 
 
 def refused(node, version, tok, client_id="r", username="u"):
-    c = m.RawClient(node.port, version=version)
-    try:
-        c.send(m.connect(client_id, version=version, username=username, password=tok))
-        got = c.wait_closed()
-        assert len(got) == 1 and got[0].type == m.CONNACK, got
-        assert got[0].rc == (0x86 if version == 5 else 4), "rc 0x%02x" % got[0].rc
-    finally:
-        c.close()
+    """tok as the password: CONNACK 0x86 (3.1.1: 4), then a close."""
+    authfx.refused(node, version, 0x86 if version == 5 else 4, client_id,
+                   username=username, password=tok)
 
 
 def accepted(node, version, tok, client_id="ok", username="u"):
-    c = m.RawClient(node.port, version=version)
-    c.connect(client_id, username=username, password=tok)
-    return c
+    return authfx.accepted(node, version, client_id, username=username, password=tok)
 
 
 def jwt_metrics(node):
@@ -114,16 +108,8 @@ def test_public_key_and_confusion(broker, tmp_path, keys, alg):
     node = broker({"auth.jwt.public_key": str(pem), "auth.allow_anonymous": False})
     import paho.mqtt.client as mqtt
     for version, proto in ((4, mqtt.MQTTv311), (5, mqtt.MQTTv5)):
-        c = mqtt.Client(client_id="paho-%d" % version, protocol=proto)
-        c.username_pw_set("dev", jm.mint(key, alg, jm.claims(sub="dev")))
-        rcs = []
-        c.on_connect = lambda cl, ud, fl, rc, props=None: rcs.append(getattr(rc, "value", rc))
-        c.connect("127.0.0.1", node.port, 30)
-        c.loop_start()
-        wait_until(lambda: rcs, 10, what="paho CONNACK")
-        c.disconnect()
-        c.loop_stop()
-        assert rcs == [0]
+        tok = jm.mint(key, alg, jm.claims(sub="dev"))
+        assert authfx.paho_connack_rcs(node.port, "paho-%d" % version, proto, "dev", tok) == [0]
     confused = jm.mint(jm.pem_public(key), "HS256", jm.claims())
     refused(node, 5, confused, client_id="confused")
     assert "alg does not fit" in reason(node, "confused")
@@ -238,8 +224,7 @@ def test_claims_acl_and_password_file(broker, tmp_path, keys, version):
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [jm.jwk(keys["rsa"], "k1")]}))
     pw = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "alice", "secret"], check=True,
-                   capture_output=True, timeout=T(10))
+    authfx.mosq_passwd(str(pw), "alice", "secret", create=True)
     node = broker({"auth.jwt.jwks_file": str(jwks), "auth.password_file": str(pw),
                    "auth.allow_anonymous": False})
     acl = [{"permission": "allow", "action": "publish", "topic": "dev/${clientid}/#"},
@@ -291,7 +276,7 @@ def test_bad_jwt_config_fails_start(tmp_path, keys):
     """A JWKS URL that is not http(s) stops the start with file:line and the
     key; an unreadable public key, a JWKS file with a bad key and a
     non-base64 secret stop it with the key's name."""
-    from test_41_auth import start_fails
+    from startfail import start_fails
     out = start_fails(tmp_path, 'auth.jwt.jwks_url = "ftp://idp/jwks"\n')
     assert "auth.jwt.jwks_url" in out and "fail.conf:6" in out, out
     out = start_fails(tmp_path, "auth.jwt.public_key = %s\n" % (tmp_path / "missing.pem"))

@@ -11,7 +11,6 @@ v5 0x86 Bad User Name or Password (3.1.1 return code 4) [MQTT-3.2.2-6]
 
 import hashlib
 import json
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -21,8 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import mqttraw as m
-from conftest import broker_env, free_port, hamqttd_path, wait_until
+from authfx import accepted, refused
+from conftest import wait_until
 from mqttraw import T
+from promtext import value
+from startfail import start_fails
 from redisfx import RedisServer, command, redis  # noqa: F401 (fixture)
 
 RC_BAD_CREDS = 0x86
@@ -100,41 +102,8 @@ def hook():
     h.close()
 
 
-def metrics(b):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.http_port, timeout=T(5)) as r:
-        body = r.read().decode()
-    vals = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            vals[k] = float(v)  # some samples are fractional (process_cpu_seconds_total)
-    return vals
-
-
 def mcount(b, method, result):
-    for k, v in metrics(b).items():
-        if k.startswith("hamqtt_auth_method_total{") and 'method="%s"' % method in k \
-                and 'result="%s"' % result in k:
-            return v
-    return None
-
-
-def refused(node, version, rc, client_id, **kw):
-    c = m.RawClient(node.port, version=version)
-    try:
-        c.send(m.connect(client_id, version=version, **kw))
-        got = c.wait_closed()
-        assert len(got) == 1 and got[0].type == m.CONNACK, got
-        assert got[0].rc == rc, "CONNACK rc 0x%02x, want 0x%02x" % (got[0].rc, rc)
-        assert not got[0].session_present
-    finally:
-        c.close()
-
-
-def accepted(node, version, client_id, **kw):
-    c = m.RawClient(node.port, version=version)
-    c.connect(client_id, **kw)
-    return c
+    return value(b, "hamqtt_auth_method_total", method=method, result=result)
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -391,17 +360,8 @@ def test_redis_down_and_back(broker, redis, tmp_path):  # noqa: F811
 def test_bad_config_fails_start(tmp_path, line, key):
     """A bad auth.http / auth.redis value stops the start with file:line and
     the key."""
-    path = str(tmp_path / "fail.conf")
-    with open(path, "w") as f:
-        f.write("listeners.tcp.default.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("dashboard.listeners.http.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("cluster.port = 0\nsession.store = memory\n")
-        f.write("node.data_dir = %s\n" % (tmp_path / "faildata"))
-        f.write(line + "\n")
-    r = subprocess.run([hamqttd_path(), "-c", path], capture_output=True, text=True,
-                       timeout=T(20), env=broker_env())
-    out = r.stdout + r.stderr
-    assert r.returncode != 0 and "%s:6: %s:" % (path, key) in out, out
+    out = start_fails(tmp_path, line + "\n")
+    assert "%s:6: %s:" % (tmp_path / "fail.conf", key) in out, out
 
 
 def test_default_config_untouched(node):

@@ -4,30 +4,12 @@ and the banned list over REST in EMQX's shape (GET/POST /api/v5/banned,
 DELETE /api/v5/banned/{as}/{who}), checked at CONNECT: v5 CONNACK 0x8A
 Banned, v3 return code 5. Cluster-wide replication: test_48_repl.py."""
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import mqttraw as m
-from mqttraw import T
-from conftest import api_headers, wait_until
+from conftest import wait_until
+from restapi import api
 from test_46_overload import ovl
-
-
-def api(b, method, path, body=None):
-    """(status, parsed JSON or None)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (b.http_port, path), data=data,
-                                 method=method, headers={"Content-Type": "application/json",
-                                                         **api_headers(b.data_dir)})
-    try:
-        with urllib.request.urlopen(req, timeout=T(5)) as r:
-            text = r.read()
-            return r.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        return e.code, json.loads(text) if text else None
 
 
 def test_flapping_client_is_banned_for_a_while(broker, raw):

@@ -8,32 +8,18 @@ Every limit is checked with a real hamqttd over loopback, its /metrics counter
 (hamqtt_overload_events_total{reason=...}) and its log line. Loads are bounded
 in count and time; timings are asserted in whole seconds only."""
 
-import re
 import socket
 import time
-import urllib.request
 
 import mqttraw as m
+from certs import CertDir
 from mqttraw import SANITIZED, T
+from promtext import by_reason
 from conftest import wait_until
 
 
-def metrics(b):
-    """{(name, reason or None): value} of b's /metrics."""
-    b.wait_listening(b.http_port)
-    url = "http://127.0.0.1:%d/metrics" % b.http_port
-    with urllib.request.urlopen(url, timeout=T(5)) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        mt = re.match(r'^(\w+)\{node="[^"]*"(?:,reason="(\w+)")?\} (\d+)$', line)
-        if mt:
-            out[(mt.group(1), mt.group(2))] = int(mt.group(3))
-    return out
-
-
 def ovl(b, reason):
-    return metrics(b)[("hamqtt_overload_events_total", reason)]
+    return by_reason(b)[("hamqtt_overload_events_total", reason)]
 
 
 def closed_without_connack(c, timeout=5.0):
@@ -63,7 +49,7 @@ def test_listener_max_connections(broker, raw):
     # the ones in keep working, and a slot freed is a slot again
     cs[0].ping()
     cs[1].close()
-    wait_until(lambda: metrics(b)[("hamqtt_connections", None)] == 2, what="close seen")
+    wait_until(lambda: by_reason(b)[("hamqtt_connections", None)] == 2, what="close seen")
     again = raw(b)
     again.connect("lim-again")
 
@@ -103,14 +89,12 @@ def test_listener_max_conn_rate(broker, raw):
 
 
 def tls_files(tmp_path):
+    """A self-signed RSA server certificate: (key file, certificate file)."""
     d = tmp_path / "pki"
     d.mkdir()
-    key, crt = str(d / "server.key"), str(d / "server.crt")
-    import subprocess
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "2", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    return key, crt
+    certs = CertDir(d)
+    certs.self_signed("server", "localhost", key="rsa")
+    return certs("server.key"), certs("server.pem")
 
 
 def test_ssl_listener_max_connections(broker, tmp_path):
@@ -158,7 +142,7 @@ def test_max_connections_per_ip(broker, raw):
     wait_until(lambda: ovl(b, "per_ip") >= 1, what="per_ip counted")
     b.wait_log("overload per_ip: connection from 127.0.0.1")
     a1.close()
-    wait_until(lambda: metrics(b)[("hamqtt_connections", None)] == 1, what="close seen")
+    wait_until(lambda: by_reason(b)[("hamqtt_connections", None)] == 1, what="close seen")
     raw(b).connect("ip3")
 
 
@@ -369,12 +353,12 @@ def test_memory_watermark_refuses_connects(broker, raw):
     """A watermark below the node's own size: every new CONNECT is refused
     (v5 0x89 Server busy, v3 return code 3), counted, logged once."""
     b = broker({"overload.memory_high_watermark": "1MB"})
-    wait_until(lambda: metrics(b)[("hamqtt_memory_high", None)] == 1, what="memory high")
+    wait_until(lambda: by_reason(b)[("hamqtt_memory_high", None)] == 1, what="memory high")
     c5 = raw(b, version=5)
     c5.connect("m5", rc=0x89)
     c3 = raw(b, version=4)
     c3.connect("m3", rc=3)
-    mt = metrics(b)
+    mt = by_reason(b)
     assert mt[("hamqtt_overload_events_total", "memory")] == 2
     assert mt[("hamqtt_memory_rss_bytes", None)] > 1024 * 1024
     assert mt[("hamqtt_memory_high_watermark_bytes", None)] == 1024 * 1024
@@ -382,7 +366,7 @@ def test_memory_watermark_refuses_connects(broker, raw):
 
 
 def rss_of(b):
-    return metrics(b)[("hamqtt_memory_rss_bytes", None)]
+    return by_reason(b)[("hamqtt_memory_rss_bytes", None)]
 
 
 def test_memory_watermark_sheds_qos0_and_recovers(broker, raw):
@@ -406,16 +390,16 @@ def test_memory_watermark_sheds_qos0_and_recovers(broker, raw):
     pub.connect("pub")
     for i in range(3):  # 36 MB of retained messages: over the mark
         pub.publish("big/%d" % i, bytes(big), qos=1, retain=True)
-    wait_until(lambda: metrics(b)[("hamqtt_memory_high", None)] == 1, timeout=10,
+    wait_until(lambda: by_reason(b)[("hamqtt_memory_high", None)] == 1, timeout=10,
                what="memory high (rss %d, mark %d)" % (rss_of(b), mark))
     raw(b, version=5).connect("late", rc=0x89)
     # the slow subscriber never reads: its socket fills, then QoS 0 is shed
     for i in range(1000):  # 8 MB: more than the kernel's socket buffers hold
         pub.send(m.publish("q0/t", bytes(8 * 1024)))
     pub.ping(timeout=10)
-    wait_until(lambda: metrics(b)[("hamqtt_messages_dropped_by_reason_total", "memory")] > 0,
+    wait_until(lambda: by_reason(b)[("hamqtt_messages_dropped_by_reason_total", "memory")] > 0,
                what="QoS 0 dropped for memory (%r)" % sorted(
-                   (k, v) for k, v in metrics(b).items()
+                   (k, v) for k, v in by_reason(b).items()
                    if k[0] in ("hamqtt_messages_dropped_by_reason_total", "hamqtt_memory_high",
                                "hamqtt_memory_rss_bytes")))
     b.wait_log("memory high")
@@ -424,7 +408,7 @@ def test_memory_watermark_sheds_qos0_and_recovers(broker, raw):
     slow.close()
     for i in range(3):
         pub.publish("big/%d" % i, b"", qos=1, retain=True)
-    wait_until(lambda: metrics(b)[("hamqtt_memory_high", None)] == 0, timeout=10,
+    wait_until(lambda: by_reason(b)[("hamqtt_memory_high", None)] == 0, timeout=10,
                what="memory back under the mark (rss %d, mark %d)" % (rss_of(b), mark))
     raw(b, version=5).connect("after")
     b.wait_log("back under the high watermark")

@@ -1,6 +1,6 @@
 """47 TLS on cluster links (issue 10 item 5, cluster.tls.*, ARCHITECTURE.md
 "Cluster link TLS"): real hamqttd nodes (cluster.py) with certificates made
-at test time by the openssl command line (as test_40).
+at test time by the openssl command line (certs.py, as test_40).
 
   - three nodes with mutual TLS join, route QoS 1 across nodes and hand a
     session over from one node to another (DISCONNECT 0x8E, session present);
@@ -14,50 +14,31 @@ at test time by the openssl command line (as test_40).
 import os
 import re
 import socket
-import subprocess
 import threading
 import uuid
 
 import pytest
 
 import mqttraw as m
+from certs import CertDir
 
 EXPIRY_300 = [(m.SESSION_EXPIRY, 300)]
 
 
-def _openssl(*args, cwd):
-    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
-
-
-def _ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", name + ".key", "-out", name + ".pem", "-days", "2",
-             "-subj", "/CN=" + name, "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def _node_cert(d, name, ca, ip):
+def _node_cert(certs, name, ca, ip):
     """A node certificate: IP SAN of its host, usable as server and client."""
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n" % ip)
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-             "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
-             cwd=d)
+    certs.leaf(name, ca, name, san="IP:" + ip, eku="serverAuth,clientAuth")
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("clucerts"))
-    _ca(d, "ca")
-    _ca(d, "otherca")
+    c = CertDir(tmp_path_factory.mktemp("clucerts"))
+    c.ca("ca")
+    c.ca("otherca")
     for i in (1, 2, 3):
-        _node_cert(d, "node%d" % i, "ca", "127.0.0.%d" % i)
-    _node_cert(d, "stranger3", "otherca", "127.0.0.3")
-    return lambda name: os.path.join(d, name)
+        _node_cert(c, "node%d" % i, "ca", "127.0.0.%d" % i)
+    _node_cert(c, "stranger3", "otherca", "127.0.0.3")
+    return c
 
 
 def tls_conf(certs, cert=None, ca="ca"):

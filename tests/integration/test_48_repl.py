@@ -9,32 +9,13 @@ Waits are bounded (T()); nothing asserts a timing tighter than seconds."""
 
 import base64
 import time
-import json
-import urllib.error
-import urllib.request
 
 import mqttraw as m
 from mqttraw import T
-from conftest import api_headers, wait_until
+from conftest import wait_until
+from restapi import api
 
 USERS = "/api/v5/authentication/password_based:built_in_database/users"
-
-
-def api(node, method, path, body=None, headers=None):
-    """(status, parsed JSON or None) of a request to node's REST API, with its
-    local API key unless headers are given."""
-    data = json.dumps(body).encode() if body is not None else None
-    h = {"Content-Type": "application/json"}
-    h.update(api_headers(node.data_dir) if headers is None else headers)
-    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.http_port, path),
-                                 data=data, method=method, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=T(5)) as r:
-            text = r.read()
-            return r.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        return e.code, json.loads(text) if text else None
 
 
 def connack(node, cid, user=None, pw=None, version=5):

@@ -18,6 +18,7 @@ import time
 import pytest
 
 import mqttraw as m
+from authfx import mosq_passwd
 from mqttraw import T
 
 METHOD = "SCRAM-SHA-512"
@@ -63,12 +64,6 @@ class Scram:
 
     def verify(self, server_final):
         assert server_final == b"v=" + b64(self.server_sig).encode(), server_final
-
-
-def mosq_passwd(path, user, pw, create=False):
-    import subprocess
-    cmd = ["mosquitto_passwd"] + (["-c"] if create else []) + ["-b", path, user, pw]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=T(10))
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ import urllib.request
 import pytest
 
 import mqttraw as m
+from authfx import ham_passwd
+from certs import SAN_LOCAL, CertDir
 from conftest import REPO, EXIT_REFUSED, broker_env, build_dir, free_port, hamqttd_path
 from helpers import MosquittoSub, mosquitto_pub
 from mqttraw import T
@@ -45,38 +47,16 @@ ADMIN_PW = "first-admin-pw-123"
 RC_NOT_AUTHORIZED = 0x87
 
 
-def _openssl(*args, cwd):
-    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
-
-
-def _cert(d, name, ca, ext):
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write(ext + "\n")
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-             "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext",
-             cwd=d)
-
-
 @pytest.fixture(scope="module")
 def secrets(tmp_path_factory):
     """The files deploy/hamqtt/hamqtt.conf names: certificates (one CA for
     the MQTT server and the node), a password file, an ACL, admin's first
     password. Returns {name: path}."""
-    d = str(tmp_path_factory.mktemp("etc-hamqtt"))
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    _cert(d, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-          "extendedKeyUsage=serverAuth")
-    _cert(d, "node", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth")
-    p = lambda n: os.path.join(d, n)  # noqa: E731
-    r = subprocess.run([os.path.join(build_dir(), "hamqtt-passwd"), "-b", "-c", p("passwd"),
-                        "alice", "alice-pw"], capture_output=True, text=True, timeout=T(10))
+    p = CertDir(tmp_path_factory.mktemp("etc-hamqtt"))
+    p.ca("ca")
+    p.leaf("server", "ca", "server", san=SAN_LOCAL, eku="serverAuth")
+    p.leaf("node", "ca", "node", san="IP:127.0.0.1", eku="serverAuth,clientAuth")
+    r = ham_passwd(p("passwd"), "-b", "-c", "FILE", "alice", "alice-pw")
     assert r.returncode == 0, r.stderr
     with open(p("acl"), "w") as f:
         f.write("user alice\ntopic readwrite devices/alice/#\n")

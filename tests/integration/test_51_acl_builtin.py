@@ -15,7 +15,8 @@ the REST API with the node's API key. Waits are bounded (T())."""
 import pytest
 
 import mqttraw as m
-from test_48_repl import api, eventually
+from restapi import api
+from test_48_repl import eventually
 
 RULES = "/api/v5/authorization/sources/built_in_database/rules"
 
