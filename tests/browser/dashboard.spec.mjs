@@ -210,6 +210,15 @@ await step("settings_api_key", async () => {
   await page.locator(".toast.info", { hasText: "API key deleted" }).waitFor();
 });
 
+await step("settings_add_viewer", async () => {
+  await page.fill("form#add-user input[name=username]", cfg.viewer);
+  await page.fill("form#add-user input[name=password]", cfg.viewer_password);
+  await page.selectOption("form#add-user select[name=role]", "viewer");
+  await page.click("form#add-user button[type=submit]");
+  await page.locator(".toast.info", { hasText: "added" }).waitFor();
+  await page.locator("#users td", { hasText: cfg.viewer }).first().waitFor();
+});
+
 await step("websocket_client", async () => {
   await go("websocket");
   await page.fill("form#ws-connect input[name=url]", cfg.ws_url);
@@ -240,6 +249,26 @@ await step("login_new_password", async () => {
   await page.fill("form#login input[name=password]", cfg.new_password);
   await page.click("form#login button[type=submit]");
   await page.locator('main[data-page="overview"]').waitFor();
+});
+
+// a viewer sees the same pages without a single destructive control
+await step("viewer_readonly", async () => {
+  await page.click("#logout");
+  await page.locator("form#login").waitFor();
+  await page.fill("form#login input[name=username]", cfg.viewer);
+  await page.fill("form#login input[name=password]", cfg.viewer_password);
+  await page.click("form#login button[type=submit]");
+  await page.locator('main[data-page="overview"][data-ready]').waitFor();
+  const destructive = '[data-action], button.danger, form#add-user, form#add-key';
+  for (const route of ["clients", "retained", "alarms", "settings", "publish"]) {
+    await go(route);
+    if (route === "settings") await page.locator("#users table.grid, #users .unavailable").first().waitFor();
+    else if (route !== "publish") await listLoaded();
+    const n = await page.locator("main " + destructive).count();
+    if (n) throw new Error(`${n} destructive control(s) on ${route} for a viewer`);
+  }
+  if (!await page.locator("form#publish button[type=submit]").isDisabled()) throw new Error("publish enabled for a viewer");
+  await shot("13-viewer-settings");
 });
 
 await browser.close();

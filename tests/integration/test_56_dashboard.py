@@ -155,6 +155,7 @@ def test_dashboard_in_chromium(cluster, tmp_path):
         "publish_topic": "dash/pub", "publish_payload": "from-the-dashboard",
         "ws_topic": "dash/ws", "ws_payload": "hello-over-websocket",
         "log_level": "info", "chromium": CHROMIUM,
+        "viewer": "dash-viewer", "viewer_password": "Viewer-pw-2nd-9",
         "timeout_ms": int(T(10) * 1000),
     }
     cfg_path = tmp_path / "dashboard.json"
@@ -174,8 +175,8 @@ def test_dashboard_in_chromium(cluster, tmp_path):
     unavailable = {k: v for k, v in steps.items() if v.startswith("unavailable")}
     # these need nothing that is not on main: they must run
     for must in ("login_page", "login_wrong_password", "login_and_change_password",
-                 "cluster_map", "settings_api_key", "websocket_client", "logout",
-                 "login_new_password"):
+                 "cluster_map", "settings_api_key", "settings_add_viewer", "websocket_client",
+                 "logout", "login_new_password", "viewer_readonly"):
         assert steps.get(must) == "ok", (must, steps.get(must))
 
     # what the actions did, seen from the broker
@@ -222,7 +223,7 @@ def test_dashboard_in_chromium(cluster, tmp_path):
     # first paint: reported; asserted loosely only (a loaded 2-core machine)
     assert res["first_paint_ms"] is not None and res["first_paint_ms"] < T(10) * 1000
     shots = sorted(os.listdir(art))
-    assert len([s for s in shots if s.endswith(".png") and not s.startswith("FAILED")]) >= 12, shots
+    assert len([s for s in shots if s.endswith(".png") and not s.startswith("FAILED")]) >= 13, shots
 
     if unavailable:
         pytest.skip("route not merged yet: %s" % "; ".join(
