@@ -1,9 +1,10 @@
 // dashboard.spec.mjs - the dashboard in a real browser (Debian's headless
 // Chromium, driven by playwright-core). A plain node script, no test runner:
 //   node dashboard.spec.mjs CONFIG.json
-// CONFIG: {base, ws_url, user, password, new_password, artifacts, kick_clientid,
-//          retained_topic, publish_topic, publish_payload, ws_topic, log_level,
-//          chromium}
+// CONFIG: {base, ws_url, user, password, new_password, artifacts, nodes, kick_clientid,
+//          sub_topic, retained_topic, retained_payload, publish_topic, publish_payload,
+//          ws_topic, ws_payload, log_level, viewer, viewer_password, chromium,
+//          timeout_ms, skip: [step names]}
 // Prints one JSON object on its last line: {steps: {name: "ok" | "unavailable:
 // why" | "fail: why"}, console_errors, failed_requests, first_paint_ms, ...}.
 // tests/integration/test_56_dashboard.py starts the cluster and the MQTT
@@ -35,6 +36,7 @@ page.on("dialog", d => d.accept()); // confirm() before kick / delete
 const shot = name => page.screenshot({ path: `${cfg.artifacts}/${name}.png`, fullPage: true });
 
 async function step(name, fn) {
+  if ((cfg.skip || []).includes(name)) { out.steps[name] = "skipped"; return; }
   const t0 = Date.now();
   try {
     const r = await fn();
@@ -259,7 +261,8 @@ await step("viewer_readonly", async () => {
   await page.fill("form#login input[name=password]", cfg.viewer_password);
   await page.click("form#login button[type=submit]");
   await page.locator('main[data-page="overview"][data-ready]').waitFor();
-  const destructive = '[data-action], button.danger, form#add-user, form#add-key';
+  const destructive = ["kick", "delete", "delete-user", "delete-key", "set-level", "clear-alarms"]
+    .map(a => `[data-action="${a}"]`).concat(["button.danger", "form#add-user", "form#add-key"]).join(", ");
   for (const route of ["clients", "retained", "alarms", "settings", "publish"]) {
     await go(route);
     if (route === "settings") await page.locator("#users table.grid, #users .unavailable").first().waitFor();

@@ -11,7 +11,9 @@ failed request but the expected ones. Screenshots: <build>/test-artifacts/dashbo
 A page whose API route is not on this branch yet says "not available on this
 node" (checked); its step is then skipped at the end with "route not merged
 yet" (CI=true turns that into a failure, so it cannot go unnoticed).
-Also: the embedded assets' HTTP behaviour (gzip, inflate, ETag/304, CSP).
+Also: the embedded assets' HTTP behaviour (gzip, inflate, ETag/304, CSP), and
+the same browser script against tests/browser/mock_api.py (a stand-in node with
+every route in the briefs' shapes), so the data pages run today.
 """
 
 import gzip
@@ -158,13 +160,7 @@ def test_dashboard_in_chromium(cluster, tmp_path):
         "viewer": "dash-viewer", "viewer_password": "Viewer-pw-2nd-9",
         "timeout_ms": int(T(10) * 1000),
     }
-    cfg_path = tmp_path / "dashboard.json"
-    cfg_path.write_text(json.dumps(cfg))
-    r = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.spec.mjs"), str(cfg_path)],
-                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=T(300))
-    print(r.stderr)
-    assert r.returncode == 0, "dashboard.spec.mjs exited %d:\n%s" % (r.returncode, r.stderr)
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res = _run_spec(cfg, tmp_path)
     steps = res["steps"]
     print("steps:", json.dumps(steps, indent=1))
     print("first contentful paint: %s ms, login page loaded in %s ms"
@@ -228,3 +224,66 @@ def test_dashboard_in_chromium(cluster, tmp_path):
     if unavailable:
         pytest.skip("route not merged yet: %s" % "; ".join(
             "%s (%s)" % (k, v.split(": ", 1)[1]) for k, v in sorted(unavailable.items())))
+
+
+def _run_spec(cfg, tmp_path):
+    cfg_path = tmp_path / "dashboard.json"
+    cfg_path.write_text(json.dumps(cfg))
+    r = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.spec.mjs"), str(cfg_path)],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=T(300))
+    print(r.stderr)
+    assert r.returncode == 0, "dashboard.spec.mjs exited %d:\n%s" % (r.returncode, r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@require(_why_no_browser(), "dashboard browser test")
+def test_dashboard_pages_against_mock_api(tmp_path):
+    """The same browser script against tests/browser/mock_api.py, a stand-in
+    node answering every route the pages use in the briefs' EMQX shapes: the
+    data pages (live charts, clients + kick, retained view + delete, publish,
+    alarms, log level) run for real even where this branch's node lacks the
+    routes, and every step must pass. (The WebSocket page needs a real MQTT
+    listener: test_dashboard_in_chromium covers it.)"""
+    from conftest import free_port
+    _playwright()
+    port = free_port()
+    mock = subprocess.Popen(["/usr/bin/python3", os.path.join(BROWSER_DIR, "mock_api.py"),
+                             str(port), os.path.join(REPO, "web")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert mock.stdout.readline().startswith("mock api on"), "mock_api.py did not start"
+        art = os.path.join(build_dir(), "test-artifacts", "dashboard-mock")
+        shutil.rmtree(art, ignore_errors=True)
+        res = _run_spec({
+            "base": "http://127.0.0.1:%d" % port, "ws_url": "", "skip": ["websocket_client"],
+            "user": "admin", "password": "public", "new_password": NEW_PASSWORD,
+            "artifacts": art, "nodes": ["hamqtt@127.0.0.1", "hamqtt@127.0.0.2", "hamqtt@127.0.0.3"],
+            "kick_clientid": "dash-kick-me", "sub_topic": "dash/sub/#",
+            "retained_topic": "dash/ret/2", "retained_payload": "retained-2",
+            "publish_topic": "dash/pub", "publish_payload": "from-the-dashboard",
+            "log_level": "info", "viewer": "dash-viewer", "viewer_password": "Viewer-pw-2nd-9",
+            "chromium": CHROMIUM, "timeout_ms": int(T(10) * 1000)}, tmp_path)
+        steps = res["steps"]
+        print("steps:", json.dumps(steps, indent=1), "notes:", res["notes"])
+        bad = {k: v for k, v in steps.items() if v not in ("ok", "skipped")}
+        assert not bad, "steps: %r (screenshots in %s)" % (bad, art)
+        _, _, body = _get("127.0.0.1", port, "/_mock/actions")
+        actions = json.loads(body)
+        print("actions:", actions)
+        want = [["DELETE", "/clients/dash-kick-me"], ["DELETE", "/mqtt/retainer/message/dash/ret/2"],
+                ["PUT", "/log_level"], ["POST", "/users"]]
+        for w in want:
+            assert w in [a[:2] for a in actions], (w, actions)
+        pub = [a for a in actions if a[:2] == ["POST", "/publish"]]
+        assert pub and pub[0][2]["topic"] == "dash/pub" and \
+            pub[0][2]["payload"] == "from-the-dashboard", actions
+        # only the deliberate 4xx: the wrong password and the token after logout
+        bad = [e for e in res["bad_responses"] if not _expected_error(e["url"], e["status"], [])]
+        assert not bad, bad
+        noisy = [e for e in res["console_errors"]
+                 if not re.match(r"Failed to load resource: .* status of 401", e["text"])]
+        assert not noisy, noisy
+        assert not res["failed_requests"], res["failed_requests"]
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)
