@@ -3,11 +3,12 @@
 import { h, clear, field, table, toast, fmtTime, showError } from "./dom.js";
 import { get, put, post, del, isAdmin, session } from "./api.js";
 
-const LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+const LEVELS = ["debug", "info", "notice", "warning", "error", "none"]; // log.level's values
 
 async function logLevel(box, admin) {
   const r = await get("/log_level");
-  const sel = h("select", { name: "level", id: "log-level", disabled: !admin }, LEVELS.map(l => h("option", { value: l, selected: l === r.level }, l)));
+  const levels = LEVELS.includes(r.level) ? LEVELS : [r.level, ...LEVELS];
+  const sel = h("select", { name: "level", id: "log-level", disabled: !admin }, levels.map(l => h("option", { value: l, selected: l === r.level }, l)));
   box.append(h("form", { class: "inline", onsubmit: async e => {
     e.preventDefault();
     try { const x = await put("/log_level", { level: sel.value }); toast("Log level: " + (x && x.level || sel.value), "info"); } catch (err) { toast(err.message); }
