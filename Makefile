@@ -49,6 +49,23 @@ LIB_SRC := $(shell find src -name '*.c' ! -name main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libhamqtt.a
 
+# The dashboard (ARCHITECTURE.md "The dashboard"): every file under web/ gzip'd
+# into one generated C source (not committed) that joins the library; zlib
+# inflates for a client without gzip. The directories are prerequisites too,
+# so a file removed from web/ regenerates the table. No npm, no network.
+WEB_FILES := $(shell find web 2>/dev/null | sort)
+ASSETS_C := $(BUILD)/gen/http_assets_gen.c
+ASSETS_O := $(BUILD)/obj/gen/http_assets_gen.o
+LIB_OBJ += $(ASSETS_O)
+LDLIBS += -lz
+$(ASSETS_C): scripts/embed_assets.py $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	$(Q)python3 scripts/embed_assets.py web $@
+$(ASSETS_O): $(ASSETS_C)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC $(BUILD) $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 # every tools/<name>/ with C sources becomes build/hamqtt-<name>
 TOOLS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/hamqtt-%)

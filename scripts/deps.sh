@@ -7,14 +7,30 @@ PKGS="$PKGS libwslay-dev"
 PKGS="$PKGS libjwt-dev python3-cryptography"
 # issue 11: promtool and a real Prometheus (test_54), PyYAML for its configs
 PKGS="$PKGS prometheus python3-yaml"
+# the dashboard (ARCHITECTURE.md "The dashboard"): zlib inflates the embedded
+# assets for a client without gzip; its browser test runs Debian's chromium
+# driven by playwright-core (npm, tests/browser/package-lock.json) on node.
+# A node that came from elsewhere (e.g. NodeSource, which bundles npm) is kept.
+PKGS="$PKGS zlib1g-dev chromium fonts-liberation"
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+browser_deps() {
+	dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+	[ -d "$dir/node_modules/playwright-core" ] && return 0
+	echo "deps: npm ci in tests/browser (playwright-core)"
+	# not fatal: only the browser test needs it, and it runs npm ci itself too
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+		echo "deps: npm ci in tests/browser failed (test_56 will try again)"
+}
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q || true
-$SUDO apt-get install -y -q --no-install-recommends $missing
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	SUDO=""
+	[ "$(id -u)" -ne 0 ] && SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q || true
+	$SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+browser_deps

@@ -124,6 +124,12 @@ fail:
 /* Every route needs credentials (http_authz.c) unless flagged HTTP_R_OPEN:
  * deny by default, so a route added later is protected without a thought. */
 static const struct http_route routes[] = {
+	/* the dashboard (http_assets.c): pages hold no data, so open; hash
+	 * routes (#/clients) keep every app URL at "/" */
+	{ "GET", "/", http_assets_get, HTTP_R_OPEN },
+	{ "GET", "/index.html", http_assets_get, HTTP_R_OPEN },
+	{ "GET", "/assets/*", http_assets_get, HTTP_R_OPEN },
+	{ "GET", "/vendor/*/*", http_assets_get, HTTP_R_OPEN },
 	{ "GET", "/api/v5/status", api_status, HTTP_R_OPEN },
 	{ "GET", "/metrics", http_metrics, HTTP_R_OPEN },
 	{ "POST", "/api/v5/login", http_mgmt_login, HTTP_R_OPEN },

@@ -60,6 +60,8 @@ struct http_req {
 					   NULL = none; http_arg() reads one */
 	bool local;           /* a peer node forwarded this request over the cluster
 				 (HTTP_R_FANOUT_*): answer for this node only */
+	/* the dashboard's assets (http_assets.c): request headers, or NULL */
+	const char *accept_encoding, *if_none_match;
 };
 
 /* The query argument name, or NULL (borrowed from req). */
@@ -91,6 +93,12 @@ struct http_resp {
 	char *body;                 /* malloc'd, owned by resp; NULL = empty body */
 	size_t body_len;
 	char allow_buf[64];
+	/* the dashboard's assets (http_assets.c); NULL/false = not sent, and
+	 * Cache-Control is "no-store" (every API answer) */
+	const char *content_encoding; /* "gzip" */
+	const char *etag;             /* static, quoted */
+	const char *cache_control;    /* static */
+	bool page_headers;            /* Content-Security-Policy and friends (a page) */
 };
 
 typedef void (*http_handler)(struct http_ctx *ctx, const struct http_req *req,
@@ -123,6 +131,9 @@ struct http_route {
  * Allow header) for a known path with another method. Always fills resp. */
 void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		       struct http_resp *resp);
+
+/* GET / and the dashboard's files (http_assets.c): embedded, gzip'd, ETag. */
+void http_assets_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 
 /* GET /metrics (http_metrics.c): Prometheus text format. */
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);

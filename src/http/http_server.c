@@ -112,6 +112,28 @@ static void body_append(struct http_reqstate *st, const char *data, size_t n)
 	st->body[st->len] = '\0';
 }
 
+/* The dashboard's files (http_assets.c): encoding, validator and, for a
+ * page, a strict Content-Security-Policy (ARCHITECTURE.md "The dashboard"):
+ * no inline script or style, no eval, fetch/XHR to this origin and
+ * WebSockets to the MQTT listeners only, no framing. */
+#define HTTP_PAGE_CSP "default-src 'self'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; " \
+	"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+static void add_page_headers(struct MHD_Response *mr, const struct http_resp *r)
+{
+	if (r->content_encoding)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_ENCODING, r->content_encoding);
+	if (r->etag)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_ETAG, r->etag);
+	if (!r->page_headers)
+		return;
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	MHD_add_response_header(mr, "Content-Security-Policy", HTTP_PAGE_CSP);
+	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(mr, "X-Frame-Options", "DENY");
+	MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 {
 	struct MHD_Response *mr;
@@ -126,7 +148,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 	r->body = NULL; /* MHD owns it now */
 	if (r->content_type)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
+				r->cache_control ? r->cache_control : "no-store");
+	add_page_headers(mr, r);
 	if (r->allow)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_auth)
@@ -200,6 +224,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 							     MHD_HTTP_HEADER_AUTHORIZATION),
 		.peer = peer,
 		.query = &st->query,
+		.accept_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							       MHD_HTTP_HEADER_ACCEPT_ENCODING),
+		.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_IF_NONE_MATCH),
 	};
 	struct http_resp resp;
 	memset(&resp, 0, sizeof(resp));
