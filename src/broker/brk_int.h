@@ -677,6 +677,11 @@ struct broker {
 	 * owned, freed with the broker) */
 	char **origins;
 	uint32_t n_origins;
+	/* cluster-wide REST API (brk_rpc.c): the HTTP server's executor, called
+	 * by the cluster thread under api_lock (broker_set_api_handler) */
+	pthread_mutex_t api_lock;
+	broker_api_fn *api_fn;
+	void *api_arg;
 };
 
 /* ---- thread ownership, checked ---- */
