@@ -175,6 +175,11 @@ def test_list_pages_across_nodes(c3):
         assert get(n, "/api/v5/_test/items?page=0")[0] == 400
 
 
+# a stopped member is answered at once by the cluster thread: well inside the
+# RPC deadline (3 s), which a node that is linked but silent costs instead
+QUICK = 2.5
+
+
 def test_stopped_node_reported_not_waited_for(c3):
     cl = c3
     n1, n2, n3 = cl.nodes
@@ -182,17 +187,17 @@ def test_stopped_node_reported_not_waited_for(c3):
     t0 = time.monotonic()
     st, nodes, hdr = get(n1, "/api/v5/nodes")
     took = time.monotonic() - t0
-    assert st == 200 and took < T(4), (st, took)
+    assert st == 200 and took < T(QUICK), (st, took)
     by = {x["node"]: x for x in nodes}
     assert by[n3.name]["node_status"] == "stopped"
     assert by[n1.name]["node_status"] == by[n2.name]["node_status"] == "running"
     assert hdr.get("X-Hamqtt-Unreachable") == n3.name
     t0 = time.monotonic()
     st, one, _ = get(n2, "/api/v5/nodes/" + n3.name)
-    assert st == 200 and one["node_status"] == "stopped" and time.monotonic() - t0 < T(4)
+    assert st == 200 and one["node_status"] == "stopped" and time.monotonic() - t0 < T(QUICK)
     t0 = time.monotonic()
     st, doc, hdr = get(n2, "/api/v5/_test/items?limit=100")
-    assert time.monotonic() - t0 < T(4)
+    assert time.monotonic() - t0 < T(QUICK)
     assert st == 200 and doc["meta"]["count"] == ITEMS[1] + ITEMS[2]
     assert doc["meta"]["unreachable"] == [n3.name]
     assert hdr.get("X-Hamqtt-Unreachable") == n3.name
@@ -201,7 +206,7 @@ def test_stopped_node_reported_not_waited_for(c3):
     # once the cluster sees it stopped, the answer is immediate too
     wait_until(lambda: (n1.members() or {}).get(n3.name) == "stopped", timeout=T(10))
     t0 = time.monotonic()
-    assert get(n1, "/api/v5/nodes")[0] == 200 and time.monotonic() - t0 < T(4)
+    assert get(n1, "/api/v5/nodes")[0] == 200 and time.monotonic() - t0 < T(QUICK)
 
 
 def test_paused_node_times_out(c3):
