@@ -178,6 +178,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v5/monitor_current", http_monitor_current, HTTP_R_NODE },
 	/* a paged list with HQ_TEST_FANOUT_ITEMS items per node (tests only; 404 without) */
 	{ "GET", "/api/v5/_test/items", http_nodes_test_items, HTTP_R_FANOUT_LIST },
+	{ "GET", "/api/v5/_test/items/*", http_nodes_test_item, HTTP_R_FANOUT_ONE },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'

@@ -173,6 +173,8 @@ void http_nodes_metrics(struct http_ctx *ctx, const struct http_req *req, struct
 void http_nodes_listeners(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_nodes_test_items(struct http_ctx *ctx, const struct http_req *req,
 			   struct http_resp *resp);
+void http_nodes_test_item(struct http_ctx *ctx, const struct http_req *req,
+			  struct http_resp *resp);
 void http_monitor_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 void http_monitor_current(struct http_ctx *ctx, const struct http_req *req,
 			  struct http_resp *resp);

@@ -396,3 +396,40 @@ void http_nodes_test_items(struct http_ctx *ctx, const struct http_req *req,
 	}
 	http_resp_page(resp, &pg, data, (size_t)count);
 }
+
+/* GET /api/v5/_test/items/{node},{i}: that item, from the node holding it
+ * (an HTTP_R_FANOUT_ONE route for the tests); 404 on every other node. */
+void http_nodes_test_item(struct http_ctx *ctx, const struct http_req *req,
+			  struct http_resp *resp)
+{
+	const char *env = getenv("HQ_TEST_FANOUT_ITEMS");
+	long count = env ? strtol(env, NULL, 10) : -1;
+	const char *me = ctx->cfg->node_name;
+	size_t ml = strlen(me);
+	if (count < 0) {
+		http_resp_error(resp, 404, "NOT_FOUND", "no such path");
+		return;
+	}
+	char num[24];
+	if (req->arg_len <= ml + 1 || req->arg_len - ml - 1 >= sizeof(num) ||
+	    memcmp(req->arg, me, ml) || req->arg[ml] != ',') {
+		http_resp_error(resp, 404, "NOT_FOUND", "no such item here");
+		return;
+	}
+	memcpy(num, req->arg + ml + 1, req->arg_len - ml - 1);
+	num[req->arg_len - ml - 1] = 0;
+	char *end;
+	long i = strtol(num, &end, 10);
+	if (*end || i < 0) {
+		http_resp_error(resp, 400, "BAD_REQUEST", "expected {node},{number}");
+		return;
+	}
+	if (i >= count) {
+		http_resp_error(resp, 404, "NOT_FOUND", "no such item here");
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "node", me);
+	cJSON_AddNumberToObject(o, "i", (double)i);
+	http_resp_json(resp, 200, o);
+}

@@ -27,6 +27,10 @@ from mqttraw import T
 # node i lists ITEMS[i] test items: 0 on node 2 puts an empty node in the middle
 ITEMS = {1: 7, 2: 0, 3: 12}
 
+# a stopped member is answered at once by the cluster thread: well inside the
+# RPC deadline (3 s), which a node that is linked but silent costs instead
+QUICK = 2.5
+
 
 @pytest.fixture
 def c3(cluster):
@@ -175,9 +179,25 @@ def test_list_pages_across_nodes(c3):
         assert get(n, "/api/v5/_test/items?page=0")[0] == 400
 
 
-# a stopped member is answered at once by the cluster thread: well inside the
-# RPC deadline (3 s), which a node that is linked but silent costs instead
-QUICK = 2.5
+def test_one_object_from_its_node(c3):
+    """HTTP_R_FANOUT_ONE: the node holding the object answers, from any node;
+    404 when no node has it; a stopped node is named, not waited for."""
+    cl = c3
+    n1, n2, n3 = cl.nodes
+    for n in cl.nodes:
+        doc = ok(n, "/api/v5/_test/items/%s,11" % n3.name)
+        assert doc == {"node": n3.name, "i": 11}
+        assert ok(n, "/api/v5/_test/items/%s,0" % n1.name)["node"] == n1.name
+        st, body, hdr = get(n, "/api/v5/_test/items/%s,12" % n3.name)  # past node 3's 12
+        assert st == 404 and "X-Hamqtt-Unreachable" not in hdr
+        st, body, _ = get(n, "/api/v5/_test/items/%s,x" % n2.name)   # node 2 says 400
+        assert st == 400
+    n3.kill()
+    t0 = time.monotonic()
+    st, _, hdr = get(n1, "/api/v5/_test/items/%s,1" % n3.name)
+    assert st == 404 and hdr.get("X-Hamqtt-Unreachable") == n3.name
+    assert time.monotonic() - t0 < T(QUICK)
+    assert ok(n2, "/api/v5/_test/items/%s,6" % n1.name) == {"node": n1.name, "i": 6}
 
 
 def test_stopped_node_reported_not_waited_for(c3):
