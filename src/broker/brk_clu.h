@@ -46,6 +46,10 @@ bool brk_clu_stopping(const struct broker *b);
 bool brk_clu_store_shared(const struct broker *b);
 /* The node's replicated tables (repl/repl.h; owned by the broker), or NULL. */
 struct repl *brk_clu_repl(struct broker *b);
+/* Cluster-wide REST API: hand a peer's request to the HTTP server's
+ * executor (broker_set_api_handler), which then owns it. false: no executor
+ * (HTTP off, starting or stopping): the job is still the caller's. */
+bool brk_clu_api_call(struct broker *b, struct broker_rpc_job *job);
 /* The node's hybrid logical clock, now (shared with retained writes). */
 struct clu_hlc_ts brk_clu_hlc_now(struct broker *b);
 

@@ -707,6 +707,11 @@ struct broker {
 	struct brk_traces *traces;
 	_Atomic uint64_t trace_word;
 	struct log_rl deny_rl;
+	/* cluster-wide REST API (brk_rpc.c): the HTTP server's executor, called
+	 * by the cluster thread under api_lock (broker_set_api_handler) */
+	pthread_mutex_t api_lock;
+	broker_api_fn *api_fn;
+	void *api_arg;
 };
 /* brk_prom.c: s's subscription table grew (+) or shrank (-) by delta */
 static inline void brk_prom_subs(struct session *s, int64_t delta)

@@ -79,8 +79,14 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->forwards_in = cs.forwards_in;
 		out->forwards_lost = cs.forwards_lost;
 		out->accept_cluster = cs.accept;
+		out->subscriptions = cs.subscriptions;
+		out->topics = cs.topics;
 	}
 	pthread_mutex_unlock(&b->retain_lock);
+	out->start_wall_ms = b->start_wall_ms;
+	pthread_mutex_lock(&b->reg_lock);
+	out->sessions = (int64_t)HASH_CNT(reg_hh, b->registry);
+	pthread_mutex_unlock(&b->reg_lock);
 }
 
 void brk_sys_publish(struct worker *w)

@@ -541,6 +541,7 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&b->retain_lock, NULL);
 	pthread_mutex_init(&b->store_info_lock, NULL);
 	pthread_mutex_init(&b->prom_lock, NULL);
+	pthread_mutex_init(&b->api_lock, NULL);
 	b->retained = retain_tree_new();
 	b->topic_alias_max = cfg->topic_alias_maximum;
 	b->workers = hq_calloc((size_t)b->n_workers, sizeof(*b->workers));
@@ -829,6 +830,7 @@ void broker_free(struct broker *b)
 	pthread_mutex_destroy(&b->retain_lock);
 	pthread_mutex_destroy(&b->store_info_lock);
 	brk_prom_free(b);   /* the sample and prom_lock: the HTTP server is gone */
+	pthread_mutex_destroy(&b->api_lock);
 	/* last: everything written to data_dir is closed */
 	lockfile_release(b->data_lock_fd);
 	hq_free(b);

@@ -105,6 +105,12 @@ struct broker_info {
 	uint64_t rss_bytes;       /* resident memory at the last sample (1 s) */
 	uint64_t mem_watermark;   /* bytes; 0 = off */
 	bool mem_high;            /* above the watermark (shedding load) */
+	/* the node-level REST routes (/api/v5/nodes, /stats, /monitor) */
+	int64_t sessions;         /* sessions registered here, online or not */
+	int64_t start_wall_ms;    /* when the node started, ms since the epoch */
+	int64_t subscriptions;    /* local subscriptions (clustering on: its route
+				     table's count; 0 on a standalone node) */
+	int64_t topics;           /* distinct filters subscribed here (likewise) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 /* The node's replicated tables (repl/repl.h): the management API's users. */
@@ -226,5 +232,65 @@ int broker_trace_stop(struct broker *b, const char *name);    /* HQ_ENOTFOUND */
 int broker_trace_delete(struct broker *b, const char *name);  /* file removed too */
 /* The file of trace name into path (it may not exist yet). HQ_ENOTFOUND. */
 int broker_trace_file(struct broker *b, const char *name, char *path, size_t len);
+/*
+ * Cluster-wide REST API (src/cluster/clu_rpc.c; ARCHITECTURE.md "Cluster-wide
+ * REST API"). A node asks other members to answer an HTTP request of the
+ * management API for themselves (the request forwarded with req->local set).
+ *
+ * Caller side: broker_cluster_call_many sends every request at once over the
+ * cluster links and waits until each is answered or timeout_ms (0: the
+ * default 3 s) passed. Any thread but a worker's (HTTP threads). A member
+ * without a link (stopped, not a member, clustering off) or whose link goes
+ * down is answered at once: status BROKER_RPC_UNREACHABLE, never waited for.
+ * Answers are bounded (BROKER_RPC_RESP_MAX bytes).
+ */
+#define BROKER_RPC_TIMEOUT_MS 3000
+#define BROKER_RPC_UNREACHABLE 0     /* no link to the node (or it went down) */
+#define BROKER_RPC_TIMEOUT (-1)      /* linked, but no answer before the deadline */
+#define BROKER_RPC_RESP_MAX (8u * 1024 * 1024)
+struct broker_rpc {
+	/* in (borrowed): node "name@host"; path decoded; query encoded ("" none) */
+	const char *node, *method, *path, *query;
+	const char *caller;       /* the HTTP client's address (the peer logs it) */
+	const char *body;         /* or NULL */
+	size_t body_len;
+	/* out: the member's HTTP status or BROKER_RPC_*; resp malloc'd (the
+	 * caller frees) or NULL */
+	int status;
+	char *resp;
+	size_t resp_len;
+};
+/* HQ_OK: every entry has its status. */
+int broker_cluster_call_many(struct broker *b, struct broker_rpc *reqs, size_t n, int timeout_ms);
+
+/* Peer side: a request another member asked this node to answer. Allocated
+ * by the cluster thread; whoever receives it owns it until it is handed back
+ * with broker_rpc_answer (exactly once, from any thread). */
+struct broker_rpc_job {
+	char node[256];           /* the asking member */
+	char caller[256];         /* its HTTP client's address */
+	char *method, *path, *query; /* NUL-terminated, owned by the job */
+	char *body;               /* NUL-terminated (body_len bytes before it) or NULL */
+	size_t body_len;
+	/* the cluster's, to route the answer back: leave alone */
+	void *member;
+	uint32_t link_gen;
+	uint64_t id;
+	int status;
+	char *resp;
+	size_t resp_len;
+};
+/* The HTTP server's executor. fn runs on the cluster thread and must only
+ * queue the job (never block), and the job must reach broker_rpc_answer.
+ * NULL: requests are answered 503 by the cluster thread. After
+ * broker_set_api_handler(b, NULL, NULL) returns, fn is never called again. */
+typedef void broker_api_fn(void *arg, struct broker_rpc_job *job);
+void broker_set_api_handler(struct broker *b, broker_api_fn *fn, void *arg);
+/* Answer job with an HTTP status and body (malloc'd or NULL; taken, like the
+ * job). A body over BROKER_RPC_RESP_MAX becomes a 500. Any thread. */
+void broker_rpc_answer(struct broker *b, struct broker_rpc_job *job, int status, char *body,
+		       size_t len);
+/* Free a job without answering it (the cluster's own use: shutdown). */
+void broker_rpc_job_free(struct broker_rpc_job *job);
 
 #endif

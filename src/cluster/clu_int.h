@@ -96,6 +96,9 @@ struct clu_peer {
 	uint64_t probe_wall;             /* wall_ms of the probe out, 0 = none */
 	int64_t probe_us, probe_ms;      /* monotonic us / loop ms it left */
 	int64_t rtt_us;                  /* 0 = never measured (a measure is >= 1) */
+	/* cluster-wide REST API (clu_rpc.c), on the current link (link_gen):
+	 * our RPC_REQs awaiting its RPC_RESP, and its RPC_REQs we still owe */
+	uint32_t rpc_out, rpc_in;
 };
 
 enum clu_link_state {
@@ -234,6 +237,13 @@ struct clu_node {
 	bool dns_done;
 	char **dns_names;                /* owned answer: node names */
 	size_t dns_n;
+	/* cluster-wide REST API (clu_rpc.c): calls from HTTP threads (under
+	 * admin_lock, like admin_q), requests in flight (uthash by id) */
+	struct clu_rpc_call *rpc_q;
+	struct clu_rpc_pending *rpc_pend;
+	uint64_t next_rpc_id;
+	/* local subscriptions and distinct filters (clu_route_local), for /stats */
+	_Atomic int64_t st_subs, st_topics;
 	int64_t drops_logged_ms;         /* forwards not sent: rate-limited log */
 	uint64_t drops_unlogged;
 	atomic_int peers_up;
@@ -346,6 +356,17 @@ void clu_repl_req(struct clu_node *n, struct clu_req *r);      /* CRQ_REPL */
 void clu_repl_frame(struct clu_node *n, struct clu_link *l, struct clu_list list);
 void clu_repl_sync(struct clu_node *n, struct clu_link *l);    /* everything, to a new link */
 void clu_repl_tick(struct clu_node *n, int64_t now);
+
+/* clu_rpc.c: the cluster-wide REST API (broker.h broker_cluster_call_many) */
+#define CLU_RPC_INFLIGHT_MAX 32          /* per link and direction */
+struct clu_rpc_call;
+struct clu_rpc_pending;
+void clu_rpc_run_queued(struct clu_node *n);         /* calls from HTTP threads */
+void clu_rpc_frame(struct clu_node *n, struct clu_link *l, const struct clu_msg *m);
+void clu_rpc_answer_req(struct clu_node *n, struct clu_req *r);  /* CRQ_RPC_ANSWER */
+void clu_rpc_link_down(struct clu_node *n, struct clu_peer *m);
+void clu_rpc_tick(struct clu_node *n, int64_t now);
+void clu_rpc_stop(struct clu_node *n);     /* after the thread: answer every call */
 
 /* clu_takeover.c: one connection per client id in the cluster */
 #define CLU_TAKEOVER_TIMEOUT_MS 3000

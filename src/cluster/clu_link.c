@@ -435,6 +435,10 @@ static void on_frame(struct clu_link *l, const struct clu_msg *m)
 		case CLU_MSG_CLIENTS:
 			clu_takeover_clients(n, l, m->list);
 			return;
+		case CLU_MSG_RPC_REQ:
+		case CLU_MSG_RPC_RESP:
+			clu_rpc_frame(n, l, m);
+			return;
 		default:
 			clu_route_frame(n, l, m);
 			return;

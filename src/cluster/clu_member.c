@@ -320,6 +320,7 @@ void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why)
 	atomic_fetch_sub(&n->peers_up, 1);
 	clu_route_link_down(n, m, l);
 	clu_takeover_link_down(n, m);
+	clu_rpc_link_down(n, m);
 	m->next_dial_ms = clu_now(n) + (n->stopping ? 0 : 200);
 	clu_count_running(n);
 	if (!n->stopping)

@@ -84,6 +84,8 @@ void clu_req_release(struct clu_req *r)
 	for (uint32_t i = 0; i < r->n_skip; i++)
 		hq_free(r->skip[i]);
 	hq_free(r->skip);
+	if (r->job)
+		broker_rpc_job_free(r->job);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -107,6 +109,8 @@ void clu_get_stats(const struct clu_node *n, struct clu_stats *out)
 	out->forwards_lost = atomic_load_explicit(&n->st_fwd_lost, memory_order_relaxed);
 	out->running = atomic_load_explicit(&n->n_running, memory_order_relaxed);
 	out->members = 0;
+	out->subscriptions = atomic_load_explicit(&n->st_subs, memory_order_relaxed);
+	out->topics = atomic_load_explicit(&n->st_topics, memory_order_relaxed);
 	memset(&out->accept, 0, sizeof(out->accept));
 	accept_guard_counts_add(&n->accept, &out->accept);
 }
@@ -157,6 +161,9 @@ static void req_run(struct clu_node *n, struct clu_req *r)
 	case CRQ_SWITCH_MARK:
 		clu_switch_mark(n, r->worker, r->token);
 		break;
+	case CRQ_RPC_ANSWER:
+		clu_rpc_answer_req(n, r);
+		break;
 	}
 	clu_req_release(r);
 }
@@ -187,6 +194,7 @@ static void on_wakeup(struct ev_loop *loop, void *arg)
 		clu_admin_run(n, rev);
 		rev = next;
 	}
+	clu_rpc_run_queued(n);
 }
 
 static void after_wait(struct ev_loop *loop, void *arg)
@@ -225,6 +233,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_switch_check(n);
 	clu_retain_tick(n, now);
 	clu_repl_tick(n, now);
+	clu_rpc_tick(n, now);
 	clu_discover_tick(n, now);
 	for (size_t i = 1; i < n->n_m; i++) {
 		struct clu_peer *m = n->m[i];
@@ -370,6 +379,7 @@ void clu_node_stop(struct clu_node *n)
 		clu_admin_done(n->join_wait, HQ_EPROTOCOL, "the node is shutting down");
 		n->join_wait = NULL;
 	}
+	clu_rpc_stop(n);
 }
 
 void clu_node_free(struct clu_node *n)

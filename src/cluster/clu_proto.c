@@ -17,7 +17,7 @@ static_assert(offsetof(struct clu_wire_hdr, version) == 1, "version at 1");
 static_assert(offsetof(struct clu_wire_hdr, type) == 2, "type at 2");
 static_assert(offsetof(struct clu_wire_hdr, flags) == 3, "flags at 3");
 static_assert(offsetof(struct clu_wire_hdr, len) == 4, "length at 4");
-static_assert(CLU_PROTO_VERSION == 4 && CLU_MAGIC == 0xC1, "version 4 frames");
+static_assert(CLU_PROTO_VERSION == 5 && CLU_MAGIC == 0xC1, "version 5 frames");
 static_assert(CLU_MAX_BODY <= UINT32_MAX, "body length fits the u32 field");
 
 static_assert(CLU_MSG_HELLO == 0x01 && CLU_MSG_AUTH == 0x02 && CLU_MSG_REFUSE == 0x03 &&
@@ -30,6 +30,7 @@ static_assert(CLU_MSG_ROUTE_ADD == 0x20 && CLU_MSG_ROUTE_DEL == 0x21 &&
 static_assert(CLU_MSG_FORWARD == 0x30 && CLU_MSG_FORWARD_ACK == 0x31, "forward message numbers");
 static_assert(CLU_MSG_RETAIN_SET == 0x40, "retained message numbers");
 static_assert(CLU_MSG_REPL_SET == 0x60, "replicated table message numbers");
+static_assert(CLU_MSG_RPC_REQ == 0x70 && CLU_MSG_RPC_RESP == 0x71, "rpc message numbers");
 static_assert(CLU_MSG_TAKEOVER_REQ == 0x50 && CLU_MSG_TAKEOVER_RESP == 0x51 &&
 	      CLU_MSG_CLIENTS == 0x52,
 	      "takeover message numbers");
@@ -166,6 +167,23 @@ bool clu_dom_ok(enum clu_dom d, struct clu_str s)
 		return clu_addr_valid(p, n);
 	case CLU_D_TEXT:
 		return n <= CLU_TEXT_MAX && utf8_ok((const uint8_t *)p, n);
+	case CLU_D_METHOD:
+		if (n < 1 || n > CLU_RPC_METHOD_MAX)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (p[i] < 'A' || p[i] > 'Z')
+				return false;
+		return true;
+	case CLU_D_PATH:
+		return n >= 1 && n <= CLU_RPC_PATH_MAX && p[0] == '/' &&
+		       utf8_ok((const uint8_t *)p, n);
+	case CLU_D_QUERY:
+		if (n > UINT16_MAX)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (p[i] < 0x21 || p[i] > 0x7E)
+				return false;
+		return true;
 	case CLU_D_GROUP0:
 		if (n == 0)
 			return true;
@@ -224,6 +242,8 @@ const char *clu_type_name(int type)
 	case CLU_MSG_TAKEOVER_RESP: return "SESSION_TAKEOVER_RESP";
 	case CLU_MSG_CLIENTS: return "CLIENTS";
 	case CLU_MSG_REPL_SET: return "REPL_SET";
+	case CLU_MSG_RPC_REQ: return "RPC_REQ";
+	case CLU_MSG_RPC_RESP: return "RPC_RESP";
 	}
 	return "UNKNOWN";
 }

@@ -8,8 +8,12 @@
  * untrusted until authenticated and fuzzed regardless). Decoding allocates
  * nothing: strings, blobs and batched entries point into the input.
  *
- * LINK PROTOCOL, VERSION 4 (CLU_PROTO_VERSION)
+ * LINK PROTOCOL, VERSION 5 (CLU_PROTO_VERSION)
  * ============================================
+ * Version 5 added RPC_REQ and RPC_RESP (the cluster-wide REST API: a node
+ * asks its peers to answer an HTTP request for themselves, clu_rpc.c): a new
+ * message type bumps the version, since a version 4 node would close the link
+ * on the first RPC_REQ it cannot read.
  * Version 4 (two changes merged): FORWARD's mid (the origin's message id: a
  * session that just moved here drops the second copy of a message that
  * reached it both straight and through its old node, ARCHITECTURE.md
@@ -51,6 +55,9 @@
  *   table    replicated table name: 1..32 bytes of [a-z0-9_]
  *   rkey     replicated table key: 1..1024 bytes, any (opaque to the codec)
  *   cid      MQTT client identifier: 1..65535 bytes of UTF-8, no U+0000
+ *   method   HTTP method: 1..16 bytes of 'A'..'Z'
+ *   path     HTTP path (decoded): 1..4096 bytes of UTF-8, no U+0000, first '/'
+ *   query    encoded query string: 0..65535 bytes of printable ASCII (0x21..0x7E)
  *   target   a stored QoS 2 message's target, the store's mark encoding
  *            (store.h RXID_MARK): 'c' then a client id, or 'g' then a share
  *            group "$share/g/f"; 2..65535 bytes, UTF-8 after the first, no U+0000
@@ -121,6 +128,11 @@
  *                                      kind:u8 (DELETE 0, SET 1)
  *                                      expires_ms:u64 (wall ms; 0 = never)
  *                                      [value:bin] if SET
+ * 0x70 RPC_REQ              id:u64  method:method  path:path  query:query   both
+ *                           caller:text (the HTTP client's address, for logs)
+ *                           body:bin (<= CLU_RPC_REQ_BODY_MAX)
+ * 0x71 RPC_RESP             id:u64 (an RPC_REQ's)  status:u16 (100..599)     both
+ *                           body:bin (<= CLU_RPC_RESP_BODY_MAX)
  *
  * Semantics the codec enforces, and those it leaves to the runtime:
  * - HELLO: proto is the highest version the sender speaks. HELLO's body never
@@ -184,6 +196,12 @@
  *   origin); DELETE is a tombstone. Like RETAIN_SET a batch serves both live
  *   updates and the full exchange when a link comes up. An entry whose
  *   expires_ms has passed is dropped by every node alike (no tombstone).
+ * - RPC_REQ (version 5) asks the receiver to answer an HTTP request of the
+ *   management API for itself only (the forwarded request of a cluster-wide
+ *   route, src/http/http_fanout.c); RPC_RESP carries its HTTP status and body.
+ *   Every RPC_REQ gets exactly one RPC_RESP on the same link (an error status
+ *   when the receiver is busy or has no API); a link that goes down answers
+ *   its requests in flight on the caller's side ("unreachable").
  * - CLIENTS, sent when a link comes up, lists the sender's connected client
  *   ids: after a partition, the receiver closes (0x8E) its own connection of
  *   any listed id that is older by clu_hlc_cmp (ties by node name), so no
@@ -217,7 +235,7 @@
 #include "cluster/clu_types.h"
 #include "core/buf.h"
 
-#define CLU_PROTO_VERSION 4
+#define CLU_PROTO_VERSION 5
 #define CLU_MAGIC 0xC1
 #define CLU_HDR_LEN 8
 /* an MQTT packet (256 MiB) plus room for the FORWARD envelope */
@@ -259,6 +277,8 @@ enum clu_type {
 	CLU_MSG_TAKEOVER_RESP = 0x51,
 	CLU_MSG_CLIENTS = 0x52,
 	CLU_MSG_REPL_SET = 0x60,
+	CLU_MSG_RPC_REQ = 0x70,
+	CLU_MSG_RPC_RESP = 0x71,
 };
 
 enum clu_refuse_reason {
@@ -419,6 +439,22 @@ struct clu_client {
 	struct clu_hlc_ts ts;
 };
 
+/* RPC_REQ / RPC_RESP (version 5): the cluster-wide REST API */
+#define CLU_RPC_METHOD_MAX 16
+#define CLU_RPC_PATH_MAX 4096
+#define CLU_RPC_REQ_BODY_MAX (64u * 1024)       /* HTTP_MAX_BODY */
+#define CLU_RPC_RESP_BODY_MAX (8u * 1024 * 1024)
+struct clu_rpc_req {
+	uint64_t id;
+	struct clu_str method, path, query, caller;
+	struct clu_bin body;
+};
+struct clu_rpc_resp {
+	uint64_t id;
+	uint16_t status;                  /* HTTP status, 100..599 */
+	struct clu_bin body;
+};
+
 struct clu_takeover_resp {
 	uint64_t req_id;
 	uint8_t status;                   /* enum clu_takeover_status */
@@ -443,6 +479,8 @@ struct clu_msg {
 		struct clu_forward fwd;
 		struct clu_takeover_req treq;
 		struct clu_takeover_resp tresp;
+		struct clu_rpc_req rpcq;              /* RPC_REQ */
+		struct clu_rpc_resp rpcr;             /* RPC_RESP */
 	};
 };
 

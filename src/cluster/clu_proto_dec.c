@@ -332,6 +332,22 @@ int clu_decode_body(int type, const uint8_t *p, size_t n, struct clu_msg *m)
 				   (m->tresp.status == CLU_TAKEOVER_OK || m->tresp.session.len == 0),
 			       "invalid TAKEOVER_RESP");
 		break;
+	case CLU_MSG_RPC_REQ:
+		m->rpcq.id = bytes_rd_u64(&r);
+		m->rpcq.method = rd_str(&r, CLU_D_METHOD);
+		m->rpcq.path = rd_str(&r, CLU_D_PATH);
+		m->rpcq.query = rd_str(&r, CLU_D_QUERY);
+		m->rpcq.caller = rd_str(&r, CLU_D_TEXT);
+		m->rpcq.body = rd_bin(&r);
+		bytes_rd_check(&r, m->rpcq.body.len <= CLU_RPC_REQ_BODY_MAX, "RPC_REQ body too large");
+		break;
+	case CLU_MSG_RPC_RESP:
+		m->rpcr.id = bytes_rd_u64(&r);
+		m->rpcr.status = bytes_rd_u16(&r);
+		m->rpcr.body = rd_bin(&r);
+		bytes_rd_check(&r, m->rpcr.status >= 100 && m->rpcr.status <= 599 &&
+				   m->rpcr.body.len <= CLU_RPC_RESP_BODY_MAX, "invalid RPC_RESP");
+		break;
 	default:
 		return HQ_EMALFORMED;
 	}

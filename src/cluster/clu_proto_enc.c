@@ -229,6 +229,22 @@ static void enc_body(struct bytes_wr *w, const struct clu_msg *m)
 		wr_str(w, CLU_D_CID, m->tresp.client_id);
 		wr_bin(w, m->tresp.session);
 		break;
+	case CLU_MSG_RPC_REQ:
+		bytes_wr_check(w, m->rpcq.body.len <= CLU_RPC_REQ_BODY_MAX, "RPC_REQ body too large");
+		bytes_wr_u64(w, m->rpcq.id);
+		wr_str(w, CLU_D_METHOD, m->rpcq.method);
+		wr_str(w, CLU_D_PATH, m->rpcq.path);
+		wr_str(w, CLU_D_QUERY, m->rpcq.query);
+		wr_str(w, CLU_D_TEXT, m->rpcq.caller);
+		wr_bin(w, m->rpcq.body);
+		break;
+	case CLU_MSG_RPC_RESP:
+		bytes_wr_check(w, m->rpcr.status >= 100 && m->rpcr.status <= 599 &&
+				  m->rpcr.body.len <= CLU_RPC_RESP_BODY_MAX, "invalid RPC_RESP");
+		bytes_wr_u64(w, m->rpcr.id);
+		bytes_wr_u16(w, m->rpcr.status);
+		wr_bin(w, m->rpcr.body);
+		break;
 	}
 }
 

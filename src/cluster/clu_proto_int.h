@@ -49,6 +49,7 @@ struct clu_wire_ack_range {
 enum clu_dom {
 	CLU_D_NAME, CLU_D_CLUSTER, CLU_D_ADDR, CLU_D_TOPIC, CLU_D_FILTER, CLU_D_GROUP,
 	CLU_D_GROUP0, CLU_D_TEXT, CLU_D_CID, CLU_D_TARGET, CLU_D_TABLE,
+	CLU_D_METHOD, CLU_D_PATH, CLU_D_QUERY,
 };
 
 bool clu_dom_ok(enum clu_dom d, struct clu_str s);

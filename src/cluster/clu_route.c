@@ -67,11 +67,13 @@ void clu_route_local(struct clu_node *n, char *key, bool add)
 	struct clu_lroute *lr;
 	HASH_FIND_STR(n->lroutes, key, lr);
 	if (add) {
+		atomic_fetch_add_explicit(&n->st_subs, 1, memory_order_relaxed);
 		if (lr) {
 			lr->count++;
 			hq_free(key);
 			return;
 		}
+		atomic_fetch_add_explicit(&n->st_topics, 1, memory_order_relaxed);
 		lr = hq_calloc(1, sizeof(*lr));
 		lr->key = hq_strdup(key);
 		lr->count = 1;
@@ -83,10 +85,12 @@ void clu_route_local(struct clu_node *n, char *key, bool add)
 		hq_free(key);
 		return;
 	}
+	atomic_fetch_sub_explicit(&n->st_subs, 1, memory_order_relaxed);
 	if (--lr->count) {
 		hq_free(key);
 		return;
 	}
+	atomic_fetch_sub_explicit(&n->st_topics, 1, memory_order_relaxed);
 	HASH_DEL(n->lroutes, lr);
 	hq_free(lr->key);
 	hq_free(lr);

@@ -53,6 +53,7 @@ enum clu_req_kind {
 			      * changed here: send its entry to every peer */
 	CRQ_SWITCH_MARK,     /* worker applied the routes posted before route switch
 			      * token (clu_switch.c), behind its earlier forwards */
+	CRQ_RPC_ANSWER,      /* job: the executor's answer to a peer's RPC_REQ (clu_rpc.c) */
 };
 
 struct clu_req {
@@ -81,6 +82,7 @@ struct clu_req {
 				   * have the message stored (FORWARD SKIP), or NULL */
 	uint32_t n_skip;
 	struct session *sess;     /* TAKEOVER_IMPORTED: reference or NULL */
+	struct broker_rpc_job *job; /* RPC_ANSWER: owned (broker.h) */
 	uint32_t blob_len;
 };
 
@@ -117,6 +119,14 @@ int clu_admin_join(struct clu_node *n, const char *node, char *err, size_t errle
 int clu_admin_leave(struct clu_node *n, char *err, size_t errlen);
 int clu_admin_force_leave(struct clu_node *n, const char *node, char *err, size_t errlen);
 
+/* Cluster-wide REST API (clu_rpc.c; semantics in broker.h
+ * broker_cluster_call_many), from any non-worker thread; and the executor's
+ * answer to a peer's request (takes job). */
+struct broker_rpc;
+struct broker_rpc_job;
+int clu_rpc_call_many(struct clu_node *n, struct broker_rpc *reqs, size_t count, int timeout_ms);
+void clu_rpc_answer(struct clu_node *n, struct broker_rpc_job *job);
+
 /* SIGHUP (main thread): read cluster.tls.* certificate files again for the
  * links set up from now on; 0, or 1 when that failed (logged, the previous
  * certificates stay). 0 when clustering or cluster TLS is off. */
@@ -127,6 +137,7 @@ struct clu_stats {
 	uint64_t forwards_out, forwards_in, forwards_lost;
 	int members, running;
 	struct accept_counts accept;   /* the cluster listener's */
+	int64_t subscriptions, topics; /* local subscriptions, distinct filters (/stats) */
 };
 void clu_get_stats(const struct clu_node *n, struct clu_stats *out);
 

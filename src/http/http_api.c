@@ -201,6 +201,17 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v5/trace/*/stop", http_ops_trace_stop, 0 },
 	{ "GET", "/api/v5/trace/*/download", http_ops_trace_download, 0 },
 	{ "GET", "/api/v5/trace/*/log", http_ops_trace_log, 0 },
+	/* node-level routes, cluster-wide (http_nodes.c, http_monitor.c) */
+	{ "GET", "/api/v5/nodes", http_nodes_list, HTTP_R_NODE },
+	{ "GET", "/api/v5/nodes/*", http_nodes_get, HTTP_R_NODE },
+	{ "GET", "/api/v5/stats", http_nodes_stats, HTTP_R_NODE },
+	{ "GET", "/api/v5/metrics", http_nodes_metrics, HTTP_R_NODE },
+	{ "GET", "/api/v5/listeners", http_nodes_listeners, HTTP_R_NODE },
+	{ "GET", "/api/v5/monitor", http_monitor_get, HTTP_R_NODE },
+	{ "GET", "/api/v5/monitor_current", http_monitor_current, HTTP_R_NODE },
+	/* a paged list with HQ_TEST_FANOUT_ITEMS items per node (tests only; 404 without) */
+	{ "GET", "/api/v5/_test/items", http_nodes_test_items, HTTP_R_FANOUT_LIST },
+	{ "GET", "/api/v5/_test/items/*", http_nodes_test_item, HTTP_R_FANOUT_ONE },
 };
 
 /* Does path match the route pattern pat? Literal bytes must be equal; a '*'
@@ -265,6 +276,23 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 		if (n > 0 && (size_t)n < sizeof(resp->allow_buf) - allow_len)
 			allow_len += (size_t)n;
 	}
+	/* a peer's request (http_exec.c; only the cluster link sets local):
+	 * trusted, run as an administrator, and only on cluster-wide routes */
+	static const struct mgmt_principal peer_admin = { .name = "cluster",
+							   .role = MGMT_ROLE_ADMIN };
+	if (req->local) {
+		if (!hit && !path_known) {
+			http_resp_error(resp, 404, "NOT_FOUND", "no such path");
+			return;
+		}
+		if (!hit || !(hit->flags & (HTTP_R_FANOUT_LIST | HTTP_R_FANOUT_ONE | HTTP_R_NODE))) {
+			http_resp_error(resp, 403, "FORBIDDEN", "not a cluster-wide route");
+			return;
+		}
+		with_arg.who = &peer_admin;
+		hit->fn(ctx, &with_arg, resp);
+		return;
+	}
 	/* credentials before anything else, 404 and 405 included: without them
 	 * the API tells nothing, not even which paths exist */
 	struct mgmt_principal who;
@@ -279,7 +307,9 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 			return;
 		with_arg.who = &who;
 	}
-	if (hit) {
+	if (hit && (hit->flags & (HTTP_R_FANOUT_LIST | HTTP_R_FANOUT_ONE))) {
+		http_fanout_route(ctx, &with_arg, hit->fn, hit->flags, resp);
+	} else if (hit) {
 		hit->fn(ctx, &with_arg, resp);
 	} else if (path_known) {
 		resp->allow = resp->allow_buf;

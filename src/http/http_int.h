@@ -39,6 +39,7 @@ struct http_ctx {
 	struct http_authz *authz;   /* token key, revocation list, refusal log (owned) */
 	struct http_guard *guard;   /* connection limits and deadlines (owned) */
 	struct http_throttle *login_throttle; /* failed logins per address (owned) */
+	struct http_monitor *monitor; /* the node's /monitor time series (owned) */
 };
 
 /* The broker, or NULL while the node is starting (then resp is a 503). */
@@ -90,6 +91,8 @@ struct http_resp {
 	const char *allow;          /* Allow header for 405 (static or resp-owned buffer), or NULL */
 	const char *www_auth;       /* WWW-Authenticate header of a 401 (static), or NULL */
 	unsigned retry_after;       /* seconds for a Retry-After header (429); 0 = none */
+	char *unreachable;          /* X-Hamqtt-Unreachable header: the members a cluster-wide
+				       answer lacks, "n1,n2" (malloc'd, owned) or NULL */
 	char *body;                 /* malloc'd, owned by resp; NULL = empty body */
 	size_t body_len;
 	char allow_buf[64];
@@ -126,6 +129,63 @@ struct http_route {
 				 concatenated in member order, paged over the whole */
 #define HTTP_R_FANOUT_ONE 8u  /* one object (GET or DELETE .../{id}): the first
 				 node answering other than 404 wins; 404 if none */
+
+/* ---- the cluster-wide REST API (ARCHITECTURE.md "Cluster-wide REST API") ---- */
+#define HTTP_R_NODE 16u       /* a node-level route (http_nodes.c): with req->local the
+				 handler answers for this node; otherwise it asks the
+				 members itself (http_fanout_gather) and combines */
+/* One member's answer to a request asked of every member (http_fanout.c). */
+struct http_member_ans {
+	char node[256];
+	bool self;
+	bool running;               /* the member list says so */
+	int status;                 /* HTTP status, or BROKER_RPC_UNREACHABLE / _TIMEOUT */
+	char *body;                 /* malloc'd or NULL */
+	size_t len;
+};
+/* Ask the members (every one, or only the one named) to answer req for
+ * themselves: this node through fn with req->local set, the others over the
+ * cluster (broker_cluster_call_many), all with req's method, path, body and
+ * the query `query` (encoded, "" none). *out is in member order (this node
+ * first), http_fanout_free it. HQ_OK, or an error with resp filled. */
+int http_fanout_gather(struct http_ctx *ctx, const struct http_req *req, http_handler fn,
+		       const char *only, const char *query, struct http_member_ans **out,
+		       size_t *n, struct http_resp *resp);
+void http_fanout_free(struct http_member_ans *v, size_t n);
+/* resp->unreachable and a JSON array of the nodes that did not answer 2xx
+ * (status < 100 or 5xx), or NULL when all did. */
+struct cJSON *http_fanout_unreachable(const struct http_member_ans *v, size_t n,
+				      struct http_resp *resp);
+/* The dispatcher's part for HTTP_R_FANOUT_LIST / _ONE when req is not local. */
+void http_fanout_route(struct http_ctx *ctx, const struct http_req *req, http_handler fn,
+		       unsigned flags, struct http_resp *resp);
+/* The executor of peers' requests (http_exec.c): two threads, a bounded
+ * queue; registered with broker_set_api_handler by http_server_attach. */
+struct http_exec;
+struct http_exec *http_exec_new(struct http_ctx *ctx);
+void http_exec_free(struct http_exec *e);   /* after broker_set_api_handler(NULL) */
+struct broker_rpc_job;
+void http_exec_submit(void *exec, struct broker_rpc_job *job);   /* broker_api_fn */
+/* The node's time series for /monitor (http_monitor.c): a thread sampling
+ * broker_get_info every second, keeping a point per 10 s for an hour. */
+struct http_monitor;
+struct http_monitor *http_monitor_new(struct http_ctx *ctx);
+void http_monitor_free(struct http_monitor *m);
+/* Raise *conns / *sessions to the highest values sampled (m may be NULL). */
+void http_monitor_peaks(struct http_monitor *m, int64_t *conns, int64_t *sessions);
+/* The node-level routes (http_nodes.c). */
+void http_nodes_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_nodes_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_nodes_stats(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_nodes_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_nodes_listeners(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_nodes_test_items(struct http_ctx *ctx, const struct http_req *req,
+			   struct http_resp *resp);
+void http_nodes_test_item(struct http_ctx *ctx, const struct http_req *req,
+			  struct http_resp *resp);
+void http_monitor_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+void http_monitor_current(struct http_ctx *ctx, const struct http_req *req,
+			  struct http_resp *resp);
 
 /* Find the route for req and run it: 404 for an unknown path, 405 (with an
  * Allow header) for a known path with another method. Always fills resp. */

@@ -45,6 +45,7 @@ struct http_server {
 	struct http_ctx ctx;
 	struct MHD_Daemon *mhd;
 	atomic_bool started;           /* MHD is up: its messages drop to debug level */
+	struct http_exec *exec;        /* peers' requests (http_exec.c), from attach; owned */
 };
 
 /* Per request state, allocated on MHD's first call for a request and freed in
@@ -143,6 +144,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	if (!mr) {
 		free(r->body);
+		free(r->unreachable);
 		return MHD_NO;
 	}
 	r->body = NULL; /* MHD owns it now */
@@ -155,6 +157,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *r)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_ALLOW, r->allow);
 	if (r->www_auth)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+	if (r->unreachable) {
+		MHD_add_response_header(mr, "X-Hamqtt-Unreachable", r->unreachable);
+		HQ_FREE(r->unreachable);
+	}
 	if (r->retry_after) {
 		char ra[16];
 		snprintf(ra, sizeof(ra), "%u", r->retry_after);
@@ -280,6 +286,7 @@ static int mgmt_open(struct http_server *s, const struct hq_config *cfg, char *e
 /* After MHD stopped (or never started): no callback can run any more. */
 static void free_parts(struct http_server *s)
 {
+	http_monitor_free(s->ctx.monitor);
 	http_guard_free(s->ctx.guard);
 	http_throttle_free(s->ctx.login_throttle);
 	http_authz_free(s->ctx.authz);
@@ -377,6 +384,7 @@ struct http_server *http_server_start(const struct hq_config *cfg, char *err, si
 		return NULL;
 	}
 	atomic_store(&s->started, true);
+	s->ctx.monitor = http_monitor_new(&s->ctx);
 	bool v6 = strchr(host, ':') != NULL;
 	log_notice("listener http (dashboard, REST API, /api/v5/status) on %s%s%s:%d",
 		   v6 ? "[" : "", *host ? host : "0.0.0.0", v6 ? "]" : "", port);
@@ -395,6 +403,10 @@ void http_server_attach(struct http_server *s, struct broker *b)
 	if (s->ctx.users && mgmt_users_attach(s->ctx.users, broker_repl(b)) != HQ_OK)
 		log_error("management users not replicated: no replicated tables");
 	atomic_store(&s->ctx.b, b);
+	/* the requests other members ask this node to answer (cluster-wide API) */
+	s->exec = http_exec_new(&s->ctx);
+	if (s->exec)
+		broker_set_api_handler(b, http_exec_submit, s->exec);
 }
 
 void http_server_set_stopping(struct http_server *s)
@@ -407,6 +419,11 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
+	/* no new peer request from here; those queued are answered 503 */
+	struct broker *b = atomic_load(&s->ctx.b);
+	if (b && s->exec)
+		broker_set_api_handler(b, NULL, NULL);
+	http_exec_free(s->exec);
 	/* closes the listening socket and every connection, joins the thread */
 	MHD_stop_daemon(s->mhd);
 	free_parts(s);

@@ -1122,16 +1122,16 @@ static void test_header(void **state)
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x10", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"\x16", 1, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
 	assert_int_equal(clu_frame_parse((const uint8_t *)"GET /", 5, CLU_MAX_BODY, &fr), HQ_EMALFORMED);
-	/* the versions before (2, 3: no REPL_SET and FORWARD mid together) and
-	 * the next are refused */
+	/* the versions before (4: no RPC_REQ/RESP; 2, 3: no REPL_SET and
+	 * FORWARD mid together) and the next are refused */
 	h[1] = CLU_PROTO_VERSION - 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, 3);
+	assert_int_equal(fr.version, 4);
 	h[1] = 2;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION + 1;
 	assert_int_equal(clu_frame_parse(h, sizeof(h), CLU_MAX_BODY, &fr), HQ_EVERSION);
-	assert_int_equal(fr.version, 5);
+	assert_int_equal(fr.version, 6);
 	assert_int_equal(clu_decode(h, sizeof(h), CLU_MAX_BODY, &m, &used), HQ_EVERSION);
 	h[1] = CLU_PROTO_VERSION;
 	h[3] = 0x80;
