@@ -192,13 +192,17 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v5/prometheus/stats", http_metrics, HTTP_R_OPEN },
 	/* issue 11 "ops" (http_ops.c): alarms, log level, traces */
 	{ "GET", "/api/v5/alarms", http_ops_alarms_list, HTTP_R_FANOUT_LIST },
-	{ "DELETE", "/api/v5/alarms", http_ops_alarms_clear, 0 },
+	/* writes flagged HTTP_R_FANOUT_ONE are made by every running member at once
+	 * (a trace starts on every node, each writing its own file; the log level
+	 * and the alarm history are per node): the answer is the first member's
+	 * other than 404, this node first */
+	{ "DELETE", "/api/v5/alarms", http_ops_alarms_clear, HTTP_R_FANOUT_ONE },
 	{ "GET", "/api/v5/log_level", http_ops_log_level_get, 0 },
-	{ "PUT", "/api/v5/log_level", http_ops_log_level_put, 0 },
+	{ "PUT", "/api/v5/log_level", http_ops_log_level_put, HTTP_R_FANOUT_ONE },
 	{ "GET", "/api/v5/trace", http_ops_trace_list, 0 },
-	{ "POST", "/api/v5/trace", http_ops_trace_create, 0 },
-	{ "DELETE", "/api/v5/trace/*", http_ops_trace_delete, 0 },
-	{ "PUT", "/api/v5/trace/*/stop", http_ops_trace_stop, 0 },
+	{ "POST", "/api/v5/trace", http_ops_trace_create, HTTP_R_FANOUT_ONE },
+	{ "DELETE", "/api/v5/trace/*", http_ops_trace_delete, HTTP_R_FANOUT_ONE },
+	{ "PUT", "/api/v5/trace/*/stop", http_ops_trace_stop, HTTP_R_FANOUT_ONE },
 	{ "GET", "/api/v5/trace/*/download", http_ops_trace_download, 0 },
 	{ "GET", "/api/v5/trace/*/log", http_ops_trace_log, 0 },
 	/* node-level routes, cluster-wide (http_nodes.c, http_monitor.c) */

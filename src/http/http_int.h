@@ -127,8 +127,10 @@ struct http_route {
  * answers for the whole cluster. A stopped member is reported, not waited for. */
 #define HTTP_R_FANOUT_LIST 4u /* a paged list (http_resp_page): the nodes' lists
 				 concatenated in member order, paged over the whole */
-#define HTTP_R_FANOUT_ONE 8u  /* one object (GET or DELETE .../{id}): the first
-				 node answering other than 404 wins; 404 if none */
+#define HTTP_R_FANOUT_ONE 8u  /* one object (GET or DELETE .../{id}), or a write every
+				 node makes (PUT log_level, POST trace): every running
+				 member runs it; the first answer other than 404 wins
+				 (this node first); 404 if none */
 
 /* ---- the cluster-wide REST API (ARCHITECTURE.md "Cluster-wide REST API") ---- */
 #define HTTP_R_NODE 16u       /* a node-level route (http_nodes.c): with req->local the

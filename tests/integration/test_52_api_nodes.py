@@ -283,3 +283,32 @@ def test_single_node(broker, cluster_port):
 def test_test_route_absent_in_production(node):
     """Without HQ_TEST_FANOUT_ITEMS the tests' list route is a 404."""
     assert get(node, "/api/v5/_test/items")[0] == 404
+
+
+def test_writes_reach_every_node(c3):
+    """Writes flagged HTTP_R_FANOUT_ONE are made by every running member: the
+    log level set on node 1 holds on nodes 2 and 3; a trace started on node 2
+    runs on all three (each writes its own file) and a stop or delete sent to
+    node 3 reaches all; the alarm history is cleared everywhere."""
+    from restapi import api
+    n1, n2, n3 = c3.nodes
+    assert api(n1, "PUT", "/api/v5/log_level", {"level": "debug"})[0] in (200, 204)
+    for n in c3.nodes:
+        assert api(n, "GET", "/api/v5/log_level")[1]["level"] == "debug", n.name
+    assert api(n3, "PUT", "/api/v5/log_level", {"level": "info"})[0] in (200, 204)
+    for n in c3.nodes:
+        assert api(n, "GET", "/api/v5/log_level")[1]["level"] == "info", n.name
+    st, _ = api(n2, "POST", "/api/v5/trace", {"name": "everywhere", "type": "topic",
+                                              "topic": "w/#"})
+    assert st in (200, 201), st
+    for n in c3.nodes:
+        names = [t["name"] for t in api(n, "GET", "/api/v5/trace")[1]]
+        assert names == ["everywhere"], (n.name, names)
+    assert api(n3, "PUT", "/api/v5/trace/everywhere/stop")[0] in (200, 204)
+    for n in c3.nodes:
+        assert api(n, "GET", "/api/v5/trace")[1][0]["status"] == "stopped", n.name
+    assert api(n1, "DELETE", "/api/v5/trace/everywhere")[0] in (200, 204)
+    for n in c3.nodes:
+        assert api(n, "GET", "/api/v5/trace")[1] == [], n.name
+    assert api(n1, "DELETE", "/api/v5/trace/everywhere")[0] == 404
+    assert api(n2, "DELETE", "/api/v5/alarms")[0] in (200, 204)
