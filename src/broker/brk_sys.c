@@ -79,9 +79,10 @@ void broker_get_info(struct broker *b, struct broker_info *out)
 		out->forwards_in = cs.forwards_in;
 		out->forwards_lost = cs.forwards_lost;
 		out->accept_cluster = cs.accept;
-		out->subscriptions = cs.subscriptions;
 		out->topics = cs.topics;
 	}
+	/* every subscription of this node's sessions, clustered or not (brk_prom.c) */
+	out->subscriptions = atomic_load_explicit(&b->subs_now, memory_order_relaxed);
 	pthread_mutex_unlock(&b->retain_lock);
 	out->start_wall_ms = b->start_wall_ms;
 	pthread_mutex_lock(&b->reg_lock);

@@ -108,9 +108,10 @@ struct broker_info {
 	/* the node-level REST routes (/api/v5/nodes, /stats, /monitor) */
 	int64_t sessions;         /* sessions registered here, online or not */
 	int64_t start_wall_ms;    /* when the node started, ms since the epoch */
-	int64_t subscriptions;    /* local subscriptions (clustering on: its route
-				     table's count; 0 on a standalone node) */
-	int64_t topics;           /* distinct filters subscribed here (likewise) */
+	int64_t subscriptions;    /* subscriptions of this node's sessions */
+	int64_t topics;           /* distinct filters subscribed here, from the cluster's
+				     route table (0 with clustering off: broker_topics_list
+				     in broker_api.h counts them anywhere) */
 };
 void broker_get_info(struct broker *b, struct broker_info *out);
 /* The node's replicated tables (repl/repl.h): the management API's users. */

@@ -221,6 +221,10 @@ def test_subscriptions_and_topics(broker, raw):
     assert all(t["node"] for t in doc["data"])
     st, doc = api(b, "GET", "/api/v5/topics?topic=other")
     assert [t["topic"] for t in doc["data"]] == ["other"]
+    # /stats counts them on a standalone node too (clustering off)
+    st, stats = api(b, "GET", "/api/v5/stats")
+    assert st == 200 and stats[0]["subscriptions.count"] == 5, stats
+    assert stats[0]["topics.count"] == 5, stats
     s1.close()
     s2.close()
 
