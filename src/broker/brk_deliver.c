@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-static uint32_t window(const struct session *s)
+uint32_t sess_window(const struct session *s)
 {
 	const struct conn *c = s->conn;
 	uint32_t w = s->w->b->cfg->max_inflight;
@@ -350,7 +350,7 @@ void sess_deliver(struct session *s, struct deliv *d)
 		return;
 	}
 	/* behind the queue and behind retained messages still to send */
-	if (live && !s->queue.len && !s->retained_out && s->n_inflight < window(s))
+	if (live && !s->queue.len && !s->retained_out && s->n_inflight < sess_window(s))
 		start_inflight(s, d);
 	else
 		enqueue(s, d);
@@ -393,7 +393,7 @@ void sess_pump(struct session *s)
 	while (c && c->state == CS_ACTIVE && (s->queue.len || s->retained_out) &&
 	       conn_writable(c)) {
 		if (sess_retained_peek(s, &qos)) {
-			if (qos && s->n_inflight >= window(s))
+			if (qos && s->n_inflight >= sess_window(s))
 				break;
 			sess_retained_take(s, &d);
 			if (s->acl && !brk_acl_allow(s->w, s->acl, ACL_READ, d.msg->topic,
@@ -403,7 +403,7 @@ void sess_pump(struct session *s)
 			}
 		} else {
 			struct deliv *head = dq_at(&s->queue, 0);
-			if (head->qos && s->n_inflight >= window(s))
+			if (head->qos && s->n_inflight >= sess_window(s))
 				break;
 			dequeue(s, &d);
 		}

@@ -868,6 +868,9 @@ void sess_offline_update(struct session *s);
 
 /* brk_deliver.c */
 void sess_deliver(struct session *s, struct deliv *d);    /* takes ownership of d's refs */
+/* Outgoing QoS 1/2 messages s may have in flight now: mqtt.max_inflight, or
+ * less if its connection's Receive Maximum says so. */
+uint32_t sess_window(const struct session *s);
 void sess_pump(struct session *s);
 void sess_resend_inflight(struct session *s);
 void sess_handle_puback(struct session *s, uint8_t type, uint16_t pid, uint8_t reason);

@@ -153,7 +153,7 @@ static void client_fill(struct worker *w, struct session *s, struct broker_clien
 	o->mqueue_len = s->queue.len;
 	o->mqueue_dropped = s->dropped;
 	o->inflight_cnt = s->n_inflight;
-	o->inflight_max = s->cap_inflight;
+	o->inflight_max = sess_window(s);
 	if (c && c->state != CS_CLOSED) {
 		const struct hq_config *cfg = w->b->cfg;
 		o->connected = true;
@@ -166,7 +166,6 @@ static void client_fill(struct worker *w, struct session *s, struct broker_clien
 		o->keepalive = c->keepalive;
 		o->clean_start = c->clean_start;
 		o->connected_at = clock_wall_ms() - (ev_now_ms(w->loop) - c->connected_ms);
-		o->inflight_max = c->peer_receive_max; /* the window the client allows */
 	} else {
 		o->disconnected_at = s->detached_wall_ms;
 	}

@@ -125,6 +125,8 @@ def test_clients_list_filters_details_and_paging(broker, raw):
         assert o["disconnected_at"] and o["ip_address"] is None
         st, o3 = api(b, "GET", "/api/v5/clients/old-3")
         assert st == 200 and o3["proto_name"] == "MQIsdp" and o3["proto_ver"] == 3
+        # the window in force: mqtt.max_inflight (32), as no client asked for less
+        assert a["inflight_max"] == 32 and o3["inflight_max"] == 32, (a, o3)
         # queued messages of the offline session show as mqueue_len
         alice.publish("off/x", b"1", qos=1)
         alice.publish("off/y", b"2", qos=1)
