@@ -147,7 +147,11 @@ int ctl_cmd_alarms(struct ctl *c, const struct ctl_args *a);
 #define CTL_ALL_MAX 1000000
 int ctl_list(const struct ctl *c, const struct ctl_args *a, const char *base_path,
 	     const char *query, struct cJSON **doc);
-/* "N items in all (page P, limit L; more: --page P+1 or --all)" */
-void ctl_list_footer(const struct cJSON *doc, const char *what);
+/* "N items in all" (what: the singular, whats: the plural), and when a next
+ * page exists "; page P (limit L), more with --page P+1 or --all". */
+void ctl_list_footer(const struct cJSON *doc, const char *what, const char *whats);
+/* The node's error reply r of METHOD path on stderr: "hamqtt-ctl: METHOD
+ * PATH: HTTP <status>: <the API's message, or the body's start>". */
+void ctl_report(const char *method, const char *path, const struct ctl_resp *r);
 
 #endif

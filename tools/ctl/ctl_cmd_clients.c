@@ -94,13 +94,15 @@ int ctl_list(const struct ctl *c, const struct ctl_args *a, const char *base_pat
 	return 0;
 }
 
-void ctl_list_footer(const cJSON *doc, const char *what)
+void ctl_list_footer(const cJSON *doc, const char *what, const char *whats)
 {
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "meta");
 	char count[32], page[32], limit[32];
 	ctl_jtext(meta, "count", count, sizeof(count));
 	ctl_jtext(meta, "page", page, sizeof(page));
 	ctl_jtext(meta, "limit", limit, sizeof(limit));
+	if (strcmp(count, "1"))
+		what = whats;
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "hasnext")))
 		printf("%s %s in all; page %s (limit %s), more with --page %ld or --all\n", count,
 		       what, page, limit, atol(page) + 1);
@@ -162,7 +164,7 @@ int ctl_cmd_clients_list(struct ctl *c, const struct ctl_args *a)
 		ctl_table_row_json(t, o, keys);
 	ctl_table_print(t);
 	ctl_table_free(t);
-	ctl_list_footer(doc, "clients");
+	ctl_list_footer(doc, "client", "clients");
 	cJSON_Delete(doc);
 	return 0;
 }
@@ -262,7 +264,7 @@ int ctl_cmd_subs_list(struct ctl *c, const struct ctl_args *a)
 		ctl_table_row_json(t, o, keys);
 	ctl_table_print(t);
 	ctl_table_free(t);
-	ctl_list_footer(doc, "subscriptions");
+	ctl_list_footer(doc, "subscription", "subscriptions");
 	cJSON_Delete(doc);
 	return 0;
 }

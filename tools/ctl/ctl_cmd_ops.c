@@ -185,14 +185,11 @@ int ctl_cmd_trace_log(struct ctl *c, const struct ctl_args *a)
 	struct ctl_resp r;
 	if (ctl_http_request(c, "GET", path, NULL, CTL_SLOW_TIMEOUT_S, &r) != 0)
 		return 1;
-	int rc = 0;
-	if (r.status == 200) {
-		fwrite(r.body, 1, r.len, stdout);
-	} else {
-		/* the error reply is JSON: ctl_call's message from it */
-		ctl_resp_free(&r);
-		return ctl_call(c, "GET", path, NULL, false, NULL);
-	}
+	int rc = r.status == 200 ? 0 : 1;
+	if (rc == 0)
+		fwrite(r.body, 1, r.len, stdout); /* the file as it is */
+	else
+		ctl_report("GET", path, &r);
 	ctl_resp_free(&r);
 	return rc;
 }

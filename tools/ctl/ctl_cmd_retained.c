@@ -50,7 +50,7 @@ int ctl_cmd_retained_list(struct ctl *c, const struct ctl_args *a)
 		ctl_table_row_json(t, o, keys);
 	ctl_table_print(t);
 	ctl_table_free(t);
-	ctl_list_footer(doc, "retained messages");
+	ctl_list_footer(doc, "retained message", "retained messages");
 	cJSON_Delete(doc);
 	return 0;
 }

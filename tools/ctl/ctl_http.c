@@ -159,6 +159,18 @@ int ctl_urlenc(char *buf, size_t cap, size_t *len, const char *s)
 	return 0;
 }
 
+void ctl_report(const char *method, const char *path, const struct ctl_resp *r)
+{
+	cJSON *d = r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+	const char *msg = ctl_jstr(d, "message");
+	if (msg)
+		fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %s\n", method, path, r->status, msg);
+	else
+		fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %.200s\n", method, path, r->status,
+			r->body);
+	cJSON_Delete(d);
+}
+
 int ctl_call(const struct ctl *c, const char *method, const char *path, const char *body,
 	     bool quiet, cJSON **doc)
 {
@@ -172,14 +184,8 @@ int ctl_call(const struct ctl *c, const char *method, const char *path, const ch
 	bool ok = r.status >= 200 && r.status < 300;
 	if (c->json && r.len && (!quiet || !ok))
 		ctl_print_body(r.body, r.len);
-	if (!ok) {
-		const char *msg = ctl_jstr(d, "message");
-		if (msg)
-			fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %s\n", method, path, r.status, msg);
-		else
-			fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %.200s\n", method, path, r.status,
-				r.body);
-	}
+	if (!ok)
+		ctl_report(method, path, &r);
 	if (ok && doc)
 		*doc = d;
 	else

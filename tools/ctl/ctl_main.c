@@ -120,12 +120,12 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char word[160];
 		cmd_words(&commands[i], word, sizeof(word));
-		if (strlen(word) > 24) /* long usage: the help on a line of its own */
-			fprintf(f, "  %s\n  %-24s %s\n", word, "", commands[i].help);
+		if (strlen(word) > 25) /* long usage: the help on a line of its own */
+			fprintf(f, "  %s\n  %-25s %s\n", word, "", commands[i].help);
 		else
-			fprintf(f, "  %-24s %s\n", word, commands[i].help);
+			fprintf(f, "  %-25s %s\n", word, commands[i].help);
 	}
-	fprintf(f, "  %-24s %s\n", "help", "this text");
+	fprintf(f, "  %-25s %s\n", "help", "this text");
 	fprintf(f, "\nexit status: 0 ok, 1 failure (node unreachable or not running, the node refused,\n"
 		"bad config), 2 usage\n");
 }
