@@ -66,6 +66,20 @@ $(ASSETS_O): $(ASSETS_C)
 	@$(if $(Q),echo "  CC $(BUILD) $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The OpenAPI document served at /api-docs (src/http/http_apidocs.c): the same
+# generator, its own table, so the document stays out of the UI's size budget.
+APIDOCS_FILES := $(shell find src/http/apidocs 2>/dev/null | sort)
+APIDOCS_C := $(BUILD)/gen/http_apidocs_gen.c
+APIDOCS_O := $(BUILD)/obj/gen/http_apidocs_gen.o
+LIB_OBJ += $(APIDOCS_O)
+$(APIDOCS_C): scripts/embed_assets.py $(APIDOCS_FILES)
+	@mkdir -p $(dir $@)
+	$(Q)python3 scripts/embed_assets.py --table http_apidocs src/http/apidocs $@
+$(APIDOCS_O): $(APIDOCS_C)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC $(BUILD) $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 # every tools/<name>/ with C sources becomes build/hamqtt-<name>
 TOOLS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 TOOL_BINS := $(TOOLS:%=$(BUILD)/hamqtt-%)

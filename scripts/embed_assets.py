@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""embed_assets.py WEB_DIR OUT_C - the dashboard's files as one C source.
+"""embed_assets.py [--table NAME] WEB_DIR OUT_C - the files of WEB_DIR as one C source.
 
 Every file under WEB_DIR becomes a gzip'd byte array (level 9, no name, mtime 0:
 the output depends on the files only, so builds are reproducible) with its URL
@@ -7,10 +7,14 @@ path ("/" + its path under WEB_DIR), MIME type, ETag (the first 16 hex digits of
 the SHA-256 of the uncompressed bytes, quoted) and uncompressed size, in the
 table `http_assets[]` that src/http/http_assets.c serves (http_assets.h has
 the struct). The Makefile writes OUT_C into $(BUILD)/gen/; it is not committed.
+--table NAME names the table (NAME[], NAME_count, NAME_gz_total) for another
+set of files than the dashboard's: the OpenAPI document (src/http/apidocs/,
+table http_apidocs, served at /api-docs) is one, kept out of the UI's size.
 No network, no npm: the vendored libraries are plain files under web/vendor/.
 """
 import gzip
 import hashlib
+import json
 import os
 import sys
 
@@ -36,9 +40,14 @@ def c_bytes(data):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: embed_assets.py WEB_DIR OUT_C")
-    web, out = sys.argv[1], sys.argv[2]
+    args = sys.argv[1:]
+    table = "http_assets"
+    if len(args) == 4 and args[0] == "--table":
+        table = args[1]
+        args = args[2:]
+    if len(args) != 2:
+        sys.exit("usage: embed_assets.py [--table NAME] WEB_DIR OUT_C")
+    web, out = args
     files = []
     for root, dirs, names in os.walk(web):
         dirs.sort()
@@ -61,15 +70,17 @@ def main():
         gz = gzip.compress(raw, compresslevel=9, mtime=0)
         total += len(gz)
         etag = '"%s"' % hashlib.sha256(raw).hexdigest()[:16]
+        if ext == ".json":  # a broken document fails the build, not a client
+            json.loads(raw)
         parts.append("static const unsigned char a%d[%d] = {\n%s\n};" % (i, len(gz), c_bytes(gz)))
         rows.append('\t{ "/%s", "%s", "\\"%s\\"", a%d, %d, %d },'
                     % (rel, MIME[ext], etag.strip('"'), i, len(gz), len(raw)))
     parts.append("")
-    parts.append("const struct http_asset http_assets[] = {")
+    parts.append("const struct http_asset %s[] = {" % table)
     parts.extend(rows)
     parts.append("};")
-    parts.append("const size_t http_assets_count = %d;" % len(files))
-    parts.append("const size_t http_assets_gz_total = %d;" % total)
+    parts.append("const size_t %s_count = %d;" % (table, len(files)))
+    parts.append("const size_t %s_gz_total = %d;" % (table, total))
     tmp = out + ".tmp"
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(tmp, "w") as f:

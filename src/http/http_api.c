@@ -130,6 +130,10 @@ static const struct http_route routes[] = {
 	{ "GET", "/index.html", http_assets_get, HTTP_R_OPEN },
 	{ "GET", "/assets/*", http_assets_get, HTTP_R_OPEN },
 	{ "GET", "/vendor/*/*", http_assets_get, HTTP_R_OPEN },
+	/* the OpenAPI document (http_apidocs.c): documentation, not data, so
+	 * open like EMQX's /api-docs; test_58 checks it against this table */
+	{ "GET", "/api-docs", http_apidocs_get, HTTP_R_OPEN },
+	{ "GET", "/api-docs/openapi.json", http_apidocs_get, HTTP_R_OPEN },
 	{ "GET", "/api/v5/status", api_status, HTTP_R_OPEN },
 	{ "GET", "/metrics", http_metrics, HTTP_R_OPEN },
 	{ "POST", "/api/v5/login", http_mgmt_login, HTTP_R_OPEN },

@@ -114,6 +114,12 @@ void http_assets_get(struct http_ctx *ctx, const struct http_req *req, struct ht
 		http_resp_error(resp, 404, "NOT_FOUND", "no such file");
 		return;
 	}
+	http_asset_send(a, req, resp);
+}
+
+void http_asset_send(const struct http_asset *a, const struct http_req *req,
+		     struct http_resp *resp)
+{
 	resp->content_type = a->mime;
 	resp->etag = a->etag;
 	resp->cache_control = "no-cache";

@@ -25,11 +25,23 @@ extern const struct http_asset http_assets[];
 extern const size_t http_assets_count;
 extern const size_t http_assets_gz_total; /* bytes: the whole UI, compressed */
 
+/* The OpenAPI document's table (src/http/apidocs/, same generator). */
+extern const struct http_asset http_apidocs[];
+extern const size_t http_apidocs_count;
+extern const size_t http_apidocs_gz_total;
+
 /* The asset at URL path (exact), or NULL. "/" is "/index.html". */
 const struct http_asset *http_asset_find(const char *path);
 /* Inflate a's bytes into a malloc'd buffer of a->raw_len bytes; NULL when out
  * of memory or the data is corrupt (a build bug). */
 unsigned char *http_asset_inflate(const struct http_asset *a);
+/* Answer req with a: 304 when If-None-Match names its ETag, else the
+ * gzip'd bytes (Accept-Encoding allows) or the inflated ones; 500 when out
+ * of memory. Sets the page headers (CSP, nosniff, ...). */
+struct http_req;
+struct http_resp;
+void http_asset_send(const struct http_asset *a, const struct http_req *req,
+		     struct http_resp *resp);
 /* Does an Accept-Encoding header value accept gzip (a "gzip" or "*" token
  * without q=0)? NULL = no. */
 int http_accepts_gzip(const char *accept_encoding);

@@ -197,6 +197,10 @@ void http_api_dispatch(struct http_ctx *ctx, const struct http_req *req,
 /* GET / and the dashboard's files (http_assets.c): embedded, gzip'd, ETag. */
 void http_assets_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 
+/* GET /api-docs, /api-docs/openapi.json (http_apidocs.c): the OpenAPI 3
+ * document of every route, embedded like the dashboard's files. */
+void http_apidocs_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
+
 /* GET /metrics (http_metrics.c): Prometheus text format. */
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 

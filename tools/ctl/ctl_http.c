@@ -9,6 +9,8 @@
 
 #include "core/mem.h"
 
+#include <cjson/cJSON.h>
+
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,13 +89,13 @@ int ctl_http_request(const struct ctl *c, const char *method, const char *path,
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERPWD, key);
 	}
-	if (!strcmp(method, "POST")) {
+	if (!strcmp(method, "POST") || !strcmp(method, "PUT")) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-	} else if (strcmp(method, "GET")) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	}
+	if (strcmp(method, "GET") && strcmp(method, "POST"))
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	CURLcode cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
@@ -124,4 +126,70 @@ int ctl_http_get(const struct ctl *c, const char *path, struct ctl_resp *r)
 int ctl_http_post(const struct ctl *c, const char *path, const char *body, struct ctl_resp *r)
 {
 	return ctl_http_request(c, "POST", path, body, CTL_TIMEOUT_S, r);
+}
+
+void ctl_print_body(const char *body, size_t len)
+{
+	fwrite(body, 1, len, stdout);
+	if (!len || body[len - 1] != '\n')
+		fputc('\n', stdout);
+}
+
+int ctl_urlenc(char *buf, size_t cap, size_t *len, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = *len;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (n + 4 > cap) {
+			buf[n < cap ? n : cap - 1] = '\0';
+			*len = n;
+			return -1;
+		}
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			buf[n++] = (char)*p;
+		} else {
+			buf[n++] = '%';
+			buf[n++] = hex[*p >> 4];
+			buf[n++] = hex[*p & 15];
+		}
+	}
+	buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+void ctl_report(const char *method, const char *path, const struct ctl_resp *r)
+{
+	cJSON *d = r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+	const char *msg = ctl_jstr(d, "message");
+	if (msg)
+		fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %s\n", method, path, r->status, msg);
+	else
+		fprintf(stderr, "hamqtt-ctl: %s %s: HTTP %ld: %.200s\n", method, path, r->status,
+			r->body);
+	cJSON_Delete(d);
+}
+
+int ctl_call(const struct ctl *c, const char *method, const char *path, const char *body,
+	     bool quiet, cJSON **doc)
+{
+	struct ctl_resp r;
+	if (doc)
+		*doc = NULL;
+	/* the slow timeout for all: a cluster-wide list waits for its members */
+	if (ctl_http_request(c, method, path, body, CTL_SLOW_TIMEOUT_S, &r) != 0)
+		return 1;
+	cJSON *d = r.len ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+	bool ok = r.status >= 200 && r.status < 300;
+	if (c->json && r.len && (!quiet || !ok))
+		ctl_print_body(r.body, r.len);
+	if (!ok)
+		ctl_report(method, path, &r);
+	if (ok && doc)
+		*doc = d;
+	else
+		cJSON_Delete(d);
+	ctl_resp_free(&r);
+	return ok ? 0 : 1;
 }

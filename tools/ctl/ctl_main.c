@@ -27,31 +27,69 @@ extern char **environ;
 struct ctl_cmd {
 	const char *name;  /* first word, e.g. "clients" */
 	const char *sub;   /* second word, e.g. "kick"; NULL for one-word commands */
-	const char *args;  /* usage of the remaining words, "" when none */
-	int nargs;         /* how many words args stands for; main checks it (usage error) */
+	const char *args;  /* usage of the positional words and options, "" when none */
+	int min_args, max_args; /* how many positional words; main checks (usage error) */
+	/* the command's options, space separated: "limit=" takes a value, "all"
+	 * is a flag; given as --limit N / --all after the command's words */
+	const char *opts;
 	ctl_cmd_fn fn;
 	const char *help;  /* one line for `hamqtt-ctl help` */
 };
 
-static int cmd_status(struct ctl *c, int argc, char **argv);
-static int cmd_cluster_join(struct ctl *c, int argc, char **argv);
-static int cmd_cluster_leave(struct ctl *c, int argc, char **argv);
-static int cmd_cluster_force_leave(struct ctl *c, int argc, char **argv);
-static int cmd_cluster_status(struct ctl *c, int argc, char **argv);
-
+#define PAGING "page= limit= all"
 static const struct ctl_cmd commands[] = {
-	{ "status", NULL, "", 0, cmd_status,
+	{ "status", NULL, "", 0, 0, "", ctl_cmd_status,
 	  "is the node running: name, uptime, connections, version (exit 1 if not)" },
-	{ "cluster", "join", "NODE", 1, cmd_cluster_join,
+	{ "cluster", "join", "NODE", 1, 1, "", ctl_cmd_cluster_join,
 	  "join the cluster NODE (name@host) belongs to, leaving the current one" },
-	{ "cluster", "leave", "", 0, cmd_cluster_leave,
+	{ "cluster", "leave", "", 0, 0, "", ctl_cmd_cluster_leave,
 	  "leave the cluster; this node becomes a cluster of one" },
-	{ "cluster", "force-leave", "NODE", 1, cmd_cluster_force_leave,
+	{ "cluster", "force-leave", "NODE", 1, 1, "", ctl_cmd_cluster_force_leave,
 	  "remove a stopped (dead or cut off) member NODE from the cluster" },
-	{ "cluster", "status", "", 0, cmd_cluster_status,
+	{ "cluster", "status", "", 0, 0, "", ctl_cmd_cluster_status,
 	  "the members of this node's cluster and whether each is running" },
+	{ "nodes", NULL, "", 0, 0, "", ctl_cmd_nodes,
+	  "every member: status, version, uptime, connections, memory, load" },
+	{ "clients", "list", "[--clientid ID] [--username U] [--like-clientid S] "
+	  "[--page N] [--limit N] [--all]", 0, 0,
+	  "clientid= username= like-clientid= " PAGING, ctl_cmd_clients_list,
+	  "the cluster's clients (connected and offline sessions), a page at a time" },
+	{ "clients", "show", "ID", 1, 1, "", ctl_cmd_clients_show,
+	  "one client's details and subscriptions, from whichever node has it" },
+	{ "clients", "kick", "ID", 1, 1, "", ctl_cmd_clients_kick,
+	  "disconnect the client ID (and discard its session), on any node" },
+	{ "subscriptions", "list", "[--clientid ID] [--topic T] [--page N] [--limit N] [--all]",
+	  0, 0, "clientid= topic= " PAGING, ctl_cmd_subs_list,
+	  "the cluster's subscriptions" },
+	{ "retained", "list", "[--page N] [--limit N] [--all]", 0, 0, PAGING,
+	  ctl_cmd_retained_list, "the retained messages" },
+	{ "retained", "show", "TOPIC", 1, 1, "", ctl_cmd_retained_show,
+	  "one retained message with its payload" },
+	{ "retained", "delete", "TOPIC", 1, 1, "", ctl_cmd_retained_delete,
+	  "delete the retained message of TOPIC (on every node)" },
+	{ "publish", NULL, "TOPIC MESSAGE [--qos N] [--retain]", 2, 2, "qos= retain",
+	  ctl_cmd_publish, "publish MESSAGE to TOPIC as the administrator" },
+	{ "log", "level", "[LEVEL]", 0, 1, "", ctl_cmd_log_level,
+	  "show this node's log level, or set it (debug|info|notice|warning|error|none)" },
+	{ "trace", "start", "client|topic|ip ID|FILTER|IP [--duration S] [--name N]", 2, 2,
+	  "duration= name=", ctl_cmd_trace_start,
+	  "trace one client, topic filter or address to a file for S seconds (600)" },
+	{ "trace", "list", "", 0, 0, "", ctl_cmd_trace_list, "the traces and their state" },
+	{ "trace", "stop", "NAME", 1, 1, "", ctl_cmd_trace_stop, "stop the trace NAME" },
+	{ "trace", "log", "NAME", 1, 1, "", ctl_cmd_trace_log,
+	  "print the trace NAME's file (--json: its first MiB as the API's JSON)" },
+	{ "alarms", NULL, "[--all]", 0, 0, "all", ctl_cmd_alarms,
+	  "the active alarms of every node (--all: the deactivated ones too)" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+const char *ctl_opt(const struct ctl_args *a, const char *name)
+{
+	for (int i = 0; i < a->nopts; i++)
+		if (!strcmp(a->opt_names[i], name))
+			return a->opt[i];
+	return NULL;
+}
 
 /* "cluster join NODE": the words of a command and its arguments. */
 static void cmd_words(const struct ctl_cmd *k, char *out, size_t outlen)
@@ -80,11 +118,14 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++) {
-		char word[64];
+		char word[160];
 		cmd_words(&commands[i], word, sizeof(word));
-		fprintf(f, "  %-24s %s\n", word, commands[i].help);
+		if (strlen(word) > 25) /* long usage: the help on a line of its own */
+			fprintf(f, "  %s\n  %-25s %s\n", word, "", commands[i].help);
+		else
+			fprintf(f, "  %-25s %s\n", word, commands[i].help);
 	}
-	fprintf(f, "  %-24s %s\n", "help", "this text");
+	fprintf(f, "  %-25s %s\n", "help", "this text");
 	fprintf(f, "\nexit status: 0 ok, 1 failure (node unreachable or not running, the node refused,\n"
 		"bad config), 2 usage\n");
 }
@@ -168,20 +209,6 @@ out:
 	return rc;
 }
 
-/* Print a JSON body as the node sent it, ending with a newline. */
-static void print_body(const struct ctl_resp *r)
-{
-	fwrite(r->body, 1, r->len, stdout);
-	if (!r->len || r->body[r->len - 1] != '\n')
-		fputc('\n', stdout);
-}
-
-static const char *json_str(const cJSON *doc, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static const cJSON *json_num(const cJSON *doc, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
@@ -190,7 +217,7 @@ static const cJSON *json_num(const cJSON *doc, const char *key)
 
 /* status: GET /api/v5/status. 200 = running (exit 0); 503 = starting or
  * stopping (exit 1); anything else is unexpected (exit 1). */
-static int cmd_status(struct ctl *c, int argc, char **argv)
+int ctl_cmd_status(struct ctl *c, const struct ctl_args *a)
 {
 	static const char path[] = "/api/v5/status";
 	struct ctl_resp r;
@@ -200,11 +227,11 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	if (ctl_http_get(c, path, &r) != 0)
 		return 1;
 	if (c->json && (r.status == 200 || r.status == 503))
-		print_body(&r);
+		ctl_print_body(r.body, r.len);
 	doc = cJSON_Parse(r.body);
 	if (r.status == 200) {
-		const char *node = json_str(doc, "node"), *st = json_str(doc, "status");
-		const char *ver = json_str(doc, "version");
+		const char *node = ctl_jstr(doc, "node"), *st = ctl_jstr(doc, "status");
+		const char *ver = ctl_jstr(doc, "version");
 		const cJSON *up = json_num(doc, "uptime"), *conns = json_num(doc, "connections");
 		if (!node || !st || !ver || !up || !conns) {
 			fprintf(stderr, "hamqtt-ctl: unexpected reply from %s%s: %s\n", c->base, path, r.body);
@@ -217,7 +244,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		}
 		rc = 0;
 	} else if (r.status == 503) {
-		const char *st = json_str(doc, "status");
+		const char *st = ctl_jstr(doc, "status");
 		fprintf(stderr, "hamqtt-ctl: hamqtt node at %s is not running: %s (HTTP 503)\n", c->base,
 			st ? st : "unavailable");
 	} else {
@@ -230,160 +257,77 @@ out:
 	return rc;
 }
 
-/*
- * The cluster commands: each is one request to the node's cluster API with
- * CTL_SLOW_TIMEOUT_S (the node answers once its cluster thread has, seconds
- * for a join). With --json the node's reply is printed as is; the exit
- * status is 0 for a 200, else 1 with the node's message on stderr.
- */
-
-/* The reply of a cluster request: the parsed body of a 200 (caller deletes),
- * or NULL after telling why on stderr. */
-static cJSON *cluster_reply(const struct ctl *c, const char *path, const struct ctl_resp *r)
+/* The command's options and positional words from words[0..n) (the words
+ * after the command's name) into *out. Returns 0, or 2 after a usage
+ * message. "--" ends the options. */
+static int parse_cmd_args(const struct ctl_cmd *cmd, char **words, int n, struct ctl_args *out)
 {
-	cJSON *doc = cJSON_Parse(r->body);
-	if (c->json && doc)
-		print_body(r);
-	if (r->status == 200 && cJSON_IsObject(doc))
-		return doc;
-	const char *msg = r->status != 200 ? json_str(doc, "message") : NULL;
-	if (msg)
-		fprintf(stderr, "hamqtt-ctl: %s\n", msg);
-	else
-		fprintf(stderr, "hamqtt-ctl: unexpected reply (HTTP %ld) from %s%s: %s\n", r->status,
-			c->base, path, r->body);
-	cJSON_Delete(doc);
-	return NULL;
-}
-
-/* One cluster request and its reply: 0 for a 200, else 1 (reason printed).
- * *doc gets the parsed reply (caller deletes) when doc is not NULL. */
-static int cluster_call(const struct ctl *c, const char *method, const char *path,
-			const char *body, cJSON **doc)
-{
-	struct ctl_resp r;
-	if (ctl_http_request(c, method, path, body, CTL_SLOW_TIMEOUT_S, &r) != 0)
-		return 1;
-	cJSON *d = cluster_reply(c, path, &r);
-	ctl_resp_free(&r);
-	if (!d)
-		return 1;
-	if (doc)
-		*doc = d;
-	else
-		cJSON_Delete(d);
-	return 0;
-}
-
-/* cluster join NODE: POST /api/v5/cluster/join {"node": NODE}. */
-static int cmd_cluster_join(struct ctl *c, int argc, char **argv)
-{
-	cJSON *req = cJSON_CreateObject();
-	char *body = NULL; /* cJSON's allocation: cJSON_free */
-	if (!req || !cJSON_AddStringToObject(req, "node", argv[0]) ||
-	    !(body = cJSON_PrintUnformatted(req))) {
-		cJSON_Delete(req);
-		fprintf(stderr, "hamqtt-ctl: out of memory\n");
-		return 1;
+	char spec[256];
+	bool takes_value[CTL_MAX_OPTS];
+	bool opts_done = false;
+	memset(out, 0, sizeof(*out));
+	snprintf(spec, sizeof(spec), "%s", cmd->opts);
+	/* opt_names point into argv-lifetime storage: the table's strings are
+	 * static, so keep a static copy of the split spec per process */
+	static char names[CTL_MAX_OPTS][32];
+	for (char *save = NULL, *tok = strtok_r(spec, " ", &save); tok && out->nopts < CTL_MAX_OPTS;
+	     tok = strtok_r(NULL, " ", &save)) {
+		size_t l = strlen(tok);
+		takes_value[out->nopts] = l && tok[l - 1] == '=';
+		snprintf(names[out->nopts], sizeof(names[0]), "%.*s", (int)(l - takes_value[out->nopts]),
+			 tok);
+		out->opt_names[out->nopts] = names[out->nopts];
+		out->nopts++;
 	}
-	cJSON_Delete(req);
-	int rc = cluster_call(c, "POST", "/api/v5/cluster/join", body, NULL);
-	cJSON_free(body);
-	if (rc == 0 && !c->json)
-		printf("joined the cluster of %s\n", argv[0]);
-	return rc;
-}
-
-/* cluster leave: POST /api/v5/cluster/leave. */
-static int cmd_cluster_leave(struct ctl *c, int argc, char **argv)
-{
-	int rc = cluster_call(c, "POST", "/api/v5/cluster/leave", NULL, NULL);
-	if (rc == 0 && !c->json)
-		printf("left the cluster; this node is now a cluster of one\n");
-	return rc;
-}
-
-/* cluster force-leave NODE: DELETE /api/v5/cluster/NODE/force_leave, NODE
- * percent-encoded (anything but RFC 3986 unreserved bytes, so '@' and '/'
- * cannot change the path; the node decodes it). */
-static int cmd_cluster_force_leave(struct ctl *c, int argc, char **argv)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char path[64 + 3 * 256];
-	const char *node = argv[0];
-	size_t n = (size_t)snprintf(path, sizeof(path), "/api/v5/cluster/");
-
-	for (const unsigned char *p = (const unsigned char *)node; *p; p++) {
-		if (n + 3 + sizeof("/force_leave") > sizeof(path)) {
-			fprintf(stderr, "hamqtt-ctl: node name too long: %s\n", node);
-			return 1;
+	for (int i = 0; i < n; i++) {
+		const char *w = words[i];
+		if (!opts_done && !strcmp(w, "--")) {
+			opts_done = true;
+			continue;
 		}
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			path[n++] = (char)*p;
+		if (opts_done || w[0] != '-' || !w[1]) {
+			if (out->npos == CTL_MAX_POS || out->npos == cmd->max_args) {
+				fprintf(stderr, "hamqtt-ctl: %s%s%s: unexpected argument '%s'\n", cmd->name,
+					cmd->sub ? " " : "", cmd->sub ? cmd->sub : "", w);
+				return 2;
+			}
+			out->pos[out->npos++] = w;
+			continue;
+		}
+		int k = -1;
+		for (int j = 0; j < out->nopts && k < 0; j++)
+			if (w[0] == '-' && w[1] == '-' && !strcmp(w + 2, out->opt_names[j]))
+				k = j;
+		if (k < 0) {
+			fprintf(stderr, "hamqtt-ctl: %s%s%s: unknown option '%s'\n", cmd->name,
+				cmd->sub ? " " : "", cmd->sub ? cmd->sub : "", w);
+			return 2;
+		}
+		if (takes_value[k]) {
+			if (i + 1 >= n) {
+				fprintf(stderr, "hamqtt-ctl: %s needs a value\n", w);
+				return 2;
+			}
+			out->opt[k] = words[++i];
 		} else {
-			path[n++] = '%';
-			path[n++] = hex[*p >> 4];
-			path[n++] = hex[*p & 15];
+			out->opt[k] = "";
 		}
 	}
-	snprintf(path + n, sizeof(path) - n, "/force_leave");
-	int rc = cluster_call(c, "DELETE", path, NULL, NULL);
-	if (rc == 0 && !c->json)
-		printf("%s removed from the cluster\n", node);
-	return rc;
-}
-
-/* cluster status: GET /api/v5/cluster, a header line then one aligned line
- * per member, this node first (the node's order). */
-static int cmd_cluster_status(struct ctl *c, int argc, char **argv)
-{
-	static const char path[] = "/api/v5/cluster";
-	cJSON *doc = NULL;
-	int rc = cluster_call(c, "GET", path, NULL, &doc);
-	if (rc != 0 || c->json)
-		goto out;
-
-	const char *name = json_str(doc, "name");
-	const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(doc, "nodes");
-	const cJSON *m;
-	int total = 0, running = 0, wn = 0, ws = 0, wa = 0;
-	if (!name || !cJSON_IsArray(nodes))
-		goto bad;
-	cJSON_ArrayForEach(m, nodes) {
-		const char *node = json_str(m, "node"), *st = json_str(m, "status");
-		const char *addr = json_str(m, "addr");
-		if (!node || !st || !addr)
-			goto bad;
-		total++;
-		running += !strcmp(st, "running");
-		wn = (int)strlen(node) > wn ? (int)strlen(node) : wn;
-		ws = (int)strlen(st) > ws ? (int)strlen(st) : ws;
-		wa = (int)strlen(addr) > wa ? (int)strlen(addr) : wa;
+	if (out->npos < cmd->min_args) {
+		fprintf(stderr, "hamqtt-ctl: %s%s%s: missing %s\n", cmd->name, cmd->sub ? " " : "",
+			cmd->sub ? cmd->sub : "", cmd->args);
+		return 2;
 	}
-	printf("Cluster %s: %d node%s, %d running\n", name, total, total == 1 ? "" : "s", running);
-	cJSON_ArrayForEach(m, nodes) {
-		/* no padding after the last column: lines carry no trailing blanks */
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "self")))
-			printf("  %-*s   %-*s   %-*s   (this node)\n", wn, json_str(m, "node"), ws,
-			       json_str(m, "status"), wa, json_str(m, "addr"));
-		else
-			printf("  %-*s   %-*s   %s\n", wn, json_str(m, "node"), ws,
-			       json_str(m, "status"), json_str(m, "addr"));
-	}
-	goto out;
-bad:
-	fprintf(stderr, "hamqtt-ctl: unexpected reply from %s%s\n", c->base, path);
-	rc = 1;
-out:
-	cJSON_Delete(doc);
-	return rc;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct ctl c = { 0 };
+	struct ctl_args args;
 	bool help = false, opts_done = false;
+	/* every word but the global options, in order ("--" kept: the command's
+	 * own options end there too) */
 	char **pos = hq_calloc((size_t)argc + 1, sizeof(*pos));
 	int npos = 0, rc = 2;
 
@@ -393,6 +337,7 @@ int main(int argc, char **argv)
 			pos[npos++] = argv[i];
 		} else if (!strcmp(a, "--")) {
 			opts_done = true;
+			pos[npos++] = argv[i];
 		} else if (!strcmp(a, "-c")) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "hamqtt-ctl: -c needs a FILE\n");
@@ -409,6 +354,8 @@ int main(int argc, char **argv)
 			c.json = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			help = true;
+		} else if (npos > 0 && a[1] == '-') {
+			pos[npos++] = argv[i]; /* the command's option, checked below */
 		} else {
 			fprintf(stderr, "hamqtt-ctl: unknown option '%s'\n", a);
 			usage(stderr);
@@ -420,7 +367,7 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (npos == 0) {
+	if (npos == 0 || !strcmp(pos[0], "--")) {
 		usage(stderr);
 		goto out;
 	}
@@ -438,15 +385,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	int skip = cmd->sub ? 2 : 1;
-	if (npos - skip != cmd->nargs) {
-		char word[64];
+	if (parse_cmd_args(cmd, pos + skip, npos - skip, &args) != 0) {
+		char word[160];
 		cmd_words(cmd, word, sizeof(word));
-		if (npos - skip < cmd->nargs)
-			fprintf(stderr, "hamqtt-ctl: %s%s%s: missing %s\n", cmd->name, cmd->sub ? " " : "",
-				cmd->sub ? cmd->sub : "", cmd->args);
-		else
-			fprintf(stderr, "hamqtt-ctl: %s%s%s: unexpected argument '%s'\n", cmd->name,
-				cmd->sub ? " " : "", cmd->sub ? cmd->sub : "", pos[skip + cmd->nargs]);
 		fprintf(stderr, "usage: hamqtt-ctl [-c FILE] [--json] %s\n", word);
 		goto out;
 	}
@@ -461,7 +402,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	rc = cmd->fn(&c, npos - skip, pos + skip);
+	rc = cmd->fn(&c, &args);
 	ctl_http_cleanup();
 out:
 	hq_free(pos);
