@@ -96,12 +96,15 @@ static void pending_done(struct clu_node *n, struct clu_rpc_pending *p, int stat
 static void call_start(struct clu_node *n, struct clu_rpc_call *c)
 {
 	int64_t deadline = clu_now(n) + (c->timeout_ms > 0 ? c->timeout_ms : BROKER_RPC_TIMEOUT_MS);
-	c->remaining = (uint32_t)c->n;
-	if (!c->n) {
+	/* the last slot_done wakes the caller, whose stack holds c: from then on
+	 * c is gone, so the loop must not read c->n (nor anything of c) again */
+	size_t count = c->n;
+	c->remaining = (uint32_t)count;
+	if (!count) {
 		call_finish(c);
 		return;
 	}
-	for (size_t i = 0; i < c->n; i++) {
+	for (size_t i = 0; i < count; i++) {
 		struct broker_rpc *r = &c->reqs[i];
 		struct clu_peer *m = r->node ? clu_member_find(n, r->node, strlen(r->node)) : NULL;
 		if (!m || m->self || m->left || m->forgotten || !m->link || m->link->st != LS_UP) {
@@ -318,8 +321,9 @@ void clu_rpc_stop(struct clu_node *n)
 	pthread_mutex_unlock(&n->admin_lock);
 	while (c) { /* never started: nothing pending points into them */
 		struct clu_rpc_call *next = c->next; /* c is gone once finished */
-		c->remaining = (uint32_t)c->n;
-		for (size_t i = 0; i < c->n; i++)
+		size_t count = c->n; /* c is gone after its last slot_done */
+		c->remaining = (uint32_t)count;
+		for (size_t i = 0; i < count; i++)
 			slot_done(c, i, BROKER_RPC_UNREACHABLE, NULL, 0);
 		c = next;
 	}
