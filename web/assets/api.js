@@ -18,8 +18,6 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
-  // a route this node does not have (yet): the dispatcher's own 404
-  get unavailable() { return this.status === 404 && this.code === "NOT_FOUND" && /no such path/.test(this.message); }
 }
 
 let onAuthLost = () => {};

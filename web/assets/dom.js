@@ -121,10 +121,6 @@ export function pager(meta, go) {
 
 // An error where the page's content would be: never a blank page.
 export function showError(where, e) {
-  if (e instanceof ApiError && e.unavailable) {
-    where.append(h("p", { class: "unavailable" }, "Not available on this node."));
-    return;
-  }
   if (e instanceof ApiError && (e.status === 401 || e.code === "PASSWORD_CHANGE_REQUIRED")) return;
   toast(e.message || String(e));
   where.append(h("p", { class: "unavailable" }, "Could not load: " + (e.message || e)));

@@ -1,6 +1,6 @@
 // p_cluster.js - the cluster map: every member (/cluster) on a ring, links
-// between running members, state colours; details from /nodes when present.
-import { h } from "./dom.js";
+// between running members, state colours; details from /nodes.
+import { h, fmtDuration } from "./dom.js";
 import { get } from "./api.js";
 import { nodeList } from "./p_overview.js";
 
@@ -33,7 +33,7 @@ export default {
     main.append(h("p", {}, "Cluster ", h("b", {}, c.name || "–"), " · this node: ", h("b", {}, c.self || "–"),
       " · " + members.filter(m => m.status === "running").length + " of " + members.length + " running"),
     ring(members));
-    const { nodes, detailed } = await nodeList();
+    const nodes = await nodeList();
     const by = Object.fromEntries(nodes.map(n => [n.node, n]));
     main.append(h("table", { class: "grid" },
       h("thead", {}, h("tr", {}, ["node", "address", "state", "connections", "version", "uptime"].map(t => h("th", {}, t)))),
@@ -41,8 +41,7 @@ export default {
         const d = by[m.node] || {};
         return h("tr", { "data-node": m.node }, h("td", {}, m.node), h("td", {}, m.addr || "–"),
           h("td", {}, h("span", { class: "badge " + m.status }, m.status)), h("td", {}, d.connections ?? "–"),
-          h("td", {}, d.version || "–"), h("td", {}, typeof d.uptime === "number" ? Math.round(d.uptime / 1000) + " s" : "–"));
+          h("td", {}, d.version || "–"), h("td", {}, typeof d.uptime === "number" ? fmtDuration(d.uptime) : "–"));
       }))));
-    if (!detailed) main.append(h("p", { class: "hint" }, "Node details (/api/v5/nodes) are not available on this node."));
   },
 };

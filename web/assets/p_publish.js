@@ -18,11 +18,12 @@ export default {
       try {
         const r = await post("/publish", { topic: topic.input.value, payload: payload.input.value, qos: Number(qos.input.value),
           retain: retain.firstChild.checked, payload_encoding: "plain" });
+        // 200 {"id"}; 202 {"reason_code": 16, "message": "no_matching_subscribers"}
         result.textContent = r && r.id ? "Published, message id " + r.id
-          : r && r.message ? "Published: " + r.message : "Published.";
+          : r && r.reason_code === 16 ? "Published; no subscriber matched."
+            : "Published.";
         toast(result.textContent, "info");
       } catch (err) {
-        if (err.unavailable) { result.textContent = "Not available on this node."; return; }
         toast(err.message);
         result.textContent = "Not published: " + err.message;
       }
