@@ -159,8 +159,8 @@ integration: all
 # every broker of the suite runs node.workers = HAMQTT_TEST_WORKERS (default 2):
 # one worker and four workers exercise the single-loop and cross-worker paths
 integration-workers: all
-	HAMQTT_TEST_WORKERS=1 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
-	HAMQTT_TEST_WORKERS=4 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
+	HAMQTT_TEST_PASS=workers HAMQTT_TEST_WORKERS=1 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
+	HAMQTT_TEST_PASS=workers HAMQTT_TEST_WORKERS=4 /usr/bin/python3 tests/integration/run.py --build $(BUILD)
 
 test: deps
 	$(MAKE) all unit
@@ -169,7 +169,7 @@ test: deps
 	$(MAKE) SAN=asan all unit
 	HAMQTT_TEST_STORE=memory $(MAKE) SAN=asan integration
 	$(MAKE) SAN=tsan all
-	$(MAKE) SAN=tsan integration
+	HAMQTT_TEST_PASS=tsan $(MAKE) SAN=tsan integration
 	$(MAKE) fuzz FUZZ_TIME=5
 
 bench: deps all

@@ -22,7 +22,8 @@ HAMQTT_TEST_TIMEOUT_MULT (default 1) multiplies every timeout,
 HAMQTT_TEST_STORE (default local) is session.store of every broker that
 does not set it, HAMQTT_TEST_WORKERS (default 2) is node.workers of every broker and cluster
 node the suite starts (`make test` also runs the suite with 1 and with 4, so
-that single-worker and many-worker paths are exercised), CI (=true: a test
+that single-worker and many-worker paths are exercised; HAMQTT_TEST_PASS=workers
+/ tsan leave out the files listed in ONCE_PER_BUILD / NOT_UNDER_TSAN below), CI (=true: a test
 that would be skipped for want of haproxy, root or network namespaces fails
 instead: CI must run everything; see require()).
 
@@ -545,3 +546,31 @@ def paho():
     yield mk
     for c in made:
         c.close()
+
+
+# Which passes of `make test` run a test file. The suite runs five times
+# (plain with 2 workers, 1 and 4 workers, ASan, TSan); these files test the
+# management side (HTTP, REST, dashboard, Prometheus, ctl, config), which
+# does not depend on the broker's worker count: they run in the plain, ASan
+# and TSan passes only (HAMQTT_TEST_PASS=workers deselects them, so CI stays
+# within its time budget). The browser and the real Prometheus are also left
+# out of the TSan pass (HAMQTT_TEST_PASS=tsan): what they drive in C is
+# covered there by test_52..55 and 57 (the executor, sampler, alarm threads).
+ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "test_50_",
+                  "test_52_", "test_53_", "test_54_", "test_55_", "test_56_", "test_57_",
+                  "test_58_")
+NOT_UNDER_TSAN = ("test_54_", "test_56_")
+
+
+def pytest_collection_modifyitems(config, items):
+    run_pass = os.environ.get("HAMQTT_TEST_PASS", "")
+    skip = ONCE_PER_BUILD if run_pass == "workers" else \
+        NOT_UNDER_TSAN if run_pass == "tsan" else ()
+    if not skip:
+        return
+    keep, drop = [], []
+    for it in items:
+        (drop if os.path.basename(str(it.fspath)).startswith(skip) else keep).append(it)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
