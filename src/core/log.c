@@ -31,6 +31,7 @@
 static atomic_int g_level = LOG_INFO;
 static atomic_int g_format = LOG_FMT_TEXT;
 static atomic_int g_fd = STDERR_FILENO;
+static atomic_int g_retired_fd = -1;   /* the file before the last reopen (log_reopen) */
 static char g_node[LOG_NODE_MAX]; /* "" = no node; set before threads start */
 /* log.file as opened, for log_reopen ("" = stderr); written by log_open and
  * read by log_reopen, both on the main thread */
@@ -79,11 +80,13 @@ int log_reopen(void)
 	if (fd < 0)
 		return HQ_EIO; /* the old file stays in use */
 	int old = atomic_exchange(&g_fd, fd);
-	/* a line being written to old by another thread finishes there (its
-	 * write already has the descriptor) or fails with EBADF and is lost:
-	 * never half a line in the new file */
-	if (old > STDERR_FILENO && old != fd)
-		close(old);
+	/* Another thread may be writing a line to old right now (it loaded the
+	 * descriptor just before the exchange): old is closed only at the next
+	 * reopen, when no write can still hold it, and the one before is closed
+	 * now. So a line is never lost or cut, and never half in the new file. */
+	int retired = atomic_exchange(&g_retired_fd, old != fd ? old : -1);
+	if (retired > STDERR_FILENO && retired != fd)
+		close(retired);
 	return HQ_OK;
 }
 
@@ -107,9 +110,12 @@ bool log_rl_take(struct log_rl *rl, int64_t now_ms, uint64_t *skipped)
 void log_close(void)
 {
 	int old = atomic_exchange(&g_fd, STDERR_FILENO);
+	int retired = atomic_exchange(&g_retired_fd, -1);
 	g_path[0] = '\0';
 	if (old > STDERR_FILENO)
 		close(old);
+	if (retired > STDERR_FILENO && retired != old)
+		close(retired);
 }
 
 void log_set_level(enum log_level level)
@@ -283,7 +289,9 @@ void log_printf(enum log_level level, const char *fmt, ...)
 		puts_(&l, "...");
 	puts_(&l, json ? "\"}\n" : "\n");
 
-	int fd = atomic_load_explicit(&g_fd, memory_order_relaxed);
+	/* acquire: pairs with the exchange in log_open/log_reopen, so the file
+	 * the descriptor names is opened before this thread writes to it */
+	int fd = atomic_load_explicit(&g_fd, memory_order_acquire);
 	const char *p = buf;
 	size_t left = l.n;
 	while (left) {
