@@ -78,12 +78,13 @@ def home_of(cl, cid):
     return max(last, key=last.get)
 
 
-def front(cluster, tmp_path, checks):
+def front(cluster, tmp_path, checks, request):
     cl = cluster(3, NODE)
     cl.join_all()
     wd = tmp_path / "hp"  # the stats socket path must stay under 98 bytes
     wd.mkdir()
     hp = HAProxy(str(wd), cl.nodes) if checks else HAProxy(str(wd), cl.nodes, checks=None)
+    request.addfinalizer(hp.stop)  # haproxy is ours to stop, pass or fail
     for n in cl.nodes:
         hp.wait_state(n, "UP", timeout=15)
     return cl, hp
@@ -105,8 +106,8 @@ def clients_on(cl, hp, victim, prefix, delay, want=2):
     return made, on
 
 
-def test_redispatched_client_not_cut_when_dead_node_marked_down(cluster, tmp_path):
-    cl, hp = front(cluster, tmp_path, checks=False)   # the shipped check timings
+def test_redispatched_client_not_cut_when_dead_node_marked_down(cluster, tmp_path, request):
+    cl, hp = front(cluster, tmp_path, False, request)   # the shipped check timings
     victim = cl.nodes[1]
     made, on = clients_on(cl, hp, victim, "fo-kill", 60.0)
     again = []
@@ -142,8 +143,8 @@ def test_redispatched_client_not_cut_when_dead_node_marked_down(cluster, tmp_pat
     assert not cut, "cut when %s was marked down: %r" % (victim.name, cut)
 
 
-def test_frozen_node_clients_moved_by_shutdown_sessions(cluster, tmp_path):
-    cl, hp = front(cluster, tmp_path, checks=True)   # 200 ms checks, fall 2
+def test_frozen_node_clients_moved_by_shutdown_sessions(cluster, tmp_path, request):
+    cl, hp = front(cluster, tmp_path, True, request)   # 200 ms checks, fall 2
     victim = cl.nodes[2]
     made, on = clients_on(cl, hp, victim, "fo-stop", 1.0)
     try:

@@ -72,7 +72,14 @@ def deploy_args(s, b, node_name="hamqtt@127.0.0.1"):
     """--set lines for the deploy file: this machine's ports and the test's
     files; nothing else of the file is changed."""
     if not hasattr(b, "ssl_port"):
-        b.ssl_port, b.wss_port = free_port(), free_port()
+        # free now but not bound yet, like b's own ports: never the same number
+        taken = {b.port, b.http_port, b.cluster_port}
+        for attr in ("ssl_port", "wss_port"):
+            p = free_port()
+            while p in taken:
+                p = free_port()
+            taken.add(p)
+            setattr(b, attr, p)
     kv = {
         "node.name": node_name,
         "node.data_dir": b.data_dir,
