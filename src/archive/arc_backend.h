@@ -122,15 +122,34 @@ struct arc_tmpl;
 
 enum arc_marker { ARC_MARK_DOLLAR /* $1, $2 (PostgreSQL) */, ARC_MARK_QUESTION /* ? (MySQL) */ };
 
+/* Parse (refuses unknown placeholders, an unterminated ${, a placeholder
+ * inside a quoted SQL literal, a statement that is not an INSERT; the
+ * reason goes to err, for the config loader's file:line message). */
+int arc_tmpl_parse(const char *text, struct arc_tmpl **out, char *err, size_t errlen);
+void arc_tmpl_free(struct arc_tmpl *t);
 /* The statement with markers, owned by the template (valid while it lives). */
 const char *arc_tmpl_sql(const struct arc_tmpl *t, enum arc_marker style);
 /* How many parameters a row binds. */
 uint32_t arc_tmpl_nparams(const struct arc_tmpl *t);
-/* Parameter i of row m as text (NULL = SQL NULL), len in *len; `scratch`
- * (caller's, at least 32 bytes) holds numbers; JSON fields point into a
- * per-call cache owned by the template, valid until the next arc_tmpl_bind
- * for another message. Binary payloads: ${payload} is bound as bytes. */
-const char *arc_tmpl_param(const struct arc_tmpl *t, const struct arc_msg *m, uint32_t i,
-			   char *scratch, size_t scratch_len, size_t *len, bool *binary);
+
+/*
+ * One row's parameters. A template is shared read-only by an archive's
+ * writer threads, so what a row needs (the payload parsed as JSON once,
+ * numbers and JSON fields as text) lives in this caller-owned scratch:
+ * init, any number of arc_tmpl_param calls, done (frees what it holds).
+ */
+struct arc_tmpl_row {
+	const struct arc_msg *m;
+	void *json;      /* the payload parsed (cJSON *), owned; NULL if not JSON */
+	bool json_tried;
+	char **texts;    /* values made for this row, owned, freed by done */
+	uint32_t n_texts;
+};
+void arc_tmpl_row_init(struct arc_tmpl_row *r, const struct arc_msg *m);
+void arc_tmpl_row_done(struct arc_tmpl_row *r);
+/* Parameter i as text, or NULL for SQL NULL; its length in *len; *binary
+ * when it is bytes (${payload}) rather than text. Valid until row_done. */
+const char *arc_tmpl_param(const struct arc_tmpl *t, struct arc_tmpl_row *r, uint32_t i,
+			   size_t *len, bool *binary);
 
 #endif
