@@ -23,7 +23,9 @@ HAMQTT_TEST_STORE (default local) is session.store of every broker that
 does not set it, HAMQTT_TEST_WORKERS (default 2) is node.workers of every broker and cluster
 node the suite starts (`make test` also runs the suite with 1 and with 4, so
 that single-worker and many-worker paths are exercised; HAMQTT_TEST_PASS=workers
-/ tsan leave out the files listed in ONCE_PER_BUILD / NOT_UNDER_TSAN below), CI (=true: a test
+/ tsan leave out the files listed in ONCE_PER_BUILD / NOT_UNDER_TSAN below, and
+HAMQTT_TEST_SHARD=i/n keeps the i-th of every n test files, so the 1- and 4-worker
+passes split the suite between them), CI (=true: a test
 that would be skipped for want of haproxy, root or network namespaces fails
 instead: CI must run everything; see require()).
 
@@ -562,15 +564,31 @@ ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "t
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
 
 
+def shard_of_files(items):
+    """HAMQTT_TEST_SHARD=i/n: the names of the test files this run keeps (every n-th
+    file in name order, from the i-th), or None to keep all. `make test` runs the
+    1-worker pass on shard 0/2 and the 4-worker pass on 1/2: each file still runs
+    once with a worker count other than the default, in half the time."""
+    spec = os.environ.get("HAMQTT_TEST_SHARD", "")
+    if not spec:
+        return None
+    i, n = (int(x) for x in spec.split("/"))
+    files = sorted({os.path.basename(str(it.fspath)) for it in items})
+    return set(files[i::n])
+
+
 def pytest_collection_modifyitems(config, items):
     run_pass = os.environ.get("HAMQTT_TEST_PASS", "")
     skip = ONCE_PER_BUILD if run_pass == "workers" else \
         NOT_UNDER_TSAN if run_pass == "tsan" else ()
-    if not skip:
+    shard = shard_of_files(items)
+    if not skip and shard is None:
         return
     keep, drop = [], []
     for it in items:
-        (drop if os.path.basename(str(it.fspath)).startswith(skip) else keep).append(it)
+        name = os.path.basename(str(it.fspath))
+        out = (skip and name.startswith(skip)) or (shard is not None and name not in shard)
+        (drop if out else keep).append(it)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
