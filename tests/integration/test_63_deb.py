@@ -39,12 +39,13 @@ import signal
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 
 import netns
-from conftest import REPO, require
+from conftest import REPO, broker_env, require
 from mqttraw import T
 
 PKG = "hamqtt"
@@ -150,6 +151,19 @@ def http_status(ns):
         with urllib.request.urlopen("http://127.0.0.1:18083/api/v5/status",
                                     timeout=T(3)) as r:
             return r.status, json.loads(r.read().decode())
+
+
+def login_status(ns, password):
+    req = urllib.request.Request(
+        "http://127.0.0.1:18083/api/v5/login", method="POST",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with netns.entered(ns):
+        try:
+            with urllib.request.urlopen(req, timeout=T(5)) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
 
 
 def wait_up(ns, proc, log):
@@ -316,6 +330,11 @@ def test_deb_builds_installs_runs_and_purges(tmp_path):
             assert anon.returncode != 0, "an anonymous client was let in"
             qos1_round_trip(ns)
             assert owner("/var/lib/hamqtt/ctl.key")[0] == "hamqtt"
+            # the admin paths README.Debian gives: hamqtt-ctl as root, admin's
+            # first password from dashboard.pass
+            run(netns.exec_prefix(ns) + ["/usr/bin/hamqtt-ctl", "-c", "/etc/hamqtt/hamqtt.conf",
+                                         "status"], timeout=20, env=broker_env())
+            assert login_status(ns, open("/etc/hamqtt/dashboard.pass").readline().strip()) == 200
 
             # to hamqttd, as systemd signals a unit's main process (runuser, sent
             # it, would report the signal rather than hamqttd's status)
