@@ -5,7 +5,8 @@
   - `dpkg -i` installs it: the binaries, the conffiles, the unit, the system
     user hamqtt (no shell), /var/lib/hamqtt 0750 hamqtt:hamqtt, a random
     node.cookie in /etc/hamqtt/hamqtt.env (root 0600, never the public one);
-  - the unit's ExecStart runs as hamqtt (runuser) with the unit's
+  - the unit's ExecStart runs as hamqtt (setpriv: the unit's User, Group,
+    empty CapabilityBoundingSet, NoNewPrivileges) with the unit's
     EnvironmentFile, inside a network namespace made here (so the packaged
     ports 1883 / 18083 cannot collide with the rest of the suite), on the
     packaged configuration UNCHANGED (no --set, no HAMQTT_* beyond the env
@@ -66,7 +67,7 @@ WANTS = "/etc/systemd/system/multi-user.target.wants/hamqtt.service"
 def _why_not():
     if os.geteuid() != 0:
         return "needs root (dpkg -i, a system user, ip netns)"
-    for tool in ("dpkg-deb", "dpkg-shlibdeps", "lintian", "mosquitto_sub", "runuser"):
+    for tool in ("dpkg-deb", "dpkg-shlibdeps", "lintian", "mosquitto_sub", "setpriv"):
         if not shutil.which(tool):
             return "%s not found (scripts/deps.sh)" % tool
     return netns.unavailable_reason()
@@ -252,19 +253,27 @@ def check_purged():
 
 
 def run_packaged(ns, logpath):
-    """The unit's ExecStart as its User=, with its EnvironmentFile=, UMask=
-    and WorkingDirectory (/, systemd's default), in namespace ns."""
+    """The unit's ExecStart as its User= and Group=, with its
+    EnvironmentFile=, UMask=, WorkingDirectory (/, systemd's default), empty
+    CapabilityBoundingSet= and NoNewPrivileges=, in namespace ns. setpriv
+    (util-linux, runuser's sibling) rather than runuser: it execs hamqttd
+    itself, as systemd does, so the process is the unit's main process (no
+    PAM session parent in between) and the bounding set is dropped too."""
     with open("/lib/systemd/system/hamqtt.service") as f:
         unit = f.read()
     argv = unit_value(unit, "ExecStart").split()
-    user = unit_value(unit, "User")
+    user, group = unit_value(unit, "User"), unit_value(unit, "Group")
+    assert unit_value(unit, "CapabilityBoundingSet") == ""
+    assert unit_value(unit, "NoNewPrivileges") == "yes"
     envf = unit_value(unit, "EnvironmentFile").lstrip("-")
     umask = int(unit_value(unit, "UMask"), 8)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     env.update(env_file(envf))
     log = open(logpath, "w")
     try:
-        return subprocess.Popen(netns.exec_prefix(ns) + ["runuser", "-u", user, "--"] + argv,
+        setpriv = ["setpriv", "--reuid", user, "--regid", group, "--init-groups",
+                   "--no-new-privs", "--bounding-set", "-all", "--inh-caps", "-all", "--"]
+        return subprocess.Popen(netns.exec_prefix(ns) + setpriv + argv,
                                 env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL,
                                 preexec_fn=lambda: os.umask(umask))
@@ -318,12 +327,13 @@ def test_deb_builds_installs_runs_and_purges(tmp_path):
             proc = run_packaged(ns, logpath)
             body = wait_up(ns, proc, log)
             assert body.get("version") == version(), body
-            # hamqttd itself (runuser's child) runs as hamqtt
-            ps = run(["ps", "--ppid", str(proc.pid), "-o", "pid=,user=,comm="],
-                     check=False).stdout
-            m = re.search(r"^\s*(\d+)\s+hamqtt\s+hamqttd$", ps, re.M)
-            assert m, ps
-            daemon = int(m.group(1))
+            # ip netns exec and setpriv exec: proc is hamqttd, as hamqtt, no capability
+            with open("/proc/%d/status" % proc.pid) as f:
+                status = f.read()
+            assert re.search(r"^Name:\s+hamqttd$", status, re.M), status
+            assert re.search(r"^Uid:\s+%d\s" % pwd.getpwnam("hamqtt").pw_uid, status, re.M)
+            assert re.search(r"^CapBnd:\s+0+$", status, re.M), status
+            assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
 
             anon = run(mqtt(ns, "mosquitto_pub", "-V", "mqttv5", "-t", "deb/t", "-m", "x"),
                        timeout=20, check=False)
@@ -336,19 +346,12 @@ def test_deb_builds_installs_runs_and_purges(tmp_path):
                                          "status"], timeout=20, env=broker_env())
             assert login_status(ns, open("/etc/hamqtt/dashboard.pass").readline().strip()) == 200
 
-            # to hamqttd, as systemd signals a unit's main process (runuser, sent
-            # it, would report the signal rather than hamqttd's status)
-            os.kill(daemon, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=T(20)) == 0, log()
             assert "stopped" in log()
             proc = None
         finally:
             if proc is not None and proc.poll() is None:
-                # runuser's child first (runuser itself would only forward it)
-                kids = run(["ps", "--ppid", str(proc.pid), "-o", "pid="], check=False).stdout
-                for pid in kids.split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), signal.SIGKILL)
                 proc.kill()
                 proc.wait()
             netns.ip("netns", "del", ns, check=False)
