@@ -13,6 +13,7 @@
 #   make SAN=asan|tsan   sanitizer build into build-asan/ or build-tsan/
 #   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_TIME seconds each
 #   make CC=clang   clang build
+#   make deb        build/hamqtt_<version>_<arch>.deb (packaging/)
 
 CC ?= gcc
 SAN ?=
@@ -213,10 +214,17 @@ chaos-short: all
 	$(CHAOS) --store redis --nodes 3 --qos 2 --mqtt 3.1.1 $(CHAOS_SHORT_ARGS) || failed=1; \
 	test $$failed -eq 0
 
+# make deb: build/hamqtt_<version>_<arch>.deb (packaging/mkdeb.sh,
+# docs/architecture/packaging.md) from the plain build's binaries: always
+# build/ without sanitizers, whatever SAN says (needs make deps first).
+deb:
+	$(MAKE) SAN= BUILD=build all
+	packaging/mkdeb.sh build
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 .PHONY: all unit deps run integration integration-workers integration-workers-full test bench bench-recovery chaos chaos-short clean \
-	fuzz fuzz-bins
+	fuzz fuzz-bins deb
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -7,6 +7,10 @@ PKGS="$PKGS libwslay-dev"
 PKGS="$PKGS libjwt-dev python3-cryptography"
 # issue 11: promtool and a real Prometheus (test_54), PyYAML for its configs
 PKGS="$PKGS prometheus python3-yaml"
+# issue 12, make deb: lintian checks the package (test_63); dpkg-dev
+# (dpkg-shlibdeps computes its Depends) and systemd (systemd-analyze verifies
+# the unit; installing it does not make it PID 1) are named for a minimal machine
+PKGS="$PKGS lintian dpkg-dev systemd"
 # the dashboard (ARCHITECTURE.md "The dashboard"): zlib inflates the embedded
 # assets for a client without gzip; its browser test runs Debian's chromium
 # driven by playwright-core (npm, tests/browser/package-lock.json) on node.

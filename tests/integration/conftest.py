@@ -47,7 +47,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mqttraw import T  # noqa: E402
+from mqttraw import SANITIZED, T  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SANITIZER_MARKERS = (
@@ -562,6 +562,9 @@ ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "t
                   "test_52_", "test_53_", "test_54_", "test_55_", "test_56_", "test_57_",
                   "test_58_")
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
+# the .deb (test_63) is made from and installs the plain build, once: not in
+# the workers, TSan or ASan passes (make deb never builds with a sanitizer)
+PLAIN_PASS_ONLY = ("test_63_",)
 
 
 def shard_of_files(items):
@@ -581,6 +584,8 @@ def pytest_collection_modifyitems(config, items):
     run_pass = os.environ.get("HAMQTT_TEST_PASS", "")
     skip = ONCE_PER_BUILD if run_pass == "workers" else \
         NOT_UNDER_TSAN if run_pass == "tsan" else ()
+    if run_pass in ("workers", "tsan") or SANITIZED:
+        skip = skip + PLAIN_PASS_ONLY
     shard = shard_of_files(items)
     if not skip and shard is None:
         return

@@ -7,7 +7,9 @@
  * Lines are user:$7$<iterations>$<salt>$<hash> (PBKDF2-SHA512, 101
  * iterations as mosquitto_passwd); other lines are kept as they are. The new
  * file is written next to the old one (mode 0600) and renamed over it, so a
- * broker re-reading it on SIGHUP never sees half a file.
+ * broker re-reading it on SIGHUP never sees half a file. A file that exists
+ * keeps its mode, owner and group: root editing the Debian package's
+ * root:hamqtt 0640 file must not leave it unreadable to the broker.
  */
 #include "auth/auth_passwd.h"
 #include "core/err.h"
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -162,8 +165,15 @@ int main(int argc, char **argv)
 	memset(pw, 0, sizeof(pw));
 	memset(again, 0, sizeof(again));
 	int rc = 0;
-	if (fs_write_atomic(path, out, n, 0600) != HQ_OK) {
+	struct stat st;
+	bool had = stat(path, &st) == 0;
+	if (fs_write_atomic(path, out, n, had ? st.st_mode & 07777 : 0600) != HQ_OK) {
 		fprintf(stderr, "hamqtt-passwd: cannot write %s: %s\n", path, strerror(errno));
+		rc = 1;
+	} else if (had && (st.st_uid != geteuid() || st.st_gid != getegid()) &&
+		   chown(path, st.st_uid, st.st_gid) != 0) {
+		fprintf(stderr, "hamqtt-passwd: %s written, but cannot give it back its owner "
+			"%u:%u: %s\n", path, (unsigned)st.st_uid, (unsigned)st.st_gid, strerror(errno));
 		rc = 1;
 	}
 	hq_free(old);
