@@ -246,7 +246,7 @@ const struct conf_key conf_keys[] = {
 	K_STR("cluster.static.seeds", cluster_static_seeds, check_seeds, "a comma separated list of name@host", "",
 	      "static discovery: comma separated node names"),
 	K_STR("cluster.dns.name", cluster_dns_name, NULL, NULL, "",
-	      "dns discovery: a name whose A records are the peers' hosts"),
+	      "dns discovery: a name whose A (or SRV) records are the peers' hosts"),
 	K_ENUM("cluster.dns.record_type", cluster_dns_record_type, dns_record_names, "a",
 	       "dns discovery: a (peers named by address) | srv (peers named by the SRV targets)"),
 	K_INT("cluster.port", cluster_port, 0, U16, "4370",
