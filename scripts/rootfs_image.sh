@@ -6,8 +6,11 @@
 # ENTRYPOINT started as the image's USER in its own mount, pid and network
 # namespaces (only lo: the ports stay off this host's) with
 # the rootfs read-only except /var/lib/hamqtt, and the HEALTHCHECK command run
-# inside until it passes. Root only. Usage:
-#   scripts/rootfs_image.sh ROOTFS_DIR [BUILD_DIR]     (ROOTFS_DIR made if missing)
+# inside until it passes. With BUILD_STAGE=1 the build stage runs first, in a copy
+# of the rootfs (ROOTFS_DIR-build): its RUN, WORKDIR and COPY lines in order, as
+# written (the -dev packages, then `make all`), and the runtime stage gets the
+# binaries it built instead of BUILD_DIR's. Root only. Usage:
+#   [BUILD_STAGE=1] scripts/rootfs_image.sh ROOTFS_DIR [BUILD_DIR]   (ROOTFS_DIR made if missing)
 set -eu
 root=$1
 build=${2:-build}
@@ -17,12 +20,31 @@ df="$here/deploy/docker/Dockerfile"
 if [ ! -x "$root/bin/sh" ]; then
 	debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
 fi
+joined=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df" | grep -v '^ *#')
+if [ "${BUILD_STAGE:-0}" = 1 ]; then
+	broot="$root-build"
+	[ -x "$broot/bin/sh" ] || cp -a "$root" "$broot"
+	cp /etc/resolv.conf "$broot/etc/resolv.conf"
+	wd=/
+	# the first stage's lines, one by one (a COPY is done by hand from the repo)
+	printf '%s\n' "$joined" | awk '/^FROM /{n++} n==1' | while IFS= read -r ln; do
+		case "$ln" in
+		WORKDIR\ *) wd=${ln#WORKDIR }; mkdir -p "$broot$wd" ;;
+		COPY\ *) set -- ${ln#COPY }; cp -a "$here/$1" "$broot$wd/$2" ;;
+		RUN\ *) echo "rootfs_image: build stage: ${ln#RUN }" | cut -c1-160
+			chroot "$broot" /bin/sh -c "cd $wd && ${ln#RUN }" ;;
+		esac
+	done
+	here_build="$broot/src/build"
+else
+	here_build="$here/$build"
+fi
 # the runtime stage: the lines after the last FROM, continuation lines joined
-stage=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df" | awk '/^FROM /{s=""} {s=s $0 "\n"} END{printf "%s", s}')
+stage=$(printf '%s\n' "$joined" | awk '/^FROM /{s=""} {s=s $0 "\n"} END{printf "%s", s}')
 run=$(printf '%s\n' "$stage" | sed -n 's/^RUN //p')
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 chroot "$root" id hamqtt >/dev/null 2>&1 || chroot "$root" /bin/sh -c "$run"
-install -m 0755 "$here/$build/hamqttd" "$here/$build/hamqtt-ctl" "$here/$build/hamqtt-passwd" "$root/usr/bin/"
+install -m 0755 "$here_build/hamqttd" "$here_build/hamqtt-ctl" "$here_build/hamqtt-passwd" "$root/usr/bin/"
 install -m 0644 "$here/deploy/docker/hamqtt.conf" "$root/etc/hamqtt/hamqtt.conf"
 user=$(printf '%s\n' "$stage" | sed -n 's/^USER //p' | tail -1)
 health=$(printf '%s\n' "$stage" | sed -n 's/^HEALTHCHECK .* CMD //p' | tail -1)
