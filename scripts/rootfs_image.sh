@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the runtime stage of deploy/docker/Dockerfile without a container engine
-# (docs/operator/containers.md "Where no engine runs"): a Debian 12 rootfs made by
+# (docs/operator/containers.md "What was run"): a Debian 12 rootfs made by
 # debootstrap (Debian's mirror), the Dockerfile's runtime RUN step executed in it
 # as written, the COPY steps done by hand (hamqttd etc. from BUILD), then the
 # ENTRYPOINT started as the image's USER in its own mount, pid and network
