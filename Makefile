@@ -28,6 +28,8 @@ LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 # (auth_jwt_fetch.c) are libcurl clients; libjwt verifies JWT signatures
 LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
+# DNS SRV discovery (src/cluster/clu_discover.c): res_nquery and ns_parserr
+LDLIBS += -lresolv
 
 ifeq ($(SAN),asan)
   # float-cast-overflow: clang's "undefined" has it, gcc's not (a JSON number

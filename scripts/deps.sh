@@ -16,6 +16,9 @@ PKGS="$PKGS lintian dpkg-dev systemd"
 # driven by playwright-core (npm, tests/browser/package-lock.json) on node.
 # A node that came from elsewhere (e.g. NodeSource, which bundles npm) is kept.
 PKGS="$PKGS zlib1g-dev chromium fonts-liberation"
+# issue 12 containers: dnsmasq-base is the DNS server of test_64_dns_srv (SRV
+# records of a StatefulSet); the binary only, no system service to stop
+PKGS="$PKGS dnsmasq-base"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 browser_deps() {
 	dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"

@@ -175,7 +175,9 @@ void clu_link_dial(struct clu_node *n, struct clu_peer *m, bool join)
 	struct addrinfo *res = NULL;
 	/* a numeric address never blocks; a DNS name may (the cluster thread
 	 * waits for the resolver, see ARCHITECTURE.md "The cluster"; DNS
-	 * discovery resolves on a thread of its own and yields numeric names) */
+	 * discovery resolves on a thread of its own and yields numeric names,
+	 * or with SRV host names resolved here at every dial, never cached, so a
+	 * restarted pod with a new address is reached again) */
 	int gai = getaddrinfo(host, portstr, &hints, &res);
 	if (gai != 0 || !res) {
 		clu_fmt(m->last_error, sizeof(m->last_error), "cannot resolve %s: %s", host,

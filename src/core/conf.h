@@ -22,6 +22,8 @@
 
 enum conf_store { CONF_STORE_MEMORY = 0, CONF_STORE_LOCAL, CONF_STORE_REDIS };
 enum conf_discovery { CONF_DISC_MANUAL = 0, CONF_DISC_STATIC, CONF_DISC_DNS };
+/* cluster.dns.record_type: A records name peers by address, SRV by target host */
+enum conf_dns_record { CONF_DNS_A = 0, CONF_DNS_SRV };
 enum conf_shared_strategy { CONF_SHARED_ROUND_ROBIN = 0, CONF_SHARED_RANDOM, CONF_SHARED_HASH_CLIENTID };
 /* auth (issue 10, src/auth/) */
 enum conf_acl_no_match { CONF_ACL_DENY = 0, CONF_ACL_ALLOW };
@@ -78,6 +80,7 @@ struct hq_config {
 	enum conf_discovery cluster_discovery;
 	char *cluster_static_seeds;    /* comma separated node names */
 	char *cluster_dns_name;
+	enum conf_dns_record cluster_dns_record_type;
 	int cluster_port;              /* 4370 */
 	int cluster_heartbeat_timeout; /* seconds */
 	/* cluster.tls.*: TLS on cluster links (cluster/clu_tls.c) */

@@ -149,6 +149,8 @@ static bool check_http_url(const char *v)
 }
 
 static const char *const disc_names[] = { "manual", "static", "dns", NULL };
+static const char *const dns_record_names[] = { "a", "srv", NULL };
+_Static_assert(CONF_DNS_A == 0 && CONF_DNS_SRV == 1 && sizeof(enum conf_dns_record) == 4, "dns_record_names");
 static const char *const store_names[] = { "memory", "local", "redis", NULL };
 static const char *const level_names[] = { "debug", "info", "notice", "warning", "error", "none", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
@@ -244,7 +246,9 @@ const struct conf_key conf_keys[] = {
 	K_STR("cluster.static.seeds", cluster_static_seeds, check_seeds, "a comma separated list of name@host", "",
 	      "static discovery: comma separated node names"),
 	K_STR("cluster.dns.name", cluster_dns_name, NULL, NULL, "",
-	      "dns discovery: a name whose A records are the peers' hosts"),
+	      "dns discovery: a name whose A (or SRV) records are the peers' hosts"),
+	K_ENUM("cluster.dns.record_type", cluster_dns_record_type, dns_record_names, "a",
+	       "dns discovery: a (peers named by address) | srv (peers named by the SRV targets)"),
 	K_INT("cluster.port", cluster_port, 0, U16, "4370",
 	      "TCP port of cluster links, on the host part of node.name; 0 = standalone, no cluster"),
 	K_DUR("cluster.heartbeat_timeout", cluster_heartbeat_timeout, 1, 86400, "5s",
