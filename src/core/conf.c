@@ -495,8 +495,10 @@ static int parse_line(struct hq_config *cfg, const struct origin *o, const char 
 			goto out;
 		}
 	} else {
+		/* '#' starts a comment only after a blank, so topic filters such
+		 * as sensors/# need no quotes (a value that is only '#' does) */
 		const char *vs = p;
-		while (p < end && *p != '#')
+		while (p < end && !(*p == '#' && (p == vs || is_space(p[-1]))))
 			p++;
 		while (p > vs && is_space(p[-1]))
 			p--;
