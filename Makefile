@@ -27,6 +27,10 @@ LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 # (auth_jwt_fetch.c) are libcurl clients; libjwt verifies JWT signatures
 LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
+# the message archive's MariaDB/MySQL backend (src/archive/arc_mysql*.c):
+# the MariaDB client library, headers in their own directory
+CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs libmariadb 2>/dev/null || echo -lmariadb)
 
 ifeq ($(SAN),asan)
   # float-cast-overflow: clang's "undefined" has it, gcc's not (a JSON number
