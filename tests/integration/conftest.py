@@ -559,6 +559,8 @@ def paho():
 ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "test_50_",
                   "test_52_", "test_53_", "test_54_", "test_55_", "test_56_", "test_57_",
                   "test_58_")
+# the MariaDB archive (test_61): nothing in it depends on the worker count
+ONCE_PER_BUILD += ("test_61_",)
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
 
 
