@@ -5,7 +5,7 @@
  * (split under max_allowed_packet), a re-written batch adding no row,
  * binary payloads, an INSERT template with ${payload.temp}, read-back with
  * MQTT filter semantics and paging, and the server killed (HQ_EAGAIN) then
- * back (open works again).
+ * back (open works again); TLS required, verified or not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -336,6 +336,60 @@ static void test_server_killed(void **state)
 	arc_mysql_ops.close(db);
 }
 
+/* A self-signed certificate for 127.0.0.1 (its own CA) as dir/<name>.pem + dir/<name>.key. */
+static bool make_cert(const char *name)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=IP:127.0.0.1 -keyout %s/%s.key -out %s/%s.pem >/dev/null 2>&1 && "
+		 "chmod 644 %s/%s.key", srv.dir, name, srv.dir, name, srv.dir, name);
+	return system(cmd) == 0;
+}
+
+/* tls = true: encrypted (the server refuses plain connections); tls_cafile verifies. */
+static void test_tls(void **state)
+{
+	(void)state;
+	static char cert[128], key[128], ca[128], other[128];
+	assert_true(make_cert("server"));
+	assert_true(make_cert("other"));
+	snprintf(cert, sizeof(cert), "--ssl-cert=%s/server.pem", srv.dir);
+	snprintf(key, sizeof(key), "--ssl-key=%s/server.key", srv.dir);
+	snprintf(ca, sizeof(ca), "%s/server.pem", srv.dir);
+	snprintf(other, sizeof(other), "%s/other.pem", srv.dir);
+	mfx_kill(&srv);
+	srv.extra[0] = cert;
+	srv.extra[1] = key;
+	srv.extra[2] = "--require-secure-transport=ON";
+	assert_true(mfx_start(&srv));
+	struct arc_db d = db_conf("msgs", NULL);
+	void *db = NULL;
+	char err[256] = "";
+	/* plain: refused by the server */
+	assert_int_equal(arc_mysql_ops.open(&d, &db, err, sizeof(err)), HQ_EAGAIN);
+	assert_null(db);
+	/* encrypted, not verified */
+	d.tls = true;
+	assert_int_equal(arc_mysql_ops.open(&d, &db, err, sizeof(err)), HQ_OK);
+	static struct batch b;
+	make_batch(&b, 3, 9, 1700000800000);
+	assert_int_equal(write_rows(db, b.m, 3), HQ_OK);
+	arc_mysql_ops.close(db);
+	/* verified against the right CA, then a wrong one */
+	d.tls_cafile = ca;
+	db = NULL;
+	assert_int_equal(arc_mysql_ops.open(&d, &db, err, sizeof(err)), HQ_OK);
+	arc_mysql_ops.close(db);
+	d.tls_cafile = other;
+	db = NULL;
+	assert_int_equal(arc_mysql_ops.open(&d, &db, err, sizeof(err)), HQ_EAGAIN);
+	assert_null(db);
+	assert_int_equal(mfx_scalar(&srv, "SELECT COUNT(*) FROM msgs"), 323);
+	mfx_kill(&srv);
+	memset(srv.extra, 0, sizeof(srv.extra));
+	assert_true(mfx_start(&srv));
+}
+
 int main(void)
 {
 	if (!mfx_available())
@@ -350,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_template),
 		cmocka_unit_test(test_query_filters),
 		cmocka_unit_test(test_server_killed),
+		cmocka_unit_test(test_tls),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	mfx_cleanup();
