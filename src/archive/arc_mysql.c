@@ -440,6 +440,8 @@ static int my_write_tmpl(struct my_conn *mc, const struct arc_msg *rows, size_t 
 		if (mysql_stmt_param_count(mc->tmpl_st) != np) {
 			snprintf(err, errlen, "mysql: the insert template has %lu markers for the server, "
 				 "%u placeholders", mysql_stmt_param_count(mc->tmpl_st), np);
+			mysql_stmt_close(mc->tmpl_st);
+			mc->tmpl_st = NULL;
 			return HQ_EINVAL;
 		}
 	}

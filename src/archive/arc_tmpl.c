@@ -146,7 +146,7 @@ static int tmpl_name(const char *s, size_t len, struct tmpl_param *p, char *err,
 	return HQ_EINVAL;
 }
 
-/* True when text starts (after blanks and comments-free whitespace) with INSERT. */
+/* True when text starts (after blanks) with the word INSERT. */
 static bool tmpl_is_insert(const char *text)
 {
 	while (isspace((unsigned char)*text))
@@ -362,7 +362,8 @@ static const cJSON *row_json(struct arc_tmpl_row *r)
 	return r->json;
 }
 
-/* A number as its shortest text that reads back the same. */
+/* A number as its shortest text that reads back the same (cJSON keeps a
+ * double: an integer beyond 2^53 comes out rounded). */
 static char *json_number(const cJSON *v)
 {
 	char buf[64];

@@ -43,7 +43,7 @@ def _archive_keys_refused():
     p = subprocess.Popen([hamqttd_path(), "-c", conf], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=broker_env())
     try:
-        out, _ = p.communicate(timeout=3)
+        out, _ = p.communicate(timeout=2)
         if p.returncode != 0 and b"archive" in out:
             return "this hamqttd refuses archive.<name>.* keys (the archive core is not merged): " + \
                 out.decode(errors="replace").strip().splitlines()[-1]
