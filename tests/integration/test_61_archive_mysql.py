@@ -69,7 +69,7 @@ def archive_conf(m, table, name="my", **more):
         "archive.%s.username" % name: USER,
         "archive.%s.password" % name: PASSWORD,
         "archive.%s.table" % name: table,
-        "archive.%s.topics" % name: "sensors/#,$SYS/#",
+        "archive.%s.topics" % name: '"sensors/#,$SYS/#"',  # quoted: a bare # starts a comment
         "archive.%s.batch_interval_ms" % name: 20,
         "archive.%s.retry_min_ms" % name: 100,
         "archive.%s.retry_max_ms" % name: 1000,
