@@ -171,3 +171,25 @@ def test_rest_readback(broker, mariadb):  # noqa: F811
     assert get(topic="sensors/r0/#")["meta"]["count"] == 4
     assert get(topic="sensors/r0/humidity")["meta"]["count"] == 1
     assert get(topic="sensors/r0")["meta"]["count"] == 0
+
+
+def test_insert_template(broker, mariadb):  # noqa: F811
+    """archive.<name>.insert: the operator's table gets ${payload.temp} of JSON payloads (NULL
+    when not JSON), bound values, no default table."""
+    mariadb.sql("CREATE TABLE t61_readings (id CHAR(32) PRIMARY KEY, topic VARCHAR(255) NOT NULL, "
+                "temp DOUBLE NULL, room VARCHAR(32) NULL, raw BLOB, at DATETIME(3))")
+    conf = archive_conf(mariadb, "t61_unused")
+    conf["archive.my.insert"] = (
+        "INSERT INTO t61_readings (id, topic, temp, room, raw, at) VALUES (${id}, ${topic}, "
+        "${payload.temp}, ${payload.where.room}, ${payload}, FROM_UNIXTIME(${timestamp} / 1000))")
+    b = broker(conf)
+    mosquitto_pub(b.port, "sensors/k/t", '{"temp": 21.5, "where": {"room": "kitchen"}}', qos=1)
+    mosquitto_pub(b.port, "sensors/x/t", "it's not JSON'); DROP TABLE t61_readings; --", qos=1)
+    assert wait_rows(mariadb, "SELECT COUNT(*) FROM t61_readings", "2", T(30)) == "2", \
+        b.log_tail(40)
+    assert mariadb.sql("SELECT topic, temp, room FROM t61_readings ORDER BY topic") == [
+        ["sensors/k/t", "21.5", "kitchen"], ["sensors/x/t", None, None]]
+    assert mariadb.scalar("SELECT COUNT(*) FROM t61_readings WHERE raw LIKE '%DROP TABLE%' "
+                          "AND ABS(TIMESTAMPDIFF(SECOND, at, UTC_TIMESTAMP())) < 120") == "1"
+    assert mariadb.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE "
+                          "table_name = 't61_unused'") == "0"
