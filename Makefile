@@ -30,6 +30,10 @@ LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
 # DNS SRV discovery (src/cluster/clu_discover.c): res_nquery and ns_parserr
 LDLIBS += -lresolv
+# the message archive's MariaDB/MySQL backend (src/archive/arc_mysql*.c):
+# the MariaDB client library, headers in their own directory
+CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs libmariadb 2>/dev/null || echo -lmariadb)
 
 ifeq ($(SAN),asan)
   # float-cast-overflow: clang's "undefined" has it, gcc's not (a JSON number

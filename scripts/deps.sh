@@ -20,6 +20,29 @@ PKGS="$PKGS zlib1g-dev chromium fonts-liberation"
 # records of a StatefulSet); the binary only, no system service to stop
 PKGS="$PKGS dnsmasq-base"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+# issue 12, the archive's MariaDB/MySQL backend: the client library to build;
+# mariadb-server only for the tests, which start their own mariadbd in a temp
+# dir. The package's service must not start (nor stay enabled): a policy-rc.d
+# refuses it during the install (when there is none already) and, where
+# systemd runs, the unit is stopped and disabled after.
+PKGS="$PKGS libmariadb-dev mariadb-server"
+mariadb_no_service() {
+	s=""; [ "$(id -u)" -ne 0 ] && s=sudo
+	[ -n "$mariadb_policy" ] && $s rm -f /usr/sbin/policy-rc.d
+	if [ -d /run/systemd/system ] && dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q "install ok installed"; then
+		$s systemctl disable --now mariadb.service >/dev/null 2>&1 || true
+	fi
+}
+mariadb_policy=""
+if ! dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q "install ok installed"; then
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		mariadb_policy=1
+		s=""; [ "$(id -u)" -ne 0 ] && s=sudo
+		printf '#!/bin/sh\n# scripts/deps.sh: no service starts while packages install\nexit 101\n' | $s tee /usr/sbin/policy-rc.d >/dev/null
+		$s chmod 755 /usr/sbin/policy-rc.d
+	fi
+	trap mariadb_no_service EXIT
+fi
 browser_deps() {
 	dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
 	[ -d "$dir/node_modules/playwright-core" ] && return 0

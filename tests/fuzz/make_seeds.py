@@ -227,9 +227,19 @@ def sess_seeds():
           u32s("a/b") + u32s(b"") + u32s(b"p") + u32s("n") + struct.pack(">qIIQH", 1, 2, 3, 4, 5) + bytes([1, 0, 1]))
 
 
+# ---- the archive's INSERT template: the text, NUL, a payload ----
+
+def arc_tmpl_seeds():
+    write("fuzz_arc_tmpl", "seed1", b"INSERT INTO t (a,b,c) VALUES (${topic}, ${payload.temp}, ${payload.a.0})\0"
+          b'{"temp": 21.5, "a": [1, {"x": true}]}')
+    write("fuzz_arc_tmpl", "seed2", b"insert into `x` values ('it''s', ${id}, ${payload}, ${qos}, ${retain}, "
+          b"${timestamp}, ${node}, ${username}, ${clientid}, ${payload.b.c})\0not json")
+
+
 if __name__ == "__main__":
     mqtt_seeds()
     passwd_seeds()
     http_seeds()
     auth_seeds()
     sess_seeds()
+    arc_tmpl_seeds()

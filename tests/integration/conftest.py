@@ -563,6 +563,8 @@ ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "t
                   "test_58_")
 # issue 12 containers: DNS SRV discovery and the deploy files, no worker-count-sensitive code
 ONCE_PER_BUILD += ("test_64_",)
+# the MariaDB archive (test_61): nothing in it depends on the worker count
+ONCE_PER_BUILD += ("test_61_",)
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
 # the .deb (test_63) is made from and installs the plain build, once: not in
 # the workers, TSan or ASan passes (make deb never builds with a sanitizer)
