@@ -72,7 +72,7 @@ def normalise(key):
     return ".".join(p)
 
 
-KEY_USE = re.compile(r"(?<![\w.$/-])([a-z][a-z0-9_]*(?:\.(?:[a-z0-9_-]+|<[a-z]+>)){1,5}) ?= ")
+KEY_USE = re.compile(r"(?<![\w.$/\\-])([a-z][a-z0-9_]*(?:\.(?:[a-z0-9_-]+|<[a-z]+>)){1,5}) ?= ")
 
 
 def test_doc_keys_exist():
