@@ -7,6 +7,8 @@ PKGS="$PKGS libwslay-dev"
 PKGS="$PKGS libjwt-dev python3-cryptography"
 # issue 11: promtool and a real Prometheus (test_54), PyYAML for its configs
 PKGS="$PKGS prometheus python3-yaml"
+# issue 12 docs: the guide's commands read the REST API's JSON with jq (test_65_docs)
+PKGS="$PKGS jq"
 # the dashboard (ARCHITECTURE.md "The dashboard"): zlib inflates the embedded
 # assets for a client without gzip; its browser test runs Debian's chromium
 # driven by playwright-core (npm, tests/browser/package-lock.json) on node.
