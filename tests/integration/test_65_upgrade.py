@@ -68,6 +68,8 @@ class Publisher(threading.Thread):
         self.nodes = nodes
         self.down = set()      # indexes of nodes being upgraded: not used
         self.acked = []
+        self.where = {}        # payload -> (node number, seconds since start, nodes down)
+        self.t0 = time.monotonic()
         self.failed = 0
         self.stop = threading.Event()
         self.conns = {}
@@ -91,6 +93,8 @@ class Publisher(threading.Thread):
             try:
                 self.conn(i).publish("up/load", payload, qos=1)
                 self.acked.append(payload)
+                self.where[payload] = (i + 1, round(time.monotonic() - self.t0, 2),
+                                       sorted(d + 1 for d in self.down))
             except Exception:  # the node went away mid-flow: not acknowledged
                 self.failed += 1
                 c = self.conns.pop(i, None)
@@ -159,8 +163,10 @@ def test_rolling_upgrade_from_previous_build(redis, cluster):  # noqa: F811
         assert ack.session_present, "%s: session lost in the upgrade" % name
         got = drain_until(c, want, timeout=30.0)
         lost = want - got
-        assert not lost, "%s: %d of %d acknowledged messages lost, e.g. %r" % (
-            name, len(lost), len(want), sorted(lost)[:5])
+        assert not lost, "%s: %d of %d acknowledged messages lost, e.g. %s" % (
+            name, len(lost), len(want), ["%s (published on node %d at %.2f s, node(s) %s "
+                                         "being upgraded)" % ((m.decode(),) + tuple(pub.where[m]))
+                                         for m in sorted(lost)[:5]])
         c.disconnect()
 
     for n in cl.nodes:
@@ -171,5 +177,6 @@ def test_rolling_upgrade_from_previous_build(redis, cluster):  # noqa: F811
         assert bytes(p.payload) == b"kept" and p.retain, "%s lost the retained message" % n.name
         c.disconnect()
     for n in cl.nodes:
-        assert not n.log_lines(r"refused the link"), "%s: %s" % (
-            n.name, n.log_lines(r"refused the link"))
+        # ("busy" is two nodes dialing each other at once: one link is kept)
+        refused = n.log_lines(r"refused the link: (?!busy)")
+        assert not refused, "%s: %s" % (n.name, refused)
