@@ -31,7 +31,9 @@ the real one, so `export PATH="$PWD/build:$PATH"` in a document puts the
 tested binaries first. HOME is a fresh directory (documents work in ~/...).
 At the end every process in the namespace is killed (`ip netns pids`: the
 background servers a document started, whatever they forked) and the
-namespace deleted. A failing command is reported with the document's
+namespace deleted; then the *.log files the document wrote under HOME are
+searched for the strings the caller forbids (sanitizer reports of the servers
+it ran under ASan). A failing command is reported with the document's
 file:line; the whole run is bounded (timeout). DOCRUNNER_KEEP=1 keeps the
 temporary directory (the document's files and logs) for debugging.
 """
@@ -165,9 +167,24 @@ def netns_kill_all(ns):
             time.sleep(0.1)
 
 
-def run(doc_path, repo, build, features=(), timeout=150, keep_log=None):
+def scan_logs(home, markers):
+    """(file, line) of the first line holding one of markers in any *.log file
+    the document wrote under home (the servers' logs: a sanitizer report)."""
+    for root, _dirs, files in os.walk(home):
+        for name in files:
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(root, name), errors="replace") as f:
+                for ln in f:
+                    if any(m in ln for m in markers):
+                        return os.path.join(root, name), ln.strip()
+    return None
+
+
+def run(doc_path, repo, build, features=(), timeout=150, keep_log=None, forbid=()):
     """Run the document's runnable blocks; returns the bash output (stdout +
-    stderr) on success, raises Failed naming doc:line otherwise."""
+    stderr) on success, raises Failed naming doc:line otherwise, or when a
+    *.log file the document wrote holds one of the strings in forbid."""
     blocks = parse(doc_path)
     text, lmap = script(doc_path, blocks, features)
     tmp = tempfile.mkdtemp(prefix="hqdoc-")
@@ -206,6 +223,10 @@ def run(doc_path, repo, build, features=(), timeout=150, keep_log=None):
                     where = "%s:%s" % (os.path.relpath(doc_path), lmap.get(sl, "?"))
             raise Failed("%s: command failed (exit %d) at %s\n%s" % (
                 doc_path, rc, where, log[-6000:]))
+        netns_kill_all(ns)  # the servers' last words are in their logs now
+        bad = scan_logs(home, forbid) if forbid else None
+        if bad:
+            raise Failed("%s: %s: %s" % (doc_path, os.path.relpath(bad[0], home), bad[1]))
         return log
     finally:
         netns_kill_all(ns)

@@ -17,7 +17,7 @@ import re
 import pytest
 
 import docrunner
-from conftest import REPO, build_dir, require
+from conftest import REPO, SANITIZER_MARKERS, build_dir, require
 from mqttraw import T
 from netns import unavailable_reason
 
@@ -41,9 +41,10 @@ def runnable_docs():
 @pytest.mark.parametrize("doc", runnable_docs(), ids=lambda p: os.path.relpath(p, REPO))
 def test_doc_commands_run(doc, tmp_path):
     """The document's commands all succeed, in order, within the time box
-    (the guide: 90 s on an idle machine; the bound is generous for a loaded one)."""
+    (the guide: 90 s on an idle machine; the bound is generous for a loaded one),
+    and no server log the document wrote holds a sanitizer report."""
     log = docrunner.run(doc, REPO, build_dir(), features=FEATURES, timeout=T(240),
-                        keep_log=str(tmp_path / "doc.log"))
+                        keep_log=str(tmp_path / "doc.log"), forbid=SANITIZER_MARKERS)
     assert ">>> done" in log
 
 
