@@ -11,6 +11,8 @@ PKGS="$PKGS prometheus python3-yaml"
 # (dpkg-shlibdeps computes its Depends) and systemd (systemd-analyze verifies
 # the unit; installing it does not make it PID 1) are named for a minimal machine
 PKGS="$PKGS lintian dpkg-dev systemd"
+# issue 12 docs: the guide's commands read the REST API's JSON with jq (test_65_docs)
+PKGS="$PKGS jq"
 # the dashboard (ARCHITECTURE.md "The dashboard"): zlib inflates the embedded
 # assets for a client without gzip; its browser test runs Debian's chromium
 # driven by playwright-core (npm, tests/browser/package-lock.json) on node.

@@ -23,6 +23,8 @@ Config values may be callables taking the node (evaluated when the config is
 written), e.g. {"listeners.tcp.direct.bind": lambda n: "%s:%d" % (n.host,
 n.alloc_port("direct"))}; node_overrides={i: {...}} applies to node i only, and
 node_env={i: {...}} adds environment variables to node i only (a test hook).
+binary=PATH starts every node from another build's hamqttd (node.binary, None =
+the build under test, may be changed before restart(): test_65_upgrade).
 Every wait is bounded and scaled by HAMQTT_TEST_TIMEOUT_MULT.
 """
 
@@ -110,6 +112,7 @@ class ClusterNode:
         self.proc = None
         self.returncode = None
         self.starts = 0
+        self.binary = None            # None: the build under test; set before (re)start
         os.makedirs(self.data_dir, exist_ok=True)
 
     def __repr__(self):
@@ -181,7 +184,8 @@ class ClusterNode:
         if not self.ports:
             self._fresh_ports()
         self.write_config()
-        cmd = nsmod.exec_prefix(self.netns) + [hamqttd_path(), "-c", self.conf_path]
+        cmd = nsmod.exec_prefix(self.netns) + [self.binary or hamqttd_path(), "-c",
+                                               self.conf_path]
         self.log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as logf:
             if self.starts:
@@ -383,7 +387,8 @@ class Cluster:
     """N hamqttd nodes forming (once joined) one cluster; see the module docstring."""
 
     def __init__(self, tmp_path, n=3, overrides=None, cookie=None, name=None, *,
-                 node_overrides=None, hosts=None, netns=None, env=None, node_env=None):
+                 node_overrides=None, hosts=None, netns=None, env=None, node_env=None,
+                 binary=None):
         global _seq
         _seq += 1
         self.dir = str(tmp_path)
@@ -404,6 +409,7 @@ class Cluster:
             ev.update((node_env or {}).get(i, {}))  # e.g. a test hook on one node only
             self.nodes.append(ClusterNode(self, i, self.hosts[i - 1], workdir, ov,
                                           self.netns[i - 1] if self.netns else None, ev))
+            self.nodes[-1].binary = binary  # another build's hamqttd (test_65_upgrade)
 
     def __getitem__(self, i):
         """cl[i]: node i, 1-based."""
