@@ -27,6 +27,9 @@ LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 # (auth_jwt_fetch.c) are libcurl clients; libjwt verifies JWT signatures
 LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
+# issue 12: the message archive's PostgreSQL backend (src/archive/arc_pg.c)
+CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LDLIBS += -lpq
 
 ifeq ($(SAN),asan)
   # float-cast-overflow: clang's "undefined" has it, gcc's not (a JSON number
