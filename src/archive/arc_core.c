@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define STILL_DOWN_MS 30000
+
 int64_t arc_now_ms(void)
 {
 	return clock_mono_ms();
@@ -146,12 +148,14 @@ void arc_set_state(struct archive *a, bool up, const char *why)
 				   a->c.host, a->c.port);
 		return;
 	}
-	int64_t zero = 0;
-	atomic_compare_exchange_strong(&a->down_since, &zero, arc_now_ms());
-	uint64_t skipped = 0;
-	if (was || log_rl_take(&a->rl, arc_now_ms(), &skipped))
-		log_warning("archive %s: database %s:%u: %s (buffering, retrying)%s", a->c.name,
-			    a->c.host, a->c.port, why, skipped ? " (earlier lines skipped)" : "");
+	int64_t zero = 0, now = arc_now_ms();
+	atomic_compare_exchange_strong(&a->down_since, &zero, now);
+	/* the change, then a reminder every STILL_DOWN_MS, not every retry */
+	int64_t last = atomic_load_explicit(&a->down_logged, memory_order_relaxed);
+	if ((was || now - last >= STILL_DOWN_MS) &&
+	    atomic_compare_exchange_strong(&a->down_logged, &last, now))
+		log_warning("archive %s: database %s:%u %s: %s (buffering, retrying)", a->c.name,
+			    a->c.host, a->c.port, was ? "down" : "still down", why);
 }
 
 void arc_spill_items(struct archive *a, struct archive_item *head, uint32_t n, const char *why)

@@ -68,7 +68,8 @@ struct archive {
 	_Atomic bool spill_full;   /* the last spill put found no room */
 	_Atomic bool up;
 	_Atomic int64_t down_since; /* monotonic ms of the first failure; 0: up */
-	struct log_rl rl;          /* the state lines */
+	_Atomic int64_t down_logged; /* when the last "down" line was written */
+	struct log_rl rl;          /* the drop lines */
 };
 
 struct archive_set {

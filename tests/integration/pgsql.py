@@ -158,7 +158,8 @@ class PgServer:
             "archive.%s.password" % name: self.password,
         }
         for k, v in more.items():
-            keys["archive.%s.%s" % (name, k)] = v
+            # quoted: a '#' in a filter would start a comment
+            keys["archive.%s.%s" % (name, k)] = '"%s"' % v if k == "topics" else v
         return keys
 
 
