@@ -27,9 +27,6 @@ LDLIBS := -lm -lmicrohttpd -lcjson -lssl -lcrypto -llmdb -lhiredis
 # (auth_jwt_fetch.c) are libcurl clients; libjwt verifies JWT signatures
 LDLIBS += -lcurl -ljwt
 LDLIBS += -lwslay
-# issue 12: the message archive's PostgreSQL backend (src/archive/arc_pg.c)
-CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-LDLIBS += -lpq
 
 ifeq ($(SAN),asan)
   # float-cast-overflow: clang's "undefined" has it, gcc's not (a JSON number
@@ -210,10 +207,19 @@ chaos-short: all
 	$(CHAOS) --store redis --nodes 3 --qos 2 --mqtt 3.1.1 $(CHAOS_SHORT_ARGS) || failed=1; \
 	test $$failed -eq 0
 
+# issue 12: the message archive's PostgreSQL backend (src/archive/arc_pg.c)
+CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LDLIBS += -lpq
+# (recipes expand CFLAGS and LDLIBS when they run: set here, they apply to every rule)
+# the archive's long outage: the database down 30 s under load (test_60, about 1 min)
+test-archive-long: all
+	HAMQTT_ARCHIVE_LONG=1 /usr/bin/python3 tests/integration/run.py --build $(BUILD) \
+		-k test_database_outage_30s_loses_nothing
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 .PHONY: all unit deps run integration integration-workers test bench bench-recovery chaos chaos-short clean \
-	fuzz fuzz-bins
+	fuzz fuzz-bins test-archive-long
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,6 +12,9 @@ PKGS="$PKGS prometheus python3-yaml"
 # driven by playwright-core (npm, tests/browser/package-lock.json) on node.
 # A node that came from elsewhere (e.g. NodeSource, which bundles npm) is kept.
 PKGS="$PKGS zlib1g-dev chromium fonts-liberation"
+# issue 12: the message archive's PostgreSQL client library (src/archive/arc_pg.c)
+# and Debian's server, which its tests start themselves (tests/integration/pgsql.py)
+PKGS="$PKGS libpq-dev postgresql"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 browser_deps() {
 	dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
@@ -31,6 +34,16 @@ if [ -n "$missing" ]; then
 	[ "$(id -u)" -ne 0 ] && SUDO=sudo
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -q || true
-	$SUDO apt-get install -y -q --no-install-recommends $missing
+	# issue 12: a server package (postgresql) must not leave its service
+	# running on its default port: policy-rc.d refuses every start during
+	# the install (removed after, unless it was there before)
+	own_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
+	$SUDO apt-get install -y -q --no-install-recommends $missing || { [ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+	[ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 browser_deps
