@@ -91,6 +91,15 @@ static int create_schema(struct pg *p, char *err, size_t errlen)
 	return rc;
 }
 
+/* The server's NOTICEs ("relation ... already exists, skipping" from the
+ * IF NOT EXISTS of every connect) are not ours to print: libpq's default
+ * writes them to stderr, into the node's log. */
+static void no_notices(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 static int pg_open(const struct arc_db *db, void **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -123,6 +132,7 @@ static int pg_open(const struct arc_db *db, void **out, char *err, size_t errlen
 		hq_free(p);
 		return HQ_EAGAIN;
 	}
+	PQsetNoticeProcessor(p->c, no_notices, NULL);
 	int rc = HQ_OK;
 	if (!db->insert) {
 		rc = create_schema(p, err, errlen);

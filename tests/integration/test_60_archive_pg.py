@@ -82,6 +82,7 @@ def test_rows_every_column(broker, pgsql):
     assert len({r[0] for r in got.values()} | {two[0][0]}) == 6, "ids are unique"
     assert promtext.metric(b, "hamqtt_archive_messages_total", archive="pg", result="written") == 5
     assert promtext.metric(b, "hamqtt_archive_up", archive="two") == 1
+    assert not b.log_lines("NOTICE:"), "libpq's notices do not reach the node's log"
     c3.close()
     c5.close()
 
