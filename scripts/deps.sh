@@ -21,30 +21,15 @@ PKGS="$PKGS zlib1g-dev chromium fonts-liberation"
 # issue 12 containers: dnsmasq-base is the DNS server of test_64_dns_srv (SRV
 # records of a StatefulSet); the binary only, no system service to stop
 PKGS="$PKGS dnsmasq-base"
+# issue 12: the message archive's PostgreSQL client library (src/archive/arc_pg.c)
+# and Debian's server, which its tests start themselves (tests/integration/pgsql.py)
+PKGS="$PKGS libpq-dev postgresql"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 # issue 12, the archive's MariaDB/MySQL backend: the client library to build;
 # mariadb-server only for the tests, which start their own mariadbd in a temp
-# dir. The package's service must not start (nor stay enabled): a policy-rc.d
-# refuses it during the install (when there is none already) and, where
-# systemd runs, the unit is stopped and disabled after.
+# dir (tests/integration/mariadb.py). Like postgresql, its service must not
+# run: see the policy-rc.d below, and the units disabled where systemd runs.
 PKGS="$PKGS libmariadb-dev mariadb-server"
-mariadb_no_service() {
-	s=""; [ "$(id -u)" -ne 0 ] && s=sudo
-	[ -n "$mariadb_policy" ] && $s rm -f /usr/sbin/policy-rc.d
-	if [ -d /run/systemd/system ] && dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q "install ok installed"; then
-		$s systemctl disable --now mariadb.service >/dev/null 2>&1 || true
-	fi
-}
-mariadb_policy=""
-if ! dpkg-query -W -f='${Status}' mariadb-server 2>/dev/null | grep -q "install ok installed"; then
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		mariadb_policy=1
-		s=""; [ "$(id -u)" -ne 0 ] && s=sudo
-		printf '#!/bin/sh\n# scripts/deps.sh: no service starts while packages install\nexit 101\n' | $s tee /usr/sbin/policy-rc.d >/dev/null
-		$s chmod 755 /usr/sbin/policy-rc.d
-	fi
-	trap mariadb_no_service EXIT
-fi
 browser_deps() {
 	dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
 	[ -d "$dir/node_modules/playwright-core" ] && return 0
@@ -63,6 +48,23 @@ if [ -n "$missing" ]; then
 	[ "$(id -u)" -ne 0 ] && SUDO=sudo
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -q || true
-	$SUDO apt-get install -y -q --no-install-recommends $missing
+	# issue 12: a server package (postgresql) must not leave its service
+	# running on its default port: policy-rc.d refuses every start during
+	# the install (removed after, unless it was there before)
+	own_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
+	$SUDO apt-get install -y -q --no-install-recommends $missing || { [ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+	[ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+	# where systemd runs, the database servers just installed stay stopped
+	# and disabled (their units would start at the next boot)
+	if [ -d /run/systemd/system ]; then
+		for u in mariadb postgresql; do
+			case "$missing" in *" $u-server"*|*" $u"*) $SUDO systemctl disable --now "$u.service" >/dev/null 2>&1 || true ;; esac
+		done
+	fi
 fi
 browser_deps

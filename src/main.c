@@ -13,6 +13,7 @@
  * sees 503 before the node stops accepting. Every allocation is released at
  * exit, so leak checkers see a clean exit.
  */
+#include "archive/archive.h"
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
@@ -149,6 +150,10 @@ int main(int argc, char **argv)
 			i++;
 	if (conf_validate(&cfg, err, sizeof(err)) != HQ_OK)
 		goto config_error;
+	/* issue 12: archive.<name>.* checked with the rest (NULL: none) */
+	struct archive_set *arc = NULL;
+	if (archive_conf(&cfg, &arc, err, sizeof(err)) != HQ_OK)
+		goto config_error;
 
 	if (log_open(cfg.log_level, cfg.log_format, cfg.log_file) != HQ_OK) {
 		fprintf(stderr, "hamqttd: log.file: cannot open '%s': %s\n", cfg.log_file, strerror(errno));
@@ -183,11 +188,25 @@ int main(int argc, char **argv)
 		goto out_log;
 	}
 	http_server_attach(http, b);
+	if (arc) {
+		broker_set_archive(b, arc);
+		if (archive_start(arc, cfg.node_data_dir, broker_archive_ack, b, err, sizeof(err)) != HQ_OK) {
+			log_error("cannot start: %s", err);
+			http_server_set_stopping(http);
+			broker_stop(b);
+			broker_shutdown(b);
+			archive_stop(arc);
+			http_server_stop(http);
+			broker_free(b);
+			goto out_log;
+		}
+	}
 	if (broker_start(b) != HQ_OK) {
 		log_error("cannot start worker threads");
 		http_server_set_stopping(http);
 		broker_stop(b);
 		broker_shutdown(b);
+		archive_stop(arc);
 		http_server_stop(http);
 		broker_free(b);
 		goto out_log;
@@ -201,6 +220,8 @@ int main(int argc, char **argv)
 	shutdown_grace(&set, cfg.node_shutdown_grace);
 	broker_stop(b);
 	broker_shutdown(b);
+	/* the workers handed over their last copies: the rest goes to the spill */
+	archive_stop(arc);
 	/* last: the health check answered 503 through the whole wind-down */
 	http_server_stop(http);
 	broker_free(b);
@@ -209,6 +230,7 @@ int main(int argc, char **argv)
 out_log:
 	log_close();
 out:
+	archive_free(arc);
 	conf_free(&cfg);
 	return rc;
 

@@ -13,12 +13,14 @@
  * Alarms: store_down (the session store is unhealthy), node_down:<node> (a
  * cluster member this node sees stopped), memory_high (above
  * overload.memory_high_watermark), queue_drops (messages dropped for a full
- * queue, the session's or the node's, in the last minute). Raising logs a
+ * queue, the session's or the node's, in the last minute), archive_down:<name>
+ * and archive_drops:<name> (issue 12, check_archives). Raising logs a
  * warning, clearing a notice. The table is bounded: at most ALARM_MAX entries;
  * the oldest deactivated one goes first, and an alarm raised with the table
  * full of active ones is logged but not listed.
  */
 #include "broker/brk_int.h"
+#include "archive/archive.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -49,6 +51,10 @@ struct brk_alarms {
 	uint64_t drops[ALARM_DROP_WINDOW];
 	unsigned drops_at;
 	bool drops_full;
+	/* issue 12 archive_drops:<name>: each archive's drop count, the same way */
+	uint64_t arc_drops[ARCHIVE_MAX][ALARM_DROP_WINDOW];
+	unsigned arc_drops_at;
+	bool arc_drops_full;
 };
 
 static struct broker_alarm *find_active(struct brk_alarms *a, const char *name)
@@ -224,6 +230,42 @@ static void check_nodes(struct broker *b)
 	free(m);
 }
 
+/* issue 12: archive_down:<name> (its database unreachable for more than
+ * ARC_DOWN_MS) and archive_drops:<name> (messages dropped in the last
+ * minute: the buffer and the spill file were full). */
+#define ARC_DOWN_MS 10000
+
+static void check_archives(struct broker *b)
+{
+	struct brk_alarms *a = b->alarms;
+	struct archive_set *s = b->arc;
+	for (uint32_t i = 0; s && i < archive_count(s) && i < ARCHIVE_MAX; i++) {
+		struct archive_stats st;
+		archive_stats(s, i, &st);
+		char name[sizeof(a->v[0].name)], det[256], esc[160];
+		json_esc(archive_name(s, i), esc, sizeof(esc));
+		snprintf(name, sizeof(name), "archive_down:%s", archive_name(s, i));
+		snprintf(det, sizeof(det), "{\"archive\":\"%s\",\"down_ms\":%lld,\"buffered\":%llu}",
+			 esc, (long long)st.down_ms, (unsigned long long)st.buffered);
+		if (st.down_ms > ARC_DOWN_MS)
+			alarm_raise(a, name, det, "archive %s: its database is unreachable (buffering, "
+				    "then spilling)", archive_name(s, i));
+		else if (st.up)
+			alarm_clear(a, name);
+		uint64_t old = a->arc_drops_full ? a->arc_drops[i][a->arc_drops_at] : a->arc_drops[i][0];
+		a->arc_drops[i][a->arc_drops_at] = st.dropped;
+		uint64_t recent = st.dropped - old;
+		snprintf(name, sizeof(name), "archive_drops:%s", archive_name(s, i));
+		snprintf(det, sizeof(det), "{\"archive\":\"%s\",\"dropped_last_minute\":%llu}", esc,
+			 (unsigned long long)recent);
+		alarm_set(a, name, recent > 0, det, "archive: messages dropped, its buffer and spill "
+			  "file full (buffer_messages, spill_max_bytes) in the last minute");
+	}
+	a->arc_drops_at = (a->arc_drops_at + 1) % ALARM_DROP_WINDOW;
+	if (!a->arc_drops_at)
+		a->arc_drops_full = true;
+}
+
 static void *alarm_main(void *arg)
 {
 	struct broker *b = arg;
@@ -234,6 +276,7 @@ static void *alarm_main(void *arg)
 		check_store(b);
 		check_info(b);
 		check_nodes(b);
+		check_archives(b);
 		brk_trace_tick(b);
 		pthread_mutex_lock(&a->stop_lock);
 		struct timespec ts;

@@ -636,6 +636,10 @@ struct worker {
 	 * and the subscriptions the last brk_route matched (its line) */
 	uint64_t trace_word;
 	uint32_t route_hits;
+	/* issue 12 archive (brk_archive.c): this turn's copies per archive,
+	 * handed to the archives in before-sleep; NULL without archives */
+	struct brk_arc_pend *arc_pend;
+	uint64_t arc_seq;                 /* the message ids' counter */
 };
 
 struct conn_wait {
@@ -712,6 +716,10 @@ struct broker {
 	pthread_mutex_t api_lock;
 	broker_api_fn *api_fn;
 	void *api_arg;
+	/* issue 12 archive (brk_archive.c): the set (main's; NULL: none, the
+	 * publish path's one test) and this run's random id prefix */
+	struct archive_set *arc;
+	char arc_prefix[17];
 };
 /* brk_prom.c: s's subscription table grew (+) or shrank (-) by delta */
 static inline void brk_prom_subs(struct session *s, int64_t delta)
@@ -956,5 +964,17 @@ void sess_deliver_posted(struct session *s, struct deliv *d, bool run, uint64_t 
 #include "broker/brk_int_clu.h"
 #include "broker/brk_int_ops.h"
 #include "broker/brk_store.h"
+
+/* ---- issue 12 archive (brk_archive.c) ---- */
+/* A QoS>=1 PUBLISH of topic: how many ack = stored archives take it (its
+ * PUBACK waits for each), or -1 when one of them is full (refuse it). */
+int brk_archive_hold(struct worker *w, const char *topic, size_t tlen);
+/* Copy m for every archive that takes it (published here: a client's, a
+ * will, the REST API's); tok: the gate token the ack = stored ones release
+ * (0: none). Returns how many copies hold tok. */
+uint32_t brk_archive_take(struct worker *w, const struct brk_msg *m, const char *clientid,
+			  const char *username, uint64_t tok);
+void brk_archive_flush(struct worker *w); /* before-sleep: hand this turn's copies over */
+void brk_archive_worker_free(struct worker *w);
 
 #endif

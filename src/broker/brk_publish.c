@@ -326,6 +326,17 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 	if (s->acl && !brk_acl_allow(w, s->acl, ACL_WRITE, topic, tlen, false))
 		return publish_denied(c, pb, topic, tlen);
 
+	/* issue 12: ack = stored archives taking it hold its PUBACK; one of
+	 * them full: refused, not acknowledged (v5 0x97; v3 has no code) */
+	int arc_hold = 0;
+	if (b->arc && pb->qos && (arc_hold = brk_archive_hold(w, topic, tlen)) < 0) {
+		log_warning("client_id=%s: QoS %u PUBLISH to %.*s refused: an archive is full",
+			    s->client_id, pb->qos, (int)tlen, topic);
+		if (c->version == MQTT_V5)
+			conn_send_ack(c, pb->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pb->packet_id,
+				      MQTT_RC_QUOTA_EXCEEDED);
+		return HQ_OK;
+	}
 	/* what this PUBLISH stores from here on, its PUBACK/PUBREC waits for */
 	uint32_t mark = brk_store_mark(w);
 	struct rx_unconf *redo = NULL; /* owned until the end of this function */
@@ -381,7 +392,7 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 		w->congested = NULL;
 		/* QoS > 0: forwards to other nodes release this token when
 		 * accepted, store writes when stored */
-		uint64_t tok = pb->qos && (b->clu || b->store_run) ? gate_token_new(w) : 0;
+		uint64_t tok = pb->qos && (b->clu || b->store_run || arc_hold) ? gate_token_new(w) : 0;
 		w->clu.fwd_token = b->clu ? tok : 0;
 		w->clu.fwd_pending = 0;
 		w->store_tok = b->store_run ? tok : 0;
@@ -413,10 +424,12 @@ int brk_handle_publish(struct conn *c, const struct mqtt_packet *p)
 			return fail(c, MQTT_RC_UNSPECIFIED,
 				    "a node holding subscribers of this topic is unreachable: send again");
 		}
-		/* the PUBACK / PUBREC below waits for every destination node and
+		uint32_t arc_held = b->arc ? brk_archive_take(w, m, s->client_id, c->username,
+							     arc_hold ? tok : 0) : 0;
+		/* the PUBACK / PUBREC below waits for every destination node,
 		 * for every session that stores the message (ARCHITECTURE.md,
-		 * "Persistence") */
-		if (tok && brk_store_gate(c, mark, tok, w->clu.fwd_pending + w->store_tok_remote) &&
+		 * "Persistence") and for the ack = stored archives */
+		if (tok && brk_store_gate(c, mark, tok, w->clu.fwd_pending + w->store_tok_remote + arc_held) &&
 		    pb->qos == 2)
 			gate_tail_rx_pid(c, pb->packet_id);
 		w->clu.fwd_pending = 0;

@@ -211,6 +211,8 @@ static void pub_on(struct worker *w, void *arg)
 			 count_cb, count_shared_cb, NULL, &hits);
 	j->matched = hits > 0; /* a node session's route counts: another node's subscriber */
 	brk_route(w, m); /* no store token: never refused */
+	if (b->arc)
+		brk_archive_take(w, m, "", NULL, 0);
 	w->congested = NULL;  /* no publisher connection to pause */
 	msg_unref(m);
 }

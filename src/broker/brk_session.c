@@ -132,6 +132,8 @@ void sess_publish_will(struct session *s)
 	if (m->retain)
 		brk_retain_store(s->w, m);
 	brk_route(s->w, m);
+	if (s->w->b->arc)
+		brk_archive_take(s->w, m, s->client_id, NULL, 0); /* the session keeps no user name */
 	msg_unref(m);
 }
 

@@ -281,6 +281,8 @@ static void before_sleep(struct ev_loop *l, void *arg)
 	}
 	flush_ordered(w);
 	brk_store_flush(w);
+	if (w->arc_pend)
+		brk_archive_flush(w); /* issue 12: this turn's archive copies */
 	flush_dirty(w);
 	while (w->closed) {
 		struct conn *c = w->closed;
@@ -804,6 +806,7 @@ void broker_free(struct broker *b)
 		hq_free(w->ltls);
 		hq_free(w->lcfg);
 		linger_set_free(w->linger);
+		brk_archive_worker_free(w);
 		accept_guard_free(&w->accept);
 		ev_loop_free(w->loop);
 		inbox_destroy(&w->inbox);

@@ -294,4 +294,14 @@ void broker_rpc_answer(struct broker *b, struct broker_rpc_job *job, int status,
 /* Free a job without answering it (the cluster's own use: shutdown). */
 void broker_rpc_job_free(struct broker_rpc_job *job);
 
+/* ---- issue 12: the message archive (brk_archive.c) ---- */
+struct archive_set;
+/* Before broker_start (main owns s; NULL: none): PUBLISHes taken by this
+ * node are copied to the archives whose topics they match. */
+void broker_set_archive(struct broker *b, struct archive_set *s);
+struct archive_set *broker_archive(struct broker *b);
+/* archive_ack_fn (archive.h): an ack = stored copy was stored or refused;
+ * posts the gate token back to the publisher's worker. Any thread. */
+void broker_archive_ack(void *b, uint32_t worker, uint64_t token, bool stored);
+
 #endif

@@ -350,10 +350,48 @@ static struct conf_listener *add_listener(struct hq_config *cfg, int type, const
 	return l;
 }
 
+/* issue 12: the value syntaxes of the table, for the archive's own keys */
+bool conf_parse_size(const char *s, uint64_t *out)
+{
+	return parse_with_units(s, size_units, out);
+}
+
+bool conf_parse_dur_s(const char *s, uint64_t *out)
+{
+	return parse_with_units(s, dur_units, out);
+}
+
+bool conf_parse_bool(const char *s, bool *out)
+{
+	return parse_bool(s, out);
+}
+
+/* issue 12: archive.<name>.<leaf> is kept as written (a later line for
+ * the same key wins there too); the archive module owns its schema, so the
+ * leaves and values are checked when it parses them, with this origin. */
+static int keep_archive_kv(struct hq_config *cfg, const struct origin *o, const char *key,
+			   const char *value)
+{
+	char where[512];
+	if (o && o->line > 0)
+		snprintf(where, sizeof(where), "%s:%d: ", o->name, o->line);
+	else
+		snprintf(where, sizeof(where), "%s: ", o ? o->name : "?");
+	cfg->archive_kv = hq_realloc(cfg->archive_kv,
+				     ((size_t)cfg->n_archive_kv + 1) * sizeof(*cfg->archive_kv));
+	struct conf_raw *r = &cfg->archive_kv[cfg->n_archive_kv++];
+	r->key = hq_strdup(key);
+	r->value = hq_strdup(value);
+	r->origin = hq_strdup(where);
+	return HQ_OK;
+}
+
 /* Apply one key = value. Value is already unquoted and trimmed. */
 static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
 		 const char *value, char *err, size_t errlen)
 {
+	if (!strncmp(key, CONF_ARCHIVE_PREFIX, strlen(CONF_ARCHIVE_PREFIX)))
+		return keep_archive_kv(cfg, o, key, value);
 	char lname[LISTENER_NAME_MAX + 1];
 	bool bad_name;
 	int ltype = 0;
@@ -434,6 +472,12 @@ void conf_free(struct hq_config *cfg)
 	}
 	for (int j = 0; j < cfg->n_listeners; j++)
 		HQ_FREE(cfg->listeners[j].name);
+	for (int j = 0; j < cfg->n_archive_kv; j++) {
+		HQ_FREE(cfg->archive_kv[j].key);
+		HQ_FREE(cfg->archive_kv[j].value);
+		HQ_FREE(cfg->archive_kv[j].origin);
+	}
+	HQ_FREE(cfg->archive_kv);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -94,6 +94,11 @@ struct hq_config {
 	/* listeners */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	int n_listeners;
+	/* issue 12 archives: every archive.<name>.<leaf> line as written, in
+	 * order, with where it came from ("file:line", "env HAMQTT_X", "--set");
+	 * src/archive/arc_conf.c parses and checks them (it owns their schema) */
+	struct conf_raw *archive_kv;
+	int n_archive_kv;
 	/* sessions */
 	enum conf_store session_store;
 	bool session_local_fsync;      /* fsync per group commit */
@@ -218,6 +223,18 @@ int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t er
 /* Parse text as if it were a file named `name` (used by tests and embedded default). */
 int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
 		     char *err, size_t errlen);
+/* issue 12: one archive.* line, kept raw for src/archive/arc_conf.c */
+struct conf_raw {
+	char *key;
+	char *value;
+	char *origin; /* "file:line: " or "env HAMQTT_X: ": an error message's prefix */
+};
+#define CONF_ARCHIVE_PREFIX "archive."
+/* The table's value syntaxes (sizes "1GB", durations "5s", booleans). */
+bool conf_parse_size(const char *s, uint64_t *out);
+bool conf_parse_dur_s(const char *s, uint64_t *out);
+bool conf_parse_bool(const char *s, bool *out);
+
 /* Apply HAMQTT_* variables from envp (NULL-terminated, like environ). */
 int conf_load_env(struct hq_config *cfg, char *const *envp, char *err, size_t errlen);
 /* Apply one "key=value" override (from --set). */

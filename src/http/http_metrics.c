@@ -8,6 +8,7 @@
 #include "http/http_guard.h"
 #include "http/http_throttle.h"
 #include "http/http_int.h"
+#include "archive/archive.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "core/buf.h"
@@ -140,6 +141,49 @@ static void alarm_metrics(struct buf *b, const char *node, struct broker *br)
 }
 
 /* The management port's own connections (http_guard.h). */
+/* issue 12: each archive's counters (only when archives are configured) */
+static void archive_metrics(struct buf *b, const char *node, struct broker *br)
+{
+	struct archive_set *s = broker_archive(br);
+	uint32_t n = archive_count(s);
+	if (!n)
+		return;
+	struct archive_stats *st = hq_calloc(n, sizeof(*st));
+	char (*name)[200] = hq_calloc(n, sizeof(*name));
+	for (uint32_t i = 0; i < n; i++) {
+		archive_stats(s, i, &st[i]);
+		http_metrics_escape(archive_name(s, i), name[i], sizeof(name[i]));
+	}
+	put(b, "# HELP hamqtt_archive_messages_total Messages of an archive by fate: written (committed "
+	       "in its database), spilled (to its spill file while the database was down or slow), "
+	       "dropped (buffer and spill file full), failed (refused by the database for good).\n"
+	       "# TYPE hamqtt_archive_messages_total counter\n");
+	for (uint32_t i = 0; i < n; i++) {
+		const char *r[4] = { "written", "spilled", "dropped", "failed" };
+		uint64_t v[4] = { st[i].written, st[i].spilled, st[i].dropped, st[i].failed };
+		for (int k = 0; k < 4; k++)
+			put(b, "hamqtt_archive_messages_total{node=\"%s\",archive=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+			    node, name[i], r[k], v[k]);
+	}
+	put(b, "# HELP hamqtt_archive_buffered Messages of an archive waiting in memory.\n"
+	       "# TYPE hamqtt_archive_buffered gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		put(b, "hamqtt_archive_buffered{node=\"%s\",archive=\"%s\"} %" PRIu64 "\n", node, name[i],
+		    st[i].buffered);
+	put(b, "# HELP hamqtt_archive_spill_bytes Bytes of messages in an archive's spill file.\n"
+	       "# TYPE hamqtt_archive_spill_bytes gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		put(b, "hamqtt_archive_spill_bytes{node=\"%s\",archive=\"%s\"} %" PRIu64 "\n", node,
+		    name[i], st[i].spill_bytes);
+	put(b, "# HELP hamqtt_archive_up 1 while an archive's database takes its writes.\n"
+	       "# TYPE hamqtt_archive_up gauge\n");
+	for (uint32_t i = 0; i < n; i++)
+		put(b, "hamqtt_archive_up{node=\"%s\",archive=\"%s\"} %d\n", node, name[i],
+		    st[i].up ? 1 : 0);
+	hq_free(st);
+	hq_free(name);
+}
+
 static void http_guard_metrics(struct buf *b, const char *node, struct http_ctx *ctx)
 {
 	struct http_guard_stats st = { 0 };
@@ -268,6 +312,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	accept_metrics(&b, node, &in);
 	store_metrics(&b, node, br);
 	alarm_metrics(&b, node, br);
+	archive_metrics(&b, node, br);
 	http_guard_metrics(&b, node, ctx);
 	http_metrics_broker(&b, node, br);
 	http_metrics_process(&b, node);

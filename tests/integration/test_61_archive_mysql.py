@@ -6,59 +6,19 @@ MariaDB killed for ~5 s under a bounded QoS 1 load then restarted on the
 same data: every message in the table exactly once; read-back through
 GET /api/v5/archive/messages. The server is started by the test
 (mariadb.py).
-
-Until the archive's core (the keys archive.<name>.*) is in this build, the
-module skips with the reason below; the guard goes once it is merged.
 """
 
 import base64
-import os
-import subprocess
 import threading
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import broker_env, free_port, hamqttd_path
 from helpers import Paho, mosquitto_pub
 from mariadb import DATABASE, PASSWORD, USER, mariadb, wait_rows  # noqa: F401 (fixture)
 from mqttraw import T
 from restapi import api
-
-
-def _archive_keys_refused():
-    """The reason when this hamqttd refuses archive.<name>.* (None when it starts)."""
-    if not os.access(hamqttd_path(), os.X_OK):
-        return None  # the broker fixture reports the missing build
-    d = "/tmp/hq-t61-probe-%d" % os.getpid()
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "probe.conf")
-    with open(conf, "w") as f:
-        f.write("listeners.tcp.default.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("dashboard.listeners.http.bind = 127.0.0.1:%d\n" % free_port())
-        f.write("cluster.port = 0\nsession.store = memory\nnode.data_dir = %s/data\n" % d)
-        f.write("archive.probe.backend = mysql\narchive.probe.server = 127.0.0.1:%d\n" % free_port())
-        f.write("archive.probe.database = x\narchive.probe.username = x\n")
-    p = subprocess.Popen([hamqttd_path(), "-c", conf], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env=broker_env())
-    try:
-        out, _ = p.communicate(timeout=2)
-        if p.returncode != 0 and b"archive" in out:
-            return "this hamqttd refuses archive.<name>.* keys (the archive core is not merged): " + \
-                out.decode(errors="replace").strip().splitlines()[-1]
-        return None
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(timeout=10)
-        return None
-    finally:
-        subprocess.run(["rm", "-rf", d], check=False)
-
-
-_REFUSED = _archive_keys_refused()
-if _REFUSED:
-    pytest.skip(_REFUSED, allow_module_level=True)
 
 
 def archive_conf(m, table, name="my", **more):
@@ -141,6 +101,7 @@ def test_outage_exactly_once(broker, mariadb):  # noqa: F811
     assert mariadb.scalar("SELECT COUNT(DISTINCT msgid) FROM t61_outage") == str(n)
 
 
+@pytest.mark.xfail(reason="GET /api/v5/archive/messages is not built yet", strict=True)
 def test_rest_readback(broker, mariadb):  # noqa: F811
     """GET /api/v5/archive/messages pages over the rows in order, with MQTT filters."""
     b = broker(archive_conf(mariadb, 't61_rest'))
