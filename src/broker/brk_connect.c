@@ -213,6 +213,8 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 	struct worker *w = c->w;
 	if (c->eauth) /* the method decides, over AUTH packets (brk_eauth.c) */
 		return brk_eauth_connect(c, k);
+	if (c->internal) /* a bridge's local side: trusted, no ACL (brk_bridge.c) */
+		return connect_authorized(c, true, NULL);
 	if (auth_connect_needed(w->b->auth)) {
 		const char *why = "";
 		struct auth_result res = { 0 }; /* a method's extras: a JWT's ACL, user name */

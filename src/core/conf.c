@@ -358,6 +358,19 @@ static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
 	bool bad_name;
 	int ltype = 0;
 	const struct conf_key *k = find_key(key, lname, &ltype, &bad_name);
+	if (!k && strncmp(key, "bridges.", 8) == 0) {
+		/* kept for src/bridge/ (checked there with this origin) */
+		char where[300];
+		if (o->line > 0)
+			snprintf(where, sizeof(where), "%s:%d", o->name, o->line);
+		else
+			snprintf(where, sizeof(where), "%s", o->name);
+		cfg->bridge_raw = hq_realloc(cfg->bridge_raw,
+					     (size_t)(cfg->n_bridge_raw + 1) * sizeof(*cfg->bridge_raw));
+		cfg->bridge_raw[cfg->n_bridge_raw++] = (struct conf_raw){
+			.key = hq_strdup(key), .value = hq_strdup(value), .where = hq_strdup(where) };
+		return HQ_OK;
+	}
 	if (!k) {
 		if (bad_name)
 			return fail(o, key, err, errlen,
@@ -434,6 +447,12 @@ void conf_free(struct hq_config *cfg)
 	}
 	for (int j = 0; j < cfg->n_listeners; j++)
 		HQ_FREE(cfg->listeners[j].name);
+	for (int j = 0; j < cfg->n_bridge_raw; j++) {
+		hq_free(cfg->bridge_raw[j].key);
+		hq_free(cfg->bridge_raw[j].value);
+		hq_free(cfg->bridge_raw[j].where);
+	}
+	hq_free(cfg->bridge_raw);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

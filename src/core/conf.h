@@ -66,7 +66,17 @@ struct conf_listener {
 /* "tcp", "ssl", "ws", "wss" */
 const char *conf_listener_type_name(enum conf_listener_type t);
 
+/* A "bridges.*" line kept as text (issue 12, src/bridge/ parses and checks
+ * it: its keys are per bridge and structured); where = "file:line" or the
+ * env/--set origin, for the refusal message. All owned by the config. */
+struct conf_raw {
+	char *key, *value, *where;
+};
+
 struct hq_config {
+	/* bridges.mqtt.<name>.* lines, in order (src/bridge/brg_conf.c) */
+	struct conf_raw *bridge_raw;
+	int n_bridge_raw;
 	/* node */
 	char *node_name;               /* name@host */
 	char *node_cookie;
