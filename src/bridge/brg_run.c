@@ -353,7 +353,8 @@ static void refresh_queue(struct brg *g)
 	if (broker_client_get(g->all->b, g->c->clientid, &bc) != HQ_OK)
 		return;
 	pthread_mutex_lock(&g->all->lock);
-	g->stat.buffered = bc.mqueue_len;
+	/* in flight to the bridge when its local side closed count too */
+	g->stat.buffered = (uint64_t)bc.mqueue_len + bc.inflight_cnt;
 	g->stat.dropped = bc.mqueue_dropped;
 	pthread_mutex_unlock(&g->all->lock);
 	hq_free(bc.clientid);
