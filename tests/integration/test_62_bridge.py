@@ -19,6 +19,7 @@ import urllib.request
 
 import pytest
 
+from authfx import mosq_passwd
 from certs import SAN_LOCAL, CertDir
 from conftest import free_port, wait_until
 from helpers import MosquittoSub, mosquitto_pub
@@ -126,12 +127,14 @@ def bridges(node):
 
 
 def wait_status(node, status, name="r1", timeout=10.0):
-    def ok():
-        return any(b["name"] == name and b["status"] == status and b["node"] == node_name(node)
-                   for b in bridges(node))
-    wait_until(ok, timeout=timeout, interval=0.1, what="bridge %s %s: %r" % (
-        name, status, bridges(node)))
-    return [b for b in bridges(node) if b["name"] == name and b["node"] == node_name(node)][0]
+    deadline = time.monotonic() + T(timeout)
+    while True:
+        mine = [b for b in bridges(node) if b["name"] == name and b["node"] == node_name(node)]
+        if mine and mine[0]["status"] == status:
+            return mine[0]
+        if time.monotonic() > deadline:
+            raise AssertionError("bridge %s not %s: %r" % (name, status, mine))
+        time.sleep(0.1)
 
 
 def node_name(node):
@@ -290,17 +293,26 @@ def test_tls_wrong_ca_not_connected(broker, mosquitto, certs, tmp_path):
     assert not [x for x in bridges(node) if x["status"] == "connected"]
 
 
-def test_mqtt_311_remote(broker, mosquitto):
+def test_mqtt_311_remote(broker, mosquitto, tmp_path):
+    """Also: the node requires a password and has an ACL that grants the
+    bridge nothing; its local side is trusted all the same."""
     m = mosquitto()
-    node = broker(bridge_conf(m, mqtt_version="3.1.1", forwards="o/# -> v3/ qos 1",
-                              subscriptions="i/# -> v3in/ qos 1"))
+    pw, acl = str(tmp_path / "local.passwd"), str(tmp_path / "local.acl")
+    mosq_passwd(pw, "alice", "pw", create=True)
+    with open(acl, "w") as f:
+        f.write("user alice\ntopic readwrite #\n")
+    ov = bridge_conf(m, mqtt_version="3.1.1", forwards="o/# -> v3/ qos 1",
+                     subscriptions="i/# -> v3in/ qos 1")
+    ov.update({"auth.allow_anonymous": False, "auth.password_file": pw, "auth.acl_file": acl})
+    node = broker(ov)
     wait_status(node, "connected")
+    cred = ("-u", "alice", "-P", "pw")
     assert re.search(r"New client connected .* as hamqtt-cluster-bridge-r1 \(p2, c0",
                      m.log_text()), m.log_text()[-2000:]
     rsub = MosquittoSub(m.port, "v3/#", qos=1)
-    lsub = MosquittoSub(node.port, "v3in/#", qos=1)
+    lsub = MosquittoSub(node.port, "v3in/#", qos=1, extra=cred)
     try:
-        mosquitto_pub(node.port, "o/1", "a", qos=1)
+        mosquitto_pub(node.port, "o/1", "a", qos=1, extra=cred)
         mosquitto_pub(m.port, "i/2", "b", qos=1)
         assert rsub.messages(1) == [("v3/o/1", "a")]
         assert lsub.messages(1) == [("v3in/i/2", "b")]
