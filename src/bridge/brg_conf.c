@@ -117,16 +117,20 @@ static int rules_parse(const struct conf_raw *r, struct brg_rule **v, int *n, ch
 		       size_t errlen)
 {
 	const char *p = r->value;
-	while (*p) {
+	for (;;) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (!e && !*n && !len)
+			break; /* an empty value: "no entry" below */
 		*v = hq_realloc(*v, (size_t)(*n + 1) * sizeof(**v));
 		struct brg_rule *rule = &(*v)[(*n)++];
 		memset(rule, 0, sizeof(*rule));
 		const char *why = NULL;
 		if (!rule_parse(p, len, rule, &why))
 			return fail(r, err, errlen, "entry %d: %s, got '%.*s'", *n, why, (int)len, p);
-		p = e ? e + 1 : p + len;
+		if (!e)
+			break;
+		p = e + 1; /* an entry must follow: "a -> b," is refused */
 	}
 	if (!*n)
 		return fail(r, err, errlen, "no entry");
