@@ -558,7 +558,7 @@ def paho():
 # covered there by test_52..55 and 57 (the executor, sampler, alarm threads).
 ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "test_50_",
                   "test_52_", "test_53_", "test_54_", "test_55_", "test_56_", "test_57_",
-                  "test_58_")
+                  "test_58_", "test_62_")
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
 
 
