@@ -21,9 +21,10 @@ import pytest
 
 from authfx import mosq_passwd
 from certs import SAN_LOCAL, CertDir
-from conftest import free_port, wait_until
+from conftest import free_port, require, wait_until
 from helpers import MosquittoSub, mosquitto_pub
 from mqttraw import T
+from redisfx import REDIS, redis  # noqa: F401 (the fixture)
 from restapi import api
 from startfail import start_fails
 
@@ -367,3 +368,43 @@ def test_cluster_one_runner_and_takeover(cluster, mosquitto, tmp_path):
 def test_bad_config_refused(tmp_path, lines, why):
     out = start_fails(tmp_path, lines)
     assert why in out, out
+
+
+@require(None if REDIS else "redis-server not installed", "the redis store")
+def test_cluster_redis_buffer_survives_runner_kill(cluster, mosquitto, redis):  # noqa: F811
+    """session.store = redis: what the runner buffered while the remote was
+    down moves with the bridge's session to the node that takes over."""
+    m = mosquitto()
+    ov = bridge_conf(m, forwards="rb/# -> qos 1")
+    ov.update({"session.store": "redis", "session.redis.server": "127.0.0.1:%d" % redis.port})
+    cl = cluster(2, ov)
+    cl.join_all()
+    cl.wait_all_running()
+    n1, n2 = cl.nodes
+    wait_until(lambda: any(b["node"] == n1.name and b["status"] == "connected"
+                           for b in bridges(n1)), timeout=10, interval=0.2, what="n1 runs it")
+    sub = MosquittoSub(m.port, "rb/#", qos=1, extra=("-c", "-i", "rsub62rb"))
+    sub.close()
+    m.stop()
+    wait_until(lambda: any(b["node"] == n1.name and b["status"] == "disconnected"
+                           for b in bridges(n1)), timeout=10, interval=0.2, what="n1 down")
+    n = 50
+    mosquitto_pub(n2.port, "rb/t", qos=1, stdin_lines=["m%02d" % i for i in range(n)],
+                  host=n2.host)
+    wait_until(lambda: [b["metrics"]["buffered"] for b in bridges(n1)
+                        if b["node"] == n1.name] == [n], timeout=10, interval=0.2,
+               what="50 buffered on n1")
+    n1.kill()
+    m.start()
+    wait_until(lambda: any(b["node"] == n2.name and b["status"] == "connected"
+                           for b in bridges(n2)), timeout=20, interval=0.2,
+               what="n2 runs the bridge")
+    sub = MosquittoSub(m.port, "rb/#", qos=1, extra=("-c", "-i", "rsub62rb"))
+    try:
+        wait_until(lambda: "MSG|rb/t|m%02d" % (n - 1) in sub.all, timeout=20, interval=0.1,
+                   what="the last buffered message")
+        time.sleep(T(0.5))
+    finally:
+        sub.close()
+    got = [ln.split("|", 2)[2] for ln in sub.all if ln.startswith("MSG|")]
+    assert sorted(set(got)) == ["m%02d" % i for i in range(n)], got  # none lost
