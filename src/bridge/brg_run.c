@@ -519,6 +519,7 @@ int bridges_start(struct broker *b, const struct hq_config *cfg, struct bridges 
 		return HQ_EIO;
 	}
 	br->started = true;
+	*out = br;
 	pthread_mutex_lock(&g_lock);
 	g_bridges = br;
 	pthread_mutex_unlock(&g_lock);
