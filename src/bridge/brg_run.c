@@ -1,10 +1,11 @@
 /*
  * brg_run.c - the bridge thread: every bridge of this node on one ev loop.
  *
- * A bridge's cycle: connect the LOCAL side (a socketpair whose other end
- * the broker adopts as a trusted client, broker_bridge_attach), subscribe
- * the forwards there, then dial the REMOTE broker, subscribe the
- * subscriptions there; both up = "connected". Either side failing tears
+ * A bridge's cycle: dial the REMOTE broker, subscribe the subscriptions
+ * there, then connect the LOCAL side (a socketpair whose other end the broker
+ * adopts as a trusted client, broker_bridge_attach) and subscribe the
+ * forwards there; both up = "connected" (the first cycle of a process goes
+ * local first: see start_cycle). Either side failing tears
  * both down and a retry follows after an exponential backoff with jitter
  * (reconnect_min .. reconnect_max). Tearing both down is what makes the
  * delivery guarantee simple: nothing is acknowledged to one side before the
@@ -183,6 +184,16 @@ static void dial_remote(struct brg *g)
 	}
 }
 
+static void bridge_up(struct brg *g, const char *why)
+{
+	g->backoff_ms = 0;
+	set_state(g, BS_UP, why);
+	brg_pipe_ready(&g->fwd);
+	brg_pipe_ready(&g->recv);
+}
+
+static void attach_local(struct brg *g);
+
 static const char *connack_text(uint8_t version, uint8_t rc)
 {
 	if (version != MQTT_V5)
@@ -243,14 +254,18 @@ static void on_connack(struct brg_link *l, const struct mqtt_connack *a)
 	}
 	if (l == &g->local) {
 		subscribe(l, g->c->fwd, g->c->n_fwd);
-		dial_remote(g);
+		g->local_made = true;
+		if (g->remote.st == LK_UP)
+			bridge_up(g, "local side up");
+		else
+			dial_remote(g);
 		return;
 	}
 	subscribe(l, g->c->sub, g->c->n_sub);
-	g->backoff_ms = 0;
-	set_state(g, BS_UP, a->session_present ? "remote session resumed" : "remote session new");
-	brg_pipe_ready(&g->fwd);
-	brg_pipe_ready(&g->recv);
+	if (g->local.st == LK_UP)
+		bridge_up(g, a->session_present ? "remote session resumed" : "remote session new");
+	else
+		attach_local(g);
 }
 
 static void on_packet(struct brg_link *l, const struct mqtt_packet *p, const uint8_t *raw,
@@ -299,7 +314,7 @@ static void on_packet(struct brg_link *l, const struct mqtt_packet *p, const uin
 	}
 }
 
-static void start_cycle(struct brg *g)
+static void attach_local(struct brg *g)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -313,9 +328,25 @@ static void start_cycle(struct brg *g)
 		bridge_down(g, "local side: the broker did not take the connection");
 		return;
 	}
+	brg_link_attach(&g->local, sv[0]);
+}
+
+/*
+ * The order of a cycle: the remote side first, then the local side, so that
+ * while the remote is unreachable the local session stays offline and
+ * untouched (its queue is the buffer; no local connection churns with the
+ * retries). Only the first cycle of this process goes local first, so the
+ * local session and its subscriptions exist (and buffer) from the start even
+ * when the remote has never been reachable.
+ */
+static void start_cycle(struct brg *g)
+{
 	g->local.on_close = g->remote.on_close = on_close;
 	set_state(g, BS_CONNECTING, NULL);
-	brg_link_attach(&g->local, sv[0]);
+	if (g->local_made)
+		dial_remote(g);
+	else
+		attach_local(g);
 }
 
 /* The member list: the running member with the lowest name runs bridges. */

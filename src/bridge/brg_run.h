@@ -62,6 +62,7 @@ struct brg {
 	uint32_t backoff_ms;
 	int64_t down_since_ms;    /* monotonic; 0 while up or standby */
 	bool alarm;               /* bridge_down:<name> raised */
+	bool local_made;          /* the local session exists (subscribed once) */
 	char marker[320];         /* <cluster.name>/<bridge name> */
 	struct bridge_status stat; /* under all->lock */
 };
