@@ -499,7 +499,8 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 	else
 		expiry = k->clean_start ? 0 : SESS_NEVER_EXPIRE;
 	c->req_expiry_asked = expiry;
-	if (cfg->session_expiry_max && expiry > cfg->session_expiry_max)
+	/* a bridge's session is its buffer for a remote outage of any length */
+	if (cfg->session_expiry_max && expiry > cfg->session_expiry_max && !c->internal)
 		expiry = cfg->session_expiry_max;
 	c->req_expiry = expiry;
 	/* keep alive */

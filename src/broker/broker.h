@@ -298,7 +298,8 @@ void broker_rpc_job_free(struct broker_rpc_job *job);
 /* Hand fd (the broker's end of a socketpair; taken in every case) to a
  * worker as a bridge's local MQTT connection: trusted (no listener limits,
  * no authentication, no ACL; "bridge" as its listener in /clients), its
- * session's queue bounded by max_queued messages (0: mqtt.max_queued_messages).
+ * session's queue bounded by max_queued messages (0: mqtt.max_queued_messages),
+ * its session expiry not capped by mqtt.session_expiry_max.
  * label names it in logs. Any thread but a worker's; waits (bounded).
  * HQ_OK, or HQ_ECLOSED / HQ_EIO (stopping, no answer in time: fd closed). */
 int broker_bridge_attach(struct broker *b, int fd, const char *label, uint32_t max_queued);

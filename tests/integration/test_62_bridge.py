@@ -186,7 +186,8 @@ def test_forwards_and_subscriptions_no_loop(broker, mosquitto):
 
 def test_remote_down_buffered_in_order(broker, mosquitto):
     m = mosquitto()
-    node = broker(bridge_conf(m, forwards="buf/# -> r/ qos 1"))
+    # mqtt.session_expiry_max caps clients' sessions, not the bridge's buffer
+    node = broker(bridge_conf(m, forwards="buf/# -> r/ qos 1"), **{"mqtt.session_expiry_max": "1s"})
     wait_status(node, "connected")
     # a persistent subscriber on the remote, offline while the messages come
     sub = MosquittoSub(m.port, "r/buf/#", qos=1, extra=("-c", "-i", "rsub62"))
@@ -195,6 +196,7 @@ def test_remote_down_buffered_in_order(broker, mosquitto):
     b = wait_status(node, "disconnected")
     assert "remote side" in b["last_error"], b
     n = 200
+    time.sleep(T(2))  # longer than mqtt.session_expiry_max
     mosquitto_pub(node.port, "buf/t", qos=1, stdin_lines=["m%03d" % i for i in range(n)])
     wait_until(lambda: wait_status(node, "disconnected")["metrics"]["buffered"] == n,
                timeout=10, interval=0.2, what="200 buffered")
