@@ -112,7 +112,9 @@ int brg_link_send(struct brg_link *l, const struct mqtt_packet *p)
 
 static void read_packets(struct brg_link *l)
 {
-	for (int budget = 0; budget < 64; budget++) {
+	/* a budget per event for fairness between bridges; not on TLS, whose
+	 * decrypted bytes may wait inside OpenSSL where epoll cannot see them */
+	for (int budget = 0; budget < 64 || l->tls; budget++) {
 		uint8_t *dst = buf_reserve(&l->in, READ_CHUNK);
 		ssize_t n = raw_read(l, dst, READ_CHUNK);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

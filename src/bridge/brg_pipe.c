@@ -219,8 +219,16 @@ static void pend_drain(struct brg_pipe *p)
 void brg_pipe_publish(struct brg_pipe *p, const struct mqtt_packet *pkt, const uint8_t *raw,
 		      size_t len)
 {
-	if (p->head || p->to->st != LK_UP || !forward(p, &pkt->u.publish))
-		pend_push(p, raw, len);
+	if (!p->head && p->to->st == LK_UP && forward(p, &pkt->u.publish))
+		return;
+	/* QoS 1/2 waiting here are bounded by the Receive Maximum we gave
+	 * `from`; QoS 0 is not, so past BRG_PEND_MAX it is dropped (counted) */
+	if (!pkt->u.publish.qos && p->npend >= BRG_PEND_MAX) {
+		struct brg *g = p->g;
+		count(g, p->dir == BRG_FWD ? &g->stat.fwd_failed : &g->stat.recv_failed);
+		return;
+	}
+	pend_push(p, raw, len);
 }
 
 void brg_pipe_ready(struct brg_pipe *p)

@@ -8,6 +8,7 @@
 #include "bridge/brg_int.h"
 
 #define BRG_MARKER_KEY "hamqtt-bridge"
+#define BRG_PEND_MAX 10000        /* QoS 0 copies waiting for room, at most */
 
 enum { BRG_FWD = 0, BRG_RECV = 1 };
 
