@@ -11,6 +11,7 @@ configurations."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -182,6 +183,10 @@ def test_forwards_and_subscriptions_no_loop(broker, mosquitto):
     assert re.search(r'hamqtt_bridge_up\{node="[^"]+",bridge="r1"\} 1', text), text
     assert re.search(r'hamqtt_bridge_messages_total\{node="[^"]+",bridge="r1",'
                      r'direction="forward",result="ok"\} 2', text)
+    if shutil.which("promtool"):  # the exposition format, bridge lines included
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                           capture_output=True, timeout=T(20))
+        assert "bridge" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_remote_down_buffered_in_order(broker, mosquitto):
