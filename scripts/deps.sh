@@ -68,3 +68,23 @@ if [ -n "$missing" ]; then
 	fi
 fi
 browser_deps
+# issue 12 bridges: Mosquitto's broker is the remote of test_62 (its own config on
+# a free port, started and stopped by the test) and mosquitto_passwd writes the
+# password files of test_41. Installing it must not leave Debian's service
+# running on 1883: a policy-rc.d forbids starting it during the install, and
+# it is disabled for the next boot (no systemd needed).
+if ! dpkg-query -W -f='${Status}' mosquitto 2>/dev/null | grep -q "install ok installed"; then
+	SUDO=""
+	[ "$(id -u)" -ne 0 ] && SUDO=sudo
+	own_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod 755 /usr/sbin/policy-rc.d
+		own_policy=1
+	fi
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends mosquitto || {
+		[ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+	[ -n "$own_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+	$SUDO update-rc.d mosquitto disable >/dev/null 2>&1 || true
+	command -v systemctl >/dev/null 2>&1 && $SUDO systemctl disable mosquitto >/dev/null 2>&1 || true
+fi

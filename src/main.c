@@ -14,6 +14,7 @@
  * exit, so leak checkers see a clean exit.
  */
 #include "archive/archive.h"
+#include "bridge/bridge.h"
 #include "broker/broker.h"
 #include "core/conf.h"
 #include "core/err.h"
@@ -154,6 +155,13 @@ int main(int argc, char **argv)
 	struct archive_set *arc = NULL;
 	if (archive_conf(&cfg, &arc, err, sizeof(err)) != HQ_OK)
 		goto config_error;
+	{ /* issue 12 bridges: refused here with file:line, started after the broker */
+		struct brg_conf *bc;
+		int nbc;
+		if (bridge_conf_parse(&cfg, &bc, &nbc, err, sizeof(err)) != HQ_OK)
+			goto config_error;
+		bridge_conf_free(bc, nbc);
+	}
 
 	if (log_open(cfg.log_level, cfg.log_format, cfg.log_file) != HQ_OK) {
 		fprintf(stderr, "hamqttd: log.file: cannot open '%s': %s\n", cfg.log_file, strerror(errno));
@@ -211,11 +219,19 @@ int main(int argc, char **argv)
 		broker_free(b);
 		goto out_log;
 	}
-	/* running (200) until a signal */
-	int sig = wait_stop_signal(&set, b);
-	log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	struct bridges *bridges = NULL;
+	int sig = SIGTERM;
+	bool bridges_failed = bridges_start(b, &cfg, &bridges, err, sizeof(err)) != HQ_OK;
+	if (bridges_failed) {
+		log_error("cannot start: %s", err); /* e.g. a bridge's TLS file */
+	} else {
+		/* running (200) until a signal */
+		sig = wait_stop_signal(&set, b);
+		log_notice("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	}
 	/* stopping: 503 first, so health checks see it before anything closes */
 	http_server_set_stopping(http);
+	bridges_stop(bridges); /* their local sides close like any client's */
 	broker_drain(b);
 	shutdown_grace(&set, cfg.node_shutdown_grace);
 	broker_stop(b);
@@ -226,7 +242,7 @@ int main(int argc, char **argv)
 	http_server_stop(http);
 	broker_free(b);
 	log_notice("stopped");
-	rc = 0;
+	rc = bridges_failed ? 1 : 0;
 out_log:
 	log_close();
 out:

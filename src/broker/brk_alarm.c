@@ -373,3 +373,10 @@ size_t broker_alarm_clear_history(struct broker *b)
 	pthread_mutex_unlock(&a->lock);
 	return gone;
 }
+
+void broker_alarm_set(struct broker *b, const char *name, bool on, const char *details,
+		      const char *msg)
+{
+	if (b->alarms)
+		alarm_set(b->alarms, name, on, details, msg);
+}

@@ -618,7 +618,8 @@ void conn_free(struct conn *c)
 		close(c->io.fd);
 	conn_xp_free(c); /* the SSL's BIO does not own the fd */
 	atomic_fetch_sub(&b->conns_now, 1);
-	atomic_fetch_sub(&b->conns_by_type[c->ltype], 1);
+	if (!c->internal) /* a bridge's local side is of no listener */
+		atomic_fetch_sub(&b->conns_by_type[c->ltype], 1);
 	ovl_conn_release(c);
 	buf_free(&c->in);
 	buf_free(&c->out);

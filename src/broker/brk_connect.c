@@ -213,6 +213,8 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *k)
 	struct worker *w = c->w;
 	if (c->eauth) /* the method decides, over AUTH packets (brk_eauth.c) */
 		return brk_eauth_connect(c, k);
+	if (c->internal) /* a bridge's local side: trusted, no ACL (brk_bridge.c) */
+		return connect_authorized(c, true, NULL);
 	if (auth_connect_needed(w->b->auth)) {
 		const char *why = "";
 		struct auth_result res = { 0 }; /* a method's extras: a JWT's ACL, user name */
@@ -497,7 +499,8 @@ int brk_handle_connect(struct conn *c, const struct mqtt_packet *pkt)
 	else
 		expiry = k->clean_start ? 0 : SESS_NEVER_EXPIRE;
 	c->req_expiry_asked = expiry;
-	if (cfg->session_expiry_max && expiry > cfg->session_expiry_max)
+	/* a bridge's session is its buffer for a remote outage of any length */
+	if (cfg->session_expiry_max && expiry > cfg->session_expiry_max && !c->internal)
 		expiry = cfg->session_expiry_max;
 	c->req_expiry = expiry;
 	/* keep alive */

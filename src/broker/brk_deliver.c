@@ -279,7 +279,8 @@ static bool over_limit(const struct session *s, uint64_t need, enum broker_drop_
 {
 	const struct hq_config *cfg = s->w->b->cfg;
 	*why = BRK_DROP_QUEUE_FULL;
-	if (cfg->max_queued_messages && s->queue.len >= cfg->max_queued_messages)
+	uint32_t qmax = s->qmax ? s->qmax : cfg->max_queued_messages;
+	if (qmax && s->queue.len >= qmax)
 		return true;
 	/* a single message larger than the session's byte limit still queues alone */
 	if (cfg->max_queued_bytes && s->queue.len && s->queued_bytes + need > cfg->max_queued_bytes)

@@ -251,6 +251,8 @@ struct session {
 	_Atomic uint32_t qlen_pub;      /* queue.len as last published by the owner (relaxed) */
 	_Atomic uint32_t inbound;       /* deliveries in transit, see inbound_bytes */
 	uint32_t n_rx_pids, cap_rx_pids;
+	uint32_t qmax;            /* queue limit in messages set by a bridge's internal
+				     connection (brk_bridge.c); 0 = mqtt.max_queued_messages */
 	uint16_t next_pid;
 	atomic_bool online;       /* read by other workers choosing a shared member */
 	/* when the current connection attached, as a packed HLC timestamp
@@ -447,6 +449,10 @@ struct conn {
 	/* traces (brk_trace.c): the client traces that match this connection,
 	 * as of generation trace_gen of broker.trace_word (0: none ever) */
 	uint32_t trace_gen, trace_mask;
+	/* a bridge's local side (brk_bridge.c): trusted, no listener, no
+	 * authentication, no ACL; its session's queue limit is int_qmax */
+	bool internal;
+	uint32_t int_qmax;
 };
 
 /* ---- worker inbox entries ---- */
@@ -768,6 +774,9 @@ void wk_conn_remove(struct worker *w, struct conn *c);
 /* brk_conn.c */
 struct conn *conn_new(struct worker *w, int fd, const char *addr, bool expect_proxy,
 		      struct tls_srv *tls, int lidx);
+/* brk_bridge.c: a bridge's local side on fd (the worker's end of a
+ * socketpair); NULL after a log line when it cannot be watched. */
+struct conn *conn_new_internal(struct worker *w, int fd, const char *label, uint32_t qmax);
 /* brk_ws.c: the transport of a new connection on a listener of type L->type
  * (TLS, WebSocket, both; nothing on tcp). HQ_OK, or HQ_ENOMEM after a log line. */
 int conn_xp_new(struct conn *c, struct tls_srv *tls, const struct conf_listener *L);

@@ -159,7 +159,9 @@ static void client_fill(struct worker *w, struct session *s, struct broker_clien
 		o->connected = true;
 		o->username = c->username ? hq_strdup(c->username) : NULL;
 		addr_split(c->addr, o->ip, sizeof(o->ip), &o->port);
-		if (c->lidx < cfg->n_listeners)
+		if (c->internal)
+			snprintf(o->listener, sizeof(o->listener), "bridge");
+		else if (c->lidx < cfg->n_listeners)
 			snprintf(o->listener, sizeof(o->listener), "%s:%s",
 				 conf_listener_type_name(cfg->listeners[c->lidx].type),
 				 cfg->listeners[c->lidx].name);

@@ -152,6 +152,8 @@ void sess_attach(struct session *s, struct conn *c, bool present)
 	atomic_store_explicit(&s->progress_ms, ev_now_ms(s->w->loop), memory_order_relaxed);
 	atomic_store(&s->online, true);
 	s->version = c->version;
+	if (c->internal)
+		s->qmax = c->int_qmax; /* a bridge's buffer: bridges.mqtt.<name>.max_buffered */
 	/* the ACL context of this connection (its user name) from now on;
 	 * NULL without an ACL file */
 	auth_client_free(s->acl);

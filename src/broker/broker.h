@@ -303,5 +303,18 @@ struct archive_set *broker_archive(struct broker *b);
 /* archive_ack_fn (archive.h): an ack = stored copy was stored or refused;
  * posts the gate token back to the publisher's worker. Any thread. */
 void broker_archive_ack(void *b, uint32_t worker, uint64_t token, bool stored);
+/* ---- issue 12 bridges (src/bridge/; broker side in brk_bridge.c) ---- */
+/* Hand fd (the broker's end of a socketpair; taken in every case) to a
+ * worker as a bridge's local MQTT connection: trusted (no listener limits,
+ * no authentication, no ACL; "bridge" as its listener in /clients), its
+ * session's queue bounded by max_queued messages (0: mqtt.max_queued_messages),
+ * its session expiry not capped by mqtt.session_expiry_max.
+ * label names it in logs. Any thread but a worker's; waits (bounded).
+ * HQ_OK, or HQ_ECLOSED / HQ_EIO (stopping, no answer in time: fd closed). */
+int broker_bridge_attach(struct broker *b, int fd, const char *label, uint32_t max_queued);
+/* Raise (on) or clear an alarm of this node's table (/api/v5/alarms), e.g.
+ * "bridge_down:<name>"; details is a JSON object's text. Any thread. */
+void broker_alarm_set(struct broker *b, const char *name, bool on, const char *details,
+		      const char *msg);
 
 #endif

@@ -366,24 +366,34 @@ bool conf_parse_bool(const char *s, bool *out)
 	return parse_bool(s, out);
 }
 
-/* issue 12: archive.<name>.<leaf> is kept as written (a later line for
- * the same key wins there too); the archive module owns its schema, so the
- * leaves and values are checked when it parses them, with this origin. */
-static int keep_archive_kv(struct hq_config *cfg, const struct origin *o, const char *key,
-			   const char *value)
+/* issue 12: archive.<name>.<leaf> and bridges.mqtt.<name>.<leaf> lines are
+ * kept as written (a later line for the same key wins there too); those
+ * modules own their schemas, so leaves and values are checked when they
+ * parse them, with this origin. */
+static int keep_raw(struct conf_raw **v, int *n, const struct origin *o, const char *key,
+		    const char *value)
 {
 	char where[512];
 	if (o && o->line > 0)
 		snprintf(where, sizeof(where), "%s:%d: ", o->name, o->line);
 	else
 		snprintf(where, sizeof(where), "%s: ", o ? o->name : "?");
-	cfg->archive_kv = hq_realloc(cfg->archive_kv,
-				     ((size_t)cfg->n_archive_kv + 1) * sizeof(*cfg->archive_kv));
-	struct conf_raw *r = &cfg->archive_kv[cfg->n_archive_kv++];
+	*v = hq_realloc(*v, ((size_t)*n + 1) * sizeof(**v));
+	struct conf_raw *r = &(*v)[(*n)++];
 	r->key = hq_strdup(key);
 	r->value = hq_strdup(value);
 	r->origin = hq_strdup(where);
 	return HQ_OK;
+}
+
+static void free_raw(struct conf_raw *v, int n)
+{
+	for (int j = 0; j < n; j++) {
+		hq_free(v[j].key);
+		hq_free(v[j].value);
+		hq_free(v[j].origin);
+	}
+	hq_free(v);
 }
 
 /* Apply one key = value. Value is already unquoted and trimmed. */
@@ -391,11 +401,13 @@ static int apply(struct hq_config *cfg, const struct origin *o, const char *key,
 		 const char *value, char *err, size_t errlen)
 {
 	if (!strncmp(key, CONF_ARCHIVE_PREFIX, strlen(CONF_ARCHIVE_PREFIX)))
-		return keep_archive_kv(cfg, o, key, value);
+		return keep_raw(&cfg->archive_kv, &cfg->n_archive_kv, o, key, value);
 	char lname[LISTENER_NAME_MAX + 1];
 	bool bad_name;
 	int ltype = 0;
 	const struct conf_key *k = find_key(key, lname, &ltype, &bad_name);
+	if (!k && strncmp(key, "bridges.", 8) == 0) /* for src/bridge/ */
+		return keep_raw(&cfg->bridge_raw, &cfg->n_bridge_raw, o, key, value);
 	if (!k) {
 		if (bad_name)
 			return fail(o, key, err, errlen,
@@ -472,12 +484,8 @@ void conf_free(struct hq_config *cfg)
 	}
 	for (int j = 0; j < cfg->n_listeners; j++)
 		HQ_FREE(cfg->listeners[j].name);
-	for (int j = 0; j < cfg->n_archive_kv; j++) {
-		HQ_FREE(cfg->archive_kv[j].key);
-		HQ_FREE(cfg->archive_kv[j].value);
-		HQ_FREE(cfg->archive_kv[j].origin);
-	}
-	HQ_FREE(cfg->archive_kv);
+	free_raw(cfg->archive_kv, cfg->n_archive_kv);
+	free_raw(cfg->bridge_raw, cfg->n_bridge_raw);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -68,7 +68,19 @@ struct conf_listener {
 /* "tcp", "ssl", "ws", "wss" */
 const char *conf_listener_type_name(enum conf_listener_type t);
 
+/* An "archive.*" or "bridges.*" line kept as text (issue 12: src/archive/
+ * and src/bridge/ parse and check their own keys, which are per archive or
+ * bridge and structured). All owned by the config. */
+struct conf_raw {
+	char *key;
+	char *value;
+	char *origin; /* "file:line: " or "env HAMQTT_X: ": an error message's prefix */
+};
+
 struct hq_config {
+	/* bridges.mqtt.<name>.* lines, in order (src/bridge/brg_conf.c) */
+	struct conf_raw *bridge_raw;
+	int n_bridge_raw;
 	/* node */
 	char *node_name;               /* name@host */
 	char *node_cookie;
@@ -223,12 +235,6 @@ int conf_load_file(struct hq_config *cfg, const char *path, char *err, size_t er
 /* Parse text as if it were a file named `name` (used by tests and embedded default). */
 int conf_load_string(struct hq_config *cfg, const char *name, const char *text,
 		     char *err, size_t errlen);
-/* issue 12: one archive.* line, kept raw for src/archive/arc_conf.c */
-struct conf_raw {
-	char *key;
-	char *value;
-	char *origin; /* "file:line: " or "env HAMQTT_X: ": an error message's prefix */
-};
 #define CONF_ARCHIVE_PREFIX "archive."
 /* The table's value syntaxes (sizes "1GB", durations "5s", booleans). */
 bool conf_parse_size(const char *s, uint64_t *out);

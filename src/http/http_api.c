@@ -209,6 +209,8 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v5/trace/*/stop", http_ops_trace_stop, HTTP_R_FANOUT_ONE },
 	{ "GET", "/api/v5/trace/*/download", http_ops_trace_download, 0 },
 	{ "GET", "/api/v5/trace/*/log", http_ops_trace_log, 0 },
+	/* issue 12 MQTT bridges (http_bridges.c): every node's view */
+	{ "GET", "/api/v5/bridges", http_bridges_list, HTTP_R_FANOUT_LIST },
 	/* node-level routes, cluster-wide (http_nodes.c, http_monitor.c) */
 	{ "GET", "/api/v5/nodes", http_nodes_list, HTTP_R_NODE },
 	{ "GET", "/api/v5/nodes/*", http_nodes_get, HTTP_R_NODE },

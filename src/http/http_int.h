@@ -201,6 +201,8 @@ void http_assets_get(struct http_ctx *ctx, const struct http_req *req, struct ht
  * document of every route, embedded like the dashboard's files. */
 void http_apidocs_get(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 
+/* GET /api/v5/bridges (http_bridges.c; issue 12 MQTT bridges) */
+void http_bridges_list(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 /* GET /metrics (http_metrics.c): Prometheus text format. */
 void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_resp *resp);
 

@@ -316,6 +316,7 @@ void http_metrics(struct http_ctx *ctx, const struct http_req *req, struct http_
 	http_guard_metrics(&b, node, ctx);
 	http_metrics_broker(&b, node, br);
 	http_metrics_process(&b, node);
+	http_bridge_metrics(&b, node);
 	free(resp->body);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -20,5 +20,7 @@ void http_metrics_escape(const char *in, char *out, size_t outlen);
 /* node: the escaped node name (every sample's node label) */
 void http_metrics_broker(struct buf *b, const char *node, struct broker *br);
 void http_metrics_process(struct buf *b, const char *node);
+/* http_bridges.c: the MQTT bridges' lines (none when no bridge is configured) */
+void http_bridge_metrics(struct buf *b, const char *node);
 
 #endif

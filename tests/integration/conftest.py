@@ -567,6 +567,8 @@ ONCE_PER_BUILD = ("test_12_", "test_15_", "test_18_", "test_43_", "test_48_", "t
 ONCE_PER_BUILD += ("test_64_",)
 # the MariaDB archive (test_61): nothing in it depends on the worker count
 ONCE_PER_BUILD += ("test_61_",)
+# the bridges (test_62): a remote Mosquitto, no worker-count-sensitive code
+ONCE_PER_BUILD += ("test_62_",)
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
 # docs (issue 12): the guide runs once per build but not under TSan (a minute of
 # real servers that test_21..57 already cover there)
