@@ -121,7 +121,7 @@ static int rules_parse(const struct conf_raw *r, struct brg_rule **v, int *n, ch
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		if (!e && !*n && !len)
-			break; /* an empty value: "no entry (a '#' after a blank starts a comment: quote a value where a filter is '#' alone)" below */
+			break; /* an empty value: "no entry" below */
 		*v = hq_realloc(*v, (size_t)(*n + 1) * sizeof(**v));
 		struct brg_rule *rule = &(*v)[(*n)++];
 		memset(rule, 0, sizeof(*rule));
