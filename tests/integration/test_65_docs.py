@@ -22,7 +22,7 @@ from mqttraw import T
 from netns import unavailable_reason
 
 # features whose blocks the documents mark `<!-- requires: X -->`, once merged
-FEATURES = ("archive",)
+FEATURES = ("archive", "bridge")
 # keys of those features: checked against the table only once merged
 FEATURE_PREFIXES = {"archive": "archive.", "bridge": "bridges."}
 
