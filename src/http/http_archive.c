@@ -94,7 +94,9 @@ static bool parse_time(const char *s, int64_t *ms)
 	} else {
 		return false;
 	}
-	if (*p)
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100) || y % 400 == 0;
+	if (*p || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
 		return false;
 	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60;
 	*ms = t * 1000 + frac;

@@ -332,7 +332,8 @@ def test_rest_readback(broker, pgsql):
     st, body = readback(b, archive="nope")
     assert st == 404 and "nope" in body["message"], (st, body)
     for bad in ({"from": "yesterday"}, {"to": "2026-13-01T00:00:00Z"},
-                {"from": "2026-12-07T00:00:00"}, {"topic": "a/#/b"}, {"limit": "0"}):
+                {"from": "2026-12-07T00:00:00"},
+                {"from": "2026-02-29T00:00:00Z"}, {"to": "2026-12-07T00:00:00+1:00"}, {"topic": "a/#/b"}, {"limit": "0"}):
         st, body = readback(b, **bad)
         assert st == 400 and body["message"], (bad, st, body)
     # credentials needed (a GET: a viewer's are enough)
