@@ -3,9 +3,10 @@
 # persistent S3P/S3R/S3PF, and S1T/S3T over TLS, S13/S13R TLS handshakes/s and
 # S3A with a password file + ACL; see scripts/bench.py --help and BENCHMARKS.md),
 # then S11, the cost of crossing cluster nodes (scripts/bench_s11.py), then
-# the restart of a node full of offline sessions (scripts/bench_recovery.py).
+# the restart of a node full of offline sessions (scripts/bench_recovery.py),
+# then ARCHIVE, archived msg/s into PostgreSQL with fsync on (scripts/bench_archive.py).
 # Extra arguments go to bench.py, e.g. scripts/bench.sh --only S3,S5 --rounds 1
-# --no-write (S11 and RECOVERY are skipped when --only does not name them).
+# --no-write (S11, RECOVERY and ARCHIVE are skipped when --only does not name them).
 # Smoke test of some scenarios (1 round of 1 s, BENCHMARKS.md untouched):
 # scripts/bench.sh --only S1T,S3T,S13,S13R,S3A --quick --no-unpinned
 set -e
@@ -25,5 +26,8 @@ if want S11 "$@"; then
 fi
 if want RECOVERY "$@"; then
 	/usr/bin/python3 scripts/bench_recovery.py || rc=$?
+fi
+if want ARCHIVE "$@"; then
+	/usr/bin/python3 scripts/bench_archive.py || rc=$?
 fi
 exit $rc

@@ -83,4 +83,18 @@ struct archive_stats {
 };
 void archive_stats(const struct archive_set *s, uint32_t i, struct archive_stats *st);
 
+/*
+ * Read back archive `name` (NULL or "": the only one configured) on the
+ * caller's thread, through a connection of its own opened and closed here
+ * (bounded by connect_timeout): q's rows in (ts, id) order to each, the
+ * count of rows matching q without its window in *total. Errors, with the
+ * reason in err: HQ_ENOTFOUND no such archive (or none configured),
+ * HQ_EINVAL a bad query or several archives and no name, HQ_ETOPIC a bad
+ * filter, HQ_EEXIST the archive writes an operator's template table (not
+ * ours to read), HQ_EAGAIN the database is unreachable; others from the
+ * backend. The set must be started (archive_start).
+ */
+int archive_read(const struct archive_set *s, const char *name, const struct arc_query *q,
+		 arc_row_fn each, void *ctx, uint64_t *total, char *err, size_t errlen);
+
 #endif

@@ -192,6 +192,9 @@ static const struct http_route routes[] = {
 	{ "DELETE", "/api/v5/mqtt/retainer/message/**", http_retained_delete, 0 },
 	{ "POST", "/api/v5/publish", http_publish, 0 },
 	{ "POST", "/api/v5/publish/bulk", http_publish_bulk, 0 },
+	/* issue 12: the archive read back (http_archive.c); the database is the
+	 * cluster's: local */
+	{ "GET", "/api/v5/archive/messages", http_archive_messages, 0 },
 	/* EMQX's Prometheus scrape path: the same text as /metrics, open too */
 	{ "GET", "/api/v5/prometheus/stats", http_metrics, HTTP_R_OPEN },
 	/* issue 11 "ops" (http_ops.c): alarms, log level, traces */

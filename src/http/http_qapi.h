@@ -28,6 +28,8 @@ HTTP_QAPI_DECL(http_retained_get)
 HTTP_QAPI_DECL(http_retained_delete)
 HTTP_QAPI_DECL(http_publish)
 HTTP_QAPI_DECL(http_publish_bulk)
+/* issue 12: GET /api/v5/archive/messages (http_archive.c) */
+HTTP_QAPI_DECL(http_archive_messages)
 
 /* ms since the epoch as RFC 3339 ("2026-12-06T20:04:01.123+00:00") */
 void http_qapi_time(char *out, size_t cap, int64_t ms);

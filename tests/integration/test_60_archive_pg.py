@@ -9,22 +9,42 @@ The server is Debian's postgres started by the test (pgsql.py). The 30 s
 outage variant runs behind `make test-archive-long` (HAMQTT_ARCHIVE_LONG=1).
 """
 
+import base64
+import datetime
+import json
 import os
+import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 
 import mqttraw
 import promtext
-from conftest import require, wait_until
+from conftest import broker_env, build_dir, require, wait_until
+from helpers import Paho
 from mqttraw import PUBACK, PUBREC, RawClient, T
 from pgsql import PgServer, pgsql, why_not  # noqa: F401 (fixture)
+from restapi import api
 
 pytestmark = require(why_not(), "PostgreSQL")
 
 COLS = "msgid, topic, encode(payload, 'hex'), qos, retain, clientid, coalesce(username, '<null>'), " \
        "(extract(epoch FROM ts) * 1000)::bigint, node"
+
+
+def ctl(node, *args):
+    path = os.path.join(build_dir(), "hamqtt-ctl")
+    r = subprocess.run([path, "-c", node.conf_path] + list(args), capture_output=True,
+                       text=True, env=broker_env(), stdin=subprocess.DEVNULL, timeout=T(60))
+    return r.returncode, r.stdout, r.stderr
+
+
+def ctl_ok(node, *args):
+    rc, out, err = ctl(node, *args)
+    assert rc == 0, (args, rc, out, err)
+    return out
 
 
 def rows(pg, where="TRUE", table="mqtt_messages"):
@@ -236,3 +256,165 @@ def test_bad_config_refused(tmp_path, lines, want):
                        timeout=T(10))
     assert r.returncode == 1, r
     assert want in r.stderr.decode(), r.stderr
+
+
+# ---- read back: GET /api/v5/archive/messages, hamqtt-ctl archive list|replay ----
+
+def readback(b, **q):
+    path = "/api/v5/archive/messages"
+    if q:
+        path += "?" + urllib.parse.urlencode(q)
+    return api(b, "GET", path)
+
+
+def rfc3339(ms, offset_min=0):
+    """ms since the epoch as RFC 3339 with ms, in the given UTC offset."""
+    tz = datetime.timezone(datetime.timedelta(minutes=offset_min))
+    t = datetime.datetime.fromtimestamp(ms / 1000, tz)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def published_range(b, pgsql):
+    """Eight messages a/0..a/3 (a/i/x) and one other topic, distinct times;
+    returns the rows' ms times in order."""
+    c = RawClient(b.port, version=5)
+    c.connect("rb-60", username="bob", password="x")
+    for i in range(8):
+        c.publish("rb/%d/x" % (i % 2), bytes([i, 0, 0xff]), qos=i % 3, retain=(i == 3))
+        time.sleep(0.02)  # distinct publish times: the order is theirs
+    c.publish("rb/0/y", b"text payload", qos=1)
+    c.close()
+    wait_count(pgsql, 9)
+    return [int(r[7]) for r in rows(pgsql)]
+
+
+def test_rest_readback(broker, pgsql):
+    """The rows in (time, id) order, EMQX's page shape, every field; filters
+    with '+' and '#', from/to as RFC 3339 (offsets, fractions) and ms; an
+    unknown archive 404, a bad time or filter 400, the archive name optional
+    with one archive."""
+    b = broker(pgsql.archive_keys("pg", topics="rb/#", batch_interval_ms=20))
+    ts = published_range(b, pgsql)
+    st, body = readback(b, archive="pg", topic="rb/+/x", limit=3, page=1)
+    assert st == 200, body
+    assert body["meta"] == {"page": 1, "limit": 3, "count": 8, "hasnext": True}, body["meta"]
+    first = body["data"][0]
+    assert set(first) == {"id", "topic", "payload", "payload_encoding", "qos", "retain",
+                          "clientid", "username", "timestamp", "node"}, first
+    assert first["topic"] == "rb/0/x" and first["payload_encoding"] == "base64"
+    assert base64.b64decode(first["payload"]) == bytes([0, 0, 0xff])
+    assert (first["qos"], first["retain"], first["clientid"], first["username"]) == \
+        (0, False, "rb-60", "bob")
+    assert first["node"] == "hamqtt@127.0.0.1" and len(first["id"]) == 32
+    assert datetime.datetime.fromisoformat(first["timestamp"].replace("Z", "+00:00")) \
+        .timestamp() * 1000 == ts[0]
+    got = []
+    for page in (1, 2, 3):
+        st, body = readback(b, topic="rb/+/x", limit=3, page=page)  # archive= optional
+        assert st == 200, body
+        got += [base64.b64decode(x["payload"])[0] for x in body["data"]]
+    assert got == list(range(8)) and body["meta"]["hasnext"] is False
+    by_topic = {x["payload"]: x for x in readback(b, topic="rb/#", limit=100)[1]["data"]}
+    retained = by_topic[base64.b64encode(bytes([3, 0, 0xff])).decode()]
+    assert (retained["qos"], retained["retain"]) == (0, True)
+    assert readback(b, topic="rb/#")[1]["meta"]["count"] == 9
+    assert readback(b, topic="rb/0/#")[1]["meta"]["count"] == 5
+    assert readback(b, topic="rb/0/y")[1]["meta"]["count"] == 1
+    assert readback(b, topic="rb/0")[1]["meta"]["count"] == 0
+    assert readback(b, topic="+/+/y")[1]["meta"]["count"] == 1
+    # from inclusive, to exclusive: messages 2..5, in ms, RFC 3339 Z and +05:30
+    for frm, to in ((ts[2], ts[6]), (rfc3339(ts[2]), rfc3339(ts[6])),
+                    (rfc3339(ts[2], 330), rfc3339(ts[6], -90))):
+        st, body = readback(b, topic="rb/+/x", **{"from": frm, "to": to})
+        assert st == 200, (frm, to, body)
+        assert [base64.b64decode(x["payload"])[0] for x in body["data"]] == [2, 3, 4, 5], \
+            (frm, to)
+    st, body = readback(b, archive="nope")
+    assert st == 404 and "nope" in body["message"], (st, body)
+    for bad in ({"from": "yesterday"}, {"to": "2026-13-01T00:00:00Z"},
+                {"from": "2026-12-07T00:00:00"},
+                {"from": "2026-02-29T00:00:00Z"}, {"to": "2026-12-07T00:00:00+1:00"}, {"topic": "a/#/b"}, {"limit": "0"}):
+        st, body = readback(b, **bad)
+        assert st == 400 and body["message"], (bad, st, body)
+    # credentials needed (a GET: a viewer's are enough)
+    st, _ = api(b, "GET", "/api/v5/archive/messages", headers={})
+    assert st == 401
+
+
+def test_rest_readback_database_down_and_template(broker, pgsql):
+    """The database unreachable: 503 with the reason, quickly; an archive
+    with an insert template: 409 (its table is the operator's); several
+    archives and none named: 400; no archive configured: 404."""
+    pgsql.sql("CREATE TABLE t60_tmpl (id TEXT, topic TEXT)")
+    ov = pgsql.archive_keys("pg", topics="rb/#", connect_timeout="2s")
+    ov.update(pgsql.archive_keys("tm", topics="tm/#",
+                                 insert="INSERT INTO t60_tmpl (id, topic) VALUES (${id}, ${topic})"))
+    b = broker(ov)
+    st, body = readback(b, archive="tm")
+    assert st == 409 and "insert" in body["message"], (st, body)
+    st, body = readback(b)
+    assert st == 400 and "archive=" in body["message"], (st, body)
+    assert readback(b, archive="pg")[0] == 200
+    pgsql.stop()
+    t0 = time.monotonic()
+    st, body = readback(b, archive="pg")
+    assert st == 503 and body["message"].startswith("archive pg: "), (st, body)
+    assert time.monotonic() - t0 < T(4)
+    pgsql.start()
+    wait_until(lambda: readback(b, archive="pg")[0] == 200, T(20), 0.5, "read-back again")
+    plain = broker()
+    st, body = readback(plain)
+    assert st == 404, (st, body)
+
+
+def test_ctl_archive_list_and_replay(broker, pgsql):
+    """hamqtt-ctl archive list (a table; text payloads as text, binary as
+    base64) and archive replay: a subscriber on the prefix receives the
+    range in order with its QoS, retain only with --retain; --dry-run
+    publishes nothing; a refused publish stops the replay with the API's
+    message."""
+    b = broker(pgsql.archive_keys("pg", topics="rb/#", batch_interval_ms=20))
+    ts = published_range(b, pgsql)
+    out = ctl_ok(b, "archive", "list", "--topic", "rb/#", "--limit", "20")
+    lines = out.splitlines()
+    assert lines[0].split() == ["TIME", "TOPIC", "QOS", "CLIENTID", "PAYLOAD"], out
+    assert "text payload" in out and "base64:" + base64.b64encode(bytes([1, 0, 0xff])).decode() \
+        in out, out
+    assert "9 archived messages in all" in out, out
+    doc = json.loads(ctl_ok(b, "--json", "archive", "list", "--archive", "pg", "--from",
+                            str(ts[2]), "--to", rfc3339(ts[4])))
+    assert [x["topic"] for x in doc["data"]] == ["rb/0/x", "rb/1/x"], doc
+    sub = Paho(b.port, "replay-sub", version=5)
+    try:
+        sub.subscribe("again/#", qos=2)
+        out = ctl_ok(b, "archive", "replay", "--from", str(ts[0]), "--to", str(ts[-1] + 1),
+                     "--topic", "rb/+/x", "--to-topic", "again", "--dry-run")
+        assert "8 messages would be republished" in out, out
+        with pytest.raises(AssertionError):
+            sub.get(0.5)
+        out = ctl_ok(b, "archive", "replay", "--from", rfc3339(ts[0]), "--to",
+                     str(ts[-1] + 1), "--topic", "rb/+/x", "--to-topic", "again")
+        assert "8 messages republished under again/" in out, out
+        got = [(m.topic, m.payload[0], m.qos, bool(m.retain)) for m in sub.get_n(8, timeout=10)]
+        want = [("again/rb/%d/x" % (i % 2), i, i % 3, False) for i in range(8)]
+        # in order within each QoS (paho hands a QoS 2 message over at PUBREL,
+        # so a QoS 0 one published after it may overtake it in the client)
+        for qos in (0, 1, 2):
+            assert [g for g in got if g[2] == qos] == [w for w in want if w[2] == qos], got
+        assert sorted(got, key=lambda g: g[1]) == want, got
+    finally:
+        sub.close()
+    st, body = api(b, "GET", "/api/v5/mqtt/retainer/message/again%2Frb%2F1%2Fx")
+    assert st == 404, (st, body)  # retain not kept without --retain
+    ctl_ok(b, "archive", "replay", "--from", str(ts[3]), "--to", str(ts[3] + 1),
+           "--to-topic", "kept", "--retain")
+    st, body = api(b, "GET", "/api/v5/mqtt/retainer/message/kept%2Frb%2F1%2Fx")
+    assert st == 200 and base64.b64decode(body["payload"])[0] == 3, (st, body)
+    # a $SYS prefix is refused by the publish API: the replay stops with its message
+    rc, out, err = ctl(b, "archive", "replay", "--from", str(ts[0]), "--to", str(ts[-1] + 1),
+                       "--to-topic", "$SYS/x")
+    assert rc == 1 and "HTTP 400" in err and "replay stopped after 0 messages" in err, (out, err)
+    rc, out, err = ctl(b, "archive", "replay", "--from", str(ts[0]), "--to-topic", "x")
+    assert rc == 2, (out, err)
+    rc, out, err = ctl(b, "archive", "list", "--from", "bad")
+    assert rc == 1 and "HTTP 400" in err, (out, err)

@@ -101,7 +101,6 @@ def test_outage_exactly_once(broker, mariadb):  # noqa: F811
     assert mariadb.scalar("SELECT COUNT(DISTINCT msgid) FROM t61_outage") == str(n)
 
 
-@pytest.mark.xfail(reason="GET /api/v5/archive/messages is not built yet", strict=True)
 def test_rest_readback(broker, mariadb):  # noqa: F811
     """GET /api/v5/archive/messages pages over the rows in order, with MQTT filters."""
     b = broker(archive_conf(mariadb, 't61_rest'))

@@ -139,6 +139,8 @@ int ctl_cmd_trace_list(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_trace_stop(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_trace_log(struct ctl *c, const struct ctl_args *a);
 int ctl_cmd_alarms(struct ctl *c, const struct ctl_args *a);
+int ctl_cmd_archive_list(struct ctl *c, const struct ctl_args *a);      /* ctl_cmd_archive.c */
+int ctl_cmd_archive_replay(struct ctl *c, const struct ctl_args *a);
 
 /* A paged list (ctl_cmd_clients.c): GET base_path + query with the page and
  * limit of --page/--limit, or every page with --all (merged into one

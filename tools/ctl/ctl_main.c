@@ -80,6 +80,13 @@ static const struct ctl_cmd commands[] = {
 	  "print the trace NAME's file (--json: its first MiB as the API's JSON)" },
 	{ "alarms", NULL, "[--all]", 0, 0, "all", ctl_cmd_alarms,
 	  "the active alarms of every node (--all: the deactivated ones too)" },
+	/* issue 12: the message archive read back (ctl_cmd_archive.c) */
+	{ "archive", "list", "[--archive N] [--topic F] [--from T] [--to T] [--page N] [--limit N] "
+	  "[--all]", 0, 0, "archive= topic= from= to= " PAGING, ctl_cmd_archive_list,
+	  "archived messages (T: RFC 3339 or ms since the epoch; from the archive's database)" },
+	{ "archive", "replay", "--from T --to T --to-topic PREFIX [--archive N] [--topic F] "
+	  "[--retain] [--dry-run]", 0, 0, "from= to= to-topic= archive= topic= retain dry-run",
+	  ctl_cmd_archive_replay, "republish archived messages of a time range under PREFIX/" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
