@@ -474,6 +474,7 @@ enum wq_kind {
 	WQ_SWITCH_MARK,           /* behind new routes: echo route switch u.token to the
 				   * cluster thread (clu_switch.c) */
 	WQ_CALL,                  /* run u.call on this worker for another thread (brk_call.c) */
+	WQ_LISTEN,                /* the peers' routes are known: accept (clu_start.c) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
