@@ -12,7 +12,8 @@
  * message never reached an offline session on another node; test_37
  * store_redis_restart_routes shows it deterministically). So when the
  * member list names anyone, broker_new leaves the MQTT listeners unwatched
- * (the kernel queues the connections in the backlog) and the cluster thread
+ * (the kernel queues the connections in the backlog; the health check says
+ * 503 "starting", b->start_hold) and the cluster thread
  * posts every worker WQ_LISTEN once each member is "known": its route sync
  * ended (its routes are in the workers' inboxes, ahead of WQ_LISTEN: entries
  * to one worker keep their order), or a dial to it failed (it is down: with a
