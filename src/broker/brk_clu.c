@@ -305,6 +305,14 @@ void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token)
 	push(p, worker, &e);
 }
 
+void brk_post_listen(struct brk_post *p)
+{
+	for (int i = 0; i < p->b->n_workers; i++) {
+		struct wq_entry e = { .kind = WQ_LISTEN };
+		push(p, i, &e);
+	}
+}
+
 void brk_post_adopt(struct brk_post *p, const char *owner)
 {
 	struct wq_entry e = { .kind = WQ_ADOPT_NODE };

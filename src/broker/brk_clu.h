@@ -167,6 +167,9 @@ void brk_post_switch(struct brk_post *p, uint64_t token);
 /* What token waited for failed: the waiting response never leaves, its
  * connection is closed and the client sends again. */
 void brk_post_gate_fail(struct brk_post *p, int worker, uint64_t token);
+/* Every worker starts watching its MQTT listeners (the start hold ends,
+ * clu_start.c), behind the routes posted before. */
+void brk_post_listen(struct brk_post *p);
 /* Node `owner` is gone: take over its sessions from the shared store. */
 void brk_post_adopt(struct brk_post *p, const char *owner);
 /* s's connection is closed and the session ends (0x8E); consumes s. */

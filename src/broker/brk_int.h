@@ -480,6 +480,7 @@ enum wq_kind {
 	WQ_SWITCH_MARK,           /* behind new routes: echo route switch u.token to the
 				   * cluster thread (clu_switch.c) */
 	WQ_CALL,                  /* run u.call on this worker for another thread (brk_call.c) */
+	WQ_LISTEN,                /* the peers' routes are known: accept (clu_start.c) */
 };
 
 /* WQ_TAKEOVER_IMPORT / DONE / OUT */
@@ -665,6 +666,7 @@ struct broker {
 	int64_t start_wall_ms;
 	atomic_bool stopping;             /* draining or stopped: accepts nothing new */
 	atomic_bool ready;                /* worker threads started */
+	atomic_bool start_hold;           /* listeners wait for the peers' routes (clu_start.c) */
 	bool wound_down;                  /* broker_shutdown ran (main thread only) */
 	atomic_int conns_now;             /* live connections, for max_connections */
 	atomic_int conns_by_type[CONF_LT_COUNT]; /* the same per listener type (/metrics) */

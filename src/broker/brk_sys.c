@@ -35,7 +35,8 @@ static void sys_u64(struct worker *w, const char *leaf, unsigned long long v)
 void broker_get_info(struct broker *b, struct broker_info *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->accepting = atomic_load(&b->ready) && !atomic_load(&b->stopping);
+	out->accepting = atomic_load(&b->ready) && !atomic_load(&b->stopping) &&
+			 !atomic_load(&b->start_hold);
 	out->workers = b->n_workers;
 	out->uptime_s = (clock_mono_ms() - b->start_ms) / 1000;
 	out->connections = atomic_load(&b->conns_now);

@@ -109,6 +109,7 @@ void wq_entry_release(struct wq_entry *e)
 }
 
 static void listeners_close(struct worker *w);
+static void listeners_watch(struct worker *w, bool on);
 
 static void wq_entry_run(struct worker *w, struct wq_entry *e)
 {
@@ -162,6 +163,10 @@ static void wq_entry_run(struct worker *w, struct wq_entry *e)
 		break;
 	case WQ_CLOSE_LISTENERS:
 		listeners_close(w);
+		break;
+	case WQ_LISTEN:
+		listeners_watch(w, true); /* closed by a drain meanwhile: none left */
+		atomic_store(&w->b->start_hold, false);
 		break;
 	case WQ_ADOPT_NODE:
 		brk_store_adopt_node(w, e->u.filter);
@@ -602,6 +607,14 @@ struct broker *broker_new(struct hq_config *cfg, char *err, size_t errlen)
 	b->clu = clu_node_new(b, err, errlen);
 	if (!b->clu && err[0])
 		goto fail;
+	/* a restarted node learns its peers' routes from their links: a
+	 * PUBLISH read before would be acknowledged without reaching their
+	 * subscribers; the cluster thread starts the accepting (clu_start.c) */
+	if (clu_start_held(b->clu)) {
+		atomic_store(&b->start_hold, true); /* health: 503 "starting" meanwhile */
+		for (int i = 0; i < b->n_workers; i++)
+			listeners_watch(&b->workers[i], false);
+	}
 	/* after the cluster node: loaded subscriptions become cluster routes */
 	if (brk_store_load(b, err, errlen) != HQ_OK)
 		goto fail;

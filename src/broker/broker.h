@@ -77,7 +77,8 @@ int broker_reload_tls(struct broker *b);
 /* A consistent-enough snapshot for the management side (HTTP API, $SYS),
  * safe to take from any thread: every field is read with relaxed atomics. */
 struct broker_info {
-	bool accepting;           /* workers started and not draining or shutting down */
+	bool accepting;           /* workers started, the peers' routes known (clu_start.c),
+				   * and not draining or shutting down */
 	int workers;
 	int64_t uptime_s;
 	int64_t connections;      /* open sockets, including before CONNECT */

@@ -82,6 +82,7 @@ struct clu_peer {
 	 * timeout; then withdrawn and its sessions adopted. 0 = not down */
 	int64_t routes_down_ms;
 	bool adopting;                   /* this node resumes its sessions: routes go when done */
+	bool start_known;                /* clu_start.c: its routes arrived, or it is not up */
 	/* forwards in flight on the current link, ascending seq, from ph */
 	struct clu_pending *pend;
 	uint32_t ph, pn, pcap;
@@ -198,6 +199,10 @@ struct clu_node {
 	pthread_mutex_t admin_lock;      /* guards admin_q and started */
 	struct clu_admin *admin_q;
 	bool stopping;                   /* loop thread only */
+	/* clu_start.c: the MQTT listeners wait until every member's routes are
+	 * known (or it is found down, or start_until passes) */
+	bool start_held;
+	int64_t start_until;             /* monotonic ms; 0 = not yet counted */
 	/* local routes */
 	struct clu_lroute *lroutes;
 	struct clu_route_op *ops;
@@ -291,6 +296,10 @@ int64_t clu_now(const struct clu_node *n);
 int clu_on_hello(struct clu_node *n, struct clu_link *l, const struct clu_hello *h,
 		 uint8_t *refuse, char *why, size_t whylen);
 void clu_on_link_up(struct clu_node *n, struct clu_link *l);
+/* clu_start.c: the start hold of the MQTT listeners */
+void clu_start_init(struct clu_node *n);
+void clu_start_peer_known(struct clu_node *n, struct clu_peer *m, const char *how);
+void clu_start_tick(struct clu_node *n, int64_t now);
 void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why);
 void clu_on_dial_failed(struct clu_node *n, struct clu_peer *m, uint8_t refuse_reason);
 void clu_on_members(struct clu_node *n, struct clu_link *l, struct clu_list list);

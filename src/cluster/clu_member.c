@@ -330,6 +330,9 @@ void clu_on_link_down(struct clu_node *n, struct clu_link *l, const char *why)
 void clu_on_dial_failed(struct clu_node *n, struct clu_peer *m, uint8_t refuse_reason)
 {
 	m->next_dial_ms = clu_now(n) + CLU_DIAL_BACKOFF_MS;
+	/* down (not a crossing: that link comes up instead) */
+	if (refuse_reason != CLU_REFUSE_BUSY)
+		clu_start_peer_known(n, m, "not reachable");
 	if (refuse_reason == CLU_REFUSE_REMOVED && !m->self) {
 		/* it does not count us as a member any more: neither do we */
 		clu_member_remove(n, m, "it removed this node from its cluster");

@@ -230,6 +230,7 @@ static void tick(struct ev_loop *loop, void *arg)
 	clu_link_tick(n, now);
 	clu_takeover_tick(n, now);
 	clu_route_tick(n, now);
+	clu_start_tick(n, now);
 	clu_switch_check(n);
 	clu_retain_tick(n, now);
 	clu_repl_tick(n, now);
@@ -319,6 +320,7 @@ struct clu_node *clu_node_new(struct broker *b, char *err, size_t errlen)
 	clu_fmt(n->data_path, sizeof(n->data_path), "%s/%s", cfg->node_data_dir, CLU_MEMBERS_FILE);
 	clu_members_load(n);
 	clu_count_running(n);
+	clu_start_init(n);
 	ev_set_before_sleep(n->loop, before_sleep, n);
 	ev_set_after_wait(n->loop, after_wait, n);
 	ev_set_wakeup(n->loop, on_wakeup, n);

@@ -574,6 +574,7 @@ void clu_route_frame(struct clu_node *n, struct clu_link *l, const struct clu_ms
 			if (rr->gen != m->sync_gen)
 				remote_del(n, m, rr);
 		log_debug("cluster: %u routes of %s", HASH_COUNT(m->routes), m->name);
+		clu_start_peer_known(n, m, "routes known");
 		break;
 	}
 	case CLU_MSG_FORWARD:

@@ -110,6 +110,9 @@ void clu_req_release(struct clu_req *r);
 /* Peers with an authenticated link right now (relaxed read, any thread): a
  * worker skips the SUBACK barrier when it is 0. */
 int clu_peers_up(const struct clu_node *n);
+/* After clu_node_new, before the threads start: true if the MQTT listeners
+ * must wait for the peers' routes (clu_start.c posts brk_post_listen). */
+bool clu_start_held(const struct clu_node *n);
 
 /* Admin, from any thread; blocks until the cluster thread answers (bounded by
  * the runtime's own deadlines). Semantics in broker.h. */
