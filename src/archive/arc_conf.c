@@ -5,6 +5,7 @@
  * like every other key. Any archive.<name>.* line creates archive <name>.
  */
 #include "archive/arc_int.h"
+#include "broker/topic.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/mem.h"
@@ -39,21 +40,6 @@ static const struct leaf leaves[] = {
 	{ "retry_max_ms", L_MS, 1, 3600000 },
 	{ "connect_timeout", L_DUR, 1, 3600 },
 };
-
-static int fail(const struct conf_raw *r, const char *key, char *err, size_t errlen,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail(const struct conf_raw *r, const char *key, char *err, size_t errlen,
-		const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, "%s%s: ", r ? r->origin : "", key);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return HQ_EINVAL;
-}
 
 static void set_str(char **p, const char *v)
 {
@@ -109,7 +95,7 @@ static bool split_topics(struct arc_conf *c, const char *v)
 		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
 			t--;
 		char *f = hq_strndup(p, (size_t)(t - p));
-		if (!arc_filter_valid(f)) {
+		if (!topic_filter_valid(f, strlen(f), 0)) {
 			hq_free(f);
 			return false;
 		}
@@ -153,7 +139,7 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 	case L_BOOL: {
 		bool b;
 		if (!conf_parse_bool(v, &b))
-			return fail(r, r->key, err, errlen, "expected true or false, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected true or false, got '%.100s'", v);
 		num = b;
 		break;
 	}
@@ -162,18 +148,18 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 		char *end;
 		unsigned long long x = strtoull(v, &end, 10);
 		if (!*v || *end || *v == '-' || x < l->min || x > l->max)
-			return fail(r, r->key, err, errlen, "expected an integer %llu..%llu, got '%.100s'",
+			return conf_raw_fail(r, r->key, err, errlen, "expected an integer %llu..%llu, got '%.100s'",
 				    (unsigned long long)l->min, (unsigned long long)l->max, v);
 		num = x;
 		break;
 	}
 	case L_SIZE:
 		if (!conf_parse_size(v, &num) || num > l->max)
-			return fail(r, r->key, err, errlen, "expected a size (e.g. 1GB, 0 = no spill), got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a size (e.g. 1GB, 0 = no spill), got '%.100s'", v);
 		break;
 	case L_DUR:
 		if (!conf_parse_dur_s(v, &num) || num < l->min || num > l->max)
-			return fail(r, r->key, err, errlen, "expected a duration (e.g. 5s), got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a duration (e.g. 5s), got '%.100s'", v);
 		break;
 	case L_STR:
 		break;
@@ -185,7 +171,7 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 		else if (!strcmp(v, "mysql"))
 			c->ops = &arc_mysql_ops;
 		else
-			return fail(r, r->key, err, errlen, "expected postgresql or mysql, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected postgresql or mysql, got '%.100s'", v);
 	} else if (!strcmp(n, "server")) {
 		char host[256];
 		int port = 0;
@@ -196,7 +182,7 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 		else
 			snprintf(tmp, sizeof(tmp), "%s", v);
 		if (conf_parse_hostport(tmp, host, sizeof(host), &port) != HQ_OK || !*host)
-			return fail(r, r->key, err, errlen, "expected host or host:port, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected host or host:port, got '%.100s'", v);
 		set_str(&c->host, host);
 		c->port = (uint16_t)port;
 	} else if (!strcmp(n, "database")) {
@@ -214,10 +200,10 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 			HQ_FREE(c->tls_cafile);
 	} else if (!strcmp(n, "topics")) {
 		if (!split_topics(c, v))
-			return fail(r, r->key, err, errlen, "expected comma-separated MQTT topic filters, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected comma-separated MQTT topic filters, got '%.100s'", v);
 	} else if (!strcmp(n, "table")) {
 		if (!table_ok(v))
-			return fail(r, r->key, err, errlen, "expected an SQL table name ([schema.]name of letters, digits and _), got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected an SQL table name ([schema.]name of letters, digits and _), got '%.100s'", v);
 		set_str(&c->table, v);
 	} else if (!strcmp(n, "insert")) {
 		if (*v)
@@ -230,7 +216,7 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 		else if (!strcmp(v, "stored"))
 			c->ack_stored = true;
 		else
-			return fail(r, r->key, err, errlen, "expected none or stored, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected none or stored, got '%.100s'", v);
 	} else if (!strcmp(n, "batch_size")) {
 		c->batch_size = (uint32_t)num;
 	} else if (!strcmp(n, "batch_interval_ms")) {
@@ -251,19 +237,6 @@ static int apply_leaf(struct arc_conf *c, const struct conf_raw *r, const struct
 	return HQ_OK;
 }
 
-static bool name_ok(const char *s, size_t n)
-{
-	if (!n || n > NAME_MAX_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
-}
-
 /* After every line: what needs several keys. first: the archive's first
  * line (its origin names where the archive was made). */
 static int check_whole(struct arc_conf *c, const struct conf_raw *first, char *err, size_t errlen)
@@ -271,15 +244,15 @@ static int check_whole(struct arc_conf *c, const struct conf_raw *first, char *e
 	char key[128];
 	snprintf(key, sizeof(key), "archive.%s.backend", c->name);
 	if (!c->ops)
-		return fail(first, key, err, errlen, "required (postgresql or mysql)");
+		return conf_raw_fail(first, key, err, errlen, "required (postgresql or mysql)");
 	snprintf(key, sizeof(key), "archive.%s.server", c->name);
 	if (!c->host)
-		return fail(first, key, err, errlen, "required (host[:port])");
+		return conf_raw_fail(first, key, err, errlen, "required (host[:port])");
 	if (!c->port)
 		c->port = !strcmp(c->ops->name, "mysql") ? 3306 : 5432;
 	snprintf(key, sizeof(key), "archive.%s.retry_max_ms", c->name);
 	if (c->retry_max_ms < c->retry_min_ms)
-		return fail(first, key, err, errlen, "must be at least retry_min_ms (%u)", c->retry_min_ms);
+		return conf_raw_fail(first, key, err, errlen, "must be at least retry_min_ms (%u)", c->retry_min_ms);
 	if (!c->n_filters)
 		split_topics(c, "#");
 	return HQ_OK;
@@ -308,8 +281,8 @@ int archive_conf(const struct hq_config *cfg, struct archive_set **out, char *er
 		const struct conf_raw *r = &cfg->archive_kv[i];
 		const char *rest = r->key + strlen(CONF_ARCHIVE_PREFIX);
 		const char *dot = strrchr(rest, '.');
-		if (!dot || !name_ok(rest, (size_t)(dot - rest))) {
-			rc = fail(r, r->key, err, errlen,
+		if (!dot || !conf_section_name_ok(rest, (size_t)(dot - rest), NAME_MAX_LEN)) {
+			rc = conf_raw_fail(r, r->key, err, errlen,
 				  "expected archive.<name>.<key>, <name> of letters, digits, _ and - "
 				  "(at most %d)", NAME_MAX_LEN);
 			break;
@@ -319,7 +292,7 @@ int archive_conf(const struct hq_config *cfg, struct archive_set **out, char *er
 			if (!strcmp(dot + 1, leaves[k].name))
 				l = &leaves[k];
 		if (!l) {
-			rc = fail(r, r->key, err, errlen, "unknown key");
+			rc = conf_raw_fail(r, r->key, err, errlen, "unknown key");
 			break;
 		}
 		size_t nl = (size_t)(dot - rest);
@@ -329,7 +302,7 @@ int archive_conf(const struct hq_config *cfg, struct archive_set **out, char *er
 				break;
 		if (a == s->n) {
 			if (s->n == ARCHIVE_MAX) {
-				rc = fail(r, r->key, err, errlen, "too many archives (at most %d)", ARCHIVE_MAX);
+				rc = conf_raw_fail(r, r->key, err, errlen, "too many archives (at most %d)", ARCHIVE_MAX);
 				break;
 			}
 			s->v = hq_realloc(s->v, (s->n + 1) * sizeof(*s->v));
@@ -349,7 +322,7 @@ int archive_conf(const struct hq_config *cfg, struct archive_set **out, char *er
 			if (arc_tmpl_parse(s->v[a].c.insert, &s->v[a].tmpl, why, sizeof(why)) != HQ_OK) {
 				char key[128];
 				snprintf(key, sizeof(key), "archive.%s.insert", s->v[a].c.name);
-				rc = fail(firsts[a], key, err, errlen, "%s", why);
+				rc = conf_raw_fail(firsts[a], key, err, errlen, "%s", why);
 			}
 		}
 	}

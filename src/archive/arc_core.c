@@ -14,6 +14,7 @@
  * beyond that, drops too: a worker never waits for a disk.
  */
 #include "archive/arc_int.h"
+#include "broker/topic.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/fs.h"
@@ -47,7 +48,7 @@ uint32_t archive_match(const struct archive_set *s, const char *topic, size_t le
 	for (uint32_t i = 0; i < s->n; i++) {
 		const struct arc_conf *c = &s->v[i].c;
 		for (uint32_t k = 0; k < c->n_filters; k++)
-			if (arc_topic_match(c->filters[k], topic, len)) {
+			if (topic_matches(c->filters[k], strlen(c->filters[k]), topic, len)) {
 				mask |= 1u << i;
 				break;
 			}

@@ -84,10 +84,8 @@ void arc_conf_free(struct arc_conf *c);
 /* the set and each archive's settings and template (what archive_conf made) */
 void arc_set_free_conf(struct archive_set *s);
 
-/* arc_topic.c: filter matches topic (MQTT '+' / '#'; a '$' first level
- * is matched by no wildcard [MQTT-4.7.2-1]) */
-bool arc_topic_match(const char *filter, const char *topic, size_t len);
-bool arc_filter_valid(const char *f);
+/* `topics` are checked and matched with broker/topic.h's pure functions
+ * (topic_filter_valid, topic_matches: the MQTT rules in one place). */
 
 /* arc_core.c, for the writers */
 void arc_ack_items(struct archive *a, struct archive_item *head, bool stored);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "archive/arc_mysql_int.h"
+#include "broker/topic.h"
 #include "core/err.h"
 
 #define LIKE_ESC '!' /* not '\\': sql_mode NO_BACKSLASH_ESCAPES would change its meaning */
@@ -28,27 +29,10 @@ void my_filter_free(struct my_filter *f)
 	f->nparams = 0;
 }
 
-/* A filter's levels are well formed: '+' and '#' alone in theirs, '#' last. */
-static bool my_filter_valid(const char *f)
-{
-	size_t len = strlen(f);
-	if (!len)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		bool start = i == 0 || f[i - 1] == '/';
-		bool end = i + 1 == len || f[i + 1] == '/';
-		if (f[i] == '+' && !(start && end))
-			return false;
-		if (f[i] == '#' && !(start && i + 1 == len))
-			return false;
-	}
-	return true;
-}
-
 int my_filter_make(const char *f, struct my_filter *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (!my_filter_valid(f))
+	if (!topic_filter_valid(f, strlen(f), 0))
 		return HQ_EINVAL;
 	size_t len = strlen(f), wild = strcspn(f, "+#");
 	if (wild == len) {

@@ -6,6 +6,7 @@
  * connect_timeout.
  */
 #include "archive/arc_int.h"
+#include "broker/topic.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -46,7 +47,7 @@ int archive_read(const struct archive_set *s, const char *name, const struct arc
 			 "on the default schema can be read back", a->c.name, a->c.name);
 		return HQ_EEXIST;
 	}
-	if (q->topic && !arc_filter_valid(q->topic)) {
+	if (q->topic && !topic_filter_valid(q->topic, strlen(q->topic), 0)) {
 		snprintf(err, errlen, "topic is not a valid MQTT topic filter");
 		return HQ_ETOPIC;
 	}

@@ -8,6 +8,7 @@
  * one-value-per-key parsers do not fit; conf.c only keeps their origin.
  */
 #include "bridge/bridge.h"
+#include "broker/topic.h"
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/mem.h"
@@ -20,41 +21,10 @@
 #define PREFIX "bridges.mqtt."
 #define NAME_MAX_LEN 63
 
-static int fail(const struct conf_raw *r, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(const struct conf_raw *r, char *err, size_t errlen, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, "%s%s: ", r->origin, r->key);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return HQ_EINVAL;
-}
-
 static bool name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '_' || c == '-';
-}
-
-/* A topic filter as MQTT allows it ([MQTT-4.7.1-1] [MQTT-4.7.1-2]): '#' only
- * as the whole last level, '+' only as a whole level. */
-static bool filter_ok(const char *f)
-{
-	if (!*f || strlen(f) > 65535)
-		return false;
-	for (const char *p = f; *p; p++) {
-		bool lstart = p == f || p[-1] == '/';
-		if (*p == '#' && (!lstart || p[1]))
-			return false;
-		if (*p == '+' && (!lstart || (p[1] && p[1] != '/')))
-			return false;
-	}
-	return true;
 }
 
 static char *trim_dup(const char *s, size_t n)
@@ -82,7 +52,7 @@ static bool rule_parse(const char *s, size_t n, struct brg_rule *rule, const cha
 		return false;
 	}
 	rule->filter = trim_dup(s, (size_t)(arrow - s));
-	if (!filter_ok(rule->filter)) {
+	if (!topic_filter_valid(rule->filter, strlen(rule->filter), 0)) {
 		*why = "not a valid topic filter before '->'";
 		return false;
 	}
@@ -127,13 +97,13 @@ static int rules_parse(const struct conf_raw *r, struct brg_rule **v, int *n, ch
 		memset(rule, 0, sizeof(*rule));
 		const char *why = NULL;
 		if (!rule_parse(p, len, rule, &why))
-			return fail(r, err, errlen, "entry %d: %s, got '%.*s'", *n, why, (int)len, p);
+			return conf_raw_fail(r, r->key, err, errlen, "entry %d: %s, got '%.*s'", *n, why, (int)len, p);
 		if (!e)
 			break;
 		p = e + 1; /* an entry must follow: "a -> b," is refused */
 	}
 	if (!*n)
-		return fail(r, err, errlen, "no entry (a '#' after a blank starts a comment: quote a value where a filter is '#' alone)");
+		return conf_raw_fail(r, r->key, err, errlen, "no entry (a '#' after a blank starts a comment: quote a value where a filter is '#' alone)");
 	return HQ_OK;
 }
 
@@ -205,7 +175,7 @@ static int apply(struct brg_conf *b, const struct conf_raw *r, const char *leaf,
 		char host[256];
 		int port;
 		if (conf_parse_hostport(v, host, sizeof(host), &port) != HQ_OK || !host[0] || port <= 0)
-			return fail(r, err, errlen, "expected host:port, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected host:port, got '%.100s'", v);
 		set_str(&b->server, v);
 		set_str(&b->host, host);
 		b->port = port;
@@ -215,10 +185,10 @@ static int apply(struct brg_conf *b, const struct conf_raw *r, const char *leaf,
 		else if (!strcmp(v, "3.1.1"))
 			b->version = 4;
 		else
-			return fail(r, err, errlen, "expected 5 or 3.1.1, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected 5 or 3.1.1, got '%.100s'", v);
 	} else if (!strcmp(leaf, "clientid")) {
 		if (!*v || strlen(v) > 65535)
-			return fail(r, err, errlen, "expected a client id (1 to 65535 bytes)");
+			return conf_raw_fail(r, r->key, err, errlen, "expected a client id (1 to 65535 bytes)");
 		set_str(&b->clientid, v);
 	} else if (!strcmp(leaf, "username")) {
 		set_str(&b->username, v);
@@ -230,7 +200,7 @@ static int apply(struct brg_conf *b, const struct conf_raw *r, const char *leaf,
 		else if (!strcmp(v, "false"))
 			b->ssl = false;
 		else
-			return fail(r, err, errlen, "expected true or false, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected true or false, got '%.100s'", v);
 	} else if (!strcmp(leaf, "ssl.cacertfile")) {
 		set_str(&b->cacertfile, v);
 	} else if (!strcmp(leaf, "ssl.certfile")) {
@@ -245,31 +215,31 @@ static int apply(struct brg_conf *b, const struct conf_raw *r, const char *leaf,
 		else if (!strcmp(v, "none"))
 			b->verify_peer = false;
 		else
-			return fail(r, err, errlen, "expected peer or none, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected peer or none, got '%.100s'", v);
 	} else if (!strcmp(leaf, "forwards")) {
 		return rules_parse(r, &b->fwd, &b->n_fwd, err, errlen);
 	} else if (!strcmp(leaf, "subscriptions")) {
 		return rules_parse(r, &b->sub, &b->n_sub, err, errlen);
 	} else if (!strcmp(leaf, "keepalive")) {
 		if (!dur_parse(v, 1000, 65535000, &ms))
-			return fail(r, err, errlen, "expected a duration from 1s to 65535s, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a duration from 1s to 65535s, got '%.100s'", v);
 		b->keepalive_s = ms / 1000;
 	} else if (!strcmp(leaf, "reconnect_min")) {
 		if (!dur_parse(v, 100, 3600000, &ms))
-			return fail(r, err, errlen, "expected a duration from 100ms to 1h, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a duration from 100ms to 1h, got '%.100s'", v);
 		b->reconnect_min_ms = ms;
 	} else if (!strcmp(leaf, "reconnect_max")) {
 		if (!dur_parse(v, 100, 3600000, &ms))
-			return fail(r, err, errlen, "expected a duration from 100ms to 1h, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a duration from 100ms to 1h, got '%.100s'", v);
 		b->reconnect_max_ms = ms;
 	} else if (!strcmp(leaf, "max_buffered")) {
 		char *end;
 		unsigned long long n = strtoull(v, &end, 10);
 		if (!(*v >= '0' && *v <= '9') || *end || n < 1 || n > 100000000)
-			return fail(r, err, errlen, "expected a count from 1 to 100000000, got '%.100s'", v);
+			return conf_raw_fail(r, r->key, err, errlen, "expected a count from 1 to 100000000, got '%.100s'", v);
 		b->max_buffered = (uint32_t)n;
 	} else {
-		return fail(r, err, errlen, "unknown key");
+		return conf_raw_fail(r, r->key, err, errlen, "unknown key");
 	}
 	return HQ_OK;
 }
@@ -285,14 +255,14 @@ int bridge_conf_parse(const struct hq_config *cfg, struct brg_conf **out, int *n
 		const struct conf_raw *r = &cfg->bridge_raw[i];
 		size_t plen = strlen(PREFIX);
 		if (strncmp(r->key, PREFIX, plen) != 0) {
-			rc = fail(r, err, errlen, "unknown key (bridges.mqtt.<name>.* only)");
+			rc = conf_raw_fail(r, r->key, err, errlen, "unknown key (bridges.mqtt.<name>.* only)");
 			break;
 		}
 		const char *name = r->key + plen, *p = name;
 		while (name_char(*p))
 			p++;
 		if (p == name || *p != '.' || (size_t)(p - name) > NAME_MAX_LEN) {
-			rc = fail(r, err, errlen, "invalid bridge name (letters, digits, _ and -, at most %d)",
+			rc = conf_raw_fail(r, r->key, err, errlen, "invalid bridge name (letters, digits, _ and -, at most %d)",
 				  NAME_MAX_LEN);
 			break;
 		}
@@ -303,19 +273,19 @@ int bridge_conf_parse(const struct hq_config *cfg, struct brg_conf **out, int *n
 	for (int i = 0; i < nv && rc == HQ_OK; i++) {
 		struct brg_conf *b = &v[i];
 		if (!b->server)
-			rc = fail(first[i], err, errlen, "bridge '%s' has no server (bridges.mqtt.%s.server)",
+			rc = conf_raw_fail(first[i], first[i]->key, err, errlen, "bridge '%s' has no server (bridges.mqtt.%s.server)",
 				  b->name, b->name);
 		else if (!b->n_fwd && !b->n_sub)
-			rc = fail(first[i], err, errlen, "bridge '%s' has neither forwards nor subscriptions",
+			rc = conf_raw_fail(first[i], first[i]->key, err, errlen, "bridge '%s' has neither forwards nor subscriptions",
 				  b->name);
 		else if (b->reconnect_min_ms > b->reconnect_max_ms)
-			rc = fail(first[i], err, errlen, "bridge '%s': reconnect_min above reconnect_max",
+			rc = conf_raw_fail(first[i], first[i]->key, err, errlen, "bridge '%s': reconnect_min above reconnect_max",
 				  b->name);
 		else if (!b->ssl && (b->certfile[0] || b->cacertfile[0]))
-			rc = fail(first[i], err, errlen, "bridge '%s': ssl.* files set but ssl.enable = false",
+			rc = conf_raw_fail(first[i], first[i]->key, err, errlen, "bridge '%s': ssl.* files set but ssl.enable = false",
 				  b->name);
 		else if (!b->certfile[0] != !b->keyfile[0])
-			rc = fail(first[i], err, errlen, "bridge '%s': ssl.certfile and ssl.keyfile go together",
+			rc = conf_raw_fail(first[i], first[i]->key, err, errlen, "bridge '%s': ssl.certfile and ssl.keyfile go together",
 				  b->name);
 	}
 	hq_free(first);

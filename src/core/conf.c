@@ -245,9 +245,9 @@ static void store_str(void *p, const char *v)
 
 /* ---- key lookup ---- */
 
-static bool listener_name_ok(const char *s, size_t n)
+bool conf_section_name_ok(const char *s, size_t n, size_t max)
 {
-	if (n == 0 || n > LISTENER_NAME_MAX)
+	if (n == 0 || n > max)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
@@ -256,6 +256,19 @@ static bool listener_name_ok(const char *s, size_t n)
 			return false;
 	}
 	return true;
+}
+
+int conf_raw_fail(const struct conf_raw *r, const char *key, char *err, size_t errlen,
+		  const char *fmt, ...)
+{
+	int n = snprintf(err, errlen, "%s%s: ", r ? r->origin : "", key);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return HQ_EINVAL;
 }
 
 static const char *leaf_of(const char *name)
@@ -303,7 +316,7 @@ static const struct conf_key *find_key(const char *key, char *lname, int *ltype,
 		    strcmp(dot + 1, leaf_of(k->name)) != 0)
 			continue;
 		size_t n = (size_t)(dot - rest);
-		if (!listener_name_ok(rest, n)) {
+		if (!conf_section_name_ok(rest, n, LISTENER_NAME_MAX)) {
 			*bad_name = true;
 			return NULL;
 		}

@@ -76,6 +76,12 @@ struct conf_raw {
 	char *value;
 	char *origin; /* "file:line: " or "env HAMQTT_X: ": an error message's prefix */
 };
+/* Refuse a kept line: "<origin><key>: <message>" into err; HQ_EINVAL.
+ * r may be NULL (a cross-key check with no one line to name). */
+int conf_raw_fail(const struct conf_raw *r, const char *key, char *err, size_t errlen,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A section's <name> (listeners, archives, bridges): 1..max of [A-Za-z0-9_-]. */
+bool conf_section_name_ok(const char *s, size_t n, size_t max);
 
 struct hq_config {
 	/* bridges.mqtt.<name>.* lines, in order (src/bridge/brg_conf.c) */
