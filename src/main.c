@@ -196,21 +196,19 @@ int main(int argc, char **argv)
 		goto out_log;
 	}
 	http_server_attach(http, b);
+	bool started = true;
 	if (arc) {
 		broker_set_archive(b, arc);
 		if (archive_start(arc, cfg.node_data_dir, broker_archive_ack, b, err, sizeof(err)) != HQ_OK) {
 			log_error("cannot start: %s", err);
-			http_server_set_stopping(http);
-			broker_stop(b);
-			broker_shutdown(b);
-			archive_stop(arc);
-			http_server_stop(http);
-			broker_free(b);
-			goto out_log;
+			started = false;
 		}
 	}
-	if (broker_start(b) != HQ_OK) {
+	if (started && broker_start(b) != HQ_OK) {
 		log_error("cannot start worker threads");
+		started = false;
+	}
+	if (!started) {
 		http_server_set_stopping(http);
 		broker_stop(b);
 		broker_shutdown(b);

@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/mem.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,6 +140,22 @@ static void update_full(struct archive *a)
 	atomic_store_explicit(&a->full, a->n >= queue_cap(a), memory_order_relaxed);
 }
 
+struct archive_item *arc_take_locked(struct archive *a, uint32_t k)
+{
+	assert(k >= 1 && k <= a->n);
+	struct archive_item *head = a->head, *last = head;
+	for (uint32_t j = 1; j < k; j++)
+		last = last->next;
+	a->head = last->next;
+	if (!a->head)
+		a->tail = NULL;
+	last->next = NULL;
+	a->n -= k;
+	atomic_store_explicit(&a->buffered, a->n, memory_order_relaxed);
+	update_full(a);
+	return head;
+}
+
 void arc_set_state(struct archive *a, bool up, const char *why)
 {
 	bool was = atomic_exchange_explicit(&a->up, up, memory_order_relaxed);
@@ -243,16 +260,7 @@ static void *spiller_main(void *arg)
 			break;
 		uint64_t over = a->n - a->c.buffer_messages;
 		uint32_t k = over > a->c.batch_size ? a->c.batch_size : (uint32_t)over;
-		struct archive_item *head = a->head, *last = head;
-		for (uint32_t j = 1; j < k; j++)
-			last = last->next;
-		a->head = last->next;
-		if (!a->head)
-			a->tail = NULL;
-		last->next = NULL;
-		a->n -= k;
-		atomic_store_explicit(&a->buffered, a->n, memory_order_relaxed);
-		update_full(a);
+		struct archive_item *head = arc_take_locked(a, k);
 		pthread_mutex_unlock(&a->lock);
 		arc_spill_items(a, head, k, "buffer full");
 		pthread_mutex_lock(&a->lock);

@@ -94,6 +94,8 @@ void arc_free_items(struct archive_item *head);
  * on success the items are acked and freed; on failure dropped (counted). */
 void arc_spill_items(struct archive *a, struct archive_item *head, uint32_t n, const char *why);
 void arc_set_state(struct archive *a, bool up, const char *why);
+/* Detach the first k (1..n) items of the buffer; the caller holds a->lock. */
+struct archive_item *arc_take_locked(struct archive *a, uint32_t k);
 int64_t arc_now_ms(void);
 
 /* arc_writer.c */

@@ -64,17 +64,7 @@ static struct archive_item *take_memory(struct archive *a, uint32_t *n)
 	struct archive_item *head = NULL;
 	if (!a->stopping && a->n) {
 		uint32_t k = a->n < a->c.batch_size ? (uint32_t)a->n : a->c.batch_size;
-		head = a->head;
-		struct archive_item *last = head;
-		for (uint32_t j = 1; j < k; j++)
-			last = last->next;
-		a->head = last->next;
-		if (!a->head)
-			a->tail = NULL;
-		last->next = NULL;
-		a->n -= k;
-		atomic_store_explicit(&a->buffered, a->n, memory_order_relaxed);
-		atomic_store_explicit(&a->full, false, memory_order_relaxed);
+		head = arc_take_locked(a, k);
 		*n = k;
 		if (a->n)
 			pthread_cond_signal(&a->work); /* another writer can take the rest */
