@@ -133,6 +133,10 @@ $(BUILD)/hamqttd: $(BUILD)/obj/src/main.o $(LIB)
 $(BUILD)/hamqtt-ctl: LDLIBS += -lcurl
 
 # each tool is every .c under tools/<name>/, linked with the library
+# objects of the tools are intermediate files to make (a pattern's
+# prerequisites): without this, make deletes them after each build and the
+# next `make all` (e.g. the sanitizer passes' second invocation) rebuilds them
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/hamqtt-%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tools/$$*/*.c))) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

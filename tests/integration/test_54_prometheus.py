@@ -275,8 +275,15 @@ def test_prometheus_scrapes_cluster(redis, cluster, tmp_path):  # noqa: F811
     cl.wait_all_running()
     sub = load(cl)
     for nd in cl.nodes:
-        Prometheus.wait(lambda: "hamqtt_cluster_link_rtt_seconds{" in get(
-            nd.host, nd.http_port, "/metrics")[2], 10, "%s: link RTT measured" % nd.name)
+        peers = [o.name for o in cl.nodes if o is not nd]
+
+        def links_measured(nd=nd, peers=peers):
+            # every link up and its RTT measured: a node sees "running" members
+            # (wait_all_running) a moment before its own dial to each is linked
+            body = get(nd.host, nd.http_port, "/metrics")[2]
+            return "hamqtt_cluster_link_rtt_seconds{" in body and all(
+                sample(body, "hamqtt_cluster_link_up", peer=p) == 1 for p in peers)
+        Prometheus.wait(links_measured, 15, "%s: links up, RTT measured" % nd.name)
         body = check_metrics(nd.host, nd.http_port, FAMILIES + CLUSTER_FAMILIES)
         assert sample(body, "hamqtt_store_up", backend="redis") == 1
         for other in cl.nodes:
