@@ -3,7 +3,8 @@
 #   make run        install deps, build, start one node on etc/hamqtt.conf
 #   make test       install deps, build, run unit + integration suites (the plain
 #                   build's integration suite with 2, 1 and 4 workers per broker),
-#                   then again under ASan+UBSan, and the integration suite under TSan.
+#                   then again under ASan+UBSan, and the integration suite under TSan
+#                   (less the single-node conformance files: conftest.py NOT_UNDER_TSAN).
 #                   Brokers run on the local (LMDB) store, except under ASan where
 #                   those that do not choose a store use memory: LMDB under ASan costs
 #                   5-8 ms per transaction and made timing-bound tests flaky; the
@@ -207,7 +208,7 @@ test: deps
 	HAMQTT_TEST_STORE=memory $(MAKE) SAN=asan integration
 	$(MAKE) SAN=tsan all
 	HAMQTT_TEST_PASS=tsan $(MAKE) SAN=tsan TEST_JOBS=3 integration
-	$(MAKE) fuzz FUZZ_TIME=5
+	$(MAKE) fuzz FUZZ_TIME=3
 
 bench: deps all
 	scripts/bench.sh

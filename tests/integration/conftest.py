@@ -570,6 +570,14 @@ ONCE_PER_BUILD += ("test_61_",)
 # the bridges (test_62): a remote Mosquitto, no worker-count-sensitive code
 ONCE_PER_BUILD += ("test_62_",)
 NOT_UNDER_TSAN = ("test_54_", "test_56_")
+# The single-node protocol conformance files check the codec and the session
+# rules, which the plain, workers and ASan passes run; under TSan the threads
+# they would drive (workers, inboxes, store) are driven by test_02/03/08 and
+# every cluster, store, HTTP, archive and bridge file. Left out of the TSan
+# pass to keep CI within 30 minutes (issue 12 added five test files).
+NOT_UNDER_TSAN += ("test_01_", "test_04_", "test_05_", "test_06_", "test_07_", "test_09_",
+                   "test_10_", "test_11_", "test_13_", "test_16_", "test_25_", "test_27_",
+                   "test_28_", "test_30_")
 # docs (issue 12): the guide runs once per build but not under TSan (a minute of
 # real servers that test_21..57 already cover there)
 ONCE_PER_BUILD += ("test_65_",)
